@@ -1,0 +1,5 @@
+//! fieldwise-apply: the server-side-apply engine.
+pub mod error;
+pub mod fields;
+pub mod labels;
+pub mod registry;

@@ -1,0 +1,207 @@
+//! The kind registry: one list of the kinds a controller manages. It drives the engine's watches,
+//! which kinds are pruned, which workloads carry `spec.replicas`, and the RBAC rules the
+//! controller's ServiceAccount needs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::{
+    Resource,
+    core::{ClusterResourceScope, NamespaceResourceScope},
+    discovery::ApiResource,
+};
+
+/// Whether a kind lives in namespaces or at cluster level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Namespaced: children get a controller ownerReference.
+    Namespaced,
+    /// Cluster-scoped: children are found by the owner-uid label and removed by a finalizer.
+    Cluster,
+}
+
+/// One kind the engine may apply.
+#[derive(Clone, Debug)]
+pub struct KindSpec {
+    /// Group, version, kind and plural.
+    pub resource: ApiResource,
+    /// Namespaced or cluster-scoped.
+    pub scope: Scope,
+    /// Whether objects of this kind that leave the desired graph are deleted.
+    pub prunable: bool,
+    /// Whether the kind is a workload whose `spec.replicas` an autoscaler may own, so that
+    /// [`crate::ReplicasPolicy`] applies to it.
+    pub has_replicas: bool,
+}
+
+impl KindSpec {
+    /// A namespaced built-in or derived kind, prunable, without replicas handling.
+    pub fn namespaced<K>() -> Self
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        Self { resource: ApiResource::erase::<K>(&()), scope: Scope::Namespaced, prunable: true, has_replicas: false }
+    }
+
+    /// A cluster-scoped built-in or derived kind, prunable, without replicas handling.
+    pub fn cluster<K>() -> Self
+    where
+        K: Resource<DynamicType = (), Scope = ClusterResourceScope>,
+    {
+        Self { resource: ApiResource::erase::<K>(&()), scope: Scope::Cluster, prunable: true, has_replicas: false }
+    }
+
+    /// A kind known only at run time (e.g. a third-party CRD such as a KEDA ScaledObject).
+    pub fn dynamic(resource: ApiResource, scope: Scope) -> Self {
+        Self { resource, scope, prunable: true, has_replicas: false }
+    }
+
+    /// Marks the kind as a workload whose `spec.replicas` may be released to an autoscaler.
+    pub fn with_replicas(mut self) -> Self {
+        self.has_replicas = true;
+        self
+    }
+
+    /// Marks the kind as never pruned (objects leaving the graph are left in place).
+    pub fn not_prunable(mut self) -> Self {
+        self.prunable = false;
+        self
+    }
+
+    /// Whether this spec describes the given `apiVersion` and `kind`.
+    pub fn matches(&self, api_version: &str, kind: &str) -> bool {
+        self.resource.api_version == api_version && self.resource.kind == kind
+    }
+}
+
+/// The owner kind of a controller: needed only for RBAC generation.
+#[derive(Clone, Debug)]
+struct OwnerKind {
+    resource: ApiResource,
+}
+
+/// All kinds a controller manages.
+#[derive(Clone, Debug, Default)]
+pub struct KindRegistry {
+    kinds: Vec<KindSpec>,
+    owners: Vec<OwnerKind>,
+}
+
+impl KindRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a child kind. A kind registered twice replaces the earlier entry.
+    pub fn with(mut self, spec: KindSpec) -> Self {
+        self.kinds.retain(|k| !k.matches(&spec.resource.api_version, &spec.resource.kind));
+        self.kinds.push(spec);
+        self
+    }
+
+    /// Adds an owner kind (the controller's custom resource) so that [`Self::policy_rules`]
+    /// covers reading it, its `/status` writes and setting `blockOwnerDeletion` on children
+    /// (which needs `update` on the owner's `finalizers` subresource).
+    pub fn with_owner<K: Resource<DynamicType = ()>>(mut self) -> Self {
+        self.owners.push(OwnerKind { resource: ApiResource::erase::<K>(&()) });
+        self
+    }
+
+    /// The registered child kinds, in registration order.
+    pub fn kinds(&self) -> &[KindSpec] {
+        &self.kinds
+    }
+
+    /// Looks a child kind up by `apiVersion` and `kind`.
+    pub fn find(&self, api_version: &str, kind: &str) -> Option<&KindSpec> {
+        self.kinds.iter().find(|k| k.matches(api_version, kind))
+    }
+
+    /// The RBAC rules the engine needs, one rule per API group and verb set, sorted.
+    ///
+    /// Child kinds: `get list watch` (caches), `create patch` (server-side apply of a missing
+    /// object needs `create`), and `delete` when the kind is prunable, cluster-scoped (finalizer
+    /// cleanup) or a Job (recreated on immutable changes). Owner kinds: `get list watch patch
+    /// update`, `patch update` on `status`, and `update` on `finalizers`.
+    pub fn policy_rules(&self) -> Vec<PolicyRule> {
+        let mut grouped: BTreeMap<(String, Vec<&'static str>), Vec<String>> = BTreeMap::new();
+        let mut add = |group: &str, resource: String, verbs: Vec<&'static str>| {
+            grouped.entry((group.to_string(), verbs)).or_default().push(resource);
+        };
+        for kind in &self.kinds {
+            let mut verbs = vec!["create", "get", "list", "patch", "watch"];
+            let recreatable = kind.resource.group == "batch" && kind.resource.kind == "Job";
+            if kind.prunable || kind.scope == Scope::Cluster || recreatable {
+                verbs.insert(1, "delete");
+            }
+            add(&kind.resource.group, kind.resource.plural.clone(), verbs);
+        }
+        for owner in &self.owners {
+            let r = &owner.resource;
+            add(&r.group, r.plural.clone(), vec!["get", "list", "patch", "update", "watch"]);
+            add(&r.group, format!("{}/status", r.plural), vec!["patch", "update"]);
+            add(&r.group, format!("{}/finalizers", r.plural), vec!["update"]);
+        }
+        grouped
+            .into_iter()
+            .map(|((group, verbs), mut resources)| {
+                resources.sort();
+                resources.dedup();
+                PolicyRule {
+                    api_groups: Some(vec![group]),
+                    resources: Some(resources),
+                    verbs: verbs.into_iter().map(String::from).collect(),
+                    ..PolicyRule::default()
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::{
+        apps::v1::Deployment,
+        batch::v1::Job,
+        core::v1::{ConfigMap, Service},
+        rbac::v1::ClusterRole,
+    };
+
+    fn rule_for<'a>(rules: &'a [PolicyRule], resource: &str) -> &'a PolicyRule {
+        rules
+            .iter()
+            .find(|r| r.resources.as_ref().is_some_and(|rs| rs.iter().any(|x| x == resource)))
+            .unwrap_or_else(|| panic!("no rule for {resource}"))
+    }
+
+    #[test]
+    fn rules_cover_apply_watch_and_prune() {
+        let registry = KindRegistry::new()
+            .with(KindSpec::namespaced::<Deployment>().with_replicas())
+            .with(KindSpec::namespaced::<ConfigMap>())
+            .with(KindSpec::namespaced::<Service>().not_prunable())
+            .with(KindSpec::namespaced::<Job>().not_prunable())
+            .with(KindSpec::cluster::<ClusterRole>());
+        let rules = registry.policy_rules();
+        let deploy = rule_for(&rules, "deployments");
+        assert_eq!(deploy.api_groups.as_deref(), Some(&["apps".to_string()][..]));
+        assert_eq!(deploy.verbs, ["create", "delete", "get", "list", "patch", "watch"]);
+        let core = rule_for(&rules, "configmaps");
+        assert_eq!(core.api_groups.as_deref(), Some(&[String::new()][..]));
+        assert_eq!(rule_for(&rules, "services").verbs, ["create", "get", "list", "patch", "watch"]);
+        assert!(rule_for(&rules, "jobs").verbs.contains(&"delete".to_string()));
+        assert!(rule_for(&rules, "clusterroles").verbs.contains(&"delete".to_string()));
+    }
+
+    #[test]
+    fn registering_twice_replaces() {
+        let registry = KindRegistry::new()
+            .with(KindSpec::namespaced::<Deployment>())
+            .with(KindSpec::namespaced::<Deployment>().with_replicas());
+        assert_eq!(registry.kinds().len(), 1);
+        assert!(registry.find("apps/v1", "Deployment").is_some_and(|k| k.has_replicas));
+        assert!(registry.find("v1", "Deployment").is_none());
+    }
+}
