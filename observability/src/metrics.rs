@@ -1,0 +1,335 @@
+//! Prometheus metrics (OpenMetrics text), all in one registry, with bounded label values only.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::Error;
+
+/// Counter of finished reconciles (`_total` is appended when encoded).
+pub const RECONCILES: &str = "fieldwise_reconciles";
+/// Histogram of reconcile wall time, with the trace id as exemplar.
+pub const RECONCILE_DURATION: &str = "fieldwise_reconcile_duration_seconds";
+/// Counter of object writes (and skipped writes) by kind and outcome.
+pub const API_WRITES: &str = "fieldwise_api_writes";
+/// Counter of objects re-applied because someone else changed fields we own.
+pub const DRIFT_CORRECTIONS: &str = "fieldwise_drift_corrections";
+/// Gauge of objects waiting in a controller's work queue.
+pub const WORK_QUEUE_DEPTH: &str = "fieldwise_work_queue_depth";
+/// Gauge of child objects the operator owns, by kind.
+pub const OWNED_OBJECTS: &str = "fieldwise_owned_objects";
+/// The Feast operator's info gauge, kept for existing dashboards.
+pub const FEATURE_STORE_INFO: &str = "feast_operator_feature_store_info";
+
+/// Upper bounds (seconds) of the reconcile duration buckets.
+const DURATION_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReconcileResult {
+    /// Everything applied; waiting for the next change.
+    Success,
+    /// Failed; the error policy decides the retry.
+    Error,
+    /// Not finished yet (e.g. waiting for a dependency); scheduled again.
+    Requeue,
+}
+
+impl ReconcileResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcileResult::Success => "success",
+            ReconcileResult::Error => "error",
+            ReconcileResult::Requeue => "requeue",
+        }
+    }
+    const ALL: [ReconcileResult; 3] = [Self::Success, Self::Error, Self::Requeue];
+}
+
+/// What one desired object's write (or non-write) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteOutcome {
+    /// A server-side apply request changed the object (or created it).
+    Applied,
+    /// Already as desired; no request sent.
+    Unchanged,
+    /// Deleted because it is no longer desired.
+    Pruned,
+    /// `spec.replicas` ownership handed to an autoscaler.
+    HandedOver,
+    /// The API server answered 409 Conflict.
+    Conflict,
+    /// Any other failed request.
+    Failed,
+}
+
+impl WriteOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteOutcome::Applied => "applied",
+            WriteOutcome::Unchanged => "unchanged",
+            WriteOutcome::Pruned => "pruned",
+            WriteOutcome::HandedOver => "handed_over",
+            WriteOutcome::Conflict => "conflict",
+            WriteOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Labels of `feast_operator_feature_store_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FeatureStoreInfo {
+    /// FeatureStore namespace.
+    pub namespace: String,
+    /// FeatureStore name.
+    pub name: String,
+    /// Online store type (`sqlite`, `redis`, ...).
+    pub online_store_type: String,
+    /// Offline store type (`dask`, `duckdb`, ...).
+    pub offline_store_type: String,
+    /// Registry type (`file`, `sql`, `remote`, ...).
+    pub registry_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReconcileLabels {
+    controller: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WriteLabels {
+    kind: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+/// Exemplar labels on the duration histogram.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TraceIdLabels {
+    trace_id: String,
+}
+
+type DurationHistogram = HistogramWithExemplars<TraceIdLabels>;
+
+fn new_duration_histogram() -> DurationHistogram {
+    HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
+}
+
+/// All operator metrics. Share it as `Arc<Metrics>`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, DurationHistogram, fn() -> DurationHistogram>,
+    writes: Family<WriteLabels, Counter>,
+    drift_corrections: Family<KindLabels, Counter>,
+    queue_depth: Family<ControllerLabels, Gauge>,
+    owned_objects: Family<KindLabels, Gauge>,
+    feature_store_info: Family<FeatureStoreInfo, Gauge>,
+    /// (namespace, name) → the labels currently exported, to replace them when types change.
+    feature_stores: Mutex<HashMap<(String, String), FeatureStoreInfo>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in a fresh registry.
+    pub fn new() -> Self {
+        let metrics = Metrics {
+            registry: Registry::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(new_duration_histogram),
+            writes: Family::default(),
+            drift_corrections: Family::default(),
+            queue_depth: Family::default(),
+            owned_objects: Family::default(),
+            feature_store_info: Family::default(),
+            feature_stores: Mutex::new(HashMap::new()),
+        };
+        metrics.registered()
+    }
+
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            RECONCILES,
+            "Reconciles by controller and result",
+            self.reconciles.clone(),
+        );
+        r.register(
+            RECONCILE_DURATION,
+            "Reconcile duration in seconds; exemplars carry the trace id",
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            API_WRITES,
+            "Object writes by kind and outcome",
+            self.writes.clone(),
+        );
+        r.register(
+            DRIFT_CORRECTIONS,
+            "Objects re-applied after another manager changed fields we own",
+            self.drift_corrections.clone(),
+        );
+        r.register(
+            WORK_QUEUE_DEPTH,
+            "Objects waiting to be reconciled",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            OWNED_OBJECTS,
+            "Child objects owned, by kind",
+            self.owned_objects.clone(),
+        );
+        r.register(
+            FEATURE_STORE_INFO,
+            "FeatureStore information (value is always 1)",
+            self.feature_store_info.clone(),
+        );
+        self
+    }
+
+    /// Creates a controller's reconcile and queue series at zero, so rates and "no success"
+    /// alerts work before the first reconcile.
+    pub fn register_controller(&self, controller: &str) {
+        for result in ReconcileResult::ALL {
+            let _created = self
+                .reconciles
+                .get_or_create(&reconcile_labels(controller, result));
+        }
+        let _created = self
+            .queue_depth
+            .get_or_create(&controller_labels(controller));
+    }
+
+    /// Counts a finished reconcile and observes its duration, with `trace_id` as the exemplar.
+    pub fn observe_reconcile(
+        &self,
+        controller: &str,
+        result: ReconcileResult,
+        duration: Duration,
+        trace_id: Option<&str>,
+    ) {
+        self.reconciles
+            .get_or_create(&reconcile_labels(controller, result))
+            .inc();
+        let exemplar = trace_id.map(|id| TraceIdLabels {
+            trace_id: id.to_string(),
+        });
+        self.reconcile_duration
+            .get_or_create(&controller_labels(controller))
+            .observe(duration.as_secs_f64(), exemplar, Some(SystemTime::now()));
+    }
+
+    /// Counts one object write (or skipped write) of `kind` (e.g. `Deployment`).
+    pub fn count_write(&self, kind: &str, outcome: WriteOutcome) {
+        let labels = WriteLabels {
+            kind: kind.to_string(),
+            outcome: outcome.as_str(),
+        };
+        self.writes.get_or_create(&labels).inc();
+    }
+
+    /// Counts one drift correction of an object of `kind`.
+    pub fn count_drift_correction(&self, kind: &str) {
+        self.drift_corrections
+            .get_or_create(&kind_labels(kind))
+            .inc();
+    }
+
+    /// Sets a controller's work-queue depth.
+    pub fn set_queue_depth(&self, controller: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&controller_labels(controller))
+            .set(saturating_i64(depth));
+    }
+
+    /// Sets how many objects of `kind` the operator owns (e.g. counted from reflector stores).
+    pub fn set_owned_objects(&self, kind: &str, count: usize) {
+        self.owned_objects
+            .get_or_create(&kind_labels(kind))
+            .set(saturating_i64(count));
+    }
+
+    /// Exports `feast_operator_feature_store_info{...} 1` for a FeatureStore, replacing its
+    /// previous series if the store types changed.
+    pub fn set_feature_store_info(&self, info: FeatureStoreInfo) {
+        let key = (info.namespace.clone(), info.name.clone());
+        let mut current = self
+            .feature_stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(previous) = current.get(&key).filter(|previous| **previous != info) {
+            self.feature_store_info.remove(previous);
+        }
+        self.feature_store_info.get_or_create(&info).set(1);
+        current.insert(key, info);
+    }
+
+    /// Removes the info series of a FeatureStore that went away.
+    pub fn remove_feature_store_info(&self, namespace: &str, name: &str) {
+        let mut current = self
+            .feature_stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(previous) = current.remove(&(namespace.to_string(), name.to_string())) {
+            self.feature_store_info.remove(&previous);
+        }
+    }
+
+    /// Encodes every metric as OpenMetrics text (ending in `# EOF`).
+    pub fn encode(&self) -> Result<String, Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(|_| Error::EncodeMetrics)?;
+        Ok(text)
+    }
+}
+
+fn reconcile_labels(controller: &str, result: ReconcileResult) -> ReconcileLabels {
+    ReconcileLabels {
+        controller: controller.to_string(),
+        result: result.as_str(),
+    }
+}
+
+fn controller_labels(controller: &str) -> ControllerLabels {
+    ControllerLabels {
+        controller: controller.to_string(),
+    }
+}
+
+fn kind_labels(kind: &str) -> KindLabels {
+    KindLabels {
+        kind: kind.to_string(),
+    }
+}
+
+fn saturating_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
