@@ -1,0 +1,524 @@
+//! Schema-guided walks over JSON values: validation, field sets, merge, comparison and removal,
+//! following structured-merge-diff's typed operations.
+
+use serde_json::{Map, Value};
+
+use super::fieldset::FieldSet;
+use super::path::{Path, PathElement};
+use super::schema::{Atom, ListSchema, ListType, MapSchema, ScalarType, TypeRef, TypeSchema, UNTYPED_DEDUCED};
+use super::value::values_equal;
+
+/// A value that does not fit the schema, e.g. `.spec.bogus: field not declared in schema`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_schema_error(.path, .message))]
+pub struct SchemaError {
+    /// Where (empty for the root).
+    pub path: Path,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn render_schema_error(path: &Path, message: &str) -> String {
+    if path.0.is_empty() { message.to_string() } else { format!("{path}: {message}") }
+}
+
+fn fallback() -> TypeRef {
+    TypeRef::Named(UNTYPED_DEDUCED.into())
+}
+
+fn resolve<'a>(schema: &'a TypeSchema, tref: &'a TypeRef) -> &'a Atom {
+    // A dangling reference can only come from a hand-built schema; treat it as schemaless rather
+    // than fail.
+    schema.resolve(tref).or_else(|| schema.types.get(UNTYPED_DEDUCED)).unwrap_or(&EMPTY_ATOM)
+}
+
+static EMPTY_ATOM: Atom = Atom { scalar: None, list: None, map: None };
+
+/// Which parts of an atom apply to a value (structured-merge-diff's `deduceAtom`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Kinds {
+    scalar: bool,
+    list: bool,
+    map: bool,
+}
+
+fn deduce(atom: &Atom, value: Option<&Value>) -> Kinds {
+    let full = Kinds { scalar: atom.scalar.is_some(), list: atom.list.is_some(), map: atom.map.is_some() };
+    let only = |scalar, list, map| Kinds { scalar, list, map };
+    match value {
+        Some(Value::Number(_) | Value::String(_) | Value::Bool(_)) if full.scalar => only(true, false, false),
+        Some(Value::Array(_)) if full.list => only(false, true, false),
+        Some(Value::Object(_)) if full.map => only(false, false, true),
+        _ => full,
+    }
+}
+
+fn field_type<'a>(map: &'a MapSchema, key: &str) -> Option<&'a TypeRef> {
+    map.field(key).map(|f| &f.type_ref).or(map.element_type.as_ref())
+}
+
+/// The path element of a list item: its key fields (defaults filled), its value, or its index.
+pub(crate) fn list_item_element(
+    schema: &TypeSchema,
+    list: &ListSchema,
+    index: usize,
+    item: &Value,
+) -> Result<PathElement, String> {
+    match &list.list_type {
+        ListType::Atomic => Ok(PathElement::Index(index)),
+        ListType::Set => match item {
+            Value::Object(_) => Err("associative list without keys has an element that's a map type".into()),
+            Value::Array(_) => Err("not supported: associative list with lists as elements".into()),
+            Value::Null => Err("associative list without keys has an element that's an explicit null".into()),
+            other => Ok(PathElement::Value(other.clone())),
+        },
+        ListType::Map { keys } => {
+            let Value::Object(fields) = item else {
+                return Err(if item.is_null() {
+                    "associative list with keys may not have a null element".into()
+                } else {
+                    "associative list with keys may not have non-map elements".into()
+                });
+            };
+            let element_map = schema.resolve(&list.element_type).and_then(|a| a.map.as_ref());
+            let mut key = Vec::new();
+            for name in keys {
+                if let Some(v) = fields.get(name) {
+                    key.push((name.clone(), v.clone()));
+                } else if let Some(default) = element_map.and_then(|m| m.field(name)).and_then(|f| f.default.clone()) {
+                    key.push((name.clone(), default));
+                } else {
+                    return Err(format!(
+                        "associative list with keys has an element that omits key field {name:?} (and doesn't have default value)"
+                    ));
+                }
+            }
+            Ok(PathElement::key(key))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/// Checks that `value` fits the schema: declared fields only, matching kinds, keyed list items
+/// with their keys and without duplicates.
+pub fn validate(schema: &TypeSchema, value: &Value) -> Result<(), SchemaError> {
+    let mut path = Vec::new();
+    validate_node(schema, &schema.root, value, &mut path).map_err(|message| SchemaError { path: Path(path), message })
+}
+
+fn describe(value: &Value) -> String {
+    super::value::go_json(value)
+}
+
+fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut Vec<PathElement>) -> Result<(), String> {
+    let atom = resolve(schema, tref);
+    if value.is_null() {
+        return Ok(());
+    }
+    let kinds = deduce(atom, Some(value));
+    match value {
+        Value::Object(fields) => {
+            let map = atom
+                .map
+                .as_ref()
+                .filter(|_| kinds.map)
+                .ok_or_else(|| format!("expected {}, got map {}", expected(atom), describe(value)))?;
+            if map.atomic {
+                return Ok(());
+            }
+            for (key, child) in fields {
+                let Some(child_type) = field_type(map, key) else {
+                    path.push(PathElement::Field(key.clone()));
+                    return Err("field not declared in schema".into());
+                };
+                path.push(PathElement::Field(key.clone()));
+                validate_node(schema, child_type, child, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            let list = atom
+                .list
+                .as_ref()
+                .filter(|_| kinds.list)
+                .ok_or_else(|| format!("expected {}, got list {}", expected(atom), describe(value)))?;
+            let mut seen = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let pe = list_item_element(schema, list, i, item).map_err(|e| format!("element {i}: {e}"))?;
+                if list.list_type != ListType::Atomic {
+                    if seen.contains(&pe) {
+                        return Err(format!("duplicate entries for key {pe}"));
+                    }
+                    seen.push(pe.clone());
+                }
+                path.push(pe);
+                validate_node(schema, &list.element_type, item, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        scalar => {
+            let Some(kind) = atom.scalar.filter(|_| kinds.scalar) else {
+                return Err(format!("expected {}, got {}", expected(atom), describe(value)));
+            };
+            let fits = match kind {
+                ScalarType::Untyped => true,
+                ScalarType::String => scalar.is_string(),
+                ScalarType::Numeric => scalar.is_number(),
+                ScalarType::Boolean => scalar.is_boolean(),
+            };
+            if fits {
+                Ok(())
+            } else {
+                Err(format!("expected {}, got {}", expected(atom), describe(value)))
+            }
+        }
+    }
+}
+
+fn expected(atom: &Atom) -> &'static str {
+    match (atom.scalar, atom.list.is_some(), atom.map.is_some()) {
+        (Some(ScalarType::String), _, _) => "string",
+        (Some(ScalarType::Numeric), _, _) => "numeric (int or float)",
+        (Some(ScalarType::Boolean), _, _) => "boolean",
+        (Some(ScalarType::Untyped), _, _) => "scalar",
+        (None, true, _) => "list",
+        (None, false, true) => "map",
+        _ => "nothing",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field set of a value
+
+/// The set of paths a value sets (structured-merge-diff's `ToFieldSet`): leaves, atomic lists/maps,
+/// granular list items, null or empty struct fields, and every entry of a free-key map.
+pub fn to_field_set(schema: &TypeSchema, value: &Value) -> FieldSet {
+    let mut set = FieldSet::new();
+    fieldset_node(schema, &schema.root, value, &mut Vec::new(), &mut set);
+    set
+}
+
+fn fieldset_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut Vec<PathElement>, set: &mut FieldSet) {
+    let atom = resolve(schema, tref);
+    let kinds = deduce(atom, Some(value));
+    if let (Some(map), true) = (&atom.map, kinds.map) {
+        if map.atomic {
+            set.insert(path);
+            return;
+        }
+        let Value::Object(fields) = value else { return };
+        for (key, child) in fields {
+            let fallback_type = fallback();
+            let child_type = field_type(map, key).unwrap_or(&fallback_type);
+            path.push(PathElement::Field(key.clone()));
+            fieldset_node(schema, child_type, child, path, set);
+            let empty = child.is_null() || child.as_object().is_some_and(Map::is_empty);
+            if empty || map.field(key).is_none() {
+                set.insert(path);
+            }
+            path.pop();
+        }
+    } else if let (Some(_), true) = (&atom.scalar, kinds.scalar) {
+        set.insert(path);
+    } else if let (Some(list), true) = (&atom.list, kinds.list) {
+        if list.list_type == ListType::Atomic {
+            set.insert(path);
+            return;
+        }
+        let Value::Array(items) = value else { return };
+        for (i, item) in items.iter().enumerate() {
+            let Ok(pe) = list_item_element(schema, list, i, item) else { continue };
+            path.push(pe);
+            fieldset_node(schema, &list.element_type, item, path, set);
+            set.insert(path);
+            path.pop();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merge and compare (one walker, as in structured-merge-diff)
+
+/// Paths added, modified and removed between two values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Paths only in the new value (new non-leaf nodes are members too).
+    pub added: FieldSet,
+    /// Leaf paths whose value differs.
+    pub modified: FieldSet,
+    /// Paths only in the old value.
+    pub removed: FieldSet,
+}
+
+impl Comparison {
+    /// True when nothing differs.
+    pub fn is_same(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
+
+    /// Drops `fields` and everything below them from all three sets.
+    pub fn exclude(&mut self, fields: &FieldSet) {
+        self.added = self.added.recursive_difference(fields);
+        self.modified = self.modified.recursive_difference(fields);
+        self.removed = self.removed.recursive_difference(fields);
+    }
+
+    /// Added or modified paths.
+    pub fn changed(&self) -> FieldSet {
+        self.added.union(&self.modified)
+    }
+}
+
+struct Walker<'a> {
+    schema: &'a TypeSchema,
+    compare: Option<Comparison>,
+    path: Vec<PathElement>,
+}
+
+#[derive(Default, Clone)]
+struct NodeOut {
+    out: Option<Value>,
+    in_leaf: bool,
+}
+
+/// Merges `rhs` (an applied configuration) into `lhs` (the live object): scalars and atomics are
+/// replaced, granular maps unioned, keyed list items merged in place (§1.6 order).
+pub fn merge(schema: &TypeSchema, lhs: &Value, rhs: &Value) -> Value {
+    let mut walker = Walker { schema, compare: None, path: Vec::new() };
+    walker.node(&schema.root, Some(lhs), Some(rhs)).unwrap_or(Value::Null)
+}
+
+/// Compares two values of the schema's root type.
+pub fn compare(schema: &TypeSchema, lhs: &Value, rhs: &Value) -> Comparison {
+    let mut walker = Walker { schema, compare: Some(Comparison::default()), path: Vec::new() };
+    walker.node(&schema.root, Some(lhs), Some(rhs));
+    walker.compare.unwrap_or_default()
+}
+
+impl Walker<'_> {
+    fn node(&mut self, tref: &TypeRef, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
+        let schema = self.schema;
+        let atom = resolve(schema, tref);
+        let kinds_l = deduce(atom, lhs);
+        let kinds_r = deduce(atom, rhs);
+        let mut state = NodeOut::default();
+        if kinds_l != kinds_r {
+            let mut discarded = state.clone();
+            self.handle(atom, kinds_l, lhs, rhs, &mut discarded);
+        }
+        self.handle(atom, kinds_r, lhs, rhs, &mut state);
+        if !state.in_leaf
+            && let Some(cmp) = self.compare.as_mut()
+        {
+            if lhs.is_none() {
+                cmp.added.insert(&self.path);
+            } else if rhs.is_none() {
+                cmp.removed.insert(&self.path);
+            }
+        }
+        state.out
+    }
+
+    fn handle(&mut self, atom: &Atom, kinds: Kinds, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+        if let (Some(map), true) = (&atom.map, kinds.map) {
+            self.do_map(map, lhs, rhs, st);
+        } else if let (Some(_), true) = (&atom.scalar, kinds.scalar) {
+            self.leaf(lhs, rhs, st);
+        } else if let (Some(list), true) = (&atom.list, kinds.list) {
+            self.do_list(list, lhs, rhs, st);
+        }
+    }
+
+    fn leaf(&mut self, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+        if st.in_leaf {
+            return;
+        }
+        st.in_leaf = true;
+        match self.compare.as_mut() {
+            None => st.out = rhs.or(lhs).cloned(),
+            Some(cmp) => match (lhs, rhs) {
+                (None, _) => cmp.added.insert(&self.path),
+                (_, None) => cmp.removed.insert(&self.path),
+                (Some(l), Some(r)) if !values_equal(l, r) => cmp.modified.insert(&self.path),
+                _ => {}
+            },
+        }
+    }
+
+    fn do_list(&mut self, list: &ListSchema, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+        let l = lhs.and_then(Value::as_array);
+        let r = rhs.and_then(Value::as_array);
+        let empty = l.is_none_or(Vec::is_empty) && r.is_none_or(Vec::is_empty);
+        if list.list_type == ListType::Atomic || empty {
+            self.leaf(lhs, rhs, st);
+            return;
+        }
+        let l_items = self.index_items(list, l.map(Vec::as_slice).unwrap_or_default());
+        let r_items = self.index_items(list, r.map(Vec::as_slice).unwrap_or_default());
+        let find = |items: &[(PathElement, &Value)], pe: &PathElement| -> Option<usize> {
+            items.iter().position(|(p, _)| p == pe)
+        };
+        let mut out = Vec::new();
+        let mut emitted = vec![false; l_items.len()];
+        let (mut li, mut ri) = (0, 0);
+        // Live items keep their places; applied items come in applied order, a new one right after
+        // its applied predecessor.
+        while li < l_items.len() || ri < r_items.len() {
+            if li < l_items.len() && ri < r_items.len() && l_items[li].0 == r_items[ri].0 {
+                let (pe, lv) = (&l_items[li].0, l_items[li].1);
+                out.extend(self.item(list, pe, Some(lv), Some(r_items[ri].1)));
+                emitted[li] = true;
+                li += 1;
+                ri += 1;
+                continue;
+            }
+            if li < l_items.len() && emitted[li] {
+                li += 1;
+                continue;
+            }
+            if li < l_items.len() && find(&r_items, &l_items[li].0).is_none() {
+                let (pe, lv) = (&l_items[li].0, l_items[li].1);
+                out.extend(self.item(list, pe, Some(lv), None));
+                emitted[li] = true;
+                li += 1;
+                continue;
+            }
+            if ri < r_items.len() {
+                let (pe, rv) = (&r_items[ri].0, r_items[ri].1);
+                let matching = find(&l_items, pe);
+                let lv = matching.map(|i| l_items[i].1);
+                out.extend(self.item(list, pe, lv, Some(rv)));
+                if let Some(i) = matching {
+                    emitted[i] = true;
+                }
+                ri += 1;
+                continue;
+            }
+            li += 1;
+        }
+        if !out.is_empty() {
+            st.out = Some(Value::Array(out));
+        }
+    }
+
+    fn index_items<'v>(&self, list: &ListSchema, items: &'v [Value]) -> Vec<(PathElement, &'v Value)> {
+        let mut indexed: Vec<(PathElement, &Value)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Ok(pe) = list_item_element(self.schema, list, i, item) else { continue };
+            if indexed.iter().any(|(p, _)| *p == pe) {
+                continue;
+            }
+            indexed.push((pe, item));
+        }
+        indexed
+    }
+
+    fn item(&mut self, list: &ListSchema, pe: &PathElement, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
+        self.path.push(pe.clone());
+        let out = self.node(&list.element_type, lhs, rhs);
+        self.path.pop();
+        out
+    }
+
+    fn do_map(&mut self, map: &MapSchema, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+        let l = lhs.and_then(Value::as_object);
+        let r = rhs.and_then(Value::as_object);
+        let empty = l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty);
+        if map.atomic || empty {
+            self.leaf(lhs, rhs, st);
+            return;
+        }
+        let mut keys: Vec<&String> = l.map(|m| m.keys().collect()).unwrap_or_default();
+        if let Some(r) = r {
+            keys.extend(r.keys().filter(|k| l.is_none_or(|l| !l.contains_key(*k))));
+        }
+        let mut out = Map::new();
+        let fallback_type = fallback();
+        for key in keys {
+            let child_type = field_type(map, key).unwrap_or(&fallback_type);
+            self.path.push(PathElement::Field(key.clone()));
+            let child = self.node(child_type, l.and_then(|m| m.get(key)), r.and_then(|m| m.get(key)));
+            self.path.pop();
+            if let Some(v) = child {
+                out.insert(key.clone(), v);
+            }
+        }
+        if !out.is_empty() {
+            st.out = Some(Value::Object(out));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removal
+
+/// Removes the paths in `to_remove` from `value` (structured-merge-diff's `RemoveItems`). A map or
+/// list emptied by the removal becomes `null`, as in the library; callers drop those nulls.
+pub fn remove_items(schema: &TypeSchema, value: &Value, to_remove: &FieldSet) -> Value {
+    remove_node(schema, &schema.root, value, to_remove).unwrap_or(Value::Null)
+}
+
+fn remove_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, to_remove: &FieldSet) -> Option<Value> {
+    let atom = resolve(schema, tref);
+    let kinds = deduce(atom, Some(value));
+    if let (Some(map), true) = (&atom.map, kinds.map) {
+        let fields = value.as_object().filter(|m| !m.is_empty() && !map.atomic)?;
+        let mut out = Map::new();
+        let fallback_type = fallback();
+        for (key, child) in fields {
+            let pe = PathElement::Field(key.clone());
+            if to_remove.has(std::slice::from_ref(&pe)) {
+                continue;
+            }
+            let subset = to_remove.with_prefix(&pe);
+            let kept = if subset.is_empty() {
+                child.clone()
+            } else {
+                let child_type = field_type(map, key).unwrap_or(&fallback_type);
+                remove_node(schema, child_type, child, &subset).unwrap_or(Value::Null)
+            };
+            out.insert(key.clone(), kept);
+        }
+        (!out.is_empty()).then_some(Value::Object(out))
+    } else if let (Some(_), true) = (&atom.scalar, kinds.scalar) {
+        Some(value.clone())
+    } else if let (Some(list), true) = (&atom.list, kinds.list) {
+        let items = value.as_array().filter(|l| !l.is_empty() && list.list_type != ListType::Atomic)?;
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Ok(pe) = list_item_element(schema, list, i, item) else {
+                out.push(item.clone());
+                continue;
+            };
+            if to_remove.has(std::slice::from_ref(&pe)) {
+                continue;
+            }
+            let subset = to_remove.with_prefix(&pe);
+            if subset.is_empty() {
+                out.push(item.clone());
+            } else {
+                out.push(remove_node(schema, &list.element_type, item, &subset).unwrap_or(Value::Null));
+            }
+        }
+        (!out.is_empty()).then_some(Value::Array(out))
+    } else {
+        None
+    }
+}
+
+/// Drops map entries whose value is `null`, recursively (the typed decode of the real server drops
+/// them for built-ins, and structural pruning does for custom resources).
+pub fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
