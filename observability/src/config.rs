@@ -165,11 +165,21 @@ pub fn trace_export_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Tra
         return Ok(TraceExport::Disabled(DisabledReason::NoEndpoint));
     }
     let protocol = parse_protocol(get(TRACES_PROTOCOL).or_else(|| get(PROTOCOL)))?;
-    let endpoint = match (signal_endpoint, base_endpoint) {
-        (Some(url), _) => checked_url(TRACES_ENDPOINT, url.trim())?,
-        (None, Some(base)) => endpoint_from_base(protocol, &checked_url(ENDPOINT, base.trim())?),
+    let (variable, endpoint) = match (signal_endpoint, base_endpoint) {
+        (Some(url), _) => (TRACES_ENDPOINT, checked_url(TRACES_ENDPOINT, url.trim())?),
+        (None, Some(base)) => (
+            ENDPOINT,
+            endpoint_from_base(protocol, &checked_url(ENDPOINT, base.trim())?),
+        ),
         (None, None) => return Ok(TraceExport::Disabled(DisabledReason::NoEndpoint)),
     };
+    // The HTTP exporter's blocking client is built without TLS; gRPC has it (rustls, ring).
+    if protocol == OtlpProtocol::HttpProtobuf && endpoint.starts_with("https://") {
+        return Err(invalid(
+            variable,
+            "https:// needs OTEL_EXPORTER_OTLP_PROTOCOL=grpc; the HTTP/protobuf exporter has no TLS",
+        ));
+    }
     let headers = match (get(TRACES_HEADERS), get(HEADERS)) {
         (Some(h), _) => parse_pairs(TRACES_HEADERS, &h)?,
         (None, Some(h)) => parse_pairs(HEADERS, &h)?,
@@ -439,6 +449,10 @@ mod tests {
         assert_eq!(
             error_variable(&[(ENDPOINT, "http://c:4318"), (PROTOCOL, "http/json")]),
             PROTOCOL
+        );
+        assert_eq!(
+            error_variable(&[(ENDPOINT, "https://c:4318"), (PROTOCOL, "http/protobuf")]),
+            ENDPOINT
         );
         let signal_protocol = otlp(&[
             (ENDPOINT, "http://c:4318"),

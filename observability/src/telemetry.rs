@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
@@ -270,11 +271,17 @@ fn span_exporter(otlp: &OtlpExport) -> Result<SpanExporter, Error> {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
             }
-            SpanExporter::builder()
+            let builder = SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(otlp.endpoint.clone())
-                .with_metadata(MetadataMap::from_headers(headers))
-                .build()
+                .with_metadata(MetadataMap::from_headers(headers));
+            if otlp.endpoint.starts_with("https://") {
+                builder
+                    .with_tls_config(ClientTlsConfig::new().with_native_roots())
+                    .build()
+            } else {
+                builder.build()
+            }
         }
         // The blocking reqwest client is the only HTTP client that works on the batch
         // processor's own thread (the async ones need a reactor there).

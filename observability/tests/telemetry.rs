@@ -77,6 +77,23 @@ async fn with_an_endpoint_spans_get_a_trace_id() {
     let _ = guard.shutdown().await;
 }
 
+#[tokio::test]
+async fn https_grpc_endpoints_get_tls() {
+    let env = |name: &str| {
+        (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "https://127.0.0.1:9".to_string())
+    };
+    let (_dispatch, guard) =
+        obs::dispatch_with_writer(&TelemetryConfig::default(), env, LogCapture::default())
+            .expect("TLS is built in for gRPC");
+    assert!(guard.is_exporting());
+    assert!(
+        guard
+            .export_description()
+            .contains("OTLP gRPC to https://127.0.0.1:9")
+    );
+    let _ = guard.shutdown().await;
+}
+
 #[test]
 fn grpc_export_outside_a_runtime_is_a_clear_error() {
     let env = |name: &str| {
