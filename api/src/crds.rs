@@ -1,0 +1,100 @@
+//! The CustomResourceDefinitions fieldwise serves, as typed objects and as the YAML in `crds/`.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use crate::v1::FeatureStore;
+
+/// Every CRD fieldwise serves, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![finish(FeatureStore::crd())]
+}
+
+/// Every CRD as multi-document YAML (each document starts with `---`), byte-for-byte deterministic.
+pub fn crds_yaml() -> String {
+    crds().iter().map(document).collect()
+}
+
+fn document(crd: &CustomResourceDefinition) -> String {
+    // Serialising a k8s-openapi CRD cannot fail: it is plain data with string keys. Should it ever,
+    // the YAML says so instead of panicking.
+    match serde_saphyr::to_string(crd) {
+        Ok(yaml) => format!("---\n{yaml}"),
+        Err(err) => format!(
+            "---\n# could not render {}: {err}\n",
+            crd.metadata.name.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+/// Applies the schema conventions kube's derive cannot express to every version of `crd`.
+fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(validation) = version.schema.as_mut()
+            && let Some(schema) = validation.open_api_v3_schema.take()
+        {
+            validation.open_api_v3_schema = Some(normalize(schema));
+        }
+    }
+    crd
+}
+
+fn normalize(schema: JSONSchemaProps) -> JSONSchemaProps {
+    let Ok(mut value) = serde_json::to_value(&schema) else {
+        return schema;
+    };
+    normalize_node(&mut value);
+    add_object_metadata_properties(&mut value);
+    serde_json::from_value(value).unwrap_or(schema)
+}
+
+/// Rewrites one schema node and everything below it:
+/// - drops `nullable: true`, which schemars adds to every `Option` field: Kubernetes' own types (and the
+///   Feast CRD) never declare it, so a `null` is dropped by the API server instead of being stored;
+/// - drops the `null` schemars lists among the values of an optional enum, for the same reason;
+/// - spells int-or-string fields as the API server publishes them (`anyOf: [integer, string]`).
+fn normalize_node(node: &mut Value) {
+    let Some(object) = node.as_object_mut() else {
+        return;
+    };
+    object.remove("nullable");
+    if let Some(Value::Array(values)) = object.get_mut("enum") {
+        values.retain(|value| !value.is_null());
+    }
+    if object.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+        && !object.contains_key("anyOf")
+    {
+        object.insert(
+            "anyOf".into(),
+            serde_json::json!([{ "type": "integer" }, { "type": "string" }]),
+        );
+    }
+    if let Some(Value::Object(properties)) = object.get_mut("properties") {
+        properties.values_mut().for_each(normalize_node);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = object.get_mut(key) {
+            normalize_node(child);
+        }
+    }
+}
+
+/// Declares `apiVersion`, `kind` and `metadata` at the root, as the API server's published schemas do.
+fn add_object_metadata_properties(root: &mut Value) {
+    let Some(Value::Object(properties)) = root.get_mut("properties") else {
+        return;
+    };
+    let fields = [
+        ("apiVersion", "string"),
+        ("kind", "string"),
+        ("metadata", "object"),
+    ];
+    for (name, schema_type) in fields {
+        properties
+            .entry(name)
+            .or_insert_with(|| serde_json::json!({ "type": schema_type }));
+    }
+}
