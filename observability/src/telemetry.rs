@@ -15,18 +15,23 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Dispatch;
+use tracing::Metadata;
+use tracing_subscriber::filter::{FilterExt, dynamic_filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::Error;
 use crate::config::{OtlpExport, OtlpProtocol, SamplerConfig, TraceExport, trace_export_from_env};
+use crate::spans::SPAN_TARGET;
 
 /// Log filter used when [`TelemetryConfig::log_filter`] is `None`.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Span filter of the OpenTelemetry layer when [`TelemetryConfig::trace_filter`] is `None`: our
 /// spans at info plus kube-client's `HTTP` spans (debug) as children of the object spans. It is
 /// separate from the log filter, so API calls show up in traces without flooding the logs.
+/// Whatever the filter, only spans of target `fieldwise*` start a trace; other spans are exported
+/// only beneath one of those.
 pub const DEFAULT_TRACE_FILTER: &str = "info,kube_client=debug";
 /// The instrumentation scope name of our tracer.
 const TRACER_NAME: &str = "fieldwise";
@@ -225,8 +230,18 @@ where
 fn otel_layer(provider: &SdkTracerProvider, filter: EnvFilter) -> BoxedLayer {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(TRACER_NAME))
-        .with_filter(filter)
+        .with_filter(filter.and(dynamic_filter_fn(starts_in_our_trace)))
         .boxed()
+}
+
+/// Keeps traces to our own trees: a span is exported only if it is one of ours (target
+/// `fieldwise*`) or sits under an exported span. Without this, every watch or list request of
+/// the reflectors (kube-client `HTTP` spans outside any reconcile) and kube-runtime's empty
+/// `reconciling object` span would each become a trace of its own.
+fn starts_in_our_trace(metadata: &Metadata<'_>, cx: &Context<'_, Registry>) -> bool {
+    !metadata.is_span()
+        || metadata.target().starts_with(SPAN_TARGET)
+        || cx.lookup_current().is_some()
 }
 
 fn tracer_provider(otlp: &OtlpExport) -> Result<SdkTracerProvider, Error> {

@@ -226,6 +226,15 @@ async fn kube_client_debug_spans_reach_traces_but_not_logs() {
     let collector = Collector::start_grpc().await.unwrap();
     let (dispatch, guard, logs) = pipeline(&collector, &[], LogFormat::Text);
     tracing::dispatcher::with_default(&dispatch, || {
+        // Outside any reconcile: a reflector's watch request and kube-runtime's wrapper span
+        // must not become traces of their own.
+        drop(
+            tracing::debug_span!(target: "kube_client::client", "HTTP", otel.kind = "client")
+                .entered(),
+        );
+        drop(
+            tracing::info_span!(target: "kube_runtime::controller", "reconciling object").entered(),
+        );
         let _root = obs::reconcile_span("FeatureStore", "ns", "a", Some(1)).entered();
         let _apply = obs::object_span(ObjectOperation::Apply, "Deployment", "ns", "a").entered();
         let _http =
@@ -238,9 +247,11 @@ async fn kube_client_debug_spans_reach_traces_but_not_logs() {
     let spans = collector.wait_for_spans(3, WAIT).await.expect("spans");
     let http = by_name(&spans, "HTTP");
     let apply = by_name(&spans, "apply");
+    assert_eq!(spans.len(), 3, "{spans:#?}");
     assert_eq!(http.len(), 1, "{spans:#?}");
     assert!(http[0].is_child_of(apply[0]));
     assert!(by_name(&spans, "noise").is_empty());
+    assert!(by_name(&spans, "reconciling object").is_empty());
     assert!(!logs.contents().contains("sending request"));
 }
 
