@@ -1,0 +1,1 @@
+//! Validation of FeatureStore manifests as the API server would judge them (being written).
