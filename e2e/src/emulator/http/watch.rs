@@ -1,0 +1,190 @@
+//! Watches: newline-delimited `{"type":…,"object":…}` events. `resourceVersion` unset or `0` starts
+//! with the current objects as ADDED; `N` replays retained events after N, or answers 410 Expired
+//! inside the stream when N is older than the retained history. Bookmarks when
+//! `allowWatchBookmarks=true`; the stream ends after `timeoutSeconds`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::super::errors::ApiError;
+use super::super::registry::ResourceType;
+use super::super::selectors::{FieldSelector, LabelSelector};
+use super::super::server::ApiServer;
+use super::super::store::{EventType, StoreEvent};
+use super::{HttpState, ResourcePath, stream_body};
+
+struct Filter {
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn in_scope(&self, ev: &StoreEvent) -> bool {
+        ev.key.0 == self.rt.group
+            && ev.key.1 == self.rt.plural
+            && self.namespace.as_ref().is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
+    }
+
+    fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// The event a watcher with selectors sees: objects entering the selection are ADDED, leaving it
+    /// DELETED.
+    fn translate(&self, ev: &StoreEvent) -> Option<(EventType, Value)> {
+        if !self.in_scope(ev) {
+            return None;
+        }
+        let now = self.matches(&ev.object);
+        let before = ev.previous.as_deref().is_some_and(|p| self.matches(p));
+        let kind = match (ev.kind, before, now) {
+            (EventType::Added, _, true) => EventType::Added,
+            (EventType::Deleted, true, _) => EventType::Deleted,
+            (EventType::Modified, true, true) => EventType::Modified,
+            (EventType::Modified, false, true) => EventType::Added,
+            (EventType::Modified, true, false) => EventType::Deleted,
+            _ => return None,
+        };
+        Some((kind, ApiServer::present(&self.rt, &ev.object)))
+    }
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut s = json!({"type": kind, "object": object}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+    let mut md = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": md}))
+}
+
+pub async fn serve(state: &HttpState, rt: Arc<ResourceType>, rp: &ResourcePath, q: &HashMap<String, String>) -> Response {
+    let labels = match LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or("")) {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let fields = match FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let rv: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => match s.parse() {
+            Ok(n) => Some(n),
+            Err(_) => return ApiError::bad_request(format!("invalid resource version: {s}")).into_response(),
+        },
+    };
+    let filter = Filter { rt: rt.clone(), namespace: rp.namespace.clone(), labels, fields };
+    let opts = WatchOpts {
+        rv,
+        bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+        send_initial: q.get("sendInitialEvents").is_some_and(|b| b == "true"),
+        timeout: q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs),
+        bookmark_interval: state.bookmark_interval,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(run(state.server.clone(), filter, opts, tx));
+    let mut resp = (StatusCode::OK, stream_body(rx)).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+struct WatchOpts {
+    rv: Option<u64>,
+    bookmarks: bool,
+    send_initial: bool,
+    timeout: Option<Duration>,
+    bookmark_interval: Duration,
+}
+
+async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::Sender<Bytes>) {
+    let start = {
+        let txn = server.store.lock();
+        let rx = txn.subscribe();
+        let current = txn.current_rv();
+        let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
+            Some(n) if n > 0 && !opts.send_initial => match txn.events_since(n) {
+                Ok(evs) => Ok(evs.iter().filter_map(|e| filter.translate(e)).map(|(k, o)| line(k.as_str(), &o)).collect()),
+                Err(too_old) => Err(ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    too_old.asked, too_old.oldest_minus_one
+                ))),
+            },
+            _ => {
+                let ns = if filter.rt.namespaced { filter.namespace.as_deref() } else { None };
+                Ok(txn
+                    .list(&filter.rt.group, &filter.rt.plural, ns)
+                    .into_iter()
+                    .filter(|o| filter.matches(o))
+                    .map(|o| line("ADDED", &ApiServer::present(&filter.rt, o)))
+                    .collect())
+            }
+        };
+        initial.map(|i| (i, rx, current))
+    };
+    let (initial, mut rx, mut last_rv) = match start {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(line("ERROR", &e.body())).await;
+            return;
+        }
+    };
+    for b in initial {
+        if tx.send(b).await.is_err() {
+            return;
+        }
+    }
+    if opts.send_initial && opts.bookmarks && tx.send(bookmark(&filter.rt, last_rv, true)).await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::sleep(opts.timeout.unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)));
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(opts.bookmark_interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(ev) => {
+                    if ev.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = ev.rv;
+                    if let Some((k, o)) = filter.translate(&ev)
+                        && tx.send(line(k.as_str(), &o)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let e = ApiError::expired(format!("too old resource version: {last_rv} ({last_rv})"));
+                    let _ = tx.send(line("ERROR", &e.body())).await;
+                    return;
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut deadline => return,
+            _ = ticker.tick(), if opts.bookmarks => {
+                // Only as far as this watcher has seen: a client resuming from it must miss nothing.
+                if tx.send(bookmark(&filter.rt, last_rv, false)).await.is_err() {
+                    return;
+                }
+            }
+            _ = tx.closed() => return,
+        }
+    }
+}

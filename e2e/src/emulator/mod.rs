@@ -1,0 +1,203 @@
+//! The emulator: an HTTP server on loopback speaking enough of the Kubernetes API for kubectl and
+//! kube-rs (see e2e/README.md for what is and is not emulated).
+//!
+//! Layout: [`registry`] (served types) → [`store`] (objects, history, change broadcast) →
+//! [`server`]/[`write`]/[`delete`] (verbs) → [`http`] (routing, discovery, watch, tables).
+//! In-process controllers ([`gc`]) subscribe to the store like any future simulated controller.
+
+pub mod counters;
+pub mod crd;
+pub mod custom;
+pub mod defaults;
+pub mod delete;
+pub mod errors;
+pub mod gc;
+pub mod http;
+pub mod meta;
+pub mod ownership;
+pub mod patch;
+pub mod registry;
+pub mod selectors;
+pub mod server;
+pub mod store;
+pub mod write;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use counters::{Counters, RequestKey};
+pub use errors::ApiError;
+pub use server::{ApiServer, RequestHook, RequestInfo};
+pub use store::{EventType, StoreEvent};
+
+use custom::FieldValidation;
+use ownership::Sub;
+use write::WriteRequest;
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// How many change events are kept for watches resuming from a resourceVersion.
+    pub history_limit: usize,
+    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Namespaces a fresh cluster has.
+const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Entry point: `Emulator::start(Options::default())`.
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds, seeds the initial namespaces, and serves in the background until the handle is shut
+    /// down or dropped.
+    pub async fn start(options: Options) -> std::io::Result<EmulatorHandle> {
+        let server = Arc::new(ApiServer::new(options.history_limit));
+        seed(&server);
+        let listener = tokio::net::TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = http::HttpState { server: server.clone(), bookmark_interval: options.bookmark_interval };
+        let app = http::router(state);
+        let mut rx = shutdown_rx.clone();
+        let serve = tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        });
+        let gc = tokio::spawn(gc::run(server.clone(), shutdown_rx));
+        Ok(EmulatorHandle { addr, url: format!("http://{addr}"), server, shutdown_tx, tasks: vec![gc], serve: Some(serve) })
+    }
+}
+
+fn seed(server: &ApiServer) {
+    let Some(rt) = server.registry.find("", "v1", "namespaces") else { return };
+    for ns in INITIAL_NAMESPACES {
+        let req = WriteRequest {
+            rt: &rt,
+            namespace: "",
+            name: "",
+            sub: Sub::Main,
+            manager: "kube-apiserver",
+            validation: FieldValidation::Strict,
+            force: false,
+            dry_run: false,
+        };
+        // Creating a fixed, valid namespace in an empty store cannot fail; ignore to stay panic-free.
+        let _ = server.create(&req, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+}
+
+/// A running emulator. Dropping it stops serving (watch streams end when their client hangs up).
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    url: String,
+    server: Arc<ApiServer>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    serve: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A kube client talking to this emulator.
+    pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        let uri: ::http::Uri = self.url.parse().map_err(|e: ::http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
+        let mut config = kube::Config::new(uri);
+        config.default_namespace = "default".into();
+        kube::Client::try_from(config)
+    }
+
+    /// Writes a kubeconfig pointing at this emulator (context `emulator`, namespace `default`).
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        write_kubeconfig(path, &self.url)
+    }
+
+    /// Request counts by verb, resource, subresource and field manager.
+    pub fn counters(&self) -> &Counters {
+        &self.server.counters
+    }
+
+    /// The server state: store (with its change broadcast), registry, hooks.
+    pub fn server(&self) -> &Arc<ApiServer> {
+        &self.server
+    }
+
+    /// Adds a hook run before every resource request (fault injection, auditing).
+    pub fn add_hook(&self, hook: Arc<dyn RequestHook>) {
+        self.server.add_hook(hook);
+    }
+
+    /// Stops serving and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(serve) = self.serve.take() {
+            let _ = serve.await;
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(serve) = self.serve.take() {
+            serve.abort();
+        }
+    }
+}
+
+fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {url}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\nusers:\n- name: emulator\n  user: {{}}\npreferences: {{}}\n"
+    )
+}
+
+/// Writes the kubeconfig atomically (temporary file, then rename) so readers never see half a file.
+pub fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp-emulator");
+    std::fs::write(&tmp, kubeconfig_yaml(url))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Runs an emulator until `stop` completes: what `fieldwise emulator` does. The kubeconfig is
+/// written once the listener is bound.
+pub async fn serve(options: Options, kubeconfig: &Path, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+    let handle = Emulator::start(options).await?;
+    handle.write_kubeconfig(kubeconfig)?;
+    tracing::info!(url = handle.url(), kubeconfig = %kubeconfig.display(), "emulator ready");
+    stop.await;
+    handle.shutdown().await;
+    Ok(())
+}

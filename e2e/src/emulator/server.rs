@@ -1,0 +1,175 @@
+//! The emulated API server's state (types, objects, counters, hooks) and its read operations.
+
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::counters::Counters;
+use super::errors::{ApiError, ApiResult};
+use super::meta;
+use super::registry::{Registry, ResourceType};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::store::{ObjKey, Store};
+
+/// A request as the hooks see it, after routing.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+    /// `deletecollection`), or empty for non-resource paths (discovery, /version, /openapi).
+    pub verb: String,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    pub field_manager: String,
+}
+
+/// A place to observe or short-circuit requests (fault injection, latency, auditing). Returning an
+/// error answers the request with it instead of serving it.
+pub trait RequestHook: Send + Sync {
+    fn before(&self, req: &RequestInfo) -> Option<ApiError>;
+}
+
+/// Everything one emulated cluster holds.
+pub struct ApiServer {
+    pub registry: Registry,
+    pub store: Store,
+    pub counters: Counters,
+    hooks: RwLock<Vec<Arc<dyn RequestHook>>>,
+}
+
+/// A page of a list.
+pub struct ListQuery<'a> {
+    pub labels: Option<&'a str>,
+    pub fields: Option<&'a str>,
+    pub limit: Option<usize>,
+    pub continue_token: Option<&'a str>,
+}
+
+impl ApiServer {
+    pub fn new(history_limit: usize) -> Self {
+        ApiServer {
+            registry: Registry::default(),
+            store: Store::new(history_limit),
+            counters: Counters::default(),
+            hooks: RwLock::new(Vec::new()),
+        }
+    }
+
+    pub fn add_hook(&self, hook: Arc<dyn RequestHook>) {
+        self.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hook);
+    }
+
+    pub fn run_hooks(&self, req: &RequestInfo) -> Option<ApiError> {
+        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
+        hooks.iter().find_map(|h| h.before(req))
+    }
+
+    pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> ObjKey {
+        let ns = if rt.namespaced { namespace } else { "" };
+        (rt.group.clone(), rt.plural.clone(), ns.to_string(), name.to_string())
+    }
+
+    /// The stored object as served at `rt`'s version.
+    pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+        let mut out = obj.clone();
+        if let Some(m) = out.as_object_mut() {
+            m.insert("apiVersion".into(), json!(rt.api_version()));
+            m.insert("kind".into(), json!(rt.kind));
+        }
+        out
+    }
+
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> ApiResult<Value> {
+        let txn = self.store.lock();
+        txn.get(&Self::key(rt, namespace, name)).map(|o| Self::present(rt, o)).ok_or_else(|| ApiError::not_found(rt, name))
+    }
+
+    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, q: &ListQuery<'_>) -> ApiResult<Value> {
+        let labels = LabelSelector::parse(q.labels.unwrap_or(""))?;
+        let fields = FieldSelector::parse(q.fields.unwrap_or(""))?;
+        let after = q.continue_token.map(decode_continue).transpose()?;
+        let txn = self.store.lock();
+        let rv = txn.current_rv();
+        let ns = if rt.namespaced { namespace } else { None };
+        let matching: Vec<&Value> = txn
+            .list(&rt.group, &rt.plural, ns)
+            .into_iter()
+            .filter(|o| labels.matches(o) && fields.matches(o))
+            .filter(|o| after.as_ref().is_none_or(|a| position(o) > *a))
+            .collect();
+        let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let page: Vec<Value> = matching.iter().take(limit).map(|o| Self::present(rt, o)).collect();
+        let mut list_meta = Map::new();
+        list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        if matching.len() > page.len()
+            && let Some(last) = page.last()
+        {
+            list_meta.insert("continue".into(), json!(encode_continue(&position(last))));
+            list_meta.insert("remainingItemCount".into(), json!(matching.len() - page.len()));
+        }
+        Ok(json!({
+            "kind": format!("{}List", rt.kind),
+            "apiVersion": rt.api_version(),
+            "metadata": list_meta,
+            "items": page,
+        }))
+    }
+
+    /// The autoscaling/v1 Scale view of an object with a scale subresource.
+    pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
+        let paths = rt.scale.as_ref().ok_or_else(ApiError::path_not_found)?;
+        let spec = meta::get_path(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0);
+        let status = meta::get_path(obj, &paths.status_replicas).and_then(Value::as_i64).unwrap_or(0);
+        let selector = if rt.is_custom() {
+            paths
+                .label_selector
+                .as_deref()
+                .and_then(|p| meta::get_path(obj, p))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            meta::get_path(obj, ".spec.selector").map(LabelSelector::format_object).unwrap_or_default()
+        };
+        let m = meta::meta(obj).cloned().unwrap_or_default();
+        let mut smeta = Map::new();
+        for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+            if let Some(v) = m.get(k) {
+                smeta.insert(k.into(), v.clone());
+            }
+        }
+        let mut spec_obj = Map::new();
+        if spec != 0 {
+            spec_obj.insert("replicas".into(), json!(spec));
+        }
+        let mut status_obj = Map::new();
+        status_obj.insert("replicas".into(), json!(status));
+        if !selector.is_empty() {
+            status_obj.insert("selector".into(), json!(selector));
+        }
+        Ok(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": smeta, "spec": spec_obj, "status": status_obj}))
+    }
+}
+
+/// Sort position of an object in a list: namespace, then name.
+fn position(o: &Value) -> (String, String) {
+    (meta::meta_str(o, "namespace").unwrap_or("").to_string(), meta::name(o).to_string())
+}
+
+fn encode_continue(pos: &(String, String)) -> String {
+    let raw = json!([pos.0, pos.1]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_continue(token: &str) -> ApiResult<(String, String)> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    serde_json::from_slice::<(String, String)>(&raw).map_err(|_| bad())
+}

@@ -1,0 +1,8 @@
+//! An in-process Kubernetes API emulator whose server-side apply follows the real kube-apiserver, and
+//! fieldwise's end-to-end scenarios.
+
+pub mod emulator;
+pub mod ssa;
+pub mod testkit;
+
+pub use emulator::{Emulator, EmulatorHandle, Options};

@@ -1,0 +1,72 @@
+//! `fieldwise emulator`: serves the in-process Kubernetes API emulator over plain HTTP on loopback,
+//! writes a kubeconfig pointing at it once ready, and runs until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fieldwise_e2e::emulator::{self, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write the kubeconfig (written once the emulator accepts connections).
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Loopback address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+}
+
+/// Resolves when the process is asked to stop.
+async fn stop_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, only SIGTERM (or a kill) stops the emulator.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if !args.listen.ip().is_loopback() {
+        eprintln!("error: --listen must be a loopback address (the emulator has no authentication), got {}", args.listen);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = Options { listen: args.listen, ..Options::default() };
+    let kubeconfig = args.kubeconfig.clone();
+    let result = runtime.block_on(async move {
+        emulator::serve(options, &kubeconfig, async {
+            stop_signal().await;
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: emulator failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
