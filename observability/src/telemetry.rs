@@ -48,6 +48,30 @@ pub enum LogFormat {
     Text,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    /// Parses `--log-format` values: `json` or `text`.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            other => Err(format!(
+                "unknown log format {other:?}; use \"json\" or \"text\""
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        })
+    }
+}
+
 /// Settings the operator's command line controls. OTLP export is configured only by the standard
 /// `OTEL_*` environment variables (see [`crate::trace_export_from_env`]).
 #[derive(Debug, Clone, Default)]

@@ -289,3 +289,24 @@ async fn a_collector_that_is_down_never_blocks_span_creation() {
             .expect("shutdown returns");
     }
 }
+
+async fn check_drop_flushes(collector: &Collector) {
+    let (dispatch, guard, _logs) = pipeline(collector, &[], LogFormat::Text);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _root = obs::reconcile_span("FeatureStore", "ns", "dropped", None).entered();
+    });
+    // Forgetting `shutdown().await` still delivers the span.
+    drop(guard);
+    let spans = collector.wait_for_spans(1, WAIT).await.expect("span");
+    assert_eq!(spans[0].attribute("k8s.object.name"), Some("dropped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_guard_flushes_on_a_multi_thread_runtime() {
+    check_drop_flushes(&Collector::start_grpc().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn dropping_the_guard_flushes_in_the_background_on_a_current_thread_runtime() {
+    check_drop_flushes(&Collector::start_grpc().await.unwrap()).await;
+}

@@ -152,3 +152,11 @@ fn text_logs_honour_the_filter() {
     assert!(text.contains("shown warning"), "{text}");
     assert!(text.contains("shown debug"), "{text}");
 }
+
+#[test]
+fn log_format_parses_from_the_command_line() {
+    assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+    assert_eq!(" Text ".parse::<LogFormat>(), Ok(LogFormat::Text));
+    assert!("yaml".parse::<LogFormat>().unwrap_err().contains("yaml"));
+    assert_eq!(LogFormat::Json.to_string(), "json");
+}
