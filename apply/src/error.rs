@@ -56,7 +56,7 @@ pub enum ApplyError {
     #[error("{object}: {verb} rejected by the API server ({code} {reason}): {message}")]
     Rejected {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// `apply`, `apply status`, `handover`, `delete`.
         verb: &'static str,
         /// HTTP status code.
@@ -70,7 +70,7 @@ pub enum ApplyError {
     #[error("{object}: {verb} failed after {attempts} attempts: {last}")]
     RetriesExhausted {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// The request.
         verb: &'static str,
         /// Attempts made.
@@ -83,17 +83,19 @@ pub enum ApplyError {
     #[error("{object}: field {field} is immutable and differs from the live object; {hint}")]
     ImmutableField {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// The field path, e.g. `spec.selector`.
         field: String,
         /// What the user can do.
         hint: String,
     },
     /// A recreate (delete then apply) is waiting for the old object to go away.
-    #[error("{object}: recreating for a changed immutable field {field}; the old object is still terminating")]
+    #[error(
+        "{object}: recreating for a changed immutable field {field}; the old object is still terminating"
+    )]
     RecreatePending {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// The immutable field that changed.
         field: String,
     },
@@ -101,7 +103,7 @@ pub enum ApplyError {
     #[error("{object}: unexpected response to {verb}: {message}")]
     BadResponse {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// The request.
         verb: &'static str,
         /// What was wrong.
@@ -112,7 +114,7 @@ pub enum ApplyError {
     #[error("{object}: replicas handover failed, apply skipped: {cause}")]
     HandoverFailed {
         /// The object.
-        object: ObjectKey,
+        object: String,
         /// The handover error.
         cause: String,
     },

@@ -9,17 +9,33 @@
 use serde_json::{Map, Value};
 
 /// Metadata fields the server strips from every applier's field set (§1.2).
-const STRIPPED_METADATA: &[&str] =
-    &["name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName", "generation", "managedFields", "resourceVersion"];
+const STRIPPED_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
 
 /// The FieldsV1 tree of the `Apply` entry of `manager` for `subresource` (`None` = main
 /// resource) in a live object, if there is one.
-pub fn apply_entry<'a>(live: &'a Value, manager: &str, subresource: Option<&str>) -> Option<&'a Map<String, Value>> {
+pub fn apply_entry<'a>(
+    live: &'a Value,
+    manager: &str,
+    subresource: Option<&str>,
+) -> Option<&'a Map<String, Value>> {
     managed_entries(live)
         .find(|e| {
             e.get("manager").and_then(Value::as_str) == Some(manager)
                 && e.get("operation").and_then(Value::as_str) == Some("Apply")
-                && e.get("subresource").and_then(Value::as_str).filter(|s| !s.is_empty()) == subresource
+                && e.get("subresource")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    == subresource
         })
         .and_then(|e| e.get("fieldsV1"))
         .and_then(Value::as_object)
@@ -95,21 +111,30 @@ fn value_in_sync(desired: &Value, node: &Map<String, Value>, live: Option<&Value
     }
 }
 
-fn struct_in_sync(desired: &Map<String, Value>, node: &Map<String, Value>, live: Option<&Value>) -> bool {
+fn struct_in_sync(
+    desired: &Map<String, Value>,
+    node: &Map<String, Value>,
+    live: Option<&Value>,
+) -> bool {
     let Some(live) = live.and_then(Value::as_object) else {
         return false;
     };
     // "nothing more": every owned child must still be in the desired body.
-    let owned_children_match = node.keys().filter(|k| *k != ".").all(|k| match k.strip_prefix("f:") {
-        Some(field) => desired.contains_key(field),
-        None => false,
-    });
+    let owned_children_match =
+        node.keys()
+            .filter(|k| *k != ".")
+            .all(|k| match k.strip_prefix("f:") {
+                Some(field) => desired.contains_key(field),
+                None => false,
+            });
     // "nothing less" and values equal, recursively.
     owned_children_match
-        && desired.iter().all(|(field, value)| match child(node, &format!("f:{field}")) {
-            Some(sub) => value_in_sync(value, sub, live.get(field)),
-            None => false,
-        })
+        && desired
+            .iter()
+            .all(|(field, value)| match child(node, &format!("f:{field}")) {
+                Some(sub) => value_in_sync(value, sub, live.get(field)),
+                None => false,
+            })
 }
 
 fn list_in_sync(items: &[Value], node: &Map<String, Value>, live: Option<&Value>) -> bool {
@@ -137,7 +162,10 @@ fn list_in_sync(items: &[Value], node: &Map<String, Value>, live: Option<&Value>
 
 /// Parses a `k:{...}` path element into its key fields.
 fn parse_key(element: &str) -> Option<Map<String, Value>> {
-    serde_json::from_str::<Value>(element.strip_prefix("k:")?).ok()?.as_object().cloned()
+    serde_json::from_str::<Value>(element.strip_prefix("k:")?)
+        .ok()?
+        .as_object()
+        .cloned()
 }
 
 /// Whether a desired list item is the one a `k:` element names. Key fields missing from the
@@ -157,22 +185,37 @@ fn item_matches_key(item: &Map<String, Value>, key: &Map<String, Value>) -> bool
 
 /// The live item whose key fields all equal the key.
 fn live_item<'a>(live_items: &'a [Value], key: &Map<String, Value>) -> Option<&'a Value> {
-    live_items.iter().find(|item| key.iter().all(|(field, value)| item.get(field) == Some(value)))
+    live_items.iter().find(|item| {
+        key.iter()
+            .all(|(field, value)| item.get(field) == Some(value))
+    })
 }
 
-fn keyed_list_in_sync(items: &[Value], node: &Map<String, Value>, children: &[&String], live_items: &[Value]) -> bool {
+fn keyed_list_in_sync(
+    items: &[Value],
+    node: &Map<String, Value>,
+    children: &[&String],
+    live_items: &[Value],
+) -> bool {
     if items.len() != children.len() {
         return false;
     }
-    let keys: Vec<(&String, Map<String, Value>)> =
-        children.iter().filter_map(|c| parse_key(c).map(|k| (*c, k))).collect();
+    let keys: Vec<(&String, Map<String, Value>)> = children
+        .iter()
+        .filter_map(|c| parse_key(c).map(|k| (*c, k)))
+        .collect();
     if keys.len() != children.len() {
         return false;
     }
     let mut used = vec![false; keys.len()];
     for item in items {
-        let Some(item) = item.as_object() else { return false };
-        let mut matches = keys.iter().enumerate().filter(|(_, (_, key))| item_matches_key(item, key));
+        let Some(item) = item.as_object() else {
+            return false;
+        };
+        let mut matches = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, key))| item_matches_key(item, key));
         let (Some((index, (element, key))), None) = (matches.next(), matches.next()) else {
             // No owned element for this item, or an ambiguous one.
             return false;
@@ -181,7 +224,9 @@ fn keyed_list_in_sync(items: &[Value], node: &Map<String, Value>, children: &[&S
             return false;
         }
         used[index] = true;
-        let Some(sub) = child(node, element) else { return false };
+        let Some(sub) = child(node, element) else {
+            return false;
+        };
         if !struct_in_sync(item, sub, live_item(live_items, key)) {
             return false;
         }
@@ -190,11 +235,18 @@ fn keyed_list_in_sync(items: &[Value], node: &Map<String, Value>, children: &[&S
 }
 
 fn set_in_sync(items: &[Value], children: &[&String], live_items: &[Value]) -> bool {
-    let owned: Vec<Value> =
-        children.iter().filter_map(|c| c.strip_prefix("v:").and_then(|v| serde_json::from_str(v).ok())).collect();
+    let owned: Vec<Value> = children
+        .iter()
+        .filter_map(|c| {
+            c.strip_prefix("v:")
+                .and_then(|v| serde_json::from_str(v).ok())
+        })
+        .collect();
     owned.len() == children.len()
         && owned.len() == items.len()
-        && items.iter().all(|item| owned.contains(item) && live_items.contains(item))
+        && items
+            .iter()
+            .all(|item| owned.contains(item) && live_items.contains(item))
 }
 
 /// Paths of `desired` (an [`ownable_part`]) that another manager's FieldsV1 tree owns and whose
@@ -207,11 +259,21 @@ pub fn taken_paths(desired: &Value, theirs: &Map<String, Value>, live: &Value) -
     out
 }
 
-fn collect_taken(desired: &Value, node: &Map<String, Value>, live: Option<&Value>, path: &mut String, out: &mut Vec<String>) {
+fn collect_taken(
+    desired: &Value,
+    node: &Map<String, Value>,
+    live: Option<&Value>,
+    path: &mut String,
+    out: &mut Vec<String>,
+) {
     if node.is_empty() {
         // They own this value as a leaf (scalar or atomic): ours replaces it when different.
         if live != Some(desired) {
-            out.push(if path.is_empty() { ".".to_string() } else { path.clone() });
+            out.push(if path.is_empty() {
+                ".".to_string()
+            } else {
+                path.clone()
+            });
         }
         return;
     }
@@ -229,10 +291,17 @@ fn collect_taken(desired: &Value, node: &Map<String, Value>, live: Option<&Value
             }
         }
         Value::Array(items) => {
-            let live_items = live.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let live_items = live
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             for (element, sub) in node.iter().filter(|(k, _)| k.starts_with("k:")) {
-                let (Some(key), Some(sub)) = (parse_key(element), sub.as_object()) else { continue };
-                let Some(item) = items.iter().find(|i| i.as_object().is_some_and(|i| item_matches_key(i, &key)))
+                let (Some(key), Some(sub)) = (parse_key(element), sub.as_object()) else {
+                    continue;
+                };
+                let Some(item) = items
+                    .iter()
+                    .find(|i| i.as_object().is_some_and(|i| item_matches_key(i, &key)))
                 else {
                     continue;
                 };

@@ -39,10 +39,10 @@ fn check_key(key: &str) -> Result<(), String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if !is_dns_subdomain(prefix) {
-            return Err(format!("label key {key:?}: prefix must be a DNS subdomain (at most 253 characters)"));
-        }
+    if prefix.is_some_and(|p| !is_dns_subdomain(p)) {
+        return Err(format!(
+            "label key {key:?}: prefix must be a DNS subdomain (at most 253 characters)"
+        ));
     }
     if name.is_empty() {
         return Err(format!("label key {key:?}: name part must not be empty"));
@@ -60,12 +60,17 @@ fn check_value(value: &str) -> Result<(), &'static str> {
         return Ok(());
     }
     let bytes = value.as_bytes();
-    let inner_ok = bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let ends_ok = bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    let inner_ok = bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let ends_ok =
+        bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
     if inner_ok && ends_ok {
         Ok(())
     } else {
-        Err("must consist of alphanumerics, '-', '_' or '.', and start and end with an alphanumeric")
+        Err(
+            "must consist of alphanumerics, '-', '_' or '.', and start and end with an alphanumeric",
+        )
     }
 }
 
@@ -76,7 +81,8 @@ fn is_dns_subdomain(s: &str) -> bool {
             let b = part.as_bytes();
             !b.is_empty()
                 && b.len() <= 63
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
                 && b[0].is_ascii_alphanumeric()
                 && b[b.len() - 1].is_ascii_alphanumeric()
         })
@@ -100,8 +106,16 @@ mod tests {
         assert!(check_label("k", &long).unwrap_err().contains("63"));
         assert!(check_label("k", "-a").is_err());
         assert!(check_label("k", "a b").is_err());
-        assert!(check_label("Bad_Prefix/x", "v").unwrap_err().contains("prefix"));
-        assert!(check_label("example.com/", "v").unwrap_err().contains("empty"));
+        assert!(
+            check_label("Bad_Prefix/x", "v")
+                .unwrap_err()
+                .contains("prefix")
+        );
+        assert!(
+            check_label("example.com/", "v")
+                .unwrap_err()
+                .contains("empty")
+        );
         assert!(check_label(&long, "v").is_err());
     }
 }

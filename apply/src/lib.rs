@@ -1,5 +1,49 @@
 //! fieldwise-apply: the server-side-apply engine.
-pub mod error;
+//!
+//! Controllers describe, for one owner, the complete set of objects they want (a desired graph
+//! of fresh, minimal JSON bodies); the [`Engine`] makes the cluster match it with server-side
+//! apply only, under the single field manager [`MANAGER`] (plus [`HANDOVER_MANAGER`] for
+//! replicas handovers). It knows nothing about the custom resources that own the graphs.
+//!
+//! Wiring, once per process:
+//! ```no_run
+//! # async fn wire(client: kube::Client) -> Result<(), fieldwise_apply::ApplyError> {
+//! use fieldwise_apply::{Engine, KindRegistry, KindSpec};
+//! use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+//! let registry = KindRegistry::new()
+//!     .with(KindSpec::namespaced::<Deployment>().with_replicas())
+//!     .with(KindSpec::namespaced::<ConfigMap>());
+//! let rules = registry.policy_rules(); // RBAC for the ServiceAccount
+//! let engine = Engine::new(client, registry);
+//! // Per controller, before starting the watches: a trigger stream for Controller::reconcile_on.
+//! let triggers = engine.owner_triggers::<ConfigMap>()?;
+//! tokio::spawn(engine.run_watches()?);
+//! engine.wait_until_ready().await?; // then report ready on /readyz
+//! # drop((rules, triggers)); Ok(()) }
+//! ```
+//! Per reconcile: [`Engine::reconcile`] with an [`Owner`] and [`DesiredObject`]s, then
+//! [`Engine::apply_status`]; on owner deletion [`Engine::delete_cluster_scoped_children`].
+
+mod cache;
+mod desired;
+mod engine;
+mod error;
 pub mod fields;
+mod immutable;
 pub mod labels;
-pub mod registry;
+mod registry;
+mod report;
+mod transport;
+
+pub use cache::Subscription;
+pub use desired::{DesiredObject, Owner, ReplicasPolicy};
+pub use engine::{Engine, EngineConfig};
+pub use error::{ApplyError, ObjectKey};
+pub use registry::{KindRegistry, KindSpec, Scope};
+pub use report::{DriftReport, ObjectReport, Outcome, ReconcileReport};
+pub use transport::RetryConfig;
+
+/// The field manager of every object and status fieldwise applies.
+pub const MANAGER: &str = "fieldwise";
+/// The field manager that holds `spec.replicas` during a handover to an autoscaler.
+pub const HANDOVER_MANAGER: &str = "fieldwise-handover";

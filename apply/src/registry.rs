@@ -40,7 +40,12 @@ impl KindSpec {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
     {
-        Self { resource: ApiResource::erase::<K>(&()), scope: Scope::Namespaced, prunable: true, has_replicas: false }
+        Self {
+            resource: ApiResource::erase::<K>(&()),
+            scope: Scope::Namespaced,
+            prunable: true,
+            has_replicas: false,
+        }
     }
 
     /// A cluster-scoped built-in or derived kind, prunable, without replicas handling.
@@ -48,12 +53,22 @@ impl KindSpec {
     where
         K: Resource<DynamicType = (), Scope = ClusterResourceScope>,
     {
-        Self { resource: ApiResource::erase::<K>(&()), scope: Scope::Cluster, prunable: true, has_replicas: false }
+        Self {
+            resource: ApiResource::erase::<K>(&()),
+            scope: Scope::Cluster,
+            prunable: true,
+            has_replicas: false,
+        }
     }
 
     /// A kind known only at run time (e.g. a third-party CRD such as a KEDA ScaledObject).
     pub fn dynamic(resource: ApiResource, scope: Scope) -> Self {
-        Self { resource, scope, prunable: true, has_replicas: false }
+        Self {
+            resource,
+            scope,
+            prunable: true,
+            has_replicas: false,
+        }
     }
 
     /// Marks the kind as a workload whose `spec.replicas` may be released to an autoscaler.
@@ -95,7 +110,8 @@ impl KindRegistry {
 
     /// Adds a child kind. A kind registered twice replaces the earlier entry.
     pub fn with(mut self, spec: KindSpec) -> Self {
-        self.kinds.retain(|k| !k.matches(&spec.resource.api_version, &spec.resource.kind));
+        self.kinds
+            .retain(|k| !k.matches(&spec.resource.api_version, &spec.resource.kind));
         self.kinds.push(spec);
         self
     }
@@ -104,7 +120,9 @@ impl KindRegistry {
     /// covers reading it, its `/status` writes and setting `blockOwnerDeletion` on children
     /// (which needs `update` on the owner's `finalizers` subresource).
     pub fn with_owner<K: Resource<DynamicType = ()>>(mut self) -> Self {
-        self.owners.push(OwnerKind { resource: ApiResource::erase::<K>(&()) });
+        self.owners.push(OwnerKind {
+            resource: ApiResource::erase::<K>(&()),
+        });
         self
     }
 
@@ -127,7 +145,10 @@ impl KindRegistry {
     pub fn policy_rules(&self) -> Vec<PolicyRule> {
         let mut grouped: BTreeMap<(String, Vec<&'static str>), Vec<String>> = BTreeMap::new();
         let mut add = |group: &str, resource: String, verbs: Vec<&'static str>| {
-            grouped.entry((group.to_string(), verbs)).or_default().push(resource);
+            grouped
+                .entry((group.to_string(), verbs))
+                .or_default()
+                .push(resource);
         };
         for kind in &self.kinds {
             let mut verbs = vec!["create", "get", "list", "patch", "watch"];
@@ -139,8 +160,16 @@ impl KindRegistry {
         }
         for owner in &self.owners {
             let r = &owner.resource;
-            add(&r.group, r.plural.clone(), vec!["get", "list", "patch", "update", "watch"]);
-            add(&r.group, format!("{}/status", r.plural), vec!["patch", "update"]);
+            add(
+                &r.group,
+                r.plural.clone(),
+                vec!["get", "list", "patch", "update", "watch"],
+            );
+            add(
+                &r.group,
+                format!("{}/status", r.plural),
+                vec!["patch", "update"],
+            );
             add(&r.group, format!("{}/finalizers", r.plural), vec!["update"]);
         }
         grouped
@@ -172,7 +201,11 @@ mod tests {
     fn rule_for<'a>(rules: &'a [PolicyRule], resource: &str) -> &'a PolicyRule {
         rules
             .iter()
-            .find(|r| r.resources.as_ref().is_some_and(|rs| rs.iter().any(|x| x == resource)))
+            .find(|r| {
+                r.resources
+                    .as_ref()
+                    .is_some_and(|rs| rs.iter().any(|x| x == resource))
+            })
             .unwrap_or_else(|| panic!("no rule for {resource}"))
     }
 
@@ -186,13 +219,30 @@ mod tests {
             .with(KindSpec::cluster::<ClusterRole>());
         let rules = registry.policy_rules();
         let deploy = rule_for(&rules, "deployments");
-        assert_eq!(deploy.api_groups.as_deref(), Some(&["apps".to_string()][..]));
-        assert_eq!(deploy.verbs, ["create", "delete", "get", "list", "patch", "watch"]);
+        assert_eq!(
+            deploy.api_groups.as_deref(),
+            Some(&["apps".to_string()][..])
+        );
+        assert_eq!(
+            deploy.verbs,
+            ["create", "delete", "get", "list", "patch", "watch"]
+        );
         let core = rule_for(&rules, "configmaps");
         assert_eq!(core.api_groups.as_deref(), Some(&[String::new()][..]));
-        assert_eq!(rule_for(&rules, "services").verbs, ["create", "get", "list", "patch", "watch"]);
-        assert!(rule_for(&rules, "jobs").verbs.contains(&"delete".to_string()));
-        assert!(rule_for(&rules, "clusterroles").verbs.contains(&"delete".to_string()));
+        assert_eq!(
+            rule_for(&rules, "services").verbs,
+            ["create", "get", "list", "patch", "watch"]
+        );
+        assert!(
+            rule_for(&rules, "jobs")
+                .verbs
+                .contains(&"delete".to_string())
+        );
+        assert!(
+            rule_for(&rules, "clusterroles")
+                .verbs
+                .contains(&"delete".to_string())
+        );
     }
 
     #[test]
@@ -201,7 +251,11 @@ mod tests {
             .with(KindSpec::namespaced::<Deployment>())
             .with(KindSpec::namespaced::<Deployment>().with_replicas());
         assert_eq!(registry.kinds().len(), 1);
-        assert!(registry.find("apps/v1", "Deployment").is_some_and(|k| k.has_replicas));
+        assert!(
+            registry
+                .find("apps/v1", "Deployment")
+                .is_some_and(|k| k.has_replicas)
+        );
         assert!(registry.find("v1", "Deployment").is_none());
     }
 }

@@ -73,22 +73,34 @@ fn live_deployment(entries: Vec<Value>) -> Value {
     container["ports"][0]["protocol"] = json!("TCP");
     container["terminationMessagePath"] = json!("/dev/termination-log");
     container["imagePullPolicy"] = json!("IfNotPresent");
-    live["status"] = json!({"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
+    live["status"] =
+        json!({"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
     live
 }
 
 fn controller_status_entry() -> Value {
-    entry("kube-controller-manager", "Update", Some("status"),
-          json!({"f:status": {"f:replicas": {}, "f:conditions": {".": {}, "k:{\"type\":\"Available\"}": {".": {}, "f:type": {}}}}}))
+    entry(
+        "kube-controller-manager",
+        "Update",
+        Some("status"),
+        json!({"f:status": {"f:replicas": {}, "f:conditions": {".": {}, "k:{\"type\":\"Available\"}": {".": {}, "f:type": {}}}}}),
+    )
 }
 
 fn check(desired: &Value, live: &Value) -> bool {
-    in_sync(&ownable_part(desired), apply_entry(live, "fieldwise", None), live)
+    in_sync(
+        &ownable_part(desired),
+        apply_entry(live, "fieldwise", None),
+        live,
+    )
 }
 
 #[test]
 fn steady_state_deployment_is_in_sync() {
-    let live = live_deployment(vec![entry("fieldwise", "Apply", None, our_fields()), controller_status_entry()]);
+    let live = live_deployment(vec![
+        entry("fieldwise", "Apply", None, our_fields()),
+        controller_status_entry(),
+    ]);
     assert!(check(&deployment_body(), &live));
 }
 
@@ -118,10 +130,14 @@ fn atomic_list_must_match_whole() {
 fn field_pending_removal_is_not_in_sync() {
     let live = live_deployment(vec![entry("fieldwise", "Apply", None, our_fields())]);
     let mut desired = deployment_body();
-    desired["spec"]["template"]["spec"]["containers"][0].as_object_mut().map(|c| c.remove("env"));
+    desired["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .map(|c| c.remove("env"));
     assert!(!check(&desired, &live));
     let mut desired = deployment_body();
-    desired["spec"].as_object_mut().map(|s| s.remove("replicas"));
+    desired["spec"]
+        .as_object_mut()
+        .map(|s| s.remove("replicas"));
     assert!(!check(&desired, &live));
 }
 
@@ -142,30 +158,48 @@ fn missing_entry_or_other_managers_field_is_not_in_sync() {
 fn added_list_item_is_not_in_sync() {
     let live = live_deployment(vec![entry("fieldwise", "Apply", None, our_fields())]);
     let mut desired = deployment_body();
-    desired["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
+    desired["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
     assert!(!check(&desired, &live));
     // A port with an explicit, different protocol is another item.
     let mut desired = deployment_body();
-    desired["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "protocol": "UDP"}]);
+    desired["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 80, "protocol": "UDP"}]);
     assert!(!check(&desired, &live));
 }
 
 #[test]
 fn status_entry_is_separate_from_main_entry() {
     let live = live_deployment(vec![
-        entry("fieldwise", "Apply", Some("status"), json!({"f:status": {"f:replicas": {}}})),
+        entry(
+            "fieldwise",
+            "Apply",
+            Some("status"),
+            json!({"f:status": {"f:replicas": {}}}),
+        ),
         entry("fieldwise", "Apply", None, our_fields()),
     ]);
     let status_fields = apply_entry(&live, "fieldwise", Some("status")).expect("status entry");
     assert!(status_fields.contains_key("f:status"));
-    assert!(owns_path(apply_entry(&live, "fieldwise", None).expect("main entry"), &["spec", "replicas"]));
+    assert!(owns_path(
+        apply_entry(&live, "fieldwise", None).expect("main entry"),
+        &["spec", "replicas"]
+    ));
     assert!(!owns_path(status_fields, &["spec", "replicas"]));
     let status_body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                              "metadata": {"name": "web", "namespace": "ns"}, "status": {"replicas": 2}});
-    assert!(in_sync(&ownable_part(&status_body), Some(status_fields), &live));
+    assert!(in_sync(
+        &ownable_part(&status_body),
+        Some(status_fields),
+        &live
+    ));
     let changed = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                          "metadata": {"name": "web", "namespace": "ns"}, "status": {"replicas": 3}});
-    assert!(!in_sync(&ownable_part(&changed), Some(status_fields), &live));
+    assert!(!in_sync(
+        &ownable_part(&changed),
+        Some(status_fields),
+        &live
+    ));
 }
 
 #[test]
@@ -192,7 +226,8 @@ fn service_ports_keyed_by_port_and_defaulted_protocol() {
 fn configmap_data_is_a_granular_map() {
     let desired = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "cfg", "namespace": "ns", "labels": {"team": "a"}}, "data": {"a": "1", "b": "2"}});
-    let fields = json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {"f:team": {}}}});
+    let fields =
+        json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {"f:team": {}}}});
     let mut live = desired.clone();
     live["metadata"]["managedFields"] = json!([entry("fieldwise", "Apply", None, fields)]);
     assert!(check(&desired, &live));
@@ -228,8 +263,18 @@ fn taken_paths_name_what_a_force_apply_takes() {
         "k:{\"name\":\"app\"}": {"f:image": {}}}}}}});
     let edit = edit.as_object().expect("object").clone();
     let taken = taken_paths(&ownable_part(&deployment_body()), &edit, &live);
-    assert_eq!(taken, [".spec.replicas", ".spec.template.spec.containers[name=\"app\"].image"]);
+    assert_eq!(
+        taken,
+        [
+            ".spec.replicas",
+            ".spec.template.spec.containers[name=\"app\"].image"
+        ]
+    );
     // Equal values are shared, not taken.
-    let taken = taken_paths(&ownable_part(&deployment_body()), &edit, &live_deployment(vec![]));
+    let taken = taken_paths(
+        &ownable_part(&deployment_body()),
+        &edit,
+        &live_deployment(vec![]),
+    );
     assert!(taken.is_empty());
 }

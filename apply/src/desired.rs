@@ -1,0 +1,466 @@
+//! The desired graph a controller hands to the engine, and how the engine turns each desired
+//! object into the exact body it applies (validation, ownerReference, standard labels).
+
+use kube::{Resource, ResourceExt};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    error::{ApplyError, ObjectKey},
+    labels,
+    registry::{KindRegistry, KindSpec, Scope},
+};
+
+/// The object that owns a desired graph (e.g. one FeatureStore).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// `apiVersion` of the owner.
+    pub api_version: String,
+    /// `kind` of the owner.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`; `None` for a cluster-scoped owner.
+    pub namespace: Option<String>,
+    /// `metadata.uid`: ties children to this incarnation of the owner.
+    pub uid: String,
+    /// Value of `app.kubernetes.io/name` on children; defaults to the kind lowercased.
+    pub app_name: Option<String>,
+}
+
+impl Owner {
+    /// The owner identity of a typed resource read from the API (it must have name and uid).
+    pub fn of<K: Resource<DynamicType = ()>>(obj: &K) -> Result<Self, ApplyError> {
+        let uid = obj.uid().ok_or_else(|| ApplyError::InvalidObject {
+            object: format!("{} {}", K::kind(&()), obj.name_any()),
+            reason: "owner has no metadata.uid (was it read from the API server?)".into(),
+        })?;
+        Ok(Self {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            name: obj.name_any(),
+            namespace: obj.namespace(),
+            uid,
+            app_name: None,
+        })
+    }
+
+    /// Sets the `app.kubernetes.io/name` value children get (e.g. `feast`).
+    pub fn with_app_name(mut self, name: impl Into<String>) -> Self {
+        self.app_name = Some(name.into());
+        self
+    }
+
+    fn app_name(&self) -> String {
+        self.app_name
+            .clone()
+            .unwrap_or_else(|| self.kind.to_lowercase())
+    }
+
+    /// The labels that mark an object as a child of this owner (engine-wide selector part).
+    pub fn child_labels(&self) -> [(&'static str, String); 2] {
+        [
+            (labels::MANAGED_BY, labels::MANAGED_BY_VALUE.to_string()),
+            (labels::OWNER_UID, self.uid.clone()),
+        ]
+    }
+
+    fn owner_reference(&self) -> Value {
+        json!({
+            "apiVersion": self.api_version, "kind": self.kind, "name": self.name, "uid": self.uid,
+            "controller": true, "blockOwnerDeletion": true,
+        })
+    }
+}
+
+/// Who owns `spec.replicas` of a workload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicasPolicy {
+    /// fieldwise owns it: the body must carry `spec.replicas`; it is applied with force, taking
+    /// the field back from an autoscaler if needed.
+    #[default]
+    Owned,
+    /// An autoscaler (HPA, KEDA) owns it: `spec.replicas` is removed from the body, and if
+    /// fieldwise still owns the field, ownership is first handed over (spec §2.4) so the live
+    /// value never falls back to the default of 1.
+    Released,
+}
+
+/// One object of the desired graph.
+#[derive(Clone, Debug)]
+pub struct DesiredObject {
+    /// The body, built fresh by the controller: `apiVersion`, `kind`, `metadata.name`
+    /// (`namespace` defaults to the owner's), optional `labels`/`annotations`, and only the
+    /// fields fieldwise means to own. It must not carry `managedFields`, `resourceVersion`,
+    /// `uid`, `ownerReferences` or `status`.
+    pub body: Value,
+    /// Value of `app.kubernetes.io/component`.
+    pub component: String,
+    /// Replicas ownership; only used for kinds registered [`KindSpec::with_replicas`].
+    pub replicas: ReplicasPolicy,
+}
+
+impl DesiredObject {
+    /// A desired object with [`ReplicasPolicy::Owned`].
+    pub fn new(component: impl Into<String>, body: Value) -> Self {
+        Self {
+            body,
+            component: component.into(),
+            replicas: ReplicasPolicy::Owned,
+        }
+    }
+
+    /// Sets the replicas policy.
+    pub fn with_replicas(mut self, policy: ReplicasPolicy) -> Self {
+        self.replicas = policy;
+        self
+    }
+}
+
+/// A desired object checked and decorated, ready to apply.
+#[derive(Clone, Debug)]
+pub(crate) struct Prepared {
+    pub key: ObjectKey,
+    pub kind: KindSpec,
+    /// The exact body to apply (no replicas when released).
+    pub body: Value,
+    pub replicas: ReplicasPolicy,
+}
+
+fn invalid(object: impl Into<String>, reason: impl Into<String>) -> ApplyError {
+    ApplyError::InvalidObject {
+        object: object.into(),
+        reason: reason.into(),
+    }
+}
+
+fn str_at<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
+    body.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Validates a desired object and builds the body to apply.
+pub(crate) fn prepare(
+    registry: &KindRegistry,
+    owner: &Owner,
+    desired: &DesiredObject,
+) -> Result<Prepared, ApplyError> {
+    let body = &desired.body;
+    let api_version = str_at(body, "/apiVersion").unwrap_or_default();
+    let kind_name = str_at(body, "/kind").unwrap_or_default();
+    let name = str_at(body, "/metadata/name").unwrap_or_default();
+    let label = format!("{kind_name} {name}");
+    if api_version.is_empty() || kind_name.is_empty() || name.is_empty() {
+        return Err(invalid(
+            label,
+            "apiVersion, kind and metadata.name are required",
+        ));
+    }
+    let kind =
+        registry
+            .find(api_version, kind_name)
+            .ok_or_else(|| ApplyError::UnregisteredKind {
+                object: label.clone(),
+                api_version: api_version.into(),
+                kind: kind_name.into(),
+            })?;
+    check_forbidden_fields(body, &label)?;
+    let namespace = child_namespace(kind, owner, str_at(body, "/metadata/namespace"), &label)?;
+    let key = ObjectKey {
+        api_version: api_version.into(),
+        kind: kind_name.into(),
+        namespace,
+        name: name.into(),
+    };
+    let mut out = body.clone();
+    decorate_metadata(&mut out, &key, kind, owner, &desired.component)?;
+    let replicas = if kind.has_replicas {
+        desired.replicas
+    } else {
+        ReplicasPolicy::Owned
+    };
+    if kind.has_replicas {
+        apply_replicas_policy(&mut out, replicas, &key)?;
+    }
+    Ok(Prepared {
+        key,
+        kind: kind.clone(),
+        body: out,
+        replicas,
+    })
+}
+
+fn check_forbidden_fields(body: &Value, label: &str) -> Result<(), ApplyError> {
+    if !body.is_object() || !body.get("metadata").is_some_and(Value::is_object) {
+        return Err(invalid(label, "body and metadata must be JSON objects"));
+    }
+    for (pointer, what) in [
+        ("/metadata/managedFields", "metadata.managedFields"),
+        ("/metadata/resourceVersion", "metadata.resourceVersion"),
+        ("/metadata/uid", "metadata.uid"),
+        (
+            "/metadata/ownerReferences",
+            "metadata.ownerReferences (the engine sets the owner)",
+        ),
+        ("/metadata/generateName", "metadata.generateName"),
+        ("/status", "status (use apply_status on the owner)"),
+    ] {
+        if body.pointer(pointer).is_some() {
+            return Err(invalid(label, format!("must not carry {what}")));
+        }
+    }
+    Ok(())
+}
+
+fn child_namespace(
+    kind: &KindSpec,
+    owner: &Owner,
+    given: Option<&str>,
+    label: &str,
+) -> Result<Option<String>, ApplyError> {
+    match (kind.scope, given, &owner.namespace) {
+        (Scope::Cluster, Some(_), _) => Err(invalid(
+            label,
+            "cluster-scoped kind must not have metadata.namespace",
+        )),
+        (Scope::Cluster, None, _) => Ok(None),
+        // A namespaced owner can only own children in its own namespace; an ownerReference
+        // across namespaces is treated as absent and the garbage collector would delete the child.
+        (Scope::Namespaced, Some(ns), Some(owner_ns)) if ns != owner_ns => Err(invalid(
+            label,
+            format!("namespace {ns:?} differs from the owner's namespace {owner_ns:?}"),
+        )),
+        (Scope::Namespaced, Some(ns), _) => Ok(Some(ns.to_string())),
+        (Scope::Namespaced, None, Some(owner_ns)) => Ok(Some(owner_ns.clone())),
+        (Scope::Namespaced, None, None) => Err(invalid(
+            label,
+            "namespaced kind needs metadata.namespace (the owner is cluster-scoped)",
+        )),
+    }
+}
+
+fn decorate_metadata(
+    body: &mut Value,
+    key: &ObjectKey,
+    kind: &KindSpec,
+    owner: &Owner,
+    component: &str,
+) -> Result<(), ApplyError> {
+    let label = key.to_string();
+    let mut standard = vec![
+        (labels::MANAGED_BY, labels::MANAGED_BY_VALUE.to_string()),
+        (labels::INSTANCE, owner.name.clone()),
+        (labels::NAME, owner.app_name()),
+        (labels::COMPONENT, component.to_string()),
+        (labels::OWNER_UID, owner.uid.clone()),
+    ];
+    if let (Scope::Cluster, Some(ns)) = (kind.scope, &owner.namespace) {
+        standard.push((labels::OWNER_NAMESPACE, ns.clone()));
+    }
+    let meta = body
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| invalid(label.clone(), "metadata must be an object"))?;
+    if let Some(ns) = &key.namespace {
+        meta.insert("namespace".into(), Value::String(ns.clone()));
+    }
+    let labels_map = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let labels_map = labels_map
+        .as_object_mut()
+        .ok_or_else(|| invalid(label.clone(), "metadata.labels must be an object"))?;
+    for (k, v) in standard {
+        match labels_map.get(k) {
+            Some(existing) if existing.as_str() != Some(v.as_str()) => {
+                return Err(invalid(
+                    label,
+                    format!(
+                        "label {k} is set by the engine and must not be given (got {existing})"
+                    ),
+                ));
+            }
+            _ => {
+                labels_map.insert(k.into(), Value::String(v));
+            }
+        }
+    }
+    for (k, v) in labels_map.iter() {
+        let v = v
+            .as_str()
+            .ok_or_else(|| invalid(label.clone(), format!("label {k} must be a string")))?;
+        labels::check_label(k, v).map_err(|why| invalid(label.clone(), why))?;
+    }
+    if let Some(annotations) = meta.get("annotations") {
+        let ok = annotations
+            .as_object()
+            .is_some_and(|a| a.values().all(Value::is_string));
+        if !ok {
+            return Err(invalid(
+                label,
+                "metadata.annotations must map strings to strings",
+            ));
+        }
+    }
+    if kind.scope == Scope::Namespaced {
+        meta.insert(
+            "ownerReferences".into(),
+            Value::Array(vec![owner.owner_reference()]),
+        );
+    }
+    Ok(())
+}
+
+fn apply_replicas_policy(
+    body: &mut Value,
+    policy: ReplicasPolicy,
+    key: &ObjectKey,
+) -> Result<(), ApplyError> {
+    match policy {
+        ReplicasPolicy::Owned => {
+            if body.pointer("/spec/replicas").is_none_or(|r| !r.is_u64()) {
+                return Err(invalid(
+                    key.to_string(),
+                    "ReplicasPolicy::Owned needs spec.replicas (a non-negative integer) in the body; use Released to leave it to an autoscaler",
+                ));
+            }
+        }
+        ReplicasPolicy::Released => {
+            if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("replicas");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap, rbac::v1::ClusterRole};
+
+    fn registry() -> KindRegistry {
+        KindRegistry::new()
+            .with(KindSpec::namespaced::<Deployment>().with_replicas())
+            .with(KindSpec::namespaced::<ConfigMap>())
+            .with(KindSpec::cluster::<ClusterRole>())
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            api_version: "feast.dev/v1".into(),
+            kind: "FeatureStore".into(),
+            name: "sample".into(),
+            namespace: Some("ns".into()),
+            uid: "0f0e0d0c-1111-2222-3333-444455556666".into(),
+            app_name: None,
+        }
+    }
+
+    #[test]
+    fn decorates_with_owner_reference_and_labels() {
+        let desired = DesiredObject::new(
+            "online",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"feast.dev/name": "sample"}}, "data": {"a": "1"}}),
+        );
+        let p = prepare(&registry(), &owner(), &desired).expect("valid");
+        assert_eq!(
+            p.body,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "ns",
+                "labels": {"feast.dev/name": "sample", "app.kubernetes.io/managed-by": "fieldwise",
+                    "app.kubernetes.io/instance": "sample", "app.kubernetes.io/name": "featurestore",
+                    "app.kubernetes.io/component": "online", "fieldwise.dev/owner-uid": "0f0e0d0c-1111-2222-3333-444455556666"},
+                "ownerReferences": [{"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": "sample",
+                    "uid": "0f0e0d0c-1111-2222-3333-444455556666", "controller": true, "blockOwnerDeletion": true}]},
+            "data": {"a": "1"}})
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_children_get_labels_but_no_owner_reference() {
+        let desired = DesiredObject::new(
+            "rbac",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r"}, "rules": []}),
+        );
+        let p = prepare(&registry(), &owner().with_app_name("feast"), &desired).expect("valid");
+        assert!(p.body.pointer("/metadata/ownerReferences").is_none());
+        assert!(p.body.pointer("/metadata/namespace").is_none());
+        assert_eq!(
+            p.body
+                .pointer("/metadata/labels/fieldwise.dev~1owner-namespace"),
+            Some(&json!("ns"))
+        );
+        assert_eq!(
+            p.body.pointer("/metadata/labels/app.kubernetes.io~1name"),
+            Some(&json!("feast"))
+        );
+    }
+
+    #[test]
+    fn rejects_server_owned_fields_and_bad_labels() {
+        for (pointer, value) in [
+            ("/metadata/resourceVersion", json!("1")),
+            ("/metadata/uid", json!("u")),
+            ("/metadata/managedFields", json!([])),
+            ("/status", json!({})),
+        ] {
+            let mut body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "status": null});
+            body.as_object_mut().map(|b| b.remove("status"));
+            let (parent, field) = pointer.rsplit_once('/').expect("pointer");
+            let target = if parent.is_empty() {
+                &mut body
+            } else {
+                body.pointer_mut(parent).expect("parent")
+            };
+            target[field] = value;
+            let err = prepare(&registry(), &owner(), &DesiredObject::new("c", body)).unwrap_err();
+            assert!(
+                matches!(err, ApplyError::InvalidObject { .. }),
+                "{pointer}: {err}"
+            );
+        }
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"x": "not valid!"}}});
+        assert!(prepare(&registry(), &owner(), &DesiredObject::new("c", body)).is_err());
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let err = prepare(
+            &registry(),
+            &owner(),
+            &DesiredObject::new("has space", body),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("component"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unregistered_kinds_and_foreign_namespaces() {
+        let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+        assert!(matches!(
+            prepare(&registry(), &owner(), &DesiredObject::new("c", body)),
+            Err(ApplyError::UnregisteredKind { .. })
+        ));
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other"}});
+        assert!(prepare(&registry(), &owner(), &DesiredObject::new("c", body)).is_err());
+    }
+
+    #[test]
+    fn replicas_policy_shapes_the_body() {
+        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": 3, "template": {}}});
+        let released =
+            DesiredObject::new("online", body.clone()).with_replicas(ReplicasPolicy::Released);
+        let p = prepare(&registry(), &owner(), &released).expect("valid");
+        assert!(p.body.pointer("/spec/replicas").is_none());
+        let p = prepare(&registry(), &owner(), &DesiredObject::new("online", body)).expect("valid");
+        assert_eq!(p.body.pointer("/spec/replicas"), Some(&json!(3)));
+        let no_replicas = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}});
+        assert!(
+            prepare(
+                &registry(),
+                &owner(),
+                &DesiredObject::new("online", no_replicas)
+            )
+            .is_err()
+        );
+    }
+}

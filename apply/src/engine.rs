@@ -1,0 +1,830 @@
+//! The engine: caches, reconcile of a desired graph, status, and cluster-scoped cleanup.
+
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt, future::join_all, stream::select_all};
+use kube::{
+    Client, Resource, ResourceExt,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy},
+    core::Request,
+    discovery::ApiResource,
+    runtime::reflector::ObjectRef,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::{Instrument, Span, field::Empty};
+
+use crate::{
+    HANDOVER_MANAGER, MANAGER,
+    cache::{Caches, KindCache, Subscription},
+    desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare},
+    error::{ApplyError, ObjectKey},
+    fields, immutable, labels,
+    registry::{KindRegistry, Scope},
+    report::{DriftReport, Outcome, ReconcileReport},
+    transport::{self, RetryConfig, SendError, Success},
+};
+
+/// Tunables of an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Retry bounds of every request.
+    pub retry: RetryConfig,
+    /// Label selector of the watches; `None` watches every object of the registered kinds.
+    /// Default: `app.kubernetes.io/managed-by=fieldwise`.
+    pub watch_selector: Option<String>,
+    /// Events buffered per subscriber before the watch waits for slow subscribers.
+    pub subscriber_buffer: usize,
+    /// How long a reconcile waits for the caches' initial lists before failing.
+    pub cache_ready_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryConfig::default(),
+            watch_selector: Some(labels::managed_selector()),
+            subscriber_buffer: 256,
+            cache_ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The server-side-apply engine. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    registry: KindRegistry,
+    caches: Caches,
+    config: EngineConfig,
+}
+
+/// Which kind of per-object span to open.
+#[derive(Clone, Copy)]
+enum Op {
+    Apply,
+    Skip,
+    Prune,
+    Handover,
+    Status,
+}
+
+fn object_span(op: Op, key: &ObjectKey) -> Span {
+    let ns = key.namespace.as_deref().unwrap_or("");
+    macro_rules! span {
+        ($name:literal) => {
+            tracing::info_span!($name, "k8s.object.kind" = %key.kind, "k8s.namespace.name" = ns,
+                "k8s.object.name" = %key.name, outcome = Empty, "otel.status_code" = Empty,
+                "otel.status_description" = Empty)
+        };
+    }
+    match op {
+        Op::Apply => span!("apply"),
+        Op::Skip => span!("skip"),
+        Op::Prune => span!("prune"),
+        Op::Handover => span!("handover"),
+        Op::Status => span!("status"),
+    }
+}
+
+fn record(span: &Span, outcome: &Outcome) {
+    span.record("outcome", outcome.as_str());
+    if let Outcome::Failed(error) = outcome {
+        span.record("otel.status_code", "ERROR");
+        span.record("otel.status_description", error.to_string());
+        tracing::warn!(parent: span, %error, "object failed");
+    }
+}
+
+fn send_error(object: &ObjectKey, verb: &'static str, error: SendError) -> ApplyError {
+    match error {
+        SendError::Final(f) => ApplyError::Rejected {
+            object: object.to_string(),
+            verb,
+            code: f.code,
+            reason: f.reason,
+            message: f.message,
+        },
+        SendError::Exhausted { attempts, last } => ApplyError::RetriesExhausted {
+            object: object.to_string(),
+            verb,
+            attempts,
+            last,
+        },
+        SendError::Malformed(message) => ApplyError::BadResponse {
+            object: object.to_string(),
+            verb,
+            message,
+        },
+    }
+}
+
+fn url_path(resource: &ApiResource, namespace: Option<&str>) -> String {
+    <DynamicObject as Resource>::url_path(resource, namespace)
+}
+
+/// The minimal body addressing an object: `apiVersion`, `kind`, name and namespace.
+fn skeleton(key: &ObjectKey) -> Value {
+    let mut metadata = json!({"name": key.name});
+    if let Some(ns) = &key.namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": key.api_version, "kind": key.kind, "metadata": metadata})
+}
+
+enum DeleteResult {
+    Gone,
+    Terminating,
+    Replaced,
+}
+
+impl Engine {
+    /// An engine with the default [`EngineConfig`].
+    ///
+    /// The engine retries requests itself: build the `Client` from a `Config` with
+    /// `default_retry = false`, or kube's own retry layer (up to 15 retries, long delays) stacks
+    /// on top and a reconcile may hang.
+    pub fn new(client: Client, registry: KindRegistry) -> Self {
+        Self::with_config(client, registry, EngineConfig::default())
+    }
+
+    /// An engine with explicit tunables.
+    pub fn with_config(client: Client, registry: KindRegistry, config: EngineConfig) -> Self {
+        let caches = Caches::new(registry.kinds(), config.subscriber_buffer.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                registry,
+                caches,
+                config,
+            }),
+        }
+    }
+
+    /// The kind registry (for RBAC generation: [`KindRegistry::policy_rules`]).
+    pub fn registry(&self) -> &KindRegistry {
+        &self.inner.registry
+    }
+
+    /// A subscriber to the shared watch of one registered kind, yielding every changed object.
+    /// Call before [`Self::run_watches`]. Every subscriber must be polled, or the watch stalls
+    /// once `subscriber_buffer` events are waiting for it.
+    pub fn subscribe(&self, resource: &ApiResource) -> Result<Subscription, ApplyError> {
+        self.inner.caches.subscribe(resource)
+    }
+
+    /// One stream of owner references, merged over every registered kind, for
+    /// `Controller::reconcile_on`: a change to any child (namespaced children through their
+    /// controller ownerReference to a `K`, cluster-scoped ones through the instance and
+    /// owner-namespace labels) triggers a reconcile of its owner. Call before
+    /// [`Self::run_watches`], once per controller, and hand the stream to that controller.
+    pub fn owner_triggers<K>(
+        &self,
+    ) -> Result<impl Stream<Item = ObjectRef<K>> + Send + 'static + use<K>, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + 'static,
+    {
+        let mut handles = Vec::new();
+        for cache in &self.inner.caches.kinds {
+            let scope = cache.spec.scope;
+            let handle = self.subscribe(&cache.spec.resource)?;
+            handles.push(
+                handle
+                    .filter_map(move |child| futures::future::ready(owner_of::<K>(&child, scope))),
+            );
+        }
+        Ok(select_all(handles))
+    }
+
+    /// The future that runs every watch and keeps the caches current. Spawn it once
+    /// (`tokio::spawn(engine.run_watches()?)`); it never completes.
+    pub fn run_watches(
+        &self,
+    ) -> Result<impl Future<Output = ()> + Send + 'static + use<>, ApplyError> {
+        let tasks = self.inner.caches.watch_tasks(
+            &self.inner.client,
+            self.inner.config.watch_selector.as_deref(),
+        )?;
+        Ok(async move {
+            join_all(tasks).await;
+        })
+    }
+
+    /// Resolves once every cache has completed its initial list (for `/readyz`).
+    pub async fn wait_until_ready(&self) -> Result<(), ApplyError> {
+        for cache in &self.inner.caches.kinds {
+            cache
+                .store
+                .wait_until_ready()
+                .await
+                .map_err(|_| ApplyError::CacheNotReady {
+                    kind: cache.spec.resource.kind.clone(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether every cache has completed its initial list, without waiting.
+    pub fn is_ready(&self) -> bool {
+        self.inner.caches.kinds.iter().all(KindCache::is_ready)
+    }
+
+    /// Fills the caches with the given objects and marks them ready, instead of watching.
+    /// For tests and offline runs; fails once [`Self::run_watches`] was called.
+    pub fn preload(&self, objects: Vec<DynamicObject>) -> Result<(), ApplyError> {
+        self.inner.caches.preload(objects)
+    }
+
+    /// Makes the cluster match the desired graph of one owner.
+    ///
+    /// Order: validation of every object; replicas handovers; applies in graph order (skipping
+    /// objects already in sync, without a request); then, only if every object succeeded,
+    /// prune of children of prunable kinds that carry the owner's uid and are no longer desired.
+    pub async fn reconcile(&self, owner: &Owner, desired: Vec<DesiredObject>) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        let mut ready: Vec<Prepared> = Vec::new();
+        let mut seen = HashSet::new();
+        for object in &desired {
+            match prepare(&self.inner.registry, owner, object) {
+                Ok(p) if !seen.insert(p.key.clone()) => {
+                    let error = ApplyError::InvalidObject {
+                        object: p.key.to_string(),
+                        reason: "appears twice in the desired graph".into(),
+                    };
+                    report.push(p.key, Outcome::Failed(error));
+                }
+                Ok(p) => ready.push(p),
+                Err(error) => report.push(unknown_key(object), Outcome::Failed(error)),
+            }
+        }
+        if let Err(error) = self.await_caches().await {
+            for p in ready {
+                report.push(p.key, Outcome::Failed(error.clone()));
+            }
+            report.prune_skipped = true;
+            return report;
+        }
+        let mut handed_over = HashSet::new();
+        let mut blocked = HashSet::new();
+        for p in ready
+            .iter()
+            .filter(|p| p.replicas == ReplicasPolicy::Released)
+        {
+            match self.handover(p).await {
+                Ok(true) => {
+                    handed_over.insert(p.key.clone());
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    blocked.insert(p.key.clone());
+                    let error = ApplyError::HandoverFailed {
+                        object: p.key.to_string(),
+                        cause: error.to_string(),
+                    };
+                    report.push(p.key.clone(), Outcome::Failed(error));
+                }
+            }
+        }
+        for p in ready.iter().filter(|p| !blocked.contains(&p.key)) {
+            let (outcome, drift) = self.apply_object(p).await;
+            let outcome = match outcome {
+                Outcome::Failed(_) => outcome,
+                _ if handed_over.contains(&p.key) => Outcome::HandedOver,
+                other => other,
+            };
+            report.drift.extend(drift);
+            report.push(p.key.clone(), outcome);
+        }
+        if report.has_errors() {
+            report.prune_skipped = true;
+            return report;
+        }
+        self.prune(owner, &seen, &mut report).await;
+        report
+    }
+
+    async fn await_caches(&self) -> Result<(), ApplyError> {
+        let timeout = self.inner.config.cache_ready_timeout;
+        match tokio::time::timeout(timeout, self.wait_until_ready()).await {
+            Ok(result) => result,
+            Err(_) => {
+                let kind = self
+                    .inner
+                    .caches
+                    .kinds
+                    .iter()
+                    .find(|c| !c.is_ready())
+                    .map(|c| c.spec.resource.kind.clone());
+                Err(ApplyError::CacheNotReady {
+                    kind: kind.unwrap_or_default(),
+                })
+            }
+        }
+    }
+
+    fn cache_of(&self, key: &ObjectKey) -> Option<&KindCache> {
+        self.inner.caches.find(&key.api_version, &key.kind)
+    }
+
+    fn live_of(&self, key: &ObjectKey) -> Option<Value> {
+        let live = self
+            .cache_of(key)?
+            .get(key.namespace.as_deref(), &key.name)?;
+        serde_json::to_value(&*live).ok()
+    }
+
+    /// Hands `spec.replicas` over (spec §2.4) when our entry still owns it. `Ok(true)` when a
+    /// handover apply was sent.
+    async fn handover(&self, p: &Prepared) -> Result<bool, ApplyError> {
+        let Some(live) = self.live_of(&p.key) else {
+            return Ok(false);
+        };
+        let owned = fields::apply_entry(&live, MANAGER, None)
+            .is_some_and(|f| fields::owns_path(f, &["spec", "replicas"]));
+        let Some(replicas) = live.pointer("/spec/replicas").filter(|_| owned).cloned() else {
+            return Ok(false);
+        };
+        let span = object_span(Op::Handover, &p.key);
+        let mut body = skeleton(&p.key);
+        body["spec"] = json!({"replicas": replicas});
+        let result = async {
+            let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
+                .patch(
+                    &p.key.name,
+                    &PatchParams::apply(HANDOVER_MANAGER),
+                    &Patch::Apply(&body),
+                )
+                .map_err(|e| ApplyError::BadResponse {
+                    object: p.key.to_string(),
+                    verb: "handover",
+                    message: e.to_string(),
+                })?;
+            match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
+                Ok(_) => Ok(true),
+                // The autoscaler already owns replicas with another value: nothing to hand over.
+                Err(SendError::Final(f)) if f.code == 409 && f.field_conflict => Ok(true),
+                Err(e) => Err(send_error(&p.key, "handover", e)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        record(
+            &span,
+            &result
+                .as_ref()
+                .map_or_else(|e| Outcome::Failed(e.clone()), |_| Outcome::HandedOver),
+        );
+        result
+    }
+
+    async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {
+        let live = self.live_of(&p.key);
+        if let Some(live) = &live
+            && fields::in_sync(
+                &fields::ownable_part(&p.body),
+                fields::apply_entry(live, MANAGER, None),
+                live,
+            )
+        {
+            let span = object_span(Op::Skip, &p.key);
+            record(&span, &Outcome::Unchanged);
+            return (Outcome::Unchanged, Vec::new());
+        }
+        let span = object_span(Op::Apply, &p.key);
+        let result = self
+            .apply_changed(p, live.as_ref())
+            .instrument(span.clone())
+            .await;
+        let (outcome, drift) = match result {
+            Ok(done) => done,
+            Err(error) => (Outcome::Failed(error), Vec::new()),
+        };
+        record(&span, &outcome);
+        (outcome, drift)
+    }
+
+    async fn apply_changed(
+        &self,
+        p: &Prepared,
+        live: Option<&Value>,
+    ) -> Result<(Outcome, Vec<DriftReport>), ApplyError> {
+        let mut live = live;
+        if let Some(current) = live
+            && let Some(v) =
+                immutable::violation(&p.kind.resource.group, &p.key.kind, &p.body, current)
+        {
+            match v.remedy {
+                immutable::Remedy::Refuse(hint) => {
+                    return Err(ApplyError::ImmutableField {
+                        object: p.key.to_string(),
+                        field: v.field,
+                        hint: hint.into(),
+                    });
+                }
+                immutable::Remedy::Recreate => {
+                    let uid = current
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    tracing::info!(field = %v.field, "immutable field changed; recreating");
+                    match self.delete(&p.kind.resource, &p.key, uid).await? {
+                        DeleteResult::Gone | DeleteResult::Replaced => live = None,
+                        DeleteResult::Terminating => {
+                            return Err(ApplyError::RecreatePending {
+                                object: p.key.to_string(),
+                                field: v.field,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let drift = live
+            .map(|l| drift_of(&p.key, &p.body, l))
+            .unwrap_or_default();
+        let success = self
+            .send_apply(&p.kind.resource, &p.key, None, &p.body, "apply")
+            .await?;
+        let before = live
+            .and_then(|l| l.pointer("/metadata/resourceVersion"))
+            .cloned();
+        let outcome = changed_outcome(&success, before.as_ref());
+        let drift = if outcome == Outcome::Unchanged {
+            Vec::new()
+        } else {
+            drift
+        };
+        for d in &drift {
+            tracing::info!(manager = %d.manager, fields = ?d.fields, "drift corrected");
+        }
+        Ok((outcome, drift))
+    }
+
+    async fn send_apply(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        subresource: Option<&str>,
+        body: &Value,
+        verb: &'static str,
+    ) -> Result<Success, ApplyError> {
+        let params = PatchParams::apply(MANAGER).force();
+        let builder = Request::new(url_path(resource, key.namespace.as_deref()));
+        let request = match subresource {
+            Some(sub) => builder.patch_subresource(sub, &key.name, &params, &Patch::Apply(body)),
+            None => builder.patch(&key.name, &params, &Patch::Apply(body)),
+        }
+        .map_err(|e| ApplyError::BadResponse {
+            object: key.to_string(),
+            verb,
+            message: e.to_string(),
+        })?;
+        transport::send(&self.inner.client, request, &self.inner.config.retry)
+            .await
+            .map_err(|e| send_error(key, verb, e))
+    }
+
+    async fn delete(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        uid: &str,
+    ) -> Result<DeleteResult, ApplyError> {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .delete(&key.name, &params)
+            .map_err(|e| ApplyError::BadResponse {
+                object: key.to_string(),
+                verb: "delete",
+                message: e.to_string(),
+            })?;
+        match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
+            Ok(success) if success.body.get("kind").and_then(Value::as_str) == Some("Status") => {
+                Ok(DeleteResult::Gone)
+            }
+            Ok(success)
+                if success
+                    .body
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some() =>
+            {
+                Ok(DeleteResult::Terminating)
+            }
+            Ok(_) => Ok(DeleteResult::Gone),
+            Err(SendError::Final(f)) if f.code == 404 => Ok(DeleteResult::Gone),
+            // The uid precondition failed: a new object with this name exists; not ours to delete.
+            Err(SendError::Final(f)) if f.code == 409 => Ok(DeleteResult::Replaced),
+            Err(e) => Err(send_error(key, "delete", e)),
+        }
+    }
+
+    /// Children of this owner in the caches of the kinds selected by `filter`.
+    fn children(
+        &self,
+        owner: &Owner,
+        filter: impl Fn(&KindCache) -> bool,
+    ) -> Vec<(&KindCache, ObjectKey, String)> {
+        let mut out = Vec::new();
+        for cache in self.inner.caches.kinds.iter().filter(|c| filter(c)) {
+            for obj in cache.store.state() {
+                if !is_child_of(&obj, owner, cache.spec.scope)
+                    || obj.metadata.deletion_timestamp.is_some()
+                {
+                    continue;
+                }
+                let key = ObjectKey {
+                    api_version: cache.spec.resource.api_version.clone(),
+                    kind: cache.spec.resource.kind.clone(),
+                    namespace: obj.namespace(),
+                    name: obj.name_any(),
+                };
+                out.push((cache, key, obj.uid().unwrap_or_default()));
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
+    async fn prune(
+        &self,
+        owner: &Owner,
+        desired: &HashSet<ObjectKey>,
+        report: &mut ReconcileReport,
+    ) {
+        for (cache, key, uid) in self.children(owner, |c| c.spec.prunable) {
+            if desired.contains(&key) {
+                continue;
+            }
+            let span = object_span(Op::Prune, &key);
+            let outcome = match self
+                .delete(&cache.spec.resource, &key, &uid)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(DeleteResult::Replaced) => {
+                    tracing::debug!(parent: &span, "not pruned: replaced by a newer object of the same name");
+                    continue;
+                }
+                Ok(_) => Outcome::Pruned,
+                Err(error) => Outcome::Failed(error),
+            };
+            record(&span, &outcome);
+            report.push(key, outcome);
+        }
+    }
+
+    /// Deletes every cluster-scoped child carrying the owner's uid label (for the owner's
+    /// finalizer: cluster-scoped children cannot have a namespaced owner reference). Returns
+    /// `Ok(true)` when all are gone, `Ok(false)` while some are still terminating (call again
+    /// later); an error when a delete failed (the others were still attempted).
+    pub async fn delete_cluster_scoped_children(&self, owner: &Owner) -> Result<bool, ApplyError> {
+        self.await_caches().await?;
+        let mut all_gone = true;
+        let mut first_error = None;
+        let terminating = self
+            .inner
+            .caches
+            .kinds
+            .iter()
+            .filter(|c| c.spec.scope == Scope::Cluster)
+            .any(|c| {
+                c.store.state().iter().any(|o| {
+                    is_child_of(o, owner, Scope::Cluster) && o.metadata.deletion_timestamp.is_some()
+                })
+            });
+        for (cache, key, uid) in self.children(owner, |c| c.spec.scope == Scope::Cluster) {
+            let span = object_span(Op::Prune, &key);
+            let outcome = match self
+                .delete(&cache.spec.resource, &key, &uid)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(DeleteResult::Terminating) => {
+                    all_gone = false;
+                    Outcome::Pruned
+                }
+                Ok(_) => Outcome::Pruned,
+                Err(error) => {
+                    first_error.get_or_insert(error.clone());
+                    Outcome::Failed(error)
+                }
+            };
+            record(&span, &outcome);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(all_gone && !terminating),
+        }
+    }
+
+    /// Applies the owner's status through `/status` under the `fieldwise` manager, unless the
+    /// owner object (as the controller last read it) already shows exactly this status owned by
+    /// us: an unchanged status makes no request. `status` is the full status fieldwise owns.
+    pub async fn apply_status<K>(&self, owner: &K, status: Value) -> Result<Outcome, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        let key = ObjectKey {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            namespace: owner.namespace(),
+            name: owner.name_any(),
+        };
+        let live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
+            object: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.apply_status_value(&resource, &key, &live, status)
+            .await
+    }
+
+    /// [`Self::apply_status`] for an owner known only at run time.
+    pub async fn apply_status_dynamic(
+        &self,
+        resource: &ApiResource,
+        owner: &DynamicObject,
+        status: Value,
+    ) -> Result<Outcome, ApplyError> {
+        let key = ObjectKey {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            namespace: owner.namespace(),
+            name: owner.name_any(),
+        };
+        let live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
+            object: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.apply_status_value(resource, &key, &live, status).await
+    }
+
+    async fn apply_status_value(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        live: &Value,
+        status: Value,
+    ) -> Result<Outcome, ApplyError> {
+        if !status.is_object() {
+            return Err(ApplyError::InvalidObject {
+                object: key.to_string(),
+                reason: "status must be a JSON object".into(),
+            });
+        }
+        let span = object_span(Op::Status, key);
+        let mut body = skeleton(key);
+        body["status"] = status;
+        let desired = json!({"status": body["status"]});
+        if fields::in_sync(
+            &desired,
+            fields::apply_entry(live, MANAGER, Some("status")),
+            live,
+        ) {
+            record(&span, &Outcome::Unchanged);
+            return Ok(Outcome::Unchanged);
+        }
+        let result = self
+            .send_apply(resource, key, Some("status"), &body, "apply status")
+            .instrument(span.clone())
+            .await;
+        let outcome = match &result {
+            Ok(success) => changed_outcome(success, live.pointer("/metadata/resourceVersion")),
+            Err(error) => Outcome::Failed(error.clone()),
+        };
+        record(&span, &outcome);
+        result.map(|_| {
+            if outcome == Outcome::Created {
+                Outcome::Updated
+            } else {
+                outcome
+            }
+        })
+    }
+}
+
+fn changed_outcome(success: &Success, before: Option<&Value>) -> Outcome {
+    if success.code == 201 {
+        Outcome::Created
+    } else if before.is_some() && success.body.pointer("/metadata/resourceVersion") == before {
+        Outcome::Unchanged
+    } else {
+        Outcome::Updated
+    }
+}
+
+/// Fields of `body` other managers own with a different live value: what a forced apply takes.
+fn drift_of(key: &ObjectKey, body: &Value, live: &Value) -> Vec<DriftReport> {
+    let desired = fields::ownable_part(body);
+    fields::managed_entries(live)
+        .filter(|e| {
+            !matches!(
+                e.get("manager").and_then(Value::as_str),
+                Some(MANAGER) | Some(HANDOVER_MANAGER)
+            )
+        })
+        .filter(|e| {
+            e.get("subresource")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.is_empty() || s == "scale")
+        })
+        .filter_map(|e| {
+            let theirs = e.get("fieldsV1")?.as_object()?;
+            let taken = fields::taken_paths(&desired, theirs, live);
+            (!taken.is_empty()).then(|| DriftReport {
+                object: key.clone(),
+                manager: e
+                    .get("manager")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_string(),
+                operation: e
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+                fields: taken,
+            })
+        })
+        .collect()
+}
+
+fn is_child_of(obj: &DynamicObject, owner: &Owner, scope: Scope) -> bool {
+    let labels = obj.labels();
+    let labelled = labels.get(labels::MANAGED_BY).map(String::as_str)
+        == Some(labels::MANAGED_BY_VALUE)
+        && labels.get(labels::OWNER_UID) == Some(&owner.uid);
+    // Namespaced children must also point at the owner, so an object that merely copied our
+    // labels is never deleted.
+    labelled
+        && (scope == Scope::Cluster
+            || obj
+                .owner_references()
+                .iter()
+                .any(|r| r.uid == owner.uid && r.controller == Some(true)))
+}
+
+fn owner_of<K: Resource<DynamicType = ()>>(
+    child: &DynamicObject,
+    scope: Scope,
+) -> Option<ObjectRef<K>> {
+    let (api_version, kind) = (K::api_version(&()), K::kind(&()));
+    if scope == Scope::Namespaced {
+        let owner = child
+            .owner_references()
+            .iter()
+            .find(|r| r.controller == Some(true))?;
+        if owner.api_version != api_version || owner.kind != kind {
+            return None;
+        }
+        let mut r = ObjectRef::new(&owner.name);
+        if let Some(ns) = child.namespace() {
+            r = r.within(&ns);
+        }
+        return Some(r);
+    }
+    let labels = child.labels();
+    let name = labels.get(labels::INSTANCE)?;
+    let mut r = ObjectRef::new(name);
+    if let Some(ns) = labels.get(labels::OWNER_NAMESPACE) {
+        r = r.within(ns);
+    }
+    Some(r)
+}
+
+fn unknown_key(object: &DesiredObject) -> ObjectKey {
+    let text = |p: &str| {
+        object
+            .body
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    ObjectKey {
+        api_version: text("/apiVersion"),
+        kind: text("/kind"),
+        namespace: object
+            .body
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(String::from),
+        name: text("/metadata/name"),
+    }
+}
