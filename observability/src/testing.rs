@@ -229,21 +229,34 @@ impl Collector {
         self.received.borrow().request_headers.clone()
     }
 
-    /// Waits until at least `count` spans have arrived, or `timeout` passes.
+    /// Waits until at least `count` spans have arrived, or `timeout` passes. Call
+    /// [`crate::TelemetryGuard::flush`] first, or the batch processor's 5 s delay applies.
     pub async fn wait_for_spans(
         &self,
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<CollectedSpan>, WaitTimeout> {
-        let mut received = self.received.clone();
-        let arrived = tokio::time::timeout(timeout, received.wait_for(|r| r.spans.len() >= count));
-        match arrived.await {
-            Ok(Ok(state)) => Ok(state.spans.clone()),
-            _ => Err(WaitTimeout {
+        self.wait_until(timeout, |spans| spans.len() >= count)
+            .await
+            .map_err(|received| WaitTimeout {
                 expected: count,
                 timeout,
-                received: self.spans(),
-            }),
+                received,
+            })
+    }
+
+    /// Waits until `done` holds for the spans received so far (re-checked on every export
+    /// request), or `timeout` passes; the error holds the spans that did arrive.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[CollectedSpan]) -> bool,
+    ) -> Result<Vec<CollectedSpan>, Vec<CollectedSpan>> {
+        let mut received = self.received.clone();
+        let arrived = tokio::time::timeout(timeout, received.wait_for(|r| done(&r.spans)));
+        match arrived.await {
+            Ok(Ok(state)) => Ok(state.spans.clone()),
+            _ => Err(self.spans()),
         }
     }
 }

@@ -129,7 +129,10 @@ async fn grpc_works_on_a_multi_thread_runtime_and_shutdown_flushes() {
     });
     // No flush: shutdown alone must deliver the span.
     guard.shutdown().await.expect("shutdown");
-    let spans = collector.wait_for_spans(1, WAIT).await.expect("span");
+    let spans = collector
+        .wait_until(WAIT, |spans| spans.iter().any(|s| s.name == "reconcile"))
+        .await
+        .expect("reconcile span");
     assert_eq!(spans[0].name, "reconcile");
     assert_eq!(spans[0].attribute("k8s.object.generation"), None);
 }
