@@ -30,7 +30,10 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn new(handle: &EmulatorHandle) -> Result<Self, TestError> {
-        Ok(RawClient { client: handle.client()?, user_agent: None })
+        Ok(RawClient {
+            client: handle.client()?,
+            user_agent: None,
+        })
     }
 
     /// Sends this User-Agent on every request (the server derives field managers from it).
@@ -39,7 +42,13 @@ impl RawClient {
         self
     }
 
-    fn build(&self, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<http::Request<Body>, TestError> {
+    fn build(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<http::Request<Body>, TestError> {
         let mut b = http::Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             b = b.header(http::header::CONTENT_TYPE, ct);
@@ -69,13 +78,21 @@ impl RawClient {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<RawResponse, TestError> {
-        let resp = self.client.send(self.build(method, path, content_type, body)?).await?;
+        let resp = self
+            .client
+            .send(self.build(method, path, content_type, body)?)
+            .await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await?.to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(RawResponse { status, headers, body, text })
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+            text,
+        })
     }
 
     pub async fn get(&self, path: &str) -> Result<RawResponse, TestError> {
@@ -83,15 +100,22 @@ impl RawClient {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<RawResponse, TestError> {
-        self.request("POST", path, Some("application/json"), Some(body)).await
+        self.request("POST", path, Some("application/json"), Some(body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Result<RawResponse, TestError> {
-        self.request("PUT", path, Some("application/json"), Some(body)).await
+        self.request("PUT", path, Some("application/json"), Some(body))
+            .await
     }
 
     /// `kind`: `merge`, `json`, `strategic` or `apply`.
-    pub async fn patch(&self, path: &str, kind: &str, body: &Value) -> Result<RawResponse, TestError> {
+    pub async fn patch(
+        &self,
+        path: &str,
+        kind: &str,
+        body: &Value,
+    ) -> Result<RawResponse, TestError> {
         let ct = match kind {
             "json" => "application/json-patch+json",
             "strategic" => "application/strategic-merge-patch+json",
@@ -102,24 +126,37 @@ impl RawClient {
     }
 
     /// Server-side apply as kubectl sends it.
-    pub async fn apply(&self, path: &str, manager: &str, force: bool, body: &Value) -> Result<RawResponse, TestError> {
+    pub async fn apply(
+        &self,
+        path: &str,
+        manager: &str,
+        force: bool,
+        body: &Value,
+    ) -> Result<RawResponse, TestError> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let full = format!("{path}{sep}fieldManager={manager}&force={force}");
         self.patch(&full, "apply", body).await
     }
 
     pub async fn delete(&self, path: &str, body: Option<&Value>) -> Result<RawResponse, TestError> {
-        self.request("DELETE", path, body.map(|_| "application/json"), body).await
+        self.request("DELETE", path, body.map(|_| "application/json"), body)
+            .await
     }
 
     /// Opens a watch (`path` must carry `watch=true`).
     pub async fn watch(&self, path: &str) -> Result<WatchStream, TestError> {
-        let resp = self.client.send(self.build("GET", path, None, Vec::new())?).await?;
+        let resp = self
+            .client
+            .send(self.build("GET", path, None, Vec::new())?)
+            .await?;
         if !resp.status().is_success() {
             let bytes = resp.into_body().collect().await?.to_bytes();
             return Err(format!("watch failed: {}", String::from_utf8_lossy(&bytes)).into());
         }
-        Ok(WatchStream { body: resp.into_body(), buf: Vec::new() })
+        Ok(WatchStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -132,7 +169,9 @@ pub struct WatchStream {
 impl WatchStream {
     /// The next event, `Ok(None)` when the server ended the stream; an error after `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Result<Option<Value>, TestError> {
-        tokio::time::timeout(timeout, self.next_inner()).await.map_err(|_| -> TestError { "timed out waiting for a watch event".into() })?
+        tokio::time::timeout(timeout, self.next_inner())
+            .await
+            .map_err(|_| -> TestError { "timed out waiting for a watch event".into() })?
     }
 
     async fn next_inner(&mut self) -> Result<Option<Value>, TestError> {
@@ -156,7 +195,11 @@ impl WatchStream {
     }
 
     /// Skips events until one satisfies `pred`; errors on timeout or end of stream.
-    pub async fn until(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value, TestError> {
+    pub async fn until(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value, TestError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

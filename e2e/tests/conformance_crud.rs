@@ -19,22 +19,61 @@ async fn version_and_discovery() -> Result<(), TestError> {
     let v = c.get("/version").await?;
     assert_eq!(v.body["major"], "1");
     assert_eq!(v.body["minor"], "32");
-    assert!(v.body["gitVersion"].as_str().unwrap_or("").starts_with("v1.32."));
+    assert!(
+        v.body["gitVersion"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("v1.32.")
+    );
     let api = c.get("/api").await?;
     assert_eq!(api.body["versions"], json!(["v1"]));
     let apps = c.get("/apis/apps/v1").await?;
-    let names: Vec<&str> = apps.body["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"deployments") && names.contains(&"deployments/status") && names.contains(&"deployments/scale"));
-    let scale = apps.body["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+    let names: Vec<&str> = apps.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"deployments")
+            && names.contains(&"deployments/status")
+            && names.contains(&"deployments/scale")
+    );
+    let scale = apps.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .unwrap();
     assert_eq!(scale["group"], "autoscaling");
     assert_eq!(scale["kind"], "Scale");
     assert_eq!(scale["verbs"], json!(["get", "patch", "update"]));
-    let deploy = apps.body["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments").unwrap();
+    let deploy = apps.body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "deployments")
+        .unwrap();
     assert_eq!(deploy["shortNames"], json!(["deploy"]));
     assert_eq!(deploy["categories"], json!(["all"]));
     let groups = c.get("/apis").await?;
-    let gnames: Vec<&str> = groups.body["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-    for g in ["apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io", "coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"] {
+    let gnames: Vec<&str> = groups.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for g in [
+        "apps",
+        "batch",
+        "autoscaling",
+        "policy",
+        "rbac.authorization.k8s.io",
+        "networking.k8s.io",
+        "coordination.k8s.io",
+        "events.k8s.io",
+        "apiextensions.k8s.io",
+    ] {
         assert!(gnames.contains(&g), "missing group {g}");
     }
     Ok(())
@@ -48,7 +87,11 @@ async fn create_get_update_delete() -> Result<(), TestError> {
     assert_eq!(created.status, 201, "{}", created.text);
     let meta = &created.body["metadata"];
     assert!(meta["uid"].as_str().is_some_and(|u| u.len() == 36));
-    assert!(meta["creationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        meta["creationTimestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     let rv = meta["resourceVersion"].as_str().unwrap().to_string();
 
     let again = c.post(CM, &cm("c1", json!({}))).await?;
@@ -69,7 +112,10 @@ async fn create_get_update_delete() -> Result<(), TestError> {
         stale.body["message"],
         "Operation cannot be fulfilled on configmaps \"c1\": the object has been modified; please apply your changes to the latest version and try again"
     );
-    assert_eq!(stale.body["details"], json!({"name": "c1", "kind": "configmaps"}));
+    assert_eq!(
+        stale.body["details"],
+        json!({"name": "c1", "kind": "configmaps"})
+    );
 
     let del = c.delete(&format!("{CM}/c1"), None).await?;
     assert_eq!(del.status, 200);
@@ -81,12 +127,20 @@ async fn create_get_update_delete() -> Result<(), TestError> {
             "message": "configmaps \"c1\" not found", "reason": "NotFound",
             "details": {"name": "c1", "kind": "configmaps"}, "code": 404})
     );
-    let dgone = c.get("/apis/apps/v1/namespaces/default/deployments/x").await?;
+    let dgone = c
+        .get("/apis/apps/v1/namespaces/default/deployments/x")
+        .await?;
     assert_eq!(dgone.body["message"], "deployments.apps \"x\" not found");
-    assert_eq!(dgone.body["details"], json!({"name": "x", "group": "apps", "kind": "deployments"}));
+    assert_eq!(
+        dgone.body["details"],
+        json!({"name": "x", "group": "apps", "kind": "deployments"})
+    );
     let unknown = c.get("/apis/nope.example.com/v1/things").await?;
     assert_eq!(unknown.status, 404);
-    assert_eq!(unknown.body["message"], "the server could not find the requested resource");
+    assert_eq!(
+        unknown.body["message"],
+        "the server could not find the requested resource"
+    );
     assert_eq!(unknown.body["details"], json!({}));
     Ok(())
 }
@@ -98,9 +152,17 @@ async fn noop_update_keeps_resource_version() -> Result<(), TestError> {
     let created = c.post(CM, &cm("c1", json!({"a": "1"}))).await?;
     let same = c.put(&format!("{CM}/c1"), &created.body).await?;
     assert_eq!(same.status, 200);
-    assert_eq!(same.body["metadata"]["resourceVersion"], created.body["metadata"]["resourceVersion"]);
-    let patched = c.patch(&format!("{CM}/c1"), "merge", &json!({"data": {"a": "1"}})).await?;
-    assert_eq!(patched.body["metadata"]["resourceVersion"], created.body["metadata"]["resourceVersion"]);
+    assert_eq!(
+        same.body["metadata"]["resourceVersion"],
+        created.body["metadata"]["resourceVersion"]
+    );
+    let patched = c
+        .patch(&format!("{CM}/c1"), "merge", &json!({"data": {"a": "1"}}))
+        .await?;
+    assert_eq!(
+        patched.body["metadata"]["resourceVersion"],
+        created.body["metadata"]["resourceVersion"]
+    );
     Ok(())
 }
 
@@ -116,13 +178,22 @@ async fn patches_merge_json_strategic() -> Result<(), TestError> {
     let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}});
     let r = c.patch(&format!("{path}/web"), "strategic", &smp).await?;
     assert_eq!(r.status, 200, "{}", r.text);
-    let cs = r.body["spec"]["template"]["spec"]["containers"].as_array().unwrap().clone();
+    let cs = r.body["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(cs.len(), 2, "strategic merge keeps other containers");
     assert_eq!(cs[0]["image"], "nginx:2");
     let jp = json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]);
     let r = c.patch(&format!("{path}/web"), "json", &jp).await?;
     assert_eq!(r.body["spec"]["replicas"], 3);
-    let r = c.patch(&format!("{path}/web"), "merge", &json!({"metadata": {"labels": {"x": "y"}}})).await?;
+    let r = c
+        .patch(
+            &format!("{path}/web"),
+            "merge",
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+        )
+        .await?;
     assert_eq!(r.body["metadata"]["labels"]["x"], "y");
     Ok(())
 }
@@ -138,15 +209,25 @@ async fn selectors_and_pagination() -> Result<(), TestError> {
     }
     let a = c.get(&format!("{CM}?labelSelector=team%3Da")).await?;
     assert_eq!(a.body["items"].as_array().unwrap().len(), 3);
-    let notin = c.get(&format!("{CM}?labelSelector=team%20notin%20(a,b)")).await?;
+    let notin = c
+        .get(&format!("{CM}?labelSelector=team%20notin%20(a,b)"))
+        .await?;
     assert_eq!(notin.body["items"].as_array().unwrap().len(), 1);
-    let by_name = c.get(&format!("{CM}?fieldSelector=metadata.name%3Dc3")).await?;
+    let by_name = c
+        .get(&format!("{CM}?fieldSelector=metadata.name%3Dc3"))
+        .await?;
     assert_eq!(by_name.body["items"][0]["metadata"]["name"], "c3");
     let p1 = c.get(&format!("{CM}?limit=2")).await?;
     assert_eq!(p1.body["items"].as_array().unwrap().len(), 2);
-    let token = p1.body["metadata"]["continue"].as_str().unwrap().to_string();
+    let token = p1.body["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let p2 = c.get(&format!("{CM}?limit=2&continue={token}")).await?;
-    let p3token = p2.body["metadata"]["continue"].as_str().unwrap().to_string();
+    let p3token = p2.body["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let p3 = c.get(&format!("{CM}?limit=2&continue={p3token}")).await?;
     assert_eq!(p3.body["items"].as_array().unwrap().len(), 1);
     assert!(p3.body["metadata"].get("continue").is_none());
@@ -155,35 +236,68 @@ async fn selectors_and_pagination() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn watch_from_version_and_expired() -> Result<(), TestError> {
-    let emu = Emulator::start(Options { history_limit: 5, ..Options::default() }).await?;
+    let emu = Emulator::start(Options {
+        history_limit: 5,
+        ..Options::default()
+    })
+    .await?;
     let c = RawClient::new(&emu)?;
     let first = c.post(CM, &cm("w0", json!({}))).await?;
-    let rv0 = first.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("{CM}?watch=true&resourceVersion={rv0}&allowWatchBookmarks=true")).await?;
+    let rv0 = first.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!(
+            "{CM}?watch=true&resourceVersion={rv0}&allowWatchBookmarks=true"
+        ))
+        .await?;
     c.post(CM, &cm("w1", json!({}))).await?;
     let ev = w.next(Duration::from_secs(5)).await?.unwrap();
     assert_eq!(ev["type"], "ADDED");
     assert_eq!(ev["object"]["metadata"]["name"], "w1");
     c.delete(&format!("{CM}/w1"), None).await?;
-    let ev = w.until(Duration::from_secs(5), |e| e["type"] != "BOOKMARK").await?;
+    let ev = w
+        .until(Duration::from_secs(5), |e| e["type"] != "BOOKMARK")
+        .await?;
     assert_eq!(ev["type"], "DELETED");
-    let bm = w.until(Duration::from_secs(5), |e| e["type"] == "BOOKMARK").await?;
-    assert!(bm["object"]["metadata"]["resourceVersion"].as_str().is_some());
+    let bm = w
+        .until(Duration::from_secs(5), |e| e["type"] == "BOOKMARK")
+        .await?;
+    assert!(
+        bm["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some()
+    );
     for i in 0..10 {
         c.post(CM, &cm(&format!("x{i}"), json!({}))).await?;
     }
-    let mut old = c.watch(&format!("{CM}?watch=true&resourceVersion={rv0}")).await?;
+    let mut old = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv0}"))
+        .await?;
     let err = old.next(Duration::from_secs(5)).await?.unwrap();
     assert_eq!(err["type"], "ERROR");
     assert_eq!(err["object"]["code"], 410);
     assert_eq!(err["object"]["reason"], "Expired");
-    assert!(err["object"]["message"].as_str().unwrap().starts_with(&format!("too old resource version: {rv0} (")));
-    let mut t = c.watch(&format!("{CM}?watch=true&timeoutSeconds=1&resourceVersion=0")).await?;
+    assert!(
+        err["object"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("too old resource version: {rv0} ("))
+    );
+    let mut t = c
+        .watch(&format!(
+            "{CM}?watch=true&timeoutSeconds=1&resourceVersion=0"
+        ))
+        .await?;
     let mut added = 0;
     while let Some(ev) = t.next(Duration::from_secs(5)).await? {
         assert_eq!(ev["type"], "ADDED");
         added += 1;
     }
-    assert_eq!(added, 11, "rv=0 lists current objects, then the stream ends at timeoutSeconds");
+    assert_eq!(
+        added, 11,
+        "rv=0 lists current objects, then the stream ends at timeoutSeconds"
+    );
     Ok(())
 }

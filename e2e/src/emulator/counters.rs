@@ -24,7 +24,10 @@ pub struct RequestKey {
 impl RequestKey {
     /// create, update, patch, delete or deletecollection.
     pub fn is_write(&self) -> bool {
-        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
     }
 }
 
@@ -48,7 +51,11 @@ impl Counters {
 
     /// Sum of the counts whose key satisfies `pred`.
     pub fn count(&self, pred: impl Fn(&RequestKey) -> bool) -> u64 {
-        self.snapshot().iter().filter(|(k, _)| pred(k)).map(|(_, v)| v).sum()
+        self.snapshot()
+            .iter()
+            .filter(|(k, _)| pred(k))
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Number of write requests (create/update/patch/delete/deletecollection).
@@ -67,6 +74,9 @@ impl Counters {
     }
 
     pub fn reset(&self) {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }

@@ -1,7 +1,12 @@
 //! CustomResourceDefinitions: the status the apiextensions controllers would write (names accepted,
 //! established) and the registration of their custom resource types for serving and discovery.
 
+use std::sync::Arc;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use serde_json::{Value, json};
+
+use crate::ssa::TypeSchema;
 
 use super::meta;
 use super::registry::{CustomVersion, Registry, ResourceType, ScalePaths};
@@ -17,10 +22,19 @@ pub fn set_status(crd: &mut Value) {
     let storage: Vec<Value> = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter(|v| v.get("storage") == Some(&json!(true))).filter_map(|v| v.get("name").cloned()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage") == Some(&json!(true)))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
         .unwrap_or_default();
     let old_status = crd.get("status").cloned().unwrap_or(json!({}));
-    let mut stored: Vec<Value> = old_status.get("storedVersions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut stored: Vec<Value> = old_status
+        .get("storedVersions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for s in storage {
         if !stored.contains(&s) {
             stored.push(s);
@@ -31,7 +45,10 @@ pub fn set_status(crd: &mut Value) {
         old_status
             .get("conditions")
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(t)))
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+            })
             .and_then(|c| c.get("lastTransitionTime"))
             .and_then(Value::as_str)
             .unwrap_or(&now)
@@ -39,15 +56,28 @@ pub fn set_status(crd: &mut Value) {
     };
     let terminating = meta::is_terminating(crd);
     let mut conditions = vec![
-        condition("NamesAccepted", "NoConflicts", "no conflicts found", &keep_time("NamesAccepted")),
-        condition("Established", "InitialNamesAccepted", "the initial names have been accepted", &keep_time("Established")),
+        condition(
+            "NamesAccepted",
+            "NoConflicts",
+            "no conflicts found",
+            &keep_time("NamesAccepted"),
+        ),
+        condition(
+            "Established",
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+            &keep_time("Established"),
+        ),
     ];
     if terminating {
         conditions.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": keep_time("Terminating"),
             "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}));
     }
     if let Some(o) = crd.as_object_mut() {
-        o.insert("status".into(), json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored}));
+        o.insert(
+            "status".into(),
+            json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored}),
+        );
     }
 }
 
@@ -58,7 +88,12 @@ fn str_of<'a>(v: &'a Value, ptr: &str) -> &'a str {
 fn strings(v: &Value, ptr: &str) -> Vec<String> {
     v.pointer(ptr)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -72,15 +107,26 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
         s => s.to_string(),
     };
     let namespaced = str_of(crd, "/spec/scope") != "Cluster";
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     versions
         .iter()
         .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
         .map(|v| {
+            let props: Option<Arc<JSONSchemaProps>> = v
+                .pointer("/schema/openAPIV3Schema")
+                .and_then(|s| serde_json::from_value(s.clone()).ok())
+                .map(Arc::new);
             let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
                 spec_replicas: str_of(s, "/specReplicasPath").to_string(),
                 status_replicas: str_of(s, "/statusReplicasPath").to_string(),
-                label_selector: s.get("labelSelectorPath").and_then(Value::as_str).map(str::to_string),
+                label_selector: s
+                    .get("labelSelectorPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
             ResourceType {
                 group: group.clone(),
@@ -95,8 +141,21 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
                 scale,
                 custom: Some(CustomVersion {
                     crd_name: meta::name(crd).to_string(),
-                    schema: v.pointer("/schema/openAPIV3Schema").cloned(),
-                    printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+                    props: props.clone(),
+                    type_schema: Arc::new(
+                        props
+                            .as_deref()
+                            .map(TypeSchema::from_crd_schema)
+                            .unwrap_or_else(TypeSchema::schemaless),
+                    ),
+                    scale: v
+                        .pointer("/subresources/scale")
+                        .and_then(|s| serde_json::from_value(s.clone()).ok()),
+                    printer_columns: v
+                        .get("additionalPrinterColumns")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
                 }),
             }
         })

@@ -50,7 +50,9 @@ fn template_spec(spec: &mut Map<String, Value>) {
 }
 
 fn deployment(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "replicas", json!(1));
     default(spec, "revisionHistoryLimit", json!(10));
     default(spec, "progressDeadlineSeconds", json!(600));
@@ -69,7 +71,9 @@ fn deployment(obj: &mut Value) {
 }
 
 fn stateful_set(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "replicas", json!(1));
     default(spec, "podManagementPolicy", json!("OrderedReady"));
     default(spec, "revisionHistoryLimit", json!(10));
@@ -83,12 +87,17 @@ fn stateful_set(obj: &mut Value) {
             }
         }
     }
-    let retention = spec.entry("persistentVolumeClaimRetentionPolicy").or_insert_with(|| json!({}));
+    let retention = spec
+        .entry("persistentVolumeClaimRetentionPolicy")
+        .or_insert_with(|| json!({}));
     if let Some(r) = retention.as_object_mut() {
         default(r, "whenDeleted", json!("Retain"));
         default(r, "whenScaled", json!("Retain"));
     }
-    if let Some(templates) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut) {
+    if let Some(templates) = spec
+        .get_mut("volumeClaimTemplates")
+        .and_then(Value::as_array_mut)
+    {
         for t in templates.iter_mut() {
             pvc(t);
         }
@@ -97,7 +106,9 @@ fn stateful_set(obj: &mut Value) {
 }
 
 fn replica_set(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "replicas", json!(1));
     template_spec(spec);
 }
@@ -113,7 +124,9 @@ fn job_spec(spec: &mut Map<String, Value>) {
 }
 
 fn cron_job(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "concurrencyPolicy", json!("Allow"));
     default(spec, "suspend", json!(false));
     default(spec, "successfulJobsHistoryLimit", json!(3));
@@ -151,7 +164,11 @@ fn container(c: &mut Value) {
     let Some(c) = c.as_object_mut() else { return };
     default(c, "terminationMessagePath", json!("/dev/termination-log"));
     default(c, "terminationMessagePolicy", json!("File"));
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     default(c, "imagePullPolicy", json!(pull_policy(&image)));
     if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -160,7 +177,10 @@ fn container(c: &mut Value) {
     }
     if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
         for e in env.iter_mut() {
-            if let Some(fr) = e.pointer_mut("/valueFrom/fieldRef").and_then(Value::as_object_mut) {
+            if let Some(fr) = e
+                .pointer_mut("/valueFrom/fieldRef")
+                .and_then(Value::as_object_mut)
+            {
                 default(fr, "apiVersion", json!("v1"));
             }
         }
@@ -203,7 +223,9 @@ fn allocate_cluster_ip() -> String {
 }
 
 fn service(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
     let external_name = spec.get("type").and_then(Value::as_str) == Some("ExternalName");
@@ -231,7 +253,11 @@ fn secret(obj: &mut Value) {
 }
 
 fn namespace(obj: &mut Value) {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if let Some(meta) = obj_mut(obj, "metadata") {
         let labels = meta.entry("labels").or_insert_with(|| json!({}));
         if let Some(l) = labels.as_object_mut() {
@@ -256,9 +282,15 @@ fn pvc(obj: &mut Value) {
 }
 
 fn hpa(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     default(spec, "minReplicas", json!(1));
-    if spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+    if spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
         spec.insert(
             "metrics".into(),
             json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
@@ -267,13 +299,19 @@ fn hpa(obj: &mut Value) {
 }
 
 fn crd(obj: &mut Value) {
-    let Some(spec) = obj_mut(obj, "spec") else { return };
+    let Some(spec) = obj_mut(obj, "spec") else {
+        return;
+    };
     let conv = spec.entry("conversion").or_insert_with(|| json!({}));
     if let Some(c) = conv.as_object_mut() {
         default(c, "strategy", json!("None"));
     }
     if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
-        let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         default(names, "singular", json!(kind.to_lowercase()));
         default(names, "listKind", json!(format!("{kind}List")));
     }
@@ -283,12 +321,17 @@ fn crd(obj: &mut Value) {
 pub fn fold_string_data(obj: &mut Value) {
     use base64::Engine;
     let Some(m) = obj.as_object_mut() else { return };
-    let Some(Value::Object(sd)) = m.remove("stringData") else { return };
+    let Some(Value::Object(sd)) = m.remove("stringData") else {
+        return;
+    };
     let data = m.entry("data").or_insert_with(|| json!({}));
     if let Some(d) = data.as_object_mut() {
         for (k, v) in sd {
             let s = v.as_str().unwrap_or_default();
-            d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(s)));
+            d.insert(
+                k,
+                json!(base64::engine::general_purpose::STANDARD.encode(s)),
+            );
         }
     }
 }

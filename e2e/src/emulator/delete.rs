@@ -33,11 +33,24 @@ impl DeleteOptions {
         if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
             o.propagation = parse_propagation(p)?;
         } else if let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool) {
-            o.propagation = if orphan { Propagation::Orphan } else { Propagation::Background };
+            o.propagation = if orphan {
+                Propagation::Orphan
+            } else {
+                Propagation::Background
+            };
         }
-        o.precondition_uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        o.precondition_rv = body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        o.dry_run = body.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        o.precondition_uid = body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.precondition_rv = body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.dry_run = body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
         Ok(o)
     }
 }
@@ -57,10 +70,19 @@ pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
 
 impl ApiServer {
-    pub fn delete(&self, rt: &ResourceType, namespace: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Value> {
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
         let mut txn = self.store.lock();
         let key = Self::key(rt, namespace, name);
-        let obj = txn.get(&key).cloned().ok_or_else(|| ApiError::not_found(rt, name))?;
+        let obj = txn
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
         check_preconditions(rt, name, &obj, opts)?;
         if opts.dry_run {
             return Ok(Self::present(rt, &obj));
@@ -71,8 +93,16 @@ impl ApiServer {
 
     /// Deletes (or marks for deletion) one stored object. Used by requests and by the in-process
     /// controllers (garbage collector, namespace and CRD cleanup).
-    pub(crate) fn delete_in(&self, txn: &mut Txn<'_>, rt: &ResourceType, key: &ObjKey, policy: Propagation) -> Value {
-        let Some(mut obj) = txn.get(key).cloned() else { return Value::Null };
+    pub(crate) fn delete_in(
+        &self,
+        txn: &mut Txn<'_>,
+        rt: &ResourceType,
+        key: &ObjKey,
+        policy: Propagation,
+    ) -> Value {
+        let Some(mut obj) = txn.get(key).cloned() else {
+            return Value::Null;
+        };
         if meta::is_terminating(&obj) {
             return obj;
         }
@@ -115,14 +145,22 @@ impl ApiServer {
     }
 }
 
-fn check_preconditions(rt: &ResourceType, name: &str, obj: &Value, opts: &DeleteOptions) -> ApiResult<()> {
+fn check_preconditions(
+    rt: &ResourceType,
+    name: &str,
+    obj: &Value,
+    opts: &DeleteOptions,
+) -> ApiResult<()> {
     if let Some(uid) = &opts.precondition_uid
         && uid != meta::uid(obj)
     {
         return Err(ApiError::conflict(
             rt,
             name,
-            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(obj)),
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(obj)
+            ),
         ));
     }
     if let Some(rv) = &opts.precondition_rv {
@@ -131,7 +169,9 @@ fn check_preconditions(rt: &ResourceType, name: &str, obj: &Value, opts: &Delete
             return Err(ApiError::conflict(
                 rt,
                 name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"
+                ),
             ));
         }
     }

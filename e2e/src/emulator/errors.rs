@@ -19,12 +19,20 @@ pub struct Cause {
 
 impl Cause {
     pub fn new(reason: &str, field: &str, message: impl Into<String>) -> Self {
-        Cause { reason: reason.to_string(), field: field.to_string(), message: message.into() }
+        Cause {
+            reason: reason.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 
     /// The cause's text as the summary line shows it.
     pub fn summary(&self) -> String {
-        if self.field.is_empty() { self.message.clone() } else { format!("{}: {}", self.field, self.message) }
+        if self.field.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.field, self.message)
+        }
     }
 }
 
@@ -36,7 +44,7 @@ pub struct ApiError {
     pub reason: String,
     pub message: String,
     /// `None` leaves `details` out; `Some({})` writes an empty object.
-    pub details: Option<Map<String, Value>>,
+    pub details: Option<Box<Map<String, Value>>>,
 }
 
 fn name_details(rt: &ResourceType, name: &str) -> Map<String, Value> {
@@ -51,12 +59,21 @@ fn name_details(rt: &ResourceType, name: &str) -> Map<String, Value> {
 
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        ApiError { code, reason: reason.to_string(), message: message.into(), details: None }
+        ApiError {
+            code,
+            reason: reason.to_string(),
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{}\" not found", rt.qualified(), name));
-        e.details = Some(name_details(rt, name));
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", rt.qualified(), name),
+        );
+        e.details = Some(Box::new(name_details(rt, name)));
         e
     }
 
@@ -65,18 +82,31 @@ impl ApiError {
         let mut d = Map::new();
         d.insert("name".into(), json!(ns));
         d.insert("kind".into(), json!("namespaces"));
-        ApiError { code: 404, reason: "NotFound".into(), message: format!("namespaces \"{ns}\" not found"), details: Some(d) }
+        ApiError {
+            code: 404,
+            reason: "NotFound".into(),
+            message: format!("namespaces \"{ns}\" not found"),
+            details: Some(Box::new(d)),
+        }
     }
 
     pub fn path_not_found() -> Self {
-        let mut e = Self::new(404, "NotFound", "the server could not find the requested resource");
-        e.details = Some(Map::new());
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        e.details = Some(Box::default());
         e
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        let mut e = Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", rt.qualified(), name));
-        e.details = Some(name_details(rt, name));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", rt.qualified(), name),
+        );
+        e.details = Some(Box::new(name_details(rt, name)));
         e
     }
 
@@ -90,17 +120,30 @@ impl ApiError {
     }
 
     pub fn conflict(rt: &ResourceType, name: &str, why: &str) -> Self {
-        let msg = format!("Operation cannot be fulfilled on {} \"{}\": {}", rt.qualified(), name, why);
+        let msg = format!(
+            "Operation cannot be fulfilled on {} \"{}\": {}",
+            rt.qualified(),
+            name,
+            why
+        );
         let mut e = Self::new(409, "Conflict", msg);
-        e.details = Some(name_details(rt, name));
+        e.details = Some(Box::new(name_details(rt, name)));
         e
     }
 
     /// 422 with one error as `field: body` and several as `[e1, e2]`.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let errs: Vec<String> = causes.iter().map(Cause::summary).collect();
-        let joined = if errs.len() == 1 { errs[0].clone() } else { format!("[{}]", errs.join(", ")) };
-        let kind_group = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let joined = if errs.len() == 1 {
+            errs[0].clone()
+        } else {
+            format!("[{}]", errs.join(", "))
+        };
+        let kind_group = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let message = format!("{kind_group} \"{name}\" is invalid: {joined}");
         let mut d = Map::new();
         d.insert("name".into(), json!(name));
@@ -113,7 +156,54 @@ impl ApiError {
             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
             .collect();
         d.insert("causes".into(), Value::Array(causes));
-        ApiError { code: 422, reason: "Invalid".into(), message, details: Some(d) }
+        ApiError {
+            code: 422,
+            reason: "Invalid".into(),
+            message,
+            details: Some(Box::new(d)),
+        }
+    }
+
+    /// 422 for custom-resource validation errors, worded by `fieldwise_api::schema`.
+    pub fn invalid_fields(
+        kind: &str,
+        group: &str,
+        name: &str,
+        errors: &[fieldwise_api::schema::FieldError],
+    ) -> Self {
+        let causes: Vec<Cause> = errors
+            .iter()
+            .map(|e| Cause::new(e.error_type.reason(), e.field_display(), e.body()))
+            .collect();
+        let mut err = Self::invalid(kind, group, name, causes);
+        err.message = fieldwise_api::schema::invalid_message(kind, group, name, errors);
+        err
+    }
+
+    /// An error whose `Status` body was built elsewhere (e.g. the apply conflict of the ssa module).
+    pub fn from_status(status: &Value) -> Self {
+        ApiError {
+            code: status
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(500),
+            reason: status
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            message: status
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            details: status
+                .get("details")
+                .and_then(Value::as_object)
+                .cloned()
+                .map(Box::new),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -145,13 +235,17 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn forbidden(rt: &ResourceType, name: &str, why: &str) -> Self {
         let msg = format!("{} \"{}\" is forbidden: {}", rt.qualified(), name, why);
         let mut e = Self::new(403, "Forbidden", msg);
-        e.details = Some(name_details(rt, name));
+        e.details = Some(Box::new(name_details(rt, name)));
         e
     }
 
@@ -167,7 +261,7 @@ impl ApiError {
             m.insert("reason".into(), json!(self.reason));
         }
         if let Some(d) = &self.details {
-            m.insert("details".into(), Value::Object(d.clone()));
+            m.insert("details".into(), Value::Object((**d).clone()));
         }
         m.insert("code".into(), json!(self.code));
         Value::Object(m)

@@ -36,7 +36,10 @@ pub async fn run(server: Arc<ApiServer>, mut shutdown: watch::Receiver<bool>) {
 }
 
 fn owner_refs(obj: &Value) -> Vec<Value> {
-    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn ref_uid(r: &Value) -> &str {
@@ -60,7 +63,9 @@ impl ApiServer {
 
     /// Stores an edited object; removes it when it is terminating with no finalizers left.
     fn store_edit(&self, txn: &mut Txn<'_>, key: &ObjKey, obj: Value) {
-        let done = meta::is_terminating(&obj) && meta::finalizers(&obj).is_empty() && key.1 != "namespaces";
+        let done = meta::is_terminating(&obj)
+            && meta::finalizers(&obj).is_empty()
+            && key.1 != "namespaces";
         txn.put(key.clone(), obj);
         if done {
             let removed = txn.remove(key);
@@ -83,7 +88,10 @@ impl ApiServer {
 
     fn drop_finalizer(&self, txn: &mut Txn<'_>, key: &ObjKey, obj: &Value, name: &str) {
         let mut obj = obj.clone();
-        let rest: Vec<String> = meta::finalizers(&obj).into_iter().filter(|f| f != name).collect();
+        let rest: Vec<String> = meta::finalizers(&obj)
+            .into_iter()
+            .filter(|f| f != name)
+            .collect();
         meta::set_finalizers(&mut obj, &rest);
         self.store_edit(txn, key, obj);
     }
@@ -91,9 +99,15 @@ impl ApiServer {
     /// Returns whether anything changed.
     fn gc_pass(&self, txn: &mut Txn<'_>) -> bool {
         let all = txn.all();
-        let by_uid: HashMap<String, &ObjKey> = all.iter().map(|(k, v)| (meta::uid(v).to_string(), k)).collect();
+        let by_uid: HashMap<String, &ObjKey> = all
+            .iter()
+            .map(|(k, v)| (meta::uid(v).to_string(), k))
+            .collect();
         let dependents_of = |uid: &str| -> Vec<(ObjKey, Value)> {
-            all.iter().filter(|(_, v)| owner_refs(v).iter().any(|r| ref_uid(r) == uid)).cloned().collect()
+            all.iter()
+                .filter(|(_, v)| owner_refs(v).iter().any(|r| ref_uid(r) == uid))
+                .cloned()
+                .collect()
         };
         for (key, obj) in &all {
             if meta::is_terminating(obj) {
@@ -107,7 +121,9 @@ impl ApiServer {
                 continue;
             }
             let present = |r: &Value| -> bool {
-                by_uid.get(ref_uid(r)).is_some_and(|owner_key| owner_key.2.is_empty() || owner_key.2 == key.2)
+                by_uid
+                    .get(ref_uid(r))
+                    .is_some_and(|owner_key| owner_key.2.is_empty() || owner_key.2 == key.2)
             };
             let solid: Vec<Value> = refs.iter().filter(|r| present(r)).cloned().collect();
             if solid.is_empty() {
@@ -137,7 +153,10 @@ impl ApiServer {
         if fins.iter().any(|f| f == ORPHAN) {
             for (dk, dv) in dependents_of(uid) {
                 let mut edited = dv.clone();
-                let rest: Vec<Value> = owner_refs(&dv).into_iter().filter(|r| ref_uid(r) != uid).collect();
+                let rest: Vec<Value> = owner_refs(&dv)
+                    .into_iter()
+                    .filter(|r| ref_uid(r) != uid)
+                    .collect();
                 let m = meta::meta_mut(&mut edited);
                 if rest.is_empty() {
                     m.remove("ownerReferences");
@@ -154,10 +173,14 @@ impl ApiServer {
             let mut changed = false;
             for (dk, dv) in &deps {
                 if !meta::is_terminating(dv) {
-                    let blocking = owner_refs(dv)
-                        .iter()
-                        .any(|r| ref_uid(r) == uid && r.get("blockOwnerDeletion") == Some(&json!(true)));
-                    let policy = if blocking { Propagation::Foreground } else { Propagation::Background };
+                    let blocking = owner_refs(dv).iter().any(|r| {
+                        ref_uid(r) == uid && r.get("blockOwnerDeletion") == Some(&json!(true))
+                    });
+                    let policy = if blocking {
+                        Propagation::Foreground
+                    } else {
+                        Propagation::Background
+                    };
                     self.delete_key(txn, dk, policy);
                     changed = true;
                 }
@@ -166,7 +189,9 @@ impl ApiServer {
                 return true;
             }
             let blocked = deps.iter().any(|(_, dv)| {
-                owner_refs(dv).iter().any(|r| ref_uid(r) == uid && r.get("blockOwnerDeletion") == Some(&json!(true)))
+                owner_refs(dv)
+                    .iter()
+                    .any(|r| ref_uid(r) == uid && r.get("blockOwnerDeletion") == Some(&json!(true)))
             });
             if !blocked {
                 self.drop_finalizer(txn, key, obj, FOREGROUND);
@@ -178,10 +203,22 @@ impl ApiServer {
             return self.finish_namespace(txn, key, all);
         }
         if key.1 == "customresourcedefinitions" && fins.iter().any(|f| f == CRD_CLEANUP) {
-            let group = obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
-            let plural = obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
-            let instances: Vec<&ObjKey> = all.iter().map(|(k, _)| k).filter(|k| k.0 == group && k.1 == plural).collect();
-            return self.drain(txn, &instances, |s, t| s.drop_finalizer(t, key, obj, CRD_CLEANUP));
+            let group = obj
+                .pointer("/spec/group")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let plural = obj
+                .pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let instances: Vec<&ObjKey> = all
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.0 == group && k.1 == plural)
+                .collect();
+            return self.drain(txn, &instances, |s, t| {
+                s.drop_finalizer(t, key, obj, CRD_CLEANUP)
+            });
         }
         if fins.is_empty() {
             self.store_edit(txn, key, obj.clone());
@@ -192,7 +229,11 @@ impl ApiServer {
 
     fn finish_namespace(&self, txn: &mut Txn<'_>, key: &ObjKey, all: &[(ObjKey, Value)]) -> bool {
         let ns = &key.3;
-        let contents: Vec<&ObjKey> = all.iter().map(|(k, _)| k).filter(|k| !k.2.is_empty() && &k.2 == ns).collect();
+        let contents: Vec<&ObjKey> = all
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !k.2.is_empty() && &k.2 == ns)
+            .collect();
         self.drain(txn, &contents, |s, t| {
             if let Some(removed) = t.remove(key)
                 && let Some(rt) = s.type_of(key)
@@ -203,7 +244,12 @@ impl ApiServer {
     }
 
     /// Deletes every key; when none remain, runs `done`. Returns whether anything changed.
-    fn drain(&self, txn: &mut Txn<'_>, keys: &[&ObjKey], done: impl FnOnce(&Self, &mut Txn<'_>)) -> bool {
+    fn drain(
+        &self,
+        txn: &mut Txn<'_>,
+        keys: &[&ObjKey],
+        done: impl FnOnce(&Self, &mut Txn<'_>),
+    ) -> bool {
         if keys.is_empty() {
             done(self, txn);
             return true;

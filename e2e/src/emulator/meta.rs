@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 /// Now, as RFC 3339 in whole seconds, UTC (the precision Kubernetes stores).
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp.
@@ -22,7 +24,14 @@ pub fn new_uid() -> String {
     let t = jiff::Timestamp::now().as_nanosecond() as u128;
     let v = (t << 32) ^ (n as u128) ^ ((std::process::id() as u128) << 96);
     let h = format!("{v:032x}");
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
@@ -34,8 +43,12 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
     }
-    let Value::Object(root) = obj else { unreachable!("made an object above") };
-    let m = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(root) = obj else {
+        unreachable!("made an object above")
+    };
+    let m = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !m.is_object() {
         *m = Value::Object(Map::new());
     }
@@ -61,7 +74,12 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -70,12 +88,19 @@ pub fn set_finalizers(obj: &mut Value, list: &[String]) {
     if list.is_empty() {
         m.remove("finalizers");
     } else {
-        m.insert("finalizers".into(), Value::Array(list.iter().map(|s| Value::String(s.clone())).collect()));
+        m.insert(
+            "finalizers".into(),
+            Value::Array(list.iter().map(|s| Value::String(s.clone())).collect()),
+        );
     }
 }
 
 pub fn labels(obj: &Value) -> Map<String, Value> {
-    meta(obj).and_then(|m| m.get("labels")).and_then(Value::as_object).cloned().unwrap_or_default()
+    meta(obj)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub fn is_terminating(obj: &Value) -> bool {
@@ -84,7 +109,10 @@ pub fn is_terminating(obj: &Value) -> bool {
 
 /// Splits `.spec.replicas` into `["spec", "replicas"]`.
 fn segments(path: &str) -> Vec<&str> {
-    path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()).collect()
+    path.trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 pub fn get_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
@@ -99,18 +127,24 @@ pub fn set_path(obj: &mut Value, path: &str, value: Value) {
         if !cur.is_object() {
             *cur = Value::Object(Map::new());
         }
-        let Value::Object(m) = cur else { unreachable!("made an object above") };
+        let Value::Object(m) = cur else {
+            unreachable!("made an object above")
+        };
         if i + 1 == segs.len() {
             m.insert(seg.to_string(), value);
             return;
         }
-        cur = m.entry(seg.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        cur = m
+            .entry(seg.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
 pub fn remove_path(obj: &mut Value, path: &str) {
     let segs = segments(path);
-    let Some((last, parents)) = segs.split_last() else { return };
+    let Some((last, parents)) = segs.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for seg in parents {
         match cur.get_mut(*seg) {

@@ -77,22 +77,36 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state = http::HttpState { server: server.clone(), bookmark_interval: options.bookmark_interval };
+        let state = http::HttpState {
+            server: server.clone(),
+            bookmark_interval: options.bookmark_interval,
+        };
         let app = http::router(state);
         let mut rx = shutdown_rx.clone();
         let serve = tokio::spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            axum::serve(listener, app).with_graceful_shutdown(stop).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
         });
         let gc = tokio::spawn(gc::run(server.clone(), shutdown_rx));
-        Ok(EmulatorHandle { addr, url: format!("http://{addr}"), server, shutdown_tx, tasks: vec![gc], serve: Some(serve) })
+        Ok(EmulatorHandle {
+            addr,
+            url: format!("http://{addr}"),
+            server,
+            shutdown_tx,
+            tasks: vec![gc],
+            serve: Some(serve),
+        })
     }
 }
 
 fn seed(server: &ApiServer) {
-    let Some(rt) = server.registry.find("", "v1", "namespaces") else { return };
+    let Some(rt) = server.registry.find("", "v1", "namespaces") else {
+        return;
+    };
     for ns in INITIAL_NAMESPACES {
         let req = WriteRequest {
             rt: &rt,
@@ -105,7 +119,10 @@ fn seed(server: &ApiServer) {
             dry_run: false,
         };
         // Creating a fixed, valid namespace in an empty store cannot fail; ignore to stay panic-free.
-        let _ = server.create(&req, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        let _ = server.create(
+            &req,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
     }
 }
 
@@ -131,7 +148,10 @@ impl EmulatorHandle {
 
     /// A kube client talking to this emulator.
     pub fn client(&self) -> Result<kube::Client, kube::Error> {
-        let uri: ::http::Uri = self.url.parse().map_err(|e: ::http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
+        let uri: ::http::Uri = self
+            .url
+            .parse()
+            .map_err(|e: ::http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
         kube::Client::try_from(config)
@@ -193,7 +213,11 @@ pub fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
 
 /// Runs an emulator until `stop` completes: what `fieldwise emulator` does. The kubeconfig is
 /// written once the listener is bound.
-pub async fn serve(options: Options, kubeconfig: &Path, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    options: Options,
+    kubeconfig: &Path,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let handle = Emulator::start(options).await?;
     handle.write_kubeconfig(kubeconfig)?;
     tracing::info!(url = handle.url(), kubeconfig = %kubeconfig.display(), "emulator ready");

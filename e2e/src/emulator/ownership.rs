@@ -1,10 +1,16 @@
 //! The bridge to the server-side-apply algebra in [`crate::ssa`]: managedFields for non-apply writes
-//! and the merge + ownership of apply requests.
+//! and the merge + ownership of apply requests, with the endpoint's reset fields and the HTTP
+//! errors kube-apiserver gives.
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use super::errors::ApiResult;
+use serde_json::Value;
+
+use super::errors::ApiError;
+use super::meta;
 use super::registry::ResourceType;
+use crate::ssa::{self, ApplyError, FieldSet, Path, PathElement, SchemaError, TypeSchema};
 
 /// Which endpoint a write came through; recorded as the managedFields entry's `subresource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,40 +38,147 @@ pub struct Writer<'a> {
     pub force: bool,
 }
 
-/// Records a create/update/patch by `writer`: compares `old` and `new` (both defaulted) and stores
-/// the updated managedFields into `new`.
-pub fn record_update(rt: &ResourceType, old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) -> ApiResult<()> {
-    let _ = (rt, old, writer);
-    if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
-        && !m.contains_key("managedFields")
-    {
-        m.remove("managedFields");
+type SchemaCache = Mutex<HashMap<(String, String, String), Arc<TypeSchema>>>;
+
+/// The SSA schema of a type: the CRD's for custom resources, the built-in one (cached, as building
+/// it is not free), or a schemaless one for built-ins the ssa module does not describe.
+pub fn schema_of(rt: &ResourceType) -> Arc<TypeSchema> {
+    if let Some(c) = &rt.custom {
+        return c.type_schema.clone();
     }
-    Ok(())
+    static CACHE: OnceLock<SchemaCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut guard = cache.lock().unwrap_or_else(|p| p.into_inner());
+    guard
+        .entry((rt.group.clone(), rt.version.clone(), rt.kind.clone()))
+        .or_insert_with(|| {
+            Arc::new(
+                TypeSchema::builtin(&rt.group, &rt.version, &rt.kind)
+                    .unwrap_or_else(TypeSchema::schemaless),
+            )
+        })
+        .clone()
+}
+
+/// Fields the endpoint never owns: `status` on the main resource of a type with a status
+/// subresource; everything but `status` on `/status`.
+fn reset_fields(rt: &ResourceType, sub: Sub) -> FieldSet {
+    match sub {
+        Sub::Main if rt.status => FieldSet::from_field_paths(&[&["status"]]),
+        Sub::Status => FieldSet::from_field_paths(&[&["spec"]]),
+        Sub::Scale => FieldSet::from_field_paths(&[&["status"]]),
+        _ => FieldSet::new(),
+    }
+}
+
+/// `<ns>/<name>; <group>/<version>, Kind=<Kind>` as the typed-conversion error prints it.
+fn typed_error(rt: &ResourceType, obj_ns: &str, name: &str, e: &SchemaError) -> ApiError {
+    let msg = e.to_string();
+    ApiError::internal_no_reason(format!(
+        "failed to create typed patch object ({obj_ns}/{name}; {}/{}, Kind={}): {msg}",
+        rt.group, rt.version, rt.kind
+    ))
+}
+
+/// Records a create/update/patch by `writer` (`new` is defaulted); returns the object with its new
+/// managedFields.
+pub fn record_update(
+    rt: &ResourceType,
+    old: Option<&Value>,
+    new: &Value,
+    writer: &Writer<'_>,
+) -> Result<Value, ApiError> {
+    let opts = ssa::UpdateOptions {
+        manager: writer.manager.to_string(),
+        api_version: rt.api_version(),
+        subresource: writer.sub.name().map(str::to_string),
+        now: meta::now(),
+        reset_fields: reset_fields(rt, writer.sub),
+    };
+    let schema = schema_of(rt);
+    ssa::update(&schema, old, new, &opts)
+        .map(|o| o.object)
+        .map_err(|e| {
+            typed_error(
+                rt,
+                meta::meta_str(new, "namespace").unwrap_or(""),
+                meta::name(new),
+                &e,
+            )
+        })
 }
 
 /// Merges an applied configuration into `live` (or into nothing, for a create) and returns the merged
-/// object carrying the new managedFields. Conflicts and undeclared fields come back as the
-/// kube-apiserver's 409/500.
-pub fn apply(rt: &ResourceType, live: Option<&Value>, config: &Value, writer: &Writer<'_>) -> ApiResult<Value> {
-    let _ = (rt, writer);
-    let mut merged = live.cloned().unwrap_or_else(|| Value::Object(Map::new()));
-    deep_merge(&mut merged, config);
-    Ok(merged)
+/// object carrying the new managedFields (not yet defaulted). Conflicts come back as the 409 of
+/// spec §4.2, undeclared fields as the reason-less 500 of §2.1.
+pub fn apply(
+    rt: &ResourceType,
+    live: Option<&Value>,
+    config: &Value,
+    writer: &Writer<'_>,
+) -> Result<Value, ApiError> {
+    let opts = ssa::ApplyOptions {
+        manager: writer.manager.to_string(),
+        force: writer.force,
+        api_version: rt.api_version(),
+        subresource: writer.sub.name().map(str::to_string),
+        now: meta::now(),
+        reset_fields: reset_fields(rt, writer.sub),
+    };
+    let schema = schema_of(rt);
+    match ssa::apply(&schema, live, config, &opts) {
+        Ok(out) => Ok(out.object),
+        Err(ApplyError::Conflict(c)) => Err(ApiError::from_status(&c.to_status())),
+        Err(ApplyError::Schema(e)) => Err(typed_error(
+            rt,
+            meta::meta_str(config, "namespace").unwrap_or(""),
+            meta::name(config),
+            &e,
+        )),
+        Err(ApplyError::ManagedFields(e)) => Err(ApiError::internal(e.to_string())),
+    }
 }
 
-fn deep_merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                match t.get_mut(k) {
-                    Some(tv) if tv.is_object() && v.is_object() => deep_merge(tv, v),
-                    _ => {
-                        t.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+/// Paths (`.spec.bogus`) a built-in object carries that its schema does not declare; removed from
+/// `obj` so the write can proceed (the caller fails first under strict field validation).
+pub fn prune_undeclared(rt: &ResourceType, obj: &mut Value) -> Vec<String> {
+    let schema = schema_of(rt);
+    let mut pruned = Vec::new();
+    for _ in 0..256 {
+        let Err(e) = ssa::validate(&schema, obj) else {
+            break;
+        };
+        if !e.message.contains("not declared") || !remove(obj, &e.path) {
+            break;
         }
-        (t, p) => *t = p.clone(),
+        pruned.push(e.path.to_string());
+    }
+    pruned
+}
+
+/// Removes the node at `path`; false when it cannot be found.
+fn remove(obj: &mut Value, path: &Path) -> bool {
+    let Some((last, parents)) = path.0.split_last() else {
+        return false;
+    };
+    let mut cur = obj;
+    for el in parents {
+        let next = match (el, cur) {
+            (PathElement::Field(f), Value::Object(m)) => m.get_mut(f),
+            (PathElement::Index(i), Value::Array(a)) => a.get_mut(*i),
+            (PathElement::Value(v), Value::Array(a)) => a.iter_mut().find(|x| *x == v),
+            (PathElement::Key(keys), Value::Array(a)) => a
+                .iter_mut()
+                .find(|x| keys.iter().all(|(k, kv)| x.get(k) == Some(kv))),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match (last, cur) {
+        (PathElement::Field(f), Value::Object(m)) => m.remove(f).is_some(),
+        _ => false,
     }
 }

@@ -13,13 +13,24 @@ pub fn merge(target: &mut Value, patch: &Value) {
 pub fn json(target: &mut Value, patch: &Value) -> ApiResult<()> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))
+    json_patch::patch(target, &ops).map_err(|e| {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    })
 }
 
 /// Merge key of a list field of a built-in type; `None` means the list is replaced.
 fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "imagePullSecrets" | "env" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "imagePullSecrets"
+        | "env" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "hostAliases" => "ip",
@@ -48,7 +59,9 @@ pub fn strategic(target: &mut Value, patch: &Value) -> ApiResult<()> {
             merge_map(t, p);
             Ok(())
         }
-        _ => Err(ApiError::bad_request("strategic merge patch must be a JSON object")),
+        _ => Err(ApiError::bad_request(
+            "strategic merge patch must be a JSON object",
+        )),
     }
 }
 
@@ -91,8 +104,15 @@ fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
 }
 
 fn merge_list(field: &str, target: &mut Vec<Value>, patch: &[Value]) {
-    if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        *target = patch.iter().filter(|i| i.get("$patch").is_none()).cloned().collect();
+    if patch
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        *target = patch
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .cloned()
+            .collect();
         return;
     }
     if is_merged_primitive_list(field) {

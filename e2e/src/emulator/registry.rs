@@ -3,7 +3,12 @@
 
 use std::sync::{Arc, RwLock};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceSubresourceScale, JSONSchemaProps,
+};
 use serde_json::Value;
+
+use crate::ssa::TypeSchema;
 
 /// Where a scale subresource reads and writes its numbers (JSON paths such as `.spec.replicas`).
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +23,12 @@ pub struct ScalePaths {
 pub struct CustomVersion {
     /// The CRD's `metadata.name` (`widgets.example.com`).
     pub crd_name: String,
-    /// `openAPIV3Schema` of this version.
-    pub schema: Option<Value>,
+    /// `openAPIV3Schema` of this version, typed (`None` when absent or not decodable).
+    pub props: Option<Arc<JSONSchemaProps>>,
+    /// The same schema as server-side apply sees it.
+    pub type_schema: Arc<TypeSchema>,
+    /// The scale subresource as declared (for validation of the replica paths).
+    pub scale: Option<CustomResourceSubresourceScale>,
     /// `additionalPrinterColumns` of this version.
     pub printer_columns: Vec<Value>,
 }
@@ -45,12 +54,20 @@ pub struct ResourceType {
 impl ResourceType {
     /// `deployments.apps`, or `configmaps` for the core group.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     pub fn is_custom(&self) -> bool {
@@ -74,51 +91,145 @@ struct Builtin {
     scale: bool,
 }
 
+/// `b()` flags: listed in the `all` category, has `/status`, has `/scale`.
+const ALL: u8 = 1;
+const STATUS: u8 = 2;
+const SCALE: u8 = 4;
+
 const fn b(
     gv: &'static str,
     plural: &'static str,
     kind: &'static str,
     namespaced: bool,
     short: &'static [&'static str],
-    all: bool,
-    status: bool,
-    scale: bool,
+    flags: u8,
 ) -> Builtin {
-    Builtin { gv, plural, kind, namespaced, short, all, status, scale }
+    Builtin {
+        gv,
+        plural,
+        kind,
+        namespaced,
+        short,
+        all: flags & ALL != 0,
+        status: flags & STATUS != 0,
+        scale: flags & SCALE != 0,
+    }
 }
 
 const BUILTINS: &[Builtin] = &[
-    b("v1", "namespaces", "Namespace", false, &["ns"], false, true, false),
-    b("v1", "configmaps", "ConfigMap", true, &["cm"], false, false, false),
-    b("v1", "secrets", "Secret", true, &[], false, false, false),
-    b("v1", "services", "Service", true, &["svc"], true, true, false),
-    b("v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false, false, false),
-    b("v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], false, true, false),
-    b("v1", "pods", "Pod", true, &["po"], true, true, false),
-    b("v1", "events", "Event", true, &["ev"], false, false, false),
-    b("apps/v1", "deployments", "Deployment", true, &["deploy"], true, true, true),
-    b("apps/v1", "statefulsets", "StatefulSet", true, &["sts"], true, true, true),
-    b("apps/v1", "replicasets", "ReplicaSet", true, &["rs"], true, true, true),
-    b("batch/v1", "jobs", "Job", true, &[], true, true, false),
-    b("batch/v1", "cronjobs", "CronJob", true, &["cj"], true, true, false),
-    b("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], true, true, false),
-    b("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], false, true, false),
-    b("rbac.authorization.k8s.io/v1", "roles", "Role", true, &[], false, false, false),
-    b("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", true, &[], false, false, false),
-    b("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", false, &[], false, false, false),
-    b("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false, false, false),
-    b("networking.k8s.io/v1", "ingresses", "Ingress", true, &["ing"], false, true, false),
-    b("coordination.k8s.io/v1", "leases", "Lease", true, &[], false, false, false),
-    b("events.k8s.io/v1", "events", "Event", true, &["ev"], false, false, false),
+    b("v1", "namespaces", "Namespace", false, &["ns"], STATUS),
+    b("v1", "configmaps", "ConfigMap", true, &["cm"], 0),
+    b("v1", "secrets", "Secret", true, &[], 0),
+    b("v1", "services", "Service", true, &["svc"], ALL | STATUS),
+    b("v1", "serviceaccounts", "ServiceAccount", true, &["sa"], 0),
+    b(
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        STATUS,
+    ),
+    b("v1", "pods", "Pod", true, &["po"], ALL | STATUS),
+    b("v1", "events", "Event", true, &["ev"], 0),
+    b(
+        "apps/v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        ALL | STATUS | SCALE,
+    ),
+    b(
+        "apps/v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        &["sts"],
+        ALL | STATUS | SCALE,
+    ),
+    b(
+        "apps/v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        ALL | STATUS | SCALE,
+    ),
+    b("batch/v1", "jobs", "Job", true, &[], ALL | STATUS),
+    b(
+        "batch/v1",
+        "cronjobs",
+        "CronJob",
+        true,
+        &["cj"],
+        ALL | STATUS,
+    ),
+    b(
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        ALL | STATUS,
+    ),
+    b(
+        "policy/v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        STATUS,
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+        0,
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+        0,
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+        0,
+    ),
+    b(
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        0,
+    ),
+    b(
+        "networking.k8s.io/v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+        STATUS,
+    ),
+    b("coordination.k8s.io/v1", "leases", "Lease", true, &[], 0),
+    b("events.k8s.io/v1", "events", "Event", true, &["ev"], 0),
     b(
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",
         "CustomResourceDefinition",
         false,
         &["crd", "crds"],
-        false,
-        true,
-        false,
+        STATUS,
     ),
 ];
 
@@ -163,7 +274,9 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { types: RwLock::new(builtin_types()) }
+        Registry {
+            types: RwLock::new(builtin_types()),
+        }
     }
 }
 
@@ -178,18 +291,27 @@ impl Registry {
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.read().iter().find(|t| t.group == group && t.version == version && t.plural == plural).cloned()
+        self.read()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
     }
 
     /// The type serving `apiVersion`/`kind` (used to resolve owner references).
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
         let (g, v) = split_gv(api_version);
-        self.read().iter().find(|t| t.group == g && t.version == v && t.kind == kind).cloned()
+        self.read()
+            .iter()
+            .find(|t| t.group == g && t.version == v && t.kind == kind)
+            .cloned()
     }
 
     /// Any version of a group/resource (for storage-level work such as garbage collection).
     pub fn find_any_version(&self, group: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        self.read().iter().find(|t| t.group == group && t.plural == plural).cloned()
+        self.read()
+            .iter()
+            .find(|t| t.group == group && t.plural == plural)
+            .cloned()
     }
 
     /// Replaces every type contributed by the CRD `crd_name` with `types`.

@@ -37,12 +37,21 @@ fn split_top(s: &str) -> Vec<String> {
         cur.push(c);
     }
     out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn set_values(rest: &str) -> Option<Vec<String>> {
     let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 fn parse_requirement(term: &str) -> Option<Requirement> {
@@ -75,8 +84,9 @@ impl LabelSelector {
         split_top(s)
             .iter()
             .map(|t| {
-                parse_requirement(t)
-                    .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {t}")))
+                parse_requirement(t).ok_or_else(|| {
+                    ApiError::bad_request(format!("unable to parse requirement: {t}"))
+                })
             })
             .collect::<ApiResult<Vec<_>>>()
             .map(LabelSelector)
@@ -93,9 +103,16 @@ impl LabelSelector {
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
                 let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let vals: Vec<&str> =
-                    e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+                let vals: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                match e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                {
                     "In" => terms.push(format!("{key} in ({})", vals.join(","))),
                     "NotIn" => terms.push(format!("{key} notin ({})", vals.join(","))),
                     "Exists" => terms.push(key.to_string()),
@@ -136,7 +153,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = term.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{term}'"
+                )));
             };
             reqs.push((path.trim().to_string(), eq, val.trim().to_string()));
         }

@@ -63,7 +63,10 @@ impl ApiServer {
     }
 
     pub fn add_hook(&self, hook: Arc<dyn RequestHook>) {
-        self.hooks.write().unwrap_or_else(|p| p.into_inner()).push(hook);
+        self.hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     pub fn run_hooks(&self, req: &RequestInfo) -> Option<ApiError> {
@@ -73,7 +76,12 @@ impl ApiServer {
 
     pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> ObjKey {
         let ns = if rt.namespaced { namespace } else { "" };
-        (rt.group.clone(), rt.plural.clone(), ns.to_string(), name.to_string())
+        (
+            rt.group.clone(),
+            rt.plural.clone(),
+            ns.to_string(),
+            name.to_string(),
+        )
     }
 
     /// The stored object as served at `rt`'s version.
@@ -88,10 +96,17 @@ impl ApiServer {
 
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> ApiResult<Value> {
         let txn = self.store.lock();
-        txn.get(&Self::key(rt, namespace, name)).map(|o| Self::present(rt, o)).ok_or_else(|| ApiError::not_found(rt, name))
+        txn.get(&Self::key(rt, namespace, name))
+            .map(|o| Self::present(rt, o))
+            .ok_or_else(|| ApiError::not_found(rt, name))
     }
 
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, q: &ListQuery<'_>) -> ApiResult<Value> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        q: &ListQuery<'_>,
+    ) -> ApiResult<Value> {
         let labels = LabelSelector::parse(q.labels.unwrap_or(""))?;
         let fields = FieldSelector::parse(q.fields.unwrap_or(""))?;
         let after = q.continue_token.map(decode_continue).transpose()?;
@@ -105,14 +120,21 @@ impl ApiServer {
             .filter(|o| after.as_ref().is_none_or(|a| position(o) > *a))
             .collect();
         let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let page: Vec<Value> = matching.iter().take(limit).map(|o| Self::present(rt, o)).collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .take(limit)
+            .map(|o| Self::present(rt, o))
+            .collect();
         let mut list_meta = Map::new();
         list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
         if matching.len() > page.len()
             && let Some(last) = page.last()
         {
             list_meta.insert("continue".into(), json!(encode_continue(&position(last))));
-            list_meta.insert("remainingItemCount".into(), json!(matching.len() - page.len()));
+            list_meta.insert(
+                "remainingItemCount".into(),
+                json!(matching.len() - page.len()),
+            );
         }
         Ok(json!({
             "kind": format!("{}List", rt.kind),
@@ -125,8 +147,12 @@ impl ApiServer {
     /// The autoscaling/v1 Scale view of an object with a scale subresource.
     pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
         let paths = rt.scale.as_ref().ok_or_else(ApiError::path_not_found)?;
-        let spec = meta::get_path(obj, &paths.spec_replicas).and_then(Value::as_i64).unwrap_or(0);
-        let status = meta::get_path(obj, &paths.status_replicas).and_then(Value::as_i64).unwrap_or(0);
+        let spec = meta::get_path(obj, &paths.spec_replicas)
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let status = meta::get_path(obj, &paths.status_replicas)
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let selector = if rt.is_custom() {
             paths
                 .label_selector
@@ -136,11 +162,19 @@ impl ApiServer {
                 .unwrap_or_default()
                 .to_string()
         } else {
-            meta::get_path(obj, ".spec.selector").map(LabelSelector::format_object).unwrap_or_default()
+            meta::get_path(obj, ".spec.selector")
+                .map(LabelSelector::format_object)
+                .unwrap_or_default()
         };
         let m = meta::meta(obj).cloned().unwrap_or_default();
         let mut smeta = Map::new();
-        for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        for k in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
             if let Some(v) = m.get(k) {
                 smeta.insert(k.into(), v.clone());
             }
@@ -154,13 +188,18 @@ impl ApiServer {
         if !selector.is_empty() {
             status_obj.insert("selector".into(), json!(selector));
         }
-        Ok(json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": smeta, "spec": spec_obj, "status": status_obj}))
+        Ok(
+            json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": smeta, "spec": spec_obj, "status": status_obj}),
+        )
     }
 }
 
 /// Sort position of an object in a list: namespace, then name.
 fn position(o: &Value) -> (String, String) {
-    (meta::meta_str(o, "namespace").unwrap_or("").to_string(), meta::name(o).to_string())
+    (
+        meta::meta_str(o, "namespace").unwrap_or("").to_string(),
+        meta::name(o).to_string(),
+    )
 }
 
 fn encode_continue(pos: &(String, String)) -> String {
@@ -170,6 +209,8 @@ fn encode_continue(pos: &(String, String)) -> String {
 
 fn decode_continue(token: &str) -> ApiResult<(String, String)> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     serde_json::from_slice::<(String, String)>(&raw).map_err(|_| bad())
 }

@@ -65,7 +65,12 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         let (tx, _) = broadcast::channel(history_limit.max(16) * 4);
         Store {
-            inner: Mutex::new(Inner { rv: 1, objects: BTreeMap::new(), history: VecDeque::new(), floor: 0 }),
+            inner: Mutex::new(Inner {
+                rv: 1,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                floor: 0,
+            }),
             tx,
             history_limit: history_limit.max(1),
         }
@@ -74,7 +79,10 @@ impl Store {
     /// Exclusive access for one read-modify-write. Keep it short: every request waits on it.
     pub fn lock(&self) -> Txn<'_> {
         // A poisoned lock means a panic mid-request; the map is still structurally valid.
-        Txn { inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()), store: self }
+        Txn {
+            inner: self.inner.lock().unwrap_or_else(|p| p.into_inner()),
+            store: self,
+        }
     }
 
     /// Every change committed from now on.
@@ -109,14 +117,22 @@ impl Txn<'_> {
 
     /// Every stored object with its key.
     pub fn all(&self) -> Vec<(ObjKey, Value)> {
-        self.inner.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.inner
+            .objects
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Stores `obj` under a new resourceVersion and announces it.
     pub fn put(&mut self, key: ObjKey, mut obj: Value) -> Value {
         let rv = self.bump(&mut obj);
         let previous = self.inner.objects.insert(key.clone(), obj.clone());
-        let kind = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.record(rv, kind, key, &obj, previous);
         obj
     }
@@ -139,8 +155,21 @@ impl Txn<'_> {
         rv
     }
 
-    fn record(&mut self, rv: u64, kind: EventType, key: ObjKey, obj: &Value, previous: Option<Value>) {
-        let ev = Arc::new(StoreEvent { rv, kind, key, object: Arc::new(obj.clone()), previous: previous.map(Arc::new) });
+    fn record(
+        &mut self,
+        rv: u64,
+        kind: EventType,
+        key: ObjKey,
+        obj: &Value,
+        previous: Option<Value>,
+    ) {
+        let ev = Arc::new(StoreEvent {
+            rv,
+            kind,
+            key,
+            object: Arc::new(obj.clone()),
+            previous: previous.map(Arc::new),
+        });
         self.inner.history.push_back(ev.clone());
         while self.inner.history.len() > self.store.history_limit {
             if let Some(old) = self.inner.history.pop_front() {
@@ -154,9 +183,18 @@ impl Txn<'_> {
     /// Retained events after `rv`, or why they are gone.
     pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<StoreEvent>>, TooOld> {
         if rv < self.inner.floor {
-            return Err(TooOld { asked: rv, oldest_minus_one: self.inner.floor });
+            return Err(TooOld {
+                asked: rv,
+                oldest_minus_one: self.inner.floor,
+            });
         }
-        Ok(self.inner.history.iter().filter(|e| e.rv > rv).cloned().collect())
+        Ok(self
+            .inner
+            .history
+            .iter()
+            .filter(|e| e.rv > rv)
+            .cloned()
+            .collect())
     }
 
     /// Subscribes while holding the lock, so nothing committed after the caller's snapshot is missed.

@@ -3,7 +3,7 @@
 //! strategy (metadata, status/spec reset) → managedFields → validation → generation → no-op check →
 //! storage.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::custom::{self, FieldValidation};
 use super::defaults;
@@ -81,7 +81,12 @@ fn tracks_generation(rt: &ResourceType) -> bool {
     rt.is_custom()
         || matches!(
             rt.group.as_str(),
-            "apps" | "batch" | "policy" | "networking.k8s.io" | "apiextensions.k8s.io" | "autoscaling"
+            "apps"
+                | "batch"
+                | "policy"
+                | "networking.k8s.io"
+                | "apiextensions.k8s.io"
+                | "autoscaling"
         )
 }
 
@@ -89,7 +94,10 @@ fn tracks_generation(rt: &ResourceType) -> bool {
 fn generation_relevant(rt: &ResourceType, obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {
-        let annotations = m.get("metadata").and_then(|md| md.get("annotations")).cloned();
+        let annotations = m
+            .get("metadata")
+            .and_then(|md| md.get("annotations"))
+            .cloned();
         for k in ["metadata", "status", "apiVersion", "kind"] {
             m.remove(k);
         }
@@ -115,8 +123,11 @@ fn initial_status(rt: &ResourceType) -> Option<Value> {
 }
 
 fn check_type(rt: &ResourceType, sub: Sub, body: &Value) -> ApiResult<()> {
-    let (want_av, want_kind) =
-        if sub == Sub::Scale { ("autoscaling/v1".to_string(), "Scale") } else { (rt.api_version(), rt.kind.as_str()) };
+    let (want_av, want_kind) = if sub == Sub::Scale {
+        ("autoscaling/v1".to_string(), "Scale")
+    } else {
+        (rt.api_version(), rt.kind.as_str())
+    };
     let av = body.get("apiVersion").and_then(Value::as_str);
     let kind = body.get("kind").and_then(Value::as_str);
     let ok = av.is_none_or(|a| a == want_av) && kind.is_none_or(|k| k == want_kind);
@@ -124,40 +135,51 @@ fn check_type(rt: &ResourceType, sub: Sub, body: &Value) -> ApiResult<()> {
         return Ok(());
     }
     let (g, v) = super::registry::split_api_version(av.unwrap_or(""));
-    Err(ApiError::bad_request(format!("invalid object type: {g}/{v}, Kind={}", kind.unwrap_or(""))))
+    Err(ApiError::bad_request(format!(
+        "invalid object type: {g}/{v}, Kind={}",
+        kind.unwrap_or("")
+    )))
 }
 
 fn strict_error(paths: &[String]) -> ApiError {
-    let fields: Vec<String> = paths.iter().map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))).collect();
+    let fields: Vec<String> = paths
+        .iter()
+        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+        .collect();
     ApiError::bad_request(format!("strict decoding error: {}", fields.join(", ")))
 }
 
 fn managed_fields(obj: &Value) -> Option<&Vec<Value>> {
-    meta::meta(obj).and_then(|m| m.get("managedFields")).and_then(Value::as_array)
-}
-
-/// `[{}]` or `[]` in a non-apply body: the client asks to forget all ownership.
-fn is_managed_fields_reset(obj: &Value) -> bool {
-    managed_fields(obj).is_some_and(|mf| mf.is_empty() || (mf.len() == 1 && mf[0].as_object().is_some_and(Map::is_empty)))
+    meta::meta(obj)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
 }
 
 impl ApiServer {
     pub fn create(&self, req: &WriteRequest<'_>, mut body: Value) -> ApiResult<WriteOutcome> {
         check_type(req.rt, Sub::Main, &body)?;
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            ));
         }
         let m = meta::meta_mut(&mut body);
         let name = match m.get("name").and_then(Value::as_str) {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match m.get("generateName").and_then(Value::as_str) {
-                Some(prefix) if !prefix.is_empty() => format!("{prefix}{}", &meta::new_uid()[27..32]),
+                Some(prefix) if !prefix.is_empty() => {
+                    format!("{prefix}{}", &meta::new_uid()[27..32])
+                }
                 _ => {
                     return Err(ApiError::invalid(
                         &req.rt.kind,
                         &req.rt.group,
                         "",
-                        vec![Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required")],
+                        vec![Cause::new(
+                            "FieldValueRequired",
+                            "metadata.name",
+                            "Required value: name or generateName is required",
+                        )],
                     ));
                 }
             },
@@ -169,7 +191,10 @@ impl ApiServer {
         if txn.get(&Self::key(req.rt, req.namespace, &name)).is_some() {
             return Err(ApiError::already_exists(req.rt, &name));
         }
-        let req = WriteRequest { name: &name, ..req.clone() };
+        let req = WriteRequest {
+            name: &name,
+            ..req.clone()
+        };
         self.finish(&mut txn, &req, None, body, Op::Update)
     }
 
@@ -184,25 +209,28 @@ impl ApiServer {
             )));
         }
         let mut txn = self.store.lock();
-        let old = txn.get(&Self::key(req.rt, req.namespace, req.name)).cloned().ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let old = txn
+            .get(&Self::key(req.rt, req.namespace, req.name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         check_resource_version(req, &old, &body)?;
         let new = match req.sub {
             Sub::Scale => self.scale_to_parent(req, &old, &body)?,
             _ => {
                 let mut new = body;
                 self.set_namespace(req, &mut new)?;
-                if managed_fields(&new).is_none()
-                    && let Some(mf) = managed_fields(&old)
-                {
-                    meta::meta_mut(&mut new).insert("managedFields".into(), Value::Array(mf.clone()));
-                }
                 new
             }
         };
         self.finish(&mut txn, req, Some(&old), new, Op::Update)
     }
 
-    pub fn patch(&self, req: &WriteRequest<'_>, ptype: PatchType, body: Value) -> ApiResult<WriteOutcome> {
+    pub fn patch(
+        &self,
+        req: &WriteRequest<'_>,
+        ptype: PatchType,
+        body: Value,
+    ) -> ApiResult<WriteOutcome> {
         if ptype == PatchType::Apply {
             return self.apply(req, body);
         }
@@ -211,7 +239,11 @@ impl ApiServer {
                 "PatchOptions",
                 "meta.k8s.io",
                 "",
-                vec![Cause::new("FieldValueForbidden", "force", "Forbidden: may not be specified for non-apply patch")],
+                vec![Cause::new(
+                    "FieldValueForbidden",
+                    "force",
+                    "Forbidden: may not be specified for non-apply patch",
+                )],
             ));
         }
         if ptype == PatchType::Strategic && req.rt.is_custom() {
@@ -222,8 +254,15 @@ impl ApiServer {
             ]));
         }
         let mut txn = self.store.lock();
-        let old = txn.get(&Self::key(req.rt, req.namespace, req.name)).cloned().ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
-        let mut target = if req.sub == Sub::Scale { Self::scale_of(req.rt, &old)? } else { Self::present(req.rt, &old) };
+        let old = txn
+            .get(&Self::key(req.rt, req.namespace, req.name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let mut target = if req.sub == Sub::Scale {
+            Self::scale_of(req.rt, &old)?
+        } else {
+            Self::present(req.rt, &old)
+        };
         match ptype {
             PatchType::Merge => patch::merge(&mut target, &body),
             PatchType::Json => patch::json(&mut target, &body)?,
@@ -231,7 +270,11 @@ impl ApiServer {
             PatchType::Apply => unreachable!("handled above"),
         }
         check_resource_version(req, &old, &target)?;
-        let new = if req.sub == Sub::Scale { self.scale_to_parent(req, &old, &target)? } else { target };
+        let new = if req.sub == Sub::Scale {
+            self.scale_to_parent(req, &old, &target)?
+        } else {
+            target
+        };
         if meta::name(&new) != req.name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({})",
@@ -248,26 +291,43 @@ impl ApiServer {
                 "PatchOptions",
                 "meta.k8s.io",
                 "",
-                vec![Cause::new("FieldValueRequired", "fieldManager", "Required value: is required for apply patch")],
+                vec![Cause::new(
+                    "FieldValueRequired",
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                )],
             ));
         }
         if !config.is_object() {
-            return Err(ApiError::bad_request("the apply configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "the apply configuration must be an object",
+            ));
         }
         check_type(req.rt, req.sub, &config)?;
         if config.get("apiVersion").is_none() || config.get("kind").is_none() {
             return Err(ApiError::bad_request(format!(
                 "invalid object type: {}, Kind={}",
-                if req.sub == Sub::Scale { "autoscaling/v1".to_string() } else { req.rt.api_version() },
+                if req.sub == Sub::Scale {
+                    "autoscaling/v1".to_string()
+                } else {
+                    req.rt.api_version()
+                },
                 config.get("kind").and_then(Value::as_str).unwrap_or("")
             )));
         }
-        if meta::meta(&config).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null())) {
+        if meta::meta(&config).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null()))
+        {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let mut txn = self.store.lock();
-        let old = txn.get(&Self::key(req.rt, req.namespace, req.name)).cloned();
-        let writer = Writer { manager: req.manager, sub: req.sub, force: req.force };
+        let old = txn
+            .get(&Self::key(req.rt, req.namespace, req.name))
+            .cloned();
+        let writer = Writer {
+            manager: req.manager,
+            sub: req.sub,
+            force: req.force,
+        };
         let Some(old) = old else {
             if req.sub != Sub::Main {
                 return Err(ApiError::not_found(req.rt, req.name));
@@ -276,7 +336,9 @@ impl ApiServer {
                 return Err(ApiError::conflict(
                     req.rt,
                     req.name,
-                    &format!("uid mismatch: the provided object specified uid {uid}, and no existing object was found"),
+                    &format!(
+                        "uid mismatch: the provided object specified uid {uid}, and no existing object was found"
+                    ),
                 ));
             }
             self.check_namespace_open(&txn, req, req.name)?;
@@ -286,15 +348,26 @@ impl ApiServer {
             return self.finish(&mut txn, req, None, merged, Op::Apply);
         };
         check_resource_version(req, &old, &config)?;
-        let config = if req.sub == Sub::Scale { self.scale_config_to_parent(req, &config) } else { config };
+        let config = if req.sub == Sub::Scale {
+            self.scale_config_to_parent(req, &config)
+        } else {
+            config
+        };
         let merged = ownership::apply(req.rt, Some(&old), &config, &writer)?;
         self.finish(&mut txn, req, Some(&old), merged, Op::Apply)
     }
 
     /// The parent object with `spec.replicas` (or the CR's specReplicasPath) taken from a Scale.
-    fn scale_to_parent(&self, req: &WriteRequest<'_>, old: &Value, scale: &Value) -> ApiResult<Value> {
+    fn scale_to_parent(
+        &self,
+        req: &WriteRequest<'_>,
+        old: &Value,
+        scale: &Value,
+    ) -> ApiResult<Value> {
         let paths = req.rt.scale.as_ref().ok_or_else(ApiError::path_not_found)?;
-        let replicas = meta::get_path(scale, ".spec.replicas").and_then(Value::as_i64).unwrap_or(0);
+        let replicas = meta::get_path(scale, ".spec.replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let mut new = Self::present(req.rt, old);
         meta::set_path(&mut new, &paths.spec_replicas, json!(replicas));
         Ok(new)
@@ -306,7 +379,10 @@ impl ApiServer {
         if req.rt.namespaced {
             meta::meta_mut(&mut cfg).insert("namespace".into(), json!(req.namespace));
         }
-        if let (Some(paths), Some(r)) = (req.rt.scale.as_ref(), meta::get_path(scale, ".spec.replicas")) {
+        if let (Some(paths), Some(r)) = (
+            req.rt.scale.as_ref(),
+            meta::get_path(scale, ".spec.replicas"),
+        ) {
             meta::set_path(&mut cfg, &paths.spec_replicas, r.clone());
         }
         cfg
@@ -329,17 +405,30 @@ impl ApiServer {
         }
     }
 
-    fn check_namespace_open(&self, txn: &Txn<'_>, req: &WriteRequest<'_>, name: &str) -> ApiResult<()> {
+    fn check_namespace_open(
+        &self,
+        txn: &Txn<'_>,
+        req: &WriteRequest<'_>,
+        name: &str,
+    ) -> ApiResult<()> {
         if !req.rt.namespaced {
             return Ok(());
         }
-        let key = (String::new(), "namespaces".to_string(), String::new(), req.namespace.to_string());
+        let key = (
+            String::new(),
+            "namespaces".to_string(),
+            String::new(),
+            req.namespace.to_string(),
+        );
         match txn.get(&key) {
             None => Err(ApiError::namespace_not_found(req.namespace)),
             Some(ns) if meta::is_terminating(ns) => Err(ApiError::forbidden(
                 req.rt,
                 name,
-                &format!("unable to create new content in namespace {} because it is being terminated", req.namespace),
+                &format!(
+                    "unable to create new content in namespace {} because it is being terminated",
+                    req.namespace
+                ),
             )),
             Some(_) => Ok(()),
         }
@@ -359,62 +448,93 @@ impl ApiServer {
         if rt.kind == "Secret" && !rt.is_custom() {
             defaults::fold_string_data(&mut new);
         }
-        if rt.is_custom() {
-            let pruned = custom::prune_and_default(rt, &mut new)?;
-            if !pruned.is_empty() && op == Op::Update {
-                match req.validation {
-                    FieldValidation::Strict => return Err(strict_error(&pruned)),
-                    FieldValidation::Warn => {
-                        warnings.extend(pruned.iter().map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))))
-                    }
-                    FieldValidation::Ignore => {}
-                }
-            }
+        let pruned = if rt.is_custom() {
+            custom::prune_and_default(rt, &mut new)
+        } else if op == Op::Update {
+            ownership::prune_undeclared(rt, &mut new)
         } else {
+            Vec::new()
+        };
+        if !pruned.is_empty() && op == Op::Update {
+            match req.validation {
+                FieldValidation::Strict => return Err(strict_error(&pruned)),
+                FieldValidation::Warn => warnings.extend(
+                    pruned
+                        .iter()
+                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))),
+                ),
+                FieldValidation::Ignore => {}
+            }
+        }
+        if !rt.is_custom() {
             defaults::apply(&rt.group, &rt.kind, &mut new);
         }
-        let reset = op == Op::Update && is_managed_fields_reset(&new);
         prepare(rt, req.sub, old, &mut new);
         if rt.kind == "CustomResourceDefinition" && !rt.is_custom() {
             super::crd::set_status(&mut new);
         }
         check_finalizers(rt, old, &new)?;
         if op == Op::Update {
-            let tracked = old.is_none() || managed_fields(&new).is_some_and(|mf| !mf.is_empty());
-            if reset {
-                meta::meta_mut(&mut new).remove("managedFields");
-            } else if tracked {
-                let writer = Writer { manager: req.manager, sub: req.sub, force: false };
-                ownership::record_update(rt, old, &mut new, &writer)?;
-            }
+            let writer = Writer {
+                manager: req.manager,
+                sub: req.sub,
+                force: false,
+            };
+            new = ownership::record_update(rt, old, &new, &writer)?;
         }
         self.validate(rt, req, old, &new)?;
         if tracks_generation(rt) {
-            let gen_old = old.and_then(|o| meta::meta(o)?.get("generation")?.as_i64()).unwrap_or(0);
+            let gen_old = old
+                .and_then(|o| meta::meta(o)?.get("generation")?.as_i64())
+                .unwrap_or(0);
             let generation = match old {
                 None => 1,
-                Some(o) if generation_relevant(rt, o) != generation_relevant(rt, &new) => gen_old + 1,
+                Some(o) if generation_relevant(rt, o) != generation_relevant(rt, &new) => {
+                    gen_old + 1
+                }
                 Some(_) => gen_old,
             };
             meta::meta_mut(&mut new).insert("generation".into(), json!(generation));
         }
         let present = |obj: &Value| -> ApiResult<Value> {
-            if req.sub == Sub::Scale { Self::scale_of(rt, obj) } else { Ok(Self::present(rt, obj)) }
+            if req.sub == Sub::Scale {
+                Self::scale_of(rt, obj)
+            } else {
+                Ok(Self::present(rt, obj))
+            }
         };
         if let Some(o) = old
             && same_object(o, &new)
         {
-            return Ok(WriteOutcome { object: present(o)?, created: false, warnings });
+            return Ok(WriteOutcome {
+                object: present(o)?,
+                created: false,
+                warnings,
+            });
         }
         let key = Self::key(rt, req.namespace, req.name);
         if req.dry_run {
-            return Ok(WriteOutcome { object: present(&new)?, created: old.is_none(), warnings });
+            return Ok(WriteOutcome {
+                object: present(&new)?,
+                created: old.is_none(),
+                warnings,
+            });
         }
         let stored = txn.put(key.clone(), strip_type(new));
-        let done = meta::is_terminating(&stored) && meta::finalizers(&stored).is_empty() && rt.kind != "Namespace";
-        let stored = if done { txn.remove(&key).unwrap_or(stored) } else { stored };
+        let done = meta::is_terminating(&stored)
+            && meta::finalizers(&stored).is_empty()
+            && rt.kind != "Namespace";
+        let stored = if done {
+            txn.remove(&key).unwrap_or(stored)
+        } else {
+            stored
+        };
         self.after_commit(rt, &stored, done);
-        Ok(WriteOutcome { object: present(&stored)?, created: old.is_none(), warnings })
+        Ok(WriteOutcome {
+            object: present(&stored)?,
+            created: old.is_none(),
+            warnings,
+        })
     }
 
     /// Hooks run after a committed change (CRDs register or unregister their types).
@@ -428,25 +548,46 @@ impl ApiServer {
         }
     }
 
-    fn validate(&self, rt: &ResourceType, req: &WriteRequest<'_>, old: Option<&Value>, new: &Value) -> ApiResult<()> {
+    fn validate(
+        &self,
+        rt: &ResourceType,
+        req: &WriteRequest<'_>,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> ApiResult<()> {
         let mut causes = Vec::new();
+        let _ = req;
         if rt.is_custom() {
-            causes.extend(custom::validate(rt, new, old));
-        } else {
-            causes.extend(builtin_validate(rt, new));
+            let errors = custom::validate(rt, new, old);
+            if errors.is_empty() {
+                return Ok(());
+            }
+            return Err(ApiError::invalid_fields(
+                &rt.kind,
+                &rt.group,
+                meta::name(new),
+                &errors,
+            ));
         }
+        causes.extend(builtin_validate(rt, new));
         if causes.is_empty() {
             return Ok(());
         }
-        let _ = req;
-        Err(ApiError::invalid(&rt.kind, &rt.group, meta::name(new), causes))
+        Err(ApiError::invalid(
+            &rt.kind,
+            &rt.group,
+            meta::name(new),
+            causes,
+        ))
     }
 }
 
 fn builtin_validate(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
-    if matches!(rt.kind.as_str(), "Deployment" | "StatefulSet" | "ReplicaSet")
-        && let Some(r) = meta::get_path(obj, ".spec.replicas").and_then(Value::as_i64)
+    if matches!(
+        rt.kind.as_str(),
+        "Deployment" | "StatefulSet" | "ReplicaSet"
+    ) && let Some(r) = meta::get_path(obj, ".spec.replicas").and_then(Value::as_i64)
         && r < 0
     {
         causes.push(Cause::new(
@@ -491,14 +632,28 @@ fn same_object(old: &Value, new: &Value) -> bool {
     norm(old) == norm(new)
 }
 
-const PRESERVED_META: &[&str] =
-    &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name", "namespace"];
+const PRESERVED_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "name",
+    "namespace",
+];
 
 /// The registry strategy: server-owned metadata, and the status/spec split between endpoints.
 fn prepare(rt: &ResourceType, sub: Sub, old: Option<&Value>, new: &mut Value) {
     let Some(old) = old else {
         let m = meta::meta_mut(new);
-        for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink", "generation", "uid"] {
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "selfLink",
+            "generation",
+            "uid",
+        ] {
             m.remove(k);
         }
         m.insert("uid".into(), json!(meta::new_uid()));
@@ -522,7 +677,7 @@ fn prepare(rt: &ResourceType, sub: Sub, old: Option<&Value>, new: &mut Value) {
     };
     if sub == Sub::Status {
         let status = new.get("status").cloned();
-        let mf = managed_fields(old).cloned();
+        let mf = managed_fields(new).cloned();
         *new = old.clone();
         if let Some(o) = new.as_object_mut() {
             match status {
@@ -530,9 +685,10 @@ fn prepare(rt: &ResourceType, sub: Sub, old: Option<&Value>, new: &mut Value) {
                 None => o.remove("status"),
             };
         }
-        if let Some(mf) = mf {
-            meta::meta_mut(new).insert("managedFields".into(), Value::Array(mf));
-        }
+        match mf {
+            Some(mf) => meta::meta_mut(new).insert("managedFields".into(), Value::Array(mf)),
+            None => meta::meta_mut(new).remove("managedFields"),
+        };
         return;
     }
     let old_meta = meta::meta(old).cloned().unwrap_or_default();
@@ -560,11 +716,18 @@ fn check_finalizers(rt: &ResourceType, old: Option<&Value>, new: &Value) -> ApiR
         return Ok(());
     }
     let before = meta::finalizers(old);
-    let added: Vec<String> = meta::finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
+    let added: Vec<String> = meta::finalizers(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
     if added.is_empty() {
         return Ok(());
     }
-    let list = added.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ");
+    let list = added
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(ApiError::invalid(
         &rt.kind,
         &rt.group,
@@ -572,7 +735,9 @@ fn check_finalizers(rt: &ResourceType, old: Option<&Value>, new: &Value) -> ApiR
         vec![Cause::new(
             "FieldValueForbidden",
             "metadata.finalizers",
-            format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"),
+            format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+            ),
         )],
     ))
 }

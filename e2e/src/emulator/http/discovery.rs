@@ -20,7 +20,10 @@ pub fn version() -> Value {
 }
 
 pub fn api_versions(headers: &HeaderMap) -> Value {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     json!({
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -29,14 +32,20 @@ pub fn api_versions(headers: &HeaderMap) -> Value {
 }
 
 fn group_entry(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 pub fn api_groups(registry: &Registry) -> Value {
-    let groups: Vec<Value> =
-        registry.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_entry(g, vs)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -67,7 +76,11 @@ fn main_entry(t: &ResourceType) -> Value {
 }
 
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -87,6 +100,12 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             }));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

@@ -40,7 +40,10 @@ pub fn router(state: HttpState) -> Router {
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (code, bytes).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -87,7 +90,10 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
     if rest.is_empty() {
         return Some(Route::GroupVersion(group.to_string(), version.to_string()));
     }
-    let (namespace, rest) = if rest[0] == "namespaces" && rest.len() >= 3 && !matches!(rest[2], "status" | "finalize") {
+    let (namespace, rest) = if rest[0] == "namespaces"
+        && rest.len() >= 3
+        && !matches!(rest[2], "status" | "finalize")
+    {
         (Some(rest[1].to_string()), &rest[2..])
     } else {
         (None, rest)
@@ -106,7 +112,9 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
 }
 
 fn parse_query(uri: &Uri) -> HashMap<String, String> {
-    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// `fieldManager`, else the User-Agent up to its first `/` (printable, ≤128), else `unknown`.
@@ -117,13 +125,35 @@ fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap, apply: bool) 
     if apply {
         return String::new();
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let name: String = ua.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()).take(128).collect();
-    if name.is_empty() { "unknown".into() } else { name }
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name: String = ua
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    if name.is_empty() {
+        "unknown".into()
+    } else {
+        name
+    }
 }
 
-async fn handle(State(state): State<HttpState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(r) = route(uri.path()) else { return ApiError::path_not_found().into_response() };
+async fn handle(
+    State(state): State<HttpState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(r) = route(uri.path()) else {
+        return ApiError::path_not_found().into_response();
+    };
     let server = &state.server;
     match r {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
@@ -163,7 +193,10 @@ fn verb_of(method: &Method, rp: &ResourcePath, q: &HashMap<String, String>) -> &
 }
 
 fn resolve(server: &ApiServer, rp: &ResourcePath) -> ApiResult<(Arc<ResourceType>, Sub)> {
-    let rt = server.registry.find(&rp.group, &rp.version, &rp.plural).ok_or_else(ApiError::path_not_found)?;
+    let rt = server
+        .registry
+        .find(&rp.group, &rp.version, &rp.plural)
+        .ok_or_else(ApiError::path_not_found)?;
     if rp.namespace.is_some() && !rt.namespaced {
         return Err(ApiError::path_not_found());
     }
@@ -186,10 +219,21 @@ async fn resource(
 ) -> Response {
     let q = parse_query(&uri);
     let verb = verb_of(&method, &rp, &q);
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let ptype = PatchType::from_content_type(&content_type);
-    let is_write = matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection");
-    let manager = if is_write { field_manager(&q, &headers, ptype == Some(PatchType::Apply)) } else { String::new() };
+    let is_write = matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    );
+    let manager = if is_write {
+        field_manager(&q, &headers, ptype == Some(PatchType::Apply))
+    } else {
+        String::new()
+    };
     let server = &state.server;
     server.counters.record(RequestKey {
         verb: verb.to_string(),
@@ -197,7 +241,11 @@ async fn resource(
         resource: rp.plural.clone(),
         subresource: rp.sub.clone().unwrap_or_default(),
         field_manager: manager.clone(),
-        patch_type: if verb == "patch" { ptype.map(|p| p.label()).unwrap_or("").to_string() } else { String::new() },
+        patch_type: if verb == "patch" {
+            ptype.map(|p| p.label()).unwrap_or("").to_string()
+        } else {
+            String::new()
+        },
     });
     let info = RequestInfo {
         method: method.to_string(),
@@ -219,7 +267,15 @@ async fn resource(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let ctx = Ctx { state, rt: &rt, sub, rp: &rp, q: &q, headers: &headers, manager: &manager };
+    let ctx = Ctx {
+        state,
+        rt: &rt,
+        sub,
+        rp: &rp,
+        q: &q,
+        headers: &headers,
+        manager: &manager,
+    };
     let result = match verb {
         "get" => ctx.get(),
         "list" => ctx.list(),
@@ -246,8 +302,12 @@ struct Ctx<'a> {
 
 fn decode_json(content_type: &str, body: &[u8]) -> ApiResult<Value> {
     let base = content_type.split(';').next().unwrap_or("").trim();
-    if !base.is_empty() && base != "application/json" && base != "application/yaml" && base != "*/*" {
-        return Err(ApiError::unsupported_media(&["application/json", "application/yaml"]));
+    if !base.is_empty() && base != "application/json" && base != "application/yaml" && base != "*/*"
+    {
+        return Err(ApiError::unsupported_media(&[
+            "application/json",
+            "application/yaml",
+        ]));
     }
     decode_any(body)
 }
@@ -257,8 +317,10 @@ fn decode_any(body: &[u8]) -> ApiResult<Value> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    serde_saphyr::from_str::<Value>(text)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
 }
 
 impl Ctx<'_> {
@@ -276,8 +338,15 @@ impl Ctx<'_> {
 
     fn respond(&self, code: StatusCode, obj: &Value) -> Response {
         if self.sub == Sub::Main && table::wants_table(self.headers) {
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-            let include = self.q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let include = self
+                .q
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata");
             return json_response(code, &table::single(self.rt, obj, rv, include));
         }
         json_response(code, obj)
@@ -285,7 +354,11 @@ impl Ctx<'_> {
 
     fn get(&self) -> ApiResult<Response> {
         let obj = self.server().get(self.rt, self.namespace(), self.name())?;
-        let obj = if self.sub == Sub::Scale { ApiServer::scale_of(self.rt, &obj)? } else { obj };
+        let obj = if self.sub == Sub::Scale {
+            ApiServer::scale_of(self.rt, &obj)?
+        } else {
+            obj
+        };
         Ok(self.respond(StatusCode::OK, &obj))
     }
 
@@ -294,12 +367,25 @@ impl Ctx<'_> {
             labels: self.q.get("labelSelector").map(String::as_str),
             fields: self.q.get("fieldSelector").map(String::as_str),
             limit: self.q.get("limit").and_then(|l| l.parse().ok()),
-            continue_token: self.q.get("continue").map(String::as_str).filter(|c| !c.is_empty()),
+            continue_token: self
+                .q
+                .get("continue")
+                .map(String::as_str)
+                .filter(|c| !c.is_empty()),
         };
-        let list = self.server().list(self.rt, self.rp.namespace.as_deref(), &lq)?;
+        let list = self
+            .server()
+            .list(self.rt, self.rp.namespace.as_deref(), &lq)?;
         if table::wants_table(self.headers) {
-            let include = self.q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-            return Ok(json_response(StatusCode::OK, &table::list(self.rt, &list, include)));
+            let include = self
+                .q
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata");
+            return Ok(json_response(
+                StatusCode::OK,
+                &table::list(self.rt, &list, include),
+            ));
         }
         Ok(json_response(StatusCode::OK, &list))
     }
@@ -329,7 +415,11 @@ impl Ctx<'_> {
     }
 
     fn written(&self, out: WriteOutcome) -> Response {
-        let code = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+        let code = if out.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         let mut resp = self.respond(code, &out.object);
         for w in out.warnings {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
@@ -354,7 +444,12 @@ impl Ctx<'_> {
         Ok(self.written(out))
     }
 
-    fn patch(&self, ptype: Option<PatchType>, content_type: &str, body: &[u8]) -> ApiResult<Response> {
+    fn patch(
+        &self,
+        ptype: Option<PatchType>,
+        content_type: &str,
+        body: &[u8],
+    ) -> ApiResult<Response> {
         let Some(ptype) = ptype else {
             let _ = content_type;
             return Err(ApiError::unsupported_media(&[
@@ -389,7 +484,9 @@ impl Ctx<'_> {
             return Err(ApiError::method_not_allowed());
         }
         let opts = self.delete_options(body)?;
-        let obj = self.server().delete(self.rt, self.namespace(), self.name(), &opts)?;
+        let obj = self
+            .server()
+            .delete(self.rt, self.namespace(), self.name(), &opts)?;
         Ok(json_response(StatusCode::OK, &obj))
     }
 
@@ -401,11 +498,24 @@ impl Ctx<'_> {
             limit: None,
             continue_token: None,
         };
-        let list = self.server().list(self.rt, self.rp.namespace.as_deref(), &lq)?;
+        let list = self
+            .server()
+            .list(self.rt, self.rp.namespace.as_deref(), &lq)?;
         let mut deleted = Vec::new();
-        for item in list.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
-            let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-            let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        for item in list
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let ns = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             match self.server().delete(self.rt, ns, name, &opts) {
                 Ok(o) => deleted.push(o),
                 Err(e) if e.code == 404 => {}
@@ -421,6 +531,7 @@ impl Ctx<'_> {
 /// The body of a streamed response.
 pub(crate) fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
     use futures::StreamExt;
-    let s = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, std::convert::Infallible>);
+    let s =
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<Bytes, std::convert::Infallible>);
     Body::from_stream(s)
 }

@@ -7,7 +7,11 @@ use serde_json::{Map, Value, json};
 use super::super::registry::Registry;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 pub fn root(registry: &Registry) -> Value {
@@ -15,7 +19,10 @@ pub fn root(registry: &Registry) -> Value {
     for (g, vs) in registry.groups() {
         for v in vs {
             let p = gv_path(&g, &v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=0")}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=0")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -38,7 +45,11 @@ pub fn document(registry: &Registry, gv: &str) -> Option<Value> {
         if gv_path(&t.group, &t.version) != gv {
             continue;
         }
-        let ns = if t.namespaced { "/namespaces/{namespace}" } else { "" };
+        let ns = if t.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
         let path = format!("/{gv}{ns}/{}/{{name}}", t.plural);
         let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
         paths.insert(

@@ -11,7 +11,11 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
 }
 
 fn columns(rt: &ResourceType) -> Vec<Value> {
@@ -41,7 +45,9 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
 
 /// Human age as kubectl prints it: 45s, 3m2s, 12m, 5h, 3d.
 fn age(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(meta::parse_time) else { return "<unknown>".into() };
+    let Some(t) = created.and_then(meta::parse_time) else {
+        return "<unknown>".into();
+    };
     let secs = (jiff::Timestamp::now().as_second() - t).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
@@ -63,10 +69,12 @@ fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
             let inner = &r[..end];
             rest = r[end + 1..].trim_start_matches('.');
             let arr = cur.as_array()?;
-            cur = if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+            cur = if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+            {
                 let (k, v) = filter.split_once("==")?;
                 let want = v.trim().trim_matches('"').trim_matches('\'');
-                arr.iter().find(|i| i.get(k.trim()).and_then(Value::as_str) == Some(want))?
+                arr.iter()
+                    .find(|i| i.get(k.trim()).and_then(Value::as_str) == Some(want))?
             } else {
                 arr.get(inner.parse::<usize>().ok()?)?
             };
@@ -80,7 +88,10 @@ fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn cell(rt: &ResourceType, obj: &Value, pc: &Value) -> Value {
-    let path = pc.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+    let path = pc
+        .get("jsonPath")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let ty = pc.get("type").and_then(Value::as_str).unwrap_or("string");
     let _ = rt;
     match (json_path(obj, path), ty) {
@@ -115,7 +126,13 @@ fn row(rt: &ResourceType, obj: &Value, include: &str) -> Value {
     r
 }
 
-fn table(rt: &ResourceType, items: &[Value], rv: Value, cont: Option<Value>, include: &str) -> Value {
+fn table(
+    rt: &ResourceType,
+    items: &[Value],
+    rv: Value,
+    cont: Option<Value>,
+    include: &str,
+) -> Value {
     let mut md = json!({"resourceVersion": rv});
     if let Some(c) = cont {
         md["continue"] = c;
@@ -134,7 +151,20 @@ pub fn single(rt: &ResourceType, obj: &Value, rv: Value, include: &str) -> Value
 }
 
 pub fn list(rt: &ResourceType, list: &Value, include: &str) -> Value {
-    let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-    let rv = list.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-    table(rt, &items, rv, list.pointer("/metadata/continue").cloned(), include)
+    let items = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let rv = list
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(Value::Null);
+    table(
+        rt,
+        &items,
+        rv,
+        list.pointer("/metadata/continue").cloned(),
+        include,
+    )
 }

@@ -32,7 +32,10 @@ impl Filter {
     fn in_scope(&self, ev: &StoreEvent) -> bool {
         ev.key.0 == self.rt.group
             && ev.key.1 == self.rt.plural
-            && self.namespace.as_ref().is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
     }
 
     fn matches(&self, obj: &Value) -> bool {
@@ -70,37 +73,61 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     if initial_end {
         md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": md}))
+    line(
+        "BOOKMARK",
+        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": md}),
+    )
 }
 
-pub async fn serve(state: &HttpState, rt: Arc<ResourceType>, rp: &ResourcePath, q: &HashMap<String, String>) -> Response {
-    let labels = match LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or("")) {
-        Ok(l) => l,
-        Err(e) => return e.into_response(),
-    };
-    let fields = match FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or("")) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
-    };
+pub async fn serve(
+    state: &HttpState,
+    rt: Arc<ResourceType>,
+    rp: &ResourcePath,
+    q: &HashMap<String, String>,
+) -> Response {
+    let labels =
+        match LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or("")) {
+            Ok(l) => l,
+            Err(e) => return e.into_response(),
+        };
+    let fields =
+        match FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or("")) {
+            Ok(f) => f,
+            Err(e) => return e.into_response(),
+        };
     let rv: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
         None | Some("") => None,
         Some(s) => match s.parse() {
             Ok(n) => Some(n),
-            Err(_) => return ApiError::bad_request(format!("invalid resource version: {s}")).into_response(),
+            Err(_) => {
+                return ApiError::bad_request(format!("invalid resource version: {s}"))
+                    .into_response();
+            }
         },
     };
-    let filter = Filter { rt: rt.clone(), namespace: rp.namespace.clone(), labels, fields };
+    let filter = Filter {
+        rt: rt.clone(),
+        namespace: rp.namespace.clone(),
+        labels,
+        fields,
+    };
     let opts = WatchOpts {
         rv,
         bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
         send_initial: q.get("sendInitialEvents").is_some_and(|b| b == "true"),
-        timeout: q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs),
+        timeout: q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(Duration::from_secs),
         bookmark_interval: state.bookmark_interval,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run(state.server.clone(), filter, opts, tx));
     let mut resp = (StatusCode::OK, stream_body(rx)).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -119,14 +146,22 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
         let current = txn.current_rv();
         let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
             Some(n) if n > 0 && !opts.send_initial => match txn.events_since(n) {
-                Ok(evs) => Ok(evs.iter().filter_map(|e| filter.translate(e)).map(|(k, o)| line(k.as_str(), &o)).collect()),
+                Ok(evs) => Ok(evs
+                    .iter()
+                    .filter_map(|e| filter.translate(e))
+                    .map(|(k, o)| line(k.as_str(), &o))
+                    .collect()),
                 Err(too_old) => Err(ApiError::expired(format!(
                     "too old resource version: {} ({})",
                     too_old.asked, too_old.oldest_minus_one
                 ))),
             },
             _ => {
-                let ns = if filter.rt.namespaced { filter.namespace.as_deref() } else { None };
+                let ns = if filter.rt.namespaced {
+                    filter.namespace.as_deref()
+                } else {
+                    None
+                };
                 Ok(txn
                     .list(&filter.rt.group, &filter.rt.plural, ns)
                     .into_iter()
@@ -149,10 +184,16 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
             return;
         }
     }
-    if opts.send_initial && opts.bookmarks && tx.send(bookmark(&filter.rt, last_rv, true)).await.is_err() {
+    if opts.send_initial
+        && opts.bookmarks
+        && tx.send(bookmark(&filter.rt, last_rv, true)).await.is_err()
+    {
         return;
     }
-    let deadline = tokio::time::sleep(opts.timeout.unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)));
+    let deadline = tokio::time::sleep(
+        opts.timeout
+            .unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)),
+    );
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(opts.bookmark_interval);
     ticker.tick().await;
