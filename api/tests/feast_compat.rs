@@ -340,3 +340,80 @@ fn crd_names_scope_and_subresources_match() {
         "only v1 is served"
     );
 }
+
+/// Every leaf of `original` that `reserialized` lacks or changed, by path.
+fn lost_fields(path: &str, original: &Value, reserialized: Option<&Value>, out: &mut Vec<String>) {
+    match (original, reserialized) {
+        (Value::Object(fields), Some(Value::Object(kept))) => {
+            for (name, value) in fields {
+                lost_fields(&format!("{path}.{name}"), value, kept.get(name), out);
+            }
+        }
+        (Value::Array(items), Some(Value::Array(kept))) if items.len() == kept.len() => {
+            for (index, (item, kept)) in items.iter().zip(kept).enumerate() {
+                lost_fields(&format!("{path}[{index}]"), item, Some(kept), out);
+            }
+        }
+        (original, reserialized)
+            if without_descriptions(original)
+                == reserialized
+                    .map(without_descriptions)
+                    .unwrap_or(Value::Null) => {}
+        (original, reserialized) => out.push(format!(
+            "{path}: sample {original} / round trip {}",
+            show(reserialized)
+        )),
+    }
+}
+
+/// YAML read the way kubectl reads it (YAML 1.1 numbers: the samples' `mode: 0644` is octal 420).
+fn kubectl_yaml() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    options
+}
+
+#[test]
+fn every_feast_sample_round_trips_through_feature_store_without_loss() {
+    let dir = reference_dir().join("samples");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    entries.sort();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for path in &entries {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, kubectl_yaml())
+            .unwrap_or_else(|e| panic!("cannot parse {}: {e}", path.display()));
+        for document in documents
+            .into_iter()
+            .filter(|d| d["kind"] == "FeatureStore")
+        {
+            let name = format!("{} ({})", path.display(), document["metadata"]["name"]);
+            match serde_json::from_value::<fieldwise_api::v1::FeatureStore>(document.clone()) {
+                Err(err) => problems.push(format!("{name}: does not deserialise: {err}")),
+                Ok(store) => {
+                    let reserialized =
+                        serde_json::to_value(&store).expect("a FeatureStore serialises");
+                    let mut lost = Vec::new();
+                    lost_fields("", &document, Some(&reserialized), &mut lost);
+                    problems.extend(lost.into_iter().map(|l| format!("{name}: {l}")));
+                    if reserialized != document {
+                        problems.push(format!("{name}: round trip added fields: {reserialized}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        checked >= entries.len(),
+        "only {checked} FeatureStores in {} sample files",
+        entries.len()
+    );
+}
