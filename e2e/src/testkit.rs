@@ -99,6 +99,29 @@ impl RawClient {
         self.request("GET", path, None, None).await
     }
 
+    /// GET with an explicit Accept header (e.g. the Table media type kubectl sends).
+    pub async fn get_with_accept(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<RawResponse, TestError> {
+        let mut req = self.build("GET", path, None, Vec::new())?;
+        req.headers_mut()
+            .insert(http::header::ACCEPT, http::HeaderValue::from_str(accept)?);
+        let resp = self.client.send(req).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+            text,
+        })
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<RawResponse, TestError> {
         self.request("POST", path, Some("application/json"), Some(body))
             .await
