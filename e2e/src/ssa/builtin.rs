@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, events, networking, policy, rbac};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, coordination, core, events, networking, policy, rbac,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Value, json};
 
 use super::schema::{
-    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema, UNTYPED_ATOMIC,
-    UNTYPED_DEDUCED,
+    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema,
+    UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -23,25 +25,85 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "ConfigMap", "io.k8s.api.core.v1.ConfigMap"),
     ("", "v1", "Secret", "io.k8s.api.core.v1.Secret"),
     ("", "v1", "Service", "io.k8s.api.core.v1.Service"),
-    ("", "v1", "ServiceAccount", "io.k8s.api.core.v1.ServiceAccount"),
-    ("", "v1", "PersistentVolumeClaim", "io.k8s.api.core.v1.PersistentVolumeClaim"),
+    (
+        "",
+        "v1",
+        "ServiceAccount",
+        "io.k8s.api.core.v1.ServiceAccount",
+    ),
+    (
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "io.k8s.api.core.v1.PersistentVolumeClaim",
+    ),
     ("", "v1", "Pod", "io.k8s.api.core.v1.Pod"),
     ("", "v1", "Event", "io.k8s.api.core.v1.Event"),
     ("events.k8s.io", "v1", "Event", "io.k8s.api.events.v1.Event"),
     ("apps", "v1", "Deployment", "io.k8s.api.apps.v1.Deployment"),
-    ("apps", "v1", "StatefulSet", "io.k8s.api.apps.v1.StatefulSet"),
+    (
+        "apps",
+        "v1",
+        "StatefulSet",
+        "io.k8s.api.apps.v1.StatefulSet",
+    ),
     ("apps", "v1", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet"),
     ("batch", "v1", "Job", "io.k8s.api.batch.v1.Job"),
     ("batch", "v1", "CronJob", "io.k8s.api.batch.v1.CronJob"),
-    ("autoscaling", "v2", "HorizontalPodAutoscaler", "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler"),
-    ("autoscaling", "v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
-    ("policy", "v1", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget"),
-    ("rbac.authorization.k8s.io", "v1", "Role", "io.k8s.api.rbac.v1.Role"),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "io.k8s.api.rbac.v1.RoleBinding"),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "io.k8s.api.rbac.v1.ClusterRole"),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "io.k8s.api.rbac.v1.ClusterRoleBinding"),
-    ("networking.k8s.io", "v1", "Ingress", "io.k8s.api.networking.v1.Ingress"),
-    ("coordination.k8s.io", "v1", "Lease", "io.k8s.api.coordination.v1.Lease"),
+    (
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+    ),
+    (
+        "autoscaling",
+        "v1",
+        "Scale",
+        "io.k8s.api.autoscaling.v1.Scale",
+    ),
+    (
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "io.k8s.api.policy.v1.PodDisruptionBudget",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "io.k8s.api.rbac.v1.Role",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "io.k8s.api.rbac.v1.RoleBinding",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "io.k8s.api.rbac.v1.ClusterRole",
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "io.k8s.api.rbac.v1.ClusterRoleBinding",
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "io.k8s.api.networking.v1.Ingress",
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "io.k8s.api.coordination.v1.Lease",
+    ),
     (
         "apiextensions.k8s.io",
         "v1",
@@ -54,34 +116,110 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
 const LIST_MAPS: &[(&str, &str, &[&str])] = &[
     ("io.k8s.api.core.v1.PodSpec", "containers", &["name"]),
     ("io.k8s.api.core.v1.PodSpec", "initContainers", &["name"]),
-    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", &["name"]),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        &["name"],
+    ),
     ("io.k8s.api.core.v1.PodSpec", "volumes", &["name"]),
     ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", &["name"]),
     ("io.k8s.api.core.v1.PodSpec", "hostAliases", &["ip"]),
-    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", &["topologyKey", "whenUnsatisfiable"]),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
     ("io.k8s.api.core.v1.PodSpec", "resourceClaims", &["name"]),
     ("io.k8s.api.core.v1.PodSpec", "schedulingGates", &["name"]),
-    ("io.k8s.api.core.v1.Container", "ports", &["containerPort", "protocol"]),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        &["containerPort", "protocol"],
+    ),
     ("io.k8s.api.core.v1.Container", "env", &["name"]),
-    ("io.k8s.api.core.v1.Container", "volumeMounts", &["mountPath"]),
-    ("io.k8s.api.core.v1.Container", "volumeDevices", &["devicePath"]),
-    ("io.k8s.api.core.v1.EphemeralContainer", "ports", &["containerPort", "protocol"]),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        &["mountPath"],
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        &["devicePath"],
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        &["containerPort", "protocol"],
+    ),
     ("io.k8s.api.core.v1.EphemeralContainer", "env", &["name"]),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", &["mountPath"]),
-    ("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", &["devicePath"]),
-    ("io.k8s.api.core.v1.ResourceRequirements", "claims", &["name"]),
-    ("io.k8s.api.core.v1.ServiceSpec", "ports", &["port", "protocol"]),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", &["uid"]),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        &["mountPath"],
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        &["devicePath"],
+    ),
+    (
+        "io.k8s.api.core.v1.ResourceRequirements",
+        "claims",
+        &["name"],
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        &["port", "protocol"],
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        &["uid"],
+    ),
     ("io.k8s.api.core.v1.PodStatus", "conditions", &["type"]),
-    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", &["type"]),
-    ("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", &["type"]),
+    (
+        "io.k8s.api.core.v1.NamespaceStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
+        "conditions",
+        &["type"],
+    ),
     ("io.k8s.api.core.v1.ServiceStatus", "conditions", &["type"]),
-    ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", &["type"]),
-    ("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", &["type"]),
-    ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", &["type"]),
-    ("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", &["type"]),
-    ("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", &["type"]),
-    ("io.k8s.api.networking.v1.IngressLoadBalancerIngress", "ports", &["port", "protocol"]),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+        "conditions",
+        &["type"],
+    ),
+    (
+        "io.k8s.api.networking.v1.IngressLoadBalancerIngress",
+        "ports",
+        &["port", "protocol"],
+    ),
     (
         "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         "conditions",
@@ -90,7 +228,10 @@ const LIST_MAPS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// Lists of scalars owned per element: (type, field).
-const SETS: &[(&str, &str)] = &[("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers")];
+const SETS: &[(&str, &str)] = &[(
+    "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+    "finalizers",
+)];
 
 /// Structs and maps owned as one leaf (`+structType=atomic`, `+mapType=atomic`).
 const ATOMIC_TYPES: &[&str] = &[
@@ -162,7 +303,12 @@ fn register_all(g: &mut SchemaGenerator) {
 }
 
 fn ref_name(reference: &str) -> String {
-    reference.rsplit('/').next().unwrap_or(reference).replace("~1", "/").replace("~0", "~")
+    reference
+        .rsplit('/')
+        .next()
+        .unwrap_or(reference)
+        .replace("~1", "/")
+        .replace("~0", "~")
 }
 
 fn definition_to_atom(name: &str, schema: &Value) -> Atom {
@@ -181,13 +327,20 @@ fn json_to_type(owner: &str, field: &str, schema: &Value) -> TypeRef {
     }
     let mut atom = json_to_atom(owner, schema);
     if let Some(list) = atom.list.as_mut() {
-        if let Some((_, _, keys)) = LIST_MAPS.iter().find(|(t, f, _)| *t == owner && *f == field) {
-            list.list_type = ListType::Map { keys: keys.iter().map(|k| (*k).to_string()).collect() };
+        if let Some((_, _, keys)) = LIST_MAPS
+            .iter()
+            .find(|(t, f, _)| *t == owner && *f == field)
+        {
+            list.list_type = ListType::Map {
+                keys: keys.iter().map(|k| (*k).to_string()).collect(),
+            };
         } else if SETS.iter().any(|(t, f)| *t == owner && *f == field) {
             list.list_type = ListType::Set;
         }
     }
-    if ATOMIC_MAP_FIELDS.iter().any(|(t, f)| *t == owner && *f == field)
+    if ATOMIC_MAP_FIELDS
+        .iter()
+        .any(|(t, f)| *t == owner && *f == field)
         && let Some(map) = atom.map.as_mut()
     {
         map.atomic = true;
@@ -196,12 +349,23 @@ fn json_to_type(owner: &str, field: &str, schema: &Value) -> TypeRef {
 }
 
 fn json_to_atom(owner: &str, schema: &Value) -> Atom {
-    if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
-        return Atom { scalar: Some(ScalarType::Untyped), ..Atom::default() };
+    if schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Atom {
+            scalar: Some(ScalarType::Untyped),
+            ..Atom::default()
+        };
     }
     let kind = match schema.get("type") {
         Some(Value::String(s)) => s.as_str(),
-        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or(""),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or(""),
         _ => "",
     };
     match kind {
@@ -211,11 +375,26 @@ fn json_to_atom(owner: &str, schema: &Value) -> Atom {
                 Some(items) => json_to_type(owner, "", items),
                 None => TypeRef::Named(UNTYPED_ATOMIC.into()),
             };
-            Atom { list: Some(ListSchema { element_type: element, list_type: ListType::Atomic }), ..Atom::default() }
+            Atom {
+                list: Some(ListSchema {
+                    element_type: element,
+                    list_type: ListType::Atomic,
+                }),
+                ..Atom::default()
+            }
         }
-        "string" => Atom { scalar: Some(ScalarType::String), ..Atom::default() },
-        "integer" | "number" => Atom { scalar: Some(ScalarType::Numeric), ..Atom::default() },
-        "boolean" => Atom { scalar: Some(ScalarType::Boolean), ..Atom::default() },
+        "string" => Atom {
+            scalar: Some(ScalarType::String),
+            ..Atom::default()
+        },
+        "integer" | "number" => Atom {
+            scalar: Some(ScalarType::Numeric),
+            ..Atom::default()
+        },
+        "boolean" => Atom {
+            scalar: Some(ScalarType::Boolean),
+            ..Atom::default()
+        },
         _ => untyped(),
     }
 }
@@ -223,7 +402,10 @@ fn json_to_atom(owner: &str, schema: &Value) -> Atom {
 fn untyped() -> Atom {
     Atom {
         scalar: Some(ScalarType::Untyped),
-        list: Some(ListSchema { element_type: TypeRef::Named(UNTYPED_ATOMIC.into()), list_type: ListType::Atomic }),
+        list: Some(ListSchema {
+            element_type: TypeRef::Named(UNTYPED_ATOMIC.into()),
+            list_type: ListType::Atomic,
+        }),
         map: Some(MapSchema {
             fields: Vec::new(),
             element_type: Some(TypeRef::Named(UNTYPED_DEDUCED.into())),
@@ -245,11 +427,21 @@ fn object_atom(owner: &str, schema: &Value) -> Atom {
         .map(|(name, child)| StructField {
             name: name.clone(),
             type_ref: json_to_type(owner, name, child),
-            default: KEY_DEFAULTS.iter().find(|(t, f, _)| *t == owner && f == name).map(|(_, _, d)| json!(d)),
+            default: KEY_DEFAULTS
+                .iter()
+                .find(|(t, f, _)| *t == owner && f == name)
+                .map(|(_, _, d)| json!(d)),
         })
         .collect();
     let element_type = additional.map(|a| json_to_type(owner, "", a));
-    Atom { map: Some(MapSchema { fields, element_type, atomic: false }), ..Atom::default() }
+    Atom {
+        map: Some(MapSchema {
+            fields,
+            element_type,
+            atomic: false,
+        }),
+        ..Atom::default()
+    }
 }
 
 /// The ObjectMeta type, inline, for custom resources and embedded resources.
@@ -265,22 +457,31 @@ pub(crate) fn object_meta_ref() -> TypeRef {
 fn inline_named(atom: &Atom, depth: usize) -> Atom {
     let inline = |tref: &TypeRef| -> TypeRef {
         match tref {
-            TypeRef::Named(name) if depth < 8 && !name.starts_with("__") => match definitions().get(name) {
-                Some(def) => TypeRef::Inline(Box::new(inline_named(def, depth + 1))),
-                None => tref.clone(),
-            },
+            TypeRef::Named(name) if depth < 8 && !name.starts_with("__") => {
+                match definitions().get(name) {
+                    Some(def) => TypeRef::Inline(Box::new(inline_named(def, depth + 1))),
+                    None => tref.clone(),
+                }
+            }
             TypeRef::Inline(inner) => TypeRef::Inline(Box::new(inline_named(inner, depth + 1))),
             other => other.clone(),
         }
     };
     Atom {
         scalar: atom.scalar,
-        list: atom.list.as_ref().map(|l| ListSchema { element_type: inline(&l.element_type), list_type: l.list_type.clone() }),
+        list: atom.list.as_ref().map(|l| ListSchema {
+            element_type: inline(&l.element_type),
+            list_type: l.list_type.clone(),
+        }),
         map: atom.map.as_ref().map(|m| MapSchema {
             fields: m
                 .fields
                 .iter()
-                .map(|f| StructField { name: f.name.clone(), type_ref: inline(&f.type_ref), default: f.default.clone() })
+                .map(|f| StructField {
+                    name: f.name.clone(),
+                    type_ref: inline(&f.type_ref),
+                    default: f.default.clone(),
+                })
                 .collect(),
             element_type: m.element_type.as_ref().map(inline),
             atomic: m.atomic,
@@ -291,10 +492,15 @@ fn inline_named(atom: &Atom, depth: usize) -> Atom {
 impl TypeSchema {
     /// The schema of a built-in type the emulator serves (group `""` for core), or `None`.
     pub fn builtin(group: &str, version: &str, kind: &str) -> Option<TypeSchema> {
-        let (_, _, _, name) = KINDS.iter().find(|(g, v, k, _)| *g == group && *v == version && *k == kind)?;
+        let (_, _, _, name) = KINDS
+            .iter()
+            .find(|(g, v, k, _)| *g == group && *v == version && *k == kind)?;
         let defs = definitions();
         defs.get(*name)?;
-        Some(TypeSchema::new(TypeRef::Named((*name).to_string()), defs.clone()))
+        Some(TypeSchema::new(
+            TypeRef::Named((*name).to_string()),
+            defs.clone(),
+        ))
     }
 
     /// (group, version, kind) of every built-in [`TypeSchema::builtin`] knows.

@@ -37,19 +37,30 @@ impl ApplyConflict {
     /// `Apply failed with N conflicts: conflicts with "alice":\n- .data.a\nconflicts with …`.
     pub fn message(&self) -> String {
         if let [only] = self.conflicts.as_slice() {
-            return format!("Apply failed with 1 conflict: conflict with {}: {}", only.manager.display_manager(), only.path);
+            return format!(
+                "Apply failed with 1 conflict: conflict with {}: {}",
+                only.manager.display_manager(),
+                only.path
+            );
         }
         let mut lines = Vec::new();
         let mut last_identity = None;
         for conflict in &self.conflicts {
             let identity = conflict.manager.identity();
             if last_identity.as_ref() != Some(&identity) {
-                lines.push(format!("conflicts with {}:", conflict.manager.display_manager()));
+                lines.push(format!(
+                    "conflicts with {}:",
+                    conflict.manager.display_manager()
+                ));
                 last_identity = Some(identity);
             }
             lines.push(format!("- {}", conflict.path));
         }
-        format!("Apply failed with {} conflicts: {}", self.conflicts.len(), lines.join("\n"))
+        format!(
+            "Apply failed with {} conflicts: {}",
+            self.conflicts.len(),
+            lines.join("\n")
+        )
     }
 
     /// One cause per (manager, path).

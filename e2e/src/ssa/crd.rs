@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{JSONSchemaProps, JSONSchemaPropsOrArray};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaProps, JSONSchemaPropsOrArray,
+};
 
 use super::schema::{
-    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema, UNTYPED_ATOMIC,
-    UNTYPED_DEDUCED,
+    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema,
+    UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
 
 impl TypeSchema {
@@ -27,18 +29,29 @@ impl TypeSchema {
 pub(crate) fn ensure_object_meta_fields(map: &mut MapSchema) {
     for name in ["apiVersion", "kind"] {
         if map.field(name).is_none() {
-            map.fields.push(StructField { name: name.into(), type_ref: scalar(ScalarType::String), default: None });
+            map.fields.push(StructField {
+                name: name.into(),
+                type_ref: scalar(ScalarType::String),
+                default: None,
+            });
         }
     }
     let meta = super::builtin::object_meta_ref();
     match map.fields.iter_mut().find(|f| f.name == "metadata") {
         Some(field) => field.type_ref = meta,
-        None => map.fields.push(StructField { name: "metadata".into(), type_ref: meta, default: None }),
+        None => map.fields.push(StructField {
+            name: "metadata".into(),
+            type_ref: meta,
+            default: None,
+        }),
     }
 }
 
 fn scalar(kind: ScalarType) -> TypeRef {
-    TypeRef::Inline(Box::new(Atom { scalar: Some(kind), ..Atom::default() }))
+    TypeRef::Inline(Box::new(Atom {
+        scalar: Some(kind),
+        ..Atom::default()
+    }))
 }
 
 fn props_to_type(props: &JSONSchemaProps) -> TypeRef {
@@ -47,33 +60,62 @@ fn props_to_type(props: &JSONSchemaProps) -> TypeRef {
 
 fn props_to_atom(props: &JSONSchemaProps) -> Atom {
     if props.x_kubernetes_int_or_string == Some(true) {
-        return Atom { scalar: Some(ScalarType::Untyped), ..Atom::default() };
+        return Atom {
+            scalar: Some(ScalarType::Untyped),
+            ..Atom::default()
+        };
     }
     let preserve = props.x_kubernetes_preserve_unknown_fields == Some(true);
     match props.type_.as_deref() {
-        Some("object") | None if props.properties.is_some() || props.additional_properties.is_some() || preserve || props.x_kubernetes_embedded_resource == Some(true) => {
+        Some("object") | None
+            if props.properties.is_some()
+                || props.additional_properties.is_some()
+                || preserve
+                || props.x_kubernetes_embedded_resource == Some(true) =>
+        {
             object_atom(props, preserve)
         }
         Some("object") => object_atom(props, preserve),
         Some("array") => {
             let element = match &props.items {
                 Some(JSONSchemaPropsOrArray::Schema(item)) => props_to_type(item),
-                Some(JSONSchemaPropsOrArray::Schemas(items)) => {
-                    items.first().map(props_to_type).unwrap_or(TypeRef::Named(UNTYPED_DEDUCED.into()))
-                }
+                Some(JSONSchemaPropsOrArray::Schemas(items)) => items
+                    .first()
+                    .map(props_to_type)
+                    .unwrap_or(TypeRef::Named(UNTYPED_DEDUCED.into())),
                 None => TypeRef::Named(UNTYPED_ATOMIC.into()),
             };
             let list_type = match props.x_kubernetes_list_type.as_deref() {
                 Some("set") => ListType::Set,
-                Some("map") => ListType::Map { keys: props.x_kubernetes_list_map_keys.clone().unwrap_or_default() },
+                Some("map") => ListType::Map {
+                    keys: props.x_kubernetes_list_map_keys.clone().unwrap_or_default(),
+                },
                 _ => ListType::Atomic,
             };
-            Atom { list: Some(ListSchema { element_type: element, list_type }), ..Atom::default() }
+            Atom {
+                list: Some(ListSchema {
+                    element_type: element,
+                    list_type,
+                }),
+                ..Atom::default()
+            }
         }
-        Some("string") => Atom { scalar: Some(ScalarType::String), ..Atom::default() },
-        Some("integer" | "number") => Atom { scalar: Some(ScalarType::Numeric), ..Atom::default() },
-        Some("boolean") => Atom { scalar: Some(ScalarType::Boolean), ..Atom::default() },
-        _ => Atom { scalar: Some(ScalarType::Untyped), ..Atom::default() },
+        Some("string") => Atom {
+            scalar: Some(ScalarType::String),
+            ..Atom::default()
+        },
+        Some("integer" | "number") => Atom {
+            scalar: Some(ScalarType::Numeric),
+            ..Atom::default()
+        },
+        Some("boolean") => Atom {
+            scalar: Some(ScalarType::Boolean),
+            ..Atom::default()
+        },
+        _ => Atom {
+            scalar: Some(ScalarType::Untyped),
+            ..Atom::default()
+        },
     }
 }
 
@@ -109,5 +151,8 @@ fn object_atom(props: &JSONSchemaProps, preserve: bool) -> Atom {
     } else {
         map.fields = fields;
     }
-    Atom { map: Some(map), ..Atom::default() }
+    Atom {
+        map: Some(map),
+        ..Atom::default()
+    }
 }

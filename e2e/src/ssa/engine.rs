@@ -149,7 +149,15 @@ pub fn apply(
             fields: FieldSet::new(),
             subresource: opts.subresource.clone(),
         };
-        record_update(schema, &json!({}), &live_clean, &mut entries, before, &opts.now, &opts.reset_fields);
+        record_update(
+            schema,
+            &json!({}),
+            &live_clean,
+            &mut entries,
+            before,
+            &opts.now,
+            &opts.reset_fields,
+        );
         cap_update_entries(&mut entries);
     }
     let template = ManagedFieldsEntry {
@@ -188,7 +196,7 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !opts.force {
-        conflicts.sort_by(|a, b| a.manager.identity().cmp(&b.manager.identity()));
+        conflicts.sort_by_key(|c| c.manager.identity());
         return Err(ApplyError::Conflict(ApplyConflict { conflicts }));
     }
     for (i, entry) in entries.iter_mut().enumerate() {
@@ -211,7 +219,12 @@ pub fn apply(
 }
 
 /// §2.2 step 3: remove what the applier owned before, no longer applies, and nobody else owns.
-fn prune(schema: &TypeSchema, merged: Value, entries: &[ManagedFieldsEntry], last_set: &FieldSet) -> Value {
+fn prune(
+    schema: &TypeSchema,
+    merged: Value,
+    entries: &[ManagedFieldsEntry],
+    last_set: &FieldSet,
+) -> Value {
     if last_set.is_empty() {
         return merged;
     }
@@ -221,7 +234,9 @@ fn prune(schema: &TypeSchema, merged: Value, entries: &[ManagedFieldsEntry], las
     let last = ensure(last_set);
     let pruned = remove_items(schema, &merged, &last);
     // Add back what anybody (including the applier's new set) owns.
-    let managed = entries.iter().fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
+    let managed = entries
+        .iter()
+        .fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
     let merged_set = set_of(&merged);
     let keep = set_of(&pruned).union(&ensure(&managed));
     let pruned = remove_items(schema, &merged, &merged_set.difference(&keep));
@@ -244,12 +259,15 @@ fn record_update(
 ) {
     let mut cmp = compare(schema, live, new);
     cmp.exclude(reset_fields);
+    // Updates never conflict: they take changed fields from everybody (force), and removed
+    // fields leave everybody.
+    let changed = cmp.changed();
     for e in entries.iter_mut() {
-        e.fields = e.fields.difference(&cmp.removed);
+        let lost = e.fields.intersection(&changed);
+        e.fields = e.fields.difference(&lost).difference(&cmp.removed);
     }
     entries.retain(|e| !e.fields.is_empty());
-    let taken = cmp
-        .changed()
+    let taken = changed
         .difference(&cmp.removed)
         .recursive_difference(reset_fields)
         .difference(&stripped_fields());
@@ -270,7 +288,11 @@ fn record_update(
 }
 
 fn is_reset_marker(object: &Value) -> bool {
-    match object.pointer("/metadata/managedFields").and_then(Value::as_array).map(Vec::as_slice) {
+    match object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
         Some([]) => true,
         Some([only]) => only.as_object().is_some_and(serde_json::Map::is_empty),
         _ => false,
@@ -308,7 +330,10 @@ pub fn update(
     drop_nulls(&mut new_clean);
     if entries.is_empty() && live.is_some() {
         let changed = live.is_none_or(|l| *l != new_clean);
-        return Ok(WriteOutcome { object: new_clean, changed });
+        return Ok(WriteOutcome {
+            object: new_clean,
+            changed,
+        });
     }
     let entry = ManagedFieldsEntry {
         manager: opts.manager.clone(),
@@ -318,7 +343,15 @@ pub fn update(
         fields: FieldSet::new(),
         subresource: opts.subresource.clone(),
     };
-    record_update(schema, &live_clean, &new_clean, &mut entries, entry, &opts.now, &opts.reset_fields);
+    record_update(
+        schema,
+        &live_clean,
+        &new_clean,
+        &mut entries,
+        entry,
+        &opts.now,
+        &opts.reset_fields,
+    );
     cap_update_entries(&mut entries);
     let object = with_managed_fields(new_clean, &entries);
     let changed = live.is_none_or(|l| *l != object);

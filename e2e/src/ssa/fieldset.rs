@@ -104,7 +104,12 @@ impl FieldSet {
         let children = self
             .children
             .iter()
-            .filter_map(|(pe, c)| other.children.get(pe).map(|o| (pe.clone(), c.intersection(o))))
+            .filter_map(|(pe, c)| {
+                other
+                    .children
+                    .get(pe)
+                    .map(|o| (pe.clone(), c.intersection(o)))
+            })
             .collect();
         FieldSet { members, children }.normalized()
     }
@@ -161,7 +166,11 @@ impl FieldSet {
     /// Adds, as members, the struct fields (declared fields) on the way to every path, as
     /// structured-merge-diff does before pruning, so that removing a path also removes the named
     /// fields that only existed to hold it.
-    pub(crate) fn ensure_named_fields_are_members(&self, schema: &TypeSchema, tref: Option<&TypeRef>) -> FieldSet {
+    pub(crate) fn ensure_named_fields_are_members(
+        &self,
+        schema: &TypeSchema,
+        tref: Option<&TypeRef>,
+    ) -> FieldSet {
         let atom = tref.and_then(|t| schema.resolve(t));
         let mut members = self.members.clone();
         let mut children = BTreeMap::new();
@@ -178,10 +187,15 @@ impl FieldSet {
                         }
                     }
                 }
-                PathElement::Key(_) => child_type = atom.and_then(|a| a.list.as_ref()).map(|l| &l.element_type),
+                PathElement::Key(_) => {
+                    child_type = atom.and_then(|a| a.list.as_ref()).map(|l| &l.element_type)
+                }
                 _ => {}
             }
-            children.insert(pe.clone(), child.ensure_named_fields_are_members(schema, child_type));
+            children.insert(
+                pe.clone(),
+                child.ensure_named_fields_are_members(schema, child_type),
+            );
         }
         FieldSet { members, children }
     }
@@ -222,7 +236,8 @@ impl FieldSet {
         if is_member && !self.is_empty() {
             out.insert(".".into(), Value::Object(Map::new()));
         }
-        let elements: BTreeSet<&PathElement> = self.members.iter().chain(self.children.keys()).collect();
+        let elements: BTreeSet<&PathElement> =
+            self.members.iter().chain(self.children.keys()).collect();
         for pe in elements {
             let member = self.members.contains(pe);
             let encoded = match self.children.get(pe) {

@@ -67,7 +67,10 @@ impl ManagedFieldsEntry {
     pub fn display_manager(&self) -> String {
         let mut text = serde_json::to_string(&self.manager).unwrap_or_default();
         if let Some(sub) = self.subresource.as_ref().filter(|s| !s.is_empty()) {
-            text.push_str(&format!(" with subresource {}", serde_json::to_string(sub).unwrap_or_default()));
+            text.push_str(&format!(
+                " with subresource {}",
+                serde_json::to_string(sub).unwrap_or_default()
+            ));
         }
         if self.operation == Operation::Update {
             text.push_str(&format!(" using {}", self.api_version));
@@ -77,7 +80,9 @@ impl ManagedFieldsEntry {
 
     /// Decodes one entry from its JSON form.
     pub fn from_json(value: &Value) -> Result<Self, ManagedFieldsError> {
-        let obj = value.as_object().ok_or_else(|| ManagedFieldsError("entry is not an object".into()))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ManagedFieldsError("entry is not an object".into()))?;
         let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_string);
         let operation = match text("operation").as_deref() {
             Some("Apply") => Operation::Apply,
@@ -90,7 +95,9 @@ impl ManagedFieldsEntry {
             return Err(ManagedFieldsError(format!("unsupported fieldsType {t:?}")));
         }
         let fields = match obj.get("fieldsV1") {
-            Some(v) => FieldSet::from_fields_v1(v).map_err(|e| ManagedFieldsError(e.to_string()))?,
+            Some(v) => {
+                FieldSet::from_fields_v1(v).map_err(|e| ManagedFieldsError(e.to_string()))?
+            }
             None => FieldSet::new(),
         };
         Ok(ManagedFieldsEntry {
@@ -126,11 +133,18 @@ impl ManagedFieldsEntry {
 
 /// Decodes `metadata.managedFields` of an object (absent or null: no entries). Entries with the same
 /// identity are merged (later fields unioned in).
-pub fn decode_managed_fields(object: &Value) -> Result<Vec<ManagedFieldsEntry>, ManagedFieldsError> {
-    let Some(list) = object.pointer("/metadata/managedFields").filter(|v| !v.is_null()) else {
+pub fn decode_managed_fields(
+    object: &Value,
+) -> Result<Vec<ManagedFieldsEntry>, ManagedFieldsError> {
+    let Some(list) = object
+        .pointer("/metadata/managedFields")
+        .filter(|v| !v.is_null())
+    else {
         return Ok(Vec::new());
     };
-    let items = list.as_array().ok_or_else(|| ManagedFieldsError("not a list".into()))?;
+    let items = list
+        .as_array()
+        .ok_or_else(|| ManagedFieldsError("not a list".into()))?;
     let mut out: Vec<ManagedFieldsEntry> = Vec::new();
     for item in items {
         let entry = ManagedFieldsEntry::from_json(item)?;
@@ -148,16 +162,30 @@ pub fn sort_entries(entries: &mut [ManagedFieldsEntry]) {
     entries.sort_by(|p, q| {
         p.operation
             .cmp(&q.operation)
-            .then_with(|| p.time.clone().unwrap_or_default().cmp(&q.time.clone().unwrap_or_default()))
+            .then_with(|| {
+                p.time
+                    .clone()
+                    .unwrap_or_default()
+                    .cmp(&q.time.clone().unwrap_or_default())
+            })
             .then_with(|| p.manager.cmp(&q.manager))
             .then_with(|| p.api_version.cmp(&q.api_version))
-            .then_with(|| p.subresource.clone().unwrap_or_default().cmp(&q.subresource.clone().unwrap_or_default()))
+            .then_with(|| {
+                p.subresource
+                    .clone()
+                    .unwrap_or_default()
+                    .cmp(&q.subresource.clone().unwrap_or_default())
+            })
     });
 }
 
 /// Encodes entries (sorted, empty ones dropped) as the JSON list for `metadata.managedFields`.
 pub fn encode_managed_fields(entries: &[ManagedFieldsEntry]) -> Value {
-    let mut sorted: Vec<ManagedFieldsEntry> = entries.iter().filter(|e| !e.fields.is_empty()).cloned().collect();
+    let mut sorted: Vec<ManagedFieldsEntry> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .cloned()
+        .collect();
     sort_entries(&mut sorted);
     Value::Array(sorted.iter().map(ManagedFieldsEntry::to_json).collect())
 }
@@ -170,8 +198,9 @@ pub const MAX_UPDATE_ENTRIES: usize = 10;
 /// Merges the oldest Update entries into `ancient-changes` entries (one per apiVersion) until at
 /// most [`MAX_UPDATE_ENTRIES`] Update entries remain.
 pub fn cap_update_entries(entries: &mut Vec<ManagedFieldsEntry>) {
-    let mut updaters: Vec<usize> =
-        (0..entries.len()).filter(|&i| entries[i].operation == Operation::Update).collect();
+    let mut updaters: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].operation == Operation::Update)
+        .collect();
     if updaters.len() <= MAX_UPDATE_ENTRIES {
         return;
     }
@@ -191,9 +220,15 @@ pub fn cap_update_entries(entries: &mut Vec<ManagedFieldsEntry>) {
             break;
         }
         let version = entries[i].api_version.clone();
-        match first_of_version.iter().find(|(v, _)| *v == version).map(|(_, idx)| *idx) {
+        match first_of_version
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, idx)| *idx)
+        {
             Some(bucket) => {
-                if entries[bucket].manager != ANCIENT_CHANGES || entries[bucket].subresource.is_some() {
+                if entries[bucket].manager != ANCIENT_CHANGES
+                    || entries[bucket].subresource.is_some()
+                {
                     entries[bucket].manager = ANCIENT_CHANGES.into();
                     entries[bucket].subresource = None;
                 }

@@ -31,23 +31,30 @@ mod walk;
 
 pub use conflict::{ApplyConflict, Conflict, ConflictCause};
 pub use engine::{
-    ApplyError, ApplyOptions, BEFORE_FIRST_APPLY, UpdateOptions, WriteOutcome, apply, stripped_fields, update,
+    ApplyError, ApplyOptions, BEFORE_FIRST_APPLY, UpdateOptions, WriteOutcome, apply,
+    stripped_fields, update,
 };
 pub use fieldset::{FieldSet, FieldsV1Error};
 pub use managed::{
-    ANCIENT_CHANGES, MAX_UPDATE_ENTRIES, ManagedFieldsEntry, ManagedFieldsError, Operation, cap_update_entries,
-    decode_managed_fields, encode_managed_fields, sort_entries,
+    ANCIENT_CHANGES, MAX_UPDATE_ENTRIES, ManagedFieldsEntry, ManagedFieldsError, Operation,
+    cap_update_entries, decode_managed_fields, encode_managed_fields, sort_entries,
 };
 pub use path::{Path, PathElement};
 pub use schema::{
-    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema, UNTYPED_ATOMIC,
-    UNTYPED_DEDUCED,
+    Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema,
+    UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
 pub use walk::{Comparison, SchemaError, compare, merge, to_field_set, validate};
 
 /// The field set an applied configuration gives its manager (§1.2): the configuration's paths minus
 /// the stripped metadata paths and the endpoint's reset fields. Fails on undeclared fields.
-pub fn fieldset_of_applied(schema: &TypeSchema, config: &serde_json::Value, reset_fields: &FieldSet) -> Result<FieldSet, SchemaError> {
+pub fn fieldset_of_applied(
+    schema: &TypeSchema,
+    config: &serde_json::Value,
+    reset_fields: &FieldSet,
+) -> Result<FieldSet, SchemaError> {
     validate(schema, config)?;
-    Ok(to_field_set(schema, config).recursive_difference(reset_fields).difference(&stripped_fields()))
+    Ok(to_field_set(schema, config)
+        .recursive_difference(reset_fields)
+        .difference(&stripped_fields()))
 }

@@ -44,7 +44,13 @@ impl PathElement {
             PathElement::Key(fields) => {
                 let body: Vec<String> = fields
                     .iter()
-                    .map(|(name, value)| format!("{}:{}", go_json(&Value::String(name.clone())), go_json(value)))
+                    .map(|(name, value)| {
+                        format!(
+                            "{}:{}",
+                            go_json(&Value::String(name.clone())),
+                            go_json(value)
+                        )
+                    })
                     .collect();
                 format!("k:{{{}}}", body.join(","))
             }
@@ -61,8 +67,8 @@ impl PathElement {
         match prefix {
             "f" => Ok(PathElement::Field(rest.to_string())),
             "k" => {
-                let parsed: Value =
-                    serde_json::from_str(rest).map_err(|e| format!("invalid key element {key:?}: {e}"))?;
+                let parsed: Value = serde_json::from_str(rest)
+                    .map_err(|e| format!("invalid key element {key:?}: {e}"))?;
                 let Value::Object(map) = parsed else {
                     return Err(format!("invalid key element {key:?}: not a JSON object"));
                 };
@@ -114,7 +120,10 @@ impl fmt::Display for PathElement {
         match self {
             PathElement::Field(name) => write!(f, ".{name}"),
             PathElement::Key(fields) => {
-                let parts: Vec<String> = fields.iter().map(|(n, v)| format!("{n}={}", go_json(v))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(n, v)| format!("{n}={}", go_json(v)))
+                    .collect();
                 write!(f, "[{}]", parts.join(","))
             }
             PathElement::Value(value) => write!(f, "[={}]", go_json(value)),
@@ -130,7 +139,12 @@ pub struct Path(pub Vec<PathElement>);
 impl Path {
     /// A path made only of field names, e.g. `Path::fields(&["spec", "replicas"])`.
     pub fn fields(names: &[&str]) -> Self {
-        Path(names.iter().map(|n| PathElement::Field((*n).to_string())).collect())
+        Path(
+            names
+                .iter()
+                .map(|n| PathElement::Field((*n).to_string()))
+                .collect(),
+        )
     }
 }
 

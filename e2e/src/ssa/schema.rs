@@ -155,7 +155,10 @@ impl TypeSchema {
 fn untyped_atom(element: &str, atomic_map: bool) -> Atom {
     Atom {
         scalar: Some(ScalarType::Untyped),
-        list: Some(ListSchema { element_type: TypeRef::Named(UNTYPED_ATOMIC.into()), list_type: ListType::Atomic }),
+        list: Some(ListSchema {
+            element_type: TypeRef::Named(UNTYPED_ATOMIC.into()),
+            list_type: ListType::Atomic,
+        }),
         map: Some(MapSchema {
             fields: Vec::new(),
             element_type: Some(TypeRef::Named(element.into())),

@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 
 use super::fieldset::FieldSet;
 use super::path::{Path, PathElement};
-use super::schema::{Atom, ListSchema, ListType, MapSchema, ScalarType, TypeRef, TypeSchema, UNTYPED_DEDUCED};
+use super::schema::{
+    Atom, ListSchema, ListType, MapSchema, ScalarType, TypeRef, TypeSchema, UNTYPED_DEDUCED,
+};
 use super::value::values_equal;
 
 /// A value that does not fit the schema, e.g. `.spec.bogus: field not declared in schema`.
@@ -19,7 +21,11 @@ pub struct SchemaError {
 }
 
 fn render_schema_error(path: &Path, message: &str) -> String {
-    if path.0.is_empty() { message.to_string() } else { format!("{path}: {message}") }
+    if path.0.is_empty() {
+        message.to_string()
+    } else {
+        format!("{path}: {message}")
+    }
 }
 
 fn fallback() -> TypeRef {
@@ -29,10 +35,17 @@ fn fallback() -> TypeRef {
 fn resolve<'a>(schema: &'a TypeSchema, tref: &'a TypeRef) -> &'a Atom {
     // A dangling reference can only come from a hand-built schema; treat it as schemaless rather
     // than fail.
-    schema.resolve(tref).or_else(|| schema.types.get(UNTYPED_DEDUCED)).unwrap_or(&EMPTY_ATOM)
+    schema
+        .resolve(tref)
+        .or_else(|| schema.types.get(UNTYPED_DEDUCED))
+        .unwrap_or(&EMPTY_ATOM)
 }
 
-static EMPTY_ATOM: Atom = Atom { scalar: None, list: None, map: None };
+static EMPTY_ATOM: Atom = Atom {
+    scalar: None,
+    list: None,
+    map: None,
+};
 
 /// Which parts of an atom apply to a value (structured-merge-diff's `deduceAtom`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,10 +56,16 @@ struct Kinds {
 }
 
 fn deduce(atom: &Atom, value: Option<&Value>) -> Kinds {
-    let full = Kinds { scalar: atom.scalar.is_some(), list: atom.list.is_some(), map: atom.map.is_some() };
+    let full = Kinds {
+        scalar: atom.scalar.is_some(),
+        list: atom.list.is_some(),
+        map: atom.map.is_some(),
+    };
     let only = |scalar, list, map| Kinds { scalar, list, map };
     match value {
-        Some(Value::Number(_) | Value::String(_) | Value::Bool(_)) if full.scalar => only(true, false, false),
+        Some(Value::Number(_) | Value::String(_) | Value::Bool(_)) if full.scalar => {
+            only(true, false, false)
+        }
         Some(Value::Array(_)) if full.list => only(false, true, false),
         Some(Value::Object(_)) if full.map => only(false, false, true),
         _ => full,
@@ -54,7 +73,9 @@ fn deduce(atom: &Atom, value: Option<&Value>) -> Kinds {
 }
 
 fn field_type<'a>(map: &'a MapSchema, key: &str) -> Option<&'a TypeRef> {
-    map.field(key).map(|f| &f.type_ref).or(map.element_type.as_ref())
+    map.field(key)
+        .map(|f| &f.type_ref)
+        .or(map.element_type.as_ref())
 }
 
 /// The path element of a list item: its key fields (defaults filled), its value, or its index.
@@ -67,9 +88,13 @@ pub(crate) fn list_item_element(
     match &list.list_type {
         ListType::Atomic => Ok(PathElement::Index(index)),
         ListType::Set => match item {
-            Value::Object(_) => Err("associative list without keys has an element that's a map type".into()),
+            Value::Object(_) => {
+                Err("associative list without keys has an element that's a map type".into())
+            }
             Value::Array(_) => Err("not supported: associative list with lists as elements".into()),
-            Value::Null => Err("associative list without keys has an element that's an explicit null".into()),
+            Value::Null => {
+                Err("associative list without keys has an element that's an explicit null".into())
+            }
             other => Ok(PathElement::Value(other.clone())),
         },
         ListType::Map { keys } => {
@@ -80,12 +105,17 @@ pub(crate) fn list_item_element(
                     "associative list with keys may not have non-map elements".into()
                 });
             };
-            let element_map = schema.resolve(&list.element_type).and_then(|a| a.map.as_ref());
+            let element_map = schema
+                .resolve(&list.element_type)
+                .and_then(|a| a.map.as_ref());
             let mut key = Vec::new();
             for name in keys {
                 if let Some(v) = fields.get(name) {
                     key.push((name.clone(), v.clone()));
-                } else if let Some(default) = element_map.and_then(|m| m.field(name)).and_then(|f| f.default.clone()) {
+                } else if let Some(default) = element_map
+                    .and_then(|m| m.field(name))
+                    .and_then(|f| f.default.clone())
+                {
                     key.push((name.clone(), default));
                 } else {
                     return Err(format!(
@@ -105,14 +135,22 @@ pub(crate) fn list_item_element(
 /// with their keys and without duplicates.
 pub fn validate(schema: &TypeSchema, value: &Value) -> Result<(), SchemaError> {
     let mut path = Vec::new();
-    validate_node(schema, &schema.root, value, &mut path).map_err(|message| SchemaError { path: Path(path), message })
+    validate_node(schema, &schema.root, value, &mut path).map_err(|message| SchemaError {
+        path: Path(path),
+        message,
+    })
 }
 
 fn describe(value: &Value) -> String {
     super::value::go_json(value)
 }
 
-fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut Vec<PathElement>) -> Result<(), String> {
+fn validate_node(
+    schema: &TypeSchema,
+    tref: &TypeRef,
+    value: &Value,
+    path: &mut Vec<PathElement>,
+) -> Result<(), String> {
     let atom = resolve(schema, tref);
     if value.is_null() {
         return Ok(());
@@ -120,11 +158,9 @@ fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut 
     let kinds = deduce(atom, Some(value));
     match value {
         Value::Object(fields) => {
-            let map = atom
-                .map
-                .as_ref()
-                .filter(|_| kinds.map)
-                .ok_or_else(|| format!("expected {}, got map {}", expected(atom), describe(value)))?;
+            let map = atom.map.as_ref().filter(|_| kinds.map).ok_or_else(|| {
+                format!("expected {}, got map {}", expected(atom), describe(value))
+            })?;
             if map.atomic {
                 return Ok(());
             }
@@ -140,14 +176,13 @@ fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut 
             Ok(())
         }
         Value::Array(items) => {
-            let list = atom
-                .list
-                .as_ref()
-                .filter(|_| kinds.list)
-                .ok_or_else(|| format!("expected {}, got list {}", expected(atom), describe(value)))?;
+            let list = atom.list.as_ref().filter(|_| kinds.list).ok_or_else(|| {
+                format!("expected {}, got list {}", expected(atom), describe(value))
+            })?;
             let mut seen = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let pe = list_item_element(schema, list, i, item).map_err(|e| format!("element {i}: {e}"))?;
+                let pe = list_item_element(schema, list, i, item)
+                    .map_err(|e| format!("element {i}: {e}"))?;
                 if list.list_type != ListType::Atomic {
                     if seen.contains(&pe) {
                         return Err(format!("duplicate entries for key {pe}"));
@@ -162,7 +197,11 @@ fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut 
         }
         scalar => {
             let Some(kind) = atom.scalar.filter(|_| kinds.scalar) else {
-                return Err(format!("expected {}, got {}", expected(atom), describe(value)));
+                return Err(format!(
+                    "expected {}, got {}",
+                    expected(atom),
+                    describe(value)
+                ));
             };
             let fits = match kind {
                 ScalarType::Untyped => true,
@@ -173,7 +212,11 @@ fn validate_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut 
             if fits {
                 Ok(())
             } else {
-                Err(format!("expected {}, got {}", expected(atom), describe(value)))
+                Err(format!(
+                    "expected {}, got {}",
+                    expected(atom),
+                    describe(value)
+                ))
             }
         }
     }
@@ -202,7 +245,13 @@ pub fn to_field_set(schema: &TypeSchema, value: &Value) -> FieldSet {
     set
 }
 
-fn fieldset_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut Vec<PathElement>, set: &mut FieldSet) {
+fn fieldset_node(
+    schema: &TypeSchema,
+    tref: &TypeRef,
+    value: &Value,
+    path: &mut Vec<PathElement>,
+    set: &mut FieldSet,
+) {
     let atom = resolve(schema, tref);
     let kinds = deduce(atom, Some(value));
     if let (Some(map), true) = (&atom.map, kinds.map) {
@@ -231,7 +280,9 @@ fn fieldset_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, path: &mut 
         }
         let Value::Array(items) = value else { return };
         for (i, item) in items.iter().enumerate() {
-            let Ok(pe) = list_item_element(schema, list, i, item) else { continue };
+            let Ok(pe) = list_item_element(schema, list, i, item) else {
+                continue;
+            };
             path.push(pe);
             fieldset_node(schema, &list.element_type, item, path, set);
             set.insert(path);
@@ -288,13 +339,23 @@ struct NodeOut {
 /// Merges `rhs` (an applied configuration) into `lhs` (the live object): scalars and atomics are
 /// replaced, granular maps unioned, keyed list items merged in place (§1.6 order).
 pub fn merge(schema: &TypeSchema, lhs: &Value, rhs: &Value) -> Value {
-    let mut walker = Walker { schema, compare: None, path: Vec::new() };
-    walker.node(&schema.root, Some(lhs), Some(rhs)).unwrap_or(Value::Null)
+    let mut walker = Walker {
+        schema,
+        compare: None,
+        path: Vec::new(),
+    };
+    walker
+        .node(&schema.root, Some(lhs), Some(rhs))
+        .unwrap_or(Value::Null)
 }
 
 /// Compares two values of the schema's root type.
 pub fn compare(schema: &TypeSchema, lhs: &Value, rhs: &Value) -> Comparison {
-    let mut walker = Walker { schema, compare: Some(Comparison::default()), path: Vec::new() };
+    let mut walker = Walker {
+        schema,
+        compare: Some(Comparison::default()),
+        path: Vec::new(),
+    };
     walker.node(&schema.root, Some(lhs), Some(rhs));
     walker.compare.unwrap_or_default()
 }
@@ -323,7 +384,14 @@ impl Walker<'_> {
         state.out
     }
 
-    fn handle(&mut self, atom: &Atom, kinds: Kinds, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+    fn handle(
+        &mut self,
+        atom: &Atom,
+        kinds: Kinds,
+        lhs: Option<&Value>,
+        rhs: Option<&Value>,
+        st: &mut NodeOut,
+    ) {
         if let (Some(map), true) = (&atom.map, kinds.map) {
             self.do_map(map, lhs, rhs, st);
         } else if let (Some(_), true) = (&atom.scalar, kinds.scalar) {
@@ -349,7 +417,13 @@ impl Walker<'_> {
         }
     }
 
-    fn do_list(&mut self, list: &ListSchema, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+    fn do_list(
+        &mut self,
+        list: &ListSchema,
+        lhs: Option<&Value>,
+        rhs: Option<&Value>,
+        st: &mut NodeOut,
+    ) {
         let l = lhs.and_then(Value::as_array);
         let r = rhs.and_then(Value::as_array);
         let empty = l.is_none_or(Vec::is_empty) && r.is_none_or(Vec::is_empty);
@@ -405,10 +479,16 @@ impl Walker<'_> {
         }
     }
 
-    fn index_items<'v>(&self, list: &ListSchema, items: &'v [Value]) -> Vec<(PathElement, &'v Value)> {
+    fn index_items<'v>(
+        &self,
+        list: &ListSchema,
+        items: &'v [Value],
+    ) -> Vec<(PathElement, &'v Value)> {
         let mut indexed: Vec<(PathElement, &Value)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let Ok(pe) = list_item_element(self.schema, list, i, item) else { continue };
+            let Ok(pe) = list_item_element(self.schema, list, i, item) else {
+                continue;
+            };
             if indexed.iter().any(|(p, _)| *p == pe) {
                 continue;
             }
@@ -417,14 +497,26 @@ impl Walker<'_> {
         indexed
     }
 
-    fn item(&mut self, list: &ListSchema, pe: &PathElement, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
+    fn item(
+        &mut self,
+        list: &ListSchema,
+        pe: &PathElement,
+        lhs: Option<&Value>,
+        rhs: Option<&Value>,
+    ) -> Option<Value> {
         self.path.push(pe.clone());
         let out = self.node(&list.element_type, lhs, rhs);
         self.path.pop();
         out
     }
 
-    fn do_map(&mut self, map: &MapSchema, lhs: Option<&Value>, rhs: Option<&Value>, st: &mut NodeOut) {
+    fn do_map(
+        &mut self,
+        map: &MapSchema,
+        lhs: Option<&Value>,
+        rhs: Option<&Value>,
+        st: &mut NodeOut,
+    ) {
         let l = lhs.and_then(Value::as_object);
         let r = rhs.and_then(Value::as_object);
         let empty = l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty);
@@ -441,7 +533,11 @@ impl Walker<'_> {
         for key in keys {
             let child_type = field_type(map, key).unwrap_or(&fallback_type);
             self.path.push(PathElement::Field(key.clone()));
-            let child = self.node(child_type, l.and_then(|m| m.get(key)), r.and_then(|m| m.get(key)));
+            let child = self.node(
+                child_type,
+                l.and_then(|m| m.get(key)),
+                r.and_then(|m| m.get(key)),
+            );
             self.path.pop();
             if let Some(v) = child {
                 out.insert(key.clone(), v);
@@ -462,7 +558,12 @@ pub fn remove_items(schema: &TypeSchema, value: &Value, to_remove: &FieldSet) ->
     remove_node(schema, &schema.root, value, to_remove).unwrap_or(Value::Null)
 }
 
-fn remove_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, to_remove: &FieldSet) -> Option<Value> {
+fn remove_node(
+    schema: &TypeSchema,
+    tref: &TypeRef,
+    value: &Value,
+    to_remove: &FieldSet,
+) -> Option<Value> {
     let atom = resolve(schema, tref);
     let kinds = deduce(atom, Some(value));
     if let (Some(map), true) = (&atom.map, kinds.map) {
@@ -487,7 +588,9 @@ fn remove_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, to_remove: &F
     } else if let (Some(_), true) = (&atom.scalar, kinds.scalar) {
         Some(value.clone())
     } else if let (Some(list), true) = (&atom.list, kinds.list) {
-        let items = value.as_array().filter(|l| !l.is_empty() && list.list_type != ListType::Atomic)?;
+        let items = value
+            .as_array()
+            .filter(|l| !l.is_empty() && list.list_type != ListType::Atomic)?;
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let Ok(pe) = list_item_element(schema, list, i, item) else {
@@ -501,7 +604,9 @@ fn remove_node(schema: &TypeSchema, tref: &TypeRef, value: &Value, to_remove: &F
             if subset.is_empty() {
                 out.push(item.clone());
             } else {
-                out.push(remove_node(schema, &list.element_type, item, &subset).unwrap_or(Value::Null));
+                out.push(
+                    remove_node(schema, &list.element_type, item, &subset).unwrap_or(Value::Null),
+                );
             }
         }
         (!out.is_empty()).then_some(Value::Array(out))
