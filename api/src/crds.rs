@@ -98,3 +98,67 @@ fn add_object_metadata_properties(root: &mut Value) {
             .or_insert_with(|| serde_json::json!({ "type": schema_type }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalize_drops_nullable_and_null_enum_values_and_spells_int_or_string() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {
+                "level": {"type": "string", "enum": ["debug", null], "nullable": true},
+                "budget": {"x-kubernetes-int-or-string": true, "nullable": true},
+                "list": {"type": "array", "items": {"type": "object", "nullable": true}},
+                "map": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}}
+            }
+        });
+        normalize_node(&mut schema);
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "level": {"type": "string", "enum": ["debug"]},
+                    "budget": {
+                        "x-kubernetes-int-or-string": true,
+                        "anyOf": [{"type": "integer"}, {"type": "string"}]
+                    },
+                    "list": {"type": "array", "items": {"type": "object"}},
+                    "map": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn the_feature_store_crd_is_served_at_v1_only() {
+        let crds = crds();
+        assert_eq!(crds.len(), 1);
+        let crd = &crds[0];
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("featurestores.feast.dev")
+        );
+        let versions: Vec<_> = crd
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(versions, [("v1", true, true)]);
+        let scale = crd.spec.versions[0]
+            .subresources
+            .as_ref()
+            .and_then(|s| s.scale.as_ref())
+            .expect("scale subresource");
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
+    }
+}

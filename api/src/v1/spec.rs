@@ -18,6 +18,7 @@ use super::{
     group = "feast.dev",
     version = "v1",
     kind = "FeatureStore",
+    doc = "A Feast feature store: its feature servers, persistence, registry and authorization.",
     plural = "featurestores",
     namespaced,
     shortname = "feast",
