@@ -1,4 +1,9 @@
 //! The `feast.dev/v1` FeatureStore API, wire-compatible with the Feast operator's v1 CRD.
+//!
+//! The CRD to install or validate against is [`crate::crds`], not `FeatureStore::crd()`: `crds()`
+//! finishes the derived schema (no `nullable`, int-or-string spelled out, object metadata declared) so
+//! that it matches the Feast CRD, which `tests/feast_compat.rs` checks field by field.
+//! Defaults for `status.applied` and derived values live in [`defaults`].
 
 mod authz;
 mod cronjob;
