@@ -45,15 +45,32 @@ async fn finalizers_hold_deletion() -> Result<(), TestError> {
     let still = c.get(&format!("{CM}/f1")).await?;
     assert_eq!(still.status, 200);
     // No new finalizers while terminating.
-    let add = c.patch(&format!("{CM}/f1"), "merge", &json!({"metadata": {"finalizers": ["example.com/keep", "x"]}})).await?;
+    let add = c
+        .patch(
+            &format!("{CM}/f1"),
+            "merge",
+            &json!({"metadata": {"finalizers": ["example.com/keep", "x"]}}),
+        )
+        .await?;
     assert_eq!(add.status, 422);
     assert_eq!(
         add.body["message"],
         "ConfigMap \"f1\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"x\"}"
     );
-    let rv = still.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("{CM}?watch=true&resourceVersion={rv}")).await?;
-    let done = c.patch(&format!("{CM}/f1"), "merge", &json!({"metadata": {"finalizers": null}})).await?;
+    let rv = still.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv}"))
+        .await?;
+    let done = c
+        .patch(
+            &format!("{CM}/f1"),
+            "merge",
+            &json!({"metadata": {"finalizers": null}}),
+        )
+        .await?;
     assert_eq!(done.status, 200, "{}", done.text);
     w.until(WAIT, is_deleted("f1")).await?;
     assert_eq!(c.get(&format!("{CM}/f1")).await?.status, 404);
@@ -65,7 +82,12 @@ async fn finalizers_hold_deletion() -> Result<(), TestError> {
 async fn delete_preconditions() -> Result<(), TestError> {
     let (_emu, c) = setup().await?;
     let created = c.post(CM, &cm("p1")).await?;
-    let bad = c.delete(&format!("{CM}/p1"), Some(&json!({"preconditions": {"uid": "nope"}}))).await?;
+    let bad = c
+        .delete(
+            &format!("{CM}/p1"),
+            Some(&json!({"preconditions": {"uid": "nope"}})),
+        )
+        .await?;
     assert_eq!(bad.status, 409);
     assert_eq!(
         bad.body["message"],
@@ -86,9 +108,18 @@ async fn background_propagation_collects_dependents() -> Result<(), TestError> {
     let (_emu, c) = setup().await?;
     let owner = c.post(CM, &cm("owner")).await?.body;
     let child = c.post(CM, &owned_by("child", &owner, false)).await?;
-    let rv = child.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("{CM}?watch=true&resourceVersion={rv}")).await?;
-    c.delete(&format!("{CM}/owner"), Some(&json!({"propagationPolicy": "Background"}))).await?;
+    let rv = child.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv}"))
+        .await?;
+    c.delete(
+        &format!("{CM}/owner"),
+        Some(&json!({"propagationPolicy": "Background"})),
+    )
+    .await?;
     w.until(WAIT, is_deleted("owner")).await?;
     w.until(WAIT, is_deleted("child")).await?;
     Ok(())
@@ -101,15 +132,37 @@ async fn foreground_waits_for_blocking_dependents() -> Result<(), TestError> {
     let mut child = owned_by("child", &owner, true);
     child["metadata"]["finalizers"] = json!(["example.com/slow"]);
     let child = c.post(CM, &child).await?;
-    let rv = child.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("{CM}?watch=true&resourceVersion={rv}")).await?;
-    let del = c.delete(&format!("{CM}/owner"), Some(&json!({"propagationPolicy": "Foreground"}))).await?;
-    assert_eq!(del.body["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    let rv = child.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv}"))
+        .await?;
+    let del = c
+        .delete(
+            &format!("{CM}/owner"),
+            Some(&json!({"propagationPolicy": "Foreground"})),
+        )
+        .await?;
+    assert_eq!(
+        del.body["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
     assert!(del.body["metadata"]["deletionTimestamp"].is_string());
     // The GC marks the blocking child for deletion; the owner stays while the child exists.
-    w.until(WAIT, |e| e["object"]["metadata"]["name"] == "child" && e["object"]["metadata"]["deletionTimestamp"].is_string()).await?;
+    w.until(WAIT, |e| {
+        e["object"]["metadata"]["name"] == "child"
+            && e["object"]["metadata"]["deletionTimestamp"].is_string()
+    })
+    .await?;
     assert_eq!(c.get(&format!("{CM}/owner")).await?.status, 200);
-    c.patch(&format!("{CM}/child"), "merge", &json!({"metadata": {"finalizers": null}})).await?;
+    c.patch(
+        &format!("{CM}/child"),
+        "merge",
+        &json!({"metadata": {"finalizers": null}}),
+    )
+    .await?;
     w.until(WAIT, is_deleted("child")).await?;
     w.until(WAIT, is_deleted("owner")).await?;
     Ok(())
@@ -120,11 +173,25 @@ async fn orphan_keeps_dependents() -> Result<(), TestError> {
     let (_emu, c) = setup().await?;
     let owner = c.post(CM, &cm("owner")).await?.body;
     let child = c.post(CM, &owned_by("child", &owner, false)).await?;
-    let rv = child.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("{CM}?watch=true&resourceVersion={rv}")).await?;
-    let del = c.delete(&format!("{CM}/owner"), Some(&json!({"propagationPolicy": "Orphan"}))).await?;
+    let rv = child.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv}"))
+        .await?;
+    let del = c
+        .delete(
+            &format!("{CM}/owner"),
+            Some(&json!({"propagationPolicy": "Orphan"})),
+        )
+        .await?;
     assert_eq!(del.body["metadata"]["finalizers"], json!(["orphan"]));
-    w.until(WAIT, |e| e["object"]["metadata"]["name"] == "child" && e["object"]["metadata"].get("ownerReferences").is_none()).await?;
+    w.until(WAIT, |e| {
+        e["object"]["metadata"]["name"] == "child"
+            && e["object"]["metadata"].get("ownerReferences").is_none()
+    })
+    .await?;
     w.until(WAIT, is_deleted("owner")).await?;
     assert_eq!(c.get(&format!("{CM}/child")).await?.status, 200);
     Ok(())
@@ -133,18 +200,38 @@ async fn orphan_keeps_dependents() -> Result<(), TestError> {
 #[tokio::test]
 async fn namespace_deletion_cascades() -> Result<(), TestError> {
     let (_emu, c) = setup().await?;
-    let ns = c.post("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})).await?;
+    let ns = c
+        .post(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+        )
+        .await?;
     assert_eq!(ns.status, 201);
     assert_eq!(ns.body["status"]["phase"], "Active");
     assert_eq!(ns.body["spec"]["finalizers"], json!(["kubernetes"]));
-    let r = c.post("/api/v1/namespaces/team/configmaps", &cm("x")).await?;
+    let r = c
+        .post("/api/v1/namespaces/team/configmaps", &cm("x"))
+        .await?;
     assert_eq!(r.status, 201);
-    let missing = c.post("/api/v1/namespaces/nope/configmaps", &cm("x")).await?;
+    let missing = c
+        .post("/api/v1/namespaces/nope/configmaps", &cm("x"))
+        .await?;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["message"], "namespaces \"nope\" not found");
-    let rv = r.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
-    let mut w = c.watch(&format!("/api/v1/namespaces?watch=true&resourceVersion={rv}")).await?;
-    let mut cms = c.watch(&format!("/api/v1/namespaces/team/configmaps?watch=true&resourceVersion={rv}")).await?;
+    let rv = r.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut w = c
+        .watch(&format!(
+            "/api/v1/namespaces?watch=true&resourceVersion={rv}"
+        ))
+        .await?;
+    let mut cms = c
+        .watch(&format!(
+            "/api/v1/namespaces/team/configmaps?watch=true&resourceVersion={rv}"
+        ))
+        .await?;
     let del = c.delete("/api/v1/namespaces/team", None).await?;
     assert_eq!(del.body["status"]["phase"], "Terminating");
     cms.until(WAIT, is_deleted("x")).await?;

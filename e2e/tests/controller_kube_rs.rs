@@ -21,7 +21,13 @@ use fieldwise_e2e::testkit::TestError;
 use fieldwise_e2e::{Emulator, Options};
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(group = "example.com", version = "v1", kind = "Gadget", namespaced, status = "GadgetStatus")]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Gadget",
+    namespaced,
+    status = "GadgetStatus"
+)]
 pub struct GadgetSpec {
     pub message: String,
 }
@@ -48,11 +54,21 @@ async fn reconcile(g: Arc<Gadget>, ctx: Arc<Ctx>) -> Result<Action, ReconcileErr
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let name = format!("{}-cfg", g.name_any());
     let existed = cms.get_opt(&name).await?.is_some();
-    let owner = g.controller_owner_ref(&()).map(|o| vec![o]).unwrap_or_default();
+    let owner = g
+        .controller_owner_ref(&())
+        .map(|o| vec![o])
+        .unwrap_or_default();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "ownerReferences": owner}, "data": {"message": g.spec.message}});
-    cms.patch(&name, &PatchParams::apply("gadget-controller").force(), &Patch::Apply(&cm)).await?;
-    let _ = ctx.seen.send((g.name_any(), g.spec.message.clone(), existed));
+    cms.patch(
+        &name,
+        &PatchParams::apply("gadget-controller").force(),
+        &Patch::Apply(&cm),
+    )
+    .await?;
+    let _ = ctx
+        .seen
+        .send((g.name_any(), g.spec.message.clone(), existed));
     Ok(Action::await_change())
 }
 
@@ -60,8 +76,12 @@ fn error_policy(_: Arc<Gadget>, _: &ReconcileError, _: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_millis(200))
 }
 
-async fn next_seen(rx: &mut mpsc::UnboundedReceiver<(String, String, bool)>) -> Result<(String, String, bool), TestError> {
-    Ok(tokio::time::timeout(WAIT, rx.recv()).await?.ok_or("controller stopped")?)
+async fn next_seen(
+    rx: &mut mpsc::UnboundedReceiver<(String, String, bool)>,
+) -> Result<(String, String, bool), TestError> {
+    Ok(tokio::time::timeout(WAIT, rx.recv())
+        .await?
+        .ok_or("controller stopped")?)
 }
 
 #[tokio::test]
@@ -70,12 +90,23 @@ async fn controller_sees_every_change() -> Result<(), TestError> {
     let client = emu.client()?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &Gadget::crd()).await?;
-    tokio::time::timeout(WAIT, await_condition(crds, "gadgets.example.com", conditions::is_crd_established())).await??;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            crds,
+            "gadgets.example.com",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await??;
 
     let gadgets: Api<Gadget> = Api::namespaced(client.clone(), "default");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Ctx { client: client.clone(), seen: tx });
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        seen: tx,
+    });
     let controller = Controller::new(gadgets.clone(), watcher::Config::default())
         .owns(cms.clone(), watcher::Config::default())
         .run(reconcile, error_policy, ctx)
@@ -83,27 +114,72 @@ async fn controller_sees_every_change() -> Result<(), TestError> {
     let running = tokio::spawn(controller);
 
     // Create.
-    gadgets.create(&PostParams::default(), &Gadget::new("g1", GadgetSpec { message: "hello".into() })).await?;
+    gadgets
+        .create(
+            &PostParams::default(),
+            &Gadget::new(
+                "g1",
+                GadgetSpec {
+                    message: "hello".into(),
+                },
+            ),
+        )
+        .await?;
     let (name, msg, existed) = next_seen(&mut rx).await?;
-    assert_eq!((name.as_str(), msg.as_str(), existed), ("g1", "hello", false));
+    assert_eq!(
+        (name.as_str(), msg.as_str(), existed),
+        ("g1", "hello", false)
+    );
     let cm = cms.get("g1-cfg").await?;
-    assert_eq!(cm.data.unwrap_or_default().get("message").map(String::as_str), Some("hello"));
+    assert_eq!(
+        cm.data
+            .unwrap_or_default()
+            .get("message")
+            .map(String::as_str),
+        Some("hello")
+    );
 
     // Update of the custom resource.
-    gadgets.patch("g1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"message": "bye"}}))).await?;
+    gadgets
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"message": "bye"}})),
+        )
+        .await?;
     loop {
         let (_, msg, _) = next_seen(&mut rx).await?;
         if msg == "bye" {
             break;
         }
     }
-    assert_eq!(cms.get("g1-cfg").await?.data.unwrap_or_default().get("message").map(String::as_str), Some("bye"));
+    assert_eq!(
+        cms.get("g1-cfg")
+            .await?
+            .data
+            .unwrap_or_default()
+            .get("message")
+            .map(String::as_str),
+        Some("bye")
+    );
 
     // Someone edits the owned ConfigMap: the owns() relation triggers a reconcile that restores it.
-    cms.patch("g1-cfg", &PatchParams::default(), &Patch::Merge(json!({"data": {"message": "tampered"}}))).await?;
+    cms.patch(
+        "g1-cfg",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"message": "tampered"}})),
+    )
+    .await?;
     next_seen(&mut rx).await?;
     let restored = cms.get("g1-cfg").await?;
-    assert_eq!(restored.data.unwrap_or_default().get("message").map(String::as_str), Some("bye"));
+    assert_eq!(
+        restored
+            .data
+            .unwrap_or_default()
+            .get("message")
+            .map(String::as_str),
+        Some("bye")
+    );
 
     // Someone deletes the owned ConfigMap: it is recreated.
     let uid = cms.get("g1-cfg").await?.uid().unwrap_or_default();
@@ -120,7 +196,11 @@ async fn controller_sees_every_change() -> Result<(), TestError> {
     // Deleting the custom resource garbage-collects the ConfigMap it owns.
     let cm_uid = recreated.uid().unwrap_or_default();
     gadgets.delete("g1", &DeleteParams::background()).await?;
-    tokio::time::timeout(WAIT, await_condition(cms.clone(), "g1-cfg", conditions::is_deleted(&cm_uid))).await??;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(cms.clone(), "g1-cfg", conditions::is_deleted(&cm_uid)),
+    )
+    .await??;
     running.abort();
     Ok(())
 }
