@@ -497,14 +497,79 @@ impl TypeSchema {
             .find(|(g, v, k, _)| *g == group && *v == version && *k == kind)?;
         let defs = definitions();
         defs.get(*name)?;
-        Some(TypeSchema::new(
-            TypeRef::Named((*name).to_string()),
-            defs.clone(),
-        ))
+        let mut schema = TypeSchema::new(TypeRef::Named((*name).to_string()), defs.clone());
+        schema.empty_object = zero_object(kind, group);
+        Some(schema)
     }
 
     /// (group, version, kind) of every built-in [`TypeSchema::builtin`] knows.
     pub fn builtin_kinds() -> Vec<(&'static str, &'static str, &'static str)> {
         KINDS.iter().map(|(g, v, k, _)| (*g, *v, *k)).collect()
+    }
+}
+
+/// The Go zero value of a served kind as the apiserver's converter renders it (only the parts that
+/// change what a create owns: non-pointer structs and non-omitempty nil lists).
+fn zero_object(kind: &str, group: &str) -> Value {
+    let pod_template = json!({ "metadata": {}, "spec": { "containers": null } });
+    match (group, kind) {
+        ("apps", "Deployment") => json!({
+            "metadata": {},
+            "spec": { "selector": null, "template": pod_template, "strategy": {} },
+            "status": {}
+        }),
+        ("apps", "StatefulSet") => json!({
+            "metadata": {},
+            "spec": { "selector": null, "template": pod_template, "updateStrategy": {} },
+            "status": { "replicas": 0, "availableReplicas": 0 }
+        }),
+        ("apps", "ReplicaSet") => json!({
+            "metadata": {},
+            "spec": { "selector": null, "template": pod_template },
+            "status": { "replicas": 0 }
+        }),
+        ("batch", "Job") => {
+            json!({ "metadata": {}, "spec": { "template": pod_template }, "status": {} })
+        }
+        ("batch", "CronJob") => json!({
+            "metadata": {},
+            "spec": { "jobTemplate": { "metadata": {}, "spec": { "template": pod_template } } },
+            "status": {}
+        }),
+        ("", "Pod") => json!({ "metadata": {}, "spec": { "containers": null }, "status": {} }),
+        ("", "Service") | ("networking.k8s.io", "Ingress") => {
+            json!({ "metadata": {}, "spec": {}, "status": { "loadBalancer": {} } })
+        }
+        ("", "Namespace") => json!({ "metadata": {}, "spec": {}, "status": {} }),
+        ("", "PersistentVolumeClaim") => {
+            json!({ "metadata": {}, "spec": { "resources": {} }, "status": {} })
+        }
+        ("", "Event") => json!({
+            "metadata": {}, "involvedObject": {}, "source": {},
+            "firstTimestamp": null, "lastTimestamp": null, "eventTime": null
+        }),
+        ("events.k8s.io", "Event") => json!({
+            "metadata": {}, "eventTime": null, "regarding": {}, "deprecatedSource": {},
+            "deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null
+        }),
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            json!({ "metadata": {}, "spec": { "scaleTargetRef": {} }, "status": {} })
+        }
+        ("autoscaling", "Scale") => {
+            json!({ "metadata": {}, "spec": {}, "status": { "replicas": 0 } })
+        }
+        ("policy", "PodDisruptionBudget") => json!({
+            "metadata": {}, "spec": {},
+            "status": { "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0 }
+        }),
+        (_, "Role" | "ClusterRole") => json!({ "metadata": {}, "rules": null }),
+        (_, "RoleBinding" | "ClusterRoleBinding") => json!({ "metadata": {}, "roleRef": {} }),
+        ("coordination.k8s.io", "Lease") => json!({ "metadata": {}, "spec": {} }),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => json!({
+            "metadata": {},
+            "spec": { "names": {}, "versions": null },
+            "status": { "acceptedNames": {}, "storedVersions": null }
+        }),
+        _ => json!({ "metadata": {} }),
     }
 }

@@ -136,8 +136,7 @@ pub fn apply(
     opts: &ApplyOptions,
 ) -> Result<WriteOutcome, ApplyError> {
     validate(schema, config).map_err(ApplyError::Schema)?;
-    let empty = json!({});
-    let live_obj = live.unwrap_or(&empty);
+    let live_obj = live.unwrap_or(&schema.empty_object);
     let mut entries = decode_managed_fields(live_obj).map_err(ApplyError::ManagedFields)?;
     let live_clean = without_managed_fields(live_obj);
     if entries.is_empty() && live.is_some() {
@@ -312,8 +311,7 @@ pub fn update(
     opts: &UpdateOptions,
 ) -> Result<WriteOutcome, SchemaError> {
     validate(schema, new)?;
-    let empty = json!({});
-    let live_obj = live.unwrap_or(&empty);
+    let live_obj = live.unwrap_or(&schema.empty_object);
     let live_entries = decode_managed_fields(live_obj).unwrap_or_default();
     let mut entries = if opts.subresource.is_some() {
         live_entries

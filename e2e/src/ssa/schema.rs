@@ -16,6 +16,10 @@ pub struct TypeSchema {
     pub root: TypeRef,
     /// Named types referenced from `root` (always includes the two untyped types).
     pub types: BTreeMap<String, Atom>,
+    /// The value a create starts from: for built-ins the Go zero value of the type (non-pointer
+    /// structs as `{}`, non-omitempty nil lists as `null`), which decides whether a created node
+    /// counts as added (and is owned with `"."`); `{}` for custom resources.
+    pub empty_object: Value,
 }
 
 /// A reference to a type: by name, or an inline definition.
@@ -116,7 +120,11 @@ impl TypeSchema {
         {
             map.element_type = Some(TypeRef::Named(UNTYPED_DEDUCED.into()));
         }
-        TypeSchema { root, types }
+        TypeSchema {
+            root,
+            types,
+            empty_object: json!({}),
+        }
     }
 
     /// A schema for fully schemaless objects (every key granular, lists atomic).
