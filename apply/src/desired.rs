@@ -464,3 +464,13 @@ mod tests {
         );
     }
 }
+
+/// The exact body the engine would apply for `desired` (owner reference, standard labels, replicas
+/// policy applied), for offline previews such as `fieldwise render`.
+pub fn applied_body(
+    registry: &KindRegistry,
+    owner: &Owner,
+    desired: &DesiredObject,
+) -> Result<Value, ApplyError> {
+    prepare(registry, owner, desired).map(|prepared| prepared.body)
+}

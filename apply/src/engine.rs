@@ -228,6 +228,23 @@ impl Engine {
         Ok(())
     }
 
+    /// The cached live object of a registered kind, for controllers that derive status from their
+    /// children without a request. With the default watch selector the caches hold only objects
+    /// labelled `app.kubernetes.io/managed-by=fieldwise`; managedFields entries of other managers'
+    /// status writes are stripped.
+    pub fn cached(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<DynamicObject>> {
+        self.inner
+            .caches
+            .find(api_version, kind)?
+            .get(namespace, name)
+    }
+
     /// Whether every cache has completed its initial list, without waiting.
     pub fn is_ready(&self) -> bool {
         self.inner.caches.kinds.iter().all(KindCache::is_ready)

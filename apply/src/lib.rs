@@ -36,7 +36,7 @@ mod report;
 mod transport;
 
 pub use cache::Subscription;
-pub use desired::{DesiredObject, Owner, ReplicasPolicy};
+pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig};
 pub use error::{ApplyError, ObjectKey};
 pub use registry::{KindRegistry, KindSpec, Scope};

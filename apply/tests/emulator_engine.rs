@@ -1,0 +1,430 @@
+//! The engine against the in-process API emulator (crate fieldwise-e2e): real watches, real
+//! server-side apply, request counters.
+
+use std::{sync::Arc, time::Duration};
+
+use fieldwise_apply::{
+    DesiredObject, Engine, KindRegistry, KindSpec, ObjectKey, Outcome, Owner, ReplicasPolicy,
+    Subscription,
+};
+use fieldwise_e2e::{
+    Emulator, EmulatorHandle, Options,
+    emulator::{ApiError, RequestHook, RequestInfo},
+};
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+use kube::{
+    Api, Client,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    emulator: EmulatorHandle,
+    client: Client,
+    engine: Engine,
+    configmaps: Subscription,
+    deployments: Subscription,
+    owner: Owner,
+}
+
+async fn start() -> Harness {
+    let emulator = Emulator::start(Options::default()).await.expect("emulator");
+    let mut config = kube::Config::new(emulator.url().parse().expect("url"));
+    config.default_namespace = "default".into();
+    config.default_retry = false;
+    let client = Client::try_from(config).expect("client");
+    let registry = KindRegistry::new()
+        .with(KindSpec::namespaced::<ConfigMap>())
+        .with(KindSpec::namespaced::<Deployment>().with_replicas());
+    let engine = Engine::new(client.clone(), registry);
+    let configmaps = engine
+        .subscribe(&kube::discovery::ApiResource::erase::<ConfigMap>(&()))
+        .expect("subscribe");
+    let deployments = engine
+        .subscribe(&kube::discovery::ApiResource::erase::<Deployment>(&()))
+        .expect("subscribe");
+    tokio::spawn(engine.run_watches().expect("watches"));
+    tokio::time::timeout(WAIT, engine.wait_until_ready())
+        .await
+        .expect("ready in time")
+        .expect("ready");
+    // A real owner object, so the emulator's garbage collector keeps the children.
+    let owner_cm: ConfigMap =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "owner", "namespace": "default"}}))
+        .expect("owner");
+    let owner_cm = Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &owner_cm)
+        .await
+        .expect("create owner");
+    let owner = Owner::of(&owner_cm).expect("owner").with_app_name("test");
+    Harness {
+        emulator,
+        client,
+        engine,
+        configmaps,
+        deployments,
+        owner,
+    }
+}
+
+fn key(api_version: &str, kind: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: Some("default".into()),
+        name: name.into(),
+    }
+}
+
+fn cm(name: &str, value: &str) -> DesiredObject {
+    DesiredObject::new(
+        "config",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": value}}),
+    )
+}
+
+fn web(replicas: Option<u64>) -> DesiredObject {
+    let mut body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx:1", "ports": [{"containerPort": 80}]}]}}}});
+    match replicas {
+        Some(n) => {
+            body["spec"]["replicas"] = json!(n);
+            DesiredObject::new("online", body)
+        }
+        None => DesiredObject::new("online", body).with_replicas(ReplicasPolicy::Released),
+    }
+}
+
+/// Waits (on the engine's own watch) until the cache holds an object satisfying `pred`, or,
+/// with `None`, until the object is gone from the cache.
+async fn until_cached(
+    engine: &Engine,
+    sub: &mut Subscription,
+    key: &ObjectKey,
+    pred: Option<&dyn Fn(&DynamicObject) -> bool>,
+) {
+    loop {
+        let cached = engine.cached(
+            &key.api_version,
+            &key.kind,
+            key.namespace.as_deref(),
+            &key.name,
+        );
+        let done = match pred {
+            Some(pred) => cached.is_some_and(|o| pred(&o)),
+            None => cached.is_none(),
+        };
+        if done {
+            return;
+        }
+        tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("cache caught up in time")
+            .expect("watch running");
+    }
+}
+
+fn rv_of(obj: &DynamicObject) -> String {
+    obj.metadata.resource_version.clone().unwrap_or_default()
+}
+
+/// Waits until the cache holds the object at the resourceVersion the server has now.
+async fn until_current(h: &mut Harness, key: &ObjectKey) {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(h.client.clone(), "default", &resource_of(key));
+    let live = api.get(&key.name).await.expect("get");
+    let rv = rv_of(&live);
+    let sub = if key.kind == "Deployment" {
+        &mut h.deployments
+    } else {
+        &mut h.configmaps
+    };
+    until_cached(
+        &h.engine,
+        sub,
+        key,
+        Some(&|o: &DynamicObject| rv_of(o) == rv),
+    )
+    .await;
+}
+
+fn resource_of(key: &ObjectKey) -> kube::discovery::ApiResource {
+    if key.kind == "Deployment" {
+        kube::discovery::ApiResource::erase::<Deployment>(&())
+    } else {
+        kube::discovery::ApiResource::erase::<ConfigMap>(&())
+    }
+}
+
+#[tokio::test]
+async fn second_reconcile_of_an_unchanged_graph_makes_zero_writes() {
+    let mut h = start().await;
+    let graph = || vec![cm("a", "1"), cm("b", "2"), web(Some(2))];
+    let first = h.engine.reconcile(&h.owner, graph()).await;
+    assert!(!first.has_errors(), "{first:?}");
+    assert!(
+        first.objects.iter().all(|r| r.outcome == Outcome::Created),
+        "{first:?}"
+    );
+    for k in [
+        key("v1", "ConfigMap", "a"),
+        key("v1", "ConfigMap", "b"),
+        key("apps/v1", "Deployment", "web"),
+    ] {
+        until_current(&mut h, &k).await;
+    }
+    h.emulator.counters().reset();
+    let second = h.engine.reconcile(&h.owner, graph()).await;
+    assert!(
+        second
+            .objects
+            .iter()
+            .all(|r| r.outcome == Outcome::Unchanged),
+        "{second:?}"
+    );
+    assert_eq!(
+        h.emulator.counters().writes(),
+        0,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+    // A change to one object writes exactly that object.
+    let third = h
+        .engine
+        .reconcile(&h.owner, vec![cm("a", "1"), cm("b", "3"), web(Some(2))])
+        .await;
+    assert_eq!(
+        third.outcome_of("ConfigMap", "b"),
+        Some(&Outcome::Updated),
+        "{third:?}"
+    );
+    assert_eq!(
+        h.emulator.counters().writes(),
+        1,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+}
+
+#[tokio::test]
+async fn removed_object_is_pruned() {
+    let mut h = start().await;
+    let first = h
+        .engine
+        .reconcile(&h.owner, vec![cm("a", "1"), cm("b", "2")])
+        .await;
+    assert!(!first.has_errors(), "{first:?}");
+    until_current(&mut h, &key("v1", "ConfigMap", "b")).await;
+    let second = h.engine.reconcile(&h.owner, vec![cm("a", "1")]).await;
+    assert_eq!(
+        second.outcome_of("ConfigMap", "b"),
+        Some(&Outcome::Pruned),
+        "{second:?}"
+    );
+    let api = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    assert!(api.get_opt("b").await.expect("get").is_none());
+    assert!(api.get_opt("a").await.expect("get").is_some());
+    assert!(
+        api.get_opt("owner").await.expect("get").is_some(),
+        "the owner is never a prune candidate"
+    );
+}
+
+struct RejectApplyOf(&'static str);
+
+impl RequestHook for RejectApplyOf {
+    fn before(&self, req: &RequestInfo) -> Option<ApiError> {
+        (req.verb == "patch" && req.name == self.0).then(|| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "ConfigMap \"{}\" is invalid: data: injected failure",
+                    self.0
+                ),
+            )
+        })
+    }
+}
+
+#[tokio::test]
+async fn failed_apply_prevents_prune() {
+    let mut h = start().await;
+    let first = h
+        .engine
+        .reconcile(&h.owner, vec![cm("a", "1"), cm("b", "2")])
+        .await;
+    assert!(!first.has_errors(), "{first:?}");
+    until_current(&mut h, &key("v1", "ConfigMap", "b")).await;
+    h.emulator.add_hook(Arc::new(RejectApplyOf("bad")));
+    h.emulator.counters().reset();
+    let second = h
+        .engine
+        .reconcile(&h.owner, vec![cm("a", "1"), cm("bad", "x")])
+        .await;
+    assert!(second.has_errors() && second.prune_skipped, "{second:?}");
+    let Some(Outcome::Failed(error)) = second.outcome_of("ConfigMap", "bad") else {
+        panic!("{second:?}")
+    };
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    assert_eq!(h.emulator.counters().verb("delete"), 0);
+    let api = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    assert!(
+        api.get_opt("b").await.expect("get").is_some(),
+        "b survives the partial failure"
+    );
+}
+
+#[tokio::test]
+async fn replicas_handover_never_passes_through_one() {
+    let mut h = start().await;
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let watch = watcher(
+        api.clone(),
+        watcher::Config::default().fields("metadata.name=web"),
+    )
+    .applied_objects();
+    tokio::spawn(async move {
+        let mut watch = std::pin::pin!(watch);
+        while let Some(Ok(d)) = watch.next().await {
+            let replicas = d.spec.as_ref().and_then(|s| s.replicas);
+            if tx
+                .send((
+                    d.metadata.resource_version.clone().unwrap_or_default(),
+                    replicas,
+                ))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let first = h.engine.reconcile(&h.owner, vec![web(Some(3))]).await;
+    assert_eq!(
+        first.outcome_of("Deployment", "web"),
+        Some(&Outcome::Created),
+        "{first:?}"
+    );
+    until_current(&mut h, &key("apps/v1", "Deployment", "web")).await;
+
+    let second = h.engine.reconcile(&h.owner, vec![web(None)]).await;
+    assert_eq!(
+        second.outcome_of("Deployment", "web"),
+        Some(&Outcome::HandedOver),
+        "{second:?}"
+    );
+    let live = api.get("web").await.expect("get");
+    assert_eq!(live.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    let managers: Vec<_> = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .filter_map(|e| e.manager.clone())
+        .collect();
+    assert_eq!(
+        managers,
+        ["fieldwise-handover"],
+        "only the handover manager owns replicas now"
+    );
+
+    // Every state the watch saw up to the current version had 3 replicas.
+    let final_rv = live.metadata.resource_version.clone().unwrap_or_default();
+    let mut states = Vec::new();
+    loop {
+        let (rv, replicas) = tokio::time::timeout(WAIT, seen.recv())
+            .await
+            .expect("watch event")
+            .expect("watch open");
+        states.push(replicas);
+        if rv == final_rv {
+            break;
+        }
+    }
+    assert!(states.iter().all(|r| *r == Some(3)), "{states:?}");
+
+    // Steady state while released: nothing to write.
+    until_current(&mut h, &key("apps/v1", "Deployment", "web")).await;
+    h.emulator.counters().reset();
+    let third = h.engine.reconcile(&h.owner, vec![web(None)]).await;
+    assert_eq!(
+        third.outcome_of("Deployment", "web"),
+        Some(&Outcome::Unchanged),
+        "{third:?}"
+    );
+    assert_eq!(
+        h.emulator.counters().writes(),
+        0,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+
+    // Back to static replicas: taken back with force.
+    let fourth = h.engine.reconcile(&h.owner, vec![web(Some(5))]).await;
+    assert_eq!(
+        fourth.outcome_of("Deployment", "web"),
+        Some(&Outcome::Updated),
+        "{fourth:?}"
+    );
+    assert_eq!(
+        api.get("web")
+            .await
+            .expect("get")
+            .spec
+            .and_then(|s| s.replicas),
+        Some(5)
+    );
+}
+
+#[tokio::test]
+async fn drift_from_another_manager_is_restored_and_reported() {
+    let mut h = start().await;
+    let first = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert!(!first.has_errors(), "{first:?}");
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let edit = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:hacked"}]}}}});
+    api.patch(
+        "web",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..PatchParams::default()
+        },
+        &Patch::Strategic(edit),
+    )
+    .await
+    .expect("edit");
+    until_current(&mut h, &key("apps/v1", "Deployment", "web")).await;
+    let second = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert_eq!(
+        second.outcome_of("Deployment", "web"),
+        Some(&Outcome::Updated),
+        "{second:?}"
+    );
+    assert_eq!(second.drift.len(), 1, "{second:?}");
+    assert_eq!(second.drift[0].manager, "kubectl-edit");
+    assert_eq!(
+        second.drift[0].fields,
+        [".spec.template.spec.containers[name=\"app\"].image"]
+    );
+    let live = api.get("web").await.expect("get");
+    let image = live
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.image);
+    assert_eq!(image.as_deref(), Some("nginx:1"));
+}
