@@ -57,7 +57,8 @@ fn schema_of(case: &Value) -> TypeSchema {
 /// What one step produced, in the oracle's terms.
 #[derive(Debug, PartialEq)]
 struct StepResult {
-    conflicts: BTreeSet<(String, String)>,
+    /// (manager, path) in message order: managers sorted, paths in field-set order.
+    conflicts: Vec<(String, String)>,
     object: Value,
     managers: BTreeSet<(String, String, String)>,
 }
@@ -121,11 +122,11 @@ fn manager_rows(object: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 /// Parses the oracle's conflict text (`conflict with "a": .x` or `conflicts with "a":\n- .x`).
-fn oracle_conflicts(error: &str) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
+fn oracle_conflicts(error: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     if let Some(rest) = error.strip_prefix("conflict with ") {
         if let Some((manager, path)) = rest.split_once(": ") {
-            out.insert((manager.trim_matches('"').to_string(), path.to_string()));
+            out.push((manager.trim_matches('"').to_string(), path.to_string()));
         }
         return out;
     }
@@ -134,7 +135,7 @@ fn oracle_conflicts(error: &str) -> BTreeSet<(String, String)> {
         if let Some(m) = line.strip_prefix("conflicts with ") {
             manager = m.trim_end_matches(':').trim_matches('"').to_string();
         } else if let Some(path) = line.strip_prefix("- ") {
-            out.insert((manager.clone(), path.to_string()));
+            out.push((manager.clone(), path.to_string()));
         }
     }
     out
@@ -168,7 +169,7 @@ fn run_case(schema: &TypeSchema, case: &Value) -> Vec<StepResult> {
     for (i, step) in case["steps"].as_array().expect("steps").iter().enumerate() {
         let manager = step["manager"].as_str().expect("manager").to_string();
         let now = format!("2026-01-01T00:00:{i:02}Z");
-        let mut conflicts = BTreeSet::new();
+        let mut conflicts = Vec::new();
         let outcome: Option<WriteOutcome> = match step["op"].as_str() {
             Some("apply") => {
                 let opts = ApplyOptions {

@@ -672,3 +672,72 @@ fn every_builtin_kind_has_a_schema() {
         r#"{"f:spec":{"f:ports":{"k:{\"port\":80,\"protocol\":\"TCP\"}":{".":{},"f:port":{}}},"f:selector":{}}}"#
     );
 }
+
+#[test]
+fn updates_tolerate_duplicate_keys_but_applies_do_not() {
+    let d = deployment();
+    let env = json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]);
+    let object = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "i", "env": env}]}}}});
+    assert!(update(&d, None, &object, &updated("kubectl-create", "apps/v1", T0)).is_ok());
+    assert!(matches!(
+        apply(&d, None, &object, &applied("kubectl", "apps/v1", T0)),
+        Err(ApplyError::Schema(_))
+    ));
+}
+
+#[test]
+fn existing_ancient_changes_bucket_absorbs_later_overflow() {
+    let schema = configmap();
+    let mut object = update(
+        &schema,
+        None,
+        &cm(json!({"k0": "v"})),
+        &updated("m0", "v1", T0),
+    )
+    .expect("create")
+    .object;
+    for i in 1..=13 {
+        let mut next = object.clone();
+        next["data"][format!("k{i}")] = json!("v");
+        let opts = updated(&format!("m{i}"), "v1", &format!("2026-01-01T00:01:{i:02}Z"));
+        object = update(&schema, Some(&object), &next, &opts)
+            .expect("update")
+            .object;
+    }
+    let list = entries(&object);
+    assert_eq!(list.len(), 10);
+    let buckets: Vec<&ManagedFieldsEntry> = list
+        .iter()
+        .filter(|e| e.manager == "ancient-changes")
+        .collect();
+    assert_eq!(buckets.len(), 1, "one bucket per apiVersion");
+    assert_eq!(
+        buckets[0].fields.to_fields_v1().to_string(),
+        r#"{"f:data":{".":{},"f:k0":{},"f:k1":{},"f:k2":{},"f:k3":{},"f:k4":{}}}"#
+    );
+}
+
+#[test]
+fn status_endpoint_owns_only_status() {
+    let d = deployment();
+    let reset =
+        fieldwise_e2e::ssa::endpoint_reset_fields("apps", "Deployment", Some("status"), true);
+    let mut opts = applied("status-writer", "apps/v1", T0);
+    opts.subresource = Some("status".into());
+    opts.reset_fields = reset;
+    let base = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}});
+    let live = do_apply(&d, None, &base, &applied("kubectl", "apps/v1", T0));
+    let config = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"x": "y"}},
+        "spec": {"replicas": 4}, "status": {"replicas": 1}});
+    let object = do_apply(&d, Some(&live), &config, &opts);
+    let entry = entries(&object)
+        .into_iter()
+        .find(|e| e.manager == "status-writer")
+        .expect("entry");
+    assert_eq!(entry.subresource.as_deref(), Some("status"));
+    assert_eq!(
+        entry.fields.to_fields_v1().to_string(),
+        r#"{"f:status":{"f:replicas":{}}}"#
+    );
+}

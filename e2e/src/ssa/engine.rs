@@ -10,7 +10,10 @@ use super::managed::{
 };
 use super::path::Path;
 use super::schema::TypeSchema;
-use super::walk::{SchemaError, compare, drop_nulls, merge, remove_items, to_field_set, validate};
+use super::walk::{
+    SchemaError, compare, drop_nulls, merge, remove_items, to_field_set, validate,
+    validate_allowing_duplicates,
+};
 
 /// Manager name of the synthetic entry recorded before the first apply to an object without
 /// managedFields.
@@ -310,7 +313,7 @@ pub fn update(
     new: &Value,
     opts: &UpdateOptions,
 ) -> Result<WriteOutcome, SchemaError> {
-    validate(schema, new)?;
+    validate_allowing_duplicates(schema, new)?;
     let live_obj = live.unwrap_or(&schema.empty_object);
     let live_entries = decode_managed_fields(live_obj).unwrap_or_default();
     let mut entries = if opts.subresource.is_some() {
@@ -354,4 +357,33 @@ pub fn update(
     let object = with_managed_fields(new_clean, &entries);
     let changed = live.is_none_or(|l| *l != object);
     Ok(WriteOutcome { object, changed })
+}
+
+/// Reset fields of an endpoint (what a write there neither changes nor owns), as the registry
+/// strategies declare them: on the main resource of a type with a status subresource, `status`; on
+/// `/status`, the spec side (`spec`, plus `metadata.labels` for the apps workloads, whose status
+/// strategy keeps them). `/scale` writes go through [`update`]/[`apply`] on the
+/// parent with no reset fields.
+pub fn endpoint_reset_fields(
+    group: &str,
+    kind: &str,
+    subresource: Option<&str>,
+    has_status: bool,
+) -> FieldSet {
+    match subresource {
+        None if has_status => FieldSet::from_field_paths(&[&["status"]]),
+        Some("status") => {
+            let mut set = FieldSet::from_field_paths(&[&["spec"]]);
+            if group == "apps"
+                && matches!(
+                    kind,
+                    "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet"
+                )
+            {
+                set.insert(&Path::fields(&["metadata", "labels"]).0);
+            }
+            set
+        }
+        _ => FieldSet::new(),
+    }
 }

@@ -220,25 +220,41 @@ pub fn cap_update_entries(entries: &mut Vec<ManagedFieldsEntry>) {
             break;
         }
         let version = entries[i].api_version.clone();
-        match first_of_version
+        let Some(first) = first_of_version
             .iter()
             .find(|(v, _)| *v == version)
-            .map(|(_, idx)| *idx)
-        {
-            Some(bucket) => {
-                if entries[bucket].manager != ANCIENT_CHANGES
-                    || entries[bucket].subresource.is_some()
-                {
-                    entries[bucket].manager = ANCIENT_CHANGES.into();
-                    entries[bucket].subresource = None;
-                }
-                entries[bucket].fields = entries[i].fields.union(&entries[bucket].fields);
-                entries[bucket].time = entries[i].time.clone();
-                removed[i] = true;
-                length -= 1;
-            }
-            None => first_of_version.push((version, i)),
+            .map(|(_, f)| *f)
+        else {
+            first_of_version.push((version, i));
+            continue;
+        };
+        let bucket_id = ManagedFieldsEntry {
+            manager: ANCIENT_CHANGES.into(),
+            operation: Operation::Update,
+            api_version: version,
+            time: None,
+            fields: FieldSet::new(),
+            subresource: None,
         }
+        .identity();
+        let existing =
+            (0..entries.len()).find(|&b| !removed[b] && entries[b].identity() == bucket_id);
+        let bucket = match existing {
+            Some(b) => b,
+            None => {
+                // The first entry of this version becomes the bucket.
+                entries[first].manager = ANCIENT_CHANGES.into();
+                entries[first].subresource = None;
+                first
+            }
+        };
+        if bucket == i {
+            continue;
+        }
+        entries[bucket].fields = entries[i].fields.union(&entries[bucket].fields);
+        entries[bucket].time = entries[i].time.clone();
+        removed[i] = true;
+        length -= 1;
     }
     let mut index = 0;
     entries.retain(|_| {

@@ -32,7 +32,7 @@ mod walk;
 pub use conflict::{ApplyConflict, Conflict, ConflictCause};
 pub use engine::{
     ApplyError, ApplyOptions, BEFORE_FIRST_APPLY, UpdateOptions, WriteOutcome, apply,
-    stripped_fields, update,
+    endpoint_reset_fields, stripped_fields, update,
 };
 pub use fieldset::{FieldSet, FieldsV1Error};
 pub use managed::{
@@ -44,7 +44,9 @@ pub use schema::{
     Atom, ListSchema, ListType, MapSchema, ScalarType, StructField, TypeRef, TypeSchema,
     UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
-pub use walk::{Comparison, SchemaError, compare, merge, to_field_set, validate};
+pub use walk::{
+    Comparison, SchemaError, compare, merge, to_field_set, validate, validate_allowing_duplicates,
+};
 
 /// The field set an applied configuration gives its manager (§1.2): the configuration's paths minus
 /// the stripped metadata paths and the endpoint's reset fields. Fails on undeclared fields.

@@ -134,10 +134,26 @@ pub(crate) fn list_item_element(
 /// Checks that `value` fits the schema: declared fields only, matching kinds, keyed list items
 /// with their keys and without duplicates.
 pub fn validate(schema: &TypeSchema, value: &Value) -> Result<(), SchemaError> {
+    validate_with(schema, value, false)
+}
+
+/// Like [`validate`], but tolerates duplicate list-map keys and set values, as the server does for
+/// objects written by create/update (only applied configurations must be duplicate-free).
+pub fn validate_allowing_duplicates(schema: &TypeSchema, value: &Value) -> Result<(), SchemaError> {
+    validate_with(schema, value, true)
+}
+
+fn validate_with(
+    schema: &TypeSchema,
+    value: &Value,
+    allow_duplicates: bool,
+) -> Result<(), SchemaError> {
     let mut path = Vec::new();
-    validate_node(schema, &schema.root, value, &mut path).map_err(|message| SchemaError {
-        path: Path(path),
-        message,
+    validate_node(schema, &schema.root, value, &mut path, allow_duplicates).map_err(|message| {
+        SchemaError {
+            path: Path(path),
+            message,
+        }
     })
 }
 
@@ -150,6 +166,7 @@ fn validate_node(
     tref: &TypeRef,
     value: &Value,
     path: &mut Vec<PathElement>,
+    allow_duplicates: bool,
 ) -> Result<(), String> {
     let atom = resolve(schema, tref);
     if value.is_null() {
@@ -170,7 +187,7 @@ fn validate_node(
                     return Err("field not declared in schema".into());
                 };
                 path.push(PathElement::Field(key.clone()));
-                validate_node(schema, child_type, child, path)?;
+                validate_node(schema, child_type, child, path, allow_duplicates)?;
                 path.pop();
             }
             Ok(())
@@ -183,14 +200,14 @@ fn validate_node(
             for (i, item) in items.iter().enumerate() {
                 let pe = list_item_element(schema, list, i, item)
                     .map_err(|e| format!("element {i}: {e}"))?;
-                if list.list_type != ListType::Atomic {
+                if list.list_type != ListType::Atomic && !allow_duplicates {
                     if seen.contains(&pe) {
                         return Err(format!("duplicate entries for key {pe}"));
                     }
                     seen.push(pe.clone());
                 }
                 path.push(pe);
-                validate_node(schema, &list.element_type, item, path)?;
+                validate_node(schema, &list.element_type, item, path, allow_duplicates)?;
                 path.pop();
             }
             Ok(())
