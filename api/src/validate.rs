@@ -1,1 +1,329 @@
-//! Validation of FeatureStore manifests as the API server would judge them (being written).
+//! Validation of FeatureStore manifests as the API server would judge them on create (or update),
+//! using fieldwise's own generated CRD: strict field validation (unknown fields), pruning,
+//! defaulting, OpenAPI schema, scale subresource and CEL rules, worded as the API server words them.
+//! Text in, structured report out; no I/O.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceSubresourceScale, JSONSchemaProps,
+};
+use serde_json::Value;
+
+use crate::schema::{self, FieldError};
+
+pub const GROUP: &str = "feast.dev";
+pub const VERSION: &str = "v1";
+pub const KIND: &str = "FeatureStore";
+const API_VERSION: &str = "feast.dev/v1";
+
+/// The outcome of checking one YAML file (or stdin).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub documents: Vec<DocumentReport>,
+}
+
+impl Report {
+    /// True when no document was rejected or malformed (skipped documents do not count).
+    pub fn is_valid(&self) -> bool {
+        self.documents.iter().all(|d| !d.outcome.is_failure())
+    }
+}
+
+/// One YAML document of the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentReport {
+    /// 1-based position among the file's documents.
+    pub index: usize,
+    /// 1-based line where the document's content starts.
+    pub line: usize,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A FeatureStore the API server would accept.
+    Valid { name: String },
+    /// Not a FeatureStore (or an empty document): not checked.
+    Skipped { note: String },
+    /// A FeatureStore the API server would reject.
+    Rejected(Rejection),
+    /// The document is not valid YAML.
+    Malformed(SyntaxError),
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Rejected(_) | Outcome::Malformed(_))
+    }
+}
+
+/// Why the API server would refuse an object, with its exact message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// The API server's message, e.g. `FeatureStore.feast.dev "sample" is invalid: spec: Invalid value: …`.
+    pub message: String,
+    /// Fields strict field validation reports as unknown (the request fails before validation).
+    pub unknown_fields: Vec<String>,
+    /// The field errors behind a 422 `Invalid`.
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A YAML syntax error, located in the whole input (1-based line and column).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// Checks every document of a (multi-document) YAML text: FeatureStores `feast.dev/v1` are validated
+/// as on create; other kinds are skipped with a note; malformed documents are reported with their
+/// line and the following documents are still checked.
+pub fn validate_manifests(text: &str) -> Report {
+    let documents = split_documents(text)
+        .into_iter()
+        .enumerate()
+        .map(|(i, doc)| DocumentReport {
+            index: i + 1,
+            line: doc.first_line,
+            outcome: check_document(&doc),
+        })
+        .collect();
+    Report { documents }
+}
+
+/// Validates one FeatureStore object as the API server does on create.
+pub fn validate_feature_store(object: &Value) -> Result<(), Rejection> {
+    let target = Target::from_crds()?;
+    let mut new = object.clone();
+    target.decode(&mut new)?;
+    target.check(&new, None)
+}
+
+/// Validates an update of a stored FeatureStore `old` to `new` through the main endpoint: transition
+/// rules (such as `PvcCreate is immutable`) compare with the old object, and unchanged values ratchet.
+pub fn validate_feature_store_update(old: &Value, new: &Value) -> Result<(), Rejection> {
+    let target = Target::from_crds()?;
+    let mut stored = old.clone();
+    // The stored object went through the same decoding; its unknown fields were dropped then.
+    schema::prune_unknown(&target.schema, &mut stored);
+    schema::apply_defaults(&target.schema, &mut stored);
+    drop_status(&mut stored);
+    let mut updated = new.clone();
+    target.decode(&mut updated)?;
+    target.check(&updated, Some(&stored))
+}
+
+/// The FeatureStore v1 schema and scale subresource of fieldwise's generated CRD.
+struct Target {
+    schema: JSONSchemaProps,
+    scale: Option<CustomResourceSubresourceScale>,
+}
+
+impl Target {
+    /// Generating the CRD is costly, so it is done once per process.
+    fn from_crds() -> Result<&'static Target, Rejection> {
+        static TARGET: OnceLock<Option<Target>> = OnceLock::new();
+        TARGET
+            .get_or_init(|| find_version(&crate::crds()))
+            .as_ref()
+            .ok_or_else(|| Rejection {
+                message: format!("no matches for kind \"{KIND}\" in version \"{API_VERSION}\""),
+                unknown_fields: Vec::new(),
+                errors: Vec::new(),
+            })
+    }
+
+    /// Strict decoding, pruning and defaulting; the main endpoint then ignores `status`.
+    fn decode(&self, object: &mut Value) -> Result<(), Rejection> {
+        let unknown = schema::prune_unknown(&self.schema, object);
+        if !unknown.is_empty() {
+            return Err(strict_decoding_error(unknown));
+        }
+        schema::apply_defaults(&self.schema, object);
+        drop_status(object);
+        Ok(())
+    }
+
+    fn check(&self, object: &Value, old: Option<&Value>) -> Result<(), Rejection> {
+        let errors =
+            schema::validate_custom_resource(&self.schema, self.scale.as_ref(), object, old);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(Rejection {
+            message: schema::invalid_message(KIND, GROUP, &object_name(object), &errors),
+            unknown_fields: Vec::new(),
+            errors,
+        })
+    }
+}
+
+fn find_version(crds: &[CustomResourceDefinition]) -> Option<Target> {
+    let crd = crds
+        .iter()
+        .find(|crd| crd.spec.group == GROUP && crd.spec.names.kind == KIND)?;
+    let version = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == VERSION && v.served)?;
+    let schema = version.schema.as_ref()?.open_api_v3_schema.clone()?;
+    let scale = version.subresources.as_ref().and_then(|s| s.scale.clone());
+    Some(Target { schema, scale })
+}
+
+fn drop_status(object: &mut Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+}
+
+fn object_name(object: &Value) -> String {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The 400 the API server answers with `fieldValidation=Strict` (kubectl's default) for unknown fields.
+fn strict_decoding_error(unknown: Vec<String>) -> Rejection {
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    Rejection {
+        message: format!(
+            "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+            fields.join(", ")
+        ),
+        unknown_fields: unknown,
+        errors: Vec::new(),
+    }
+}
+
+fn check_document(doc: &Document) -> Outcome {
+    let value: Value = match serde_saphyr::from_str(&doc.text) {
+        Ok(value) => value,
+        Err(err) => return Outcome::Malformed(syntax_error(&err, doc.first_line)),
+    };
+    if value.is_null() {
+        return Outcome::Skipped {
+            note: "empty document".to_owned(),
+        };
+    }
+    let Some(map) = value.as_object() else {
+        return Outcome::Skipped {
+            note: "not a Kubernetes object (not a mapping)".to_owned(),
+        };
+    };
+    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = object_name(&value);
+    if kind == KIND && api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
+        // Only v1 is served: kubectl cannot map any other version.
+        return Outcome::Rejected(Rejection {
+            message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
+            unknown_fields: Vec::new(),
+            errors: Vec::new(),
+        });
+    }
+    if kind != KIND || api_version != API_VERSION {
+        let what = if kind.is_empty() {
+            "object without a kind".to_owned()
+        } else {
+            format!("{kind} {name:?} ({api_version})")
+        };
+        return Outcome::Skipped {
+            note: format!("skipped {what}: not a {API_VERSION} {KIND}"),
+        };
+    }
+    match validate_feature_store(&value) {
+        Ok(()) => Outcome::Valid { name },
+        Err(rejection) => Outcome::Rejected(rejection),
+    }
+}
+
+fn syntax_error(err: &serde_saphyr::Error, first_line: usize) -> SyntaxError {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line() as usize, l.column() as usize))
+        .unwrap_or((1, 1));
+    let message = err.to_string();
+    // The parser's own text may carry its (document-relative) position; keep the first line only.
+    let message = message.lines().next().unwrap_or_default().to_owned();
+    SyntaxError {
+        line: first_line + line.max(1) - 1,
+        column: column.max(1),
+        message,
+    }
+}
+
+/// One document's text and where it starts in the input.
+struct Document {
+    first_line: usize,
+    text: String,
+}
+
+/// Splits a YAML stream at `---` document markers (content on the marker line stays with the new
+/// document; `...` ends a document). Lines keep their columns so parser positions stay true.
+fn split_documents(text: &str) -> Vec<Document> {
+    let mut documents = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut first_line = 1;
+    let mut seen_marker = false;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let is_marker =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        if is_marker {
+            if seen_marker || current.iter().any(|l| has_content(l)) {
+                documents.push(Document {
+                    first_line,
+                    text: current.join("\n"),
+                });
+            }
+            seen_marker = true;
+            current = vec![format!("   {}", &line[3..])];
+            first_line = line_no;
+        } else if line == "..." {
+            current.push(String::new());
+        } else {
+            if current.is_empty() {
+                first_line = line_no;
+            }
+            current.push(line.to_owned());
+        }
+    }
+    if seen_marker || current.iter().any(|l| has_content(l)) {
+        documents.push(Document {
+            first_line,
+            text: current.join("\n"),
+        });
+    }
+    documents
+}
+
+fn has_content(line: &str) -> bool {
+    let trimmed = line.trim();
+    !trimmed.is_empty() && !trimmed.starts_with('#')
+}
