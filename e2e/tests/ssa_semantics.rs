@@ -741,3 +741,32 @@ fn status_endpoint_owns_only_status() {
         r#"{"f:status":{"f:replicas":{}}}"#
     );
 }
+
+#[test]
+fn kubectl_applies_keep_the_client_side_annotation_in_step() {
+    let schema = configmap();
+    let mut legacy = cm(json!({"a": "1"}));
+    legacy["metadata"]["annotations"] =
+        json!({fieldwise_e2e::ssa::LAST_APPLIED: "{}", "keep": "me"});
+    let config = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c1", "namespace": "ns"}, "data": {"b": "2"}});
+    let object = do_apply(
+        &schema,
+        Some(&legacy),
+        &config,
+        &applied("kubectl", "v1", T0),
+    );
+    assert_eq!(
+        object["metadata"]["annotations"][fieldwise_e2e::ssa::LAST_APPLIED],
+        r#"{"apiVersion":"v1","data":{"b":"2"},"kind":"ConfigMap","metadata":{"name":"c1","namespace":"ns"}}"#
+    );
+    let other = do_apply(
+        &schema,
+        Some(&legacy),
+        &config,
+        &applied("fieldwise", "v1", T0),
+    );
+    assert_eq!(
+        other["metadata"]["annotations"][fieldwise_e2e::ssa::LAST_APPLIED],
+        "{}"
+    );
+}

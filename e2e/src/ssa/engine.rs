@@ -215,6 +215,9 @@ pub fn apply(
     entries.retain(|e| !e.fields.is_empty());
     let mut object = if object_changed { merged } else { live_clean };
     drop_nulls(&mut object);
+    if opts.manager == "kubectl" {
+        sync_last_applied(&mut object, config);
+    }
     let object = with_managed_fields(object, &entries);
     let changed = live.is_none_or(|l| *l != object);
     Ok(WriteOutcome { object, changed })
@@ -385,5 +388,50 @@ pub fn endpoint_reset_fields(
             set
         }
         _ => FieldSet::new(),
+    }
+}
+
+/// Annotation client-side `kubectl apply` keeps its last configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// kube-apiserver keeps the client-side-apply annotation in step with server-side applies by the
+/// `kubectl` manager, when the object already has one: it becomes the applied configuration (without
+/// the annotation itself) as compact JSON with sorted keys.
+fn sync_last_applied(object: &mut Value, config: &Value) {
+    let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if !annotations.contains_key(LAST_APPLIED) {
+        return;
+    }
+    let mut applied = config.clone();
+    if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+    {
+        ann.remove(LAST_APPLIED);
+        if ann.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+    let text = super::value::go_json(&sorted_keys(&applied));
+    annotations.insert(LAST_APPLIED.into(), Value::String(text));
+}
+
+fn sorted_keys(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted_keys).collect()),
+        other => other.clone(),
     }
 }

@@ -13,6 +13,18 @@
 //! - [`FieldSet`], [`ManagedFieldsEntry`]: field sets and managedFields entries, with their exact
 //!   JSON encodings.
 //!
+//! What the caller does around these calls (the apiserver layers that are not field management):
+//! - pass `live: None` to create (the write starts from [`TypeSchema::empty_object`], the type's
+//!   zero value, as the server's does);
+//! - reject an apply body carrying `metadata.managedFields` (400) before calling [`apply`];
+//! - default, reset strategy fields (old `status` on the main resource, old spec on `/status`),
+//!   validate and store the returned object; skip the write and keep resourceVersion, generation and
+//!   times when [`WriteOutcome::changed`] is false;
+//! - `/scale`: call [`update`] (or [`apply`]) on the parent object with its replicas path set to the
+//!   new value and `subresource: Some("scale")`, so the entry owns `{"f:spec":{"f:replicas":{}}}`;
+//! - pass [`endpoint_reset_fields`] (or its own table) as `reset_fields`;
+//! - cache [`TypeSchema::builtin`] results: building one clones every built-in definition.
+//!
 //! The algorithm follows sigs.k8s.io/structured-merge-diff (merge, compare, field sets, pruning)
 //! and the apiserver's managedfields layer (stripped metadata, before-first-apply, 10 Update
 //! entries cap, entry ordering, reset fields); it is tested against the real library through
@@ -31,7 +43,7 @@ mod walk;
 
 pub use conflict::{ApplyConflict, Conflict, ConflictCause};
 pub use engine::{
-    ApplyError, ApplyOptions, BEFORE_FIRST_APPLY, UpdateOptions, WriteOutcome, apply,
+    ApplyError, ApplyOptions, BEFORE_FIRST_APPLY, LAST_APPLIED, UpdateOptions, WriteOutcome, apply,
     endpoint_reset_fields, stripped_fields, update,
 };
 pub use fieldset::{FieldSet, FieldsV1Error};
