@@ -179,6 +179,9 @@ const LIST_MAPS: &[(&str, &str, &[&str])] = &[
         &["uid"],
     ),
     ("io.k8s.api.core.v1.PodStatus", "conditions", &["type"]),
+    ("io.k8s.api.core.v1.PodStatus", "podIPs", &["ip"]),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", &["ip"]),
+    ("io.k8s.api.core.v1.ServiceAccount", "secrets", &["name"]),
     (
         "io.k8s.api.core.v1.NamespaceStatus",
         "conditions",
@@ -214,11 +217,6 @@ const LIST_MAPS: &[(&str, &str, &[&str])] = &[
         "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
         "conditions",
         &["type"],
-    ),
-    (
-        "io.k8s.api.networking.v1.IngressLoadBalancerIngress",
-        "ports",
-        &["port", "protocol"],
     ),
     (
         "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
