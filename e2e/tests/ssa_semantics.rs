@@ -770,3 +770,14 @@ fn kubectl_applies_keep_the_client_side_annotation_in_step() {
         "{}"
     );
 }
+
+#[test]
+fn several_schema_errors_are_listed_like_the_library() {
+    let d = deployment();
+    let config = json!({"spec": {"bogus": 1, "replicas": "three", "template": {"spec": {"containers": [{"name": "a", "nope": true}]}}}});
+    let err = fieldset_of_applied(&d, &config, &FieldSet::new()).expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "errors:\n  .spec.bogus: field not declared in schema\n  .spec.replicas: expected numeric (int or float), got string\n  .spec.template.spec.containers[name=\"a\"].nope: field not declared in schema"
+    );
+}

@@ -11,21 +11,40 @@ use super::schema::{
 use super::value::values_equal;
 
 /// A value that does not fit the schema, e.g. `.spec.bogus: field not declared in schema`.
+/// Several problems render as the library does: `errors:` then one indented line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", render_schema_error(.path, .message))]
+#[error("{}", render_schema_errors(self))]
 pub struct SchemaError {
-    /// Where (empty for the root).
+    /// Where the first problem is (empty for the root).
     pub path: Path,
-    /// What is wrong.
+    /// What the first problem is.
     pub message: String,
+    /// Further problems, as (path, message).
+    pub more: Vec<(Path, String)>,
 }
 
-fn render_schema_error(path: &Path, message: &str) -> String {
+fn render_one(path: &Path, message: &str) -> String {
     if path.0.is_empty() {
         message.to_string()
     } else {
         format!("{path}: {message}")
     }
+}
+
+fn render_schema_errors(e: &SchemaError) -> String {
+    if e.more.is_empty() {
+        return render_one(&e.path, &e.message);
+    }
+    let mut lines = vec![
+        "errors:".to_string(),
+        format!("  {}", render_one(&e.path, &e.message)),
+    ];
+    lines.extend(
+        e.more
+            .iter()
+            .map(|(p, m)| format!("  {}", render_one(p, m))),
+    );
+    lines.join("\n")
 }
 
 fn fallback() -> TypeRef {
@@ -148,93 +167,122 @@ fn validate_with(
     value: &Value,
     allow_duplicates: bool,
 ) -> Result<(), SchemaError> {
-    let mut path = Vec::new();
-    validate_node(schema, &schema.root, value, &mut path, allow_duplicates).map_err(|message| {
-        SchemaError {
-            path: Path(path),
+    let mut checker = Checker {
+        schema,
+        allow_duplicates,
+        path: Vec::new(),
+        errors: Vec::new(),
+    };
+    checker.node(&schema.root, value);
+    let mut errors = checker.errors.into_iter();
+    match errors.next() {
+        None => Ok(()),
+        Some((path, message)) => Err(SchemaError {
+            path,
             message,
-        }
-    })
-}
-
-fn describe(value: &Value) -> String {
-    super::value::go_json(value)
-}
-
-fn validate_node(
-    schema: &TypeSchema,
-    tref: &TypeRef,
-    value: &Value,
-    path: &mut Vec<PathElement>,
-    allow_duplicates: bool,
-) -> Result<(), String> {
-    let atom = resolve(schema, tref);
-    if value.is_null() {
-        return Ok(());
+            more: errors.collect(),
+        }),
     }
-    let kinds = deduce(atom, Some(value));
+}
+
+struct Checker<'a> {
+    schema: &'a TypeSchema,
+    allow_duplicates: bool,
+    path: Vec<PathElement>,
+    errors: Vec<(Path, String)>,
+}
+
+/// Go's `%T` of a decoded JSON value, which the library's messages print.
+fn go_type(value: &Value) -> &'static str {
     match value {
-        Value::Object(fields) => {
-            let map = atom.map.as_ref().filter(|_| kinds.map).ok_or_else(|| {
-                format!("expected {}, got map {}", expected(atom), describe(value))
-            })?;
-            if map.atomic {
-                return Ok(());
-            }
-            for (key, child) in fields {
-                let Some(child_type) = field_type(map, key) else {
-                    path.push(PathElement::Field(key.clone()));
-                    return Err("field not declared in schema".into());
-                };
-                path.push(PathElement::Field(key.clone()));
-                validate_node(schema, child_type, child, path, allow_duplicates)?;
-                path.pop();
-            }
-            Ok(())
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, message: String) {
+        self.errors.push((Path(self.path.clone()), message));
+    }
+
+    fn node(&mut self, tref: &TypeRef, value: &Value) {
+        let schema = self.schema;
+        let atom = resolve(schema, tref);
+        if value.is_null() {
+            return;
         }
-        Value::Array(items) => {
-            let list = atom.list.as_ref().filter(|_| kinds.list).ok_or_else(|| {
-                format!("expected {}, got list {}", expected(atom), describe(value))
-            })?;
-            let mut seen = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let pe = list_item_element(schema, list, i, item)
-                    .map_err(|e| format!("element {i}: {e}"))?;
-                if list.list_type != ListType::Atomic && !allow_duplicates {
-                    if seen.contains(&pe) {
-                        return Err(format!("duplicate entries for key {pe}"));
+        let kinds = deduce(atom, Some(value));
+        match value {
+            Value::Object(fields) => match atom.map.as_ref().filter(|_| kinds.map) {
+                None => self.fail(format!(
+                    "expected {}, got {}",
+                    expected(atom),
+                    super::value::go_json(value)
+                )),
+                Some(map) if map.atomic => {}
+                Some(map) => {
+                    for (key, child) in fields {
+                        self.path.push(PathElement::Field(key.clone()));
+                        match field_type(map, key) {
+                            Some(child_type) => self.node(child_type, child),
+                            None => self.fail("field not declared in schema".into()),
+                        }
+                        self.path.pop();
                     }
-                    seen.push(pe.clone());
                 }
-                path.push(pe);
-                validate_node(schema, &list.element_type, item, path, allow_duplicates)?;
-                path.pop();
+            },
+            Value::Array(items) => match atom.list.as_ref().filter(|_| kinds.list) {
+                None => self.fail(format!(
+                    "expected {}, got {}",
+                    expected(atom),
+                    super::value::go_json(value)
+                )),
+                Some(list) => self.list(list, items),
+            },
+            scalar => {
+                let fits = match atom.scalar.filter(|_| kinds.scalar) {
+                    Some(ScalarType::Untyped) => true,
+                    Some(ScalarType::String) => scalar.is_string(),
+                    Some(ScalarType::Numeric) => scalar.is_number(),
+                    Some(ScalarType::Boolean) => scalar.is_boolean(),
+                    None => false,
+                };
+                if !fits {
+                    let got = match atom.scalar {
+                        Some(ScalarType::Numeric) => go_type(scalar).to_string(),
+                        _ => super::value::go_json(scalar),
+                    };
+                    self.fail(format!("expected {}, got {got}", expected(atom)));
+                }
             }
-            Ok(())
         }
-        scalar => {
-            let Some(kind) = atom.scalar.filter(|_| kinds.scalar) else {
-                return Err(format!(
-                    "expected {}, got {}",
-                    expected(atom),
-                    describe(value)
-                ));
+    }
+
+    fn list(&mut self, list: &ListSchema, items: &[Value]) {
+        let mut seen = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let pe = match list_item_element(self.schema, list, i, item) {
+                Ok(pe) => pe,
+                Err(e) => {
+                    self.fail(format!("element {i}: {e}"));
+                    continue;
+                }
             };
-            let fits = match kind {
-                ScalarType::Untyped => true,
-                ScalarType::String => scalar.is_string(),
-                ScalarType::Numeric => scalar.is_number(),
-                ScalarType::Boolean => scalar.is_boolean(),
-            };
-            if fits {
-                Ok(())
-            } else {
-                Err(format!(
-                    "expected {}, got {}",
-                    expected(atom),
-                    describe(value)
-                ))
+            if list.list_type != ListType::Atomic && !self.allow_duplicates {
+                if seen.contains(&pe) {
+                    self.fail(format!("duplicate entries for key {pe}"));
+                    continue;
+                }
+                seen.push(pe.clone());
             }
+            self.path.push(pe);
+            self.node(&list.element_type, item);
+            self.path.pop();
         }
     }
 }
