@@ -781,3 +781,58 @@ fn several_schema_errors_are_listed_like_the_library() {
         "errors:\n  .spec.bogus: field not declared in schema\n  .spec.replicas: expected numeric (int or float), got string\n  .spec.template.spec.containers[name=\"a\"].nope: field not declared in schema"
     );
 }
+
+#[test]
+fn applier_dropping_a_value_created_by_kubectl_create_keeps_it() {
+    let schema = configmap();
+    let object = update(
+        &schema,
+        None,
+        &cm(json!({"a": "1"})),
+        &updated("kubectl-create", "v1", T0),
+    )
+    .expect("create")
+    .object;
+    let object = do_apply(
+        &schema,
+        Some(&object),
+        &cm(json!({"a": "1"})),
+        &applied("alice", "v1", T1),
+    );
+    let nothing = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "ns"}});
+    let object = do_apply(
+        &schema,
+        Some(&object),
+        &nothing,
+        &applied("alice", "v1", T2),
+    );
+    assert_eq!(object["data"], json!({"a": "1"}));
+    assert_eq!(
+        fields_of(&object, "kubectl-create"),
+        r#"{"f:data":{".":{},"f:a":{}}}"#
+    );
+}
+
+#[test]
+fn metadata_list_types_follow_the_api_markers() {
+    let pod = TypeSchema::builtin("", "v1", "Pod").expect("pod");
+    let config = json!({"metadata": {"finalizers": ["a.io/x"], "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u1"}]},
+        "spec": {"imagePullSecrets": [{"name": "reg"}], "tolerations": [{"key": "k"}],
+                 "containers": [{"name": "c", "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                                 "volumeMounts": [{"name": "v", "mountPath": "/d"}], "command": ["sh"]}],
+                 "topologySpreadConstraints": [{"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 1,
+                                                "labelSelector": {"matchLabels": {"a": "b"}}}]}});
+    let text = fieldset_of_applied(&pod, &config, &FieldSet::new())
+        .expect("fieldset")
+        .to_fields_v1()
+        .to_string();
+    assert_eq!(
+        text,
+        concat!(
+            r#"{"f:metadata":{"f:finalizers":{"v:\"a.io/x\"":{}},"f:ownerReferences":{"k:{\"uid\":\"u1\"}":{".":{},"f:apiVersion":{},"f:kind":{},"f:name":{},"f:uid":{}}}},"#,
+            r#""f:spec":{"f:containers":{"k:{\"name\":\"c\"}":{".":{},"f:command":{},"f:env":{"k:{\"name\":\"E\"}":{".":{},"f:name":{},"f:valueFrom":{"f:secretKeyRef":{}}}},"f:name":{},"f:volumeMounts":{"k:{\"mountPath\":\"/d\"}":{".":{},"f:mountPath":{},"f:name":{}}}}},"#,
+            r#""f:imagePullSecrets":{"k:{\"name\":\"reg\"}":{}},"f:tolerations":{},"#,
+            r#""f:topologySpreadConstraints":{"k:{\"topologyKey\":\"zone\",\"whenUnsatisfiable\":\"DoNotSchedule\"}":{".":{},"f:labelSelector":{},"f:maxSkew":{},"f:topologyKey":{},"f:whenUnsatisfiable":{}}}}}"#
+        )
+    );
+}
