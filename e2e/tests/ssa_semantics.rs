@@ -836,3 +836,38 @@ fn metadata_list_types_follow_the_api_markers() {
         )
     );
 }
+
+#[test]
+fn duplicated_keys_are_owned_and_replaced_as_a_whole() {
+    let d = deployment();
+    let with_env = |env: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "i", "env": env}]}}}})
+    };
+    let dup = json!([{"name": "A", "value": "1"}, {"name": "B", "value": "x"}, {"name": "A", "value": "2"}]);
+    let object = update(
+        &d,
+        None,
+        &with_env(dup),
+        &updated("kubectl-create", "apps/v1", T0),
+    )
+    .expect("create")
+    .object;
+    let owned = fields_of(&object, "kubectl-create");
+    assert!(
+        owned.contains(r#""f:env":{".":{},"k:{\"name\":\"A\"}":{},"k:{\"name\":\"B\"}":{".":{},"f:name":{},"f:value":{}}}"#),
+        "{owned}"
+    );
+    let mut opts = applied("fixer", "apps/v1", T1);
+    opts.force = true;
+    let object = do_apply(
+        &d,
+        Some(&object),
+        &with_env(json!([{"name": "A", "value": "3"}])),
+        &opts,
+    );
+    assert_eq!(
+        object["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "A", "value": "3"}, {"name": "B", "value": "x"}])
+    );
+}

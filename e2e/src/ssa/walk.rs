@@ -344,12 +344,21 @@ fn fieldset_node(
             return;
         }
         let Value::Array(items) = value else { return };
-        for (i, item) in items.iter().enumerate() {
-            let Ok(pe) = list_item_element(schema, list, i, item) else {
-                continue;
-            };
-            path.push(pe);
-            fieldset_node(schema, &list.element_type, item, path, set);
+        let elements: Vec<Option<PathElement>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| list_item_element(schema, list, i, item).ok())
+            .collect();
+        // Items whose key appears more than once are owned as a whole, without their children
+        // (kube-apiserver 1.32 tolerates such duplicates in stored objects).
+        let duplicated =
+            |pe: &PathElement| elements.iter().flatten().filter(|p| *p == pe).count() > 1;
+        for (item, pe) in items.iter().zip(&elements) {
+            let Some(pe) = pe else { continue };
+            path.push(pe.clone());
+            if !duplicated(pe) {
+                fieldset_node(schema, &list.element_type, item, path, set);
+            }
             set.insert(path);
             path.pop();
         }
@@ -498,7 +507,7 @@ impl Walker<'_> {
         }
         let l_items = self.index_items(list, l.map(Vec::as_slice).unwrap_or_default());
         let r_items = self.index_items(list, r.map(Vec::as_slice).unwrap_or_default());
-        let find = |items: &[(PathElement, &Value)], pe: &PathElement| -> Option<usize> {
+        let find = |items: &[Group<'_>], pe: &PathElement| -> Option<usize> {
             items.iter().position(|(p, _)| p == pe)
         };
         let mut out = Vec::new();
@@ -508,8 +517,8 @@ impl Walker<'_> {
         // its applied predecessor.
         while li < l_items.len() || ri < r_items.len() {
             if li < l_items.len() && ri < r_items.len() && l_items[li].0 == r_items[ri].0 {
-                let (pe, lv) = (&l_items[li].0, l_items[li].1);
-                out.extend(self.item(list, pe, Some(lv), Some(r_items[ri].1)));
+                let (pe, lv) = (&l_items[li].0, &l_items[li].1);
+                out.extend(self.item_group(list, pe, lv, &r_items[ri].1));
                 emitted[li] = true;
                 li += 1;
                 ri += 1;
@@ -520,17 +529,19 @@ impl Walker<'_> {
                 continue;
             }
             if li < l_items.len() && find(&r_items, &l_items[li].0).is_none() {
-                let (pe, lv) = (&l_items[li].0, l_items[li].1);
-                out.extend(self.item(list, pe, Some(lv), None));
+                let (pe, lv) = (&l_items[li].0, &l_items[li].1);
+                out.extend(self.item_group(list, pe, lv, &[]));
                 emitted[li] = true;
                 li += 1;
                 continue;
             }
             if ri < r_items.len() {
-                let (pe, rv) = (&r_items[ri].0, r_items[ri].1);
+                let (pe, rv) = (&r_items[ri].0, &r_items[ri].1);
                 let matching = find(&l_items, pe);
-                let lv = matching.map(|i| l_items[i].1);
-                out.extend(self.item(list, pe, lv, Some(rv)));
+                let lv = matching
+                    .map(|i| l_items[i].1.as_slice())
+                    .unwrap_or_default();
+                out.extend(self.item_group(list, pe, lv, rv));
                 if let Some(i) = matching {
                     emitted[i] = true;
                 }
@@ -544,22 +555,57 @@ impl Walker<'_> {
         }
     }
 
-    fn index_items<'v>(
-        &self,
-        list: &ListSchema,
-        items: &'v [Value],
-    ) -> Vec<(PathElement, &'v Value)> {
-        let mut indexed: Vec<(PathElement, &Value)> = Vec::new();
+    /// Items grouped by key, in first-occurrence order.
+    fn index_items<'v>(&self, list: &ListSchema, items: &'v [Value]) -> Vec<Group<'v>> {
+        let mut indexed: Vec<Group<'v>> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let Ok(pe) = list_item_element(self.schema, list, i, item) else {
                 continue;
             };
-            if indexed.iter().any(|(p, _)| *p == pe) {
-                continue;
+            match indexed.iter_mut().find(|(p, _)| *p == pe) {
+                Some((_, group)) => group.push(item),
+                None => indexed.push((pe, vec![item])),
             }
-            indexed.push((pe, item));
         }
         indexed
+    }
+
+    /// Merges or compares the items of one key. A key present more than once on either side is
+    /// handled atomically: compared as a whole, and replaced by the applied item when there is one.
+    fn item_group(
+        &mut self,
+        list: &ListSchema,
+        pe: &PathElement,
+        lhs: &[&Value],
+        rhs: &[&Value],
+    ) -> Vec<Value> {
+        if lhs.len() <= 1 && rhs.len() <= 1 {
+            return self
+                .item(list, pe, lhs.first().copied(), rhs.first().copied())
+                .into_iter()
+                .collect();
+        }
+        self.path.push(pe.clone());
+        let result = match self.compare.as_mut() {
+            None => match rhs.first() {
+                Some(r) => vec![(*r).clone()],
+                None => lhs.iter().map(|v| (*v).clone()).collect(),
+            },
+            Some(cmp) => {
+                let same =
+                    lhs.len() == rhs.len() && lhs.iter().zip(rhs).all(|(l, r)| values_equal(l, r));
+                if lhs.is_empty() {
+                    cmp.added.insert(&self.path);
+                } else if rhs.is_empty() {
+                    cmp.removed.insert(&self.path);
+                } else if !same {
+                    cmp.modified.insert(&self.path);
+                }
+                Vec::new()
+            }
+        };
+        self.path.pop();
+        result
     }
 
     fn item(
@@ -613,6 +659,9 @@ impl Walker<'_> {
         }
     }
 }
+
+/// A list key and the items carrying it (more than one for duplicates).
+type Group<'v> = (PathElement, Vec<&'v Value>);
 
 // ---------------------------------------------------------------------------------------------
 // Removal
