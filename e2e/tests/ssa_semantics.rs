@@ -871,3 +871,21 @@ fn duplicated_keys_are_owned_and_replaced_as_a_whole() {
         json!([{"name": "A", "value": "3"}, {"name": "B", "value": "x"}])
     );
 }
+
+#[test]
+fn before_first_apply_starts_from_the_zero_value() {
+    let d = deployment();
+    let legacy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "image": "i"}]}}}});
+    let config = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}});
+    let object = do_apply(
+        &d,
+        Some(&legacy),
+        &config,
+        &applied("kubectl", "apps/v1", T0),
+    );
+    assert_eq!(
+        fields_of(&object, "before-first-apply"),
+        r#"{"f:spec":{"f:replicas":{},"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"app\"}":{".":{},"f:image":{},"f:name":{}}}}}}}"#
+    );
+}

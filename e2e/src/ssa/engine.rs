@@ -153,7 +153,7 @@ pub fn apply(
         };
         record_update(
             schema,
-            &json!({}),
+            &schema.empty_object,
             &live_clean,
             &mut entries,
             before,
