@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use futures::{SinkExt, Stream, StreamExt, channel::mpsc};
+use futures::{Stream, StreamExt, channel::mpsc};
 use kube::{
     Api, Client,
     api::DynamicObject,
@@ -17,6 +17,8 @@ use kube::{
         watcher,
     },
 };
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
 use crate::{HANDOVER_MANAGER, MANAGER, error::ApplyError, registry::KindSpec};
 
@@ -178,8 +180,7 @@ impl Caches {
 }
 
 /// Drives one kind's watch (the reflector updates the store first) and hands every changed
-/// object to the subscribers. A subscriber that went away is dropped; a slow one applies
-/// backpressure to the watch.
+/// object to the subscribers.
 async fn fan_out<S>(kind: String, stream: S, mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>)
 where
     S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
@@ -196,30 +197,50 @@ where
                 continue;
             }
         };
-        let mut alive = Vec::with_capacity(subscribers.len());
-        for mut tx in subscribers {
-            if tx.send(object.clone()).await.is_ok() {
-                alive.push(tx);
+        // Never wait for a subscriber: a controller that is not polling yet (e.g. before it won
+        // leader election) must not freeze the caches. A full subscriber misses this trigger
+        // (its controller's periodic resync covers it); a dropped one is forgotten.
+        subscribers.retain_mut(|tx| match tx.try_send(object.clone()) {
+            Ok(()) => true,
+            Err(e) if e.is_full() => {
+                tracing::debug!(kind = %kind, "subscriber full; trigger dropped");
+                true
             }
-        }
-        subscribers = alive;
+            Err(_) => false,
+        });
     }
 }
 
 /// Keeps the cache small (kube-rs memory trap): drops the managedFields entries of status
 /// writers other than us and the last-applied annotation. Entries of other managers on the main
-/// resource stay: they tell which manager changed a field we own (drift).
+/// resource (and `/scale`) stay: they tell which manager changed a field we own (drift).
 pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
     if let Some(entries) = obj.metadata.managed_fields.as_mut() {
         entries.retain(|e| {
-            let ours = matches!(e.manager.as_deref(), Some(MANAGER) | Some(HANDOVER_MANAGER));
-            ours || e
-                .subresource
-                .as_deref()
-                .is_none_or(|s| s.is_empty() || s == "scale")
+            is_ours(e)
+                || e.subresource
+                    .as_deref()
+                    .is_none_or(|s| s.is_empty() || s == "scale")
         });
     }
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn is_ours(entry: &ManagedFieldsEntry) -> bool {
+    matches!(
+        entry.manager.as_deref(),
+        Some(MANAGER) | Some(HANDOVER_MANAGER)
+    )
+}
+
+/// For the controller's own reflector of owner objects (`.modify(...)` before `.reflect(...)`):
+/// drops every managedFields entry except fieldwise's, which [`crate::Engine::apply_status`]
+/// needs to skip unchanged status writes. Without it every status apply is sent (a no-op for
+/// the server, but a write request).
+pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
+    if let Some(entries) = meta.managed_fields.as_mut() {
+        entries.retain(is_ours);
     }
 }

@@ -170,9 +170,9 @@ impl Engine {
         &self.inner.registry
     }
 
-    /// A subscriber to the shared watch of one registered kind, yielding every changed object.
-    /// Call before [`Self::run_watches`]. Every subscriber must be polled, or the watch stalls
-    /// once `subscriber_buffer` events are waiting for it.
+    /// A subscriber to the shared watch of one registered kind, yielding every changed object
+    /// after the cache was updated. Call before [`Self::run_watches`]. A subscriber that falls
+    /// `subscriber_buffer` events behind misses triggers instead of stalling the caches.
     pub fn subscribe(&self, resource: &ApiResource) -> Result<Subscription, ApplyError> {
         self.inner.caches.subscribe(resource)
     }

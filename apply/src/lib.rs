@@ -35,7 +35,7 @@ mod registry;
 mod report;
 mod transport;
 
-pub use cache::Subscription;
+pub use cache::{Subscription, keep_own_managed_fields};
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig};
 pub use error::{ApplyError, ObjectKey};

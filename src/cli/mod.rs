@@ -1,0 +1,43 @@
+//! The `fieldwise` command line: one subcommand per module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod crds;
+pub mod emulator;
+pub mod render;
+pub mod run;
+pub mod validate;
+
+#[derive(Debug, Parser)]
+#[command(name = "fieldwise", version, about = "A server-side-apply Kubernetes operator for Feast feature stores")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every CustomResourceDefinition fieldwise serves, as multi-document YAML.
+    Crds(crds::Args),
+    /// Serve the in-process Kubernetes API emulator on loopback and write a kubeconfig for it.
+    Emulator(emulator::Args),
+    /// Print the objects fieldwise would apply for the FeatureStores in the files, without a cluster.
+    Render(render::Args),
+    /// Run the operator against the cluster of KUBECONFIG or the in-cluster configuration.
+    Run(run::Args),
+    /// Check FeatureStore manifests against the same schema and CEL rules the API server applies.
+    Validate(validate::Args),
+}
+
+/// Parses the command line and runs the chosen subcommand.
+pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Crds(args) => crds::run(args),
+        Command::Emulator(args) => emulator::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
+    }
+}

@@ -1,0 +1,118 @@
+//! `fieldwise run`: the operator, against the cluster of KUBECONFIG or the in-cluster configuration.
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+
+use fieldwise_observability::{Health, LogFormat, Metrics, TelemetryConfig};
+use tracing::{error, info};
+
+use crate::featurestore::{
+    context::ImageDefaults,
+    controller::Settings,
+    run::{RunOptions, run as run_controller},
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Watch FeatureStores in this namespace only (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// FeatureStores reconciled at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Quiet time in milliseconds after a change before reconciling.
+    #[arg(long, default_value_t = 500)]
+    pub debounce_ms: u64,
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_bind_address: SocketAddr,
+    /// Log format: json or text.
+    #[arg(long, default_value = "text")]
+    pub log_format: LogFormat,
+    /// The instance name in Events (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME", default_value = "fieldwise")]
+    pub instance: String,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let telemetry = TelemetryConfig { log_format: args.log_format, ..TelemetryConfig::default() };
+        let guard = match fieldwise_observability::init(&telemetry) {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        info!(traces = %guard.export_description(), "fieldwise starting");
+        let code = match serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                error!("{message}");
+                ExitCode::FAILURE
+            }
+        };
+        let _ = guard.shutdown().await;
+        code
+    })
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let client = client().await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new();
+    let server = fieldwise_observability::HttpServer::bind(args.metrics_bind_address, metrics.clone(), health.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(server.run(shutdown_signal()));
+    let settings = Settings {
+        images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
+        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL").ok().filter(|url| !url.is_empty()),
+        service_monitor_available: service_monitors_served(&client).await,
+    };
+    let options = RunOptions {
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+        debounce: Duration::from_millis(args.debounce_ms),
+        instance: args.instance,
+        settings,
+    };
+    run_controller(client, options, metrics, health, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so
+/// kube's own retry layer is switched off (stacked retries could hang a reconcile).
+pub async fn client() -> Result<kube::Client, String> {
+    let mut config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+}
+
+/// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
+pub async fn service_monitors_served(client: &kube::Client) -> bool {
+    let resource = crate::featurestore::kinds::service_monitor_resource();
+    let discovery = kube::discovery::Discovery::new(client.clone()).filter(&[resource.group.as_str()]).run().await;
+    discovery.is_ok_and(|discovery| discovery.groups().any(|group| group.recommended_kind(&resource.kind).is_some()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,92 @@
+//! Everything the desired graph of a FeatureStore depends on besides the FeatureStore itself.
+//!
+//! The controller fills a [`GraphContext`] from its caches before it builds the graph, and `fieldwise render`
+//! fills one from the documents it reads, so the graph stays a pure function of `(FeatureStore, GraphContext)`.
+
+use std::collections::BTreeMap;
+
+use fieldwise_api::v1::FeatureStore;
+
+/// The feature-server image fieldwise deploys when neither the FeatureStore nor the operator's environment names one.
+pub const DEFAULT_FEATURE_SERVER_IMAGE: &str = "quay.io/feastdev/feature-server:0.66.0";
+/// The image of the CronJob's `kubectl exec` containers when neither the FeatureStore nor the environment names one.
+pub const DEFAULT_CRON_JOB_IMAGE: &str = "quay.io/openshift/origin-cli:4.17";
+/// The Feast release whose behaviour fieldwise reproduces, reported in `status.feastVersion`.
+pub const FEAST_VERSION: &str = "0.66.0";
+
+/// Images the operator falls back to, from `RELATED_IMAGE_*` variables of its own environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageDefaults {
+    /// `RELATED_IMAGE_FEATURE_SERVER`, else [`DEFAULT_FEATURE_SERVER_IMAGE`].
+    pub feature_server: String,
+    /// `RELATED_IMAGE_CRON_JOB`, else [`DEFAULT_CRON_JOB_IMAGE`].
+    pub cron_job: String,
+}
+
+impl Default for ImageDefaults {
+    fn default() -> Self {
+        Self { feature_server: DEFAULT_FEATURE_SERVER_IMAGE.to_owned(), cron_job: DEFAULT_CRON_JOB_IMAGE.to_owned() }
+    }
+}
+
+impl ImageDefaults {
+    /// Reads the `RELATED_IMAGE_*` overrides through `lookup` (the process environment in production).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let defaults = Self::default();
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        Self {
+            feature_server: non_empty("RELATED_IMAGE_FEATURE_SERVER").unwrap_or(defaults.feature_server),
+            cron_job: non_empty("RELATED_IMAGE_CRON_JOB").unwrap_or(defaults.cron_job),
+        }
+    }
+}
+
+/// The data of one Secret, decoded to UTF-8 strings. Secret values must never reach logs, spans, events or status.
+pub type SecretData = BTreeMap<String, String>;
+
+/// What a FeatureStore's desired graph depends on, read from the cluster (or from `render`'s inputs).
+#[derive(Clone, Debug, Default)]
+pub struct GraphContext {
+    /// Secrets in the FeatureStore's namespace that it references, by name. A name missing here means the
+    /// Secret does not exist.
+    pub secrets: BTreeMap<String, SecretData>,
+    /// ConfigMaps in the FeatureStore's namespace that it references (batch engine configuration), by name.
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// FeatureStores referenced through `services.registry.remote.feastRef`, keyed by `(namespace, name)`.
+    pub feature_stores: BTreeMap<(String, String), FeatureStore>,
+    /// Whether the `monitoring.coreos.com/v1` ServiceMonitor kind is served by the cluster.
+    pub service_monitor_available: bool,
+    /// Image fallbacks from the operator's environment.
+    pub images: ImageDefaults,
+    /// The operator's `OIDC_ISSUER_URL`, the last fallback for the OIDC discovery URL.
+    pub oidc_issuer_url: Option<String>,
+}
+
+impl GraphContext {
+    /// The Secret called `name`, or `secrets "<name>" not found` as the API server words it.
+    pub fn secret(&self, name: &str) -> Result<&SecretData, String> {
+        self.secrets.get(name).ok_or_else(|| format!("secrets \"{name}\" not found"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn related_image_variables_override_the_defaults_when_set() {
+        let images = ImageDefaults::from_env(|name| match name {
+            "RELATED_IMAGE_FEATURE_SERVER" => Some("registry.local/feature-server:1".into()),
+            "RELATED_IMAGE_CRON_JOB" => Some(String::new()),
+            _ => None,
+        });
+        assert_eq!(images.feature_server, "registry.local/feature-server:1");
+        assert_eq!(images.cron_job, DEFAULT_CRON_JOB_IMAGE, "an empty variable keeps the default");
+    }
+
+    #[test]
+    fn a_missing_secret_is_reported_as_the_api_server_words_it() {
+        let context = GraphContext::default();
+        assert_eq!(context.secret("creds").unwrap_err(), "secrets \"creds\" not found");
+    }
+}

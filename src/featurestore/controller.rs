@@ -1,0 +1,412 @@
+//! The FeatureStore reconciler: reads the caches, builds the pure desired graph, hands it to the apply
+//! engine, derives the status from what happened and applies it. Watches and wiring are in [`super::run`].
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use fieldwise_api::v1::FeatureStore;
+use fieldwise_apply::{ApplyError, Engine, Outcome as WriteOutcome, Owner, ReconcileReport};
+use fieldwise_observability::{Metrics, ReconcileResult, WriteOutcome as MetricOutcome, record_error, record_result, trace_id};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::Secret},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+        finalizer::{Event as FinalizerEvent, finalizer},
+        reflector::{ObjectRef, Store},
+    },
+};
+use tracing::{Instrument, info, warn};
+
+use super::{
+    context::{GraphContext, ImageDefaults},
+    graph::{DesiredGraph, GraphError, desired_graph, static_replicas},
+    names::{ServiceType, base_name},
+    references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
+    status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
+};
+
+/// The finalizer that lets fieldwise remove a FeatureStore's cluster-scoped children, which garbage
+/// collection cannot reach (they cannot have a namespaced owner).
+pub const FINALIZER: &str = "feast.dev/fieldwise-cleanup";
+/// The controller's name in metrics and events.
+pub const CONTROLLER: &str = "featurestore";
+
+/// Operator-wide settings the graph depends on.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub images: ImageDefaults,
+    pub oidc_issuer_url: Option<String>,
+    pub service_monitor_available: bool,
+}
+
+/// Shared state of every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub engine: Engine,
+    pub secrets: Store<Secret>,
+    pub feature_stores: Store<FeatureStore>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Consecutive failures per FeatureStore, for exponential backoff (kube's error_policy is not told about
+    /// successes, so the reconciler keeps this itself).
+    failures: Mutex<HashMap<ObjectRef<FeatureStore>, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        engine: Engine,
+        secrets: Store<Secret>,
+        feature_stores: Store<FeatureStore>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        recorder: Recorder,
+    ) -> Self {
+        Self { client, engine, secrets, feature_stores, settings, metrics, recorder, failures: Mutex::default() }
+    }
+
+    /// Records the reconcile's result and returns how long to wait before retrying after a failure.
+    fn backoff_after(&self, fs: &ObjectRef<FeatureStore>, failed: bool) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !failed {
+            failures.remove(fs);
+            return Duration::ZERO;
+        }
+        let count = failures.entry(fs.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        let seconds = 5u64.saturating_mul(1 << (*count - 1).min(6));
+        Duration::from_secs(seconds.min(300))
+    }
+}
+
+/// Why a reconcile failed; the controller requeues with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Apply(#[from] ApplyError),
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0} object(s) failed to apply")]
+    PartialApply(usize),
+}
+
+/// Reconciles one FeatureStore inside its own root `reconcile` span (one trace per reconcile).
+pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<Action, Error> {
+    let span = fieldwise_observability::reconcile_span(
+        "FeatureStore",
+        fs.namespace().as_deref().unwrap_or_default(),
+        &fs.name_any(),
+        fs.metadata.generation,
+    );
+    let started = Instant::now();
+    let result = reconcile_with_finalizer(fs.clone(), context.clone()).instrument(span.clone()).await;
+    let trace = trace_id(&span);
+    let fs_ref = ObjectRef::from_obj(&*fs);
+    let (metric, action) = match &result {
+        Ok(action) => {
+            context.backoff_after(&fs_ref, false);
+            record_result(&span, "success");
+            (ReconcileResult::Success, action.clone())
+        }
+        Err(error) => {
+            record_error(&span, &error.to_string());
+            let delay = context.backoff_after(&fs_ref, true);
+            warn!(parent: &span, error = %error, retry_in_seconds = delay.as_secs(), "reconcile failed");
+            (ReconcileResult::Error, Action::requeue(delay))
+        }
+    };
+    context.metrics.observe_reconcile(CONTROLLER, metric, started.elapsed(), trace.as_deref());
+    // Errors are handled here (status, metrics, backoff); the controller only sees when to come back.
+    Ok(action)
+}
+
+/// kube's error policy; never reached because [`reconcile`] turns errors into requeues itself.
+pub fn error_policy(_fs: Arc<FeatureStore>, _error: &Error, _context: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_with_finalizer(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
+    let api: Api<FeatureStore> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, fs, |event| async {
+        match event {
+            FinalizerEvent::Apply(fs) => apply(&fs, &context).await,
+            FinalizerEvent::Cleanup(fs) => cleanup(&fs, &context).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+/// The desired graph applied, then the status.
+async fn apply(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
+    let owner = Owner::of(fs)?.with_app_name("featurestore");
+    let graph_context = graph_context(fs, context).await;
+    match desired_graph(fs, &graph_context) {
+        Ok(graph) => apply_graph(fs, context, &owner, graph).await,
+        Err(error) => reject(fs, context, error).await,
+    }
+}
+
+async fn apply_graph(fs: &FeatureStore, context: &Context, owner: &Owner, graph: DesiredGraph) -> Result<Action, Error> {
+    let components: HashMap<(String, String), String> = graph
+        .objects
+        .iter()
+        .map(|o| ((kind_of(&o.body), name_of(&o.body)), o.component.clone()))
+        .collect();
+    let report = context.engine.reconcile(owner, graph.objects.clone()).await;
+    record_writes(context, fs, &report).await;
+    let failed: Vec<(ServiceType, String)> = report
+        .errors()
+        .map(|(key, error)| {
+            let component = components.get(&(key.kind.clone(), key.name.clone())).map(String::as_str);
+            (part_of(component), error.to_string())
+        })
+        .collect();
+    let deployment = observe_deployment(fs, context);
+    let outcome = Outcome::Applied {
+        applied: &graph.applied,
+        hostnames: &graph.hostnames,
+        unsupported: &graph.unsupported,
+        failed: failed.clone(),
+    };
+    let status = derive_status(fs, &outcome, deployment.as_ref(), &now());
+    if !graph.unsupported.is_empty() && !had_condition(fs, "Unsupported") {
+        let note = format!("fieldwise does not create the objects these fields need: {}", graph.unsupported.join(", "));
+        publish(context, fs, EventType::Warning, "Unsupported", note).await;
+    }
+    write_status(fs, context, &status).await?;
+    if !failed.is_empty() {
+        return Err(Error::PartialApply(failed.len()));
+    }
+    let available = deployment.as_ref().is_some_and(|d| d.available);
+    // Until the Deployment is available, look again soon; afterwards only changes trigger reconciles.
+    Ok(if available { Action::requeue(Duration::from_secs(600)) } else { Action::requeue(Duration::from_secs(5)) })
+}
+
+/// The graph could not be built: nothing is applied or pruned; the status says why.
+async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Result<Action, Error> {
+    let applied = fieldwise_api::v1::defaults::applied(&fs.spec);
+    let outcome = Outcome::Invalid { applied: &applied, part: error.part, message: error.message.clone() };
+    let status = derive_status(fs, &outcome, observe_deployment(fs, context).as_ref(), &now());
+    if !had_failure_message(fs, &error.message) {
+        publish(context, fs, EventType::Warning, "InvalidSpec", error.message.clone()).await;
+    }
+    write_status(fs, context, &status).await?;
+    info!(reason = %error.message, "FeatureStore cannot be reconciled until its references are fixed");
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// On deletion: remove the cluster-scoped children; namespaced ones go with garbage collection.
+async fn cleanup(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
+    let owner = Owner::of(fs)?;
+    context.metrics.remove_feature_store_info(&fs.namespace().unwrap_or_default(), &fs.name_any());
+    if context.engine.delete_cluster_scoped_children(&owner).await? {
+        Ok(Action::await_change())
+    } else {
+        // Still terminating: the finalizer stays until they are gone.
+        Err(Error::Apply(ApplyError::CacheNotReady { kind: "ClusterRoleBinding".to_owned() }))
+    }
+}
+
+async fn write_status(fs: &FeatureStore, context: &Context, status: &fieldwise_api::v1::FeatureStoreStatus) -> Result<(), Error> {
+    let value = serde_json::to_value(status).map_err(|e| ApplyError::InvalidObject {
+        object: format!("FeatureStore {}", fs.name_any()),
+        reason: e.to_string(),
+    })?;
+    let outcome = context.engine.apply_status(fs, value).await?;
+    context.metrics.count_write("FeatureStore", metric_outcome(&outcome));
+    set_info_gauge(fs, status, context);
+    Ok(())
+}
+
+/// Counts writes and emits Events for drift and handovers; nothing for objects that were unchanged.
+async fn record_writes(context: &Context, fs: &FeatureStore, report: &ReconcileReport) {
+    for object in &report.objects {
+        context.metrics.count_write(&object.object.kind, metric_outcome(&object.outcome));
+        match &object.outcome {
+            WriteOutcome::HandedOver => {
+                let note = format!("{} {}: spec.replicas handed over to the autoscaler", object.object.kind, object.object.name);
+                publish(context, fs, EventType::Normal, "ReplicasHandedOver", note).await;
+            }
+            WriteOutcome::Failed(error) => {
+                publish(context, fs, EventType::Warning, "ApplyFailed", error.to_string()).await;
+            }
+            _ => {}
+        }
+    }
+    for drift in &report.drift {
+        context.metrics.count_drift_correction(&drift.object.kind);
+        let note = format!(
+            "{} {}: restored {} changed by {}",
+            drift.object.kind,
+            drift.object.name,
+            drift.fields.join(", "),
+            drift.manager
+        );
+        publish(context, fs, EventType::Normal, "DriftCorrected", note).await;
+    }
+}
+
+fn metric_outcome(outcome: &WriteOutcome) -> MetricOutcome {
+    match outcome {
+        WriteOutcome::Created | WriteOutcome::Updated => MetricOutcome::Applied,
+        WriteOutcome::Unchanged => MetricOutcome::Unchanged,
+        WriteOutcome::Pruned => MetricOutcome::Pruned,
+        WriteOutcome::HandedOver => MetricOutcome::HandedOver,
+        WriteOutcome::Failed(error) if error.code() == Some(409) => MetricOutcome::Conflict,
+        WriteOutcome::Failed(_) => MetricOutcome::Failed,
+    }
+}
+
+async fn publish(context: &Context, fs: &FeatureStore, type_: EventType, reason: &str, note: String) {
+    let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None };
+    if let Err(error) = context.recorder.publish(&event, &fs.object_ref(&())).await {
+        warn!(%error, reason, "could not publish event");
+    }
+}
+
+/// Reads what the graph depends on from the caches (Secrets, referenced FeatureStores) and, for the rare
+/// batch-engine ConfigMap, from the API.
+async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
+    let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
+    let mut graph = GraphContext {
+        images: context.settings.images.clone(),
+        oidc_issuer_url: context.settings.oidc_issuer_url.clone(),
+        service_monitor_available: context.settings.service_monitor_available,
+        ..GraphContext::default()
+    };
+    for name in referenced_secrets(&fs.spec) {
+        let cached = context.secrets.get(&ObjectRef::new(&name).within(&namespace));
+        if let Some(secret) = cached {
+            graph.secrets.insert(name, secret_strings(&secret));
+        }
+    }
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(context.client.clone(), &namespace);
+    for name in referenced_config_maps(&fs.spec) {
+        if let Ok(Some(config_map)) = config_maps.get_opt(&name).await {
+            graph.config_maps.insert(name, config_map.data.unwrap_or_default());
+        }
+    }
+    if let Some((ref_namespace, ref_name)) = referenced_feature_store(fs) {
+        let cached = context.feature_stores.get(&ObjectRef::new(&ref_name).within(&ref_namespace));
+        if let Some(target) = cached {
+            graph.feature_stores.insert((ref_namespace, ref_name), (*target).clone());
+        }
+    }
+    graph
+}
+
+/// A Secret's `data` as UTF-8 strings (non-UTF-8 values are left out: Feast reads YAML text).
+fn secret_strings(secret: &Secret) -> std::collections::BTreeMap<String, String> {
+    let mut strings = std::collections::BTreeMap::new();
+    for (key, value) in secret.data.iter().flatten() {
+        if let Ok(text) = String::from_utf8(value.0.clone()) {
+            strings.insert(key.clone(), text);
+        }
+    }
+    for (key, value) in secret.string_data.iter().flatten() {
+        strings.insert(key.clone(), value.clone());
+    }
+    strings
+}
+
+/// The live feature-server Deployment, from the engine's cache.
+fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
+    let namespace = fs.namespace();
+    let live = context.engine.cached("apps/v1", "Deployment", namespace.as_deref(), &base_name(&fs.name_any()))?;
+    let deployment: Deployment = serde_json::to_value(&*live).ok().and_then(|v| serde_json::from_value(v).ok())?;
+    let status = deployment.status.unwrap_or_default();
+    let available = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    let up_to_date = status.observed_generation >= deployment.metadata.generation;
+    Some(DeploymentObservation {
+        desired_replicas: deployment.spec.and_then(|s| s.replicas).or(static_replicas(&fs.spec)),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        available: available && up_to_date,
+    })
+}
+
+fn set_info_gauge(fs: &FeatureStore, status: &fieldwise_api::v1::FeatureStoreStatus, context: &Context) {
+    let Some(applied) = status.applied.as_ref() else { return };
+    let services = applied.services.as_ref();
+    let online = services.and_then(|s| s.online_store.as_ref()).and_then(|o| o.persistence.as_ref());
+    let offline = services.and_then(|s| s.offline_store.as_ref()).and_then(|o| o.persistence.as_ref());
+    let registry = services.and_then(|s| s.registry.as_ref());
+    let store_type = |store: Option<serde_json::Value>, file: bool| match (store, file) {
+        (Some(value), _) => value.as_str().unwrap_or("unknown").to_owned(),
+        (None, true) => "file".to_owned(),
+        (None, false) => "none".to_owned(),
+    };
+    let registry_type = match registry {
+        Some(r) if r.local.is_some() => "local",
+        Some(r) if r.remote.as_ref().is_some_and(|remote| remote.feast_ref.is_some()) => "remote_feastref",
+        Some(r) if r.remote.is_some() => "remote",
+        _ => "none",
+    };
+    context.metrics.set_feature_store_info(fieldwise_observability::FeatureStoreInfo {
+        namespace: fs.namespace().unwrap_or_default(),
+        name: fs.name_any(),
+        online_store_type: store_type(
+            online.and_then(|p| p.store.as_ref()).and_then(|s| serde_json::to_value(s.store_type).ok()),
+            online.is_some_and(|p| p.file.is_some()),
+        ),
+        offline_store_type: store_type(
+            offline.and_then(|p| p.store.as_ref()).and_then(|s| serde_json::to_value(s.store_type).ok()),
+            offline.is_some_and(|p| p.file.is_some()),
+        ),
+        registry_type: registry_type.to_owned(),
+    });
+}
+
+/// Which part of the FeatureStore a child belongs to, from its component.
+fn part_of(component: Option<&str>) -> ServiceType {
+    match component {
+        Some("registry") => ServiceType::Registry,
+        Some("offline") => ServiceType::Offline,
+        Some("ui") => ServiceType::Ui,
+        Some("client") => ServiceType::Client,
+        Some("cronjob") => ServiceType::CronJob,
+        Some("authorization") => ServiceType::Authorization,
+        _ => ServiceType::Online,
+    }
+}
+
+fn had_condition(fs: &FeatureStore, type_: &str) -> bool {
+    let conditions = fs.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == type_))
+}
+
+fn had_failure_message(fs: &FeatureStore, message: &str) -> bool {
+    let conditions = fs.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == READY_TYPE && c.message.ends_with(message)))
+}
+
+fn kind_of(body: &serde_json::Value) -> String {
+    body.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned()
+}
+
+fn name_of(body: &serde_json::Value) -> String {
+    body.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_owned()
+}
+
+/// Now, to the second: the API server stores condition times at second precision, so anything finer would
+/// make an unchanged status look changed.
+fn now() -> Time {
+    let seconds = k8s_openapi::jiff::Timestamp::now().as_second();
+    Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()))
+}
