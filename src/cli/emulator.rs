@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fieldwise_e2e::emulator::{self, Options};
+use fieldwise_e2e::emulator::{Emulator, Options};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,23 +44,38 @@ async fn stop_signal() {
 
 pub fn run(args: Args) -> ExitCode {
     if !args.listen.ip().is_loopback() {
-        eprintln!("error: --listen must be a loopback address (the emulator has no authentication), got {}", args.listen);
+        eprintln!(
+            "error: --listen must be a loopback address (the emulator has no authentication), got {}",
+            args.listen
+        );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let options = Options { listen: args.listen, ..Options::default() };
+    let options = Options {
+        listen: args.listen,
+        ..Options::default()
+    };
     let kubeconfig = args.kubeconfig.clone();
-    let result = runtime.block_on(async move {
-        emulator::serve(options, &kubeconfig, async {
-            stop_signal().await;
-        })
-        .await
+    let result: std::io::Result<()> = runtime.block_on(async move {
+        let handle = Emulator::start(options).await?;
+        handle.write_kubeconfig(&kubeconfig)?;
+        eprintln!(
+            "emulator serving {} (kubeconfig: {})",
+            handle.url(),
+            kubeconfig.display()
+        );
+        stop_signal().await;
+        handle.shutdown().await;
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
