@@ -332,6 +332,16 @@ fn apply_replicas_policy(
     Ok(())
 }
 
+/// The exact body the engine would apply for `desired` (owner reference, standard labels, replicas
+/// policy applied), for offline previews such as `fieldwise render`.
+pub fn applied_body(
+    registry: &KindRegistry,
+    owner: &Owner,
+    desired: &DesiredObject,
+) -> Result<Value, ApplyError> {
+    prepare(registry, owner, desired).map(|prepared| prepared.body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,14 +473,4 @@ mod tests {
             .is_err()
         );
     }
-}
-
-/// The exact body the engine would apply for `desired` (owner reference, standard labels, replicas
-/// policy applied), for offline previews such as `fieldwise render`.
-pub fn applied_body(
-    registry: &KindRegistry,
-    owner: &Owner,
-    desired: &DesiredObject,
-) -> Result<Value, ApplyError> {
-    prepare(registry, owner, desired).map(|prepared| prepared.body)
 }

@@ -16,7 +16,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
     Api, Client,
     api::{DynamicObject, Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
+    runtime::{WatchStreamExt, reflector::ObjectRef, watcher},
 };
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -29,6 +29,7 @@ struct Harness {
     engine: Engine,
     configmaps: Subscription,
     deployments: Subscription,
+    triggers: futures::stream::BoxStream<'static, ObjectRef<ConfigMap>>,
     owner: Owner,
 }
 
@@ -48,6 +49,11 @@ async fn start() -> Harness {
     let deployments = engine
         .subscribe(&kube::discovery::ApiResource::erase::<Deployment>(&()))
         .expect("subscribe");
+    // The owner in these tests is a ConfigMap, so that is the trigger type.
+    let triggers = engine
+        .owner_triggers::<ConfigMap>()
+        .expect("triggers")
+        .boxed();
     tokio::spawn(engine.run_watches().expect("watches"));
     tokio::time::timeout(WAIT, engine.wait_until_ready())
         .await
@@ -69,6 +75,7 @@ async fn start() -> Harness {
         engine,
         configmaps,
         deployments,
+        triggers,
         owner,
     }
 }
@@ -427,4 +434,19 @@ async fn drift_from_another_manager_is_restored_and_reported() {
         .and_then(|p| p.containers.into_iter().next())
         .and_then(|c| c.image);
     assert_eq!(image.as_deref(), Some("nginx:1"));
+}
+
+#[tokio::test]
+async fn child_changes_trigger_their_owner() {
+    let mut h = start().await;
+    let report = h.engine.reconcile(&h.owner, vec![cm("a", "1")]).await;
+    assert!(!report.has_errors(), "{report:?}");
+    let trigger = tokio::time::timeout(WAIT, h.triggers.next())
+        .await
+        .expect("trigger in time")
+        .expect("stream open");
+    assert_eq!(
+        trigger,
+        ObjectRef::<ConfigMap>::new("owner").within("default")
+    );
 }
