@@ -271,7 +271,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        super::http::json_response(code, &self.body())
+        let mut resp = super::http::json_response(code, &self.body());
+        // kube-apiserver sends the Status's retryAfterSeconds as a Retry-After header too.
+        if let Some(secs) = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retryAfterSeconds"))
+            .and_then(Value::as_u64)
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

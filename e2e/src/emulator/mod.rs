@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use counters::{Counters, RequestKey};
 pub use errors::ApiError;
-pub use server::{ApiServer, RequestHook, RequestInfo};
+pub use server::{ApiServer, RequestHook, RequestInfo, WatchInterrupt};
 pub use store::{EventType, StoreEvent};
 
 use custom::FieldValidation;

@@ -1,6 +1,7 @@
 //! The emulated API server's state (types, objects, counters, hooks) and its read operations.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -34,6 +35,20 @@ pub struct RequestInfo {
 /// error answers the request with it instead of serving it.
 pub trait RequestHook: Send + Sync {
     fn before(&self, req: &RequestInfo) -> Option<ApiError>;
+
+    /// Extra time to wait before serving the request (latency injection).
+    fn delay(&self, _req: &RequestInfo) -> Option<Duration> {
+        None
+    }
+}
+
+/// How open watch streams are ended by [`ApiServer::interrupt_watches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchInterrupt {
+    /// The stream just ends, as when a connection or the API server goes away.
+    Drop,
+    /// An `ERROR` event with 410 Expired, then the end of the stream (history compacted).
+    Expire,
 }
 
 /// Everything one emulated cluster holds.
@@ -42,6 +57,7 @@ pub struct ApiServer {
     pub store: Store,
     pub counters: Counters,
     hooks: RwLock<Vec<Arc<dyn RequestHook>>>,
+    watch_interrupts: tokio::sync::broadcast::Sender<WatchInterrupt>,
 }
 
 /// A page of a list.
@@ -59,7 +75,25 @@ impl ApiServer {
             store: Store::new(history_limit),
             counters: Counters::default(),
             hooks: RwLock::new(Vec::new()),
+            watch_interrupts: tokio::sync::broadcast::channel(16).0,
         }
+    }
+
+    /// Ends every open watch stream (fault injection; a restart of the API server).
+    pub fn interrupt_watches(&self, how: WatchInterrupt) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.watch_interrupts.send(how);
+    }
+
+    /// Interruptions sent from now on; every watch stream listens to them.
+    pub fn watch_interrupts(&self) -> tokio::sync::broadcast::Receiver<WatchInterrupt> {
+        self.watch_interrupts.subscribe()
+    }
+
+    /// The longest delay any hook asks for this request.
+    pub fn hook_delay(&self, req: &RequestInfo) -> Option<Duration> {
+        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
+        hooks.iter().filter_map(|h| h.delay(req)).max()
     }
 
     pub fn add_hook(&self, hook: Arc<dyn RequestHook>) {

@@ -260,7 +260,14 @@ async fn resource(
         name: rp.name.clone().unwrap_or_default(),
         field_manager: manager.clone(),
     };
+    if let Some(d) = server.hook_delay(&info) {
+        tokio::time::sleep(d).await;
+    }
     if let Some(err) = server.run_hooks(&info) {
+        // A watch learns of expiry inside its stream, as from kube-apiserver.
+        if verb == "watch" && err.code == 410 {
+            return watch::error_stream(&err);
+        }
         return err.into_response();
     }
     let (rt, sub) = match resolve(server, &rp) {

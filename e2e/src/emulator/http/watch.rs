@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::super::errors::ApiError;
 use super::super::registry::ResourceType;
 use super::super::selectors::{FieldSelector, LabelSelector};
-use super::super::server::ApiServer;
+use super::super::server::{ApiServer, WatchInterrupt};
 use super::super::store::{EventType, StoreEvent};
 use super::{HttpState, ResourcePath, stream_body};
 
@@ -131,6 +131,19 @@ pub async fn serve(
     resp
 }
 
+/// A watch answered with one `ERROR` event and the end of the stream.
+pub fn error_stream(err: &ApiError) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    // The channel has room for this one line.
+    let _ = tx.try_send(line("ERROR", &err.body()));
+    let mut resp = (StatusCode::OK, stream_body(rx)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 struct WatchOpts {
     rv: Option<u64>,
     bookmarks: bool,
@@ -140,6 +153,7 @@ struct WatchOpts {
 }
 
 async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::Sender<Bytes>) {
+    let mut interrupts = server.watch_interrupts();
     let start = {
         let txn = server.store.lock();
         let rx = txn.subscribe();
@@ -219,6 +233,14 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
                 Err(RecvError::Closed) => return,
             },
             _ = &mut deadline => return,
+            i = interrupts.recv() => match i {
+                Ok(WatchInterrupt::Expire) => {
+                    let e = ApiError::expired(format!("too old resource version: {last_rv} ({last_rv})"));
+                    let _ = tx.send(line("ERROR", &e.body())).await;
+                    return;
+                }
+                Ok(WatchInterrupt::Drop) | Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+            },
             _ = ticker.tick(), if opts.bookmarks => {
                 // Only as far as this watcher has seen: a client resuming from it must miss nothing.
                 if tx.send(bookmark(&filter.rt, last_rv, false)).await.is_err() {
