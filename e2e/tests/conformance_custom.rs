@@ -337,3 +337,40 @@ async fn deleting_the_crd_removes_resources_and_discovery() -> Result<(), TestEr
     assert_eq!(c.get(WIDGETS).await?.status, 404);
     Ok(())
 }
+
+#[tokio::test]
+async fn status_apply_owns_only_status() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    c.apply(
+        &format!("{WIDGETS}/w1"),
+        "fieldwise",
+        false,
+        &widget("w1", 2),
+    )
+    .await?;
+    let status = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+        "spec": {"replicas": 9}, "status": {"replicas": 2}});
+    let r = c
+        .apply(&format!("{WIDGETS}/w1/status"), "fieldwise", false, &status)
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"]["replicas"], 2);
+    assert_eq!(r.body["spec"]["replicas"], 2, "/status ignores spec");
+    assert_eq!(r.body["metadata"]["generation"], 1);
+    let entries = r.body["metadata"]["managedFields"].as_array().unwrap();
+    let st = entries
+        .iter()
+        .find(|e| e["subresource"] == "status")
+        .unwrap();
+    assert_eq!(st["manager"], "fieldwise");
+    assert_eq!(st["operation"], "Apply");
+    assert_eq!(st["fieldsV1"], json!({"f:status": {"f:replicas": {}}}));
+    let again = c
+        .apply(&format!("{WIDGETS}/w1/status"), "fieldwise", false, &status)
+        .await?;
+    assert_eq!(
+        again.body["metadata"]["resourceVersion"], r.body["metadata"]["resourceVersion"],
+        "no-op"
+    );
+    Ok(())
+}

@@ -372,3 +372,81 @@ async fn kubectl_custom_resources() -> Result<(), TestError> {
     assert_eq!(got["spec"]["replicas"], 5);
     Ok(())
 }
+
+/// `kubectl get -w`: the header once, then one row per change (Table watch events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch() -> Result<(), TestError> {
+    require_kubectl!();
+    let emu = Emulator::start(Options::default()).await?;
+    let k = Kubectl::new(&emu, "getw")?;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .arg("--cache-dir")
+        .arg(k.dir.join("cache-w"))
+        .args(["get", "configmaps", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // An empty namespace prints nothing until the first event; create one and expect a header and a row.
+    let f = k.file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w1\n",
+    )?;
+    k.ok(&["apply", "--server-side", "-f", path_str(&f)])
+        .await?;
+    let mut lines = Vec::new();
+    while let Some(l) = next_line(&mut rx).await {
+        lines.push(l);
+        if lines.iter().any(|l| l.starts_with("w1")) {
+            break;
+        }
+    }
+    let f2 = k.file(
+        "cm2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w2\n",
+    )?;
+    k.ok(&["apply", "--server-side", "-f", path_str(&f2)])
+        .await?;
+    while let Some(l) = next_line(&mut rx).await {
+        lines.push(l);
+        if l_is(&lines, "w2") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("NAME")).count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(l_is(&lines, "w1") && l_is(&lines, "w2"), "{lines:?}");
+    Ok(())
+}
+
+fn l_is(lines: &[String], name: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+async fn next_line(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}

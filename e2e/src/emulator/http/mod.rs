@@ -286,7 +286,7 @@ async fn resource(
     let result = match verb {
         "get" => ctx.get(),
         "list" => ctx.list(),
-        "watch" => return watch::serve(state, rt.clone(), &rp, &q).await,
+        "watch" => return watch::serve(state, rt.clone(), &rp, &q, &headers).await,
         "create" => ctx.create(&content_type, &body),
         "update" => ctx.update(&content_type, &body),
         "patch" => ctx.patch(ptype, &content_type, &body),

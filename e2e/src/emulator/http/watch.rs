@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -23,6 +23,8 @@ use super::{HttpState, ResourcePath, stream_body};
 
 struct Filter {
     rt: Arc<ResourceType>,
+    /// `includeObject` when the client asked for Table events.
+    table: Option<String>,
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -62,6 +64,26 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// One event line; objects become one-row Tables when asked (column definitions only once, as
+    /// the API server sends them).
+    fn event(&self, kind: &str, object: &Value, first: &mut bool) -> Bytes {
+        let Some(include) = &self.table else {
+            return line(kind, object);
+        };
+        let rv = object
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut t = super::table::single(&self.rt, object, rv, include);
+        if !*first {
+            t["columnDefinitions"] = json!([]);
+        }
+        *first = false;
+        line(kind, &t)
+    }
+}
+
 fn line(kind: &str, object: &Value) -> Bytes {
     let mut s = json!({"type": kind, "object": object}).to_string();
     s.push('\n');
@@ -84,6 +106,7 @@ pub async fn serve(
     rt: Arc<ResourceType>,
     rp: &ResourcePath,
     q: &HashMap<String, String>,
+    headers: &HeaderMap,
 ) -> Response {
     let labels =
         match LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or("")) {
@@ -105,8 +128,14 @@ pub async fn serve(
             }
         },
     };
+    let table = super::table::wants_table(headers).then(|| {
+        q.get("includeObject")
+            .cloned()
+            .unwrap_or_else(|| "Metadata".into())
+    });
     let filter = Filter {
         rt: rt.clone(),
+        table,
         namespace: rp.namespace.clone(),
         labels,
         fields,
@@ -154,6 +183,7 @@ struct WatchOpts {
 
 async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::Sender<Bytes>) {
     let mut interrupts = server.watch_interrupts();
+    let mut first = true;
     let start = {
         let txn = server.store.lock();
         let rx = txn.subscribe();
@@ -180,7 +210,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
                     .list(&filter.rt.group, &filter.rt.plural, ns)
                     .into_iter()
                     .filter(|o| filter.matches(o))
-                    .map(|o| line("ADDED", &ApiServer::present(&filter.rt, o)))
+                    .map(|o| filter.event("ADDED", &ApiServer::present(&filter.rt, o), &mut first))
                     .collect())
             }
         };
@@ -220,7 +250,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
                     }
                     last_rv = ev.rv;
                     if let Some((k, o)) = filter.translate(&ev)
-                        && tx.send(line(k.as_str(), &o)).await.is_err()
+                        && tx.send(filter.event(k.as_str(), &o, &mut first)).await.is_err()
                     {
                         return;
                     }
