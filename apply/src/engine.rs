@@ -5,7 +5,10 @@ use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt, future::join_all, stream::select_all};
 use kube::{
     Client, Resource, ResourceExt,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy},
+    api::{
+        DeleteParams, DynamicObject, GetParams, Patch, PatchParams, Preconditions,
+        PropagationPolicy,
+    },
     core::Request,
     discovery::ApiResource,
     runtime::reflector::ObjectRef,
@@ -357,7 +360,13 @@ impl Engine {
     /// Hands `spec.replicas` over (spec §2.4) when our entry still owns it. `Ok(true)` when a
     /// handover apply was sent.
     async fn handover(&self, p: &Prepared) -> Result<bool, ApplyError> {
-        let Some(live) = self.live_of(&p.key) else {
+        // Not in the cache does not mean absent (someone may have removed our labels): applying
+        // without replicas over an entry that owns them would reset replicas to 1, so ask.
+        let live = match self.live_of(&p.key) {
+            Some(live) => Some(live),
+            None => self.read_live(p).await?,
+        };
+        let Some(live) = live else {
             return Ok(false);
         };
         let owned = fields::apply_entry(&live, MANAGER, None)
@@ -396,6 +405,22 @@ impl Engine {
                 .map_or_else(|e| Outcome::Failed(e.clone()), |_| Outcome::HandedOver),
         );
         result
+    }
+
+    /// One GET, only for a released workload missing from the cache.
+    async fn read_live(&self, p: &Prepared) -> Result<Option<Value>, ApplyError> {
+        let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
+            .get(&p.key.name, &GetParams::default())
+            .map_err(|e| ApplyError::BadResponse {
+                object: p.key.to_string(),
+                verb: "get",
+                message: e.to_string(),
+            })?;
+        match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
+            Ok(success) => Ok(Some(success.body)),
+            Err(SendError::Final(f)) if f.code == 404 => Ok(None),
+            Err(e) => Err(send_error(&p.key, "get", e)),
+        }
     }
 
     async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {

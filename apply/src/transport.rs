@@ -30,7 +30,7 @@ impl Default for RetryConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
             max_retry_after: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -774,3 +774,61 @@ async fn cluster_scoped_children_are_deleted_for_the_finalizer() {
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/sample-reader"
     );
 }
+
+#[tokio::test]
+async fn released_workload_missing_from_cache_is_read_before_the_replicaless_apply() {
+    let live_body = decorated(&deployment(Some(4)));
+    let live = serde_json::to_value(live_after_apply(&live_body, "d-uid", vec![])).expect("json");
+    let (engine, log) = engine(move |req, _| {
+        if req.method == "GET" {
+            ok(200, live.clone())
+        } else {
+            echo(req, 200)
+        }
+    });
+    engine.preload(vec![]).expect("preload");
+    let report = engine.reconcile(&owner(), vec![deployment(None)]).await;
+    assert_eq!(
+        report.outcome_of("Deployment", "web"),
+        Some(&Outcome::HandedOver),
+        "{report:?}"
+    );
+    let reqs = requests(&log);
+    assert_eq!(
+        reqs.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "PATCH", "PATCH"]
+    );
+    assert_eq!(
+        reqs[1].query.get("fieldManager").map(String::as_str),
+        Some("fieldwise-handover")
+    );
+    assert_eq!(reqs[1].body["spec"], json!({"replicas": 4}));
+    assert!(reqs[2].body["spec"].get("replicas").is_none());
+}
+
+#[tokio::test]
+async fn released_workload_is_created_without_replicas() {
+    let (engine, log) = engine(|req, _| {
+        if req.method == "GET" {
+            status(404, "NotFound", "deployments.apps \"web\" not found")
+        } else {
+            echo(req, 201)
+        }
+    });
+    engine.preload(vec![]).expect("preload");
+    let report = engine.reconcile(&owner(), vec![deployment(None)]).await;
+    assert_eq!(
+        report.outcome_of("Deployment", "web"),
+        Some(&Outcome::Created),
+        "{report:?}"
+    );
+    let reqs = requests(&log);
+    assert_eq!(
+        reqs.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(),
+        ["GET", "PATCH"]
+    );
+    assert_eq!(
+        reqs[1].query.get("fieldManager").map(String::as_str),
+        Some("fieldwise")
+    );
+}
