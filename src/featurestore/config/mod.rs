@@ -121,9 +121,16 @@ fn server_tls_cert(server: Option<&ServerConfigs>) -> Option<&str> {
     Some(crt.filter(|crt| !crt.is_empty()).unwrap_or(DEFAULT_TLS_CRT))
 }
 
-/// Writes a feature_store.yaml document as YAML, keys in the document's order.
+/// Writes a feature_store.yaml document as YAML, keys in the document's order, indented by 4 like the Feast
+/// operator's encoder. Strings stay plain or quoted scalars (never folded `>` blocks), and strings a YAML 1.1
+/// reader such as PyYAML would take for booleans, numbers or nulls are quoted.
 pub fn to_yaml(document: &serde_json::Value) -> String {
+    let options = serde_saphyr::ser_options! {
+        indent_step: 4,
+        prefer_block_scalars: false,
+    };
     // A serde_json::Value has string keys and finite numbers only, which YAML can always represent.
     #[allow(clippy::expect_used)]
-    serde_saphyr::to_string(document).expect("a JSON value always serializes to YAML")
+    serde_saphyr::to_string_with_options(document, options)
+        .expect("a JSON value always serializes to YAML")
 }

@@ -17,9 +17,12 @@ pub(super) fn secret<'c>(
         })
 }
 
-/// Parses one YAML document. Parser errors are dropped on purpose: they quote the input, which may be secret.
+/// Parses one YAML document as the Feast operator's decoder (gopkg.in/yaml.v3) does, where a plain number with
+/// a leading zero is octal. Parser errors are dropped on purpose: they quote the input, which may be secret.
 pub(super) fn parse_yaml(text: &str) -> Option<Value> {
-    serde_saphyr::from_str::<Value>(text).ok()
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    serde_saphyr::from_str_with_options::<Value>(text, options).ok()
 }
 
 /// Parses a YAML mapping the way the Feast operator reads parameters into a Go map: an empty or null document

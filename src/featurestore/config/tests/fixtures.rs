@@ -41,7 +41,10 @@ impl Case {
         );
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("reading {path}: {error}"));
-        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).expect("sample YAML");
+        let mut options = serde_saphyr::Options::default();
+        options.legacy_octal_numbers = true; // `defaultMode: 0644`, as Kubernetes reads it
+        let documents: Vec<Value> =
+            serde_saphyr::from_multiple_with_options(&text, options).expect("sample YAML");
         let mut feature_store = None;
         let mut context = GraphContext::default();
         for document in documents {

@@ -435,3 +435,88 @@ fn yaml_output_round_trips_with_the_document_order() {
     assert_eq!(keys(&parsed), keys(&document));
     assert!(yaml.starts_with("project: my_project\n"));
 }
+
+#[test]
+fn yaml_output_keeps_long_multi_line_and_ambiguous_strings_intact() {
+    let document = json!({
+        "project": "p",
+        "online_store": {
+            "type": "postgres",
+            "long": "a value with many words that is clearly longer than eighty characters, so a folding writer would fold it",
+            "multi": "line one\nline two\n",
+            "yes": "yes",
+            "on": "on",
+            "null": "null",
+            "number": "0123",
+            "float": "1e3",
+        },
+    });
+    let yaml = to_yaml(&document);
+    let parsed: serde_json::Value = serde_saphyr::from_str(&yaml).expect("YAML");
+    assert_eq!(parsed, document);
+    assert!(
+        !yaml.contains(">-") && !yaml.contains("|"),
+        "no block scalars:\n{yaml}"
+    );
+    assert!(
+        yaml.contains("\n    type: postgres\n"),
+        "4-space indentation:\n{yaml}"
+    );
+    for ambiguous in ["yes", "on", "null", "0123", "1e3"] {
+        assert!(
+            !yaml.contains(&format!(": {ambiguous}\n")),
+            "{ambiguous} must be quoted:\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn every_feast_sample_builds_its_documents() {
+    let directory = format!(
+        "{}/../shared/reference/feast/samples",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&directory)
+        .expect("the Feast samples")
+        .map(|entry| {
+            entry
+                .expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "found only {files:?}");
+    for file in files {
+        // Two samples reference a registry Secret they do not ship; the cluster would hold it.
+        let case = Case::sample(&file).secret(
+            "registry-db-secret",
+            &[("sql", "path: postgresql://feast:pw@db:5432/feast\n")],
+        );
+        let case = match case
+            .feature_store
+            .spec
+            .services
+            .as_ref()
+            .and_then(|services| services.registry.as_ref())
+        {
+            Some(registry) if registry.remote.is_some() => {
+                case.hostnames(json!({ "registry": "registry.remote:80" }))
+            }
+            _ => case.hostnames(json!({ "registry": "feast-x-registry.ns.svc.cluster.local:80" })),
+        };
+        let server = case
+            .server()
+            .unwrap_or_else(|error| panic!("{file}: {error}"));
+        assert_eq!(
+            server["project"],
+            json!(case.feature_store.spec.feast_project),
+            "{file}"
+        );
+        case.client()
+            .unwrap_or_else(|error| panic!("{file}: {error}"));
+        case.lineage()
+            .unwrap_or_else(|error| panic!("{file}: {error}"));
+    }
+}
