@@ -268,13 +268,25 @@ fn syntax_error(err: &serde_saphyr::Error, first_line: usize) -> SyntaxError {
         .location()
         .map(|l| (l.line() as usize, l.column() as usize))
         .unwrap_or((1, 1));
-    let message = err.to_string();
-    // The parser's own text may carry its (document-relative) position; keep the first line only.
-    let message = message.lines().next().unwrap_or_default().to_owned();
+    let rendered = err.to_string();
+    let message = parser_message(rendered.lines().next().unwrap_or_default()).to_owned();
     SyntaxError {
         line: first_line + line.max(1) - 1,
         column: column.max(1),
         message,
+    }
+}
+
+/// The parser's text without its `error: line N column M: ` prefix, whose position is relative to the
+/// document rather than the file.
+fn parser_message(line: &str) -> &str {
+    let rest = line.strip_prefix("error: ").unwrap_or(line);
+    let Some(after_line) = rest.strip_prefix("line ") else {
+        return rest;
+    };
+    match after_line.split_once(": ") {
+        Some((position, message)) if position.contains(" column ") => message,
+        _ => rest,
     }
 }
 

@@ -368,7 +368,13 @@ fn malformed_yaml_names_the_line_and_later_documents_are_still_checked() {
         "error line {} should point at the unclosed flow sequence",
         err.line
     );
-    assert!(!err.message.is_empty());
+    assert_eq!(err.column, 17);
+    assert!(err.message.contains("unclosed"), "{}", err.message);
+    assert!(
+        !err.message.contains("line"),
+        "the parser's document-relative position is dropped: {}",
+        err.message
+    );
     assert!(matches!(report.documents[2].outcome, Outcome::Rejected(_)));
     assert_eq!(report.documents[2].line, 13);
 }
