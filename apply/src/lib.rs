@@ -23,6 +23,22 @@
 //! ```
 //! Per reconcile: [`Engine::reconcile`] with an [`Owner`] and [`DesiredObject`]s, then
 //! [`Engine::apply_status`]; on owner deletion [`Engine::delete_cluster_scoped_children`].
+//!
+//! Guarantees:
+//! - every write is `PATCH application/apply-patch+yaml?fieldManager=fieldwise&force=true`
+//!   (the replicas handover alone uses `fieldwise-handover` without force); deletes (prune,
+//!   Job recreate, finalizer cleanup) carry a uid precondition and background propagation;
+//! - an object whose live state (from the caches) already equals the desired body, with our
+//!   managedFields entry covering exactly its field set, is skipped without a request, so an
+//!   unchanged graph and an unchanged status make zero writes;
+//! - prune runs only after every object of the reconcile succeeded;
+//! - each object gets a span (`apply`, `skip`, `prune`, `handover`, `status`) with
+//!   `k8s.object.kind`, `k8s.namespace.name`, `k8s.object.name`, `outcome`, and
+//!   `otel.status_code`/`otel.status_description` on failure; bodies are never logged.
+//!
+//! The controller's reflector of its owner objects should strip managedFields with
+//! [`keep_own_managed_fields`] (not wholesale), so `apply_status` can see its own entry.
+//! The `Client` should be built with `Config::default_retry = false`: the engine retries itself.
 
 mod cache;
 mod desired;

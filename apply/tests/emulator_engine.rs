@@ -450,3 +450,37 @@ async fn child_changes_trigger_their_owner() {
         ObjectRef::<ConfigMap>::new("owner").within("default")
     );
 }
+
+#[tokio::test]
+async fn unchanged_status_makes_no_write() {
+    let h = start().await;
+    // Any object with a status subresource stands in for an owner here.
+    let report = h.engine.reconcile(&h.owner, vec![web(Some(1))]).await;
+    assert!(!report.has_errors(), "{report:?}");
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let status = json!({"observedGeneration": 1, "conditions": [{"type": "Available", "status": "True", "reason": "Ready"}]});
+    let before = api.get("web").await.expect("get");
+    assert_eq!(
+        h.engine
+            .apply_status(&before, status.clone())
+            .await
+            .expect("status"),
+        Outcome::Updated
+    );
+    let after = api.get("web").await.expect("get");
+    assert_eq!(
+        after.status.as_ref().and_then(|s| s.observed_generation),
+        Some(1)
+    );
+    h.emulator.counters().reset();
+    assert_eq!(
+        h.engine.apply_status(&after, status).await.expect("status"),
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        h.emulator.counters().writes(),
+        0,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+}
