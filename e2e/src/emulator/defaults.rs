@@ -335,3 +335,36 @@ pub fn fold_string_data(obj: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_pull_policy() {
+        assert_eq!(pull_policy("nginx"), "Always");
+        assert_eq!(pull_policy("nginx:latest"), "Always");
+        assert_eq!(pull_policy("registry:5000/nginx"), "Always");
+        assert_eq!(pull_policy("registry:5000/nginx:1.2"), "IfNotPresent");
+        assert_eq!(pull_policy("nginx@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn defaults_only_fill_absent_fields() {
+        let mut d = json!({"spec": {"replicas": 0, "strategy": {"type": "Recreate"}, "template": {"spec": {"containers": [{"name": "a", "image": "x:1", "imagePullPolicy": "Never"}]}}}});
+        apply("apps", "Deployment", &mut d);
+        assert_eq!(d["spec"]["replicas"], 0);
+        assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Never"
+        );
+    }
+
+    #[test]
+    fn secret_string_data_is_folded() {
+        let mut s = json!({"stringData": {"k": "v"}, "data": {"a": "YQ=="}});
+        fold_string_data(&mut s);
+        assert_eq!(s, json!({"data": {"a": "YQ==", "k": "dg=="}}));
+    }
+}

@@ -165,3 +165,49 @@ fn strip_directives(v: &mut Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strategic_merges_lists_by_key_and_honours_directives() {
+        let mut target = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}],
+            "args": ["x"], "finalizers": ["f1"]}});
+        let patch = json!({"spec": {
+            "containers": [{"name": "b", "image": "2"}, {"name": "a", "$patch": "delete"}, {"name": "c", "image": "3"}],
+            "$setElementOrder/containers": [{"name": "b"}, {"name": "c"}],
+            "args": ["y"], "finalizers": ["f2"]}});
+        strategic(&mut target, &patch).unwrap();
+        assert_eq!(
+            target["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}, {"name": "c", "image": "3"}])
+        );
+        assert_eq!(
+            target["spec"]["args"],
+            json!(["y"]),
+            "lists without a merge key are replaced"
+        );
+        assert_eq!(target["spec"]["finalizers"], json!(["f1", "f2"]));
+        assert!(target["spec"].get("$setElementOrder/containers").is_none());
+    }
+
+    #[test]
+    fn strategic_replace_and_delete_maps() {
+        let mut target = json!({"a": {"x": 1, "y": 2}, "b": {"z": 1}, "c": 1});
+        strategic(
+            &mut target,
+            &json!({"a": {"$patch": "replace", "q": 1}, "b": {"$patch": "delete"}, "c": null}),
+        )
+        .unwrap();
+        assert_eq!(target, json!({"a": {"q": 1}}));
+    }
+
+    #[test]
+    fn json_patch_errors_are_422() {
+        let mut target = json!({"a": 1});
+        let err = json(&mut target, &json!([{"op": "remove", "path": "/nope"}])).unwrap_err();
+        assert_eq!(err.code, 422);
+    }
+}

@@ -173,3 +173,65 @@ impl FieldSelector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(labels: Value) -> Value {
+        json!({"metadata": {"name": "n", "labels": labels}, "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn label_selector_operators() {
+        let o = obj(json!({"app": "web", "tier": "front"}));
+        let yes = [
+            "app=web",
+            "app==web",
+            "app!=db",
+            "app in (web,db)",
+            "tier notin (back)",
+            "app",
+            "!missing",
+            "app=web,tier",
+        ];
+        for s in yes {
+            assert!(LabelSelector::parse(s).unwrap().matches(&o), "{s}");
+        }
+        let no = [
+            "app=db",
+            "app notin (web)",
+            "missing",
+            "!app",
+            "app in (db)",
+        ];
+        for s in no {
+            assert!(!LabelSelector::parse(s).unwrap().matches(&o), "{s}");
+        }
+        assert!(LabelSelector::parse("").unwrap().matches(&o));
+        assert!(LabelSelector::parse("a in x").is_err());
+    }
+
+    #[test]
+    fn label_selector_object_format() {
+        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "t", "operator": "In", "values": ["a", "b"]}]});
+        assert_eq!(LabelSelector::format_object(&sel), "app=web,t in (a,b)");
+    }
+
+    #[test]
+    fn field_selectors() {
+        let o = obj(json!({}));
+        assert!(
+            FieldSelector::parse("metadata.name=n,status.phase!=Pending")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.name==m")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(FieldSelector::parse("nonsense").is_err());
+    }
+}
