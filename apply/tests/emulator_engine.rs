@@ -484,3 +484,57 @@ async fn unchanged_status_makes_no_write() {
         h.emulator.counters().snapshot()
     );
 }
+
+#[tokio::test]
+async fn autoscaler_writes_through_scale_are_drift_when_owned_and_kept_when_released() {
+    let mut h = start().await;
+    let web_key = key("apps/v1", "Deployment", "web");
+    let first = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert!(!first.has_errors(), "{first:?}");
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let hpa = PatchParams {
+        field_manager: Some("kube-controller-manager".into()),
+        ..PatchParams::default()
+    };
+    api.patch_scale("web", &hpa, &Patch::Merge(json!({"spec": {"replicas": 5}})))
+        .await
+        .expect("scale");
+    until_current(&mut h, &web_key).await;
+
+    // Owned: the autoscaler's value is drift, taken back and reported with its subresource.
+    let owned = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert_eq!(
+        owned.outcome_of("Deployment", "web"),
+        Some(&Outcome::Updated),
+        "{owned:?}"
+    );
+    assert_eq!(owned.drift.len(), 1, "{owned:?}");
+    assert_eq!(owned.drift[0].manager, "kube-controller-manager");
+    assert_eq!(owned.drift[0].subresource.as_deref(), Some("scale"));
+    assert_eq!(owned.drift[0].fields, [".spec.replicas"]);
+    assert_eq!(
+        api.get("web")
+            .await
+            .expect("get")
+            .spec
+            .and_then(|s| s.replicas),
+        Some(2)
+    );
+
+    // The autoscaler scales again, then scaling is released to it: its value stays.
+    api.patch_scale("web", &hpa, &Patch::Merge(json!({"spec": {"replicas": 7}})))
+        .await
+        .expect("scale");
+    until_current(&mut h, &web_key).await;
+    let released = h.engine.reconcile(&h.owner, vec![web(None)]).await;
+    assert!(!released.has_errors(), "{released:?}");
+    assert!(released.drift.is_empty(), "{released:?}");
+    assert_eq!(
+        api.get("web")
+            .await
+            .expect("get")
+            .spec
+            .and_then(|s| s.replicas),
+        Some(7)
+    );
+}
