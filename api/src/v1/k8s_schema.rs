@@ -137,6 +137,13 @@ pub(crate) fn env_var(node: &mut Value) {
     at(node, "valueFrom.secretKeyRef", object_reference);
     at(node, "valueFrom.fieldRef", atomic_map);
     at(node, "valueFrom.resourceFieldRef", resource_field_selector);
+    // Kubernetes 1.34+; a no-op while the workspace builds k8s-openapi for an older version.
+    at(node, "valueFrom.fileKeyRef", |selector| {
+        atomic_map(selector);
+        at(selector, "optional", |optional| {
+            set(optional, "default", json!(false))
+        });
+    });
 }
 
 /// `core/v1 EnvFromSource`.
