@@ -30,6 +30,9 @@
 //! - **Error messages never quote Secret contents.** Where the Feast operator appends the raw value
 //!   (`secret <k> contains invalid value <v>`), fieldwise stops at the key; a conflicting `type` tag is
 //!   printed only when it is a scalar.
+//! - **Lineage server.** The producer is redirected to the lineage Service (and the embedded consumer marked
+//!   `standalone_server: true`) only when the graph reports a lineage hostname, i.e. when it actually runs the
+//!   lineage server; otherwise the user's transport settings stay, so events are not sent to a missing Service.
 //! - Sections with nothing in them (`materialization` without fields) are omitted; the ODH/OpenShift CA
 //!   bundle paths are not written (OpenShift TLS defaulting is out of scope).
 
@@ -64,8 +67,6 @@ use crate::featurestore::context::GraphContext;
 const LOCAL_PROVIDER: &str = "local";
 /// `entity_key_serialization_version` of every server and client document.
 const ENTITY_KEY_SERIALIZATION_VERSION: u8 = 3;
-/// The namespace assumed for a FeatureStore read without one (`fieldwise render`).
-const DEFAULT_NAMESPACE: &str = "default";
 /// The TLS key file name used when `secretKeyNames.tlsCrt` is unset.
 const DEFAULT_TLS_CRT: &str = "tls.crt";
 
@@ -85,21 +86,6 @@ struct ConfigInputs<'a> {
 impl ConfigInputs<'_> {
     fn cr_name(&self) -> String {
         self.feature_store.name_any()
-    }
-
-    fn namespace(&self) -> String {
-        self.feature_store
-            .namespace()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
-    }
-
-    /// `http://feast-<cr>-lineage.<ns>.svc.cluster.local:80`, where producers send lineage events.
-    fn lineage_service_url(&self) -> String {
-        format!(
-            "http://feast-{}-lineage.{}.svc.cluster.local:80",
-            self.cr_name(),
-            self.namespace()
-        )
     }
 }
 

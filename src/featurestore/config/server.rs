@@ -1,6 +1,6 @@
 //! The feature_store.yaml every main container of the FeatureStore's Deployment runs with.
 
-use fieldwise_api::v1::{FeatureStore, FeatureStoreSpec, ServiceHostnames};
+use fieldwise_api::v1::{FeatureStore, FeatureStoreSpec, OpenLineageConfig, ServiceHostnames};
 use serde_json::{Map, Value, json};
 
 use super::openlineage::{LineageRole, openlineage};
@@ -14,7 +14,9 @@ use crate::featurestore::names::ServiceType;
 /// The server feature_store.yaml (the same for the registry, online, offline and UI containers). It may hold
 /// database credentials and API keys: store it in a Secret, never in a pod spec, and never log it.
 ///
-/// `hostnames` supplies a remote registry's `host:port` (`hostnames.registry`).
+/// `hostnames` supplies a remote registry's `host:port` (`hostnames.registry`) and, when the graph deploys a
+/// lineage server, its `host:port` (`hostnames.lineage`): only then is the producer pointed at it and the
+/// embedded consumer told to leave retention to it (`standalone_server: true`).
 pub fn server_config(
     feature_store: &FeatureStore,
     applied: &FeatureStoreSpec,
@@ -67,11 +69,7 @@ pub fn server_config(
         document.insert("materialization".into(), section);
     }
     if let Some(config) = applied.openlineage.as_ref() {
-        let lineage_url = config
-            .consumer
-            .as_ref()
-            .and_then(|consumer| consumer.lineage_server.as_ref())
-            .map(|_| inputs.lineage_service_url());
+        let lineage_url = lineage_service_url(config, hostnames);
         let role = LineageRole::Producer {
             lineage_url: lineage_url.as_deref(),
         };
@@ -88,4 +86,14 @@ pub fn server_config(
         );
     }
     Ok(Value::Object(document))
+}
+
+/// `http://<lineage host:port>` when `openlineage.consumer.lineageServer` is set and the graph runs it.
+fn lineage_service_url(config: &OpenLineageConfig, hostnames: &ServiceHostnames) -> Option<String> {
+    config.consumer.as_ref()?.lineage_server.as_ref()?;
+    let host = hostnames
+        .lineage
+        .as_deref()
+        .filter(|host| !host.is_empty())?;
+    Some(format!("http://{host}"))
 }

@@ -177,7 +177,9 @@ fn openlineage_consumer_is_embedded_in_the_servers() {
 
 #[test]
 fn a_lineage_server_redirects_the_producer_and_owns_retention() {
-    let case = with_registry_secret(Case::sample("v1_featurestore_lineage_server.yaml"));
+    let case = with_registry_secret(Case::sample("v1_featurestore_lineage_server.yaml")).hostnames(
+        json!({ "lineage": "feast-sample-lineage-server-lineage.feast.svc.cluster.local:80" }),
+    );
     let openlineage = &case.server_ok()["openlineage"];
     assert_eq!(openlineage["transport_type"], json!("http"));
     assert_eq!(
@@ -241,5 +243,16 @@ fn mlflow_and_data_quality_monitoring_close_the_document() {
     assert_eq!(
         off.server_ok()["data_quality_monitoring"],
         json!({ "auto_baseline": false })
+    );
+}
+
+#[test]
+fn a_lineage_server_the_graph_does_not_run_redirects_nothing() {
+    let case = with_registry_secret(Case::sample("v1_featurestore_lineage_server.yaml"));
+    let openlineage = &case.server_ok()["openlineage"];
+    assert!(openlineage.get("transport_url").is_none(), "{openlineage}");
+    assert!(
+        openlineage["consumer"].get("standalone_server").is_none(),
+        "{openlineage}"
     );
 }
