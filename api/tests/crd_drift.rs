@@ -36,3 +36,10 @@ fn crds_yaml_is_deterministic_and_multi_document() {
         fieldwise_api::crds().len()
     );
 }
+
+#[test]
+fn crds_yaml_parses_back_to_the_same_crds() {
+    let parsed: Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        serde_saphyr::from_multiple(&fieldwise_api::crds_yaml()).expect("crds_yaml is valid YAML");
+    assert_eq!(parsed, fieldwise_api::crds());
+}
