@@ -112,83 +112,126 @@ pub fn validate_manifests(text: &str) -> Report {
 
 /// Validates one FeatureStore object as the API server does on create.
 pub fn validate_feature_store(object: &Value) -> Result<(), Rejection> {
-    let target = Target::from_crds()?;
-    let mut new = object.clone();
-    target.decode(&mut new)?;
-    target.check(&new, None)
+    validate_create(our_crd()?, object)
 }
 
 /// Validates an update of a stored FeatureStore `old` to `new` through the main endpoint: transition
 /// rules (such as `PvcCreate is immutable`) compare with the old object, and unchanged values ratchet.
 pub fn validate_feature_store_update(old: &Value, new: &Value) -> Result<(), Rejection> {
-    let target = Target::from_crds()?;
+    validate_update(our_crd()?, old, new)
+}
+
+/// fieldwise's generated FeatureStore CRD; generating it is costly, so it is done once per process.
+fn our_crd() -> Result<&'static CustomResourceDefinition, Rejection> {
+    static CRD: OnceLock<Option<CustomResourceDefinition>> = OnceLock::new();
+    CRD.get_or_init(|| {
+        crate::crds()
+            .into_iter()
+            .find(|crd| crd.spec.group == GROUP && crd.spec.names.kind == KIND)
+    })
+    .as_ref()
+    .ok_or_else(|| no_match(KIND, API_VERSION))
+}
+
+/// Validates `object` as the API server does when it is created as a resource of `crd` (any CRD):
+/// strict decoding (unknown fields), pruning, defaulting, then schema, scale and CEL validation of
+/// the served version named by the object's `apiVersion`.
+pub fn validate_create(crd: &CustomResourceDefinition, object: &Value) -> Result<(), Rejection> {
+    let target = Target::new(crd, object)?;
+    let mut new = object.clone();
+    target.decode(&mut new)?;
+    target.check(&new, None)
+}
+
+/// Validates an update from the stored `old` to `new` of a resource of `crd` through the main endpoint.
+pub fn validate_update(
+    crd: &CustomResourceDefinition,
+    old: &Value,
+    new: &Value,
+) -> Result<(), Rejection> {
+    let target = Target::new(crd, new)?;
     let mut stored = old.clone();
     // The stored object went through the same decoding; its unknown fields were dropped then.
-    schema::prune_unknown(&target.schema, &mut stored);
-    schema::apply_defaults(&target.schema, &mut stored);
+    schema::prune_unknown(target.schema, &mut stored);
+    schema::apply_defaults(target.schema, &mut stored);
     drop_status(&mut stored);
     let mut updated = new.clone();
     target.decode(&mut updated)?;
     target.check(&updated, Some(&stored))
 }
 
-/// The FeatureStore v1 schema and scale subresource of fieldwise's generated CRD.
-struct Target {
-    schema: JSONSchemaProps,
-    scale: Option<CustomResourceSubresourceScale>,
+/// The served version of a CRD an object is written as.
+struct Target<'a> {
+    kind: &'a str,
+    group: &'a str,
+    version: &'a str,
+    schema: &'a JSONSchemaProps,
+    scale: Option<&'a CustomResourceSubresourceScale>,
 }
 
-impl Target {
-    /// Generating the CRD is costly, so it is done once per process.
-    fn from_crds() -> Result<&'static Target, Rejection> {
-        static TARGET: OnceLock<Option<Target>> = OnceLock::new();
-        TARGET
-            .get_or_init(|| find_version(&crate::crds()))
+impl<'a> Target<'a> {
+    fn new(crd: &'a CustomResourceDefinition, object: &Value) -> Result<Target<'a>, Rejection> {
+        let kind = crd.spec.names.kind.as_str();
+        let group = crd.spec.group.as_str();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let wanted = api_version
+            .strip_prefix(group)
+            .and_then(|v| v.strip_prefix('/'));
+        let version = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.served && Some(v.name.as_str()) == wanted)
+            .ok_or_else(|| no_match(kind, api_version))?;
+        let schema = version
+            .schema
             .as_ref()
-            .ok_or_else(|| Rejection {
-                message: format!("no matches for kind \"{KIND}\" in version \"{API_VERSION}\""),
-                unknown_fields: Vec::new(),
-                errors: Vec::new(),
-            })
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .ok_or_else(|| no_match(kind, api_version))?;
+        let scale = version.subresources.as_ref().and_then(|s| s.scale.as_ref());
+        Ok(Target {
+            kind,
+            group,
+            version: &version.name,
+            schema,
+            scale,
+        })
     }
 
     /// Strict decoding, pruning and defaulting; the main endpoint then ignores `status`.
     fn decode(&self, object: &mut Value) -> Result<(), Rejection> {
-        let unknown = schema::prune_unknown(&self.schema, object);
+        let unknown = schema::prune_unknown(self.schema, object);
         if !unknown.is_empty() {
-            return Err(strict_decoding_error(unknown));
+            return Err(strict_decoding_error(self.kind, self.version, unknown));
         }
-        schema::apply_defaults(&self.schema, object);
+        schema::apply_defaults(self.schema, object);
         drop_status(object);
         Ok(())
     }
 
     fn check(&self, object: &Value, old: Option<&Value>) -> Result<(), Rejection> {
-        let errors =
-            schema::validate_custom_resource(&self.schema, self.scale.as_ref(), object, old);
+        let errors = schema::validate_custom_resource(self.schema, self.scale, object, old);
         if errors.is_empty() {
             return Ok(());
         }
         Err(Rejection {
-            message: schema::invalid_message(KIND, GROUP, &object_name(object), &errors),
+            message: schema::invalid_message(self.kind, self.group, &object_name(object), &errors),
             unknown_fields: Vec::new(),
             errors,
         })
     }
 }
 
-fn find_version(crds: &[CustomResourceDefinition]) -> Option<Target> {
-    let crd = crds
-        .iter()
-        .find(|crd| crd.spec.group == GROUP && crd.spec.names.kind == KIND)?;
-    let version = crd
-        .spec
-        .versions
-        .iter()
-        .find(|v| v.name == VERSION && v.served)?;
-    let schema = version.schema.as_ref()?.open_api_v3_schema.clone()?;
-    let scale = version.subresources.as_ref().and_then(|s| s.scale.clone());
-    Some(Target { schema, scale })
+/// What kubectl reports when no served version matches.
+fn no_match(kind: &str, api_version: &str) -> Rejection {
+    Rejection {
+        message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
+        unknown_fields: Vec::new(),
+        errors: Vec::new(),
+    }
 }
 
 fn drop_status(object: &mut Value) {
@@ -206,14 +249,14 @@ fn object_name(object: &Value) -> String {
 }
 
 /// The 400 the API server answers with `fieldValidation=Strict` (kubectl's default) for unknown fields.
-fn strict_decoding_error(unknown: Vec<String>) -> Rejection {
+fn strict_decoding_error(kind: &str, version: &str, unknown: Vec<String>) -> Rejection {
     let fields: Vec<String> = unknown
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
     Rejection {
         message: format!(
-            "{KIND} in version \"{VERSION}\" cannot be handled as a {KIND}: strict decoding error: {}",
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
             fields.join(", ")
         ),
         unknown_fields: unknown,
@@ -241,11 +284,7 @@ fn check_document(doc: &Document) -> Outcome {
     let name = object_name(&value);
     if kind == KIND && api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
         // Only v1 is served: kubectl cannot map any other version.
-        return Outcome::Rejected(Rejection {
-            message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
-            unknown_fields: Vec::new(),
-            errors: Vec::new(),
-        });
+        return Outcome::Rejected(no_match(kind, api_version));
     }
     if kind != KIND || api_version != API_VERSION {
         let what = if kind.is_empty() {

@@ -1,10 +1,27 @@
 //! Invalid FeatureStores are rejected with exactly the API server's message, judged against
 //! fieldwise's generated CRD (schema, scale subresource and CEL rules).
 
+use std::sync::OnceLock;
+
 use fieldwise_api::validate::{
-    Outcome, validate_feature_store, validate_feature_store_update, validate_manifests,
+    Outcome, validate_create, validate_feature_store, validate_feature_store_update,
+    validate_manifests, validate_update,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
+
+/// The Feast operator's own CRD, which ours must match: every case is also judged against it.
+fn reference_crd() -> &'static CustomResourceDefinition {
+    static CRD: OnceLock<CustomResourceDefinition> = OnceLock::new();
+    CRD.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/feast/feast.dev_featurestores.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+    })
+}
 
 const PREFIX: &str = r#"FeatureStore.feast.dev "sample" is invalid: "#;
 
@@ -279,12 +296,19 @@ fn invalid_feature_stores_are_rejected_with_the_api_server_message() {
     let mut failures = Vec::new();
     for (name, spec, expected) in &cases {
         let expected = format!("{PREFIX}{expected}");
-        match rejection(&manifest(spec)) {
+        let yaml = manifest(spec);
+        match rejection(&yaml) {
             Ok(actual) if actual == expected => {}
             Ok(actual) => failures.push(format!(
                 "{name}:\n  expected: {expected}\n  actual:   {actual}"
             )),
             Err(err) => failures.push(format!("{name}: {err}")),
+        }
+        match validate_create(reference_crd(), &object(&yaml)) {
+            Err(rejection) if rejection.message == expected => {}
+            other => failures.push(format!(
+                "{name} (reference CRD):\n  expected: {expected}\n  actual:   {other:?}"
+            )),
         }
     }
     assert!(
@@ -416,6 +440,9 @@ fn pvc_create_is_immutable_on_update() {
     assert_eq!(validate_feature_store_update(&old, &old), Ok(()));
     let err =
         validate_feature_store_update(&old, &changed).expect_err("changing pvc.create is rejected");
+    let reference = validate_update(reference_crd(), &old, &changed)
+        .expect_err("rejected by the reference CRD too");
+    assert_eq!(reference.message, err.message);
     assert_eq!(
         err.message,
         format!(

@@ -1,7 +1,9 @@
 //! `x-kubernetes-validations` CEL rules, evaluated with kube's CEL support (the `cel` interpreter plus
 //! the Kubernetes extension libraries) and reported as the API server 1.32 reports them.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -93,7 +95,7 @@ impl CelWalker<'_> {
         path: &str,
     ) -> Option<FieldError> {
         let type_name = node::type_name(schema);
-        let program = match Program::compile(&rule.rule) {
+        let program = match compiled(&rule.rule) {
             Ok(program) => program,
             Err(err) => {
                 return Some(FieldError::invalid(
@@ -151,10 +153,28 @@ impl CelWalker<'_> {
     }
 }
 
+thread_local! {
+    /// Compiled rules by source text: the same CRD's rules are evaluated on every request.
+    static PROGRAMS: RefCell<HashMap<String, Result<Rc<Program>, String>>> = RefCell::new(HashMap::new());
+}
+
+fn compiled(source: &str) -> Result<Rc<Program>, String> {
+    PROGRAMS.with(|cache| {
+        if let Some(hit) = cache.borrow().get(source) {
+            return hit.clone();
+        }
+        let result = Program::compile(source)
+            .map(Rc::new)
+            .map_err(|err| err.to_string());
+        cache.borrow_mut().insert(source.to_owned(), result.clone());
+        result
+    })
+}
+
 /// The message, or the messageExpression's result when it yields a usable string.
 fn message(rule: &ValidationRule, ctx: &Context<'_>) -> String {
     let evaluated = rule.message_expression.as_deref().and_then(|expr| {
-        let program = Program::compile(expr).ok()?;
+        let program = compiled(expr).ok()?;
         match program.execute(ctx).ok()? {
             cel::Value::String(s) => Some(s),
             _ => None,
