@@ -832,3 +832,46 @@ async fn released_workload_is_created_without_replicas() {
         Some("fieldwise")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn lost_connections_and_timeouts_are_retried() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let served = Arc::new(Mutex::new(0usize));
+    let count = served.clone();
+    tokio::spawn(async move {
+        let mut parked = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let n = {
+                let mut c = count.lock().expect("count");
+                *c += 1;
+                *c
+            };
+            match n {
+                // The connection breaks: no answer at all.
+                1 => drop(send),
+                // The server hangs: the answer never comes (the engine's timeout fires).
+                2 => parked.push(send),
+                _ => {
+                    let bytes = request.into_body().collect_bytes().await.expect("body");
+                    let mut obj: Value = serde_json::from_slice(&bytes).expect("json");
+                    obj["metadata"]["resourceVersion"] = json!("1");
+                    send.send_response(
+                        Response::builder()
+                            .status(201)
+                            .body(Body::from(obj.to_string().into_bytes()))
+                            .expect("response"),
+                    );
+                }
+            }
+        }
+    });
+    let engine = Engine::new(Client::new(service, "default"), registry());
+    engine.preload(vec![]).expect("preload");
+    let report = engine.reconcile(&owner(), vec![configmap("cfg")]).await;
+    assert_eq!(
+        report.outcome_of("ConfigMap", "cfg"),
+        Some(&Outcome::Created),
+        "{report:?}"
+    );
+    assert_eq!(*served.lock().expect("count"), 3);
+}
