@@ -25,7 +25,10 @@ pub struct ImageDefaults {
 
 impl Default for ImageDefaults {
     fn default() -> Self {
-        Self { feature_server: DEFAULT_FEATURE_SERVER_IMAGE.to_owned(), cron_job: DEFAULT_CRON_JOB_IMAGE.to_owned() }
+        Self {
+            feature_server: DEFAULT_FEATURE_SERVER_IMAGE.to_owned(),
+            cron_job: DEFAULT_CRON_JOB_IMAGE.to_owned(),
+        }
     }
 }
 
@@ -35,7 +38,8 @@ impl ImageDefaults {
         let defaults = Self::default();
         let non_empty = |name: &str| lookup(name).filter(|value| !value.is_empty());
         Self {
-            feature_server: non_empty("RELATED_IMAGE_FEATURE_SERVER").unwrap_or(defaults.feature_server),
+            feature_server: non_empty("RELATED_IMAGE_FEATURE_SERVER")
+                .unwrap_or(defaults.feature_server),
             cron_job: non_empty("RELATED_IMAGE_CRON_JOB").unwrap_or(defaults.cron_job),
         }
     }
@@ -65,7 +69,9 @@ pub struct GraphContext {
 impl GraphContext {
     /// The Secret called `name`, or `secrets "<name>" not found` as the API server words it.
     pub fn secret(&self, name: &str) -> Result<&SecretData, String> {
-        self.secrets.get(name).ok_or_else(|| format!("secrets \"{name}\" not found"))
+        self.secrets
+            .get(name)
+            .ok_or_else(|| format!("secrets \"{name}\" not found"))
     }
 }
 
@@ -81,12 +87,18 @@ mod tests {
             _ => None,
         });
         assert_eq!(images.feature_server, "registry.local/feature-server:1");
-        assert_eq!(images.cron_job, DEFAULT_CRON_JOB_IMAGE, "an empty variable keeps the default");
+        assert_eq!(
+            images.cron_job, DEFAULT_CRON_JOB_IMAGE,
+            "an empty variable keeps the default"
+        );
     }
 
     #[test]
     fn a_missing_secret_is_reported_as_the_api_server_words_it() {
         let context = GraphContext::default();
-        assert_eq!(context.secret("creds").unwrap_err(), "secrets \"creds\" not found");
+        assert_eq!(
+            context.secret("creds").unwrap_err(),
+            "secrets \"creds\" not found"
+        );
     }
 }

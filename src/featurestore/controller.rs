@@ -9,7 +9,9 @@ use std::{
 
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{ApplyError, Engine, Outcome as WriteOutcome, Owner, ReconcileReport};
-use fieldwise_observability::{Metrics, ReconcileResult, WriteOutcome as MetricOutcome, record_error, record_result, trace_id};
+use fieldwise_observability::{
+    Metrics, ReconcileResult, WriteOutcome as MetricOutcome, record_error, record_result, trace_id,
+};
 use k8s_openapi::{
     api::{apps::v1::Deployment, core::v1::Secret},
     apimachinery::pkg::apis::meta::v1::Time,
@@ -71,12 +73,24 @@ impl Context {
         metrics: Arc<Metrics>,
         recorder: Recorder,
     ) -> Self {
-        Self { client, engine, secrets, feature_stores, settings, metrics, recorder, failures: Mutex::default() }
+        Self {
+            client,
+            engine,
+            secrets,
+            feature_stores,
+            settings,
+            metrics,
+            recorder,
+            failures: Mutex::default(),
+        }
     }
 
     /// Records the reconcile's result and returns how long to wait before retrying after a failure.
     fn backoff_after(&self, fs: &ObjectRef<FeatureStore>, failed: bool) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !failed {
             failures.remove(fs);
             return Duration::ZERO;
@@ -110,7 +124,9 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
         fs.metadata.generation,
     );
     let started = Instant::now();
-    let result = reconcile_with_finalizer(fs.clone(), context.clone()).instrument(span.clone()).await;
+    let result = reconcile_with_finalizer(fs.clone(), context.clone())
+        .instrument(span.clone())
+        .await;
     let trace = trace_id(&span);
     let fs_ref = ObjectRef::from_obj(&*fs);
     let (metric, action) = match &result {
@@ -126,7 +142,9 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
             (ReconcileResult::Error, Action::requeue(delay))
         }
     };
-    context.metrics.observe_reconcile(CONTROLLER, metric, started.elapsed(), trace.as_deref());
+    context
+        .metrics
+        .observe_reconcile(CONTROLLER, metric, started.elapsed(), trace.as_deref());
     // Errors are handled here (status, metrics, backoff); the controller only sees when to come back.
     Ok(action)
 }
@@ -136,7 +154,10 @@ pub fn error_policy(_fs: Arc<FeatureStore>, _error: &Error, _context: Arc<Contex
     Action::requeue(Duration::from_secs(5))
 }
 
-async fn reconcile_with_finalizer(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_with_finalizer(
+    fs: Arc<FeatureStore>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
     let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
     let api: Api<FeatureStore> = Api::namespaced(context.client.clone(), &namespace);
     finalizer(&api, FINALIZER, fs, |event| async {
@@ -159,7 +180,12 @@ async fn apply(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
     }
 }
 
-async fn apply_graph(fs: &FeatureStore, context: &Context, owner: &Owner, graph: DesiredGraph) -> Result<Action, Error> {
+async fn apply_graph(
+    fs: &FeatureStore,
+    context: &Context,
+    owner: &Owner,
+    graph: DesiredGraph,
+) -> Result<Action, Error> {
     let components: HashMap<(String, String), String> = graph
         .objects
         .iter()
@@ -170,7 +196,9 @@ async fn apply_graph(fs: &FeatureStore, context: &Context, owner: &Owner, graph:
     let failed: Vec<(ServiceType, String)> = report
         .errors()
         .map(|(key, error)| {
-            let component = components.get(&(key.kind.clone(), key.name.clone())).map(String::as_str);
+            let component = components
+                .get(&(key.kind.clone(), key.name.clone()))
+                .map(String::as_str);
             (part_of(component), error.to_string())
         })
         .collect();
@@ -183,7 +211,10 @@ async fn apply_graph(fs: &FeatureStore, context: &Context, owner: &Owner, graph:
     };
     let status = derive_status(fs, &outcome, deployment.as_ref(), &now());
     if !graph.unsupported.is_empty() && !had_condition(fs, "Unsupported") {
-        let note = format!("fieldwise does not create the objects these fields need: {}", graph.unsupported.join(", "));
+        let note = format!(
+            "fieldwise does not create the objects these fields need: {}",
+            graph.unsupported.join(", ")
+        );
         publish(context, fs, EventType::Warning, "Unsupported", note).await;
     }
     write_status(fs, context, &status).await?;
@@ -192,16 +223,36 @@ async fn apply_graph(fs: &FeatureStore, context: &Context, owner: &Owner, graph:
     }
     let available = deployment.as_ref().is_some_and(|d| d.available);
     // Until the Deployment is available, look again soon; afterwards only changes trigger reconciles.
-    Ok(if available { Action::requeue(Duration::from_secs(600)) } else { Action::requeue(Duration::from_secs(5)) })
+    Ok(if available {
+        Action::requeue(Duration::from_secs(600))
+    } else {
+        Action::requeue(Duration::from_secs(5))
+    })
 }
 
 /// The graph could not be built: nothing is applied or pruned; the status says why.
 async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Result<Action, Error> {
     let applied = fieldwise_api::v1::defaults::applied(&fs.spec);
-    let outcome = Outcome::Invalid { applied: &applied, part: error.part, message: error.message.clone() };
-    let status = derive_status(fs, &outcome, observe_deployment(fs, context).as_ref(), &now());
+    let outcome = Outcome::Invalid {
+        applied: &applied,
+        part: error.part,
+        message: error.message.clone(),
+    };
+    let status = derive_status(
+        fs,
+        &outcome,
+        observe_deployment(fs, context).as_ref(),
+        &now(),
+    );
     if !had_failure_message(fs, &error.message) {
-        publish(context, fs, EventType::Warning, "InvalidSpec", error.message.clone()).await;
+        publish(
+            context,
+            fs,
+            EventType::Warning,
+            "InvalidSpec",
+            error.message.clone(),
+        )
+        .await;
     }
     write_status(fs, context, &status).await?;
     info!(reason = %error.message, "FeatureStore cannot be reconciled until its references are fixed");
@@ -211,22 +262,36 @@ async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Resu
 /// On deletion: remove the cluster-scoped children; namespaced ones go with garbage collection.
 async fn cleanup(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
     let owner = Owner::of(fs)?;
-    context.metrics.remove_feature_store_info(&fs.namespace().unwrap_or_default(), &fs.name_any());
-    if context.engine.delete_cluster_scoped_children(&owner).await? {
+    context
+        .metrics
+        .remove_feature_store_info(&fs.namespace().unwrap_or_default(), &fs.name_any());
+    if context
+        .engine
+        .delete_cluster_scoped_children(&owner)
+        .await?
+    {
         Ok(Action::await_change())
     } else {
         // Still terminating: the finalizer stays until they are gone.
-        Err(Error::Apply(ApplyError::CacheNotReady { kind: "ClusterRoleBinding".to_owned() }))
+        Err(Error::Apply(ApplyError::CacheNotReady {
+            kind: "ClusterRoleBinding".to_owned(),
+        }))
     }
 }
 
-async fn write_status(fs: &FeatureStore, context: &Context, status: &fieldwise_api::v1::FeatureStoreStatus) -> Result<(), Error> {
+async fn write_status(
+    fs: &FeatureStore,
+    context: &Context,
+    status: &fieldwise_api::v1::FeatureStoreStatus,
+) -> Result<(), Error> {
     let value = serde_json::to_value(status).map_err(|e| ApplyError::InvalidObject {
         object: format!("FeatureStore {}", fs.name_any()),
         reason: e.to_string(),
     })?;
     let outcome = context.engine.apply_status(fs, value).await?;
-    context.metrics.count_write("FeatureStore", metric_outcome(&outcome));
+    context
+        .metrics
+        .count_write("FeatureStore", metric_outcome(&outcome));
     set_info_gauge(fs, status, context);
     Ok(())
 }
@@ -234,14 +299,26 @@ async fn write_status(fs: &FeatureStore, context: &Context, status: &fieldwise_a
 /// Counts writes and emits Events for drift and handovers; nothing for objects that were unchanged.
 async fn record_writes(context: &Context, fs: &FeatureStore, report: &ReconcileReport) {
     for object in &report.objects {
-        context.metrics.count_write(&object.object.kind, metric_outcome(&object.outcome));
+        context
+            .metrics
+            .count_write(&object.object.kind, metric_outcome(&object.outcome));
         match &object.outcome {
             WriteOutcome::HandedOver => {
-                let note = format!("{} {}: spec.replicas handed over to the autoscaler", object.object.kind, object.object.name);
+                let note = format!(
+                    "{} {}: spec.replicas handed over to the autoscaler",
+                    object.object.kind, object.object.name
+                );
                 publish(context, fs, EventType::Normal, "ReplicasHandedOver", note).await;
             }
             WriteOutcome::Failed(error) => {
-                publish(context, fs, EventType::Warning, "ApplyFailed", error.to_string()).await;
+                publish(
+                    context,
+                    fs,
+                    EventType::Warning,
+                    "ApplyFailed",
+                    error.to_string(),
+                )
+                .await;
             }
             _ => {}
         }
@@ -270,8 +347,20 @@ fn metric_outcome(outcome: &WriteOutcome) -> MetricOutcome {
     }
 }
 
-async fn publish(context: &Context, fs: &FeatureStore, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None };
+async fn publish(
+    context: &Context,
+    fs: &FeatureStore,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
     if let Err(error) = context.recorder.publish(&event, &fs.object_ref(&())).await {
         warn!(%error, reason, "could not publish event");
     }
@@ -288,21 +377,30 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
         ..GraphContext::default()
     };
     for name in referenced_secrets(&fs.spec) {
-        let cached = context.secrets.get(&ObjectRef::new(&name).within(&namespace));
+        let cached = context
+            .secrets
+            .get(&ObjectRef::new(&name).within(&namespace));
         if let Some(secret) = cached {
             graph.secrets.insert(name, secret_strings(&secret));
         }
     }
-    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(context.client.clone(), &namespace);
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(context.client.clone(), &namespace);
     for name in referenced_config_maps(&fs.spec) {
         if let Ok(Some(config_map)) = config_maps.get_opt(&name).await {
-            graph.config_maps.insert(name, config_map.data.unwrap_or_default());
+            graph
+                .config_maps
+                .insert(name, config_map.data.unwrap_or_default());
         }
     }
     if let Some((ref_namespace, ref_name)) = referenced_feature_store(fs) {
-        let cached = context.feature_stores.get(&ObjectRef::new(&ref_name).within(&ref_namespace));
+        let cached = context
+            .feature_stores
+            .get(&ObjectRef::new(&ref_name).within(&ref_namespace));
         if let Some(target) = cached {
-            graph.feature_stores.insert((ref_namespace, ref_name), (*target).clone());
+            graph
+                .feature_stores
+                .insert((ref_namespace, ref_name), (*target).clone());
         }
     }
     graph
@@ -325,8 +423,15 @@ fn secret_strings(secret: &Secret) -> std::collections::BTreeMap<String, String>
 /// The live feature-server Deployment, from the engine's cache.
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
-    let live = context.engine.cached("apps/v1", "Deployment", namespace.as_deref(), &base_name(&fs.name_any()))?;
-    let deployment: Deployment = serde_json::to_value(&*live).ok().and_then(|v| serde_json::from_value(v).ok())?;
+    let live = context.engine.cached(
+        "apps/v1",
+        "Deployment",
+        namespace.as_deref(),
+        &base_name(&fs.name_any()),
+    )?;
+    let deployment: Deployment = serde_json::to_value(&*live)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())?;
     let status = deployment.status.unwrap_or_default();
     let available = status
         .conditions
@@ -335,17 +440,30 @@ fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<Deployment
         .any(|c| c.type_ == "Available" && c.status == "True");
     let up_to_date = status.observed_generation >= deployment.metadata.generation;
     Some(DeploymentObservation {
-        desired_replicas: deployment.spec.and_then(|s| s.replicas).or(static_replicas(&fs.spec)),
+        desired_replicas: deployment
+            .spec
+            .and_then(|s| s.replicas)
+            .or(static_replicas(&fs.spec)),
         ready_replicas: status.ready_replicas.unwrap_or(0),
         available: available && up_to_date,
     })
 }
 
-fn set_info_gauge(fs: &FeatureStore, status: &fieldwise_api::v1::FeatureStoreStatus, context: &Context) {
-    let Some(applied) = status.applied.as_ref() else { return };
+fn set_info_gauge(
+    fs: &FeatureStore,
+    status: &fieldwise_api::v1::FeatureStoreStatus,
+    context: &Context,
+) {
+    let Some(applied) = status.applied.as_ref() else {
+        return;
+    };
     let services = applied.services.as_ref();
-    let online = services.and_then(|s| s.online_store.as_ref()).and_then(|o| o.persistence.as_ref());
-    let offline = services.and_then(|s| s.offline_store.as_ref()).and_then(|o| o.persistence.as_ref());
+    let online = services
+        .and_then(|s| s.online_store.as_ref())
+        .and_then(|o| o.persistence.as_ref());
+    let offline = services
+        .and_then(|s| s.offline_store.as_ref())
+        .and_then(|o| o.persistence.as_ref());
     let registry = services.and_then(|s| s.registry.as_ref());
     let store_type = |store: Option<serde_json::Value>, file: bool| match (store, file) {
         (Some(value), _) => value.as_str().unwrap_or("unknown").to_owned(),
@@ -354,23 +472,35 @@ fn set_info_gauge(fs: &FeatureStore, status: &fieldwise_api::v1::FeatureStoreSta
     };
     let registry_type = match registry {
         Some(r) if r.local.is_some() => "local",
-        Some(r) if r.remote.as_ref().is_some_and(|remote| remote.feast_ref.is_some()) => "remote_feastref",
+        Some(r)
+            if r.remote
+                .as_ref()
+                .is_some_and(|remote| remote.feast_ref.is_some()) =>
+        {
+            "remote_feastref"
+        }
         Some(r) if r.remote.is_some() => "remote",
         _ => "none",
     };
-    context.metrics.set_feature_store_info(fieldwise_observability::FeatureStoreInfo {
-        namespace: fs.namespace().unwrap_or_default(),
-        name: fs.name_any(),
-        online_store_type: store_type(
-            online.and_then(|p| p.store.as_ref()).and_then(|s| serde_json::to_value(s.store_type).ok()),
-            online.is_some_and(|p| p.file.is_some()),
-        ),
-        offline_store_type: store_type(
-            offline.and_then(|p| p.store.as_ref()).and_then(|s| serde_json::to_value(s.store_type).ok()),
-            offline.is_some_and(|p| p.file.is_some()),
-        ),
-        registry_type: registry_type.to_owned(),
-    });
+    context
+        .metrics
+        .set_feature_store_info(fieldwise_observability::FeatureStoreInfo {
+            namespace: fs.namespace().unwrap_or_default(),
+            name: fs.name_any(),
+            online_store_type: store_type(
+                online
+                    .and_then(|p| p.store.as_ref())
+                    .and_then(|s| serde_json::to_value(s.store_type).ok()),
+                online.is_some_and(|p| p.file.is_some()),
+            ),
+            offline_store_type: store_type(
+                offline
+                    .and_then(|p| p.store.as_ref())
+                    .and_then(|s| serde_json::to_value(s.store_type).ok()),
+                offline.is_some_and(|p| p.file.is_some()),
+            ),
+            registry_type: registry_type.to_owned(),
+        });
 }
 
 /// Which part of the FeatureStore a child belongs to, from its component.
@@ -393,20 +523,32 @@ fn had_condition(fs: &FeatureStore, type_: &str) -> bool {
 
 fn had_failure_message(fs: &FeatureStore, message: &str) -> bool {
     let conditions = fs.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == READY_TYPE && c.message.ends_with(message)))
+    conditions.is_some_and(|c| {
+        c.iter()
+            .any(|c| c.type_ == READY_TYPE && c.message.ends_with(message))
+    })
 }
 
 fn kind_of(body: &serde_json::Value) -> String {
-    body.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned()
+    body.get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn name_of(body: &serde_json::Value) -> String {
-    body.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_owned()
+    body.pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Now, to the second: the API server stores condition times at second precision, so anything finer would
 /// make an unchanged status look changed.
 fn now() -> Time {
     let seconds = k8s_openapi::jiff::Timestamp::now().as_second();
-    Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()))
+    Time(
+        k8s_openapi::jiff::Timestamp::from_second(seconds)
+            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
+    )
 }

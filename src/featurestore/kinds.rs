@@ -43,7 +43,10 @@ pub fn registry(with_service_monitors: bool) -> KindRegistry {
         .with(KindSpec::namespaced::<HorizontalPodAutoscaler>())
         .with(KindSpec::namespaced::<PodDisruptionBudget>());
     if with_service_monitors {
-        registry.with(KindSpec::dynamic(service_monitor_resource(), Scope::Namespaced))
+        registry.with(KindSpec::dynamic(
+            service_monitor_resource(),
+            Scope::Namespaced,
+        ))
     } else {
         registry
     }

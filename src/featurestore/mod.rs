@@ -2,11 +2,11 @@
 
 pub mod config;
 pub mod context;
-pub mod graph;
-pub mod names;
 pub mod controller;
+pub mod graph;
 pub mod kinds;
+pub mod names;
 pub mod references;
+pub mod render;
 pub mod run;
 pub mod status;
-pub mod render;

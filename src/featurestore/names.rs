@@ -73,8 +73,14 @@ mod tests {
     #[test]
     fn names_follow_the_feast_operator() {
         assert_eq!(base_name("sample"), "feast-sample");
-        assert_eq!(service_name("sample", ServiceType::Online), "feast-sample-online");
-        assert_eq!(service_name("sample", ServiceType::Client), "feast-sample-client");
+        assert_eq!(
+            service_name("sample", ServiceType::Online),
+            "feast-sample-online"
+        );
+        assert_eq!(
+            service_name("sample", ServiceType::Client),
+            "feast-sample-client"
+        );
         assert_eq!(selector_string("sample"), "feast.dev/name=sample");
         assert_eq!(
             service_labels("sample", ServiceType::Registry),

@@ -24,11 +24,18 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("{source_name}: {message}")]
-    Yaml { source_name: String, message: String },
+    Yaml {
+        source_name: String,
+        message: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("FeatureStore {namespace}/{name}: {message}")]
-    Graph { namespace: String, name: String, message: String },
+    Graph {
+        namespace: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// One input file (or stdin) and its text.
@@ -48,7 +55,9 @@ pub fn render(inputs: &[Input], images: &ImageDefaults) -> Result<String, Render
     let mut yaml = String::new();
     for object in &rendered {
         yaml.push_str("---\n");
-        yaml.push_str(&serde_saphyr::to_string(object).map_err(|e| RenderError::Invalid(e.to_string()))?);
+        yaml.push_str(
+            &serde_saphyr::to_string(object).map_err(|e| RenderError::Invalid(e.to_string()))?,
+        );
     }
     Ok(yaml)
 }
@@ -63,21 +72,46 @@ fn parse(inputs: &[Input]) -> Result<Vec<Value>, RenderError> {
                 .documents
                 .iter()
                 .filter(|d| d.outcome.is_failure())
-                .map(|d| format!("{} (document {}, line {}): {}", input.source_name, d.index, d.line, describe(&d.outcome)))
+                .map(|d| {
+                    format!(
+                        "{} (document {}, line {}): {}",
+                        input.source_name,
+                        d.index,
+                        d.line,
+                        describe(&d.outcome)
+                    )
+                })
                 .collect();
             return Err(RenderError::Invalid(problems.join("\n")));
         }
-        let parsed: Vec<Value> = serde_saphyr::from_multiple(&input.text)
-            .map_err(|e| RenderError::Yaml { source_name: input.source_name.clone(), message: e.to_string() })?;
+        let parsed: Vec<Value> =
+            serde_saphyr::from_multiple_with_options(&input.text, kubernetes_yaml()).map_err(
+                |e| RenderError::Yaml {
+                    source_name: input.source_name.clone(),
+                    message: e.to_string(),
+                },
+            )?;
         for mut document in parsed.into_iter().filter(Value::is_object) {
-            let metadata = document.as_object_mut().and_then(|o| o.get_mut("metadata")).and_then(Value::as_object_mut);
+            let metadata = document
+                .as_object_mut()
+                .and_then(|o| o.get_mut("metadata"))
+                .and_then(Value::as_object_mut);
             if let Some(metadata) = metadata {
-                metadata.entry("namespace").or_insert_with(|| Value::from(DEFAULT_NAMESPACE));
+                metadata
+                    .entry("namespace")
+                    .or_insert_with(|| Value::from(DEFAULT_NAMESPACE));
             }
             documents.push(document);
         }
     }
     Ok(documents)
+}
+
+/// YAML as Kubernetes reads manifests (sigs.k8s.io/yaml, YAML 1.1 numbers): `mode: 0644` is octal 420.
+fn kubernetes_yaml() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    options
 }
 
 fn describe(outcome: &fieldwise_api::validate::Outcome) -> String {
@@ -97,17 +131,31 @@ fn is_feature_store(document: &Value) -> bool {
 /// Each FeatureStore's own namespace is applied when a graph is built, so all namespaces are kept here
 /// keyed by `namespace/name`.
 fn cluster_state(documents: &[Value], images: &ImageDefaults) -> ClusterState {
-    let mut state = ClusterState { images: images.clone(), ..ClusterState::default() };
+    let mut state = ClusterState {
+        images: images.clone(),
+        ..ClusterState::default()
+    };
     for document in documents {
-        let namespace = document.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(DEFAULT_NAMESPACE);
-        let name = document.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let namespace = document
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_NAMESPACE);
+        let name = document
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let key = (namespace.to_owned(), name.to_owned());
-        match (document.get("apiVersion").and_then(Value::as_str), document.get("kind").and_then(Value::as_str)) {
+        match (
+            document.get("apiVersion").and_then(Value::as_str),
+            document.get("kind").and_then(Value::as_str),
+        ) {
             (Some("v1"), Some("Secret")) => {
                 state.secrets.insert(key, secret_data(document));
             }
             (Some("v1"), Some("ConfigMap")) => {
-                state.config_maps.insert(key, string_map(document.get("data")));
+                state
+                    .config_maps
+                    .insert(key, string_map(document.get("data")));
             }
             _ if is_feature_store(document) => {
                 if let Ok(fs) = serde_json::from_value::<FeatureStore>(document.clone()) {
@@ -132,7 +180,10 @@ impl ClusterState {
     /// The graph context of a FeatureStore in `namespace`.
     fn context_for(&self, namespace: &str) -> GraphContext {
         let in_namespace = |map: &BTreeMap<(String, String), BTreeMap<String, String>>| {
-            map.iter().filter(|((ns, _), _)| ns == namespace).map(|((_, name), data)| (name.clone(), data.clone())).collect()
+            map.iter()
+                .filter(|((ns, _), _)| ns == namespace)
+                .map(|((_, name), data)| (name.clone(), data.clone()))
+                .collect()
         };
         GraphContext {
             secrets: in_namespace(&self.secrets),
@@ -147,8 +198,16 @@ impl ClusterState {
 /// `stringData` as given, and `data` decoded from base64 (left out when not UTF-8).
 fn secret_data(document: &Value) -> BTreeMap<String, String> {
     let mut data: BTreeMap<String, String> = BTreeMap::new();
-    for (key, value) in document.get("data").and_then(Value::as_object).into_iter().flatten() {
-        let decoded = value.as_str().and_then(|v| BASE64.decode(v).ok()).and_then(|bytes| String::from_utf8(bytes).ok());
+    for (key, value) in document
+        .get("data")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let decoded = value
+            .as_str()
+            .and_then(|v| BASE64.decode(v).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
         if let Some(text) = decoded {
             data.insert(key.clone(), text);
         }
@@ -159,21 +218,43 @@ fn secret_data(document: &Value) -> BTreeMap<String, String> {
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
     let entries = value.and_then(Value::as_object).into_iter().flatten();
-    entries.filter_map(|(key, value)| value.as_str().map(|text| (key.clone(), text.to_owned()))).collect()
+    entries
+        .filter_map(|(key, value)| value.as_str().map(|text| (key.clone(), text.to_owned())))
+        .collect()
 }
 
 /// The applied bodies of one FeatureStore's graph. Offline there is no uid: the owner reference carries a
 /// placeholder that the real apply replaces with the FeatureStore's uid.
 fn render_one(document: &Value, state: &ClusterState) -> Result<Vec<Value>, RenderError> {
-    let mut fs: FeatureStore = serde_json::from_value(document.clone()).map_err(|e| RenderError::Invalid(e.to_string()))?;
-    let namespace = fs.metadata.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    let mut fs: FeatureStore = serde_json::from_value(document.clone())
+        .map_err(|e| RenderError::Invalid(e.to_string()))?;
+    let namespace = fs
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     let name = fs.metadata.name.clone().unwrap_or_default();
-    fs.metadata.uid.get_or_insert_with(|| OFFLINE_UID.to_owned());
-    let graph_error = |message: String| RenderError::Graph { namespace: namespace.clone(), name: name.clone(), message };
-    let graph = desired_graph(&fs, &state.context_for(&namespace)).map_err(|e| graph_error(e.message))?;
-    let owner = Owner::of(&fs).map_err(|e| graph_error(e.to_string()))?.with_app_name("featurestore");
+    fs.metadata
+        .uid
+        .get_or_insert_with(|| OFFLINE_UID.to_owned());
+    let graph_error = |message: String| RenderError::Graph {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        message,
+    };
+    let graph =
+        desired_graph(&fs, &state.context_for(&namespace)).map_err(|e| graph_error(e.message))?;
+    let owner = Owner::of(&fs)
+        .map_err(|e| graph_error(e.to_string()))?
+        .with_app_name("featurestore");
     let registry = kinds::registry(true);
-    graph.objects.iter().map(|object| applied_body(&registry, &owner, object).map_err(|e| graph_error(e.to_string()))).collect()
+    graph
+        .objects
+        .iter()
+        .map(|object| {
+            applied_body(&registry, &owner, object).map_err(|e| graph_error(e.to_string()))
+        })
+        .collect()
 }
 
 /// The uid `render` gives FeatureStores read from files.

@@ -15,8 +15,8 @@ use kube::{
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
         predicates,
-        utils::Predicate,
         reflector::{self, ObjectRef, Store},
+        utils::Predicate,
         watcher,
     },
 };
@@ -86,16 +86,32 @@ pub async fn run(
         .default_backoff()
         .reflect(fs_writer)
         .touched_objects()
-        .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
     let secret_stream = watcher(secrets, watcher::Config::default())
         .default_backoff()
         .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
         .reflect(secret_writer)
         .touched_objects();
-    let referenced_fs_stream = watcher(feature_stores, watcher::Config::default()).default_backoff().touched_objects();
+    let referenced_fs_stream = watcher(feature_stores, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
 
-    spawn_readiness(engine.clone(), fs_reader.clone(), secret_reader.clone(), health);
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "fieldwise".to_owned(), instance: Some(options.instance.clone()) });
+    spawn_readiness(
+        engine.clone(),
+        fs_reader.clone(),
+        secret_reader.clone(),
+        health,
+    );
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fieldwise".to_owned(),
+            instance: Some(options.instance.clone()),
+        },
+    );
     let context = Arc::new(Context::new(
         client,
         engine,
@@ -107,12 +123,23 @@ pub async fn run(
     ));
     let secret_owners = fs_reader.clone();
     let dependents = fs_reader.clone();
-    info!(namespace = options.namespace.as_deref().unwrap_or("<all>"), "starting the FeatureStore controller");
+    info!(
+        namespace = options.namespace.as_deref().unwrap_or("<all>"),
+        "starting the FeatureStore controller"
+    );
     Controller::for_stream(fs_stream, fs_reader)
         .reconcile_on(child_triggers)
-        .watches_stream(secret_stream, move |secret: Secret| feature_stores_using_secret(&secret_owners, &secret))
-        .watches_stream(referenced_fs_stream, move |target: FeatureStore| feature_stores_referencing(&dependents, &target))
-        .with_config(ControllerConfig::default().concurrency(options.concurrency).debounce(options.debounce))
+        .watches_stream(secret_stream, move |secret: Secret| {
+            feature_stores_using_secret(&secret_owners, &secret)
+        })
+        .watches_stream(referenced_fs_stream, move |target: FeatureStore| {
+            feature_stores_referencing(&dependents, &target)
+        })
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(options.concurrency)
+                .debounce(options.debounce),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -136,10 +163,18 @@ where
 }
 
 /// Ready once the engine's caches and the FeatureStore and Secret reflectors have their initial lists.
-fn spawn_readiness(engine: Engine, feature_stores: Store<FeatureStore>, secrets: Store<Secret>, health: Health) {
+fn spawn_readiness(
+    engine: Engine,
+    feature_stores: Store<FeatureStore>,
+    secrets: Store<Secret>,
+    health: Health,
+) {
     tokio::spawn(async move {
         let engine_ready = engine.wait_until_ready().await;
-        let stores_ready = feature_stores.wait_until_ready().await.and(secrets.wait_until_ready().await);
+        let stores_ready = feature_stores
+            .wait_until_ready()
+            .await
+            .and(secrets.wait_until_ready().await);
         match (engine_ready, stores_ready) {
             (Ok(()), Ok(())) => {
                 health.set_ready();
@@ -151,7 +186,10 @@ fn spawn_readiness(engine: Engine, feature_stores: Store<FeatureStore>, secrets:
 }
 
 /// The FeatureStores in the Secret's namespace that read it.
-fn feature_stores_using_secret(feature_stores: &Store<FeatureStore>, secret: &Secret) -> Vec<ObjectRef<FeatureStore>> {
+fn feature_stores_using_secret(
+    feature_stores: &Store<FeatureStore>,
+    secret: &Secret,
+) -> Vec<ObjectRef<FeatureStore>> {
     let namespace = secret.namespace();
     let name = secret.name_any();
     feature_stores
@@ -163,7 +201,10 @@ fn feature_stores_using_secret(feature_stores: &Store<FeatureStore>, secret: &Se
 }
 
 /// The FeatureStores whose remote registry is `target` (its status carries the hostname they need).
-fn feature_stores_referencing(feature_stores: &Store<FeatureStore>, target: &FeatureStore) -> Vec<ObjectRef<FeatureStore>> {
+fn feature_stores_referencing(
+    feature_stores: &Store<FeatureStore>,
+    target: &FeatureStore,
+) -> Vec<ObjectRef<FeatureStore>> {
     let key = (target.namespace().unwrap_or_default(), target.name_any());
     feature_stores
         .state()

@@ -2,7 +2,8 @@
 //! Pure, so every rule is unit-tested; the controller writes the result with server-side apply.
 
 use fieldwise_api::v1::{
-    Condition, ConditionStatus, FeatureStore, FeatureStoreSpec, FeatureStoreStatus, ScalingStatus, ServiceHostnames,
+    Condition, ConditionStatus, FeatureStore, FeatureStoreSpec, FeatureStoreStatus, ScalingStatus,
+    ServiceHostnames,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -30,30 +31,68 @@ pub struct DeploymentObservation {
 #[derive(Clone, Debug)]
 pub enum Outcome<'a> {
     /// The graph was built and applied; `failed` lists the parts whose objects failed to apply, with messages.
-    Applied { applied: &'a FeatureStoreSpec, hostnames: &'a ServiceHostnames, unsupported: &'a [String], failed: Vec<(ServiceType, String)> },
+    Applied {
+        applied: &'a FeatureStoreSpec,
+        hostnames: &'a ServiceHostnames,
+        unsupported: &'a [String],
+        failed: Vec<(ServiceType, String)>,
+    },
     /// The graph could not be built (bad reference, bad Secret): nothing was applied.
-    Invalid { applied: &'a FeatureStoreSpec, part: ServiceType, message: String },
+    Invalid {
+        applied: &'a FeatureStoreSpec,
+        part: ServiceType,
+        message: String,
+    },
 }
 
 /// Derives the whole status. `previous` conditions keep their `lastTransitionTime` while their status holds.
-pub fn derive_status(fs: &FeatureStore, outcome: &Outcome<'_>, deployment: Option<&DeploymentObservation>, now: &Time) -> FeatureStoreStatus {
+pub fn derive_status(
+    fs: &FeatureStore,
+    outcome: &Outcome<'_>,
+    deployment: Option<&DeploymentObservation>,
+    now: &Time,
+) -> FeatureStoreStatus {
     let cr_name = fs.metadata.name.as_deref().unwrap_or_default();
     let generation = fs.metadata.generation;
-    let previous = fs.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let previous = fs
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let (applied, hostnames) = match outcome {
-        Outcome::Applied { applied, hostnames, .. } => (*applied, Some((*hostnames).clone())),
+        Outcome::Applied {
+            applied, hostnames, ..
+        } => (*applied, Some((*hostnames).clone())),
         Outcome::Invalid { applied, .. } => (*applied, None),
     };
     let mut conditions: Vec<Condition> = part_conditions(applied, outcome)
         .into_iter()
-        .map(|(type_, status, reason, message)| condition(previous, generation, now, type_, status, reason, message))
+        .map(|(type_, status, reason, message)| {
+            condition(previous, generation, now, type_, status, reason, message)
+        })
         .collect();
     let (status, reason, message) = overall(outcome, deployment);
-    conditions.insert(0, condition(previous, generation, now, READY_TYPE, status, reason, message));
+    conditions.insert(
+        0,
+        condition(
+            previous, generation, now, READY_TYPE, status, reason, message,
+        ),
+    );
     if let Outcome::Applied { unsupported, .. } = outcome {
         if !unsupported.is_empty() {
-            let message = format!("fieldwise does not create the objects these fields need: {}", unsupported.join(", "));
-            conditions.push(condition(previous, generation, now, UNSUPPORTED_TYPE, ConditionStatus::True, "Unsupported".into(), message));
+            let message = format!(
+                "fieldwise does not create the objects these fields need: {}",
+                unsupported.join(", ")
+            );
+            conditions.push(condition(
+                previous,
+                generation,
+                now,
+                UNSUPPORTED_TYPE,
+                ConditionStatus::True,
+                "Unsupported".into(),
+                message,
+            ));
         }
     }
     let scaling = is_scaling(applied);
@@ -87,17 +126,32 @@ fn phase(status: ConditionStatus) -> &'static str {
 type ConditionParts = (&'static str, ConditionStatus, String, String);
 
 /// The FeatureStore condition: failed parts first, then Deployment availability.
-fn overall(outcome: &Outcome<'_>, deployment: Option<&DeploymentObservation>) -> (ConditionStatus, String, String) {
+fn overall(
+    outcome: &Outcome<'_>,
+    deployment: Option<&DeploymentObservation>,
+) -> (ConditionStatus, String, String) {
     let failure = match outcome {
         Outcome::Invalid { message, .. } => Some(message.clone()),
         Outcome::Applied { failed, .. } => failed.first().map(|(_, message)| message.clone()),
     };
     if let Some(message) = failure {
-        return (ConditionStatus::False, "FeatureStoreFailed".into(), format!("Error: {message}"));
+        return (
+            ConditionStatus::False,
+            "FeatureStoreFailed".into(),
+            format!("Error: {message}"),
+        );
     }
     match deployment {
-        Some(d) if d.available => (ConditionStatus::True, "Ready".into(), "FeatureStore installation complete".into()),
-        _ => (ConditionStatus::Unknown, "DeploymentNotAvailable".into(), "Deployment is not available".into()),
+        Some(d) if d.available => (
+            ConditionStatus::True,
+            "Ready".into(),
+            "FeatureStore installation complete".into(),
+        ),
+        _ => (
+            ConditionStatus::Unknown,
+            "DeploymentNotAvailable".into(),
+            "Deployment is not available".into(),
+        ),
     }
 }
 
@@ -105,40 +159,96 @@ fn overall(outcome: &Outcome<'_>, deployment: Option<&DeploymentObservation>) ->
 fn part_conditions(applied: &FeatureStoreSpec, outcome: &Outcome<'_>) -> Vec<ConditionParts> {
     let failure_of = |part: ServiceType| -> Option<String> {
         match outcome {
-            Outcome::Invalid { part: failed, message, .. } if *failed == part => Some(message.clone()),
+            Outcome::Invalid {
+                part: failed,
+                message,
+                ..
+            } if *failed == part => Some(message.clone()),
             Outcome::Invalid { .. } => None,
-            Outcome::Applied { failed, .. } => failed.iter().find(|(p, _)| *p == part).map(|(_, m)| m.clone()),
+            Outcome::Applied { failed, .. } => failed
+                .iter()
+                .find(|(p, _)| *p == part)
+                .map(|(_, m)| m.clone()),
         }
     };
     configured_parts(applied)
         .into_iter()
-        .map(|(part, type_, ok_message, failed_reason)| match failure_of(part) {
-            Some(message) => (type_, ConditionStatus::False, failed_reason.to_owned(), format!("Error: {message}")),
-            None => (type_, ConditionStatus::True, "Ready".to_owned(), ok_message.to_owned()),
-        })
+        .map(
+            |(part, type_, ok_message, failed_reason)| match failure_of(part) {
+                Some(message) => (
+                    type_,
+                    ConditionStatus::False,
+                    failed_reason.to_owned(),
+                    format!("Error: {message}"),
+                ),
+                None => (
+                    type_,
+                    ConditionStatus::True,
+                    "Ready".to_owned(),
+                    ok_message.to_owned(),
+                ),
+            },
+        )
         .collect()
 }
 
 /// The parts a FeatureStore has, with their condition type, success message and failure reason.
-fn configured_parts(applied: &FeatureStoreSpec) -> Vec<(ServiceType, &'static str, &'static str, &'static str)> {
+fn configured_parts(
+    applied: &FeatureStoreSpec,
+) -> Vec<(ServiceType, &'static str, &'static str, &'static str)> {
     let services = applied.services.as_ref();
     let mut parts = Vec::new();
-    if services.and_then(|s| s.offline_store.as_ref()).is_some_and(|o| o.server.is_some()) {
-        parts.push((ServiceType::Offline, "OfflineStore", "Offline Store installation complete", "OfflineStoreDeploymentFailed"));
+    if services
+        .and_then(|s| s.offline_store.as_ref())
+        .is_some_and(|o| o.server.is_some())
+    {
+        parts.push((
+            ServiceType::Offline,
+            "OfflineStore",
+            "Offline Store installation complete",
+            "OfflineStoreDeploymentFailed",
+        ));
     }
     let online = services.and_then(|s| s.online_store.as_ref());
     if online.is_some_and(|o| o.disabled != Some(true) && o.server.is_some()) {
-        parts.push((ServiceType::Online, "OnlineStore", "Online Store installation complete", "OnlineStoreDeploymentFailed"));
+        parts.push((
+            ServiceType::Online,
+            "OnlineStore",
+            "Online Store installation complete",
+            "OnlineStoreDeploymentFailed",
+        ));
     }
-    let local_registry = services.and_then(|s| s.registry.as_ref()).and_then(|r| r.local.as_ref());
+    let local_registry = services
+        .and_then(|s| s.registry.as_ref())
+        .and_then(|r| r.local.as_ref());
     if local_registry.is_some_and(|l| l.server.is_some()) {
-        parts.push((ServiceType::Registry, "Registry", "Registry installation complete", "RegistryDeploymentFailed"));
+        parts.push((
+            ServiceType::Registry,
+            "Registry",
+            "Registry installation complete",
+            "RegistryDeploymentFailed",
+        ));
     }
     if services.and_then(|s| s.ui.as_ref()).is_some() {
-        parts.push((ServiceType::Ui, "UI", "UI installation complete", "UIDeploymentFailed"));
+        parts.push((
+            ServiceType::Ui,
+            "UI",
+            "UI installation complete",
+            "UIDeploymentFailed",
+        ));
     }
-    parts.push((ServiceType::Client, "Client", "Client installation complete", "ClientDeploymentFailed"));
-    parts.push((ServiceType::CronJob, "CronJob", "CronJob installation complete", "CronJobDeploymentFailed"));
+    parts.push((
+        ServiceType::Client,
+        "Client",
+        "Client installation complete",
+        "ClientDeploymentFailed",
+    ));
+    parts.push((
+        ServiceType::CronJob,
+        "CronJob",
+        "CronJob installation complete",
+        "CronJobDeploymentFailed",
+    ));
     let authz = applied.authz.as_ref();
     if authz.and_then(|a| a.kubernetes.as_ref()).is_some() {
         parts.push((
@@ -168,13 +278,199 @@ fn condition(
     reason: String,
     message: String,
 ) -> Condition {
-    let earlier = previous.iter().find(|c| c.type_ == type_ && c.status == status);
+    let earlier = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status);
     Condition {
         type_: type_.to_owned(),
         status,
         observed_generation: generation,
-        last_transition_time: earlier.map_or_else(|| now.clone(), |c| c.last_transition_time.clone()),
+        last_transition_time: earlier
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone()),
         reason,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fieldwise_api::v1::{FeatureStore, defaults};
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+
+    fn fs(spec: serde_json::Value) -> FeatureStore {
+        serde_json::from_value(json!({
+            "apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+            "metadata": {"name": "fs", "namespace": "ns", "generation": 3}, "spec": spec,
+        }))
+        .expect("a valid FeatureStore")
+    }
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).expect("a valid time"))
+    }
+
+    fn available(ready: i32) -> DeploymentObservation {
+        DeploymentObservation {
+            desired_replicas: Some(ready),
+            ready_replicas: ready,
+            available: true,
+        }
+    }
+
+    fn applied_status(
+        fs: &FeatureStore,
+        deployment: Option<&DeploymentObservation>,
+        now: &Time,
+    ) -> FeatureStoreStatus {
+        let applied = defaults::applied(&fs.spec);
+        let hostnames = ServiceHostnames::default();
+        let outcome = Outcome::Applied {
+            applied: &applied,
+            hostnames: &hostnames,
+            unsupported: &[],
+            failed: Vec::new(),
+        };
+        derive_status(fs, &outcome, deployment, now)
+    }
+
+    fn condition<'a>(status: &'a FeatureStoreStatus, type_: &str) -> &'a Condition {
+        let conditions = status.conditions.as_ref().expect("conditions");
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    #[test]
+    fn an_available_deployment_makes_the_feature_store_ready() {
+        let fs = fs(json!({"feastProject": "p"}));
+        let status = applied_status(&fs, Some(&available(1)), &at(100));
+        assert_eq!(status.phase.as_deref(), Some("Ready"));
+        let ready = condition(&status, READY_TYPE);
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::True, "Ready")
+        );
+        assert_eq!(ready.message, "FeatureStore installation complete");
+        assert_eq!(ready.observed_generation, Some(3));
+        assert_eq!(
+            condition(&status, "OnlineStore").message,
+            "Online Store installation complete"
+        );
+        assert_eq!(
+            condition(&status, "Authorization").message,
+            "Kubernetes authorization installation complete"
+        );
+        assert_eq!(status.selector.as_deref(), Some("feast.dev/name=fs"));
+        assert_eq!(status.replicas, Some(1));
+        assert!(
+            status.scaling_status.is_none(),
+            "no scaling status without scaling"
+        );
+    }
+
+    #[test]
+    fn an_unavailable_deployment_leaves_the_feature_store_pending() {
+        let fs = fs(json!({"feastProject": "p"}));
+        let status = applied_status(&fs, None, &at(100));
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        let ready = condition(&status, READY_TYPE);
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::Unknown, "DeploymentNotAvailable")
+        );
+        assert_eq!(ready.message, "Deployment is not available");
+    }
+
+    #[test]
+    fn transition_times_change_only_when_a_condition_changes_status() {
+        let mut fs = fs(json!({"feastProject": "p"}));
+        let first = applied_status(&fs, None, &at(100));
+        fs.status = Some(first);
+        let still_pending = applied_status(&fs, None, &at(200));
+        assert_eq!(
+            condition(&still_pending, READY_TYPE).last_transition_time,
+            at(100)
+        );
+        assert_eq!(
+            condition(&still_pending, "OnlineStore").last_transition_time,
+            at(100)
+        );
+        fs.status = Some(still_pending);
+        let ready = applied_status(&fs, Some(&available(1)), &at(300));
+        assert_eq!(condition(&ready, READY_TYPE).last_transition_time, at(300));
+        assert_eq!(
+            condition(&ready, "OnlineStore").last_transition_time,
+            at(100)
+        );
+    }
+
+    #[test]
+    fn a_failed_part_fails_its_condition_and_the_feature_store() {
+        let fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
+        let applied = defaults::applied(&fs.spec);
+        let outcome = Outcome::Invalid {
+            applied: &applied,
+            part: ServiceType::Offline,
+            message: "secrets \"x\" not found".into(),
+        };
+        let status = derive_status(&fs, &outcome, None, &at(100));
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        let offline = condition(&status, "OfflineStore");
+        assert_eq!(
+            (offline.status, offline.reason.as_str()),
+            (ConditionStatus::False, "OfflineStoreDeploymentFailed")
+        );
+        assert_eq!(offline.message, "Error: secrets \"x\" not found");
+        assert_eq!(condition(&status, READY_TYPE).reason, "FeatureStoreFailed");
+        assert_eq!(
+            condition(&status, "OnlineStore").status,
+            ConditionStatus::True
+        );
+    }
+
+    #[test]
+    fn scaling_reports_current_and_desired_replicas() {
+        let fs = fs(json!({"feastProject": "p", "replicas": 3, "services": {
+            "onlineStore": {"persistence": {"store": {"type": "redis", "secretRef": {"name": "s"}}}},
+            "registry": {"remote": {"hostname": "registry:80"}}
+        }}));
+        let deployment = DeploymentObservation {
+            desired_replicas: Some(3),
+            ready_replicas: 2,
+            available: true,
+        };
+        let status = applied_status(&fs, Some(&deployment), &at(100));
+        assert_eq!(status.replicas, Some(2));
+        let scaling = status.scaling_status.expect("scaling status while scaling");
+        assert_eq!(
+            (scaling.current_replicas, scaling.desired_replicas),
+            (Some(2), Some(3))
+        );
+    }
+
+    #[test]
+    fn no_auth_has_no_authorization_condition_and_unsupported_fields_are_reported() {
+        let fs = fs(json!({"feastProject": "p", "authz": {"noAuth": true}}));
+        let applied = defaults::applied(&fs.spec);
+        let hostnames = ServiceHostnames::default();
+        let unsupported = vec!["spec.openlineage.consumer.lineageServer".to_owned()];
+        let outcome = Outcome::Applied {
+            applied: &applied,
+            hostnames: &hostnames,
+            unsupported: &unsupported,
+            failed: Vec::new(),
+        };
+        let status = derive_status(&fs, &outcome, Some(&available(1)), &at(100));
+        let conditions = status.conditions.as_ref().expect("conditions");
+        assert!(conditions.iter().all(|c| c.type_ != "Authorization"));
+        assert!(
+            condition(&status, "Unsupported")
+                .message
+                .contains("spec.openlineage.consumer.lineageServer")
+        );
     }
 }

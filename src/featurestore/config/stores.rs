@@ -255,7 +255,7 @@ pub(super) fn registry(
         return remote_registry(remote, remote_host);
     }
     let Some(local) = registry.and_then(|registry| registry.local.as_ref()) else {
-        return Ok(json!({ "path": EPHEMERAL_REGISTRY, "registry_type": "file" }));
+        return Ok(json!({ "path": DEFAULT_REGISTRY_PATH, "registry_type": "file" }));
     };
     let mcp = local
         .server
@@ -276,9 +276,6 @@ pub(super) fn registry(
     let file = persistence.and_then(|persistence| persistence.file.as_ref());
     Ok(Value::Object(file_registry(file, mcp)))
 }
-
-/// The registry file path written when the FeatureStore configures no registry at all.
-const EPHEMERAL_REGISTRY: &str = DEFAULT_REGISTRY_PATH;
 
 fn file_registry(file: Option<&RegistryFilePersistence>, mcp: Option<Value>) -> Map<String, Value> {
     let path = file_path(

@@ -3,8 +3,8 @@
 use fieldwise_api::v1::{FeatureStore, FeatureStoreSpec, LogLevel, WorkerConfigs};
 use k8s_openapi::{
     api::core::v1::{
-        Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Probe, SecretKeySelector,
-        TCPSocketAction, VolumeMount,
+        Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Probe,
+        SecretKeySelector, TCPSocketAction, VolumeMount,
     },
     apimachinery::pkg::util::intstr::IntOrString,
 };
@@ -43,7 +43,12 @@ impl PodContext<'_> {
             .and_then(|d| d.git.as_ref())
             .and_then(|git| git.feature_repo_path.clone())
             .unwrap_or_else(|| "feature_repo".to_owned());
-        format!("{}/{}/{}", self.data_dir(), self.applied.feast_project, sub_dir.trim_end_matches('/'))
+        format!(
+            "{}/{}/{}",
+            self.data_dir(),
+            self.applied.feast_project,
+            sub_dir.trim_end_matches('/')
+        )
     }
 
     /// Where the repository is created: the offline store's PVC mount, else `/feast-data`.
@@ -56,26 +61,45 @@ impl PodContext<'_> {
             .and_then(|o| o.persistence.as_ref())
             .and_then(|p| p.file.as_ref())
             .and_then(|f| f.pvc.as_ref());
-        offline_pvc.map_or_else(|| FEAST_DATA_DIR.to_owned(), |pvc| pvc.mount_path.trim_end_matches('/').to_owned())
+        offline_pvc.map_or_else(
+            || FEAST_DATA_DIR.to_owned(),
+            |pvc| pvc.mount_path.trim_end_matches('/').to_owned(),
+        )
     }
 
     fn init_containers_disabled(&self) -> bool {
-        self.applied.services.as_ref().and_then(|s| s.disable_init_containers) == Some(true)
+        self.applied
+            .services
+            .as_ref()
+            .and_then(|s| s.disable_init_containers)
+            == Some(true)
     }
 
     /// The feature-server image: the server's own, else the packaged repo's, else the operator default.
     fn server_image(&self, own: Option<&String>) -> String {
-        own.cloned().or_else(|| self.packaged_image()).unwrap_or_else(|| self.context.images.feature_server.clone())
+        own.cloned()
+            .or_else(|| self.packaged_image())
+            .unwrap_or_else(|| self.context.images.feature_server.clone())
     }
 
     /// The init containers' image: `services.initImage`, else the packaged repo's, else the operator default.
     fn init_image(&self) -> String {
-        let own = self.applied.services.as_ref().and_then(|s| s.init_image.as_ref());
+        let own = self
+            .applied
+            .services
+            .as_ref()
+            .and_then(|s| s.init_image.as_ref());
         self.server_image(own)
     }
 
     fn packaged_image(&self) -> Option<String> {
-        self.applied.feast_project_dir.as_ref()?.packaged.as_ref()?.image.clone()
+        self.applied
+            .feast_project_dir
+            .as_ref()?
+            .packaged
+            .as_ref()?
+            .image
+            .clone()
     }
 
     /// The server feature_store.yaml variable, read from the config Secret (never inlined).
@@ -84,7 +108,11 @@ impl PodContext<'_> {
         EnvVar {
             name: FEATURE_STORE_YAML_ENV.to_owned(),
             value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name: secret.to_owned(), key: key.to_owned(), optional: None }),
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.to_owned(),
+                    key: key.to_owned(),
+                    optional: None,
+                }),
                 ..EnvVarSource::default()
             }),
             value: None,
@@ -95,13 +123,21 @@ impl PodContext<'_> {
     fn operator_env(&self) -> Vec<EnvVar> {
         let mut env = Vec::new();
         if let Some(mlflow) = self.applied.mlflow.as_ref().filter(|m| m.enabled) {
-            let auth = mlflow.tracking_auth.clone().unwrap_or_else(|| "kubernetes-namespaced".to_owned());
+            let auth = mlflow
+                .tracking_auth
+                .clone()
+                .unwrap_or_else(|| "kubernetes-namespaced".to_owned());
             env.push(plain_env("MLFLOW_TRACKING_AUTH", &auth));
             if let Some(uri) = &mlflow.tracking_uri {
                 env.push(plain_env("MLFLOW_TRACKING_URI", uri));
             }
         }
-        let protected = self.fs.metadata.annotations.as_ref().and_then(|a| a.get(PROTECTED_PROJECT_ANNOTATION));
+        let protected = self
+            .fs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROTECTED_PROJECT_ANNOTATION));
         if protected.map(String::as_str) == Some("true") {
             env.push(plain_env("FEAST_PROTECTED_PROJECT", "true"));
         }
@@ -131,9 +167,20 @@ pub fn server_container(pod: &PodContext<'_>, server: &Server<'_>) -> Container 
         env_from: config.env_from.clone(),
         resources: config.resources.clone(),
         volume_mounts: Some(mounts),
-        startup_probe: Some(Probe { period_seconds: Some(3), failure_threshold: Some(40), ..probe_action(server) }),
-        liveness_probe: Some(Probe { period_seconds: Some(20), failure_threshold: Some(6), ..probe_action(server) }),
-        readiness_probe: Some(Probe { period_seconds: Some(10), ..probe_action(server) }),
+        startup_probe: Some(Probe {
+            period_seconds: Some(3),
+            failure_threshold: Some(40),
+            ..probe_action(server)
+        }),
+        liveness_probe: Some(Probe {
+            period_seconds: Some(20),
+            failure_threshold: Some(6),
+            ..probe_action(server)
+        }),
+        readiness_probe: Some(Probe {
+            period_seconds: Some(10),
+            ..probe_action(server)
+        }),
         ..Container::default()
     }
 }
@@ -153,12 +200,18 @@ pub fn server_command(server: &Server<'_>) -> Vec<String> {
             command.extend(["-h".to_owned(), "0.0.0.0".to_owned()]);
             command.extend(worker_flags(server.config.worker_configs.as_ref()));
         }
-        ServiceType::Offline => command.extend(["serve_offline", "-h", "0.0.0.0"].map(str::to_owned)),
+        ServiceType::Offline => {
+            command.extend(["serve_offline", "-h", "0.0.0.0"].map(str::to_owned))
+        }
         ServiceType::Registry => {
             command.push("serve_registry".to_owned());
             command.push(if server.grpc { "--grpc" } else { "--no-grpc" }.to_owned());
             if server.rest_api {
-                command.extend(["--rest-api".to_owned(), "--rest-port".to_owned(), server.rest_port().to_string()]);
+                command.extend([
+                    "--rest-api".to_owned(),
+                    "--rest-port".to_owned(),
+                    server.rest_port().to_string(),
+                ]);
             }
         }
         _ => command.extend(["ui", "-h", "0.0.0.0"].map(str::to_owned)),
@@ -182,12 +235,19 @@ fn log_level_flag(level: LogLevel) -> &'static str {
 
 fn tls_flags(service: ServiceType, tls: &ServerTls) -> [String; 4] {
     let dir = ServerTls::mount_dir(service);
-    ["--key".to_owned(), format!("{dir}{}", tls.private_key_key), "--cert".to_owned(), format!("{dir}{}", tls.cert_key)]
+    [
+        "--key".to_owned(),
+        format!("{dir}{}", tls.private_key_key),
+        "--cert".to_owned(),
+        format!("{dir}{}", tls.cert_key),
+    ]
 }
 
 /// Gunicorn flags, only for the settings the user gave.
 fn worker_flags(workers: Option<&WorkerConfigs>) -> Vec<String> {
-    let Some(workers) = workers else { return Vec::new() };
+    let Some(workers) = workers else {
+        return Vec::new();
+    };
     [
         ("--workers", workers.workers),
         ("--worker-connections", workers.worker_connections),
@@ -218,7 +278,11 @@ fn container_ports(server: &Server<'_>) -> Vec<ContainerPort> {
 }
 
 fn container_port(name: &str, port: i32) -> ContainerPort {
-    ContainerPort { name: Some(name.to_owned()), container_port: port, ..ContainerPort::default() }
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        ..ContainerPort::default()
+    }
 }
 
 /// The probe handler: HTTP `/health` for the online server and a REST-only registry, TCP otherwise.
@@ -239,7 +303,10 @@ fn probe_action(server: &Server<'_>) -> Probe {
             ..Probe::default()
         },
         None => Probe {
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(server.port()), host: None }),
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(server.port()),
+                host: None,
+            }),
             ..Probe::default()
         },
     }
@@ -251,7 +318,12 @@ pub fn init_containers(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Vec<Cont
         return Vec::new();
     }
     let mut containers = vec![feast_init(pod)];
-    let run_apply = pod.applied.services.as_ref().and_then(|s| s.run_feast_apply_on_init) != Some(false);
+    let run_apply = pod
+        .applied
+        .services
+        .as_ref()
+        .and_then(|s| s.run_feast_apply_on_init)
+        != Some(false);
     if run_apply {
         containers.push(feast_apply(pod, servers));
     }
@@ -260,12 +332,16 @@ pub fn init_containers(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Vec<Cont
 
 fn feast_init(pod: &PodContext<'_>) -> Container {
     let repo_dir = pod.repo_dir();
-    let write_config = format!("echo ${FEATURE_STORE_YAML_ENV} | base64 -d > {repo_dir}/feature_store.yaml");
+    let write_config =
+        format!("echo ${FEATURE_STORE_YAML_ENV} | base64 -d > {repo_dir}/feature_store.yaml");
     let dir = pod.applied.feast_project_dir.as_ref();
     let mut env = vec![pod.config_env()];
     let mut env_from = None;
     let script = if let Some(packaged) = dir.and_then(|d| d.packaged.as_ref()) {
-        env.push(plain_env("FEAST_PACKAGED_FEATURE_REPO_PATH", &packaged.feature_repo_path));
+        env.push(plain_env(
+            "FEAST_PACKAGED_FEATURE_REPO_PATH",
+            &packaged.feature_repo_path,
+        ));
         env.push(plain_env("FEAST_STAGED_FEATURE_REPO_PATH", &repo_dir));
         format!(
             "rm -rf -- \"${{FEAST_STAGED_FEATURE_REPO_PATH}}\" && mkdir -p -- \"${{FEAST_STAGED_FEATURE_REPO_PATH}}\" && \
@@ -295,13 +371,19 @@ fn feast_init(pod: &PodContext<'_>) -> Container {
 }
 
 fn feast_init_command(pod: &PodContext<'_>) -> String {
-    let init = pod.applied.feast_project_dir.as_ref().and_then(|d| d.init.as_ref());
+    let init = pod
+        .applied
+        .feast_project_dir
+        .as_ref()
+        .and_then(|d| d.init.as_ref());
     let mut command = "feast init".to_owned();
     if init.and_then(|i| i.minimal) == Some(true) {
         command.push_str(" -m");
     }
     if let Some(template) = init.and_then(|i| i.template) {
-        let name = serde_json::to_value(template).ok().and_then(|v| v.as_str().map(str::to_owned));
+        let name = serde_json::to_value(template)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
         if let Some(name) = name {
             command.push_str(&format!(" -t {name}"));
         }
@@ -329,7 +411,10 @@ fn feast_apply(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Container {
     let mut mounts = pod.shared_mounts.to_vec();
     let store_servers = servers.iter().filter(|s| s.service != ServiceType::Ui);
     for server in store_servers {
-        merge_env(&mut env, server.config.container.env.as_deref().unwrap_or_default());
+        merge_env(
+            &mut env,
+            server.config.container.env.as_deref().unwrap_or_default(),
+        );
         for source in server.config.container.env_from.iter().flatten() {
             if !env_from.contains(source) {
                 env_from.push(source.clone());
@@ -364,5 +449,9 @@ pub fn merge_env(env: &mut Vec<EnvVar>, extra: &[EnvVar]) {
 }
 
 fn plain_env(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None }
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
 }

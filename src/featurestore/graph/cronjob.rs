@@ -4,7 +4,10 @@ use fieldwise_api::v1::{FeastCronJob, FeatureStoreSpec};
 use k8s_openapi::{
     api::{
         batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec},
-        core::v1::{Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext},
+        core::v1::{
+            Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
+            SecurityContext,
+        },
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -15,16 +18,31 @@ use crate::featurestore::{
 };
 
 /// The commands run when the user gives none: apply the repository, then materialize up to now.
-pub const DEFAULT_COMMANDS: [&str; 2] = ["feast apply", "feast materialize-incremental $(date -u +'%Y-%m-%dT%H:%M:%S')"];
+pub const DEFAULT_COMMANDS: [&str; 2] = [
+    "feast apply",
+    "feast materialize-incremental $(date -u +'%Y-%m-%dT%H:%M:%S')",
+];
 
 /// The CronJob. Without a schedule it is suspended and yearly, so it only runs when triggered by hand.
-pub fn cron_job(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec, context: &GraphContext) -> CronJob {
+pub fn cron_job(
+    cr_name: &str,
+    namespace: &str,
+    applied: &FeatureStoreSpec,
+    context: &GraphContext,
+) -> CronJob {
     let default_config = FeastCronJob::default();
     let config = applied.cron_job.as_ref().unwrap_or(&default_config);
-    let scheduled = config.schedule.as_deref().is_some_and(|schedule| !schedule.is_empty());
+    let scheduled = config
+        .schedule
+        .as_deref()
+        .is_some_and(|schedule| !schedule.is_empty());
     let job = config.job_spec.as_ref();
     let containers = exec_containers(cr_name, config, context);
-    let (main, init) = containers.split_last().map_or((Vec::new(), Vec::new()), |(last, rest)| (vec![last.clone()], rest.to_vec()));
+    let (main, init) = containers
+        .split_last()
+        .map_or((Vec::new(), Vec::new()), |(last, rest)| {
+            (vec![last.clone()], rest.to_vec())
+        });
     CronJob {
         metadata: ObjectMeta {
             name: Some(base_name(cr_name)),
@@ -34,11 +52,26 @@ pub fn cron_job(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec, cont
             ..ObjectMeta::default()
         },
         spec: Some(CronJobSpec {
-            schedule: if scheduled { config.schedule.clone().unwrap_or_default() } else { "@yearly".to_owned() },
+            schedule: if scheduled {
+                config.schedule.clone().unwrap_or_default()
+            } else {
+                "@yearly".to_owned()
+            },
             time_zone: config.time_zone.clone(),
-            suspend: if scheduled { config.suspend } else { Some(true) },
-            concurrency_policy: Some(config.concurrency_policy.clone().unwrap_or_else(|| "Replace".to_owned())),
-            starting_deadline_seconds: config.starting_deadline_seconds.or((!scheduled).then_some(5)),
+            suspend: if scheduled {
+                config.suspend
+            } else {
+                Some(true)
+            },
+            concurrency_policy: Some(
+                config
+                    .concurrency_policy
+                    .clone()
+                    .unwrap_or_else(|| "Replace".to_owned()),
+            ),
+            starting_deadline_seconds: config
+                .starting_deadline_seconds
+                .or((!scheduled).then_some(5)),
             successful_jobs_history_limit: config.successful_jobs_history_limit,
             failed_jobs_history_limit: config.failed_jobs_history_limit,
             job_template: JobTemplateSpec {
@@ -56,10 +89,12 @@ pub fn cron_job(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec, cont
                     suspend: job.and_then(|j| j.suspend),
                     pod_replacement_policy: job.and_then(|j| j.pod_replacement_policy.clone()),
                     template: PodTemplateSpec {
-                        metadata: job.and_then(|j| j.pod_template_annotations.clone()).map(|annotations| ObjectMeta {
-                            annotations: Some(annotations),
-                            ..ObjectMeta::default()
-                        }),
+                        metadata: job.and_then(|j| j.pod_template_annotations.clone()).map(
+                            |annotations| ObjectMeta {
+                                annotations: Some(annotations),
+                                ..ObjectMeta::default()
+                            },
+                        ),
                         spec: Some(PodSpec {
                             service_account_name: Some(service_name(cr_name, ServiceType::CronJob)),
                             restart_policy: Some("Never".to_owned()),
@@ -74,7 +109,10 @@ pub fn cron_job(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec, cont
                             }),
                             init_containers: (!init.is_empty()).then_some(init),
                             containers: main,
-                            node_selector: config.container_configs.as_ref().and_then(|c| c.container.node_selector.clone()),
+                            node_selector: config
+                                .container_configs
+                                .as_ref()
+                                .and_then(|c| c.container.node_selector.clone()),
                             ..PodSpec::default()
                         }),
                     },
@@ -89,11 +127,16 @@ pub fn cron_job(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec, cont
 /// One `kubectl exec` container per command, `feast-0`, `feast-1`, …
 fn exec_containers(cr_name: &str, config: &FeastCronJob, context: &GraphContext) -> Vec<Container> {
     let container = config.container_configs.as_ref();
-    let commands: Vec<String> = match container.and_then(|c| c.commands.clone()).filter(|c| !c.is_empty()) {
+    let commands: Vec<String> = match container
+        .and_then(|c| c.commands.clone())
+        .filter(|c| !c.is_empty())
+    {
         Some(commands) => commands,
         None => DEFAULT_COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
     };
-    let image = container.and_then(|c| c.container.image.clone()).unwrap_or_else(|| context.images.cron_job.clone());
+    let image = container
+        .and_then(|c| c.container.image.clone())
+        .unwrap_or_else(|| context.images.cron_job.clone());
     commands
         .iter()
         .enumerate()
@@ -102,16 +145,28 @@ fn exec_containers(cr_name: &str, config: &FeastCronJob, context: &GraphContext)
             image: Some(image.clone()),
             image_pull_policy: container.and_then(|c| c.container.image_pull_policy.clone()),
             command: Some(
-                ["kubectl", "exec", &format!("deploy/{}", base_name(cr_name)), "-i", "--", "bash", "-c", command]
-                    .map(str::to_owned)
-                    .to_vec(),
+                [
+                    "kubectl",
+                    "exec",
+                    &format!("deploy/{}", base_name(cr_name)),
+                    "-i",
+                    "--",
+                    "bash",
+                    "-c",
+                    command,
+                ]
+                .map(str::to_owned)
+                .to_vec(),
             ),
             env: container.and_then(|c| c.container.env.clone()),
             env_from: container.and_then(|c| c.container.env_from.clone()),
             resources: container.and_then(|c| c.container.resources.clone()),
             security_context: Some(SecurityContext {
                 allow_privilege_escalation: Some(false),
-                capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_owned()]),
+                    add: None,
+                }),
                 ..SecurityContext::default()
             }),
             ..Container::default()

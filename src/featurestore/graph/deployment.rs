@@ -24,18 +24,28 @@ pub const CONFIG_HASH_ANNOTATION: &str = "fieldwise.dev/config-hash";
 
 /// The Deployment running every feature server of the FeatureStore. `spec.replicas` is left out while an HPA
 /// owns it.
-pub fn deployment(pod: &PodContext<'_>, servers: &[Server<'_>], volumes: &PodVolumes, config_hash: &str) -> Deployment {
+pub fn deployment(
+    pod: &PodContext<'_>,
+    servers: &[Server<'_>],
+    volumes: &PodVolumes,
+    config_hash: &str,
+) -> Deployment {
     let cr_name = pod.fs.metadata.name.as_deref().unwrap_or_default();
     let applied = pod.applied;
     let services = applied.services.as_ref();
-    let mut annotations = services.and_then(|s| s.pod_annotations.clone()).unwrap_or_default();
+    let mut annotations = services
+        .and_then(|s| s.pod_annotations.clone())
+        .unwrap_or_default();
     annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash.to_owned());
     let init = init_containers(pod, servers);
     let pod_spec = PodSpec {
         service_account_name: Some(base_name(cr_name)),
         security_context: services.and_then(|s| s.security_context.clone()),
         init_containers: (!init.is_empty()).then_some(init),
-        containers: servers.iter().map(|server| server_container(pod, server)).collect(),
+        containers: servers
+            .iter()
+            .map(|server| server_container(pod, server))
+            .collect(),
         volumes: (!volumes.volumes.is_empty()).then(|| volumes.volumes.clone()),
         node_selector: node_selector(applied, servers),
         tolerations: services.and_then(|s| s.tolerations.clone()),
@@ -78,12 +88,28 @@ pub fn static_replicas(applied: &FeatureStoreSpec) -> Option<i32> {
 }
 
 /// `services.nodeSelector` overlaid by each server's own, in container order.
-fn node_selector(applied: &FeatureStoreSpec, servers: &[Server<'_>]) -> Option<BTreeMap<String, String>> {
-    let mut selector = applied.services.as_ref().and_then(|s| s.node_selector.clone()).unwrap_or_default();
-    let overlay_order = [ServiceType::Registry, ServiceType::Offline, ServiceType::Online, ServiceType::Ui];
+fn node_selector(
+    applied: &FeatureStoreSpec,
+    servers: &[Server<'_>],
+) -> Option<BTreeMap<String, String>> {
+    let mut selector = applied
+        .services
+        .as_ref()
+        .and_then(|s| s.node_selector.clone())
+        .unwrap_or_default();
+    let overlay_order = [
+        ServiceType::Registry,
+        ServiceType::Offline,
+        ServiceType::Online,
+        ServiceType::Ui,
+    ];
     for service in overlay_order {
         let server = servers.iter().find(|server| server.service == service);
-        selector.extend(server.and_then(|s| s.config.container.node_selector.clone()).unwrap_or_default());
+        selector.extend(
+            server
+                .and_then(|s| s.config.container.node_selector.clone())
+                .unwrap_or_default(),
+        );
     }
     (!selector.is_empty()).then_some(selector)
 }

@@ -72,12 +72,18 @@ pub struct GraphError {
 
 impl GraphError {
     fn new(part: ServiceType, message: impl Into<String>) -> Self {
-        Self { part, message: message.into() }
+        Self {
+            part,
+            message: message.into(),
+        }
     }
 }
 
 /// Builds the desired graph of `fs`. Pure: the same inputs always give the same objects in the same order.
-pub fn desired_graph(fs: &FeatureStore, context: &GraphContext) -> Result<DesiredGraph, GraphError> {
+pub fn desired_graph(
+    fs: &FeatureStore,
+    context: &GraphContext,
+) -> Result<DesiredGraph, GraphError> {
     let cr_name = fs.metadata.name.as_deref().unwrap_or_default();
     let namespace = fs.metadata.namespace.as_deref().unwrap_or("default");
     let applied = defaults::applied(&fs.spec);
@@ -107,11 +113,22 @@ pub fn desired_graph(fs: &FeatureStore, context: &GraphContext) -> Result<Desire
         shared_mounts: &pod_volumes.shared_mounts,
     };
     let uid = fs.metadata.uid.as_deref().unwrap_or_default();
-    let deployment = deployment::deployment(&pod, &servers, &pod_volumes, &objects::config_hash(uid, &server_yaml));
+    let deployment = deployment::deployment(
+        &pod,
+        &servers,
+        &pod_volumes,
+        &objects::config_hash(uid, &server_yaml),
+    );
 
     let mut children = Children::default();
-    children.push(CONFIG, objects::config_secret(cr_name, namespace, &secret_name, &server_yaml));
-    children.push(ServiceType::Client.as_str(), objects::client_config_map(cr_name, namespace, &config::to_yaml(&client_yaml)));
+    children.push(
+        CONFIG,
+        objects::config_secret(cr_name, namespace, &secret_name, &server_yaml),
+    );
+    children.push(
+        ServiceType::Client.as_str(),
+        objects::client_config_map(cr_name, namespace, &config::to_yaml(&client_yaml)),
+    );
     children.push_typed(FEATURE_SERVER, &rbac::service_account(cr_name, namespace));
     for object in rbac::authorization_objects(cr_name, namespace, &applied) {
         children.push(ServiceType::Authorization.as_str(), object);
@@ -120,7 +137,10 @@ pub fn desired_graph(fs: &FeatureStore, context: &GraphContext) -> Result<Desire
         children.push_typed(component_of_labels(&claim.metadata), &claim);
     }
     for spec in &service_specs {
-        children.push_typed(spec.server.service.as_str(), &services::service(cr_name, namespace, spec));
+        children.push_typed(
+            spec.server.service.as_str(),
+            &services::service(cr_name, namespace, spec),
+        );
     }
     let replicas = match scaling::autoscaling(&applied) {
         Some(_) => ReplicasPolicy::Released,
@@ -139,16 +159,28 @@ pub fn desired_graph(fs: &FeatureStore, context: &GraphContext) -> Result<Desire
     for object in rbac::cron_job_rbac(cr_name, namespace) {
         children.push(ServiceType::CronJob.as_str(), object);
     }
-    children.push_typed(ServiceType::CronJob.as_str(), &cronjob::cron_job(cr_name, namespace, &applied, context));
+    children.push_typed(
+        ServiceType::CronJob.as_str(),
+        &cronjob::cron_job(cr_name, namespace, &applied, context),
+    );
 
     let unsupported = objects::unsupported_fields(&applied, context);
-    Ok(DesiredGraph { objects: children.objects, applied, hostnames, unsupported })
+    Ok(DesiredGraph {
+        objects: children.objects,
+        applied,
+        hostnames,
+        unsupported,
+    })
 }
 
 /// The component a claim belongs to, from its `feast.dev/service-type` label.
-fn component_of_labels(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+fn component_of_labels(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> &str {
     let labels = metadata.labels.as_ref();
-    labels.and_then(|labels| labels.get(SERVICE_TYPE_LABEL)).map_or(FEATURE_SERVER, String::as_str)
+    labels
+        .and_then(|labels| labels.get(SERVICE_TYPE_LABEL))
+        .map_or(FEATURE_SERVER, String::as_str)
 }
 
 /// The graph under construction.
@@ -159,14 +191,27 @@ struct Children {
 
 impl Children {
     fn push(&mut self, component: &str, body: Value) {
-        self.objects.push(DesiredObject { body, component: component.to_owned(), replicas: ReplicasPolicy::Owned });
+        self.objects.push(DesiredObject {
+            body,
+            component: component.to_owned(),
+            replicas: ReplicasPolicy::Owned,
+        });
     }
 
     fn push_typed<T: serde::Serialize>(&mut self, component: &str, object: &T) {
         self.push(component, rbac::to_value(object));
     }
 
-    fn push_workload<T: serde::Serialize>(&mut self, component: &str, object: &T, replicas: ReplicasPolicy) {
-        self.objects.push(DesiredObject { body: rbac::to_value(object), component: component.to_owned(), replicas });
+    fn push_workload<T: serde::Serialize>(
+        &mut self,
+        component: &str,
+        object: &T,
+        replicas: ReplicasPolicy,
+    ) {
+        self.objects.push(DesiredObject {
+            body: rbac::to_value(object),
+            component: component.to_owned(),
+            replicas,
+        });
     }
 }

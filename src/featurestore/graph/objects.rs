@@ -21,7 +21,12 @@ use crate::featurestore::{
 
 /// The Secret holding the server feature_store.yaml, base64-encoded as the Feast images read it. It may hold
 /// database credentials, which is why it is a Secret rather than an inline environment variable.
-pub fn config_secret(cr_name: &str, namespace: &str, secret_name: &str, server_yaml: &str) -> Value {
+pub fn config_secret(
+    cr_name: &str,
+    namespace: &str,
+    secret_name: &str,
+    server_yaml: &str,
+) -> Value {
     let encoded = BASE64.encode(server_yaml);
     to_value(&Secret {
         metadata: ObjectMeta {
@@ -31,7 +36,10 @@ pub fn config_secret(cr_name: &str, namespace: &str, secret_name: &str, server_y
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([(super::CONFIG_SECRET_KEY.to_owned(), ByteString(encoded.into_bytes()))])),
+        data: Some(BTreeMap::from([(
+            super::CONFIG_SECRET_KEY.to_owned(),
+            ByteString(encoded.into_bytes()),
+        )])),
         ..Secret::default()
     })
 }
@@ -45,7 +53,10 @@ pub fn client_config_map(cr_name: &str, namespace: &str, client_yaml: &str) -> V
             labels: Some(service_labels(cr_name, ServiceType::Client)),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([("feature_store.yaml".to_owned(), client_yaml.to_owned())])),
+        data: Some(BTreeMap::from([(
+            "feature_store.yaml".to_owned(),
+            client_yaml.to_owned(),
+        )])),
         ..ConfigMap::default()
     })
 }
@@ -53,13 +64,28 @@ pub fn client_config_map(cr_name: &str, namespace: &str, client_yaml: &str) -> V
 /// A short digest of the server configuration for the pod template, so pods restart when it changes. Salted
 /// with the FeatureStore's uid so the digest cannot be matched against guesses of common configurations.
 pub fn config_hash(uid: &str, server_yaml: &str) -> String {
-    let digest = Sha256::new().chain_update(uid.as_bytes()).chain_update(b"\0").chain_update(server_yaml.as_bytes()).finalize();
-    digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+    let digest = Sha256::new()
+        .chain_update(uid.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(server_yaml.as_bytes())
+        .finalize();
+    digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A ServiceMonitor for the online server's metrics, when Prometheus Operator is installed and metrics are on.
-pub fn service_monitor(cr_name: &str, namespace: &str, servers: &[Server<'_>], context: &GraphContext) -> Option<Value> {
-    let online = servers.iter().find(|server| server.service == ServiceType::Online)?;
+pub fn service_monitor(
+    cr_name: &str,
+    namespace: &str,
+    servers: &[Server<'_>],
+    context: &GraphContext,
+) -> Option<Value> {
+    let online = servers
+        .iter()
+        .find(|server| server.service == ServiceType::Online)?;
     if !context.service_monitor_available || online.config.metrics != Some(true) {
         return None;
     }
@@ -78,7 +104,10 @@ pub fn service_monitor(cr_name: &str, namespace: &str, servers: &[Server<'_>], c
 /// Fields whose objects fieldwise does not create (see the README): each becomes an `Unsupported` condition.
 pub fn unsupported_fields(applied: &FeatureStoreSpec, context: &GraphContext) -> Vec<String> {
     let mut fields = Vec::new();
-    let consumer = applied.openlineage.as_ref().and_then(|o| o.consumer.as_ref());
+    let consumer = applied
+        .openlineage
+        .as_ref()
+        .and_then(|o| o.consumer.as_ref());
     if consumer.is_some_and(|c| c.enabled && c.lineage_server.is_some()) {
         fields.push("spec.openlineage.consumer.lineageServer".to_owned());
     }
@@ -91,7 +120,9 @@ pub fn unsupported_fields(applied: &FeatureStoreSpec, context: &GraphContext) ->
 /// The `type` of the batch engine configuration, when its ConfigMap can be read.
 fn batch_engine_type(applied: &FeatureStoreSpec, context: &GraphContext) -> Option<String> {
     let engine = applied.batch_engine.as_ref()?;
-    let config_map = context.config_maps.get(&engine.config_map_ref.as_ref()?.name)?;
+    let config_map = context
+        .config_maps
+        .get(&engine.config_map_ref.as_ref()?.name)?;
     let text = config_map.get(engine.config_map_key.as_deref().unwrap_or("config"))?;
     let parsed: Value = serde_saphyr::from_str(text).ok()?;
     parsed.get("type")?.as_str().map(str::to_owned)

@@ -9,21 +9,32 @@ use fieldwise_api::v1::FeatureStoreSpec;
 use k8s_openapi::{
     api::{
         core::v1::ServiceAccount,
-        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject},
+        rbac::v1::{
+            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+        },
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use serde_json::Value;
 
-use crate::featurestore::names::{ServiceType, base_labels, base_name, service_labels, service_name};
+use crate::featurestore::names::{
+    ServiceType, base_labels, base_name, service_labels, service_name,
+};
 
 /// The ServiceAccount of the feature-server pod, `feast-<cr>`.
 pub fn service_account(cr_name: &str, namespace: &str) -> ServiceAccount {
-    ServiceAccount { metadata: namespaced(&base_name(cr_name), namespace, base_labels(cr_name)), ..Default::default() }
+    ServiceAccount {
+        metadata: namespaced(&base_name(cr_name), namespace, base_labels(cr_name)),
+        ..Default::default()
+    }
 }
 
 /// The authorization children as JSON bodies: Kubernetes RBAC (the default), OIDC token review, or none.
-pub fn authorization_objects(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec) -> Vec<Value> {
+pub fn authorization_objects(
+    cr_name: &str,
+    namespace: &str,
+    applied: &FeatureStoreSpec,
+) -> Vec<Value> {
     let authz = applied.authz.as_ref();
     let mut objects = Vec::new();
     if let Some(kubernetes) = authz.and_then(|a| a.kubernetes.as_ref()) {
@@ -40,7 +51,10 @@ pub fn authorization_objects(cr_name: &str, namespace: &str, applied: &FeatureSt
         }));
         for role in kubernetes.roles.iter().flatten() {
             // Feast permissions refer to these Roles by name; users bind them to their own subjects.
-            objects.push(to_value(&Role { metadata: namespaced(role, namespace, labels.clone()), rules: None }));
+            objects.push(to_value(&Role {
+                metadata: namespaced(role, namespace, labels.clone()),
+                rules: None,
+            }));
         }
         let cluster_name = cluster_object_name(cr_name, namespace, "token-review");
         objects.push(to_value(&ClusterRole {
@@ -58,13 +72,20 @@ pub fn authorization_objects(cr_name: &str, namespace: &str, applied: &FeatureSt
         let cluster_name = cluster_object_name(cr_name, namespace, "oidc-token-review");
         objects.push(to_value(&ClusterRole {
             metadata: cluster_scoped(&cluster_name, labels.clone()),
-            rules: Some(vec![rule("authentication.k8s.io", "tokenreviews", &["create"])]),
+            rules: Some(vec![rule(
+                "authentication.k8s.io",
+                "tokenreviews",
+                &["create"],
+            )]),
             aggregation_rule: None,
         }));
         objects.push(to_value(&ClusterRoleBinding {
             metadata: cluster_scoped(&cluster_name, labels),
             role_ref: role_ref("ClusterRole", &cluster_name),
-            subjects: Some(vec![service_account_subject(&base_name(cr_name), namespace)]),
+            subjects: Some(vec![service_account_subject(
+                &base_name(cr_name),
+                namespace,
+            )]),
         }));
     }
     objects
@@ -82,10 +103,17 @@ pub fn cron_job_rbac(cr_name: &str, namespace: &str) -> Vec<Value> {
         non_resource_urls: None,
     };
     vec![
-        to_value(&ServiceAccount { metadata: namespaced(&name, namespace, labels.clone()), ..Default::default() }),
+        to_value(&ServiceAccount {
+            metadata: namespaced(&name, namespace, labels.clone()),
+            ..Default::default()
+        }),
         to_value(&Role {
             metadata: namespaced(&name, namespace, labels.clone()),
-            rules: Some(vec![deployment_get, rule("", "pods", &["list"]), rule("", "pods/exec", &["create"])]),
+            rules: Some(vec![
+                deployment_get,
+                rule("", "pods", &["list"]),
+                rule("", "pods/exec", &["create"]),
+            ]),
         }),
         to_value(&RoleBinding {
             metadata: namespaced(&name, namespace, labels),
@@ -98,14 +126,34 @@ pub fn cron_job_rbac(cr_name: &str, namespace: &str) -> Vec<Value> {
 /// What the feature servers need to check Kubernetes identities and their Roles. The namespaced Role may
 /// `get`/`watch` rolebindings; the cluster-wide one only lists them.
 fn token_review_rules(namespaced_role: bool) -> Vec<PolicyRule> {
-    let role_binding_verbs: &[&str] = if namespaced_role { &["get", "list", "watch"] } else { &["list"] };
+    let role_binding_verbs: &[&str] = if namespaced_role {
+        &["get", "list", "watch"]
+    } else {
+        &["list"]
+    };
     vec![
-        rule("rbac.authorization.k8s.io", "roles", &["get", "list", "watch"]),
-        rule("rbac.authorization.k8s.io", "rolebindings", role_binding_verbs),
+        rule(
+            "rbac.authorization.k8s.io",
+            "roles",
+            &["get", "list", "watch"],
+        ),
+        rule(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            role_binding_verbs,
+        ),
         rule("authentication.k8s.io", "tokenreviews", &["create"]),
         rule("", "namespaces", &["get", "list", "watch"]),
-        rule("rbac.authorization.k8s.io", "clusterroles", &["get", "list"]),
-        rule("rbac.authorization.k8s.io", "clusterrolebindings", &["get", "list"]),
+        rule(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            &["get", "list"],
+        ),
+        rule(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            &["get", "list"],
+        ),
     ]
 }
 
@@ -125,7 +173,11 @@ fn rule(group: &str, resource: &str, verbs: &[&str]) -> PolicyRule {
 }
 
 fn role_ref(kind: &str, name: &str) -> RoleRef {
-    RoleRef { api_group: "rbac.authorization.k8s.io".to_owned(), kind: kind.to_owned(), name: name.to_owned() }
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 fn service_account_subject(name: &str, namespace: &str) -> Subject {
@@ -137,7 +189,11 @@ fn service_account_subject(name: &str, namespace: &str) -> Subject {
     }
 }
 
-fn namespaced(name: &str, namespace: &str, labels: std::collections::BTreeMap<String, String>) -> ObjectMeta {
+fn namespaced(
+    name: &str,
+    namespace: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
@@ -147,7 +203,11 @@ fn namespaced(name: &str, namespace: &str, labels: std::collections::BTreeMap<St
 }
 
 fn cluster_scoped(name: &str, labels: std::collections::BTreeMap<String, String>) -> ObjectMeta {
-    ObjectMeta { name: Some(name.to_owned()), labels: Some(labels), ..ObjectMeta::default() }
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    }
 }
 
 /// Serialises a typed object. k8s-openapi types always serialise (plain data, string keys).

@@ -5,10 +5,13 @@ use k8s_openapi::{
     api::{
         apps::v1::DeploymentStrategy,
         autoscaling::v2::{
-            CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-            ResourceMetricSource,
+            CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
+            MetricSpec, MetricTarget, ResourceMetricSource,
         },
-        core::v1::{Affinity, PodAffinityTerm, PodAntiAffinity, TopologySpreadConstraint, WeightedPodAffinityTerm},
+        core::v1::{
+            Affinity, PodAffinityTerm, PodAntiAffinity, TopologySpreadConstraint,
+            WeightedPodAffinityTerm,
+        },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -32,12 +35,22 @@ pub fn strategy(applied: &FeatureStoreSpec) -> DeploymentStrategy {
     if let Some(user) = services(applied).and_then(|s| s.deployment_strategy.clone()) {
         return user;
     }
-    let kind = if is_scaling(applied) { "RollingUpdate" } else { "Recreate" };
-    DeploymentStrategy { type_: Some(kind.to_owned()), rolling_update: None }
+    let kind = if is_scaling(applied) {
+        "RollingUpdate"
+    } else {
+        "Recreate"
+    };
+    DeploymentStrategy {
+        type_: Some(kind.to_owned()),
+        rolling_update: None,
+    }
 }
 
 /// The pod's spread constraints: the user's list verbatim (even `[]`), else a soft zone spread while scaling.
-pub fn topology_spread(cr_name: &str, applied: &FeatureStoreSpec) -> Option<Vec<TopologySpreadConstraint>> {
+pub fn topology_spread(
+    cr_name: &str,
+    applied: &FeatureStoreSpec,
+) -> Option<Vec<TopologySpreadConstraint>> {
     if let Some(user) = services(applied).and_then(|s| s.topology_spread_constraints.clone()) {
         return Some(user);
     }
@@ -59,14 +72,16 @@ pub fn affinity(cr_name: &str, applied: &FeatureStoreSpec) -> Option<Affinity> {
     }
     is_scaling(applied).then(|| Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
-                weight: 100,
-                pod_affinity_term: PodAffinityTerm {
-                    topology_key: "kubernetes.io/hostname".to_owned(),
-                    label_selector: Some(pod_selector(cr_name)),
-                    ..PodAffinityTerm::default()
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        label_selector: Some(pod_selector(cr_name)),
+                        ..PodAffinityTerm::default()
+                    },
                 },
-            }]),
+            ]),
             ..PodAntiAffinity::default()
         }),
         ..Affinity::default()
@@ -74,7 +89,11 @@ pub fn affinity(cr_name: &str, applied: &FeatureStoreSpec) -> Option<Affinity> {
 }
 
 /// The HPA scaling the feature-server Deployment, when autoscaling is configured.
-pub fn horizontal_pod_autoscaler(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec) -> Option<HorizontalPodAutoscaler> {
+pub fn horizontal_pod_autoscaler(
+    cr_name: &str,
+    namespace: &str,
+    applied: &FeatureStoreSpec,
+) -> Option<HorizontalPodAutoscaler> {
     let config = autoscaling(applied)?;
     Some(HorizontalPodAutoscaler {
         metadata: metadata(cr_name, namespace),
@@ -110,7 +129,11 @@ fn default_metrics() -> Vec<MetricSpec> {
 }
 
 /// The PodDisruptionBudget: only when configured and scaling (a single pod cannot keep one available).
-pub fn pod_disruption_budget(cr_name: &str, namespace: &str, applied: &FeatureStoreSpec) -> Option<PodDisruptionBudget> {
+pub fn pod_disruption_budget(
+    cr_name: &str,
+    namespace: &str,
+    applied: &FeatureStoreSpec,
+) -> Option<PodDisruptionBudget> {
     let config: &PdbConfig = services(applied)?.pod_disruption_budgets.as_ref()?;
     if !is_scaling(applied) {
         return None;
@@ -133,7 +156,10 @@ fn services(applied: &FeatureStoreSpec) -> Option<&FeatureStoreServices> {
 
 /// `matchLabels: {feast.dev/name: <cr>}`.
 pub fn pod_selector(cr_name: &str) -> LabelSelector {
-    LabelSelector { match_labels: Some(selector_labels(cr_name)), match_expressions: None }
+    LabelSelector {
+        match_labels: Some(selector_labels(cr_name)),
+        match_expressions: None,
+    }
 }
 
 fn metadata(cr_name: &str, namespace: &str) -> ObjectMeta {

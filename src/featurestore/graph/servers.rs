@@ -62,9 +62,14 @@ impl Server<'_> {
 
 /// The servers of a FeatureStore's applied spec, in container order: registry, online, offline, ui.
 pub fn servers(applied: &FeatureStoreSpec) -> Vec<Server<'_>> {
-    let Some(services) = applied.services.as_ref() else { return Vec::new() };
+    let Some(services) = applied.services.as_ref() else {
+        return Vec::new();
+    };
     let mut servers = Vec::new();
-    let local_registry = services.registry.as_ref().and_then(|registry| registry.local.as_ref());
+    let local_registry = services
+        .registry
+        .as_ref()
+        .and_then(|registry| registry.local.as_ref());
     if let Some(registry) = local_registry.and_then(|local| local.server.as_ref()) {
         servers.push(Server {
             service: ServiceType::Registry,
@@ -74,12 +79,20 @@ pub fn servers(applied: &FeatureStoreSpec) -> Vec<Server<'_>> {
             rest_api: registry.rest_api.unwrap_or(false),
         });
     }
-    if let Some(online) = services.online_store.as_ref().filter(|online| online.disabled != Some(true)) {
+    if let Some(online) = services
+        .online_store
+        .as_ref()
+        .filter(|online| online.disabled != Some(true))
+    {
         if let Some(config) = online.server.as_ref() {
             servers.push(plain(ServiceType::Online, config));
         }
     }
-    if let Some(config) = services.offline_store.as_ref().and_then(|offline| offline.server.as_ref()) {
+    if let Some(config) = services
+        .offline_store
+        .as_ref()
+        .and_then(|offline| offline.server.as_ref())
+    {
         servers.push(plain(ServiceType::Offline, config));
     }
     if let Some(config) = services.ui.as_ref() {
@@ -89,17 +102,30 @@ pub fn servers(applied: &FeatureStoreSpec) -> Vec<Server<'_>> {
 }
 
 fn plain(service: ServiceType, config: &ServerConfigs) -> Server<'_> {
-    Server { service, config, tls: tls_of(config), grpc: false, rest_api: false }
+    Server {
+        service,
+        config,
+        tls: tls_of(config),
+        grpc: false,
+        rest_api: false,
+    }
 }
 
 /// TLS is on when a `secretRef` is given and `disable` is not true.
 fn tls_of(config: &ServerConfigs) -> Option<ServerTls> {
-    let tls = config.tls.as_ref().filter(|tls| tls.disable != Some(true))?;
+    let tls = config
+        .tls
+        .as_ref()
+        .filter(|tls| tls.disable != Some(true))?;
     let secret = tls.secret_ref.as_ref()?;
     let names = tls.secret_key_names.as_ref();
     Some(ServerTls {
         secret_name: secret.name.clone(),
-        cert_key: names.and_then(|n| n.tls_crt.clone()).unwrap_or_else(|| "tls.crt".to_owned()),
-        private_key_key: names.and_then(|n| n.tls_key.clone()).unwrap_or_else(|| "tls.key".to_owned()),
+        cert_key: names
+            .and_then(|n| n.tls_crt.clone())
+            .unwrap_or_else(|| "tls.crt".to_owned()),
+        private_key_key: names
+            .and_then(|n| n.tls_key.clone())
+            .unwrap_or_else(|| "tls.key".to_owned()),
     })
 }

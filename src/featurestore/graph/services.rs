@@ -24,13 +24,25 @@ pub fn service_specs<'a>(cr_name: &str, servers: &'a [Server<'a>]) -> Vec<Servic
         let name = service_name(cr_name, server.service);
         if server.service == ServiceType::Registry {
             if server.grpc {
-                specs.push(ServiceSpecOf { name: name.clone(), server, rest: false });
+                specs.push(ServiceSpecOf {
+                    name: name.clone(),
+                    server,
+                    rest: false,
+                });
             }
             if server.rest_api {
-                specs.push(ServiceSpecOf { name: format!("{name}-rest"), server, rest: true });
+                specs.push(ServiceSpecOf {
+                    name: format!("{name}-rest"),
+                    server,
+                    rest: true,
+                });
             }
         } else {
-            specs.push(ServiceSpecOf { name, server, rest: false });
+            specs.push(ServiceSpecOf {
+                name,
+                server,
+                rest: false,
+            });
         }
     }
     specs
@@ -39,12 +51,24 @@ pub fn service_specs<'a>(cr_name: &str, servers: &'a [Server<'a>]) -> Vec<Servic
 /// The Service object for one spec.
 pub fn service(cr_name: &str, namespace: &str, spec: &ServiceSpecOf<'_>) -> Service {
     let server = spec.server;
-    let target = if spec.rest { server.rest_port() } else { server.port() };
+    let target = if spec.rest {
+        server.rest_port()
+    } else {
+        server.port()
+    };
     let mut ports = vec![ServicePort {
-        name: Some(if server.tls.is_some() { "https" } else { "http" }.to_owned()),
+        name: Some(
+            if server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            }
+            .to_owned(),
+        ),
         port: server.service_port(),
         target_port: Some(IntOrString::Int(target)),
-        app_protocol: (server.service == ServiceType::Registry && !spec.rest).then(|| "grpc".to_owned()),
+        app_protocol: (server.service == ServiceType::Registry && !spec.rest)
+            .then(|| "grpc".to_owned()),
         ..ServicePort::default()
     }];
     if server.service == ServiceType::Online && server.config.metrics == Some(true) {
@@ -77,7 +101,11 @@ pub fn service(cr_name: &str, namespace: &str, spec: &ServiceSpecOf<'_>) -> Serv
 pub fn local_hostnames(namespace: &str, specs: &[ServiceSpecOf<'_>]) -> ServiceHostnames {
     let mut hostnames = ServiceHostnames::default();
     for spec in specs {
-        let host = format!("{}.{namespace}.svc.cluster.local:{}", spec.name, spec.server.service_port());
+        let host = format!(
+            "{}.{namespace}.svc.cluster.local:{}",
+            spec.name,
+            spec.server.service_port()
+        );
         let slot = match (spec.server.service, spec.rest) {
             (ServiceType::Registry, true) => &mut hostnames.registry_rest,
             (ServiceType::Registry, false) => &mut hostnames.registry,

@@ -2,8 +2,8 @@
 
 use fieldwise_api::v1::{FeatureStoreSpec, PvcConfig};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, SecretVolumeSource, Volume,
-    VolumeMount,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
+    SecretVolumeSource, Volume, VolumeMount,
 };
 
 use super::servers::{Server, ServerTls};
@@ -40,9 +40,19 @@ pub fn pvc_mounts(cr_name: &str, applied: &FeatureStoreSpec) -> Vec<(ServiceType
 
 /// The file-persistence PVC settings of the offline store, online store and registry, in that order.
 pub fn file_pvcs(applied: &FeatureStoreSpec) -> Vec<(ServiceType, &PvcConfig)> {
-    let Some(services) = applied.services.as_ref() else { return Vec::new() };
-    let offline = services.offline_store.as_ref().and_then(|s| s.persistence.as_ref()).and_then(|p| p.file.as_ref());
-    let online = services.online_store.as_ref().and_then(|s| s.persistence.as_ref()).and_then(|p| p.file.as_ref());
+    let Some(services) = applied.services.as_ref() else {
+        return Vec::new();
+    };
+    let offline = services
+        .offline_store
+        .as_ref()
+        .and_then(|s| s.persistence.as_ref())
+        .and_then(|p| p.file.as_ref());
+    let online = services
+        .online_store
+        .as_ref()
+        .and_then(|s| s.persistence.as_ref())
+        .and_then(|p| p.file.as_ref());
     let registry = services
         .registry
         .as_ref()
@@ -60,26 +70,37 @@ pub fn file_pvcs(applied: &FeatureStoreSpec) -> Vec<(ServiceType, &PvcConfig)> {
 }
 
 /// Builds the pod's volumes and shared mounts; user volumes come last.
-pub fn pod_volumes(cr_name: &str, applied: &FeatureStoreSpec, servers: &[Server<'_>]) -> PodVolumes {
+pub fn pod_volumes(
+    cr_name: &str,
+    applied: &FeatureStoreSpec,
+    servers: &[Server<'_>],
+) -> PodVolumes {
     let mut pod = PodVolumes::default();
     for server in servers {
         if let Some(tls) = &server.tls {
-            pod.volumes.push(secret_volume(&tls_volume_name(server.service), tls));
+            pod.volumes
+                .push(secret_volume(&tls_volume_name(server.service), tls));
         }
     }
     if let Some(config_map) = remote_registry_ca(applied) {
-        pod.volumes.push(config_map_volume("registry-tls", config_map));
-        pod.shared_mounts.push(mount("registry-tls", REMOTE_REGISTRY_TLS_DIR, true));
+        pod.volumes
+            .push(config_map_volume("registry-tls", config_map));
+        pod.shared_mounts
+            .push(mount("registry-tls", REMOTE_REGISTRY_TLS_DIR, true));
     }
     let pvcs = pvc_mounts(cr_name, applied);
     for (service, claim, mount_path) in &pvcs {
         let volume_name = service_name(cr_name, *service);
         pod.volumes.push(Volume {
             name: volume_name.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: None }),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: None,
+            }),
             ..Volume::default()
         });
-        pod.shared_mounts.push(mount(&volume_name, mount_path, false));
+        pod.shared_mounts
+            .push(mount(&volume_name, mount_path, false));
     }
     // Every store without a PVC (configured or not) keeps its files here.
     if pvcs.len() < 3 {
@@ -88,10 +109,12 @@ pub fn pod_volumes(cr_name: &str, applied: &FeatureStoreSpec, servers: &[Server<
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         });
-        pod.shared_mounts.push(mount("feast-data", FEAST_DATA_DIR, false));
+        pod.shared_mounts
+            .push(mount("feast-data", FEAST_DATA_DIR, false));
     }
     if let Some((config_map, key)) = oidc_ca(applied) {
-        pod.volumes.push(config_map_volume("oidc-ca-cert", config_map));
+        pod.volumes
+            .push(config_map_volume("oidc-ca-cert", config_map));
         pod.shared_mounts.push(VolumeMount {
             sub_path: Some(key.to_owned()),
             ..mount("oidc-ca-cert", OIDC_CA_PATH, true)
@@ -105,7 +128,11 @@ pub fn pod_volumes(cr_name: &str, applied: &FeatureStoreSpec, servers: &[Server<
 
 /// The mount of a server's own TLS Secret, only in that server's container.
 pub fn tls_mount(service: ServiceType) -> VolumeMount {
-    mount(&tls_volume_name(service), &ServerTls::mount_dir(service), true)
+    mount(
+        &tls_volume_name(service),
+        &ServerTls::mount_dir(service),
+        true,
+    )
 }
 
 fn tls_volume_name(service: ServiceType) -> String {
@@ -113,19 +140,37 @@ fn tls_volume_name(service: ServiceType) -> String {
 }
 
 fn remote_registry_ca(applied: &FeatureStoreSpec) -> Option<&str> {
-    let remote = applied.services.as_ref()?.registry.as_ref()?.remote.as_ref()?;
+    let remote = applied
+        .services
+        .as_ref()?
+        .registry
+        .as_ref()?
+        .remote
+        .as_ref()?;
     Some(remote.tls.as_ref()?.config_map_ref.name.as_str())
 }
 
 fn oidc_ca(applied: &FeatureStoreSpec) -> Option<(&str, &str)> {
-    let ca = applied.authz.as_ref()?.oidc.as_ref()?.ca_cert_config_map.as_ref()?;
-    Some((ca.name.as_str(), ca.key.as_deref().unwrap_or("ca-bundle.crt")))
+    let ca = applied
+        .authz
+        .as_ref()?
+        .oidc
+        .as_ref()?
+        .ca_cert_config_map
+        .as_ref()?;
+    Some((
+        ca.name.as_str(),
+        ca.key.as_deref().unwrap_or("ca-bundle.crt"),
+    ))
 }
 
 fn secret_volume(name: &str, tls: &ServerTls) -> Volume {
     Volume {
         name: name.to_owned(),
-        secret: Some(SecretVolumeSource { secret_name: Some(tls.secret_name.clone()), ..SecretVolumeSource::default() }),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(tls.secret_name.clone()),
+            ..SecretVolumeSource::default()
+        }),
         ..Volume::default()
     }
 }
@@ -133,7 +178,10 @@ fn secret_volume(name: &str, tls: &ServerTls) -> Volume {
 fn config_map_volume(name: &str, config_map: &str) -> Volume {
     Volume {
         name: name.to_owned(),
-        config_map: Some(ConfigMapVolumeSource { name: config_map.to_owned(), ..ConfigMapVolumeSource::default() }),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.to_owned(),
+            ..ConfigMapVolumeSource::default()
+        }),
         ..Volume::default()
     }
 }
