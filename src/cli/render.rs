@@ -19,14 +19,20 @@ pub fn run(args: Args) -> ExitCode {
     let mut inputs = Vec::new();
     for path in &args.files {
         match read(path) {
-            Ok(text) => inputs.push(Input { source_name: path.display().to_string(), text }),
+            Ok(text) => inputs.push(Input {
+                source_name: path.display().to_string(),
+                text,
+            }),
             Err(error) => {
                 eprintln!("error: {}: {error}", path.display());
                 return ExitCode::FAILURE;
             }
         }
     }
-    match render(&inputs, &ImageDefaults::from_env(|name| std::env::var(name).ok())) {
+    match render(
+        &inputs,
+        &ImageDefaults::from_env(|name| std::env::var(name).ok()),
+    ) {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS

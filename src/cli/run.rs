@@ -42,7 +42,10 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let telemetry = TelemetryConfig { log_format: args.log_format, ..TelemetryConfig::default() };
+        let telemetry = TelemetryConfig {
+            log_format: args.log_format,
+            ..TelemetryConfig::default()
+        };
         let guard = match fieldwise_observability::init(&telemetry) {
             Ok(guard) => guard,
             Err(error) => {
@@ -67,13 +70,19 @@ async fn serve(args: Args) -> Result<(), String> {
     let client = client().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
-    let server = fieldwise_observability::HttpServer::bind(args.metrics_bind_address, metrics.clone(), health.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let server = fieldwise_observability::HttpServer::bind(
+        args.metrics_bind_address,
+        metrics.clone(),
+        health.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tokio::spawn(server.run(shutdown_signal()));
     let settings = Settings {
         images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
-        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL").ok().filter(|url| !url.is_empty()),
+        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
         service_monitor_available: service_monitors_served(&client).await,
     };
     let options = RunOptions {
@@ -83,13 +92,17 @@ async fn serve(args: Args) -> Result<(), String> {
         instance: args.instance,
         settings,
     };
-    run_controller(client, options, metrics, health, shutdown_signal()).await.map_err(|e| e.to_string())
+    run_controller(client, options, metrics, health, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so
 /// kube's own retry layer is switched off (stacked retries could hang a reconcile).
 pub async fn client() -> Result<kube::Client, String> {
-    let mut config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("no Kubernetes configuration: {e}"))?;
     config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
@@ -97,8 +110,15 @@ pub async fn client() -> Result<kube::Client, String> {
 /// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
 pub async fn service_monitors_served(client: &kube::Client) -> bool {
     let resource = crate::featurestore::kinds::service_monitor_resource();
-    let discovery = kube::discovery::Discovery::new(client.clone()).filter(&[resource.group.as_str()]).run().await;
-    discovery.is_ok_and(|discovery| discovery.groups().any(|group| group.recommended_kind(&resource.kind).is_some()))
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .filter(&[resource.group.as_str()])
+        .run()
+        .await;
+    discovery.is_ok_and(|discovery| {
+        discovery
+            .groups()
+            .any(|group| group.recommended_kind(&resource.kind).is_some())
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.
