@@ -4,4 +4,6 @@
 //! end-to-end scenarios can drive the operator through exactly the code path `fieldwise run` uses.
 
 pub mod cli;
+pub mod deploy;
 pub mod featurestore;
+pub mod leader;

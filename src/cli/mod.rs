@@ -6,12 +6,18 @@ use clap::{Parser, Subcommand};
 
 pub mod crds;
 pub mod emulator;
+pub mod manifests;
+pub mod olm;
 pub mod render;
 pub mod run;
 pub mod validate;
 
 #[derive(Debug, Parser)]
-#[command(name = "fieldwise", version, about = "A server-side-apply Kubernetes operator for Feast feature stores")]
+#[command(
+    name = "fieldwise",
+    version,
+    about = "A server-side-apply Kubernetes operator for Feast feature stores"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +29,10 @@ pub enum Command {
     Crds(crds::Args),
     /// Serve the in-process Kubernetes API emulator on loopback and write a kubeconfig for it.
     Emulator(emulator::Args),
+    /// Print the kustomize install's generated manifests (RBAC, Deployment, ...) or write them all.
+    Manifests(manifests::Args),
+    /// Write the OLM registry+v1 bundle of a release.
+    OlmBundle(olm::Args),
     /// Print the objects fieldwise would apply for the FeatureStores in the files, without a cluster.
     Render(render::Args),
     /// Run the operator against the cluster of KUBECONFIG or the in-cluster configuration.
@@ -36,6 +46,8 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crds(args) => crds::run(args),
         Command::Emulator(args) => emulator::run(args),
+        Command::Manifests(args) => manifests::run(args),
+        Command::OlmBundle(args) => olm::run(args),
         Command::Render(args) => render::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
