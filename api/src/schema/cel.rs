@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, ValidationRule,
 };
 use kube::core::cel::KubeCelExt;
-use kube::core::cel::cel::objects::{Key, Map};
+use kube::core::cel::cel::objects::{Key, Map, OptionalValue};
 use kube::core::cel::cel::{self, Context, ExecutionError, Program};
 use serde_json::Value;
 
@@ -47,8 +47,9 @@ impl CelWalker<'_> {
             .as_ref()
             .filter(|r| !r.is_empty())
         {
-            let this = to_cel(Some(schema), value);
-            let before = old.map(|o| to_cel(Some(schema), o));
+            let resource = path.is_empty() || node::embedded_resource(schema);
+            let this = to_cel(Some(schema), &visible_metadata(value, resource));
+            let before = old.map(|o| to_cel(Some(schema), &visible_metadata(o, resource)));
             let unchanged = old == Some(value);
             for rule in rules {
                 if let Some(error) =
@@ -112,7 +113,17 @@ impl CelWalker<'_> {
         }
         let mut ctx = self.base.new_inner_scope();
         ctx.add_variable_from_value("self", this.clone());
-        ctx.add_variable_from_value("oldSelf", before.cloned().unwrap_or(cel::Value::Null));
+        // With optionalOldSelf, oldSelf is a CEL optional (`oldSelf.hasValue()`, `oldSelf.value()`).
+        let old_self = if optional_old_self {
+            let optional = match before {
+                Some(old) => OptionalValue::of(old.clone()),
+                None => OptionalValue::none(),
+            };
+            cel::Value::Opaque(Arc::new(optional))
+        } else {
+            before.cloned().unwrap_or(cel::Value::Null)
+        };
+        ctx.add_variable_from_value("oldSelf", old_self);
         let passed = match program.execute(&ctx) {
             Ok(cel::Value::Bool(passed)) => passed,
             Ok(other) => {
@@ -169,6 +180,25 @@ fn compiled(source: &str) -> Result<Rc<Program>, String> {
         cache.borrow_mut().insert(source.to_owned(), result.clone());
         result
     })
+}
+
+/// At a resource root (or embedded resource) rules see only `metadata.name` and `metadata.generateName`.
+fn visible_metadata(value: &Value, resource: bool) -> std::borrow::Cow<'_, Value> {
+    let Some(meta) = value
+        .get("metadata")
+        .and_then(Value::as_object)
+        .filter(|_| resource)
+    else {
+        return std::borrow::Cow::Borrowed(value);
+    };
+    let kept: serde_json::Map<String, Value> = meta
+        .iter()
+        .filter(|(k, _)| *k == "name" || *k == "generateName")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut restricted = value.clone();
+    restricted["metadata"] = Value::Object(kept);
+    std::borrow::Cow::Owned(restricted)
 }
 
 /// The message, or the messageExpression's result when it yields a usable string.

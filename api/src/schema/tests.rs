@@ -262,7 +262,7 @@ fn transition_rules_run_only_on_update_with_an_old_value() {
 fn optional_old_self_runs_on_create() {
     let s = spec_schema(
         json!({"type": "object", "properties": {"x": {"type": "string"}},
-        "x-kubernetes-validations": [{"rule": "oldSelf == null || self.x == oldSelf.x", "optionalOldSelf": true,
+        "x-kubernetes-validations": [{"rule": "!oldSelf.hasValue() || self.x == oldSelf.value().x", "optionalOldSelf": true,
                                       "message": "x is immutable"}]}),
     );
     let s = schema(s);
@@ -465,5 +465,25 @@ fn runtime_cel_errors_are_reported() {
     assert_eq!(
         check(&s, json!({"spec": {}})),
         [r#"spec: Invalid value: "object": no such key: a evaluating rule: a must be x"#]
+    );
+}
+
+#[test]
+fn root_rules_see_only_name_and_generate_name_of_metadata() {
+    let s = json!({"type": "object", "properties": {"metadata": {"type": "object"}},
+    "x-kubernetes-validations": [
+        {"rule": "self.metadata.name.startsWith('ok')", "message": "bad name"},
+        {"rule": "!has(self.metadata.labels)", "message": "labels are not visible to CEL"}
+    ]});
+    assert!(
+        check(
+            &s,
+            json!({"metadata": {"name": "ok-1", "labels": {"a": "b"}}})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check(&s, json!({"metadata": {"name": "nope"}})),
+        [r#"<nil>: Invalid value: "object": bad name"#]
     );
 }
