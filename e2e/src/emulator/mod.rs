@@ -20,6 +20,7 @@ pub mod registry;
 pub mod selectors;
 pub mod server;
 pub mod store;
+pub mod validation;
 pub mod write;
 
 use std::future::Future;

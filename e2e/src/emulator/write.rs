@@ -569,7 +569,7 @@ impl ApiServer {
                 &errors,
             ));
         }
-        causes.extend(builtin_validate(rt, new));
+        causes.extend(super::validation::builtin(rt, new, old));
         if causes.is_empty() {
             return Ok(());
         }
@@ -580,23 +580,6 @@ impl ApiServer {
             causes,
         ))
     }
-}
-
-fn builtin_validate(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    if matches!(
-        rt.kind.as_str(),
-        "Deployment" | "StatefulSet" | "ReplicaSet"
-    ) && let Some(r) = meta::get_path(obj, ".spec.replicas").and_then(Value::as_i64)
-        && r < 0
-    {
-        causes.push(Cause::new(
-            "FieldValueInvalid",
-            "spec.replicas",
-            format!("Invalid value: {r}: must be greater than or equal to 0"),
-        ));
-    }
-    causes
 }
 
 fn check_resource_version(req: &WriteRequest<'_>, old: &Value, body: &Value) -> ApiResult<()> {
