@@ -334,3 +334,89 @@ async fn status_subresource_split() -> Result<(), TestError> {
     assert_eq!(e["subresource"], "status");
     Ok(())
 }
+
+#[tokio::test]
+async fn fields_v1_encodings_over_http() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    // The creator owns data.a, so the object has managedFields and later updates are tracked.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"a": "1"}});
+    c.post(&format!("{CM}?fieldManager=creator"), &cm).await?;
+    let r = c
+        .patch(
+            &format!("{CM}/c1?fieldManager=labeller"),
+            "merge",
+            &json!({"metadata": {"labels": {"x": "1"}}}),
+        )
+        .await?;
+    assert_eq!(
+        entry(&r.body, "labeller").unwrap()["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {".": {}, "f:x": {}}}})
+    );
+    let d = c
+        .apply(
+            &format!("{DEPLOY}/web"),
+            "fieldwise",
+            false,
+            &deployment(Some(1)),
+        )
+        .await?;
+    let spec = &entry(&d.body, "fieldwise").unwrap()["fieldsV1"]["f:spec"];
+    assert_eq!(spec["f:selector"], json!({}), "LabelSelector is atomic");
+    let ctr = &spec["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
+    assert_eq!(ctr["."], json!({}));
+    assert_eq!(
+        ctr["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"],
+        json!({".": {}, "f:containerPort": {}})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn managed_fields_order_reset_and_user_agent_manager() -> Result<(), TestError> {
+    let (emu, c) = setup().await?;
+    let path = format!("{CM}/c1");
+    let ua = RawClient::new(&emu)?.with_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc");
+    ua.post(CM, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"a": "1"}})).await?;
+    let r = c
+        .apply(&path, "applier", false, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"b": "2"}}))
+        .await?;
+    let order: Vec<(&str, &str)> = r.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap(),
+                e["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("applier", "Apply"), ("kubectl", "Update")],
+        "Apply entries first; UA-derived manager"
+    );
+    let wiped = c
+        .patch(
+            &path,
+            "merge",
+            &json!({"metadata": {"managedFields": [{}]}}),
+        )
+        .await?;
+    assert!(
+        wiped.body["metadata"].get("managedFields").is_none(),
+        "[{{}}] wipes every entry"
+    );
+    let untracked = c
+        .patch(
+            &format!("{path}?fieldManager=later"),
+            "merge",
+            &json!({"data": {"c": "3"}}),
+        )
+        .await?;
+    assert!(
+        untracked.body["metadata"].get("managedFields").is_none(),
+        "updates untracked until the next apply"
+    );
+    Ok(())
+}
