@@ -365,12 +365,73 @@ fn string_to_cel(schema: Option<&JSONSchemaProps>, s: &str) -> cel::Value {
     {
         return cel::Value::Timestamp(ts);
     }
+    if format == Some("duration")
+        && let Some(d) = parse_duration(s)
+    {
+        return cel::Value::Duration(d);
+    }
     cel::Value::String(Arc::new(s.to_owned()))
+}
+
+/// A Go-style duration (`1h30m`, `-1.5s`, `300ms`; also `d` and `w` as strfmt accepts) as nanoseconds.
+fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(chrono::Duration::zero());
+    }
+    let mut nanos: f64 = 0.0;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let units = [
+            ("ns", 1.0),
+            ("us", 1e3),
+            ("\u{b5}s", 1e3),
+            ("ms", 1e6),
+            ("s", 1e9),
+            ("m", 60e9),
+            ("h", 3600e9),
+            ("d", 86400e9),
+            ("w", 604800e9),
+        ];
+        let (unit, scale) = units.iter().find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        nanos += number * scale;
+        parts += 1;
+    }
+    if parts == 0 {
+        return None;
+    }
+    let nanos = if negative { -nanos } else { nanos };
+    Some(chrono::Duration::nanoseconds(nanos.round() as i64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_duration("1h30m"), Some(chrono::Duration::minutes(90)));
+        assert_eq!(
+            parse_duration("-1.5s"),
+            Some(chrono::Duration::milliseconds(-1500))
+        );
+        assert_eq!(
+            parse_duration("300ms"),
+            Some(chrono::Duration::milliseconds(300))
+        );
+        assert_eq!(parse_duration("0"), Some(chrono::Duration::zero()));
+        assert_eq!(parse_duration("5 apples"), None);
+        assert_eq!(parse_duration(""), None);
+    }
 
     #[test]
     fn property_names_are_escaped_like_the_api_server() {

@@ -487,3 +487,16 @@ fn root_rules_see_only_name_and_generate_name_of_metadata() {
         [r#"<nil>: Invalid value: "object": bad name"#]
     );
 }
+
+#[test]
+fn duration_strings_are_cel_durations() {
+    let s = spec_schema(json!({"type": "object", "properties": {
+        "every": {"type": "string", "format": "duration",
+                  "x-kubernetes-validations": [{"rule": "self >= duration('1m')", "message": "at least a minute"}]}
+    }}));
+    assert!(check(&s, json!({"spec": {"every": "1h"}})).is_empty());
+    assert_eq!(
+        check(&s, json!({"spec": {"every": "30s"}})),
+        [r#"spec.every: Invalid value: "string": at least a minute"#]
+    );
+}
