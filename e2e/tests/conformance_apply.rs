@@ -420,3 +420,23 @@ async fn managed_fields_order_reset_and_user_agent_manager() -> Result<(), TestE
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn field_manager_is_validated() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    let long = "m".repeat(129);
+    let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}});
+    let r = c.apply(&format!("{CM}/c1"), &long, false, &cfg).await?;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.body["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"
+    );
+    let r = c.post(&format!("{CM}?fieldManager={long}"), &cfg).await?;
+    assert_eq!(r.body["details"]["kind"], "CreateOptions");
+    let ok = c
+        .apply(&format!("{CM}/c1"), &"m".repeat(128), false, &cfg)
+        .await?;
+    assert_eq!(ok.status, 201);
+    Ok(())
+}

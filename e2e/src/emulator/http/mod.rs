@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::counters::RequestKey;
 use super::custom::FieldValidation;
 use super::delete::{DeleteOptions, parse_propagation};
-use super::errors::{ApiError, ApiResult};
+use super::errors::{ApiError, ApiResult, Cause};
 use super::ownership::Sub;
 use super::registry::ResourceType;
 use super::server::{ApiServer, ListQuery, RequestInfo};
@@ -274,8 +274,14 @@ async fn resource(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    let options_kind = match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        _ => "PatchOptions",
+    };
     let ctx = Ctx {
         state,
+        options_kind,
         rt: &rt,
         sub,
         rp: &rp,
@@ -299,6 +305,8 @@ async fn resource(
 
 struct Ctx<'a> {
     state: &'a HttpState,
+    /// `CreateOptions`, `UpdateOptions` or `PatchOptions`: what a bad query parameter is reported as.
+    options_kind: &'static str,
     rt: &'a Arc<ResourceType>,
     sub: Sub,
     rp: &'a ResourcePath,
@@ -408,7 +416,44 @@ impl Ctx<'_> {
         }
     }
 
+    /// `fieldManager` must be at most 128 bytes of printable characters (ValidateFieldManager).
+    fn check_manager(&self) -> ApiResult<()> {
+        let Some(m) = self.q.get("fieldManager") else {
+            return Ok(());
+        };
+        let mut causes = Vec::new();
+        if m.len() > 128 {
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                "fieldManager",
+                "Too long: may not be more than 128 bytes",
+            ));
+        }
+        for (i, c) in m.chars().enumerate() {
+            if c.is_control() {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "fieldManager",
+                    format!(
+                        "Invalid value: {m:?}: invalid character U+{:04X} (at position {i})",
+                        c as u32
+                    ),
+                ));
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            self.options_kind,
+            "meta.k8s.io",
+            "",
+            causes,
+        ))
+    }
+
     fn request(&self) -> ApiResult<WriteRequest<'_>> {
+        self.check_manager()?;
         Ok(WriteRequest {
             rt: self.rt,
             namespace: self.namespace(),
