@@ -179,6 +179,7 @@ impl FieldError {
     /// `Too many: 3: must have at most 2 items`.
     pub fn too_many(field: impl Into<String>, actual: Option<i64>, max: Option<i64>) -> Self {
         let detail = match max {
+            Some(1) => "must have at most 1 item".to_owned(),
             Some(max) if max >= 0 => format!("must have at most {max} items"),
             _ => "has too many items".to_owned(),
         };

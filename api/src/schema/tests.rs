@@ -144,7 +144,7 @@ fn collection_sizes() {
     );
     assert_eq!(
         check(&s, json!({"spec": {"labels": {"a": "x", "b": "y"}}})),
-        ["spec.labels: Too many: 2: must have at most 1 items"]
+        ["spec.labels: Too many: 2: must have at most 1 item"]
     );
     assert_eq!(
         check(&s, json!({"spec": {"labels": {}}})),
