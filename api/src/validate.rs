@@ -250,18 +250,25 @@ fn object_name(object: &Value) -> String {
 
 /// The 400 the API server answers with `fieldValidation=Strict` (kubectl's default) for unknown fields.
 fn strict_decoding_error(kind: &str, version: &str, unknown: Vec<String>) -> Rejection {
+    Rejection {
+        message: strict_decoding_message(kind, version, &unknown),
+        unknown_fields: unknown,
+        errors: Vec::new(),
+    }
+}
+
+/// The message of the API server's 400 BadRequest for unknown fields under strict field validation:
+/// `FeatureStore in version "v1" cannot be handled as a FeatureStore: strict decoding error: unknown
+/// field "spec.bogus"` (`unknown` as returned by [`schema::prune_unknown`]).
+pub fn strict_decoding_message(kind: &str, version: &str, unknown: &[String]) -> String {
     let fields: Vec<String> = unknown
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
-    Rejection {
-        message: format!(
-            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
-            fields.join(", ")
-        ),
-        unknown_fields: unknown,
-        errors: Vec::new(),
-    }
+    format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+        fields.join(", ")
+    )
 }
 
 fn check_document(doc: &Document) -> Outcome {
