@@ -2,6 +2,8 @@
 //! fieldwise's end-to-end scenarios.
 
 pub mod emulator;
+pub mod faults;
+pub mod sim;
 pub mod ssa;
 pub mod testkit;
 
