@@ -201,12 +201,10 @@ impl ApiServer {
     /// PUT on the main resource, `/status` or `/scale`.
     pub fn update(&self, req: &WriteRequest<'_>, body: Value) -> ApiResult<WriteOutcome> {
         check_type(req.rt, req.sub, &body)?;
-        let body_name = meta::name(&body);
-        if !body_name.is_empty() && body_name != req.name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({})",
-                req.name
-            )));
+        check_name(req, &body)?;
+        let mut body = body;
+        if req.sub != Sub::Scale {
+            meta::meta_mut(&mut body).insert("name".into(), json!(req.name));
         }
         let mut txn = self.store.lock();
         let old = txn
@@ -315,6 +313,7 @@ impl ApiServer {
                 config.get("kind").and_then(Value::as_str).unwrap_or("")
             )));
         }
+        check_name(req, &config)?;
         if meta::meta(&config).is_some_and(|m| m.get("managedFields").is_some_and(|v| !v.is_null()))
         {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
@@ -345,6 +344,8 @@ impl ApiServer {
             let mut config = config;
             self.set_namespace(req, &mut config)?;
             let merged = ownership::apply(req.rt, None, &config, &writer)?;
+            let mut merged = merged;
+            meta::meta_mut(&mut merged).insert("name".into(), json!(req.name));
             return self.finish(&mut txn, req, None, merged, Op::Apply);
         };
         check_resource_version(req, &old, &config)?;
@@ -580,6 +581,18 @@ impl ApiServer {
             causes,
         ))
     }
+}
+
+/// A body naming another object than the URL.
+fn check_name(req: &WriteRequest<'_>, body: &Value) -> ApiResult<()> {
+    let body_name = meta::name(body);
+    if body_name.is_empty() || body_name == req.name {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "the name of the object ({body_name}) does not match the name on the URL ({})",
+        req.name
+    )))
 }
 
 fn check_resource_version(req: &WriteRequest<'_>, old: &Value, body: &Value) -> ApiResult<()> {
