@@ -3,6 +3,7 @@
 
 mod discovery;
 mod openapi;
+mod partial;
 mod table;
 mod watch;
 
@@ -352,6 +353,9 @@ impl Ctx<'_> {
     }
 
     fn respond(&self, code: StatusCode, obj: &Value) -> Response {
+        if self.sub == Sub::Main && partial::wants_partial(self.headers) {
+            return json_response(code, &partial::object(obj));
+        }
         if self.sub == Sub::Main && table::wants_table(self.headers) {
             let rv = obj
                 .pointer("/metadata/resourceVersion")
@@ -391,6 +395,9 @@ impl Ctx<'_> {
         let list = self
             .server()
             .list(self.rt, self.rp.namespace.as_deref(), &lq)?;
+        if partial::wants_partial(self.headers) {
+            return Ok(json_response(StatusCode::OK, &partial::list(&list)));
+        }
         if table::wants_table(self.headers) {
             let include = self
                 .q

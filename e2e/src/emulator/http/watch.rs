@@ -25,6 +25,8 @@ struct Filter {
     rt: Arc<ResourceType>,
     /// `includeObject` when the client asked for Table events.
     table: Option<String>,
+    /// Events carry PartialObjectMetadata only.
+    partial: bool,
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -68,6 +70,9 @@ impl Filter {
     /// One event line; objects become one-row Tables when asked (column definitions only once, as
     /// the API server sends them).
     fn event(&self, kind: &str, object: &Value, first: &mut bool) -> Bytes {
+        if self.partial {
+            return line(kind, &super::partial::object(object));
+        }
         let Some(include) = &self.table else {
             return line(kind, object);
         };
@@ -134,6 +139,7 @@ pub async fn serve(
             .unwrap_or_else(|| "Metadata".into())
     });
     let filter = Filter {
+        partial: super::partial::wants_partial(headers),
         rt: rt.clone(),
         table,
         namespace: rp.namespace.clone(),
