@@ -8,6 +8,7 @@ use fieldwise_api::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
+    config::{AuthzMode, authz_mode},
     context::FEAST_VERSION,
     graph::is_scaling,
     names::{ServiceType, selector_string, service_name},
@@ -78,8 +79,10 @@ pub fn derive_status(
             previous, generation, now, READY_TYPE, status, reason, message,
         ),
     );
-    if let Outcome::Applied { unsupported, .. } = outcome {
-        if !unsupported.is_empty() {
+    if let Outcome::Applied { unsupported, .. } = outcome
+        && !unsupported.is_empty()
+    {
+        {
             let message = format!(
                 "fieldwise does not create the objects these fields need: {}",
                 unsupported.join(", ")
@@ -249,15 +252,15 @@ fn configured_parts(
         "CronJob installation complete",
         "CronJobDeploymentFailed",
     ));
-    let authz = applied.authz.as_ref();
-    if authz.and_then(|a| a.kubernetes.as_ref()).is_some() {
+    let authz = authz_mode(applied);
+    if matches!(authz, AuthzMode::Kubernetes) {
         parts.push((
             ServiceType::Authorization,
             "Authorization",
             "Kubernetes authorization installation complete",
             "KubernetesAuthorizationDeploymentFailed",
         ));
-    } else if authz.and_then(|a| a.oidc.as_ref()).is_some() {
+    } else if matches!(authz, AuthzMode::Oidc(_)) {
         parts.push((
             ServiceType::Authorization,
             "Authorization",

@@ -11,8 +11,11 @@ pub fn merge(target: &mut Value, patch: &Value) {
 }
 
 pub fn json(target: &mut Value, patch: &Value) -> ApiResult<()> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+    let mut ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
+    // kube-apiserver's JSON patch (evanphx/json-patch) lets `test` of a missing path against
+    // `null` pass; kube-rs's finalizer helper relies on it when an object has no finalizers yet.
+    ops.0.retain(|op| !is_null_test_of_missing_path(op, target));
     json_patch::patch(target, &ops).map_err(|e| {
         ApiError::new(
             422,
@@ -20,6 +23,15 @@ pub fn json(target: &mut Value, patch: &Value) -> ApiResult<()> {
             format!("the server rejected our request due to an error in our request: {e}"),
         )
     })
+}
+
+fn is_null_test_of_missing_path(op: &json_patch::PatchOperation, target: &Value) -> bool {
+    match op {
+        json_patch::PatchOperation::Test(test) => {
+            test.value.is_null() && target.pointer(test.path.as_str()).is_none()
+        }
+        _ => false,
+    }
 }
 
 /// Merge key of a list field of a built-in type; `None` means the list is replaced.

@@ -17,6 +17,7 @@ use k8s_openapi::{
 };
 use serde_json::Value;
 
+use crate::featurestore::config::{AuthzMode, authz_mode};
 use crate::featurestore::names::{
     ServiceType, base_labels, base_name, service_labels, service_name,
 };
@@ -29,15 +30,21 @@ pub fn service_account(cr_name: &str, namespace: &str) -> ServiceAccount {
     }
 }
 
-/// The authorization children as JSON bodies: Kubernetes RBAC (the default), OIDC token review, or none.
+/// The authorization children as JSON bodies: Kubernetes RBAC (the default, and what `noAuth: false` means),
+/// OIDC token review, or none for `noAuth: true`.
 pub fn authorization_objects(
     cr_name: &str,
     namespace: &str,
     applied: &FeatureStoreSpec,
 ) -> Vec<Value> {
-    let authz = applied.authz.as_ref();
     let mut objects = Vec::new();
-    if let Some(kubernetes) = authz.and_then(|a| a.kubernetes.as_ref()) {
+    let custom_roles = applied
+        .authz
+        .as_ref()
+        .and_then(|a| a.kubernetes.as_ref())
+        .and_then(|k| k.roles.clone());
+    let mode = authz_mode(applied);
+    if matches!(mode, AuthzMode::Kubernetes) {
         let name = base_name(cr_name);
         let labels = service_labels(cr_name, ServiceType::Authorization);
         objects.push(to_value(&Role {
@@ -49,7 +56,7 @@ pub fn authorization_objects(
             role_ref: role_ref("Role", &name),
             subjects: Some(vec![service_account_subject(&name, namespace)]),
         }));
-        for role in kubernetes.roles.iter().flatten() {
+        for role in custom_roles.iter().flatten() {
             // Feast permissions refer to these Roles by name; users bind them to their own subjects.
             objects.push(to_value(&Role {
                 metadata: namespaced(role, namespace, labels.clone()),
@@ -67,7 +74,7 @@ pub fn authorization_objects(
             role_ref: role_ref("ClusterRole", &cluster_name),
             subjects: Some(vec![service_account_subject(&name, namespace)]),
         }));
-    } else if authz.and_then(|a| a.oidc.as_ref()).is_some() {
+    } else if matches!(mode, AuthzMode::Oidc(_)) {
         let labels = service_labels(cr_name, ServiceType::Authorization);
         let cluster_name = cluster_object_name(cr_name, namespace, "oidc-token-review");
         objects.push(to_value(&ClusterRole {

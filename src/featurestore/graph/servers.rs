@@ -79,14 +79,12 @@ pub fn servers(applied: &FeatureStoreSpec) -> Vec<Server<'_>> {
             rest_api: registry.rest_api.unwrap_or(false),
         });
     }
-    if let Some(online) = services
+    let online = services
         .online_store
         .as_ref()
-        .filter(|online| online.disabled != Some(true))
-    {
-        if let Some(config) = online.server.as_ref() {
-            servers.push(plain(ServiceType::Online, config));
-        }
+        .filter(|online| online.disabled != Some(true));
+    if let Some(config) = online.and_then(|online| online.server.as_ref()) {
+        servers.push(plain(ServiceType::Online, config));
     }
     if let Some(config) = services
         .offline_store
