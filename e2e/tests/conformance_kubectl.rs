@@ -370,6 +370,32 @@ async fn kubectl_custom_resources() -> Result<(), TestError> {
     assert!(r.stderr.contains("at most 10 replicas"), "{}", r.stderr);
     let got = k.json(&["get", "wd", "w1"]).await?;
     assert_eq!(got["spec"]["replicas"], 5);
+    let st = k.file(
+        "status.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nstatus:\n  replicas: 5\n",
+    )?;
+    let out = k
+        .ok(&[
+            "apply",
+            "--server-side",
+            "--subresource=status",
+            "-f",
+            path_str(&st),
+        ])
+        .await?;
+    assert_eq!(out.trim(), "widget.example.com/w1 serverside-applied");
+    let got = k
+        .json(&["get", "wd", "w1", "--show-managed-fields"])
+        .await?;
+    assert_eq!(got["status"]["replicas"], 5);
+    let mf = got["metadata"]["managedFields"]
+        .as_array()
+        .ok_or("no managedFields")?;
+    assert!(
+        mf.iter()
+            .any(|e| e["subresource"] == "status" && e["operation"] == "Apply"),
+        "{mf:?}"
+    );
     Ok(())
 }
 

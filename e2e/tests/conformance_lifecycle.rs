@@ -238,3 +238,33 @@ async fn namespace_deletion_cascades() -> Result<(), TestError> {
     w.until(WAIT, is_deleted("team")).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn owner_in_another_namespace_counts_as_absent() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    c.post(
+        "/api/v1/namespaces",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}),
+    )
+    .await?;
+    let owner = c
+        .post("/api/v1/namespaces/other/configmaps", &cm("owner"))
+        .await?
+        .body;
+    let child = c.post(CM, &owned_by("child", &owner, false)).await?;
+    let rv = child.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let mut w = c
+        .watch(&format!("{CM}?watch=true&resourceVersion={rv}"))
+        .await?;
+    w.until(WAIT, is_deleted("child")).await?;
+    assert_eq!(
+        c.get("/api/v1/namespaces/other/configmaps/owner")
+            .await?
+            .status,
+        200
+    );
+    Ok(())
+}
