@@ -27,13 +27,15 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
     (
         ".spec.*.env[].valueFrom.fileKeyRef",
         "property",
-        "Kubernetes 1.34 field. The workspace builds k8s-openapi with feature v1_33 (root Cargo.toml), whose \
-         EnvVarSource has no fileKeyRef; switching the workspace to v1_34 removes this difference.",
+        "Kubernetes 1.34 field. The Feast CRD embeds the Kubernetes 1.35 types, but the workspace builds \
+         k8s-openapi with feature v1_33 (root Cargo.toml), whose EnvVarSource has no fileKeyRef. Building with \
+         v1_35 removes this and the next difference (verified), leaving both entries stale.",
     ),
     (
         ".spec.services.volumes[].projected.sources[].podCertificate",
         "property",
-        "Kubernetes 1.34 field missing from k8s-openapi's v1_33 VolumeProjection, as for fileKeyRef above.",
+        "Kubernetes 1.34 field (userAnnotations: 1.35) missing from k8s-openapi's v1_33 VolumeProjection, \
+         as for fileKeyRef above.",
     ),
 ];
 
