@@ -374,3 +374,55 @@ async fn status_apply_owns_only_status() -> Result<(), TestError> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn defaults_on_read_and_scale_without_replicas() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    let crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+    // Without the replicas rule, a widget may omit spec.replicas.
+    let mut crd = c.get(crd_path).await?.body;
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        .as_object_mut()
+        .ok_or("spec schema")?
+        .remove("x-kubernetes-validations");
+    assert_eq!(c.put(crd_path, &crd).await?.status, 200);
+    let r = c
+        .post(WIDGETS, &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"image": "i"}}))
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let scale = c.get(&format!("{WIDGETS}/w1/scale")).await?;
+    assert_eq!(
+        scale.body["spec"],
+        json!({}),
+        "absent spec replicas read as 0 (omitted)"
+    );
+    let empty = c
+        .patch(
+            &format!("{WIDGETS}/w1/scale"),
+            "merge",
+            &json!({"metadata": {"labels": {"a": "b"}}}),
+        )
+        .await?;
+    assert_eq!(empty.status, 400);
+    assert_eq!(
+        empty.body["message"],
+        "the spec replicas field \".spec.replicas\" cannot be empty"
+    );
+    // A default added to the CRD later shows on the stored object when read.
+    let mut crd = c
+        .get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+        .await?
+        .body;
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["color"] =
+        json!({"type": "string", "default": "blue"});
+    let r = c
+        .put(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+            &crd,
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let w = c.get(&format!("{WIDGETS}/w1")).await?;
+    assert_eq!(w.body["spec"]["color"], "blue");
+    Ok(())
+}

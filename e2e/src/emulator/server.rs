@@ -119,11 +119,16 @@ impl ApiServer {
     }
 
     /// The stored object as served at `rt`'s version.
+    /// Custom resources get their schema defaults on read too, as from kube-apiserver (a default
+    /// added to the CRD later shows on existing objects).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
         let mut out = obj.clone();
         if let Some(m) = out.as_object_mut() {
             m.insert("apiVersion".into(), json!(rt.api_version()));
             m.insert("kind".into(), json!(rt.kind));
+        }
+        if let Some(props) = rt.custom.as_ref().and_then(|c| c.props.as_deref()) {
+            fieldwise_api::schema::apply_defaults(props, &mut out);
         }
         out
     }

@@ -366,9 +366,18 @@ impl ApiServer {
         scale: &Value,
     ) -> ApiResult<Value> {
         let paths = req.rt.scale.as_ref().ok_or_else(ApiError::path_not_found)?;
-        let replicas = meta::get_path(scale, ".spec.replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let asked = meta::get_path(scale, ".spec.replicas").and_then(Value::as_i64);
+        // A custom resource without its spec replicas field reads as 0, but a write must name a value.
+        if req.rt.is_custom()
+            && asked.is_none()
+            && meta::get_path(old, &paths.spec_replicas).is_none()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the spec replicas field {:?} cannot be empty",
+                paths.spec_replicas
+            )));
+        }
+        let replicas = asked.unwrap_or(0);
         let mut new = Self::present(req.rt, old);
         meta::set_path(&mut new, &paths.spec_replicas, json!(replicas));
         Ok(new)
