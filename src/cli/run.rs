@@ -5,6 +5,8 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 use fieldwise_observability::{Health, LogFormat, Metrics, TelemetryConfig};
 use tracing::{error, info};
 
+use crate::leader::{LEASE_NAME, LeaderElector};
+
 use crate::featurestore::{
     context::ImageDefaults,
     controller::Settings,
@@ -28,6 +30,10 @@ pub struct Args {
     /// Log format: json or text.
     #[arg(long, default_value = "text")]
     pub log_format: LogFormat,
+    /// Run the controller only while holding the Lease `fieldwise-leader` in POD_NAMESPACE; exit with an
+    /// error when it is lost, so the pod restarts as a standby.
+    #[arg(long)]
+    pub leader_elect: bool,
     /// The instance name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "fieldwise")]
     pub instance: String,
@@ -92,9 +98,50 @@ async fn serve(args: Args) -> Result<(), String> {
         instance: args.instance,
         settings,
     };
+    if args.leader_elect {
+        return run_as_leader(client, options, metrics, health).await;
+    }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
+/// fail (so the pod restarts) as soon as it is lost. SIGTERM stops the controller and releases the Lease.
+async fn run_as_leader(
+    client: kube::Client,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    health: Health,
+) -> Result<(), String> {
+    let namespace = std::env::var("POD_NAMESPACE")
+        .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
+    let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
+    // pod that cannot lead until the old one has gone.
+    health.set_ready();
+    info!(%namespace, lease = LEASE_NAME, "standing by for leadership");
+    let stopped = tokio::select! {
+        acquired = elector.acquired() => { acquired.map_err(|e| e.to_string())?; false }
+        () = shutdown_signal() => true,
+    };
+    if stopped {
+        elector.release().await;
+        return Ok(());
+    }
+    let mut leading = elector.leadership();
+    let result = tokio::select! {
+        result = run_controller(client, options, metrics, health, shutdown_signal()) => {
+            result.map_err(|e| e.to_string())
+        }
+        _ = leading.wait_for(|leading| !*leading) => {
+            Err("lost the leader Lease; stopping so that the pod restarts".to_owned())
+        }
+    };
+    elector.release().await;
+    result
 }
 
 /// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so

@@ -1,0 +1,750 @@
+//! The install artefacts: RBAC least privilege, the committed kustomize files and OLM bundle against their
+//! generators, the rendered kustomize install, and the bundle rules that can be checked offline.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use fieldwise::{
+    deploy::{
+        IMAGE_REPOSITORY, NAMESPACE,
+        files::{Part, generated_files, value},
+        manager::{self, METRICS_PORT},
+        olm, rbac,
+        rbac::Permission,
+    },
+    featurestore::{
+        context::{DEFAULT_CRON_JOB_IMAGE, DEFAULT_FEATURE_SERVER_IMAGE, ImageDefaults},
+        kinds,
+        render::{Input, render},
+    },
+};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use serde_json::Value;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).expect("valid YAML");
+    docs.into_iter().filter(|doc| !doc.is_null()).collect()
+}
+
+fn perm(group: &str, resource: &str, verb: &str) -> Permission {
+    (group.to_owned(), resource.to_owned(), verb.to_owned())
+}
+
+/// The calls the controller's code makes besides the engine's (written here independently of
+/// `rbac::CONTROLLER_CALLS`, from reading src/featurestore).
+fn controller_calls() -> BTreeSet<Permission> {
+    [
+        ("feast.dev", "featurestores", "get"),
+        ("feast.dev", "featurestores", "list"),
+        ("feast.dev", "featurestores", "watch"),
+        ("feast.dev", "featurestores", "patch"),
+        ("feast.dev", "featurestores/status", "patch"),
+        ("feast.dev", "featurestores/finalizers", "update"),
+        ("", "secrets", "list"),
+        ("", "secrets", "watch"),
+        ("", "configmaps", "get"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+    ]
+    .into_iter()
+    .map(|(g, r, v)| perm(g, r, v))
+    .collect()
+}
+
+/// FeatureStores that exercise every Role and ClusterRole the graph can create.
+const RBAC_PROBES: &str = r#"
+apiVersion: feast.dev/v1
+kind: FeatureStore
+metadata: {name: kube-auth, namespace: team}
+spec:
+  feastProject: probe
+  authz:
+    kubernetes:
+      roles: [feast-writer, feast-reader]
+  services:
+    onlineStore: {server: {}}
+    registry: {local: {server: {}}}
+---
+apiVersion: feast.dev/v1
+kind: FeatureStore
+metadata: {name: oidc-auth, namespace: team}
+spec:
+  feastProject: probe
+  authz:
+    oidc:
+      secretRef: {name: oidc-secret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: oidc-secret, namespace: team}
+stringData:
+  client_id: id
+  auth_discovery_url: https://idp.example.com/.well-known/openid-configuration
+"#;
+
+/// Permissions inside the Roles and ClusterRoles the graph renders: the operator must hold them to grant them.
+fn delegated_by_graph() -> BTreeSet<Permission> {
+    let input = Input {
+        source_name: "probes".to_owned(),
+        text: RBAC_PROBES.to_owned(),
+    };
+    let rendered = render(&[input], &ImageDefaults::default()).expect("probes render");
+    let mut out = BTreeSet::new();
+    let mut roles = 0;
+    for doc in documents(&rendered) {
+        if matches!(doc["kind"].as_str(), Some("Role" | "ClusterRole")) {
+            roles += 1;
+            let rules: Vec<PolicyRule> =
+                serde_json::from_value(doc["rules"].clone()).unwrap_or_default();
+            out.extend(permissions_ignoring_names(&rules));
+        }
+    }
+    assert!(
+        roles >= 4,
+        "the probes should render token-review, OIDC and CronJob roles; got {roles}"
+    );
+    out
+}
+
+/// Like `rbac::permissions`, but counting rules limited to resource names as the whole resource (the
+/// operator holds the unrestricted permission).
+fn permissions_ignoring_names(rules: &[PolicyRule]) -> BTreeSet<Permission> {
+    let unnamed: Vec<PolicyRule> = rules
+        .iter()
+        .cloned()
+        .map(|rule| PolicyRule {
+            resource_names: None,
+            ..rule
+        })
+        .collect();
+    rbac::permissions(&unnamed)
+}
+
+fn needs() -> BTreeSet<Permission> {
+    let mut needs = rbac::permissions(&kinds::registry(true).policy_rules());
+    needs.extend(controller_calls());
+    needs.extend(delegated_by_graph());
+    needs
+}
+
+#[test]
+fn cluster_role_grants_every_permission_the_operator_needs() {
+    let granted = rbac::permissions(&rbac::cluster_rules());
+    let missing: Vec<_> = needs().difference(&granted).cloned().collect();
+    assert!(missing.is_empty(), "the ClusterRole lacks {missing:?}");
+}
+
+#[test]
+fn cluster_role_grants_nothing_unused() {
+    let unused: Vec<_> = rbac::permissions(&rbac::cluster_rules())
+        .difference(&needs())
+        .cloned()
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole grants verbs nothing uses: {unused:?}"
+    );
+}
+
+#[test]
+fn roles_have_no_wildcards_and_no_names_or_urls() {
+    let rules = rbac::cluster_rules()
+        .into_iter()
+        .chain(rbac::leader_election_rules());
+    for rule in rules {
+        let words = rule
+            .api_groups
+            .iter()
+            .flatten()
+            .chain(rule.resources.iter().flatten())
+            .chain(&rule.verbs);
+        for word in words {
+            assert!(!word.contains('*'), "wildcard in {rule:?}");
+        }
+        assert!(
+            rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
+            "{rule:?}"
+        );
+        assert!(
+            !rule
+                .verbs
+                .iter()
+                .any(|v| v == "escalate" || v == "bind" || v == "impersonate"),
+            "{rule:?}"
+        );
+    }
+}
+
+#[test]
+fn rules_are_merged_one_per_group_and_verb_set() {
+    let rules = rbac::cluster_rules();
+    let keys: BTreeSet<_> = rules
+        .iter()
+        .map(|r| (r.api_groups.clone(), r.verbs.clone()))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        rules.len(),
+        "duplicate group/verb sets: {rules:?}"
+    );
+    let total: usize = rules
+        .iter()
+        .map(|r| r.resources.as_ref().map_or(0, Vec::len) * r.verbs.len())
+        .sum();
+    assert_eq!(
+        total,
+        rbac::permissions(&rules).len(),
+        "a permission is granted twice"
+    );
+}
+
+#[test]
+fn leader_election_role_is_exactly_what_kube_lease_manager_calls() {
+    let granted = rbac::permissions(&rbac::leader_election_rules());
+    let expected: BTreeSet<_> = ["create", "get", "patch"]
+        .iter()
+        .map(|verb| perm("coordination.k8s.io", "leases", verb))
+        .collect();
+    assert_eq!(granted, expected);
+}
+
+#[test]
+fn committed_kustomize_files_match_the_generator() {
+    for (path, content) in generated_files(VERSION).expect("manifests generate") {
+        let committed = read(&repo().join("deploy").join(&path));
+        assert!(
+            committed == content,
+            "deploy/{} is stale: run `fieldwise manifests --output deploy`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn committed_olm_bundle_matches_the_generator() {
+    let root = repo().join("deploy/olm/bundle");
+    let files = olm::bundle_files(VERSION).expect("bundle generates");
+    for (path, content) in &files {
+        assert!(
+            read(&root.join(path)) == *content,
+            "deploy/olm/bundle/{} is stale: run `fieldwise olm-bundle`",
+            path.display()
+        );
+    }
+    let expected: BTreeSet<PathBuf> = files.into_iter().map(|(path, _)| path).collect();
+    assert_eq!(
+        files_under(&root, &root),
+        expected,
+        "deploy/olm/bundle has files the generator does not write"
+    );
+}
+
+fn files_under(root: &Path, dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(root, &path));
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            out.insert(relative.to_path_buf());
+        }
+    }
+    out
+}
+
+/// The install as kubectl would apply it: `kubectl kustomize` when available, else the kustomization's
+/// resources concatenated (what kustomize produces for a kustomization without transformers besides images).
+fn rendered_install(dir: &str) -> Vec<Value> {
+    let path = repo().join(dir);
+    match Command::new("kubectl").arg("kustomize").arg(&path).output() {
+        Ok(output) => {
+            assert!(
+                output.status.success(),
+                "kubectl kustomize {dir}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            documents(&String::from_utf8_lossy(&output.stdout))
+        }
+        Err(error) => {
+            println!(
+                "kubectl not available ({error}); checking the kustomization's files directly"
+            );
+            resources_of(&path)
+        }
+    }
+}
+
+fn resources_of(dir: &Path) -> Vec<Value> {
+    let kustomization = &documents(&read(&dir.join("kustomization.yaml")))[0];
+    let mut out = Vec::new();
+    for resource in kustomization["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let path = dir.join(resource);
+        if path.is_dir() {
+            out.extend(resources_of(&path));
+        } else {
+            out.extend(documents(&read(&path)));
+        }
+    }
+    out
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the install"))
+}
+
+#[test]
+fn kustomize_install_has_every_object_with_secure_settings() {
+    let docs = rendered_install("deploy/default");
+    find(&docs, "Namespace", NAMESPACE);
+    for crd in fieldwise_api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let installed = numbers_as_floats(find(&docs, "CustomResourceDefinition", &name));
+        let generated = numbers_as_floats(&value(&crd));
+        assert!(installed == generated, "CRD {name} differs from crds/");
+    }
+    assert_eq!(
+        find(&docs, "ServiceAccount", rbac::SERVICE_ACCOUNT),
+        &value(&rbac::service_account())
+    );
+    assert_eq!(
+        find(&docs, "ClusterRole", rbac::CLUSTER_ROLE),
+        &value(&rbac::cluster_role())
+    );
+    assert_eq!(
+        find(&docs, "ClusterRoleBinding", rbac::CLUSTER_ROLE),
+        &value(&rbac::cluster_role_binding())
+    );
+    assert_eq!(
+        find(&docs, "Role", rbac::LEADER_ELECTION_ROLE),
+        &value(&rbac::leader_election_role())
+    );
+    assert_eq!(
+        find(&docs, "RoleBinding", rbac::LEADER_ELECTION_ROLE),
+        &value(&rbac::leader_election_role_binding())
+    );
+    assert_eq!(
+        find(&docs, "Service", manager::METRICS_SERVICE)["spec"]["ports"][0]["port"],
+        METRICS_PORT
+    );
+    check_deployment(find(&docs, "Deployment", manager::DEPLOYMENT));
+    for doc in &docs {
+        let cluster_scoped = matches!(
+            doc["kind"].as_str(),
+            Some("Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding")
+        );
+        let namespace = doc["metadata"]["namespace"].as_str();
+        assert_eq!(
+            namespace.is_none(),
+            cluster_scoped,
+            "namespace of {}",
+            doc["metadata"]["name"]
+        );
+        assert!(cluster_scoped || namespace == Some(NAMESPACE));
+    }
+}
+
+/// kustomize re-serialises YAML and writes `0.0` as `0`; compare numbers by value only.
+fn numbers_as_floats(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
+        Value::Array(items) => items.iter().map(numbers_as_floats).collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), numbers_as_floats(v)))
+            .collect(),
+        other => other.clone(),
+    }
+}
+
+fn check_deployment(deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], rbac::SERVICE_ACCOUNT);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let container = &containers[0];
+    assert_eq!(container["image"], format!("{IMAGE_REPOSITORY}:{VERSION}"));
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(security["privileged"].is_null() && security["capabilities"]["add"].is_null());
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                container["resources"][kind][resource].is_string(),
+                "{kind}.{resource} missing"
+            );
+        }
+    }
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["ports"][0]["containerPort"], METRICS_PORT);
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args.first(), Some(&"run"));
+    assert!(args.contains(&"--leader-elect"), "{args:?}");
+    assert!(
+        args.contains(&format!("--metrics-bind-address=0.0.0.0:{METRICS_PORT}").as_str()),
+        "{args:?}"
+    );
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        env("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(
+        env("RELATED_IMAGE_FEATURE_SERVER")["value"],
+        DEFAULT_FEATURE_SERVER_IMAGE
+    );
+    assert_eq!(
+        env("RELATED_IMAGE_CRON_JOB")["value"],
+        DEFAULT_CRON_JOB_IMAGE
+    );
+}
+
+#[test]
+fn servicemonitor_overlay_adds_a_monitor_of_the_metrics_service() {
+    let docs = rendered_install("deploy/overlays/servicemonitor");
+    let monitor = find(&docs, "ServiceMonitor", "fieldwise");
+    let service = find(&docs, "Service", manager::METRICS_SERVICE);
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    for (key, wanted) in selector {
+        assert_eq!(
+            &service["metadata"]["labels"][key], wanted,
+            "the monitor does not select the metrics Service"
+        );
+    }
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(docs.len(), rendered_install("deploy/default").len() + 1);
+}
+
+#[test]
+fn every_part_prints_parseable_yaml() {
+    for part in Part::ALL {
+        let yaml = part.yaml(VERSION).expect("part renders");
+        assert!(!documents(&yaml).is_empty(), "{part:?} is empty");
+    }
+}
+
+// ---- OLM bundle ----
+
+fn bundle_file(path: &str) -> String {
+    read(&repo().join("deploy/olm/bundle").join(path))
+}
+
+fn csv() -> Value {
+    documents(&bundle_file(
+        "manifests/fieldwise.clusterserviceversion.yaml",
+    ))
+    .remove(0)
+}
+
+#[test]
+fn bundle_annotations_declare_a_registry_v1_bundle() {
+    let annotations = documents(&bundle_file("metadata/annotations.yaml")).remove(0);
+    let annotations = annotations["annotations"]
+        .as_object()
+        .expect("annotations")
+        .clone();
+    for (key, wanted) in [
+        (
+            "operators.operatorframework.io.bundle.mediatype.v1",
+            "registry+v1",
+        ),
+        (
+            "operators.operatorframework.io.bundle.manifests.v1",
+            "manifests/",
+        ),
+        (
+            "operators.operatorframework.io.bundle.metadata.v1",
+            "metadata/",
+        ),
+        (
+            "operators.operatorframework.io.bundle.package.v1",
+            "fieldwise",
+        ),
+        (
+            "operators.operatorframework.io.test.config.v1",
+            "tests/scorecard/",
+        ),
+    ] {
+        assert_eq!(
+            annotations.get(key).and_then(Value::as_str),
+            Some(wanted),
+            "{key}"
+        );
+    }
+    let channels = annotations["operators.operatorframework.io.bundle.channels.v1"]
+        .as_str()
+        .expect("channels");
+    let default = annotations["operators.operatorframework.io.bundle.channel.default.v1"]
+        .as_str()
+        .expect("default");
+    assert!(
+        channels.split(',').any(|c| c == default),
+        "default channel {default} not in {channels}"
+    );
+    let dockerfile = bundle_file("bundle.Dockerfile");
+    for (key, value) in &annotations {
+        let label = format!("LABEL {key}={}", value.as_str().unwrap_or_default());
+        assert!(
+            dockerfile.contains(&label),
+            "bundle.Dockerfile lacks {label}"
+        );
+    }
+    for dir in ["manifests", "metadata", "tests/scorecard"] {
+        assert!(
+            dockerfile.contains(&format!("COPY {dir} /{dir}/")),
+            "bundle.Dockerfile does not copy {dir}"
+        );
+        assert!(repo().join("deploy/olm/bundle").join(dir).is_dir());
+    }
+}
+
+#[test]
+fn csv_has_the_required_fields() {
+    let csv = csv();
+    assert_eq!(csv["apiVersion"], "operators.coreos.com/v1alpha1");
+    assert_eq!(csv["metadata"]["name"], format!("fieldwise.v{VERSION}"));
+    let spec = &csv["spec"];
+    assert_eq!(spec["version"], VERSION);
+    for field in ["displayName", "description", "minKubeVersion", "maturity"] {
+        assert!(
+            spec[field].as_str().is_some_and(|s| !s.is_empty()),
+            "spec.{field}"
+        );
+    }
+    assert!(spec["provider"]["name"].is_string());
+    let modes: Vec<(String, bool)> = serde_json::from_value(Value::Array(
+        spec["installModes"]
+            .as_array()
+            .expect("installModes")
+            .iter()
+            .map(|m| serde_json::json!([m["type"], m["supported"]]))
+            .collect(),
+    ))
+    .expect("install modes");
+    assert_eq!(
+        modes,
+        [
+            ("OwnNamespace", true),
+            ("SingleNamespace", true),
+            ("MultiNamespace", false),
+            ("AllNamespaces", true)
+        ]
+        .map(|(t, s)| (t.to_owned(), s))
+    );
+    assert_eq!(spec["install"]["strategy"], "deployment");
+    let install = &spec["install"]["spec"];
+    assert_eq!(
+        install["clusterPermissions"][0]["rules"],
+        serde_json::to_value(rbac::cluster_rules()).expect("rules")
+    );
+    assert_eq!(
+        install["permissions"][0]["rules"],
+        serde_json::to_value(rbac::leader_election_rules()).expect("rules")
+    );
+    assert_eq!(
+        install["clusterPermissions"][0]["serviceAccountName"],
+        rbac::SERVICE_ACCOUNT
+    );
+    let deployment = &install["deployments"][0];
+    assert_eq!(deployment["name"], manager::DEPLOYMENT);
+    check_deployment(&serde_json::json!({"spec": deployment["spec"]}));
+    let images: BTreeSet<&str> = spec["relatedImages"]
+        .as_array()
+        .expect("relatedImages")
+        .iter()
+        .filter_map(|i| i["image"].as_str())
+        .collect();
+    let container_images = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("RELATED_IMAGE_"))
+        })
+        .filter_map(|e| e["value"].as_str())
+        .chain(deployment["spec"]["template"]["spec"]["containers"][0]["image"].as_str());
+    for image in container_images {
+        assert!(images.contains(image), "relatedImages lacks {image}");
+    }
+    assert_eq!(
+        csv["metadata"]["annotations"]["containerImage"],
+        format!("{IMAGE_REPOSITORY}:{VERSION}")
+    );
+}
+
+#[test]
+fn owned_crds_are_in_the_bundle_and_identical_to_crds_dir() {
+    let csv = csv();
+    let owned = csv["spec"]["customresourcedefinitions"]["owned"]
+        .as_array()
+        .expect("owned")
+        .clone();
+    for crd in fieldwise_api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let file = olm::crd_file_name(&crd);
+        assert_eq!(
+            bundle_file(&format!("manifests/{file}")),
+            read(&repo().join("crds").join(&file)),
+            "{file} differs from crds/"
+        );
+        for version in crd.spec.versions.iter().filter(|v| v.served) {
+            let entry = owned
+                .iter()
+                .find(|o| o["name"] == name.as_str() && o["version"] == version.name.as_str())
+                .unwrap_or_else(|| panic!("{name} {} is not owned by the CSV", version.name));
+            assert_eq!(entry["kind"], crd.spec.names.kind.as_str());
+            let spec_paths = descriptor_paths(&entry["specDescriptors"]);
+            let status_paths = descriptor_paths(&entry["statusDescriptors"]);
+            let schema = serde_json::to_value(&version.schema).expect("schema")["openAPIV3Schema"]
+                ["properties"]
+                .clone();
+            assert_eq!(
+                spec_paths,
+                keys(&schema["spec"]["properties"]),
+                "spec descriptors"
+            );
+            assert_eq!(
+                status_paths,
+                keys(&schema["status"]["properties"]),
+                "status descriptors"
+            );
+            assert!(!entry["resources"].as_array().expect("resources").is_empty());
+        }
+    }
+}
+
+fn descriptor_paths(descriptors: &Value) -> BTreeSet<String> {
+    descriptors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["path"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn keys(object: &Value) -> BTreeSet<String> {
+    object
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[test]
+fn every_alm_example_is_a_valid_feature_store() {
+    let csv = csv();
+    let text = csv["metadata"]["annotations"]["alm-examples"]
+        .as_str()
+        .expect("alm-examples is a string");
+    let examples: Vec<Value> = serde_json::from_str(text).expect("alm-examples is JSON");
+    assert_eq!(examples.len(), olm::SAMPLES.len());
+    for example in &examples {
+        assert_eq!(example["apiVersion"], "feast.dev/v1");
+        if let Err(rejection) = fieldwise_api::validate::validate_feature_store(example) {
+            panic!(
+                "alm-example {} is invalid: {}",
+                example["metadata"]["name"], rejection.message
+            );
+        }
+    }
+}
+
+#[test]
+fn every_feature_store_sample_is_an_alm_example() {
+    let listed: BTreeSet<&str> = olm::SAMPLES.iter().map(|(name, _)| *name).collect();
+    for entry in std::fs::read_dir(repo().join("deploy/samples"))
+        .expect("samples")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let has_feature_store = documents(&read(&entry.path()))
+            .iter()
+            .any(|d| d["kind"] == "FeatureStore");
+        assert_eq!(
+            has_feature_store,
+            listed.contains(name.as_str()),
+            "deploy/samples/{name} vs olm::SAMPLES"
+        );
+    }
+}
+
+#[test]
+fn scorecard_config_runs_the_basic_and_olm_suites() {
+    let config = documents(&bundle_file("tests/scorecard/config.yaml")).remove(0);
+    assert_eq!(config["kind"], "Configuration");
+    let tests: BTreeSet<&str> = config["stages"][0]["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .filter_map(|t| t["entrypoint"][1].as_str())
+        .collect();
+    for test in [
+        "basic-check-spec",
+        "olm-bundle-validation",
+        "olm-crds-have-validation",
+        "olm-spec-descriptors",
+        "olm-status-descriptors",
+    ] {
+        assert!(tests.contains(test), "scorecard lacks {test}");
+    }
+}
+
+#[test]
+fn olm_bundle_rejects_a_bad_version() {
+    assert!(olm::bundle_files("v1").is_err());
+    assert!(olm::bundle_files("1.2").is_err());
+    assert!(olm::bundle_files("1.2.x").is_err());
+    assert!(olm::bundle_files("1.2.3").is_ok());
+}
