@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -72,6 +72,15 @@ pub fn run(args: Args) -> ExitCode {
     })
 }
 
+/// The operator's runtime. Worker stacks are larger than tokio's 2 MiB default: a FeatureStore (whose status
+/// repeats the whole spec) is deserialised in deep frames.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 << 20)
+        .enable_all()
+        .build()
+}
+
 async fn serve(args: Args) -> Result<(), String> {
     let client = client().await?;
     let metrics = Arc::new(Metrics::new());
@@ -92,7 +101,8 @@ async fn serve(args: Args) -> Result<(), String> {
         service_monitor_available: service_monitors_served(&client).await,
     };
     let options = RunOptions {
-        namespace: args.namespace,
+        // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
+        namespace: args.namespace.filter(|namespace| !namespace.is_empty()),
         concurrency: args.concurrency,
         debounce: Duration::from_millis(args.debounce_ms),
         instance: args.instance,
@@ -114,6 +124,9 @@ async fn run_as_leader(
     metrics: Arc<Metrics>,
     health: Health,
 ) -> Result<(), String> {
+    // One signal listener for the whole run: a SIGTERM that arrives while the controller is still
+    // starting must not be missed.
+    let stopping = stop_requested();
     let namespace = std::env::var("POD_NAMESPACE")
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
     let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
@@ -123,17 +136,17 @@ async fn run_as_leader(
     // pod that cannot lead until the old one has gone.
     health.set_ready();
     info!(%namespace, lease = LEASE_NAME, "standing by for leadership");
-    let stopped = tokio::select! {
+    let stopped_early = tokio::select! {
         acquired = elector.acquired() => { acquired.map_err(|e| e.to_string())?; false }
-        () = shutdown_signal() => true,
+        () = stopped(stopping.clone()) => true,
     };
-    if stopped {
+    if stopped_early {
         elector.release().await;
         return Ok(());
     }
     let mut leading = elector.leadership();
     let result = tokio::select! {
-        result = run_controller(client, options, metrics, health, shutdown_signal()) => {
+        result = run_controller(client, options, metrics, health, stopped(stopping)) => {
             result.map_err(|e| e.to_string())
         }
         _ = leading.wait_for(|leading| !*leading) => {
@@ -142,6 +155,22 @@ async fn run_as_leader(
     };
     elector.release().await;
     result
+}
+
+/// Turns `true` once SIGTERM or SIGINT arrived.
+fn stop_requested() -> tokio::sync::watch::Receiver<bool> {
+    let (requested, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        requested.send_replace(true);
+    });
+    receiver
+}
+
+/// Resolves once a stop was requested, including before this future was created.
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    // An error means the signal task is gone, which only happens at runtime shutdown: stop too.
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so

@@ -108,7 +108,7 @@ fn parse(inputs: &[Input]) -> Result<Vec<Value>, RenderError> {
 }
 
 /// YAML as Kubernetes reads manifests (sigs.k8s.io/yaml, YAML 1.1 numbers): `mode: 0644` is octal 420.
-fn kubernetes_yaml() -> serde_saphyr::Options {
+pub fn kubernetes_yaml() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.legacy_octal_numbers = true;
     options

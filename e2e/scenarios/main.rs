@@ -1,0 +1,7 @@
+//! End-to-end scenarios: the operator, started exactly as `fieldwise run` starts it, against the in-process
+//! API emulator with its simulated controllers.
+
+mod harness;
+mod lifecycle;
+mod samples;
+mod scaling;

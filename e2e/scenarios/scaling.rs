@@ -1,0 +1,465 @@
+//! Scaling and HA scenarios: fieldwise, the HPA and KEDA never fight over `spec.replicas`.
+//!
+//! Each scenario watches the feature-server Deployment from the start and asserts the whole sequence of
+//! `spec.replicas` values it took, and who owns the field at the end.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::harness::{Cluster, PATIENCE, USER, block_on, wait_for};
+
+const NAMESPACE: &str = "scaling";
+const NAME: &str = "fs";
+const DEPLOYMENT: &str = "feast-fs";
+const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
+
+/// A FeatureStore with DB-backed persistence (scaling requires it) and the given extra spec.
+fn feature_store(extra: Value) -> Value {
+    let mut spec = json!({
+        "feastProject": "p",
+        "services": {
+            "onlineStore": {"persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+            "registry": {"local": {"persistence": {"store": {"type": "sql", "secretRef": {"name": "feast-data-stores"}}}}},
+        },
+    });
+    merge(&mut spec, &extra);
+    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec})
+}
+
+fn merge(base: &mut Value, extra: &Value) {
+    match (base, extra) {
+        (Value::Object(base), Value::Object(extra)) => {
+            for (key, value) in extra {
+                if value.is_null() {
+                    base.remove(key);
+                } else {
+                    merge(base.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (base, extra) => *base = extra.clone(),
+    }
+}
+
+/// Every `spec.replicas` value the Deployment took, consecutive repeats folded.
+struct ReplicasHistory {
+    values: Arc<Mutex<Vec<Option<i32>>>>,
+    task: JoinHandle<()>,
+}
+
+impl ReplicasHistory {
+    fn start(cluster: &Cluster) -> Self {
+        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        let values = Arc::new(Mutex::new(Vec::new()));
+        let recorded = values.clone();
+        let config = watcher::Config::default().fields(&format!("metadata.name={DEPLOYMENT}"));
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, config)
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(deployment)) = stream.next().await {
+                let replicas = deployment.spec.and_then(|s| s.replicas);
+                let mut values = recorded.lock().expect("history lock");
+                if values.last() != Some(&replicas) {
+                    values.push(replicas);
+                }
+            }
+        });
+        Self { values, task }
+    }
+
+    fn values(&self) -> Vec<Option<i32>> {
+        self.values.lock().expect("history lock").clone()
+    }
+}
+
+impl Drop for ReplicasHistory {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn setup(cluster: &Cluster) {
+    cluster.namespace(NAMESPACE).await;
+    cluster.apply_yaml(SECRETS, NAMESPACE).await;
+}
+
+async fn apply_feature_store(cluster: &Cluster, extra: Value) {
+    let body = feature_store(extra);
+    cluster
+        .feature_stores(NAMESPACE)
+        .patch(
+            NAME,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("applied");
+}
+
+fn deployments(cluster: &Cluster) -> Api<Deployment> {
+    Api::namespaced(cluster.client.clone(), NAMESPACE)
+}
+
+async fn wait_replicas(cluster: &Cluster, replicas: i32) -> Deployment {
+    let has = move |d: Option<&Deployment>| {
+        d.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) == Some(replicas)
+    };
+    wait_for(
+        &deployments(cluster),
+        DEPLOYMENT,
+        has,
+        &format!("replicas {replicas}"),
+    )
+    .await
+}
+
+/// The managers owning `spec.replicas` on the Deployment.
+fn replicas_owners(deployment: &Deployment) -> Vec<String> {
+    let entries = deployment.metadata.managed_fields.iter().flatten();
+    entries
+        .filter(|entry| {
+            let fields = entry.fields_v1.as_ref().map(|f| &f.0);
+            fields
+                .and_then(|f| f.pointer("/f:spec/f:replicas"))
+                .is_some()
+        })
+        .map(|entry| {
+            format!(
+                "{}/{}",
+                entry.manager.as_deref().unwrap_or("?"),
+                entry.subresource.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let Some(live) = api.get_opt(name).await.expect("readable") else {
+        return;
+    };
+    let uid = live.meta().uid.clone().unwrap_or_default();
+    let deleted = kube::runtime::wait::await_condition(
+        api.clone(),
+        name,
+        kube::runtime::conditions::is_deleted(&uid),
+    );
+    tokio::time::timeout(PATIENCE, deleted)
+        .await
+        .unwrap_or_else(|_| panic!("{name} not deleted within {PATIENCE:?}"))
+        .expect("watch works");
+}
+
+#[test]
+fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        setup(&cluster).await;
+        let history = ReplicasHistory::start(&cluster);
+        apply_feature_store(&cluster, json!({"replicas": 3})).await;
+        let deployment = wait_replicas(&cluster, 3).await;
+        assert_eq!(replicas_owners(&deployment), ["fieldwise/"]);
+
+        // 1. static 3 → autoscaling 2..10 while live is 3.
+        apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 10}}}}))
+            .await;
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        wait_for(
+            &hpas,
+            DEPLOYMENT,
+            |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
+            "created",
+        )
+        .await;
+        let released = wait_for(
+            &deployments(&cluster),
+            DEPLOYMENT,
+            |d: Option<&Deployment>| {
+                d.is_some_and(|d| !replicas_owners(d).contains(&"fieldwise/".to_owned()))
+            },
+            "released by fieldwise",
+        )
+        .await;
+        assert_eq!(
+            released.spec.as_ref().and_then(|s| s.replicas),
+            Some(3),
+            "replicas held while handing over"
+        );
+
+        // The HPA acts: 3 replicas at 200% of an 80% target → ceil(3 × 200 / 80) = 8.
+        cluster.sims.set_metric(NAMESPACE, DEPLOYMENT, 200.0);
+        let scaled = wait_replicas(&cluster, 8).await;
+        assert!(
+            !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
+            "fieldwise does not own replicas: {:?}",
+            replicas_owners(&scaled)
+        );
+        assert_eq!(
+            history.values(),
+            [Some(3), Some(8)],
+            "replicas never passed through the default"
+        );
+
+        // 3. autoscaling → static 3: fieldwise takes replicas back and the HPA goes.
+        cluster.sims.clear_metric(NAMESPACE, DEPLOYMENT);
+        apply_feature_store(
+            &cluster,
+            json!({"replicas": 3, "services": {"scaling": null}}),
+        )
+        .await;
+        let restored = wait_replicas(&cluster, 3).await;
+        wait_gone(&hpas, DEPLOYMENT).await;
+        assert!(replicas_owners(&restored).contains(&"fieldwise/".to_owned()));
+        assert_eq!(history.values(), [Some(3), Some(8), Some(3)]);
+    });
+}
+
+#[test]
+fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        setup(&cluster).await;
+        let history = ReplicasHistory::start(&cluster);
+        apply_feature_store(&cluster, json!({"services": {"scaling": {"autoscaling": {"minReplicas": 5, "maxReplicas": 10}}}})).await;
+        // The HPA keeps replicas within [5, 10]: it raises the default 1 to 5.
+        let deployment = wait_replicas(&cluster, 5).await;
+        assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
+        cluster.wait_ready(NAMESPACE, NAME).await;
+        let writes_before = cluster.emulator.counters().writes_by("fieldwise");
+        let reconciles_before = reconciles(&cluster);
+        // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
+        let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(cluster.client.clone(), NAMESPACE);
+        for poke in 0..100 {
+            let label = json!({"metadata": {"labels": {"e2e/poke": poke.to_string()}}});
+            config_maps
+                .patch(
+                    "feast-fs-client",
+                    &PatchParams::apply("poker"),
+                    &Patch::Apply(&with_identity(label)),
+                )
+                .await
+                .expect("poked");
+            wait_reconciles(&cluster, reconciles_before + poke + 1).await;
+        }
+        assert_eq!(
+            cluster.emulator.counters().writes_by("fieldwise"),
+            writes_before,
+            "no write by fieldwise at all"
+        );
+        let deployment = wait_replicas(&cluster, 5).await;
+        assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
+        assert_eq!(
+            history.values()[1..],
+            [Some(5)],
+            "after the HPA's first write replicas stayed 5"
+        );
+    });
+}
+
+fn with_identity(mut patch: Value) -> Value {
+    merge(
+        &mut patch,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "feast-fs-client", "namespace": NAMESPACE}}),
+    );
+    patch
+}
+
+fn reconciles(cluster: &Cluster) -> u64 {
+    let text = cluster.metrics.encode().expect("metrics encode");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("fieldwise_reconciles_total{") && line.contains("featurestore")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits until at least `count` reconciles have finished. Metrics cannot be watched, so this polls them.
+async fn wait_reconciles(cluster: &Cluster, count: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while reconciles(cluster) < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{count} reconciles not reached: {}",
+            reconciles(cluster)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn keda_scales_the_feature_store_through_its_scale_subresource() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        setup(&cluster).await;
+        cluster.sims.install_keda_crd().expect("KEDA CRD installed");
+        let history = ReplicasHistory::start(&cluster);
+        apply_feature_store(&cluster, json!({"replicas": 1})).await;
+        wait_replicas(&cluster, 1).await;
+        let scaled_object = json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": NAME, "namespace": NAMESPACE},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": NAME},
+                "minReplicaCount": 1, "maxReplicaCount": 8,
+                "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}],
+            },
+        });
+        cluster
+            .apply_yaml(&scaled_object.to_string(), NAMESPACE)
+            .await;
+        let keda_hpa = format!("keda-hpa-{NAME}");
+        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        wait_for(
+            &hpas,
+            &keda_hpa,
+            |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
+            "created by KEDA",
+        )
+        .await;
+
+        // 4. 1 → 4 → 2 through the FeatureStore's /scale: ceil(1 × 280 / 70) = 4, then ceil(4 × 35 / 70) = 2.
+        for (metric, replicas) in [(280.0, 4), (35.0, 2)] {
+            cluster.sims.set_metric(NAMESPACE, &keda_hpa, metric);
+            wait_replicas(&cluster, replicas).await;
+            let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+                fs.and_then(|fs| fs.status.as_ref())
+                    .and_then(|s| s.replicas)
+                    == Some(replicas)
+            };
+            wait_for(
+                &cluster.feature_stores(NAMESPACE),
+                NAME,
+                status_follows,
+                "status.replicas follows",
+            )
+            .await;
+        }
+        assert_eq!(history.values(), [Some(1), Some(4), Some(2)]);
+        let conflicts = cluster.metrics.encode().expect("metrics");
+        assert!(
+            !conflicts
+                .lines()
+                .any(|l| l.contains("outcome=\"conflict\"") && !l.ends_with(" 0")),
+            "no conflict errors"
+        );
+    });
+}
+
+#[test]
+fn scale_writes_obey_the_persistence_rule() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        setup(&cluster).await;
+        let file_backed = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+            "metadata": {"name": "file", "namespace": NAMESPACE}, "spec": {"feastProject": "p"}});
+        let stores = cluster.feature_stores(NAMESPACE);
+        stores
+            .patch(
+                "file",
+                &PatchParams::apply(USER),
+                &Patch::Apply(&file_backed),
+            )
+            .await
+            .expect("applied");
+        // 5. `kubectl scale` sends a merge patch of the scale subresource.
+        let scale = json!({"spec": {"replicas": 3}});
+        let error = stores
+            .patch_scale("file", &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+            .expect_err("rejected");
+        let message = error.to_string();
+        assert!(
+            message.contains("Scaling requires DB-backed persistence for the online store. Configure services.onlineStore.persistence.store when using replicas > 1 or autoscaling."),
+            "{message}"
+        );
+        apply_feature_store(&cluster, json!({})).await;
+        wait_replicas(&cluster, 1).await;
+        stores
+            .patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale))
+            .await
+            .expect("accepted with DB persistence");
+        wait_replicas(&cluster, 3).await;
+    });
+}
+
+#[test]
+fn pdb_spread_and_affinity_follow_scaling() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        setup(&cluster).await;
+        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        apply_feature_store(
+            &cluster,
+            json!({"replicas": 1, "services": {"podDisruptionBudgets": {"maxUnavailable": 1}}}),
+        )
+        .await;
+        let single = wait_replicas(&cluster, 1).await;
+        assert!(
+            pod_spec(&single).get("affinity").is_none()
+                && pod_spec(&single).get("topologySpreadConstraints").is_none()
+        );
+        assert!(
+            pdbs.get_opt(DEPLOYMENT).await.expect("readable").is_none(),
+            "no PDB for one replica"
+        );
+
+        // 6. Scaling starts: PDB, spread and anti-affinity appear; it stops: they go.
+        let pdb = json!({"podDisruptionBudgets": {"maxUnavailable": 1}});
+        apply_feature_store(&cluster, json!({"replicas": 3, "services": pdb.clone()})).await;
+        wait_for(
+            &pdbs,
+            DEPLOYMENT,
+            |p: Option<&PodDisruptionBudget>| p.is_some(),
+            "created",
+        )
+        .await;
+        let scaled = wait_replicas(&cluster, 3).await;
+        assert_eq!(
+            pod_spec(&scaled)["topologySpreadConstraints"][0]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
+        assert_eq!(
+            pod_spec(&scaled)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                [0]["weight"],
+            100
+        );
+
+        apply_feature_store(&cluster, json!({"replicas": 1, "services": pdb})).await;
+        wait_gone(&pdbs, DEPLOYMENT).await;
+        let single = wait_replicas(&cluster, 1).await;
+        assert!(
+            pod_spec(&single).get("affinity").is_none(),
+            "anti-affinity removed: {}",
+            pod_spec(&single)
+        );
+        assert!(
+            pod_spec(&single).get("topologySpreadConstraints").is_none(),
+            "spread removed"
+        );
+    });
+}
+
+fn pod_spec(deployment: &Deployment) -> Value {
+    let value = serde_json::to_value(deployment).expect("JSON");
+    value
+        .pointer("/spec/template/spec")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
