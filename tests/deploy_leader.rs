@@ -179,3 +179,115 @@ fn assert_only_granted_lease_calls(emulator: &fieldwise_e2e::EmulatorHandle) {
         "the leader-election Role grants verbs kube-lease-manager never used"
     );
 }
+
+/// A `fieldwise run --leader-elect` process against the emulator.
+struct Operator {
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Operator {
+    /// A failed test must not leave operators running.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Operator {
+    /// Logs go to `<pod>.log` next to the kubeconfig.
+    fn start(kubeconfig: &std::path::Path, pod: &str) -> Self {
+        let log = std::fs::File::create(kubeconfig.with_file_name(format!("{pod}.log")))
+            .expect("log file");
+        let log_err = log.try_clone().expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fieldwise"))
+            .args([
+                "run",
+                "--leader-elect",
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", pod)
+            .env("POD_NAMESPACE", NAMESPACE)
+            .env_remove("WATCH_NAMESPACE")
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .expect("fieldwise starts");
+        Self { child: Some(child) }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (within the operator's 20 s stop deadline).
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let waited = tokio::task::spawn_blocking(move || child.wait());
+        tokio::time::timeout(PATIENCE, waited)
+            .await
+            .expect("exits after SIGTERM")
+            .expect("joins")
+            .expect("waits")
+    }
+}
+
+async fn await_holder(leases: &Api<Lease>, wanted: Option<&'static str>) {
+    let held_by = move |lease: Option<&Lease>| {
+        lease.is_some_and(|l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == wanted)
+    };
+    let waited = kube::runtime::wait::await_condition(leases.clone(), LEASE_NAME, held_by);
+    tokio::time::timeout(PATIENCE, waited)
+        .await
+        .expect("the Lease reaches the holder in time")
+        .expect("watch");
+}
+
+#[test]
+fn leader_elect_processes_fail_over_on_sigterm() {
+    // The in-process emulator validates FeatureStores in deep stack frames: give its threads room.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(16 << 20)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(error) = runtime.block_on(runtime.spawn(fail_over_scenario())) {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+async fn fail_over_scenario() {
+    let emulator = Emulator::start(Options::default())
+        .await
+        .expect("emulator starts");
+    let client = emulator.client().expect("client");
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in fieldwise_api::crds() {
+        crds.create(&Default::default(), &crd)
+            .await
+            .expect("CRD installs");
+    }
+    let dir = std::env::temp_dir().join(format!("fieldwise-leader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
+
+    let first = Operator::start(&kubeconfig, "pod-a");
+    await_holder(&leases, Some("pod-a")).await;
+    let second = Operator::start(&kubeconfig, "pod-b");
+    let status = first.terminate().await;
+    println!("the first leader exited with {status}");
+    await_holder(&leases, Some("pod-b")).await;
+    let status = second.terminate().await;
+    println!("the second leader exited with {status}");
+    await_holder(&leases, None).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

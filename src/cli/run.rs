@@ -146,15 +146,28 @@ async fn run_as_leader(
     }
     let mut leading = elector.leadership();
     let result = tokio::select! {
-        result = run_controller(client, options, metrics, health, stopped(stopping)) => {
+        result = run_controller(client, options, metrics, health, stopped(stopping.clone())) => {
             result.map_err(|e| e.to_string())
         }
         _ = leading.wait_for(|leading| !*leading) => {
             Err("lost the leader Lease; stopping so that the pod restarts".to_owned())
         }
+        () = stop_deadline(stopping) => {
+            Err(format!("the controller did not stop within {STOP_DEADLINE:?}; abandoning it"))
+        }
     };
     elector.release().await;
     result
+}
+
+/// How long a stopping controller may take: less than the pod's 30 s grace period, so the Lease is still
+/// released (and a standby takes over at once) when the controller hangs, e.g. on caches that never sync.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Resolves [`STOP_DEADLINE`] after a stop was requested.
+async fn stop_deadline(stopping: tokio::sync::watch::Receiver<bool>) {
+    stopped(stopping).await;
+    tokio::time::sleep(STOP_DEADLINE).await;
 }
 
 /// Turns `true` once SIGTERM or SIGINT arrived.
