@@ -304,8 +304,10 @@ impl Faults {
 
     /// No more errors, latency or periodic drops.
     pub fn clear(&self) {
+        // Read first: the guard must be released before set_config locks again.
+        let seed = self.hook.state().config.seed;
         self.set_config(FaultConfig {
-            seed: self.hook.state().config.seed,
+            seed,
             ..FaultConfig::default()
         });
         self.hook.state().expire_next = 0;
