@@ -24,19 +24,6 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
         "The Feast CRD declares this ObjectMeta as a bare `type: object`, so the API server prunes the \
          labels and annotations users put there. fieldwise declares ObjectMeta's fields and keeps them.",
     ),
-    (
-        ".spec.*.env[].valueFrom.fileKeyRef",
-        "property",
-        "Kubernetes 1.34 field. The Feast CRD embeds the Kubernetes 1.35 types, but the workspace builds \
-         k8s-openapi with feature v1_33 (root Cargo.toml), whose EnvVarSource has no fileKeyRef. Building with \
-         v1_35 removes this and the next difference (verified), leaving both entries stale.",
-    ),
-    (
-        ".spec.services.volumes[].projected.sources[].podCertificate",
-        "property",
-        "Kubernetes 1.34 field (userAnnotations: 1.35) missing from k8s-openapi's v1_33 VolumeProjection, \
-         as for fileKeyRef above.",
-    ),
 ];
 
 /// Whether a deliberate entry's path pattern covers `path` (`*` matches any run of characters).
