@@ -2,7 +2,7 @@
 //! resume from a resourceVersion) and a broadcast of every change (for watches and in-process
 //! controllers such as the garbage collector).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -50,6 +50,8 @@ pub struct TooOld {
 struct Inner {
     rv: u64,
     objects: BTreeMap<ObjKey, Value>,
+    /// uid → key, for owner lookups.
+    uids: HashMap<String, ObjKey>,
     history: VecDeque<Arc<StoreEvent>>,
     /// Highest resourceVersion whose event is no longer retained.
     floor: u64,
@@ -68,6 +70,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 objects: BTreeMap::new(),
+                uids: HashMap::new(),
                 history: VecDeque::new(),
                 floor: 0,
             }),
@@ -115,6 +118,11 @@ impl Txn<'_> {
             .collect()
     }
 
+    /// Every stored object with its key, borrowed (no copies).
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjKey, &Value)> {
+        self.inner.objects.iter()
+    }
+
     /// Every stored object with its key.
     pub fn all(&self) -> Vec<(ObjKey, Value)> {
         self.inner
@@ -128,6 +136,10 @@ impl Txn<'_> {
     pub fn put(&mut self, key: ObjKey, mut obj: Value) -> Value {
         let rv = self.bump(&mut obj);
         let previous = self.inner.objects.insert(key.clone(), obj.clone());
+        let uid = uid_of(&obj);
+        if !uid.is_empty() {
+            self.inner.uids.insert(uid.to_string(), key.clone());
+        }
         let kind = if previous.is_some() {
             EventType::Modified
         } else {
@@ -140,6 +152,7 @@ impl Txn<'_> {
     /// Removes the object, announcing its last state under a new resourceVersion.
     pub fn remove(&mut self, key: &ObjKey) -> Option<Value> {
         let mut obj = self.inner.objects.remove(key)?;
+        self.inner.uids.remove(uid_of(&obj));
         let previous = obj.clone();
         let rv = self.bump(&mut obj);
         self.record(rv, EventType::Deleted, key.clone(), &obj, Some(previous));
@@ -204,10 +217,13 @@ impl Txn<'_> {
 
     /// The object with this uid, if stored.
     pub fn find_uid(&self, uid: &str) -> Option<(ObjKey, &Value)> {
-        self.inner
-            .objects
-            .iter()
-            .find(|(_, v)| v.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
-            .map(|(k, v)| (k.clone(), v))
+        let key = self.inner.uids.get(uid)?;
+        self.inner.objects.get(key).map(|v| (key.clone(), v))
     }
+}
+
+fn uid_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
