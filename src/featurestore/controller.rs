@@ -308,15 +308,25 @@ async fn record_writes(context: &Context, fs: &FeatureStore, report: &ReconcileR
                     "{} {}: spec.replicas handed over to the autoscaler",
                     object.object.kind, object.object.name
                 );
-                publish(context, fs, EventType::Normal, "ReplicasHandedOver", note).await;
-            }
-            WriteOutcome::Failed(error) => {
-                publish(
+                publish_about(
                     context,
                     fs,
+                    Some(&object.object),
+                    EventType::Normal,
+                    "ReplicasHandedOver",
+                    note,
+                )
+                .await;
+            }
+            WriteOutcome::Failed(error) => {
+                let note = error.to_string();
+                publish_about(
+                    context,
+                    fs,
+                    Some(&object.object),
                     EventType::Warning,
                     "ApplyFailed",
-                    error.to_string(),
+                    note,
                 )
                 .await;
             }
@@ -332,7 +342,15 @@ async fn record_writes(context: &Context, fs: &FeatureStore, report: &ReconcileR
             drift.fields.join(", "),
             drift.manager
         );
-        publish(context, fs, EventType::Normal, "DriftCorrected", note).await;
+        publish_about(
+            context,
+            fs,
+            Some(&drift.object),
+            EventType::Normal,
+            "DriftCorrected",
+            note,
+        )
+        .await;
     }
 }
 
@@ -354,12 +372,32 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
+    publish_about(context, fs, None, type_, reason, note).await;
+}
+
+/// Publishes an Event about `fs`, related to one of its children when given. The child is part of the
+/// Recorder's series key, so corrections of different children are separate Events, not one series.
+async fn publish_about(
+    context: &Context,
+    fs: &FeatureStore,
+    child: Option<&fieldwise_apply::ObjectKey>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let secondary = child.map(|key| k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(key.api_version.clone()),
+        kind: Some(key.kind.clone()),
+        name: Some(key.name.clone()),
+        namespace: key.namespace.clone(),
+        ..Default::default()
+    });
     let event = Event {
         type_,
         reason: reason.to_owned(),
         note: Some(note),
         action: "Reconcile".to_owned(),
-        secondary: None,
+        secondary,
     };
     if let Err(error) = context.recorder.publish(&event, &fs.object_ref(&())).await {
         warn!(%error, reason, "could not publish event");

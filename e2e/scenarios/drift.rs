@@ -1,0 +1,238 @@
+//! Drift is restored and reported; removing a part of a FeatureStore removes exactly its children.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{
+    Api, Resource,
+    api::{ListParams, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+use crate::harness::{Cluster, USER, block_on, wait_for};
+
+const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
+
+#[test]
+fn another_managers_edits_are_restored_and_reported() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        let body = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "drift", "namespace": "default"},
+            "spec": {"feastProject": "p"}});
+        cluster
+            .feature_stores("default")
+            .patch("drift", &PatchParams::apply(USER), &Patch::Apply(&body))
+            .await
+            .expect("applied");
+        let fs = cluster.wait_ready("default", "drift").await;
+
+        // Someone edits the image and the Service port (an Update, as `kubectl edit` sends).
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+        let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "online", "image": "evil/feature-server:1"}]}}}});
+        deployments
+            .patch(
+                "feast-drift",
+                &PatchParams {
+                    field_manager: Some("kubectl-edit".into()),
+                    ..Default::default()
+                },
+                &Patch::Strategic(&image),
+            )
+            .await
+            .expect("edited");
+        let services: Api<Service> = Api::namespaced(cluster.client.clone(), "default");
+        let port =
+            json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 9999}]}});
+        services
+            .patch(
+                "feast-drift-online",
+                &PatchParams {
+                    field_manager: Some("kubectl-edit".into()),
+                    ..Default::default()
+                },
+                &Patch::Strategic(&port),
+            )
+            .await
+            .expect("edited");
+
+        let restored = |d: Option<&Deployment>| {
+            let container = d
+                .and_then(|d| d.spec.as_ref())
+                .map(|s| &s.template)
+                .and_then(|t| t.spec.as_ref())
+                .map(|s| &s.containers[0]);
+            container.and_then(|c| c.image.as_deref())
+                == Some("quay.io/feastdev/feature-server:0.66.0")
+        };
+        wait_for(&deployments, "feast-drift", restored, "restored").await;
+        let port_restored = |s: Option<&Service>| {
+            let ports = s
+                .and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.ports.as_ref());
+            ports.is_some_and(|p| {
+                p[0].target_port
+                    == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(6566))
+            })
+        };
+        wait_for(&services, "feast-drift-online", port_restored, "restored").await;
+
+        // Events arrive through a watch: wait until both corrections have been reported.
+        let events: Api<Event> = Api::namespaced(cluster.client.clone(), "default");
+        let uid = fs.meta().uid.clone();
+        let mut stream = watcher(events, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        let mut notes: Vec<String> = Vec::new();
+        let reported = |notes: &[String]| {
+            notes.iter().any(|n| {
+                n.contains("Deployment feast-drift")
+                    && n.contains("kubectl-edit")
+                    && n.contains("image")
+            }) && notes
+                .iter()
+                .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit"))
+        };
+        let collect = async {
+            while let Some(Ok(event)) = stream.next().await {
+                let ours = event.reason.as_deref() == Some("DriftCorrected")
+                    && event.regarding.as_ref().and_then(|r| r.uid.clone()) == uid;
+                if let (true, Some(note)) = (ours, event.note) {
+                    notes.push(note);
+                }
+                if reported(&notes) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(crate::harness::PATIENCE, collect).await;
+        assert!(
+            notes.iter().any(|n| n.contains("Deployment feast-drift")
+                && n.contains("kubectl-edit")
+                && n.contains("image")),
+            "{notes:?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit")),
+            "{notes:?}"
+        );
+    });
+}
+
+fn scaled_feature_store(services: Value) -> Value {
+    let mut all = json!({
+        "onlineStore": {"persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+        "registry": {"local": {"persistence": {"store": {"type": "sql", "secretRef": {"name": "feast-data-stores"}}}}},
+    });
+    for (key, value) in services.as_object().into_iter().flatten() {
+        all[key] = value.clone();
+    }
+    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "parts", "namespace": "default"},
+        "spec": {"feastProject": "p", "services": all}})
+}
+
+/// Kind/name of every object carrying the FeatureStore's instance label.
+async fn children(cluster: &Cluster) -> BTreeSet<String> {
+    let selector = ListParams::default().labels("app.kubernetes.io/instance=parts");
+    let mut names = BTreeSet::new();
+    macro_rules! collect {
+        ($($kind:ty),*) => {$(
+            let api: Api<$kind> = Api::namespaced(cluster.client.clone(), "default");
+            for object in api.list(&selector).await.expect("list").items {
+                names.insert(format!("{}/{}", <$kind>::kind(&()), object.meta().name.clone().unwrap_or_default()));
+            }
+        )*};
+    }
+    collect!(
+        Deployment,
+        Service,
+        k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+        k8s_openapi::api::policy::v1::PodDisruptionBudget,
+        k8s_openapi::api::core::v1::ConfigMap
+    );
+    names
+}
+
+#[test]
+fn removing_a_part_removes_exactly_its_children() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        cluster.apply_yaml(SECRETS, "default").await;
+        let stores = cluster.feature_stores("default");
+        let apply = |services: Value| {
+            let stores = stores.clone();
+            async move {
+                let body = scaled_feature_store(services);
+                stores
+                    .patch(
+                        "parts",
+                        &PatchParams::apply(USER).force(),
+                        &Patch::Apply(&body),
+                    )
+                    .await
+                    .expect("applied");
+            }
+        };
+        let autoscaling = json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}});
+        let pdb = json!({"minAvailable": 1});
+        apply(json!({"ui": {}, "offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+            "scaling": autoscaling, "podDisruptionBudgets": pdb}))
+        .await;
+        cluster.wait_ready("default", "parts").await;
+        let full = children(&cluster).await;
+        for expected in [
+            "Service/feast-parts-ui",
+            "Service/feast-parts-offline",
+            "HorizontalPodAutoscaler/feast-parts",
+            "PodDisruptionBudget/feast-parts",
+        ] {
+            assert!(full.contains(expected), "{expected} missing from {full:?}");
+        }
+
+        let steps: [(Value, &str); 3] = [
+            (
+                json!({"offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+                "scaling": autoscaling, "podDisruptionBudgets": pdb}),
+                "Service/feast-parts-ui",
+            ),
+            (
+                json!({"scaling": autoscaling, "podDisruptionBudgets": pdb}),
+                "Service/feast-parts-offline",
+            ),
+            (
+                json!({"podDisruptionBudgets": pdb}),
+                "HorizontalPodAutoscaler/feast-parts",
+            ),
+        ];
+        let mut expected = full.clone();
+        for (services, removed) in steps {
+            apply(services).await;
+            expected.remove(removed);
+            if removed.starts_with("HorizontalPodAutoscaler") {
+                // Without autoscaling (and one replica) there is no scaling, so the PDB goes too.
+                expected.remove("PodDisruptionBudget/feast-parts");
+            }
+            wait_until_children(&cluster, &expected).await;
+        }
+    });
+}
+
+/// Waits for the child set to become `expected`, re-checking whenever a Deployment or Service changes.
+async fn wait_until_children(cluster: &Cluster, expected: &BTreeSet<String>) {
+    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let now = children(cluster).await;
+        if &now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "children {now:?}, expected {expected:?}"
+        );
+        // Pruning is asynchronous to the apply; poll the lists (there is no single object to watch).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
