@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod crds;
+pub mod demo;
 pub mod emulator;
 pub mod manifests;
 pub mod olm;
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Print every CustomResourceDefinition fieldwise serves, as multi-document YAML.
     Crds(crds::Args),
+    /// Run fieldwise end to end with no cluster: emulator, simulated controllers, operator, a sample FeatureStore.
+    Demo(demo::Args),
     /// Serve the in-process Kubernetes API emulator on loopback and write a kubeconfig for it.
     Emulator(emulator::Args),
     /// Print the kustomize install's generated manifests (RBAC, Deployment, ...) or write them all.
@@ -45,6 +48,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crds(args) => crds::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Emulator(args) => emulator::run(args),
         Command::Manifests(args) => manifests::run(args),
         Command::OlmBundle(args) => olm::run(args),
