@@ -38,9 +38,10 @@ pub struct Args {
     /// Keep the emulator and the operator running after Ready, and print the KUBECONFIG for kubectl.
     #[arg(long)]
     pub keep_running: bool,
-    /// A FeatureStore manifest (with the Secrets it needs) instead of the built-in basic sample.
+    /// Manifests to apply instead of the built-in basic sample: FeatureStores, the Secrets they need,
+    /// KEDA ScaledObjects. Repeat for several files.
     #[arg(long, value_name = "FILE")]
-    pub sample: Option<PathBuf>,
+    pub sample: Vec<PathBuf>,
     /// How long to wait for the FeatureStore to become Ready.
     #[arg(long, default_value_t = 60)]
     pub timeout_seconds: u64,
@@ -109,9 +110,13 @@ fn parse_sample(yaml: &str) -> Result<Vec<Manifest>, DemoError> {
                 &GroupVersionKind::gvk(group, version, kind),
                 "featurestores",
             ),
+            ("keda.sh/v1alpha1", "ScaledObject") => ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(group, version, kind),
+                "scaledobjects",
+            ),
             _ => {
                 return Err(DemoError::Sample(format!(
-                    "only FeatureStores (feast.dev/v1) and Secrets (v1) are applied; found {api_version} {kind} {name}"
+                    "only FeatureStores (feast.dev/v1), Secrets (v1) and ScaledObjects (keda.sh/v1alpha1) are applied; found {api_version} {kind} {name}"
                 )));
             }
         };
@@ -168,9 +173,13 @@ async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
 }
 
 async fn apply_sample(client: &kube::Client, manifests: &[Manifest]) -> Result<(), DemoError> {
-    // Secrets first, so the FeatureStore finds them on its first reconcile.
+    // Secrets first, so the FeatureStore finds them on its first reconcile; ScaledObjects last.
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
-    ordered.sort_by_key(|m| m.resource.kind != "Secret");
+    ordered.sort_by_key(|m| match m.resource.kind.as_str() {
+        "Secret" => 0,
+        "FeatureStore" => 1,
+        _ => 2,
+    });
     for m in ordered {
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &m.namespace, &m.resource);
@@ -259,6 +268,10 @@ impl Demo {
         let simulators = Simulators::start(&emulator, SimOptions::default());
         let client = client_of(&emulator)?;
         install_crds(&client).await?;
+        // KEDA's CRD too, so samples with a ScaledObject work (the KEDA simulator serves them).
+        simulators
+            .install_keda_crd()
+            .map_err(|e| DemoError::Operator(format!("installing KEDA's CRD: {}", e.message)))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let operator = tokio::spawn(run_operator(client.clone(), stopped));
         let mut demo = Demo {
@@ -482,11 +495,16 @@ fn managers(o: &Value) -> Vec<String> {
 }
 
 fn read_sample(args: &Args) -> Result<String, DemoError> {
-    match &args.sample {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| DemoError::Sample(format!("{}: {e}", path.display()))),
-        None => Ok(DEFAULT_SAMPLE.to_string()),
+    if args.sample.is_empty() {
+        return Ok(DEFAULT_SAMPLE.to_string());
     }
+    let mut docs = Vec::new();
+    for path in &args.sample {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DemoError::Sample(format!("{}: {e}", path.display())))?;
+        docs.push(text);
+    }
+    Ok(docs.join("\n---\n"))
 }
 
 async fn demo(args: Args, traces: String) -> Result<(), DemoError> {

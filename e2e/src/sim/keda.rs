@@ -149,6 +149,9 @@ fn metrics(so: &Value) -> Vec<Value> {
         .enumerate()
         .map(|(i, t)| {
             let kind = str_at(t, "/type").unwrap_or("external");
+            if let Some(resource) = resource_metric(kind, t) {
+                return resource;
+            }
             let md = t.get("metadata");
             let threshold = ["threshold", "targetValue", "value", "desiredReplicas"]
                 .iter()
@@ -172,6 +175,21 @@ fn metrics(so: &Value) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// The `cpu` and `memory` triggers become Resource metrics, as KEDA creates them.
+fn resource_metric(kind: &str, trigger: &Value) -> Option<Value> {
+    if !matches!(kind, "cpu" | "memory") {
+        return None;
+    }
+    let value = str_at(trigger, "/metadata/value").unwrap_or("80");
+    let target = match str_at(trigger, "/metricType").unwrap_or("Utilization") {
+        "Utilization" => {
+            json!({"type": "Utilization", "averageUtilization": value.parse::<i64>().unwrap_or(80)})
+        }
+        _ => json!({"type": "AverageValue", "averageValue": value}),
+    };
+    Some(json!({"type": "Resource", "resource": {"name": kind, "target": target}}))
 }
 
 fn desired_hpa(so: &Value, namespace: &str) -> Value {
