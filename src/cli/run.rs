@@ -107,6 +107,7 @@ async fn serve(args: Args) -> Result<(), String> {
         debounce: Duration::from_millis(args.debounce_ms),
         instance: args.instance,
         settings,
+        leadership: None,
     };
     if args.leader_elect {
         return run_as_leader(client, options, metrics, health).await;
@@ -136,22 +137,21 @@ async fn run_as_leader(
     // pod that cannot lead until the old one has gone.
     health.set_ready();
     info!(%namespace, lease = LEASE_NAME, "standing by for leadership");
-    let stopped_early = tokio::select! {
-        acquired = elector.acquired() => { acquired.map_err(|e| e.to_string())?; false }
-        () = stopped(stopping.clone()) => true,
+    // The controller starts at once so the caches are warm, and reconciles only while leading.
+    let options = RunOptions {
+        leadership: Some(elector.leadership()),
+        ..options
     };
-    if stopped_early {
-        elector.release().await;
-        return Ok(());
-    }
     let mut leading = elector.leadership();
+    let lost = async move {
+        let _ = leading.wait_for(|leading| *leading).await;
+        let _ = leading.wait_for(|leading| !*leading).await;
+    };
     let result = tokio::select! {
         result = run_controller(client, options, metrics, health, stopped(stopping.clone())) => {
             result.map_err(|e| e.to_string())
         }
-        _ = leading.wait_for(|leading| !*leading) => {
-            Err("lost the leader Lease; stopping so that the pod restarts".to_owned())
-        }
+        () = lost => Err("lost the leader Lease; stopping so that the pod restarts".to_owned()),
         () = stop_deadline(stopping) => {
             Err(format!("the controller did not stop within {STOP_DEADLINE:?}; abandoning it"))
         }

@@ -232,7 +232,7 @@ async fn apply_graph(
 
 /// The graph could not be built: nothing is applied or pruned; the status says why.
 async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Result<Action, Error> {
-    let applied = fieldwise_api::v1::defaults::applied(&fs.spec);
+    let applied = super::graph::applied_spec(fs, &graph_context(fs, context).await);
     let outcome = Outcome::Invalid {
         applied: &applied,
         part: error.part,

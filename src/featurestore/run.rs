@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// The instance name in Events (the pod name in a cluster).
     pub instance: String,
     pub settings: Settings,
+    /// With leader election: true while this replica leads. The children's caches are kept warm from the
+    /// start, but nothing is reconciled (nothing is written) until it turns true.
+    pub leadership: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for RunOptions {
@@ -50,6 +53,7 @@ impl Default for RunOptions {
             debounce: Duration::from_millis(500),
             instance: "fieldwise".to_owned(),
             settings: Settings::default(),
+            leadership: None,
         }
     }
 }
@@ -75,6 +79,14 @@ pub async fn run(
     let engine = Engine::with_config(client.clone(), registry, EngineConfig::default());
     let child_triggers = engine.owner_triggers::<FeatureStore>()?;
     tokio::spawn(engine.run_watches()?);
+    let shutdown = shutdown.boxed().shared();
+    if let Some(mut leadership) = options.leadership.clone() {
+        info!("caches warming; waiting for leadership before reconciling");
+        tokio::select! {
+            _ = leadership.wait_for(|leading| *leading) => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+    }
 
     let feature_stores: Api<FeatureStore> = scoped_api(&client, options.namespace.as_deref());
     let secrets: Api<Secret> = scoped_api(&client, options.namespace.as_deref());

@@ -79,6 +79,21 @@ impl GraphError {
     }
 }
 
+/// The spec with every default applied, as `status.applied` reports it (remote registry namespace and the
+/// CronJob image included).
+pub fn applied_spec(fs: &FeatureStore, context: &GraphContext) -> FeatureStoreSpec {
+    let defaults = defaults::DefaultsContext {
+        namespace: Some(
+            fs.metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+        ),
+        cron_job_image: Some(context.images.cron_job.clone()),
+    };
+    defaults::applied_with(&fs.spec, &defaults)
+}
+
 /// Builds the desired graph of `fs`. Pure: the same inputs always give the same objects in the same order.
 pub fn desired_graph(
     fs: &FeatureStore,
@@ -86,7 +101,7 @@ pub fn desired_graph(
 ) -> Result<DesiredGraph, GraphError> {
     let cr_name = fs.metadata.name.as_deref().unwrap_or_default();
     let namespace = fs.metadata.namespace.as_deref().unwrap_or("default");
-    let applied = defaults::applied(&fs.spec);
+    let applied = applied_spec(fs, context);
     let servers = servers::servers(&applied);
     if servers.is_empty() {
         return Err(GraphError::new(
