@@ -78,7 +78,9 @@ pub async fn run(
     let registry = kinds::registry(options.settings.service_monitor_available);
     let engine = Engine::with_config(client.clone(), registry, EngineConfig::default());
     let child_triggers = engine.owner_triggers::<FeatureStore>()?;
-    tokio::spawn(engine.run_watches()?);
+    let watches = tokio::spawn(engine.run_watches()?);
+    // The engine's watches live as long as the controller, not as long as the process.
+    let _stop_watches = AbortOnDrop(watches);
     let shutdown = shutdown.boxed().shared();
     if let Some(mut leadership) = options.leadership.clone() {
         info!("caches warming; waiting for leadership before reconciling");
@@ -162,6 +164,15 @@ pub async fn run(
         .await;
     info!("FeatureStore controller stopped");
     Ok(())
+}
+
+/// Aborts a background task when dropped, so every return path of [`run`] stops it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
