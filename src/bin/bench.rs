@@ -1,0 +1,1058 @@
+//! `bench`: how fieldwise performs against the emulator (issue 10). Never a timed test.
+//!
+//! `cargo run --release --bin bench -- --feature-stores 100 --json bench.jsonl`
+//!
+//! The bench process holds the emulator, its simulated controllers and the driver (which applies objects
+//! over HTTP and reads FeatureStore phases straight from the emulator's store, so it sends no reads). The
+//! operator runs in a child process (this binary re-executed with `--operator-child`), started through
+//! `fieldwise::featurestore::run::run` exactly as `fieldwise run` does, so its peak resident memory
+//! (VmHWM) and CPU time (utime + stime) are its own, read from `/proc/<pid>`; the bench process's own
+//! cost is the emulator's (plus simulators and driver), reported separately. The child answers
+//! `metrics` on its stdin with its Prometheus metrics (reconcile counts); EOF stops it gracefully.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use fieldwise::featurestore::{
+    context::ImageDefaults,
+    controller::Settings,
+    render::{Input, kubernetes_yaml, render},
+    run::{RunOptions, run},
+};
+use fieldwise_api::v1::FeatureStore;
+use fieldwise_e2e::{
+    Emulator, EmulatorHandle,
+    emulator::{ApiError, RequestHook, RequestInfo},
+    sim::{SimOptions, Simulators},
+};
+use fieldwise_observability::{Health, Metrics};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+/// Field manager of the driver's writes (a user's `kubectl apply --server-side`).
+const USER: &str = "bench-user";
+/// Stack of the bench's runtime threads: a FeatureStore is ~12 KB and deserialised in deep frames.
+const THREAD_STACK: usize = 16 << 20;
+/// Line the operator child ends each metrics answer with.
+const END_OF_METRICS: &str = "# bench: end of metrics";
+/// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The FeatureStore samples in the mix, round-robin (every one but basic reads the Secrets below).
+const SAMPLES: &[(&str, &str)] = &[
+    (
+        "basic",
+        include_str!("../../deploy/samples/featurestore-basic.yaml"),
+    ),
+    (
+        "scaling-static",
+        include_str!("../../deploy/samples/featurestore-scaling-static.yaml"),
+    ),
+    (
+        "scaling-hpa",
+        include_str!("../../deploy/samples/featurestore-scaling-hpa.yaml"),
+    ),
+    (
+        "scaling-keda",
+        include_str!("../../deploy/samples/featurestore-scaling-keda.yaml"),
+    ),
+];
+const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Benchmark fieldwise against the emulator")]
+struct Args {
+    /// How many FeatureStores (a round-robin mix of the deploy/samples).
+    #[arg(long, default_value_t = 1)]
+    feature_stores: usize,
+    /// How many namespaces they are spread over (Secrets are created once per namespace).
+    #[arg(long, default_value_t = 10)]
+    namespaces: usize,
+    /// Length of the steady-state window in seconds.
+    #[arg(long, default_value_t = 60)]
+    steady_seconds: u64,
+    /// During the steady-state window, restart the operator this often (seconds) so it re-reconciles
+    /// everything from its initial list.
+    #[arg(long, default_value_t = 20)]
+    resync_every: u64,
+    /// How many single spec changes to time.
+    #[arg(long, default_value_t = 20)]
+    changes: usize,
+    /// Seconds without an operator write that count as "settled".
+    #[arg(long, default_value_t = 2.0)]
+    quiet_seconds: f64,
+    /// Give up waiting for Ready after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout_seconds: u64,
+    /// File the JSON line of this run is appended to.
+    #[arg(long, default_value = "bench-results.jsonl")]
+    json: PathBuf,
+    /// Internal: run only the operator against this kubeconfig (the child process).
+    #[arg(long, hide = true)]
+    operator_child: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(kubeconfig) = &args.operator_child {
+        return operator_child(kubeconfig);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(THREAD_STACK)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BenchResult<T> = Result<T, String>;
+
+fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
+    move |error| format!("{context}: {error}")
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The operator child.
+
+/// Runs the operator as `fieldwise run` does (same runtime, client, settings and options) until stdin ends.
+fn operator_child(kubeconfig: &Path) -> ExitCode {
+    // SAFETY of set_var: called before any other thread of this process exists.
+    unsafe { std::env::set_var("KUBECONFIG", kubeconfig) };
+    let runtime = match fieldwise::cli::run::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("operator child: no runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        let client = fieldwise::cli::run::client().await?;
+        let settings = Settings {
+            images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
+            oidc_issuer_url: None,
+            service_monitor_available: fieldwise::cli::run::service_monitors_served(&client).await,
+        };
+        let options = RunOptions {
+            settings,
+            ..RunOptions::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let answering = metrics.clone();
+        std::thread::spawn(move || answer_on_stdin(&answering, stop));
+        run(client, options, metrics, Health::new(), async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("operator child: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Answers each `metrics` line with the encoded metrics; stops the operator when stdin ends.
+fn answer_on_stdin(metrics: &Metrics, stop: tokio::sync::oneshot::Sender<()>) {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim() != "metrics" {
+            break;
+        }
+        let text = metrics.encode().unwrap_or_default();
+        if writeln!(stdout, "{text}\n{END_OF_METRICS}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = stop.send(());
+}
+
+/// The operator child process, seen from the bench.
+struct Operator {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// CPU seconds and peak resident memory of one process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    rss_kib: u64,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path) -> BenchResult<Self> {
+        let exe = std::env::current_exe().map_err(|e| err("current exe")(&e))?;
+        let mut child = Command::new(exe)
+            .arg("--operator-child")
+            .arg(kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| err("spawning the operator")(&e))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("operator child has no stdout")?;
+        Ok(Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    /// The child's reconcile counts: (all, errors).
+    fn reconciles(&mut self) -> BenchResult<(u64, u64)> {
+        let stdin = self.stdin.as_mut().ok_or("operator stopped")?;
+        writeln!(stdin, "metrics")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| err("asking for metrics")(&e))?;
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let read = self
+                .stdout
+                .read_line(&mut line)
+                .map_err(|e| err("reading metrics")(&e))?;
+            if read == 0 || line.trim_end() == END_OF_METRICS {
+                break;
+            }
+            text.push_str(&line);
+        }
+        Ok(reconcile_counts(&text))
+    }
+
+    fn cost(&self) -> Cost {
+        process_cost(&format!("/proc/{}", self.child.id()))
+    }
+
+    /// Closes stdin (a graceful stop), waits for the exit, and returns the cost measured just before.
+    fn stop(mut self) -> BenchResult<Cost> {
+        let cost = self.cost();
+        drop(self.stdin.take());
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| err("waiting for the operator")(&e))?;
+        if !status.success() {
+            return Err(format!("the operator exited with {status}"));
+        }
+        Ok(cost)
+    }
+}
+
+/// Sums `fieldwise_reconciles_total` samples: (all, those with `result="error"`).
+fn reconcile_counts(metrics: &str) -> (u64, u64) {
+    let mut all = 0;
+    let mut errors = 0;
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("fieldwise_reconciles_total"))
+    {
+        let value = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        all += value;
+        if line.contains("result=\"error\"") {
+            errors += value;
+        }
+    }
+    (all, errors)
+}
+
+/// CPU (utime + stime) and memory (VmHWM, VmRSS) of the process at `proc_dir`.
+fn process_cost(proc_dir: &str) -> Cost {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th of the line.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Cost {
+        cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
+        peak_rss_kib: kib("VmHWM:"),
+        rss_kib: kib("VmRSS:"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Observing the operator's writes.
+
+/// Records when the operator writes (any write not the driver's; the simulators' writes bypass HTTP), so the bench knows when it has settled and when a child was applied.
+#[derive(Default)]
+struct WriteLog {
+    writes: Mutex<Vec<(Instant, RequestInfo)>>,
+}
+
+impl RequestHook for WriteLog {
+    fn before(&self, req: &RequestInfo) -> Option<ApiError> {
+        let write = matches!(
+            req.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        );
+        if write && req.field_manager != USER {
+            let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            writes.push((Instant::now(), req.clone()));
+        }
+        None
+    }
+}
+
+impl WriteLog {
+    fn since(&self, start: Instant) -> Vec<(Instant, RequestInfo)> {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        writes
+            .iter()
+            .filter(|(at, _)| *at >= start)
+            .cloned()
+            .collect()
+    }
+
+    fn last(&self) -> Option<Instant> {
+        let writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        writes.last().map(|(at, _)| *at)
+    }
+
+    /// Waits until no operator write happened for `quiet` (counting from `start` at the earliest).
+    async fn settle(&self, start: Instant, quiet: Duration) {
+        loop {
+            let since = self.last().filter(|at| *at > start).unwrap_or(start);
+            if since.elapsed() >= quiet {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The benchmark.
+
+struct Setup {
+    emulator: EmulatorHandle,
+    _sims: Simulators,
+    client: Client,
+    writes: Arc<WriteLog>,
+    kubeconfig: PathBuf,
+    /// (namespace, name, sample index) of every FeatureStore.
+    stores: Vec<(String, String, usize)>,
+    /// Desired objects of each sample's graph.
+    objects_per_sample: Vec<usize>,
+}
+
+async fn bench(args: Args) -> BenchResult<()> {
+    let n = args.feature_stores;
+    let objects_per_sample = objects_per_sample()?;
+    let render_micros = render_cpu_micros()?;
+    let setup = setup(&args, objects_per_sample).await?;
+    let minimum_applies: usize = setup
+        .stores
+        .iter()
+        .map(|(_, _, s)| setup.objects_per_sample[*s])
+        .sum();
+    let quiet = Duration::from_secs_f64(args.quiet_seconds);
+    let timeout = Duration::from_secs(args.timeout_seconds);
+    let emulator_before = process_cost("/proc/self");
+
+    // Cold start.
+    setup.emulator.counters().reset();
+    let started = Instant::now();
+    let mut operator = Operator::start(&setup.kubeconfig)?;
+    let ready_after = wait_all_ready(&setup, started, timeout).await;
+    let ready_seconds = ready_after.map(|d| d.as_secs_f64());
+    setup.writes.settle(started, quiet).await;
+    let cold_requests = requests_by_verb(&setup.emulator);
+    let cold_status = count_writes(&setup.emulator, |k| k.subresource == "status");
+    let cold_finalizer = count_writes(&setup.emulator, |k| {
+        k.resource == "featurestores" && k.subresource.is_empty()
+    });
+    let cold_child_writes = count_writes(&setup.emulator, |k| {
+        k.patch_type == "apply" && k.resource != "featurestores" && k.resource != "events"
+    });
+    let cold_events = count_writes(&setup.emulator, |k| k.resource == "events");
+    let cold_all_writes = count_writes(&setup.emulator, |_| true);
+    let (cold_reconciles, cold_errors) = operator.reconciles()?;
+    let cold_cost = operator.cost();
+    let emulator_cold = process_cost("/proc/self");
+    eprintln!("cold start done: ready in {ready_seconds:?} s");
+
+    // Steady state: restarts force a full re-reconcile from the initial list.
+    setup.emulator.counters().reset();
+    let mut operator_cpu = 0.0;
+    let mut peak_rss = cold_cost.peak_rss_kib;
+    let steady_start = Instant::now();
+    let window = Duration::from_secs(args.steady_seconds);
+    let mut restarts = 0;
+    let mut steady_reconciles = 0;
+    let mut steady_errors = 0;
+    while steady_start.elapsed() < window {
+        let cost = operator.stop()?;
+        operator_cpu += cost.cpu_seconds;
+        peak_rss = peak_rss.max(cost.peak_rss_kib);
+        operator = Operator::start(&setup.kubeconfig)?;
+        restarts += 1;
+        let round = Instant::now();
+        let (reconciles, errors) = wait_reconciles(
+            &mut operator,
+            n as u64,
+            window - steady_start.elapsed().min(window),
+        )
+        .await?;
+        steady_reconciles += reconciles;
+        steady_errors += errors;
+        let next = round + Duration::from_secs(args.resync_every);
+        while Instant::now() < next && steady_start.elapsed() < window {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (reconciles, errors) = operator.reconciles()?;
+    steady_reconciles += reconciles;
+    steady_errors += errors;
+    let steady_seconds = steady_start.elapsed().as_secs_f64();
+    let steady_writes = setup.emulator.counters().writes();
+    let steady_written: Vec<String> = setup
+        .emulator
+        .counters()
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.is_write())
+        .map(|(k, v)| {
+            format!(
+                "{v}x {} {}/{} {}",
+                k.verb, k.resource, k.subresource, k.field_manager
+            )
+        })
+        .collect();
+    eprintln!(
+        "steady state done: {steady_writes} writes in {steady_seconds:.0} s, {restarts} restarts"
+    );
+
+    // One change at a time.
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    setup.emulator.counters().reset();
+    for k in 0..args.changes {
+        let (namespace, name, sample) = &setup.stores[k * n / args.changes.max(1) % n];
+        let changed_at = Instant::now();
+        apply_feature_store(&setup.client, namespace, name, *sample, Some(k)).await?;
+        setup.writes.settle(changed_at, quiet).await;
+        let last_child = setup
+            .writes
+            .since(changed_at)
+            .into_iter()
+            .filter(|(_, r)| {
+                !matches!(r.resource.as_str(), "featurestores" | "events")
+                    && r.namespace == *namespace
+            })
+            .map(|(at, _)| at)
+            .max();
+        match last_child {
+            Some(at) => latencies.push((at - changed_at).as_secs_f64() * 1000.0),
+            None => missing += 1,
+        }
+    }
+    let change_requests = requests_by_verb(&setup.emulator);
+    let change_writes = count_writes(&setup.emulator, |_| true);
+    let (change_reconciles, change_errors) = operator.reconciles()?;
+    let final_cost = operator.stop()?;
+    operator_cpu += final_cost.cpu_seconds;
+    peak_rss = peak_rss.max(final_cost.peak_rss_kib);
+    let emulator_end = process_cost("/proc/self");
+
+    let report = Report {
+        n,
+        namespaces: args.namespaces.min(n),
+        mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
+        minimum_applies,
+        ready_seconds,
+        cold_requests,
+        cold_status,
+        cold_finalizer,
+        cold_child_writes,
+        cold_events,
+        cold_all_writes,
+        cold_reconciles,
+        cold_errors,
+        cold_cost,
+        emulator_cold_cpu: emulator_cold.cpu_seconds - emulator_before.cpu_seconds,
+        steady_seconds,
+        steady_writes,
+        steady_written,
+        restarts,
+        steady_reconciles,
+        steady_errors,
+        changes: args.changes,
+        latencies,
+        missing,
+        change_requests,
+        change_writes,
+        change_reconciles,
+        change_errors,
+        operator_cpu,
+        peak_rss,
+        emulator_cpu: emulator_end.cpu_seconds,
+        emulator_peak_rss: emulator_end.peak_rss_kib,
+        render_micros,
+    };
+    println!("{}", report.markdown());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.json)
+        .map_err(|e| err("opening the JSON file")(&e))?;
+    writeln!(file, "{}", report.json()).map_err(|e| err("writing the JSON line")(&e))?;
+    Ok(())
+}
+
+/// Emulator, simulators, CRDs, namespaces, Secrets and FeatureStores, before the operator starts.
+async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup> {
+    let emulator = Emulator::start(Default::default())
+        .await
+        .map_err(|e| err("starting the emulator")(&e))?;
+    let sims = Simulators::start(&emulator, SimOptions::default());
+    let writes = Arc::new(WriteLog::default());
+    emulator.add_hook(writes.clone());
+    let client = emulator.client().map_err(|e| err("emulator client")(&e))?;
+    let kubeconfig =
+        std::env::temp_dir().join(format!("fieldwise-bench-{}.kubeconfig", std::process::id()));
+    emulator
+        .write_kubeconfig(&kubeconfig)
+        .map_err(|e| err("writing the kubeconfig")(&e))?;
+    let apply = PatchParams::apply(USER).force();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in fieldwise_api::crds() {
+        crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd))
+            .await
+            .map_err(|e| err("applying a CRD")(&e))?;
+    }
+    let namespace_count = args.namespaces.clamp(1, args.feature_stores.max(1));
+    let secrets: Vec<Value> = serde_saphyr::from_multiple_with_options(SECRETS, kubernetes_yaml())
+        .map_err(|e| err("secrets YAML")(&e))?;
+    for i in 0..namespace_count {
+        let namespace = format!("bench-{i}");
+        let body =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+        Api::<Namespace>::all(client.clone())
+            .patch(&namespace, &apply, &Patch::Apply(&body))
+            .await
+            .map_err(|e| err("applying a namespace")(&e))?;
+        for secret in secrets.iter().filter(|s| s.is_object()) {
+            let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+            Api::<Secret>::namespaced(client.clone(), &namespace)
+                .patch(name, &apply, &Patch::Apply(secret))
+                .await
+                .map_err(|e| err("applying a Secret")(&e))?;
+        }
+    }
+    let stores: Vec<(String, String, usize)> = (0..args.feature_stores)
+        .map(|i| {
+            (
+                format!("bench-{}", i % namespace_count),
+                format!("fs-{i}"),
+                i % SAMPLES.len(),
+            )
+        })
+        .collect();
+    futures::stream::iter(stores.iter())
+        .map(|(namespace, name, sample)| {
+            apply_feature_store(&client, namespace, name, *sample, None)
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    eprintln!(
+        "applied {} FeatureStores in {namespace_count} namespaces",
+        stores.len()
+    );
+    Ok(Setup {
+        emulator,
+        _sims: sims,
+        client,
+        writes,
+        kubeconfig,
+        stores,
+        objects_per_sample,
+    })
+}
+
+/// The FeatureStore document of a sample (its first FeatureStore).
+fn sample_feature_store(sample: usize) -> BenchResult<Value> {
+    let (name, text) = SAMPLES[sample];
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, kubernetes_yaml())
+        .map_err(|e| err(name)(&e))?;
+    documents
+        .into_iter()
+        .find(|d| d["kind"] == "FeatureStore")
+        .ok_or_else(|| format!("sample {name} has no FeatureStore"))
+}
+
+/// Applies a sample as FeatureStore `namespace/name`; `change` adds an env var to the online server, a
+/// one-field spec change that reaches only the Deployment's pod template.
+async fn apply_feature_store(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    sample: usize,
+    change: Option<usize>,
+) -> BenchResult<()> {
+    let mut document = sample_feature_store(sample)?;
+    document["metadata"] = json!({"name": name, "namespace": namespace});
+    if let Some(change) = change {
+        let server = &mut document["spec"]["services"]["onlineStore"]["server"];
+        let env = json!({"name": "BENCH_CHANGE", "value": change.to_string()});
+        match server["env"].as_array_mut() {
+            Some(list) => list.push(env),
+            None => server["env"] = json!([env]),
+        }
+    }
+    Api::<FeatureStore>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&document),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("applying FeatureStore {namespace}/{name}: {e}"))
+}
+
+/// Waits until every FeatureStore's `status.phase` is Ready, reading the emulator's store (no requests).
+async fn wait_all_ready(setup: &Setup, started: Instant, timeout: Duration) -> Option<Duration> {
+    let n = setup.stores.len();
+    loop {
+        let ready = {
+            let store = setup.emulator.server().store.lock();
+            store
+                .list("feast.dev", "featurestores", None)
+                .into_iter()
+                .filter(|fs| fs.pointer("/status/phase").and_then(Value::as_str) == Some("Ready"))
+                .count()
+        };
+        if ready == n {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            eprintln!("only {ready}/{n} FeatureStores Ready after {timeout:?}");
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the operator has finished at least `want` reconciles, or `limit` passes.
+async fn wait_reconciles(
+    operator: &mut Operator,
+    want: u64,
+    limit: Duration,
+) -> BenchResult<(u64, u64)> {
+    let start = Instant::now();
+    loop {
+        let (all, errors) = tokio::task::block_in_place(|| operator.reconciles())?;
+        if all >= want || start.elapsed() >= limit {
+            return Ok((all, errors));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn requests_by_verb(emulator: &EmulatorHandle) -> BTreeMap<String, u64> {
+    let mut verbs = BTreeMap::new();
+    for (key, count) in emulator.counters().snapshot() {
+        let verb = if key.verb.is_empty() {
+            "discovery".to_owned()
+        } else {
+            key.verb
+        };
+        *verbs.entry(verb).or_insert(0) += count;
+    }
+    verbs
+}
+
+fn count_writes(
+    emulator: &EmulatorHandle,
+    which: impl Fn(&fieldwise_e2e::emulator::RequestKey) -> bool,
+) -> u64 {
+    emulator
+        .counters()
+        .count(|k| k.is_write() && k.field_manager != USER && which(k))
+}
+
+/// Objects in each sample's desired graph, as `fieldwise render` counts them.
+fn objects_per_sample() -> BenchResult<Vec<usize>> {
+    SAMPLES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let yaml = render_sample(i)?;
+            let count = yaml.matches("---\n").count();
+            if count == 0 {
+                return Err(format!("sample {name} renders no object"));
+            }
+            Ok(count)
+        })
+        .collect()
+}
+
+fn render_sample(sample: usize) -> BenchResult<String> {
+    let (name, _) = SAMPLES[sample];
+    let fs = serde_saphyr::to_string(&sample_feature_store(sample)?).map_err(|e| err(name)(&e))?;
+    let inputs = [Input {
+        source_name: name.to_owned(),
+        text: format!("{SECRETS}\n---\n{fs}"),
+    }];
+    render(&inputs, &ImageDefaults::default()).map_err(|e| err(name)(&e))
+}
+
+/// Wall time of rendering each sample 50 times on an idle thread, in microseconds: an upper bound on the
+/// pure part of a reconcile (it adds YAML parsing, schema and CEL validation and YAML output).
+fn render_cpu_micros() -> BenchResult<Vec<f64>> {
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        for sample in 0..SAMPLES.len() {
+            let start = Instant::now();
+            render_sample(sample)?;
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(samples)
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of `values`; `None` when empty.
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output.
+
+struct Report {
+    n: usize,
+    namespaces: usize,
+    mix: Vec<&'static str>,
+    minimum_applies: usize,
+    ready_seconds: Option<f64>,
+    cold_requests: BTreeMap<String, u64>,
+    cold_status: u64,
+    cold_finalizer: u64,
+    cold_child_writes: u64,
+    cold_events: u64,
+    cold_all_writes: u64,
+    cold_reconciles: u64,
+    cold_errors: u64,
+    cold_cost: Cost,
+    emulator_cold_cpu: f64,
+    steady_seconds: f64,
+    steady_writes: u64,
+    steady_written: Vec<String>,
+    restarts: usize,
+    steady_reconciles: u64,
+    steady_errors: u64,
+    changes: usize,
+    latencies: Vec<f64>,
+    missing: usize,
+    change_requests: BTreeMap<String, u64>,
+    change_writes: u64,
+    change_reconciles: u64,
+    change_errors: u64,
+    operator_cpu: f64,
+    peak_rss: u64,
+    emulator_cpu: f64,
+    emulator_peak_rss: u64,
+    render_micros: Vec<f64>,
+}
+
+fn verbs(requests: &BTreeMap<String, u64>) -> String {
+    requests
+        .iter()
+        .map(|(verb, count)| format!("{verb} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+impl Report {
+    fn minimum(&self) -> usize {
+        self.minimum_applies + self.n
+    }
+
+    fn markdown(&self) -> String {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let applies = self.cold_child_writes + self.cold_status;
+        let rows = [
+            (
+                "FeatureStores / namespaces",
+                format!("{} / {}", self.n, self.namespaces),
+                String::new(),
+            ),
+            (
+                "cold start: all Ready (s)",
+                opt(self.ready_seconds, 2),
+                "< 60 s at N=1000".into(),
+            ),
+            (
+                "cold start: operator requests by verb",
+                verbs(&self.cold_requests),
+                String::new(),
+            ),
+            (
+                "cold start: child + status applies / minimum",
+                format!(
+                    "{applies} / {} ({:+.1}%)",
+                    self.minimum(),
+                    100.0 * (applies as f64 / self.minimum() as f64 - 1.0)
+                ),
+                "within 10%".into(),
+            ),
+            (
+                "cold start: finalizer patches",
+                self.cold_finalizer.to_string(),
+                format!("{} (one per FeatureStore)", self.n),
+            ),
+            (
+                "cold start: Events / all operator writes",
+                format!("{} / {}", self.cold_events, self.cold_all_writes),
+                String::new(),
+            ),
+            (
+                "cold start: reconciles (errors)",
+                format!("{} ({})", self.cold_reconciles, self.cold_errors),
+                String::new(),
+            ),
+            (
+                "cold start: operator CPU s / per reconcile ms",
+                format!(
+                    "{:.2} / {:.2}",
+                    self.cold_cost.cpu_seconds,
+                    1000.0 * self.cold_cost.cpu_seconds / self.cold_reconciles.max(1) as f64
+                ),
+                "< 2 ms p99 per reconcile".into(),
+            ),
+            (
+                "cold start: emulator CPU s",
+                format!("{:.2}", self.emulator_cold_cpu),
+                String::new(),
+            ),
+            (
+                "cold start: operator RSS at settle (MiB)",
+                format!("{:.1}", mib(self.cold_cost.rss_kib)),
+                "< 64 MiB at N=1000".into(),
+            ),
+            (
+                "steady state: writes / window (s) / restarts",
+                format!(
+                    "{} / {:.0} / {}",
+                    self.steady_writes, self.steady_seconds, self.restarts
+                ),
+                "0 writes".into(),
+            ),
+            (
+                "steady state: reconciles (errors)",
+                format!("{} ({})", self.steady_reconciles, self.steady_errors),
+                String::new(),
+            ),
+            (
+                "one change: latency to last child applied p50 / p99 (ms)",
+                format!(
+                    "{} / {} over {} ({} without a child write)",
+                    opt(percentile(&self.latencies, 50.0), 0),
+                    opt(percentile(&self.latencies, 99.0), 0),
+                    self.changes,
+                    self.missing
+                ),
+                "includes the 500 ms debounce".into(),
+            ),
+            (
+                "one change: requests per change by verb",
+                verbs(
+                    &self
+                        .change_requests
+                        .iter()
+                        .map(|(v, c)| (v.clone(), c / self.changes.max(1) as u64))
+                        .collect(),
+                ),
+                String::new(),
+            ),
+            (
+                "one change: operator writes per change",
+                format!(
+                    "{:.2}",
+                    self.change_writes as f64 / self.changes.max(1) as f64
+                ),
+                String::new(),
+            ),
+            (
+                "one change: reconciles (errors)",
+                format!("{} ({})", self.change_reconciles, self.change_errors),
+                String::new(),
+            ),
+            (
+                "operator: CPU s (all phases) / peak RSS MiB",
+                format!("{:.2} / {:.1}", self.operator_cpu, mib(self.peak_rss)),
+                String::new(),
+            ),
+            (
+                "emulator+sims+driver: CPU s / peak RSS MiB",
+                format!(
+                    "{:.2} / {:.1}",
+                    self.emulator_cpu,
+                    mib(self.emulator_peak_rss)
+                ),
+                String::new(),
+            ),
+            (
+                "render one FeatureStore p50 / p99 (µs)",
+                format!(
+                    "{} / {}",
+                    opt(percentile(&self.render_micros, 50.0), 0),
+                    opt(percentile(&self.render_micros, 99.0), 0)
+                ),
+                "pure part, upper bound".into(),
+            ),
+        ];
+        let mut out = format!(
+            "\n### N = {} ({})\n\n| measure | value | target |\n|---|---|---|\n",
+            self.n,
+            self.mix.join(", ")
+        );
+        for (measure, value, target) in rows {
+            out.push_str(&format!("| {measure} | {value} | {target} |\n"));
+        }
+        if !self.steady_written.is_empty() {
+            out.push_str(&format!(
+                "\nsteady-state writes: {}\n",
+                self.steady_written.join("; ")
+            ));
+        }
+        out
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "feature_stores": self.n,
+            "namespaces": self.namespaces,
+            "mix": self.mix,
+            "cold": {
+                "ready_seconds": self.ready_seconds,
+                "requests_by_verb": self.cold_requests,
+                "child_applies": self.cold_child_writes,
+                "status_applies": self.cold_status,
+                "finalizer_patches": self.cold_finalizer,
+                "events": self.cold_events,
+                "operator_writes": self.cold_all_writes,
+                "minimum": self.minimum(),
+                "reconciles": self.cold_reconciles,
+                "reconcile_errors": self.cold_errors,
+                "operator_cpu_seconds": self.cold_cost.cpu_seconds,
+                "operator_rss_kib": self.cold_cost.rss_kib,
+                "emulator_cpu_seconds": self.emulator_cold_cpu,
+            },
+            "steady": {
+                "seconds": self.steady_seconds,
+                "writes": self.steady_writes,
+                "written": self.steady_written,
+                "restarts": self.restarts,
+                "reconciles": self.steady_reconciles,
+                "reconcile_errors": self.steady_errors,
+            },
+            "change": {
+                "count": self.changes,
+                "latency_ms_p50": percentile(&self.latencies, 50.0),
+                "latency_ms_p99": percentile(&self.latencies, 99.0),
+                "without_child_write": self.missing,
+                "requests_by_verb": self.change_requests,
+                "operator_writes": self.change_writes,
+                "reconciles": self.change_reconciles,
+                "reconcile_errors": self.change_errors,
+            },
+            "operator": {"cpu_seconds": self.operator_cpu, "peak_rss_kib": self.peak_rss},
+            "emulator": {"cpu_seconds": self.emulator_cpu, "peak_rss_kib": self.emulator_peak_rss},
+            "render_us_p50": percentile(&self.render_micros, 50.0),
+            "render_us_p99": percentile(&self.render_micros, 99.0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), Some(50.0));
+        assert_eq!(percentile(&values, 99.0), Some(99.0));
+        assert_eq!(percentile(&values, 100.0), Some(100.0));
+        assert_eq!(percentile(&values, 0.0), Some(1.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn reconcile_counts_sum_results() {
+        let text = "# HELP fieldwise_reconciles Finished reconciles.\n\
+            fieldwise_reconciles_total{controller=\"featurestore\",result=\"success\"} 12\n\
+            fieldwise_reconciles_total{controller=\"featurestore\",result=\"error\"} 3\n\
+            fieldwise_api_writes_total{kind=\"Deployment\",outcome=\"applied\"} 9\n";
+        assert_eq!(reconcile_counts(text), (15, 3));
+    }
+}
