@@ -248,6 +248,15 @@ impl Engine {
             .get(namespace, name)
     }
 
+    /// How many objects of each registered kind the caches hold (the objects fieldwise manages),
+    /// as `(kind, count)` in registration order.
+    pub fn cached_counts(&self) -> Vec<(String, usize)> {
+        let kinds = self.inner.caches.kinds.iter();
+        kinds
+            .map(|cache| (cache.spec.resource.kind.clone(), cache.store.state().len()))
+            .collect()
+    }
+
     /// Whether every cache has completed its initial list, without waiting.
     pub fn is_ready(&self) -> bool {
         self.inner.caches.kinds.iter().all(KindCache::is_ready)

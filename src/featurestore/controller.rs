@@ -193,6 +193,9 @@ async fn apply_graph(
         .collect();
     let report = context.engine.reconcile(owner, graph.objects.clone()).await;
     record_writes(context, fs, &report).await;
+    for (kind, count) in context.engine.cached_counts() {
+        context.metrics.set_owned_objects(&kind, count);
+    }
     let failed: Vec<(ServiceType, String)> = report
         .errors()
         .map(|(key, error)| {
