@@ -2,6 +2,7 @@
 //! API emulator with its simulated controllers.
 
 mod drift;
+mod faults;
 mod harness;
 mod lifecycle;
 mod samples;
