@@ -190,6 +190,28 @@ impl Cluster {
         .expect("namespace applied");
     }
 
+    /// Reconciles the operator has finished, from its metrics.
+    pub fn reconciles(&self) -> u64 {
+        let text = self.metrics.encode().expect("metrics encode");
+        text.lines()
+            .filter(|line| line.starts_with("fieldwise_reconciles_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// Waits until at least `count` reconciles have finished. Metrics cannot be watched, so this polls them.
+    pub async fn wait_reconciles(&self, count: u64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.reconciles() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} reconciles not reached: {}",
+                self.reconciles()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until the FeatureStore reports `phase: Ready`.
     pub async fn wait_ready(&self, namespace: &str, name: &str) -> FeatureStore {
         let ready = |fs: Option<&FeatureStore>| {

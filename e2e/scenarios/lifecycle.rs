@@ -1,8 +1,6 @@
 //! Operator restarts: everything converges again, and an unchanged cluster costs zero writes.
 
-use std::time::Duration;
-
-use crate::harness::{Cluster, PATIENCE, block_on};
+use crate::harness::{Cluster, block_on};
 
 const FEATURE_STORES: &str = r#"
 apiVersion: feast.dev/v1
@@ -27,27 +25,6 @@ spec:
     ui: {}
 "#;
 
-fn reconciles(cluster: &Cluster) -> u64 {
-    let text = cluster.metrics.encode().expect("metrics encode");
-    text.lines()
-        .filter(|line| line.starts_with("fieldwise_reconciles_total{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// Waits until at least `count` reconciles have finished. Metrics cannot be watched, so this polls them.
-async fn wait_reconciles(cluster: &Cluster, count: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while reconciles(cluster) < count {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{count} reconciles not reached: {}",
-            reconciles(cluster)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[test]
 fn a_restarted_operator_resyncs_everything_with_zero_writes() {
     block_on(async {
@@ -58,10 +35,10 @@ fn a_restarted_operator_resyncs_everything_with_zero_writes() {
 
         cluster.stop_operator().await;
         cluster.emulator.counters().reset();
-        let before = reconciles(&cluster);
+        let before = cluster.reconciles();
         cluster.start_operator();
         // A fresh operator reconciles every FeatureStore once from its initial list.
-        wait_reconciles(&cluster, before + 2).await;
+        cluster.wait_reconciles(before + 2).await;
         assert_eq!(
             cluster.emulator.counters().writes_by("fieldwise"),
             0,

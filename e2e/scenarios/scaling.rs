@@ -240,8 +240,21 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
         let deployment = wait_replicas(&cluster, 5).await;
         assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
         cluster.wait_ready(NAMESPACE, NAME).await;
+        // Settled: the status reports all 5 ready replicas (its last legitimate write).
+        let settled = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+            fs.and_then(|fs| fs.status.as_ref())
+                .and_then(|s| s.replicas)
+                == Some(5)
+        };
+        wait_for(
+            &cluster.feature_stores(NAMESPACE),
+            NAME,
+            settled,
+            "5 ready replicas",
+        )
+        .await;
         let writes_before = cluster.emulator.counters().writes_by("fieldwise");
-        let reconciles_before = reconciles(&cluster);
+        let reconciles_before = cluster.reconciles();
         // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
         let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
             Api::namespaced(cluster.client.clone(), NAMESPACE);
@@ -255,7 +268,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
                 )
                 .await
                 .expect("poked");
-            wait_reconciles(&cluster, reconciles_before + poke + 1).await;
+            cluster.wait_reconciles(reconciles_before + poke + 1).await;
         }
         assert_eq!(
             cluster.emulator.counters().writes_by("fieldwise"),
@@ -278,29 +291,6 @@ fn with_identity(mut patch: Value) -> Value {
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "feast-fs-client", "namespace": NAMESPACE}}),
     );
     patch
-}
-
-fn reconciles(cluster: &Cluster) -> u64 {
-    let text = cluster.metrics.encode().expect("metrics encode");
-    text.lines()
-        .filter(|line| {
-            line.starts_with("fieldwise_reconciles_total{") && line.contains("featurestore")
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// Waits until at least `count` reconciles have finished. Metrics cannot be watched, so this polls them.
-async fn wait_reconciles(cluster: &Cluster, count: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while reconciles(cluster) < count {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{count} reconciles not reached: {}",
-            reconciles(cluster)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
 }
 
 #[test]
