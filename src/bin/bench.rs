@@ -428,6 +428,7 @@ async fn bench(args: Args) -> BenchResult<()> {
     eprintln!("cold start done: ready in {ready_seconds:?} s");
 
     // Steady state: restarts force a full re-reconcile from the initial list.
+    let reasons_before = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
     let mut operator_cpu = 0.0;
     let mut peak_rss = cold_cost.peak_rss_kib;
@@ -461,7 +462,14 @@ async fn bench(args: Args) -> BenchResult<()> {
     steady_errors += errors;
     let steady_seconds = steady_start.elapsed().as_secs_f64();
     let steady_writes = setup.emulator.counters().writes();
-    let steady_written: Vec<String> = setup
+    let mut steady_events = event_reasons(&setup.emulator);
+    for (reason, count) in &reasons_before {
+        if let Some(after) = steady_events.get_mut(reason) {
+            *after -= (*count).min(*after);
+        }
+    }
+    steady_events.retain(|_, count| *count > 0);
+    let mut steady_written: Vec<String> = setup
         .emulator
         .counters()
         .snapshot()
@@ -474,6 +482,29 @@ async fn bench(args: Args) -> BenchResult<()> {
             )
         })
         .collect();
+    let status_written: Vec<String> = setup
+        .writes
+        .since(steady_start)
+        .into_iter()
+        .filter(|(_, r)| r.subresource == "status")
+        .map(|(at, r)| {
+            format!(
+                "{}/{} at +{:.1}s",
+                r.namespace,
+                r.name,
+                (at - steady_start).as_secs_f64()
+            )
+        })
+        .take(20)
+        .collect();
+    if !status_written.is_empty() {
+        steady_written.push(format!("status applies: {}", status_written.join(", ")));
+    }
+    steady_written.extend(
+        steady_events
+            .iter()
+            .map(|(reason, count)| format!("Event reason {reason} (series count +{count})")),
+    );
     eprintln!(
         "steady state done: {steady_writes} writes in {steady_seconds:.0} s, {restarts} restarts"
     );
@@ -704,6 +735,24 @@ async fn wait_reconciles(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Event reasons in the emulator's store, weighted by their series count.
+fn event_reasons(emulator: &EmulatorHandle) -> BTreeMap<String, u64> {
+    let store = emulator.server().store.lock();
+    let mut reasons = BTreeMap::new();
+    for group in ["", "events.k8s.io"] {
+        for event in store.list(group, "events", None) {
+            let reason = event["reason"].as_str().unwrap_or("<none>").to_owned();
+            let count = event
+                .pointer("/series/count")
+                .or_else(|| event.get("count"))
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            *reasons.entry(reason).or_insert(0) += count;
+        }
+    }
+    reasons
 }
 
 fn requests_by_verb(emulator: &EmulatorHandle) -> BTreeMap<String, u64> {
