@@ -410,6 +410,11 @@ async fn publish_about(
 /// Reads what the graph depends on from the caches (Secrets, referenced FeatureStores) and, for the rare
 /// batch-engine ConfigMap, from the API.
 async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
+    // Reconciles may start as soon as the FeatureStores are listed; until the Secrets are listed too, a
+    // referenced Secret would look missing and a Ready FeatureStore would flip to Failed.
+    if context.secrets.wait_until_ready().await.is_err() {
+        warn!("the Secret cache stopped before its initial list");
+    }
     let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
     let mut graph = GraphContext {
         images: context.settings.images.clone(),
