@@ -49,6 +49,36 @@ pub struct Settings {
     pub service_monitor_available: bool,
 }
 
+/// FeatureStores triggered but not yet reconciled: the controller's work queue, as the depth metric
+/// reports it. kube's Controller keeps its queue private, so the triggers are counted on their way in and
+/// taken off when the reconcile starts (repeated triggers of one FeatureStore count once, as in a queue).
+#[derive(Default)]
+pub struct WorkQueue {
+    pending: Mutex<std::collections::HashSet<ObjectRef<FeatureStore>>>,
+}
+
+impl WorkQueue {
+    /// Records a trigger; returns the depth.
+    pub fn push(&self, fs: ObjectRef<FeatureStore>) -> usize {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.insert(fs);
+        pending.len()
+    }
+
+    /// Takes a FeatureStore off the queue as its reconcile starts; returns the depth.
+    pub fn take(&self, fs: &ObjectRef<FeatureStore>) -> usize {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.remove(fs);
+        pending.len()
+    }
+}
+
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -58,12 +88,14 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    pub queue: Arc<WorkQueue>,
     /// Consecutive failures per FeatureStore, for exponential backoff (kube's error_policy is not told about
     /// successes, so the reconciler keeps this itself).
     failures: Mutex<HashMap<ObjectRef<FeatureStore>, u32>>,
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)] // one per shared dependency; a builder would only rename them
     pub fn new(
         client: kube::Client,
         engine: Engine,
@@ -72,6 +104,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         recorder: Recorder,
+        queue: Arc<WorkQueue>,
     ) -> Self {
         Self {
             client,
@@ -81,6 +114,7 @@ impl Context {
             settings,
             metrics,
             recorder,
+            queue,
             failures: Mutex::default(),
         }
     }
@@ -123,6 +157,8 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
         &fs.name_any(),
         fs.metadata.generation,
     );
+    let depth = context.queue.take(&ObjectRef::from_obj(&*fs));
+    context.metrics.set_queue_depth(CONTROLLER, depth);
     let started = Instant::now();
     let result = reconcile_with_finalizer(fs.clone(), context.clone())
         .instrument(span.clone())

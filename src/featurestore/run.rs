@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -23,7 +23,7 @@ use kube::{
 use tracing::{info, warn};
 
 use super::{
-    controller::{CONTROLLER, Context, Settings, error_policy, reconcile},
+    controller::{CONTROLLER, Context, Settings, WorkQueue, error_policy, reconcile},
     kinds,
     references::{referenced_feature_store, referenced_secrets},
 };
@@ -126,6 +126,14 @@ pub async fn run(
             instance: Some(options.instance.clone()),
         },
     );
+    let queue = Arc::new(WorkQueue::default());
+    let enqueue = {
+        let (queue, metrics) = (queue.clone(), metrics.clone());
+        move |fs: ObjectRef<FeatureStore>| {
+            metrics.set_queue_depth(CONTROLLER, queue.push(fs.clone()));
+            fs
+        }
+    };
     let context = Arc::new(Context::new(
         client,
         engine,
@@ -134,6 +142,7 @@ pub async fn run(
         options.settings.clone(),
         metrics,
         recorder,
+        queue,
     ));
     let secret_owners = fs_reader.clone();
     let dependents = fs_reader.clone();
@@ -141,13 +150,25 @@ pub async fn run(
         namespace = options.namespace.as_deref().unwrap_or("<all>"),
         "starting the FeatureStore controller"
     );
+    let (on_fs, on_child, on_secret, on_target) =
+        (enqueue.clone(), enqueue.clone(), enqueue.clone(), enqueue);
+    let fs_stream = fs_stream.map_ok(move |fs: FeatureStore| {
+        on_fs(ObjectRef::from_obj(&fs));
+        fs
+    });
     Controller::for_stream(fs_stream, fs_reader)
-        .reconcile_on(child_triggers)
+        .reconcile_on(child_triggers.map(on_child))
         .watches_stream(secret_stream, move |secret: Secret| {
             feature_stores_using_secret(&secret_owners, &secret)
+                .into_iter()
+                .map(&on_secret)
+                .collect::<Vec<_>>()
         })
         .watches_stream(referenced_fs_stream, move |target: FeatureStore| {
             feature_stores_referencing(&dependents, &target)
+                .into_iter()
+                .map(&on_target)
+                .collect::<Vec<_>>()
         })
         .with_config(
             ControllerConfig::default()
