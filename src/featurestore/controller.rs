@@ -463,7 +463,9 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
             .secrets
             .get(&ObjectRef::new(&name).within(&namespace));
         if let Some(secret) = cached {
-            graph.secrets.insert(name, secret_strings(&secret));
+            graph
+                .secrets
+                .insert(name, super::context::secret_data(&secret));
         }
     }
     let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -486,20 +488,6 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
         }
     }
     graph
-}
-
-/// A Secret's `data` as UTF-8 strings (non-UTF-8 values are left out: Feast reads YAML text).
-fn secret_strings(secret: &Secret) -> std::collections::BTreeMap<String, String> {
-    let mut strings = std::collections::BTreeMap::new();
-    for (key, value) in secret.data.iter().flatten() {
-        if let Ok(text) = String::from_utf8(value.0.clone()) {
-            strings.insert(key.clone(), text);
-        }
-    }
-    for (key, value) in secret.string_data.iter().flatten() {
-        strings.insert(key.clone(), value.clone());
-    }
-    strings
 }
 
 /// The live feature-server Deployment, from the engine's cache.

@@ -6,13 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{Owner, applied_body};
 use serde_json::Value;
 
 use super::{
-    context::{GraphContext, ImageDefaults},
+    context::{GraphContext, ImageDefaults, secret_data},
     graph::desired_graph,
     kinds,
 };
@@ -150,7 +149,8 @@ fn cluster_state(documents: &[Value], images: &ImageDefaults) -> ClusterState {
             document.get("kind").and_then(Value::as_str),
         ) {
             (Some("v1"), Some("Secret")) => {
-                state.secrets.insert(key, secret_data(document));
+                let secret = serde_json::from_value(document.clone()).unwrap_or_default();
+                state.secrets.insert(key, secret_data(&secret));
             }
             (Some("v1"), Some("ConfigMap")) => {
                 state
@@ -193,27 +193,6 @@ impl ClusterState {
             ..GraphContext::default()
         }
     }
-}
-
-/// `stringData` as given, and `data` decoded from base64 (left out when not UTF-8).
-fn secret_data(document: &Value) -> BTreeMap<String, String> {
-    let mut data: BTreeMap<String, String> = BTreeMap::new();
-    for (key, value) in document
-        .get("data")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        let decoded = value
-            .as_str()
-            .and_then(|v| BASE64.decode(v).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        if let Some(text) = decoded {
-            data.insert(key.clone(), text);
-        }
-    }
-    data.extend(string_map(document.get("stringData")));
-    data
 }
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
