@@ -83,6 +83,15 @@ impl ReplicasHistory {
     fn values(&self) -> Vec<Option<i32>> {
         self.values.lock().expect("history lock").clone()
     }
+
+    /// The history once its own watch has caught up to `last` (another watch may have seen it first).
+    async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.values().last() != Some(&Some(last)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        self.values()
+    }
 }
 
 impl Drop for ReplicasHistory {
@@ -210,7 +219,7 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
             replicas_owners(&scaled)
         );
         assert_eq!(
-            history.values(),
+            history.values_ending(8).await,
             [Some(3), Some(8)],
             "replicas never passed through the default"
         );
@@ -225,7 +234,7 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         let restored = wait_replicas(&cluster, 3).await;
         wait_gone(&hpas, DEPLOYMENT).await;
         assert!(replicas_owners(&restored).contains(&"fieldwise/".to_owned()));
-        assert_eq!(history.values(), [Some(3), Some(8), Some(3)]);
+        assert_eq!(history.values_ending(3).await, [Some(3), Some(8), Some(3)]);
     });
 }
 
@@ -278,7 +287,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
         let deployment = wait_replicas(&cluster, 5).await;
         assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
         assert_eq!(
-            history.values()[1..],
+            history.values_ending(5).await[1..],
             [Some(5)],
             "after the HPA's first write replicas stayed 5"
         );
@@ -341,7 +350,7 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
             )
             .await;
         }
-        assert_eq!(history.values(), [Some(1), Some(4), Some(2)]);
+        assert_eq!(history.values_ending(2).await, [Some(1), Some(4), Some(2)]);
         let conflicts = cluster.metrics.encode().expect("metrics");
         assert!(
             !conflicts
