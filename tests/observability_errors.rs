@@ -51,11 +51,14 @@ fn a_failing_apply_sets_the_error_status_on_its_span() {
             .emulator
             .add_hook(std::sync::Arc::new(RejectCronJobs));
         cluster.apply_yaml("apiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: failing\nspec:\n  feastProject: p\n", "default").await;
+        // The failed apply's span ends before its reconcile span does, so they can arrive in different
+        // export batches: wait until the parent has arrived too.
         let failed = |spans: &[CollectedSpan]| {
             spans.iter().any(|s| {
                 s.name == "apply"
                     && s.attribute("k8s.object.kind") == Some("CronJob")
                     && s.status == fieldwise_observability::testing::SpanStatus::Error
+                    && spans.iter().any(|root| s.is_child_of(root))
             })
         };
         let mut spans = Vec::new();
