@@ -22,7 +22,6 @@ use std::{
 use clap::Parser;
 use fieldwise::featurestore::{
     context::ImageDefaults,
-    controller::Settings,
     render::{Input, kubernetes_yaml, render},
     run::{RunOptions, run},
 };
@@ -154,11 +153,7 @@ fn operator_child(kubeconfig: &Path) -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         let client = fieldwise::cli::run::client().await?;
-        let settings = Settings {
-            images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
-            oidc_issuer_url: None,
-            service_monitor_available: fieldwise::cli::run::service_monitors_served(&client).await,
-        };
+        let settings = fieldwise::cli::run::settings(&client).await;
         let options = RunOptions {
             settings,
             ..RunOptions::default()

@@ -21,11 +21,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::featurestore::{
-    context::ImageDefaults,
-    controller::Settings,
-    run::{RunOptions, run as run_controller},
-};
+use crate::featurestore::run::{RunOptions, run as run_controller};
 
 /// The sample applied when `--sample` is not given (embedded, so the demo runs from any directory).
 pub const DEFAULT_SAMPLE: &str = include_str!("../../deploy/samples/featurestore-basic.yaml");
@@ -366,13 +362,7 @@ impl Demo {
 /// Runs the operator as `fieldwise run` does (same function, settings from the environment), until
 /// `stopped`.
 async fn run_operator(client: kube::Client, stopped: oneshot::Receiver<()>) -> Result<(), String> {
-    let settings = Settings {
-        images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
-        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL")
-            .ok()
-            .filter(|url| !url.is_empty()),
-        service_monitor_available: super::run::service_monitors_served(&client).await,
-    };
+    let settings = super::run::settings(&client).await;
     let options = RunOptions {
         instance: "fieldwise-demo".into(),
         settings,

@@ -9,7 +9,7 @@ use crate::leader::{LEASE_NAME, LeaderElector};
 
 use crate::featurestore::{
     context::ImageDefaults,
-    controller::Settings,
+    controller::{DEFAULT_RESYNC_PERIOD, Settings},
     run::{RunOptions, run as run_controller},
 };
 
@@ -37,6 +37,10 @@ pub struct Args {
     /// The instance name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "fieldwise")]
     pub instance: String,
+    /// Seconds after which a settled FeatureStore is reconciled again although nothing changed (it costs
+    /// no write when the cluster still matches).
+    #[arg(long, default_value_t = DEFAULT_RESYNC_PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_seconds: u64,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -94,11 +98,8 @@ async fn serve(args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     tokio::spawn(server.run(shutdown_signal()));
     let settings = Settings {
-        images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
-        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL")
-            .ok()
-            .filter(|url| !url.is_empty()),
-        service_monitor_available: service_monitors_served(&client).await,
+        resync_period: Duration::from_secs(args.resync_seconds),
+        ..settings(&client).await
     };
     let options = RunOptions {
         // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
@@ -197,6 +198,19 @@ pub async fn client() -> Result<kube::Client, String> {
 }
 
 /// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
+/// The controller's settings from the operator's environment (`RELATED_IMAGE_*`, `OIDC_ISSUER_URL`) and
+/// what the cluster serves; the default resync period.
+pub async fn settings(client: &kube::Client) -> Settings {
+    Settings {
+        images: ImageDefaults::from_env(|name| std::env::var(name).ok()),
+        oidc_issuer_url: std::env::var("OIDC_ISSUER_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
+        service_monitor_available: service_monitors_served(client).await,
+        resync_period: DEFAULT_RESYNC_PERIOD,
+    }
+}
+
 pub async fn service_monitors_served(client: &kube::Client) -> bool {
     let resource = crate::featurestore::kinds::service_monitor_resource();
     let discovery = kube::discovery::Discovery::new(client.clone())

@@ -41,12 +41,29 @@ pub const FINALIZER: &str = "feast.dev/fieldwise-cleanup";
 /// The controller's name in metrics and events.
 pub const CONTROLLER: &str = "featurestore";
 
-/// Operator-wide settings the graph depends on.
-#[derive(Clone, Debug, Default)]
+/// Operator-wide settings: what the graph depends on, and how often a settled FeatureStore is resynced.
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub images: ImageDefaults,
     pub oidc_issuer_url: Option<String>,
     pub service_monitor_available: bool,
+    /// A FeatureStore whose Deployment is available is reconciled again after this long even if nothing
+    /// changed, so drift that no watch reported is still corrected. An unchanged one costs no write.
+    pub resync_period: Duration,
+}
+
+/// The default [`Settings::resync_period`], as controller-runtime operators commonly use.
+pub const DEFAULT_RESYNC_PERIOD: Duration = Duration::from_secs(600);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            images: ImageDefaults::default(),
+            oidc_issuer_url: None,
+            service_monitor_available: false,
+            resync_period: DEFAULT_RESYNC_PERIOD,
+        }
+    }
 }
 
 /// FeatureStores triggered but not yet reconciled: the controller's work queue, as the depth metric
@@ -263,7 +280,7 @@ async fn apply_graph(
     let available = deployment.as_ref().is_some_and(|d| d.available);
     // Until the Deployment is available, look again soon; afterwards only changes trigger reconciles.
     Ok(if available {
-        Action::requeue(Duration::from_secs(600))
+        Action::requeue(context.settings.resync_period)
     } else {
         Action::requeue(Duration::from_secs(5))
     })
