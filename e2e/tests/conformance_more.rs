@@ -191,3 +191,40 @@ async fn dry_run_writes_nothing() -> Result<(), TestError> {
     assert_eq!(c.get(&format!("{CM}/d")).await?.status, 404);
     Ok(())
 }
+
+/// Records who sent each request.
+#[derive(Default)]
+struct Users(std::sync::Mutex<Vec<String>>);
+
+impl RequestHook for Users {
+    fn before(&self, req: &RequestInfo) -> Option<ApiError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(req.user.clone());
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_kubeconfigs_token_names_the_requesting_user() -> Result<(), TestError> {
+    let (emu, _) = setup().await?;
+    let users = Arc::new(Users::default());
+    emu.add_hook(users.clone());
+    let path =
+        std::env::temp_dir().join(format!("emulator-user-{}.kubeconfig", std::process::id()));
+    emu.write_kubeconfig_as(&path, "operator-a")?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let _ = std::fs::remove_file(&path);
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let as_operator = kube::Client::try_from(config)?;
+    let anonymous = emu.client()?;
+    for client in [as_operator, anonymous] {
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::default_namespaced(client);
+        api.list(&Default::default()).await?;
+    }
+    let seen = users.0.lock().expect("not poisoned").clone();
+    assert_eq!(seen, ["operator-a", "system:anonymous"]);
+    Ok(())
+}

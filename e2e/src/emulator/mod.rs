@@ -163,6 +163,12 @@ impl EmulatorHandle {
         write_kubeconfig(path, &self.url)
     }
 
+    /// Writes a kubeconfig whose requests come from `user` (its bearer token; see
+    /// [`RequestInfo::user`](crate::emulator::RequestInfo::user)): to tell several clients apart.
+    pub fn write_kubeconfig_as(&self, path: &Path, user: &str) -> std::io::Result<()> {
+        write_file_atomically(path, &kubeconfig_yaml_as(&self.url, Some(user)))
+    }
+
     /// Request counts by verb, resource, subresource and field manager.
     pub fn counters(&self) -> &Counters {
         &self.server.counters
@@ -199,16 +205,24 @@ impl Drop for EmulatorHandle {
     }
 }
 
-fn kubeconfig_yaml(url: &str) -> String {
+fn kubeconfig_yaml_as(url: &str, user: Option<&str>) -> String {
+    let credentials = match user {
+        Some(user) => format!("{{token: {}}}", serde_json::Value::from(user)),
+        None => "{}".to_owned(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {url}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\nusers:\n- name: emulator\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {url}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\nusers:\n- name: emulator\n  user: {credentials}\npreferences: {{}}\n"
     )
 }
 
 /// Writes the kubeconfig atomically (temporary file, then rename) so readers never see half a file.
 pub fn write_kubeconfig(path: &Path, url: &str) -> std::io::Result<()> {
+    write_file_atomically(path, &kubeconfig_yaml_as(url, None))
+}
+
+fn write_file_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp-emulator");
-    std::fs::write(&tmp, kubeconfig_yaml(url))?;
+    std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
 

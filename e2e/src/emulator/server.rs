@@ -29,6 +29,10 @@ pub struct RequestInfo {
     pub namespace: String,
     pub name: String,
     pub field_manager: String,
+    /// Who sent the request. The emulator authenticates nobody: a bearer token is taken as the user's
+    /// name (so tests can tell clients apart, as an audit log would), and a request without one is
+    /// `system:anonymous`.
+    pub user: String,
 }
 
 /// A place to observe or short-circuit requests (fault injection, latency, auditing). Returning an

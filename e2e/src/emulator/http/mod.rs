@@ -145,6 +145,18 @@ fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap, apply: bool) 
     }
 }
 
+/// The requesting user: the bearer token stands for the user's name (see [`RequestInfo::user`]).
+fn user_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .unwrap_or("system:anonymous")
+        .to_owned()
+}
+
 async fn handle(
     State(state): State<HttpState>,
     method: Method,
@@ -260,6 +272,7 @@ async fn resource(
         namespace: rp.namespace.clone().unwrap_or_default(),
         name: rp.name.clone().unwrap_or_default(),
         field_manager: manager.clone(),
+        user: user_of(&headers),
     };
     if let Some(d) = server.hook_delay(&info) {
         tokio::time::sleep(d).await;
