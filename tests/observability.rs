@@ -3,7 +3,7 @@
 //! or status.
 
 // The scenarios' cluster harness; this test uses part of it.
-#[allow(dead_code)]
+#[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../e2e/scenarios/harness.rs"]
 mod harness;
 

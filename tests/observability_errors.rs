@@ -2,7 +2,7 @@
 //! (Its own test binary: the telemetry subscriber is process-global.)
 
 // The scenarios' cluster harness; this test uses part of it.
-#[allow(dead_code)]
+#[allow(dead_code, unused_macros, unused_imports)]
 #[path = "../e2e/scenarios/harness.rs"]
 mod harness;
 
@@ -48,7 +48,7 @@ fn a_failing_apply_sets_the_error_status_on_its_span() {
             .expect("the only subscriber of this test binary");
         let cluster = Cluster::start().await;
         cluster
-            .emulator
+            .emulator()
             .add_hook(std::sync::Arc::new(RejectCronJobs));
         cluster.apply_yaml("apiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: failing\nspec:\n  feastProject: p\n", "default").await;
         // The failed apply's span ends before its reconcile span does, so they can arrive in different

@@ -23,6 +23,7 @@ use crate::{
     desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare},
     error::{ApplyError, ObjectKey},
     fields, immutable, labels,
+    own_status::OwnStatusWrites,
     registry::{KindRegistry, Scope},
     report::{DriftReport, Outcome, ReconcileReport},
     transport::{self, RetryConfig, SendError, Success},
@@ -64,6 +65,7 @@ struct Inner {
     registry: KindRegistry,
     caches: Caches,
     config: EngineConfig,
+    own_status: OwnStatusWrites,
 }
 
 /// Which kind of per-object span to open.
@@ -164,6 +166,7 @@ impl Engine {
                 registry,
                 caches,
                 config,
+                own_status: OwnStatusWrites::default(),
             }),
         }
     }
@@ -679,9 +682,29 @@ impl Engine {
         }
     }
 
+    /// The owner as it stands after this engine's last status write, when `cached` (a copy from a watch
+    /// cache) predates that write; `None` when `cached` is current. A controller should derive the next
+    /// status from this, or it would compute condition transitions against a status it already replaced.
+    pub fn with_own_status<K>(&self, cached: &K) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + Serialize + serde::de::DeserializeOwned,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        let key = ObjectKey {
+            api_version: resource.api_version,
+            kind: resource.kind,
+            namespace: cached.namespace(),
+            name: cached.name_any(),
+        };
+        let value = serde_json::to_value(cached).ok()?;
+        let fresher = self.inner.own_status.newer_than(&key, &value, true)?;
+        serde_json::from_value(fresher).ok()
+    }
+
     /// Applies the owner's status through `/status` under the `fieldwise` manager, unless the
-    /// owner object (as the controller last read it) already shows exactly this status owned by
-    /// us: an unchanged status makes no request. `status` is the full status fieldwise owns.
+    /// owner object (as the controller last read it, or as this engine last wrote its status when
+    /// that is newer) already shows exactly this status owned by us: an unchanged status makes no
+    /// request. `status` is the full status fieldwise owns.
     pub async fn apply_status<K>(&self, owner: &K, status: Value) -> Result<Outcome, ApplyError>
     where
         K: Resource<DynamicType = ()> + Serialize,
@@ -734,6 +757,9 @@ impl Engine {
                 reason: "status must be a JSON object".into(),
             });
         }
+        // The caller's copy may come from a cache that does not show our last status write yet.
+        let fresher = self.inner.own_status.newer_than(key, live, false);
+        let live = fresher.as_ref().unwrap_or(live);
         let span = object_span(Op::Status, key);
         let mut body = skeleton(key);
         body["status"] = status;
@@ -751,7 +777,10 @@ impl Engine {
             .instrument(span.clone())
             .await;
         let outcome = match &result {
-            Ok(success) => changed_outcome(success, live.pointer("/metadata/resourceVersion")),
+            Ok(success) => {
+                self.inner.own_status.remember(key, &success.body);
+                changed_outcome(success, live.pointer("/metadata/resourceVersion"))
+            }
             Err(error) => Outcome::Failed(error.clone()),
         };
         record(&span, &outcome);

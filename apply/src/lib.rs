@@ -47,6 +47,7 @@ mod error;
 pub mod fields;
 mod immutable;
 pub mod labels;
+mod own_status;
 mod registry;
 mod report;
 mod transport;

@@ -11,25 +11,29 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, USER, block_on, wait_for};
+use crate::harness::{Cluster, USER, on_every_target, wait_for};
 
 const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
 
-#[test]
-fn another_managers_edits_are_restored_and_reported() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        let body = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "drift", "namespace": "default"},
+on_every_target!(
+    another_managers_edits_are_restored_and_reported,
+    edits_restored
+);
+
+async fn edits_restored(cluster: Cluster) {
+    {
+        let namespace = cluster.namespace.as_str();
+        let body = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "drift", "namespace": namespace},
             "spec": {"feastProject": "p"}});
         cluster
-            .feature_stores("default")
+            .feature_stores(namespace)
             .patch("drift", &PatchParams::apply(USER), &Patch::Apply(&body))
             .await
             .expect("applied");
-        let fs = cluster.wait_ready("default", "drift").await;
+        let fs = cluster.wait_ready(namespace, "drift").await;
 
         // Someone edits the image and the Service port (an Update, as `kubectl edit` sends).
-        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), "default");
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
         let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "online", "image": "evil/feature-server:1"}]}}}});
         deployments
             .patch(
@@ -42,7 +46,7 @@ fn another_managers_edits_are_restored_and_reported() {
             )
             .await
             .expect("edited");
-        let services: Api<Service> = Api::namespaced(cluster.client.clone(), "default");
+        let services: Api<Service> = Api::namespaced(cluster.client.clone(), namespace);
         let port =
             json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 9999}]}});
         services
@@ -79,7 +83,7 @@ fn another_managers_edits_are_restored_and_reported() {
         wait_for(&services, "feast-drift-online", port_restored, "restored").await;
 
         // Events arrive through a watch: wait until both corrections have been reported.
-        let events: Api<Event> = Api::namespaced(cluster.client.clone(), "default");
+        let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
         let uid = fs.meta().uid.clone();
         let mut stream = watcher(events, watcher::Config::default())
             .applied_objects()
@@ -106,7 +110,7 @@ fn another_managers_edits_are_restored_and_reported() {
                 }
             }
         };
-        let _ = tokio::time::timeout(crate::harness::PATIENCE, collect).await;
+        let _ = tokio::time::timeout(crate::harness::patience(), collect).await;
         assert!(
             notes.iter().any(|n| n.contains("Deployment feast-drift")
                 && n.contains("kubectl-edit")
@@ -119,10 +123,10 @@ fn another_managers_edits_are_restored_and_reported() {
                 .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit")),
             "{notes:?}"
         );
-    });
+    }
 }
 
-fn scaled_feature_store(services: Value) -> Value {
+fn scaled_feature_store(namespace: &str, services: Value) -> Value {
     let mut all = json!({
         "onlineStore": {"persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
         "registry": {"local": {"persistence": {"store": {"type": "sql", "secretRef": {"name": "feast-data-stores"}}}}},
@@ -130,7 +134,7 @@ fn scaled_feature_store(services: Value) -> Value {
     for (key, value) in services.as_object().into_iter().flatten() {
         all[key] = value.clone();
     }
-    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "parts", "namespace": "default"},
+    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "parts", "namespace": namespace},
         "spec": {"feastProject": "p", "services": all}})
 }
 
@@ -140,7 +144,7 @@ async fn children(cluster: &Cluster) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     macro_rules! collect {
         ($($kind:ty),*) => {$(
-            let api: Api<$kind> = Api::namespaced(cluster.client.clone(), "default");
+            let api: Api<$kind> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
             for object in api.list(&selector).await.expect("list").items {
                 names.insert(format!("{}/{}", <$kind>::kind(&()), object.meta().name.clone().unwrap_or_default()));
             }
@@ -156,16 +160,18 @@ async fn children(cluster: &Cluster) -> BTreeSet<String> {
     names
 }
 
-#[test]
-fn removing_a_part_removes_exactly_its_children() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        cluster.apply_yaml(SECRETS, "default").await;
-        let stores = cluster.feature_stores("default");
+on_every_target!(removing_a_part_removes_exactly_its_children, parts_removed);
+
+async fn parts_removed(cluster: Cluster) {
+    {
+        let namespace = cluster.namespace.clone();
+        cluster.apply_yaml(SECRETS, &namespace).await;
+        let stores = cluster.feature_stores(&namespace);
         let apply = |services: Value| {
             let stores = stores.clone();
+            let namespace = namespace.clone();
             async move {
-                let body = scaled_feature_store(services);
+                let body = scaled_feature_store(&namespace, services);
                 stores
                     .patch(
                         "parts",
@@ -181,7 +187,13 @@ fn removing_a_part_removes_exactly_its_children() {
         apply(json!({"ui": {}, "offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
             "scaling": autoscaling, "podDisruptionBudgets": pdb}))
         .await;
-        cluster.wait_ready("default", "parts").await;
+        // Not Ready on a real cluster (the Secrets point at no real database): wait until the graph is
+        // applied, which the first status write follows.
+        let applied = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+            fs.and_then(|fs| fs.status.as_ref())
+                .is_some_and(|status| matches!(status.phase.as_deref(), Some("Pending" | "Ready")))
+        };
+        wait_for(&stores, "parts", applied, "applied").await;
         let full = children(&cluster).await;
         for expected in [
             "Service/feast-parts-ui",
@@ -217,12 +229,12 @@ fn removing_a_part_removes_exactly_its_children() {
             }
             wait_until_children(&cluster, &expected).await;
         }
-    });
+    }
 }
 
 /// Waits for the child set to become `expected`, re-checking whenever a Deployment or Service changes.
 async fn wait_until_children(cluster: &Cluster, expected: &BTreeSet<String>) {
-    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    let deadline = tokio::time::Instant::now() + crate::harness::patience();
     loop {
         let now = children(cluster).await;
         if &now == expected {

@@ -1,29 +1,64 @@
-//! A small cluster for one scenario: the emulator, its simulators, fieldwise's CRDs and the operator.
+//! A small cluster for one scenario: fieldwise's CRDs and the operator, on the emulator (with its simulators)
+//! or, for the scenarios that need no simulator, on a real cluster (`E2E_KUBECONFIG`, see e2e/README.md).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context as TaskContext, Poll},
+    time::Duration,
+};
 
-use fieldwise::featurestore::run::{RunOptions, run};
+use fieldwise::featurestore::{
+    controller::Settings,
+    run::{RunOptions, run},
+};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{
     Emulator, EmulatorHandle,
     sim::{SimOptions, Simulators},
 };
 use fieldwise_observability::{Health, Metrics};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DynamicObject, Patch, PatchParams},
+    Api, Client, Config, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    config::{KubeConfigOptions, Kubeconfig},
     core::GroupVersionKind,
     discovery::{ApiResource, Discovery},
-    runtime::wait::{Condition, await_condition},
+    runtime::{
+        conditions,
+        wait::{Condition, await_condition},
+    },
 };
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// The field manager the scenarios write with, standing for a user's `kubectl apply --server-side`.
 pub const USER: &str = "e2e-user";
-/// How long any awaited condition may take before the scenario fails.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+/// Names the kubeconfig of the real cluster the `on_a_real_cluster` scenarios run against.
+pub const KUBECONFIG_VARIABLE: &str = "E2E_KUBECONFIG";
+/// Label on the namespaces the scenarios create in a real cluster (to find leftovers of a failed run).
+pub const NAMESPACE_LABEL: &str = "fieldwise.dev/e2e";
+
+/// How long any awaited condition may take before the scenario fails: `E2E_PATIENCE_SECONDS`, else 300 s
+/// when a real cluster is configured (images are pulled, pods really start), else 30 s.
+pub fn patience() -> Duration {
+    let configured = std::env::var("E2E_PATIENCE_SECONDS")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok());
+    let default = if std::env::var_os(KUBECONFIG_VARIABLE).is_some() {
+        300
+    } else {
+        30
+    };
+    Duration::from_secs(configured.unwrap_or(default))
+}
 
 /// Stack of every runtime thread. The FeatureStore type is large (its status repeats the whole spec), and
 /// unoptimised builds deserialise it in deep stack frames; 2 MiB, tokio's default, is not enough there.
@@ -44,63 +79,206 @@ pub fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(scenario: 
     }
 }
 
-pub struct Cluster {
+/// Where a scenario runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The in-process emulator with every simulator on.
+    Emulator,
+    /// The cluster of `E2E_KUBECONFIG`, in a namespace of its own that is deleted afterwards.
+    RealCluster,
+}
+
+/// Runs `scenario` on a fresh cluster of `target`. On a real cluster, whatever the outcome, the scenario's
+/// FeatureStores are deleted (with an operator running, so their finalizer removes cluster-scoped
+/// children) and then its namespace.
+pub fn run_on<F, Fut>(target: Target, scenario: F)
+where
+    F: FnOnce(Cluster) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    block_on(async move {
+        let cluster = Cluster::start_on(target, SimOptions::default(), true).await;
+        let teardown = (target == Target::RealCluster).then(|| cluster.teardown());
+        let outcome = tokio::spawn(scenario(cluster)).await;
+        if let Some(teardown) = teardown {
+            teardown.run().await;
+        }
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    });
+}
+
+/// Declares a scenario twice: `<name>::on_the_emulator`, run by `cargo test`, and `<name>::on_a_real_cluster`,
+/// ignored unless asked for (`cargo test --test scenarios -- --ignored`, with `E2E_KUBECONFIG` set).
+macro_rules! on_every_target {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[test]
+            fn on_the_emulator() {
+                $crate::harness::run_on($crate::harness::Target::Emulator, super::$scenario);
+            }
+
+            #[test]
+            #[ignore = "needs a real cluster: E2E_KUBECONFIG=path (see e2e/README.md)"]
+            fn on_a_real_cluster() {
+                $crate::harness::run_on($crate::harness::Target::RealCluster, super::$scenario);
+            }
+        }
+    };
+}
+pub(crate) use on_every_target;
+
+/// The emulator and its simulators, when the scenario runs on them.
+pub struct Emulated {
     pub emulator: EmulatorHandle,
     pub sims: Simulators,
+}
+
+pub struct Cluster {
+    emulated: Option<Emulated>,
+    /// The scenario's own client (the user's).
     pub client: Client,
+    /// The operator's client: every write request it sends is counted.
+    operator_client: Client,
+    operator_writes: Arc<AtomicU64>,
+    /// The namespace the scenario works in: `default` on the emulator, a fresh one on a real cluster.
+    pub namespace: String,
     pub metrics: Arc<Metrics>,
+    settings: Settings,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Cluster {
-    /// A cluster with every simulator on, the CRDs installed and the operator running.
+    /// An emulated cluster with every simulator on, the CRDs installed and the operator running.
     pub async fn start() -> Self {
         Self::start_with(SimOptions::default()).await
     }
 
     pub async fn start_with(sims: SimOptions) -> Self {
-        let emulator = Emulator::start(Default::default())
-            .await
-            .expect("the emulator starts");
-        let sims = Simulators::start(&emulator, sims);
-        let client = emulator.client().expect("a client for the emulator");
+        Self::start_on(Target::Emulator, sims, true).await
+    }
+
+    /// A cluster of `target` with fieldwise's CRDs installed, and the operator running if `operator`.
+    pub async fn start_on(target: Target, sims: SimOptions, operator: bool) -> Self {
+        let operator_writes = Arc::new(AtomicU64::new(0));
+        let (emulated, config, namespace) = match target {
+            Target::Emulator => {
+                let emulator = Emulator::start(Default::default())
+                    .await
+                    .expect("the emulator starts");
+                let sims = Simulators::start(&emulator, sims);
+                let config = emulator_config(&emulator);
+                (
+                    Some(Emulated { emulator, sims }),
+                    config,
+                    "default".to_owned(),
+                )
+            }
+            Target::RealCluster => (None, real_cluster_config().await, unique_namespace()),
+        };
+        let client = Client::try_from(config.clone()).expect("a client");
+        let operator_client = counting_client(config, operator_writes.clone());
+        let settings = match target {
+            Target::Emulator => Settings::default(),
+            // What `fieldwise run` would use there (ServiceMonitor support, image overrides).
+            Target::RealCluster => fieldwise::cli::run::settings(&client).await,
+        };
         let mut cluster = Self {
-            emulator,
-            sims,
+            emulated,
             client,
+            operator_client,
+            operator_writes,
+            namespace,
             metrics: Arc::new(Metrics::new()),
+            settings,
             operator: None,
         };
         cluster.install_crds().await;
-        cluster.start_operator();
+        if target == Target::RealCluster {
+            cluster.create_namespace().await;
+        }
+        if operator {
+            cluster.start_operator();
+        }
         cluster
     }
 
+    /// The emulator, for scenarios that only run there.
+    pub fn emulator(&self) -> &EmulatorHandle {
+        &self.emulated().emulator
+    }
+
+    /// The simulators, for scenarios that only run on the emulator.
+    pub fn sims(&self) -> &Simulators {
+        &self.emulated().sims
+    }
+
+    fn emulated(&self) -> &Emulated {
+        self.emulated
+            .as_ref()
+            .expect("this scenario needs the emulator")
+    }
+
+    pub fn is_emulated(&self) -> bool {
+        self.emulated.is_some()
+    }
+
+    /// Write requests the operator has sent (counted on its client, so on any cluster).
+    pub fn operator_writes(&self) -> u64 {
+        self.operator_writes.load(Ordering::SeqCst)
+    }
+
+    /// Server-side applies fieldwise's CRDs and waits until they are served.
     async fn install_crds(&self) {
         let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
         for crd in fieldwise_api::crds() {
+            let name = crd.name_any();
             crds.patch(
-                &crd.name_any(),
+                &name,
                 &PatchParams::apply(USER).force(),
                 &Patch::Apply(&crd),
             )
             .await
             .expect("CRD applied");
+            let established =
+                await_condition(crds.clone(), &name, conditions::is_crd_established());
+            tokio::time::timeout(patience(), established)
+                .await
+                .unwrap_or_else(|_| panic!("CRD {name} not established within {:?}", patience()))
+                .expect("CRD watch works");
         }
     }
 
-    /// Starts the operator through the same function `fieldwise run` calls.
+    /// Creates the scenario's own namespace (on a real cluster), labelled so leftovers can be found.
+    async fn create_namespace(&self) {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": {NAMESPACE_LABEL: "true"}}});
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        api.patch(
+            &self.namespace,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("namespace applied");
+    }
+
+    /// Starts the operator through the same function `fieldwise run` calls (watching only the scenario's
+    /// namespace on a real cluster, so scenarios running side by side do not meet).
     pub fn start_operator(&mut self) {
         let (stop, stopped) = oneshot::channel::<()>();
         let options = RunOptions {
+            namespace: (!self.is_emulated()).then(|| self.namespace.clone()),
             debounce: Duration::from_millis(50),
+            settings: self.settings.clone(),
             ..RunOptions::default()
         };
         let shutdown = async move {
             let _ = stopped.await;
         };
         let task = tokio::spawn(run(
-            self.client.clone(),
+            self.operator_client.clone(),
             options,
             self.metrics.clone(),
             Health::new(),
@@ -117,6 +295,28 @@ impl Cluster {
         if let Some((stop, task)) = self.operator.take() {
             let _ = stop.send(());
             task.await.expect("operator stopped");
+        }
+    }
+
+    /// Restarts the operator with other settings (a shorter resync period, say).
+    pub async fn restart_operator_with(&mut self, settings: Settings) {
+        self.stop_operator().await;
+        self.settings = settings;
+        self.start_operator();
+    }
+
+    /// The operator's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// What a real-cluster run needs to clean up after the scenario, whatever became of it.
+    fn teardown(&self) -> Teardown {
+        Teardown {
+            client: self.client.clone(),
+            operator_client: self.operator_client.clone(),
+            namespace: self.namespace.clone(),
+            settings: self.settings.clone(),
         }
     }
 
@@ -201,7 +401,7 @@ impl Cluster {
 
     /// Waits until at least `count` reconciles have finished. Metrics cannot be watched, so this polls them.
     pub async fn wait_reconciles(&self, count: u64) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let deadline = tokio::time::Instant::now() + patience();
         while self.reconciles() < count {
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -223,15 +423,149 @@ impl Cluster {
     }
 }
 
-/// Waits, through a watch, until `condition` holds for the object; fails the scenario after [`PATIENCE`].
+/// Cleans up a real-cluster scenario: its FeatureStores (an operator runs meanwhile, so the finalizer
+/// removes their cluster-scoped children), then its namespace.
+struct Teardown {
+    client: Client,
+    operator_client: Client,
+    namespace: String,
+    settings: Settings,
+}
+
+impl Teardown {
+    async fn run(self) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = RunOptions {
+            namespace: Some(self.namespace.clone()),
+            settings: self.settings,
+            ..RunOptions::default()
+        };
+        let operator = tokio::spawn(run(
+            self.operator_client,
+            options,
+            Arc::new(Metrics::new()),
+            Health::new(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let stores: Api<FeatureStore> = Api::namespaced(self.client.clone(), &self.namespace);
+        let deleted = stores
+            .delete_collection(&DeleteParams::background(), &ListParams::default())
+            .await;
+        if let Err(error) = deleted {
+            eprintln!(
+                "teardown: deleting the FeatureStores of {} failed: {error}",
+                self.namespace
+            );
+        }
+        let gone = async {
+            loop {
+                match stores.list(&ListParams::default()).await {
+                    Ok(list) if list.items.is_empty() => break,
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        };
+        if tokio::time::timeout(patience(), gone).await.is_err() {
+            eprintln!(
+                "teardown: FeatureStores of {} still exist; their cluster-scoped children may be left \
+                 (kubectl get clusterroles,clusterrolebindings -l app.kubernetes.io/managed-by=fieldwise)",
+                self.namespace
+            );
+        }
+        let _ = stop.send(());
+        let _ = operator.await;
+        let namespaces: Api<Namespace> = Api::all(self.client);
+        if let Err(error) = namespaces
+            .delete(&self.namespace, &DeleteParams::background())
+            .await
+        {
+            eprintln!(
+                "teardown: deleting namespace {} failed: {error}",
+                self.namespace
+            );
+        }
+    }
+}
+
+/// How the scenarios reach the emulator (as `Emulator::client` does).
+fn emulator_config(emulator: &EmulatorHandle) -> Config {
+    let mut config = Config::new(emulator.url().parse().expect("the emulator's URL"));
+    config.default_namespace = "default".into();
+    config
+}
+
+/// The configuration of the cluster `E2E_KUBECONFIG` names.
+async fn real_cluster_config() -> Config {
+    let path = std::env::var_os(KUBECONFIG_VARIABLE).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{KUBECONFIG_VARIABLE} must name the kubeconfig of the cluster to run against (see e2e/README.md)")
+    });
+    let kubeconfig =
+        Kubeconfig::read_from(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// A namespace name no other run uses.
+fn unique_namespace() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!("fieldwise-e2e-{:x}-{nanos:x}", std::process::id())
+}
+
+/// A client as `fieldwise run` builds it (no retry layer), counting every write request it sends.
+fn counting_client(mut config: Config, writes: Arc<AtomicU64>) -> Client {
+    config.default_retry = false;
+    kube::client::ClientBuilder::try_from(config)
+        .expect("a client")
+        .with_layer(&tower::layer::layer_fn(move |inner| CountWrites {
+            inner,
+            writes: writes.clone(),
+        }))
+        .build()
+}
+
+/// Counts the requests that are not reads (anything but GET, HEAD and OPTIONS).
+#[derive(Clone)]
+struct CountWrites<S> {
+    inner: S,
+    writes: Arc<AtomicU64>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CountWrites<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let read = [http::Method::GET, http::Method::HEAD, http::Method::OPTIONS];
+        if !read.contains(request.method()) {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.call(request)
+    }
+}
+
+/// Waits, through a watch, until `condition` holds for the object; fails the scenario after [`patience`].
 pub async fn wait_for<K>(api: &Api<K>, name: &str, condition: impl Condition<K>, what: &str) -> K
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     let waited =
-        tokio::time::timeout(PATIENCE, await_condition(api.clone(), name, condition)).await;
+        tokio::time::timeout(patience(), await_condition(api.clone(), name, condition)).await;
     let object =
-        waited.unwrap_or_else(|_| panic!("{name} did not become {what} within {PATIENCE:?}"));
+        waited.unwrap_or_else(|_| panic!("{name} did not become {what} within {:?}", patience()));
     object
         .expect("watch works")
         .unwrap_or_else(|| panic!("{name} is gone while waiting for {what}"))

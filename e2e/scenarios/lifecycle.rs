@@ -1,6 +1,11 @@
-//! Operator restarts: everything converges again, and an unchanged cluster costs zero writes.
+//! Operator restarts and resyncs: everything converges again, and an unchanged cluster costs zero writes.
 
-use crate::harness::{Cluster, block_on};
+use std::time::Duration;
+
+use fieldwise::featurestore::controller::Settings;
+use fieldwise_e2e::faults::{FaultConfig, Faults};
+
+use crate::harness::{Cluster, block_on, on_every_target};
 
 const FEATURE_STORES: &str = r#"
 apiVersion: feast.dev/v1
@@ -61,33 +66,37 @@ fn a_restarted_operator_resyncs_everything_with_zero_writes() {
         }
 
         cluster.stop_operator().await;
-        cluster.emulator.counters().reset();
+        cluster.emulator().counters().reset();
         let before = cluster.reconciles();
         cluster.start_operator();
         // A fresh operator reconciles every FeatureStore once from its initial list.
         cluster.wait_reconciles(before + 3).await;
         assert_eq!(
-            cluster.emulator.counters().writes_by("fieldwise"),
+            cluster.emulator().counters().writes_by("fieldwise"),
             0,
             "a resync of an unchanged cluster writes nothing"
         );
         assert_eq!(
-            cluster.emulator.counters().writes(),
+            cluster.emulator().counters().writes(),
             0,
             "no write request at all"
         );
     });
 }
 
-#[test]
-fn an_operator_stopped_mid_reconcile_converges_after_restart() {
-    block_on(async {
-        let mut cluster = Cluster::start().await;
-        cluster.apply_yaml(SECRETS, "default").await;
-        cluster.apply_yaml(FEATURE_STORES, "default").await;
+on_every_target!(
+    an_operator_stopped_mid_reconcile_converges_after_restart,
+    stopped_mid_reconcile
+);
+
+async fn stopped_mid_reconcile(mut cluster: Cluster) {
+    {
+        let namespace = cluster.namespace.clone();
+        cluster.apply_yaml(SECRETS, &namespace).await;
+        cluster.apply_yaml(FEATURE_STORES, &namespace).await;
         // Stop as soon as the first child exists: the reconcile is cut off part-way.
         let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(cluster.client.clone(), "default");
+            kube::Api::namespaced(cluster.client.clone(), &namespace);
         crate::harness::wait_for(
             &config_maps,
             "feast-servers-client",
@@ -97,8 +106,8 @@ fn an_operator_stopped_mid_reconcile_converges_after_restart() {
         .await;
         cluster.stop_operator().await;
         cluster.start_operator();
-        let basic = cluster.wait_ready("default", "basic").await;
-        let servers = cluster.wait_ready("default", "servers").await;
+        let basic = cluster.wait_ready(&namespace, "basic").await;
+        let servers = cluster.wait_ready(&namespace, "servers").await;
         for fs in [basic, servers] {
             let status = fs.status.expect("status");
             let hostnames = status.service_hostnames.clone().expect("hostnames");
@@ -123,5 +132,72 @@ fn an_operator_stopped_mid_reconcile_converges_after_restart() {
                 .as_ref()
                 .is_some_and(|o| o.len() == 1)
         }));
+    }
+}
+
+on_every_target!(
+    sixty_seconds_of_resyncs_write_nothing,
+    resyncs_write_nothing
+);
+
+/// Every FeatureStore is resynced every 2 s (on the emulator, watches are dropped every 10 s too) for a
+/// 60 s window, which must cost zero write requests.
+async fn resyncs_write_nothing(mut cluster: Cluster) {
+    const RESYNC: Duration = Duration::from_secs(2);
+    const WINDOW: Duration = Duration::from_secs(60);
+    let namespace = cluster.namespace.clone();
+    cluster.apply_yaml(SECRETS, &namespace).await;
+    cluster.apply_yaml(FEATURE_STORES, &namespace).await;
+    // The FeatureStores whose servers need nothing outside the cluster (so they get Ready on a real one).
+    let settled = ["basic", "servers"];
+    for name in settled {
+        cluster.wait_ready(&namespace, name).await;
+    }
+    let resyncing = Settings {
+        resync_period: RESYNC,
+        ..cluster.settings().clone()
+    };
+    cluster.restart_operator_with(resyncing).await;
+    let restarted = cluster.reconciles();
+    cluster
+        .wait_reconciles(restarted + settled.len() as u64)
+        .await;
+    let _dropping_watches = cluster.is_emulated().then(|| {
+        Faults::install(
+            cluster.emulator(),
+            FaultConfig {
+                drop_watches_every: Some(Duration::from_secs(10)),
+                ..FaultConfig::default()
+            },
+        )
     });
+
+    let writes_before = cluster.operator_writes();
+    let reconciles_before = cluster.reconciles();
+    if cluster.is_emulated() {
+        cluster.emulator().counters().reset();
+    }
+    // The window itself is what is measured: nothing to await but time.
+    tokio::time::sleep(WINDOW).await;
+    let resyncs = cluster.reconciles() - reconciles_before;
+    let writes = cluster.operator_writes() - writes_before;
+
+    // Each of the three FeatureStores comes back every RESYNC (plus reconcile time); demand a third of that.
+    let expected = 3 * WINDOW.as_secs() / RESYNC.as_secs() / 3;
+    assert!(
+        resyncs >= expected,
+        "only {resyncs} reconciles in {WINDOW:?}, expected at least {expected}"
+    );
+    assert_eq!(
+        writes, 0,
+        "the operator wrote {writes} times in {resyncs} resyncs of an unchanged cluster"
+    );
+    if cluster.is_emulated() {
+        let counted = cluster.emulator().counters().snapshot();
+        let writes: Vec<_> = counted.iter().filter(|(key, _)| key.is_write()).collect();
+        assert!(
+            writes.is_empty(),
+            "write requests during the window: {writes:?}"
+        );
+    }
 }

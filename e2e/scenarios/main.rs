@@ -1,9 +1,11 @@
 //! End-to-end scenarios: the operator, started exactly as `fieldwise run` starts it, against the in-process
-//! API emulator with its simulated controllers.
+//! API emulator with its simulated controllers. Those that need no simulator also run against a real
+//! cluster (`<scenario>::on_a_real_cluster`, ignored unless asked for; see e2e/README.md).
 
 mod drift;
 mod faults;
 mod harness;
+mod leader;
 mod lifecycle;
 mod samples;
 mod scaling;

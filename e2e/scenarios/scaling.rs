@@ -17,7 +17,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::harness::{Cluster, PATIENCE, USER, block_on, wait_for};
+use crate::harness::{Cluster, USER, block_on, patience, wait_for};
 
 const NAMESPACE: &str = "scaling";
 const NAME: &str = "fs";
@@ -86,7 +86,7 @@ impl ReplicasHistory {
 
     /// The history once its own watch has caught up to `last` (another watch may have seen it first).
     async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let deadline = tokio::time::Instant::now() + patience();
         while self.values().last() != Some(&Some(last)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
@@ -168,9 +168,9 @@ where
         name,
         kube::runtime::conditions::is_deleted(&uid),
     );
-    tokio::time::timeout(PATIENCE, deleted)
+    tokio::time::timeout(patience(), deleted)
         .await
-        .unwrap_or_else(|_| panic!("{name} not deleted within {PATIENCE:?}"))
+        .unwrap_or_else(|_| panic!("{name} not deleted within {:?}", patience()))
         .expect("watch works");
 }
 
@@ -211,7 +211,7 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         );
 
         // The HPA acts: 3 replicas at 200% of an 80% target → ceil(3 × 200 / 80) = 8.
-        cluster.sims.set_metric(NAMESPACE, DEPLOYMENT, 200.0);
+        cluster.sims().set_metric(NAMESPACE, DEPLOYMENT, 200.0);
         let scaled = wait_replicas(&cluster, 8).await;
         assert!(
             !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
@@ -225,7 +225,7 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         );
 
         // 3. autoscaling → static 3: fieldwise takes replicas back and the HPA goes.
-        cluster.sims.clear_metric(NAMESPACE, DEPLOYMENT);
+        cluster.sims().clear_metric(NAMESPACE, DEPLOYMENT);
         apply_feature_store(
             &cluster,
             json!({"replicas": 3, "services": {"scaling": null}}),
@@ -262,7 +262,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
             "5 ready replicas",
         )
         .await;
-        let writes_before = cluster.emulator.counters().writes_by("fieldwise");
+        let writes_before = fieldwise_writes(&cluster);
         let reconciles_before = cluster.reconciles();
         // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
         let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -280,7 +280,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
             cluster.wait_reconciles(reconciles_before + poke + 1).await;
         }
         assert_eq!(
-            cluster.emulator.counters().writes_by("fieldwise"),
+            fieldwise_writes(&cluster),
             writes_before,
             "no write by fieldwise at all"
         );
@@ -292,6 +292,21 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
             "after the HPA's first write replicas stayed 5"
         );
     });
+}
+
+/// fieldwise's write requests so far, by verb, resource and subresource.
+fn fieldwise_writes(cluster: &Cluster) -> Vec<(String, u64)> {
+    let counted = cluster.emulator().counters().snapshot();
+    counted
+        .into_iter()
+        .filter(|(key, _)| key.is_write() && key.field_manager == "fieldwise")
+        .map(|(key, count)| {
+            (
+                format!("{} {}/{}", key.verb, key.resource, key.subresource),
+                count,
+            )
+        })
+        .collect()
 }
 
 fn with_identity(mut patch: Value) -> Value {
@@ -307,7 +322,10 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
     block_on(async {
         let cluster = Cluster::start().await;
         setup(&cluster).await;
-        cluster.sims.install_keda_crd().expect("KEDA CRD installed");
+        cluster
+            .sims()
+            .install_keda_crd()
+            .expect("KEDA CRD installed");
         let history = ReplicasHistory::start(&cluster);
         apply_feature_store(&cluster, json!({"replicas": 1})).await;
         wait_replicas(&cluster, 1).await;
@@ -335,7 +353,7 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
 
         // 4. 1 → 4 → 2 through the FeatureStore's /scale: ceil(1 × 280 / 70) = 4, then ceil(4 × 35 / 70) = 2.
         for (metric, replicas) in [(280.0, 4), (35.0, 2)] {
-            cluster.sims.set_metric(NAMESPACE, &keda_hpa, metric);
+            cluster.sims().set_metric(NAMESPACE, &keda_hpa, metric);
             wait_replicas(&cluster, replicas).await;
             let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
                 fs.and_then(|fs| fs.status.as_ref())

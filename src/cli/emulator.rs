@@ -1,11 +1,12 @@
-//! `fieldwise emulator`: serves the in-process Kubernetes API emulator over plain HTTP on loopback,
-//! writes a kubeconfig pointing at it once ready, and runs until SIGINT/SIGTERM.
+//! `fieldwise emulator`: serves the in-process Kubernetes API emulator, with its simulated controllers, over
+//! plain HTTP on loopback, writes a kubeconfig pointing at it once ready, and runs until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fieldwise_e2e::emulator::{Emulator, Options};
+use fieldwise_e2e::sim::{SimOptions, Simulators};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,6 +16,31 @@ pub struct Args {
     /// Loopback address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Do not simulate Deployment and StatefulSet status (workloads then never become available).
+    #[arg(long)]
+    pub no_workload_simulator: bool,
+    /// Do not complete Jobs.
+    #[arg(long)]
+    pub no_job_simulator: bool,
+    /// Do not run the HorizontalPodAutoscaler controller.
+    #[arg(long)]
+    pub no_hpa_simulator: bool,
+    /// Do not give KEDA ScaledObjects their HPA.
+    #[arg(long)]
+    pub no_keda_simulator: bool,
+}
+
+impl Args {
+    /// The simulated cluster controllers: all on unless switched off.
+    fn simulators(&self) -> SimOptions {
+        SimOptions {
+            workloads: !self.no_workload_simulator,
+            jobs: !self.no_job_simulator,
+            hpa: !self.no_hpa_simulator,
+            keda: !self.no_keda_simulator,
+            ..SimOptions::default()
+        }
+    }
 }
 
 /// Resolves when the process is asked to stop.
@@ -65,8 +91,11 @@ pub fn run(args: Args) -> ExitCode {
         ..Options::default()
     };
     let kubeconfig = args.kubeconfig.clone();
+    let simulators = args.simulators();
     let result: std::io::Result<()> = runtime.block_on(async move {
         let handle = Emulator::start(options).await?;
+        // Simulated controllers, so what is applied progresses as in a cluster (status, HPA, Jobs).
+        let _simulators = Simulators::start(&handle, simulators);
         handle.write_kubeconfig(&kubeconfig)?;
         eprintln!(
             "emulator serving {} (kubeconfig: {})",

@@ -197,7 +197,6 @@ pub async fn client() -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
-/// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
 /// The controller's settings from the operator's environment (`RELATED_IMAGE_*`, `OIDC_ISSUER_URL`) and
 /// what the cluster serves; the default resync period.
 pub async fn settings(client: &kube::Client) -> Settings {
@@ -211,6 +210,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
     }
 }
 
+/// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
 pub async fn service_monitors_served(client: &kube::Client) -> bool {
     let resource = crate::featurestore::kinds::service_monitor_resource();
     let discovery = kube::discovery::Discovery::new(client.clone())

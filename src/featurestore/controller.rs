@@ -225,6 +225,9 @@ async fn reconcile_with_finalizer(
 
 /// The desired graph applied, then the status.
 async fn apply(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
+    // The cache may not show our last status write yet; conditions must transition from that status.
+    let fresher = context.engine.with_own_status(fs);
+    let fs = fresher.as_ref().unwrap_or(fs);
     let owner = Owner::of(fs)?.with_app_name("featurestore");
     let graph_context = graph_context(fs, context).await;
     match desired_graph(fs, &graph_context) {
