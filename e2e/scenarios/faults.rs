@@ -16,7 +16,7 @@ fn fifty_feature_stores_converge_with_a_fifth_of_writes_failing_and_watches_drop
     block_on(async {
         let cluster = Cluster::start().await;
         let faults = Faults::install(
-            &cluster.emulator(),
+            cluster.emulator(),
             FaultConfig {
                 seed: 20261122,
                 errors: vec![ErrorRule {

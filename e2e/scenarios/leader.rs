@@ -37,8 +37,15 @@ const SCENARIO_USER: &str = "system:anonymous";
 struct WritesByUser(Mutex<BTreeMap<String, Vec<String>>>);
 
 impl WritesByUser {
-    fn take(&self) -> BTreeMap<String, Vec<String>> {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The operator processes that wrote since the last call, and every write by user (for messages).
+    fn take_writers(&self) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+        let by_user = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let writers = by_user
+            .keys()
+            .filter(|user| *user != SCENARIO_USER)
+            .cloned()
+            .collect();
+        (writers, by_user)
     }
 }
 
@@ -171,14 +178,10 @@ fn two_operator_processes_with_leader_election_exactly_one_writes() {
             cluster.wait_ready(NAMESPACE, name).await;
         }
         let leader = lease_holder(&cluster).await;
-        let by_user = writes.take();
-        let writers: Vec<&String> = by_user
-            .keys()
-            .filter(|user| *user != SCENARIO_USER)
-            .collect();
+        let (writers, by_user) = writes.take_writers();
         assert_eq!(
             writers,
-            [&leader],
+            std::slice::from_ref(&leader),
             "only the leader writes; writes by user: {by_user:#?}\n{}",
             replicas
                 .iter()
@@ -208,11 +211,7 @@ fn two_operator_processes_with_leader_election_exactly_one_writes() {
         )
         .await;
         assert_eq!(lease_holder(&cluster).await, successor);
-        let by_user = writes.take();
-        let writers: Vec<&String> = by_user
-            .keys()
-            .filter(|user| *user != SCENARIO_USER)
-            .collect();
+        let (writers, by_user) = writes.take_writers();
         assert_eq!(
             writers,
             [successor],
