@@ -214,7 +214,7 @@ impl Children {
     }
 
     fn push_typed<T: serde::Serialize>(&mut self, component: &str, object: &T) {
-        self.push(component, rbac::to_value(object));
+        self.push(component, to_value(object));
     }
 
     fn push_workload<T: serde::Serialize>(
@@ -224,9 +224,14 @@ impl Children {
         replicas: ReplicasPolicy,
     ) {
         self.objects.push(DesiredObject {
-            body: rbac::to_value(object),
+            body: to_value(object),
             component: component.to_owned(),
             replicas,
         });
     }
+}
+
+/// Serialises a typed object for the graph. k8s-openapi types always serialise (plain data, string keys).
+pub(crate) fn to_value<T: serde::Serialize>(object: &T) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
 }

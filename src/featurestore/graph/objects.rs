@@ -13,7 +13,7 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{rbac::to_value, servers::Server};
+use super::{servers::Server, to_value};
 use crate::featurestore::{
     context::GraphContext,
     names::{ServiceType, base_labels, service_labels, service_name},

@@ -17,6 +17,7 @@ use k8s_openapi::{
 };
 use serde_json::Value;
 
+use super::to_value;
 use crate::featurestore::config::{AuthzMode, authz_mode};
 use crate::featurestore::names::{
     ServiceType, base_labels, base_name, service_labels, service_name,
@@ -215,9 +216,4 @@ fn cluster_scoped(name: &str, labels: std::collections::BTreeMap<String, String>
         labels: Some(labels),
         ..ObjectMeta::default()
     }
-}
-
-/// Serialises a typed object. k8s-openapi types always serialise (plain data, string keys).
-pub fn to_value<T: serde::Serialize>(object: &T) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
 }
