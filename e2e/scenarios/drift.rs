@@ -21,109 +21,105 @@ on_every_target!(
 );
 
 async fn edits_restored(cluster: Cluster) {
-    {
-        let namespace = cluster.namespace.as_str();
-        let body = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "drift", "namespace": namespace},
+    let namespace = cluster.namespace.as_str();
+    let body = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": "drift", "namespace": namespace},
             "spec": {"feastProject": "p"}});
-        cluster
-            .feature_stores(namespace)
-            .patch("drift", &PatchParams::apply(USER), &Patch::Apply(&body))
-            .await
-            .expect("applied");
-        let fs = cluster.wait_ready(namespace, "drift").await;
+    cluster
+        .feature_stores(namespace)
+        .patch("drift", &PatchParams::apply(USER), &Patch::Apply(&body))
+        .await
+        .expect("applied");
+    let fs = cluster.wait_ready(namespace, "drift").await;
 
-        // Someone edits the image and the Service port (an Update, as `kubectl edit` sends).
-        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
-        let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "online", "image": "evil/feature-server:1"}]}}}});
-        deployments
-            .patch(
-                "feast-drift",
-                &PatchParams {
-                    field_manager: Some("kubectl-edit".into()),
-                    ..Default::default()
-                },
-                &Patch::Strategic(&image),
-            )
-            .await
-            .expect("edited");
-        let services: Api<Service> = Api::namespaced(cluster.client.clone(), namespace);
-        let port =
-            json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 9999}]}});
-        services
-            .patch(
-                "feast-drift-online",
-                &PatchParams {
-                    field_manager: Some("kubectl-edit".into()),
-                    ..Default::default()
-                },
-                &Patch::Strategic(&port),
-            )
-            .await
-            .expect("edited");
+    // Someone edits the image and the Service port (an Update, as `kubectl edit` sends).
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "online", "image": "evil/feature-server:1"}]}}}});
+    deployments
+        .patch(
+            "feast-drift",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(&image),
+        )
+        .await
+        .expect("edited");
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), namespace);
+    let port = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 9999}]}});
+    services
+        .patch(
+            "feast-drift-online",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(&port),
+        )
+        .await
+        .expect("edited");
 
-        let restored = |d: Option<&Deployment>| {
-            let container = d
-                .and_then(|d| d.spec.as_ref())
-                .map(|s| &s.template)
-                .and_then(|t| t.spec.as_ref())
-                .map(|s| &s.containers[0]);
-            container.and_then(|c| c.image.as_deref())
-                == Some("quay.io/feastdev/feature-server:0.66.0")
-        };
-        wait_for(&deployments, "feast-drift", restored, "restored").await;
-        let port_restored = |s: Option<&Service>| {
-            let ports = s
-                .and_then(|s| s.spec.as_ref())
-                .and_then(|s| s.ports.as_ref());
-            ports.is_some_and(|p| {
-                p[0].target_port
-                    == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(6566))
-            })
-        };
-        wait_for(&services, "feast-drift-online", port_restored, "restored").await;
+    let restored = |d: Option<&Deployment>| {
+        let container = d
+            .and_then(|d| d.spec.as_ref())
+            .map(|s| &s.template)
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| &s.containers[0]);
+        container.and_then(|c| c.image.as_deref()) == Some("quay.io/feastdev/feature-server:0.66.0")
+    };
+    wait_for(&deployments, "feast-drift", restored, "restored").await;
+    let port_restored = |s: Option<&Service>| {
+        let ports = s
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.ports.as_ref());
+        ports.is_some_and(|p| {
+            p[0].target_port
+                == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(6566))
+        })
+    };
+    wait_for(&services, "feast-drift-online", port_restored, "restored").await;
 
-        // Events arrive through a watch: wait until both corrections have been reported.
-        let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
-        let uid = fs.meta().uid.clone();
-        let mut stream = watcher(events, watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        let mut notes: Vec<String> = Vec::new();
-        let reported = |notes: &[String]| {
-            notes.iter().any(|n| {
-                n.contains("Deployment feast-drift")
-                    && n.contains("kubectl-edit")
-                    && n.contains("image")
-            }) && notes
-                .iter()
-                .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit"))
-        };
-        let collect = async {
-            while let Some(Ok(event)) = stream.next().await {
-                let ours = event.reason.as_deref() == Some("DriftCorrected")
-                    && event.regarding.as_ref().and_then(|r| r.uid.clone()) == uid;
-                if let (true, Some(note)) = (ours, event.note) {
-                    notes.push(note);
-                }
-                if reported(&notes) {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(crate::harness::patience(), collect).await;
-        assert!(
-            notes.iter().any(|n| n.contains("Deployment feast-drift")
+    // Events arrive through a watch: wait until both corrections have been reported.
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), namespace);
+    let uid = fs.meta().uid.clone();
+    let mut stream = watcher(events, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut notes: Vec<String> = Vec::new();
+    let reported = |notes: &[String]| {
+        notes.iter().any(|n| {
+            n.contains("Deployment feast-drift")
                 && n.contains("kubectl-edit")
-                && n.contains("image")),
-            "{notes:?}"
-        );
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit")),
-            "{notes:?}"
-        );
-    }
+                && n.contains("image")
+        }) && notes
+            .iter()
+            .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit"))
+    };
+    let collect = async {
+        while let Some(Ok(event)) = stream.next().await {
+            let ours = event.reason.as_deref() == Some("DriftCorrected")
+                && event.regarding.as_ref().and_then(|r| r.uid.clone()) == uid;
+            if let (true, Some(note)) = (ours, event.note) {
+                notes.push(note);
+            }
+            if reported(&notes) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(crate::harness::patience(), collect).await;
+    assert!(
+        notes.iter().any(|n| n.contains("Deployment feast-drift")
+            && n.contains("kubectl-edit")
+            && n.contains("image")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit")),
+        "{notes:?}"
+    );
 }
 
 fn scaled_feature_store(namespace: &str, services: Value) -> Value {
@@ -163,72 +159,70 @@ async fn children(cluster: &Cluster) -> BTreeSet<String> {
 on_every_target!(removing_a_part_removes_exactly_its_children, parts_removed);
 
 async fn parts_removed(cluster: Cluster) {
-    {
-        let namespace = cluster.namespace.clone();
-        cluster.apply_yaml(SECRETS, &namespace).await;
-        let stores = cluster.feature_stores(&namespace);
-        let apply = |services: Value| {
-            let stores = stores.clone();
-            let namespace = namespace.clone();
-            async move {
-                let body = scaled_feature_store(&namespace, services);
-                stores
-                    .patch(
-                        "parts",
-                        &PatchParams::apply(USER).force(),
-                        &Patch::Apply(&body),
-                    )
-                    .await
-                    .expect("applied");
-            }
-        };
-        let autoscaling = json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}});
-        let pdb = json!({"minAvailable": 1});
-        apply(json!({"ui": {}, "offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+    let namespace = cluster.namespace.clone();
+    cluster.apply_yaml(SECRETS, &namespace).await;
+    let stores = cluster.feature_stores(&namespace);
+    let apply = |services: Value| {
+        let stores = stores.clone();
+        let namespace = namespace.clone();
+        async move {
+            let body = scaled_feature_store(&namespace, services);
+            stores
+                .patch(
+                    "parts",
+                    &PatchParams::apply(USER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .expect("applied");
+        }
+    };
+    let autoscaling = json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}});
+    let pdb = json!({"minAvailable": 1});
+    apply(json!({"ui": {}, "offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
             "scaling": autoscaling, "podDisruptionBudgets": pdb}))
         .await;
-        // Not Ready on a real cluster (the Secrets point at no real database): wait until the graph is
-        // applied, which the first status write follows.
-        let applied = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
-            fs.and_then(|fs| fs.status.as_ref())
-                .is_some_and(|status| matches!(status.phase.as_deref(), Some("Pending" | "Ready")))
-        };
-        wait_for(&stores, "parts", applied, "applied").await;
-        let full = children(&cluster).await;
-        for expected in [
-            "Service/feast-parts-ui",
-            "Service/feast-parts-offline",
-            "HorizontalPodAutoscaler/feast-parts",
-            "PodDisruptionBudget/feast-parts",
-        ] {
-            assert!(full.contains(expected), "{expected} missing from {full:?}");
-        }
+    // Not Ready on a real cluster (the Secrets point at no real database): wait until the graph is
+    // applied, which the first status write follows.
+    let applied = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+        fs.and_then(|fs| fs.status.as_ref())
+            .is_some_and(|status| matches!(status.phase.as_deref(), Some("Pending" | "Ready")))
+    };
+    wait_for(&stores, "parts", applied, "applied").await;
+    let full = children(&cluster).await;
+    for expected in [
+        "Service/feast-parts-ui",
+        "Service/feast-parts-offline",
+        "HorizontalPodAutoscaler/feast-parts",
+        "PodDisruptionBudget/feast-parts",
+    ] {
+        assert!(full.contains(expected), "{expected} missing from {full:?}");
+    }
 
-        let steps: [(Value, &str); 3] = [
-            (
-                json!({"offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
+    let steps: [(Value, &str); 3] = [
+        (
+            json!({"offlineStore": {"server": {}, "persistence": {"store": {"type": "postgres", "secretRef": {"name": "feast-data-stores"}}}},
                 "scaling": autoscaling, "podDisruptionBudgets": pdb}),
-                "Service/feast-parts-ui",
-            ),
-            (
-                json!({"scaling": autoscaling, "podDisruptionBudgets": pdb}),
-                "Service/feast-parts-offline",
-            ),
-            (
-                json!({"podDisruptionBudgets": pdb}),
-                "HorizontalPodAutoscaler/feast-parts",
-            ),
-        ];
-        let mut expected = full.clone();
-        for (services, removed) in steps {
-            apply(services).await;
-            expected.remove(removed);
-            if removed.starts_with("HorizontalPodAutoscaler") {
-                // Without autoscaling (and one replica) there is no scaling, so the PDB goes too.
-                expected.remove("PodDisruptionBudget/feast-parts");
-            }
-            wait_until_children(&cluster, &expected).await;
+            "Service/feast-parts-ui",
+        ),
+        (
+            json!({"scaling": autoscaling, "podDisruptionBudgets": pdb}),
+            "Service/feast-parts-offline",
+        ),
+        (
+            json!({"podDisruptionBudgets": pdb}),
+            "HorizontalPodAutoscaler/feast-parts",
+        ),
+    ];
+    let mut expected = full.clone();
+    for (services, removed) in steps {
+        apply(services).await;
+        expected.remove(removed);
+        if removed.starts_with("HorizontalPodAutoscaler") {
+            // Without autoscaling (and one replica) there is no scaling, so the PDB goes too.
+            expected.remove("PodDisruptionBudget/feast-parts");
         }
+        wait_until_children(&cluster, &expected).await;
     }
 }
 

@@ -90,49 +90,47 @@ on_every_target!(
 );
 
 async fn stopped_mid_reconcile(mut cluster: Cluster) {
-    {
-        let namespace = cluster.namespace.clone();
-        cluster.apply_yaml(SECRETS, &namespace).await;
-        cluster.apply_yaml(FEATURE_STORES, &namespace).await;
-        // Stop as soon as the first child exists: the reconcile is cut off part-way.
-        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(cluster.client.clone(), &namespace);
-        crate::harness::wait_for(
-            &config_maps,
-            "feast-servers-client",
-            |c: Option<&_>| c.is_some(),
-            "created",
-        )
-        .await;
-        cluster.stop_operator().await;
-        cluster.start_operator();
-        let basic = cluster.wait_ready(&namespace, "basic").await;
-        let servers = cluster.wait_ready(&namespace, "servers").await;
-        for fs in [basic, servers] {
-            let status = fs.status.expect("status");
-            let hostnames = status.service_hostnames.clone().expect("hostnames");
-            assert!(hostnames.online_store.is_some(), "{status:?}");
-        }
-        // Every child carries its owner: nothing is orphaned.
-        let list = config_maps.list(&Default::default()).await.expect("list");
-        let managed: Vec<_> = list
-            .items
-            .iter()
-            .filter(|c| {
-                c.metadata
-                    .labels
-                    .as_ref()
-                    .is_some_and(|l| l.contains_key("feast.dev/name"))
-            })
-            .collect();
-        assert_eq!(managed.len(), 3, "one client ConfigMap per FeatureStore");
-        assert!(managed.iter().all(|c| {
-            c.metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.len() == 1)
-        }));
+    let namespace = cluster.namespace.clone();
+    cluster.apply_yaml(SECRETS, &namespace).await;
+    cluster.apply_yaml(FEATURE_STORES, &namespace).await;
+    // Stop as soon as the first child exists: the reconcile is cut off part-way.
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), &namespace);
+    crate::harness::wait_for(
+        &config_maps,
+        "feast-servers-client",
+        |c: Option<&_>| c.is_some(),
+        "created",
+    )
+    .await;
+    cluster.stop_operator().await;
+    cluster.start_operator();
+    let basic = cluster.wait_ready(&namespace, "basic").await;
+    let servers = cluster.wait_ready(&namespace, "servers").await;
+    for fs in [basic, servers] {
+        let status = fs.status.expect("status");
+        let hostnames = status.service_hostnames.clone().expect("hostnames");
+        assert!(hostnames.online_store.is_some(), "{status:?}");
     }
+    // Every child carries its owner: nothing is orphaned.
+    let list = config_maps.list(&Default::default()).await.expect("list");
+    let managed: Vec<_> = list
+        .items
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("feast.dev/name"))
+        })
+        .collect();
+    assert_eq!(managed.len(), 3, "one client ConfigMap per FeatureStore");
+    assert!(managed.iter().all(|c| {
+        c.metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.len() == 1)
+    }));
 }
 
 on_every_target!(

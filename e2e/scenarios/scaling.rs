@@ -17,15 +17,14 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::harness::{Cluster, USER, block_on, patience, wait_for};
+use crate::harness::{Cluster, USER, block_on, on_every_target, patience, wait_for};
 
-const NAMESPACE: &str = "scaling";
 const NAME: &str = "fs";
 const DEPLOYMENT: &str = "feast-fs";
 const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
 
 /// A FeatureStore with DB-backed persistence (scaling requires it) and the given extra spec.
-fn feature_store(extra: Value) -> Value {
+fn feature_store(namespace: &str, extra: Value) -> Value {
     let mut spec = json!({
         "feastProject": "p",
         "services": {
@@ -34,7 +33,7 @@ fn feature_store(extra: Value) -> Value {
         },
     });
     merge(&mut spec, &extra);
-    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec})
+    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "metadata": {"name": NAME, "namespace": namespace}, "spec": spec})
 }
 
 fn merge(base: &mut Value, extra: &Value) {
@@ -60,7 +59,7 @@ struct ReplicasHistory {
 
 impl ReplicasHistory {
     fn start(cluster: &Cluster) -> Self {
-        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
         let values = Arc::new(Mutex::new(Vec::new()));
         let recorded = values.clone();
         let config = watcher::Config::default().fields(&format!("metadata.name={DEPLOYMENT}"));
@@ -101,14 +100,13 @@ impl Drop for ReplicasHistory {
 }
 
 async fn setup(cluster: &Cluster) {
-    cluster.namespace(NAMESPACE).await;
-    cluster.apply_yaml(SECRETS, NAMESPACE).await;
+    cluster.apply_yaml(SECRETS, &cluster.namespace).await;
 }
 
 async fn apply_feature_store(cluster: &Cluster, extra: Value) {
-    let body = feature_store(extra);
+    let body = feature_store(&cluster.namespace, extra);
     cluster
-        .feature_stores(NAMESPACE)
+        .feature_stores(&cluster.namespace)
         .patch(
             NAME,
             &PatchParams::apply(USER).force(),
@@ -119,7 +117,7 @@ async fn apply_feature_store(cluster: &Cluster, extra: Value) {
 }
 
 fn deployments(cluster: &Cluster) -> Api<Deployment> {
-    Api::namespaced(cluster.client.clone(), NAMESPACE)
+    Api::namespaced(cluster.client.clone(), &cluster.namespace)
 }
 
 async fn wait_replicas(cluster: &Cluster, replicas: i32) -> Deployment {
@@ -187,7 +185,8 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         // 1. static 3 → autoscaling 2..10 while live is 3.
         apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 10}}}}))
             .await;
-        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        let hpas: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(cluster.client.clone(), &cluster.namespace);
         wait_for(
             &hpas,
             DEPLOYMENT,
@@ -211,7 +210,9 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         );
 
         // The HPA acts: 3 replicas at 200% of an 80% target → ceil(3 × 200 / 80) = 8.
-        cluster.sims().set_metric(NAMESPACE, DEPLOYMENT, 200.0);
+        cluster
+            .sims()
+            .set_metric(&cluster.namespace, DEPLOYMENT, 200.0);
         let scaled = wait_replicas(&cluster, 8).await;
         assert!(
             !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
@@ -225,7 +226,7 @@ fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
         );
 
         // 3. autoscaling → static 3: fieldwise takes replicas back and the HPA goes.
-        cluster.sims().clear_metric(NAMESPACE, DEPLOYMENT);
+        cluster.sims().clear_metric(&cluster.namespace, DEPLOYMENT);
         apply_feature_store(
             &cluster,
             json!({"replicas": 3, "services": {"scaling": null}}),
@@ -248,7 +249,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
         // The HPA keeps replicas within [5, 10]: it raises the default 1 to 5.
         let deployment = wait_replicas(&cluster, 5).await;
         assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
-        cluster.wait_ready(NAMESPACE, NAME).await;
+        cluster.wait_ready(&cluster.namespace, NAME).await;
         // Settled: the status reports all 5 ready replicas (its last legitimate write).
         let settled = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
             fs.and_then(|fs| fs.status.as_ref())
@@ -256,7 +257,7 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
                 == Some(5)
         };
         wait_for(
-            &cluster.feature_stores(NAMESPACE),
+            &cluster.feature_stores(&cluster.namespace),
             NAME,
             settled,
             "5 ready replicas",
@@ -266,14 +267,14 @@ fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
         let reconciles_before = cluster.reconciles();
         // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
         let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-            Api::namespaced(cluster.client.clone(), NAMESPACE);
+            Api::namespaced(cluster.client.clone(), &cluster.namespace);
         for poke in 0..100 {
             let label = json!({"metadata": {"labels": {"e2e/poke": poke.to_string()}}});
             config_maps
                 .patch(
                     "feast-fs-client",
                     &PatchParams::apply("poker"),
-                    &Patch::Apply(&with_identity(label)),
+                    &Patch::Apply(&with_identity(&cluster.namespace, label)),
                 )
                 .await
                 .expect("poked");
@@ -309,10 +310,10 @@ fn fieldwise_writes(cluster: &Cluster) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn with_identity(mut patch: Value) -> Value {
+fn with_identity(namespace: &str, mut patch: Value) -> Value {
     merge(
         &mut patch,
-        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "feast-fs-client", "namespace": NAMESPACE}}),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "feast-fs-client", "namespace": namespace}}),
     );
     patch
 }
@@ -331,7 +332,7 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
         wait_replicas(&cluster, 1).await;
         let scaled_object = json!({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
+            "metadata": {"name": NAME, "namespace": cluster.namespace},
             "spec": {
                 "scaleTargetRef": {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": NAME},
                 "minReplicaCount": 1, "maxReplicaCount": 8,
@@ -339,10 +340,11 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
             },
         });
         cluster
-            .apply_yaml(&scaled_object.to_string(), NAMESPACE)
+            .apply_yaml(&scaled_object.to_string(), &cluster.namespace)
             .await;
         let keda_hpa = format!("keda-hpa-{NAME}");
-        let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        let hpas: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(cluster.client.clone(), &cluster.namespace);
         wait_for(
             &hpas,
             &keda_hpa,
@@ -353,7 +355,9 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
 
         // 4. 1 → 4 → 2 through the FeatureStore's /scale: ceil(1 × 280 / 70) = 4, then ceil(4 × 35 / 70) = 2.
         for (metric, replicas) in [(280.0, 4), (35.0, 2)] {
-            cluster.sims().set_metric(NAMESPACE, &keda_hpa, metric);
+            cluster
+                .sims()
+                .set_metric(&cluster.namespace, &keda_hpa, metric);
             wait_replicas(&cluster, replicas).await;
             let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
                 fs.and_then(|fs| fs.status.as_ref())
@@ -361,7 +365,7 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
                     == Some(replicas)
             };
             wait_for(
-                &cluster.feature_stores(NAMESPACE),
+                &cluster.feature_stores(&cluster.namespace),
                 NAME,
                 status_follows,
                 "status.replicas follows",
@@ -379,98 +383,95 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
     });
 }
 
-#[test]
-fn scale_writes_obey_the_persistence_rule() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        setup(&cluster).await;
-        let file_backed = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
-            "metadata": {"name": "file", "namespace": NAMESPACE}, "spec": {"feastProject": "p"}});
-        let stores = cluster.feature_stores(NAMESPACE);
-        stores
-            .patch(
-                "file",
-                &PatchParams::apply(USER),
-                &Patch::Apply(&file_backed),
-            )
-            .await
-            .expect("applied");
-        // 5. `kubectl scale` sends a merge patch of the scale subresource.
-        let scale = json!({"spec": {"replicas": 3}});
-        let error = stores
-            .patch_scale("file", &PatchParams::default(), &Patch::Merge(&scale))
-            .await
-            .expect_err("rejected");
-        let message = error.to_string();
-        assert!(
+on_every_target!(scale_writes_obey_the_persistence_rule, persistence_rule);
+
+async fn persistence_rule(cluster: Cluster) {
+    setup(&cluster).await;
+    let file_backed = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+            "metadata": {"name": "file", "namespace": cluster.namespace}, "spec": {"feastProject": "p"}});
+    let stores = cluster.feature_stores(&cluster.namespace);
+    stores
+        .patch(
+            "file",
+            &PatchParams::apply(USER),
+            &Patch::Apply(&file_backed),
+        )
+        .await
+        .expect("applied");
+    // 5. `kubectl scale` sends a merge patch of the scale subresource.
+    let scale = json!({"spec": {"replicas": 3}});
+    let error = stores
+        .patch_scale("file", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .expect_err("rejected");
+    let message = error.to_string();
+    assert!(
             message.contains("Scaling requires DB-backed persistence for the online store. Configure services.onlineStore.persistence.store when using replicas > 1 or autoscaling."),
             "{message}"
         );
-        apply_feature_store(&cluster, json!({})).await;
-        wait_replicas(&cluster, 1).await;
-        stores
-            .patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale))
-            .await
-            .expect("accepted with DB persistence");
-        wait_replicas(&cluster, 3).await;
-    });
+    apply_feature_store(&cluster, json!({})).await;
+    wait_replicas(&cluster, 1).await;
+    stores
+        .patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .expect("accepted with DB persistence");
+    wait_replicas(&cluster, 3).await;
 }
 
-#[test]
-fn pdb_spread_and_affinity_follow_scaling() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        setup(&cluster).await;
-        let pdbs: Api<PodDisruptionBudget> = Api::namespaced(cluster.client.clone(), NAMESPACE);
-        apply_feature_store(
-            &cluster,
-            json!({"replicas": 1, "services": {"podDisruptionBudgets": {"maxUnavailable": 1}}}),
-        )
-        .await;
-        let single = wait_replicas(&cluster, 1).await;
-        assert!(
-            pod_spec(&single).get("affinity").is_none()
-                && pod_spec(&single).get("topologySpreadConstraints").is_none()
-        );
-        assert!(
-            pdbs.get_opt(DEPLOYMENT).await.expect("readable").is_none(),
-            "no PDB for one replica"
-        );
+on_every_target!(pdb_spread_and_affinity_follow_scaling, pdb_spread_affinity);
 
-        // 6. Scaling starts: PDB, spread and anti-affinity appear; it stops: they go.
-        let pdb = json!({"podDisruptionBudgets": {"maxUnavailable": 1}});
-        apply_feature_store(&cluster, json!({"replicas": 3, "services": pdb.clone()})).await;
-        wait_for(
-            &pdbs,
-            DEPLOYMENT,
-            |p: Option<&PodDisruptionBudget>| p.is_some(),
-            "created",
-        )
-        .await;
-        let scaled = wait_replicas(&cluster, 3).await;
-        assert_eq!(
-            pod_spec(&scaled)["topologySpreadConstraints"][0]["topologyKey"],
-            "topology.kubernetes.io/zone"
-        );
-        assert_eq!(
-            pod_spec(&scaled)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-                [0]["weight"],
-            100
-        );
+async fn pdb_spread_affinity(cluster: Cluster) {
+    setup(&cluster).await;
+    let pdbs: Api<PodDisruptionBudget> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    apply_feature_store(
+        &cluster,
+        json!({"replicas": 1, "services": {"podDisruptionBudgets": {"maxUnavailable": 1}}}),
+    )
+    .await;
+    let single = wait_replicas(&cluster, 1).await;
+    assert!(
+        pod_spec(&single).get("affinity").is_none()
+            && pod_spec(&single).get("topologySpreadConstraints").is_none()
+    );
+    assert!(
+        pdbs.get_opt(DEPLOYMENT).await.expect("readable").is_none(),
+        "no PDB for one replica"
+    );
 
-        apply_feature_store(&cluster, json!({"replicas": 1, "services": pdb})).await;
-        wait_gone(&pdbs, DEPLOYMENT).await;
-        let single = wait_replicas(&cluster, 1).await;
-        assert!(
-            pod_spec(&single).get("affinity").is_none(),
-            "anti-affinity removed: {}",
-            pod_spec(&single)
-        );
-        assert!(
-            pod_spec(&single).get("topologySpreadConstraints").is_none(),
-            "spread removed"
-        );
-    });
+    // 6. Scaling starts: PDB, spread and anti-affinity appear; it stops: they go.
+    let pdb = json!({"podDisruptionBudgets": {"maxUnavailable": 1}});
+    apply_feature_store(&cluster, json!({"replicas": 3, "services": pdb.clone()})).await;
+    wait_for(
+        &pdbs,
+        DEPLOYMENT,
+        |p: Option<&PodDisruptionBudget>| p.is_some(),
+        "created",
+    )
+    .await;
+    let scaled = wait_replicas(&cluster, 3).await;
+    assert_eq!(
+        pod_spec(&scaled)["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert_eq!(
+        pod_spec(&scaled)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+            [0]["weight"],
+        100
+    );
+
+    apply_feature_store(&cluster, json!({"replicas": 1, "services": pdb})).await;
+    wait_gone(&pdbs, DEPLOYMENT).await;
+    let single = wait_replicas(&cluster, 1).await;
+    assert!(
+        pod_spec(&single).get("affinity").is_none(),
+        "anti-affinity removed: {}",
+        pod_spec(&single)
+    );
+    assert!(
+        pod_spec(&single).get("topologySpreadConstraints").is_none(),
+        "spread removed"
+    );
 }
 
 fn pod_spec(deployment: &Deployment) -> Value {
