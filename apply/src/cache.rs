@@ -7,6 +7,7 @@ use std::{
 };
 
 use futures::{Stream, StreamExt, channel::mpsc};
+use tokio::sync::watch;
 use kube::{
     Api, Client,
     api::DynamicObject,
@@ -32,18 +33,33 @@ pub(crate) struct KindCache {
     writer: Mutex<Option<Writer<DynamicObject>>>,
     subscribers: Mutex<Vec<mpsc::Sender<Arc<DynamicObject>>>>,
     buffer: usize,
+    /// True once the initial list is in the store. Waiters use this, not `Store::wait_until_ready`:
+    /// kube's readiness is one oneshot receiver behind a mutex, which wakes only the last of several
+    /// tasks waiting at once, so the others (reconciles, the readiness probe) would wait forever.
+    synced: watch::Receiver<bool>,
+    /// Set by the watch task (it takes the sender with the writer) or by `preload`.
+    synced_tx: Mutex<Option<watch::Sender<bool>>>,
 }
 
 impl KindCache {
     fn new(spec: KindSpec, buffer: usize) -> Self {
         let writer = Writer::new(spec.resource.clone());
+        let (synced_tx, synced) = watch::channel(false);
         Self {
             store: writer.as_reader(),
             spec,
             writer: Mutex::new(Some(writer)),
             subscribers: Mutex::default(),
             buffer,
+            synced,
+            synced_tx: Mutex::new(Some(synced_tx)),
         }
+    }
+
+    fn synced_tx(&self) -> MutexGuard<'_, Option<watch::Sender<bool>>> {
+        self.synced_tx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn writer(&self) -> MutexGuard<'_, Option<Writer<DynamicObject>>> {
@@ -64,7 +80,13 @@ impl KindCache {
     }
 
     pub fn is_ready(&self) -> bool {
-        futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some_and(|r| r.is_ok())
+        *self.synced.borrow()
+    }
+
+    /// Resolves once the initial list is in the store; fails if the watch stopped before that.
+    /// Any number of tasks may wait at once.
+    pub async fn wait_until_synced(&self) -> Result<(), watch::error::RecvError> {
+        self.synced.clone().wait_for(|synced| *synced).await.map(|_| ())
     }
 }
 
@@ -135,6 +157,9 @@ impl Caches {
                 writer.apply_watcher_event(&watcher::Event::InitApply(obj));
             }
             writer.apply_watcher_event(&watcher::Event::InitDone);
+            if let Some(synced) = cache.synced_tx().as_ref() {
+                synced.send_replace(true);
+            }
         }
         Ok(())
     }
@@ -158,11 +183,15 @@ impl Caches {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
-            writers.push((cache.spec.resource.clone(), writer, subscribers));
+            let synced = cache
+                .synced_tx()
+                .take()
+                .ok_or_else(|| already_started(&cache.spec.resource))?;
+            writers.push((cache.spec.resource.clone(), writer, subscribers, synced));
         }
         Ok(writers
             .into_iter()
-            .map(|(resource, writer, subscribers)| {
+            .map(|(resource, writer, subscribers, synced)| {
                 let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
                 let mut config = watcher::Config::default().any_semantic();
                 if let Some(selector) = selector {
@@ -173,16 +202,20 @@ impl Caches {
                     .default_backoff()
                     .modify(strip_for_cache)
                     .reflect(writer);
-                fan_out(kind, stream, subscribers)
+                fan_out(kind, stream, subscribers, synced)
             })
             .collect())
     }
 }
 
-/// Drives one kind's watch (the reflector updates the store first) and hands every changed
-/// object to the subscribers.
-async fn fan_out<S>(kind: String, stream: S, mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>)
-where
+/// Drives one kind's watch (the reflector updates the store first), marks the cache synced once the
+/// initial list is in, and hands every changed object to the subscribers.
+async fn fan_out<S>(
+    kind: String,
+    stream: S,
+    mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>,
+    synced: watch::Sender<bool>,
+) where
     S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
@@ -191,6 +224,10 @@ where
             Ok(
                 watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
             ) => Arc::new(o),
+            Ok(watcher::Event::InitDone) => {
+                synced.send_replace(true);
+                continue;
+            }
             Ok(_) => continue,
             Err(error) => {
                 tracing::warn!(kind = %kind, %error, "watch error; retrying with backoff");

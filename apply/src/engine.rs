@@ -217,12 +217,12 @@ impl Engine {
         })
     }
 
-    /// Resolves once every cache has completed its initial list (for `/readyz`).
+    /// Resolves once every cache has completed its initial list (for `/readyz`). Any number of
+    /// tasks may wait at once; all of them are woken.
     pub async fn wait_until_ready(&self) -> Result<(), ApplyError> {
         for cache in &self.inner.caches.kinds {
             cache
-                .store
-                .wait_until_ready()
+                .wait_until_synced()
                 .await
                 .map_err(|_| ApplyError::CacheNotReady {
                     kind: cache.spec.resource.kind.clone(),
