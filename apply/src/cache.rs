@@ -46,31 +46,46 @@ pub(crate) struct KindCache {
     index: Arc<Mutex<OwnerIndex>>,
 }
 
-/// Which cached objects carry which owner-uid label ([`labels::OWNER_UID`]), and how many there are.
+/// The namespace and name of a cached object within its kind (kube's `ObjectRef` would also carry a
+/// copy of the kind's `ApiResource` per object).
+type Name = (Option<String>, String);
+
+fn name_of(obj: &DynamicObject) -> Name {
+    (obj.metadata.namespace.clone(), obj.name_any())
+}
+
+/// Which cached objects carry which owner-uid label ([`labels::OWNER_UID`]), and how many objects
+/// the cache holds.
 #[derive(Default)]
 pub(crate) struct OwnerIndex {
-    owner_of: HashMap<ObjectRef<DynamicObject>, Option<String>>,
-    children: HashMap<String, HashSet<ObjectRef<DynamicObject>>>,
+    owner_of: HashMap<Name, Option<Arc<str>>>,
+    children: HashMap<Arc<str>, HashSet<Name>>,
 }
 
 impl OwnerIndex {
-    fn insert(&mut self, key: ObjectRef<DynamicObject>, obj: &DynamicObject) {
-        self.remove(&key);
-        let owner = obj.metadata.labels.as_ref().and_then(|l| l.get(labels::OWNER_UID)).cloned();
+    fn insert(&mut self, obj: &DynamicObject) {
+        let name = name_of(obj);
+        self.remove(&name);
+        let owner = obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::OWNER_UID))
+            .map(|uid| Arc::<str>::from(uid.as_str()));
         if let Some(owner) = &owner {
             self.children
                 .entry(owner.clone())
                 .or_default()
-                .insert(key.clone());
+                .insert(name.clone());
         }
-        self.owner_of.insert(key, owner);
+        self.owner_of.insert(name, owner);
     }
 
-    fn remove(&mut self, key: &ObjectRef<DynamicObject>) {
-        if let Some(Some(owner)) = self.owner_of.remove(key)
+    fn remove(&mut self, name: &Name) {
+        if let Some(Some(owner)) = self.owner_of.remove(name)
             && let Some(children) = self.children.get_mut(&owner)
         {
-            children.remove(key);
+            children.remove(name);
             if children.is_empty() {
                 self.children.remove(&owner);
             }
@@ -79,32 +94,22 @@ impl OwnerIndex {
 
     /// Rebuilt from the store after a (re-)list: objects deleted while the watch was down never
     /// produce a delete event.
-    fn rebuild(&mut self, store: &Store<DynamicObject>, resource: &ApiResource) {
+    fn rebuild(&mut self, store: &Store<DynamicObject>) {
         *self = OwnerIndex::default();
         for obj in store.state() {
-            self.insert(object_ref(&obj, resource), &obj);
+            self.insert(&obj);
         }
     }
 
     /// Applies one watch event (after the reflector stored it).
-    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>, resource: &ApiResource) {
+    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
         match event {
-            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
-                self.insert(object_ref(obj, resource), obj);
-            }
-            watcher::Event::Delete(obj) => self.remove(&object_ref(obj, resource)),
-            watcher::Event::InitDone => self.rebuild(store, resource),
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => self.insert(obj),
+            watcher::Event::Delete(obj) => self.remove(&name_of(obj)),
+            watcher::Event::InitDone => self.rebuild(store),
             watcher::Event::Init => {}
         }
     }
-}
-
-fn object_ref(obj: &DynamicObject, resource: &ApiResource) -> ObjectRef<DynamicObject> {
-    let mut key = ObjectRef::new_with(&obj.name_any(), resource.clone());
-    if let Some(namespace) = obj.metadata.namespace.as_deref() {
-        key = key.within(namespace);
-    }
-    key
 }
 
 impl KindCache {
@@ -129,13 +134,16 @@ impl KindCache {
 
     /// The cached objects labelled with this owner uid (not yet checked further).
     pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<DynamicObject>> {
-        let keys: Vec<ObjectRef<DynamicObject>> = self
+        let names: Vec<Name> = self
             .index()
             .children
             .get(owner_uid)
-            .map(|keys| keys.iter().cloned().collect())
+            .map(|names| names.iter().cloned().collect())
             .unwrap_or_default();
-        keys.iter().filter_map(|key| self.store.get(key)).collect()
+        names
+            .iter()
+            .filter_map(|(namespace, name)| self.get(namespace.as_deref(), name))
+            .collect()
     }
 
     /// How many objects the cache holds.
@@ -244,7 +252,7 @@ impl Caches {
                 writer.apply_watcher_event(&watcher::Event::InitApply(obj));
             }
             writer.apply_watcher_event(&watcher::Event::InitDone);
-            cache.index().rebuild(&cache.store, &cache.spec.resource);
+            cache.index().rebuild(&cache.store);
             if let Some(synced) = cache.synced_tx().as_ref() {
                 synced.send_replace(true);
             }
@@ -258,6 +266,7 @@ impl Caches {
         &self,
         client: &Client,
         selector: Option<&str>,
+        page_size: u32,
     ) -> Result<Vec<impl Future<Output = ()> + Send + use<>>, ApplyError> {
         let mut writers = Vec::new();
         for cache in &self.kinds {
@@ -278,7 +287,6 @@ impl Caches {
             let index = Indexer {
                 index: cache.index.clone(),
                 store: cache.store.clone(),
-                resource: cache.spec.resource.clone(),
             };
             writers.push((cache.spec.resource.clone(), writer, subscribers, synced, index));
         }
@@ -286,7 +294,9 @@ impl Caches {
             .into_iter()
             .map(|(resource, writer, subscribers, synced, index)| {
                 let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-                let mut config = watcher::Config::default().any_semantic();
+                let mut config = watcher::Config::default()
+                    .any_semantic()
+                    .page_size(page_size.max(1));
                 if let Some(selector) = selector {
                     config = config.labels(selector);
                 }
@@ -316,12 +326,11 @@ fn lock_index(index: &Mutex<OwnerIndex>) -> MutexGuard<'_, OwnerIndex> {
 struct Indexer {
     index: Arc<Mutex<OwnerIndex>>,
     store: Store<DynamicObject>,
-    resource: ApiResource,
 }
 
 impl Indexer {
     fn apply(&self, event: &watcher::Event<DynamicObject>) {
-        lock_index(&self.index).apply(event, &self.store, &self.resource);
+        lock_index(&self.index).apply(event, &self.store);
     }
 }
 
@@ -367,11 +376,14 @@ async fn fan_out<S>(
 
 /// Keeps the cache small (kube-rs memory trap): drops the managedFields entries of status
 /// writers other than us and the last-applied annotation. Entries of other managers on the main
-/// resource (and `/scale`) stay: they tell which manager changed a field we own (drift). The
-/// FieldsV1 trees that stay are kept as their JSON text ([`expand_fields`] restores them): parsed,
-/// every `f:` key is a map entry of its own, many times the size of its text, and the trees are
-/// read only when the engine compares a desired object with the live one. With 1000 owners and
-/// their ~15 children each, the parsed trees and bodies made up most of the operator's memory.
+/// resource (and `/scale`) stay: they tell which manager changed a field we own (drift).
+///
+/// What stays is mostly kept as JSON text: the body (spec, status, data...) and, inside the same
+/// text under `metadata`, the managedFields and annotations. Parsed, every key of those trees is
+/// a map entry of its own, many times the size of its text, and with 1000 owners and their ~15
+/// children each they made up most of the operator's memory; the engine parses them only when it
+/// compares a desired object with the live one ([`live_value`]). The typed metadata keeps what
+/// the caches and triggers look objects up by (name, namespace, uid, labels, owner references).
 pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
     if let Some(entries) = obj.metadata.managed_fields.as_mut() {
         entries.retain(|e| {
@@ -380,45 +392,72 @@ pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
                     .as_deref()
                     .is_none_or(|s| s.is_empty() || s == "scale")
         });
-        for fields in entries.iter_mut().filter_map(|e| e.fields_v1.as_mut()) {
-            if !fields.0.is_string() {
-                fields.0 = serde_json::Value::String(fields.0.to_string());
-            }
-        }
     }
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    // The same for everything but the metadata (spec, status, data...): kept as JSON text and parsed
-    // only when the engine compares (`live_value`) or a controller reads the object (`expanded`).
-    if !obj.data.is_string() {
-        obj.data = serde_json::Value::String(obj.data.to_string());
+    let serde_json::Value::Object(body) = &mut obj.data else {
+        // Already compacted (or not an object body): leave it as it is.
+        return;
+    };
+    let mut hidden = serde_json::Map::new();
+    if let Some(entries) = obj.metadata.managed_fields.take() {
+        hidden.insert("managedFields".into(), json_of(&entries));
     }
+    if let Some(annotations) = obj.metadata.annotations.take() {
+        hidden.insert("annotations".into(), json_of(&annotations));
+    }
+    if !hidden.is_empty() {
+        body.insert("metadata".into(), serde_json::Value::Object(hidden));
+    }
+    obj.data = serde_json::Value::String(obj.data.to_string());
 }
 
-/// A cached object as JSON, with its body and FieldsV1 trees parsed back (for comparisons).
-pub(crate) fn live_value(obj: &DynamicObject) -> Option<serde_json::Value> {
-    let mut live = match &obj.data {
+fn json_of<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Serializing typed Kubernetes metadata into a Value cannot fail (string keys, no floats).
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// The compacted body of a cached object parsed back, and the metadata it hides.
+fn body_of(obj: &DynamicObject) -> Option<(serde_json::Value, serde_json::Map<String, serde_json::Value>)> {
+    let mut body = match &obj.data {
         serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
         other => other.clone(),
     };
+    let hidden = match body.as_object_mut()?.remove("metadata") {
+        Some(serde_json::Value::Object(hidden)) => hidden,
+        _ => serde_json::Map::new(),
+    };
+    Some((body, hidden))
+}
+
+/// A cached object as the API served it (JSON, minus what [`strip_for_cache`] drops), for
+/// comparisons.
+pub(crate) fn live_value(obj: &DynamicObject) -> Option<serde_json::Value> {
+    let (mut live, hidden) = body_of(obj)?;
+    let mut metadata = serde_json::to_value(&obj.metadata).ok()?;
+    metadata.as_object_mut()?.extend(hidden);
     let map = live.as_object_mut()?;
     if let Some(types) = &obj.types {
         map.insert("apiVersion".into(), types.api_version.clone().into());
         map.insert("kind".into(), types.kind.clone().into());
     }
-    map.insert("metadata".into(), serde_json::to_value(&obj.metadata).ok()?);
+    map.insert("metadata".into(), metadata);
     expand_fields(&mut live);
     Some(live)
 }
 
-/// A cached object with its body parsed back, as the API served it (but for what the cache strips).
+/// A cached object with its body and metadata parsed back.
 pub(crate) fn expanded(obj: &DynamicObject) -> DynamicObject {
     let mut copy = obj.clone();
-    if let serde_json::Value::String(text) = &obj.data
-        && let Ok(body) = serde_json::from_str(text)
-    {
+    if let Some((body, mut hidden)) = body_of(obj) {
         copy.data = body;
+        if let Some(entries) = hidden.remove("managedFields") {
+            copy.metadata.managed_fields = serde_json::from_value(entries).ok();
+        }
+        if let Some(annotations) = hidden.remove("annotations") {
+            copy.metadata.annotations = serde_json::from_value(annotations).ok();
+        }
     }
     copy
 }

@@ -40,6 +40,10 @@ pub struct EngineConfig {
     pub subscriber_buffer: usize,
     /// How long a reconcile waits for the caches' initial lists before failing.
     pub cache_ready_timeout: Duration,
+    /// Objects per page of the watches' (re-)lists. Each page is decoded whole before the cache
+    /// compacts its objects, so smaller pages keep the memory peak of a restart low; kube's
+    /// default of 500 left the operator's resident memory high after listing 15000 children.
+    pub list_page_size: u32,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +53,7 @@ impl Default for EngineConfig {
             watch_selector: Some(labels::managed_selector()),
             subscriber_buffer: 256,
             cache_ready_timeout: Duration::from_secs(30),
+            list_page_size: 100,
         }
     }
 }
@@ -213,6 +218,7 @@ impl Engine {
         let tasks = self.inner.caches.watch_tasks(
             &self.inner.client,
             self.inner.config.watch_selector.as_deref(),
+            self.inner.config.list_page_size,
         )?;
         Ok(async move {
             join_all(tasks).await;
