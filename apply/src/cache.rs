@@ -8,7 +8,6 @@ use std::{
 };
 
 use futures::{Stream, StreamExt, channel::mpsc};
-use tokio::sync::watch;
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -19,6 +18,7 @@ use kube::{
         watcher,
     },
 };
+use tokio::sync::watch;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
@@ -181,7 +181,11 @@ impl KindCache {
     /// Resolves once the initial list is in the store; fails if the watch stopped before that.
     /// Any number of tasks may wait at once.
     pub async fn wait_until_synced(&self) -> Result<(), watch::error::RecvError> {
-        self.synced.clone().wait_for(|synced| *synced).await.map(|_| ())
+        self.synced
+            .clone()
+            .wait_for(|synced| *synced)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -288,7 +292,13 @@ impl Caches {
                 index: cache.index.clone(),
                 store: cache.store.clone(),
             };
-            writers.push((cache.spec.resource.clone(), writer, subscribers, synced, index));
+            writers.push((
+                cache.spec.resource.clone(),
+                writer,
+                subscribers,
+                synced,
+                index,
+            ));
         }
         Ok(writers
             .into_iter()
@@ -319,7 +329,9 @@ impl Caches {
 fn lock_index(index: &Mutex<OwnerIndex>) -> MutexGuard<'_, OwnerIndex> {
     // A poisoned lock only means another thread panicked while holding it; the maps are still
     // structurally valid.
-    index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the watch task needs to keep one kind's owner index current.
@@ -419,7 +431,12 @@ fn json_of<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 /// The compacted body of a cached object parsed back, and the metadata it hides.
-fn body_of(obj: &DynamicObject) -> Option<(serde_json::Value, serde_json::Map<String, serde_json::Value>)> {
+fn body_of(
+    obj: &DynamicObject,
+) -> Option<(
+    serde_json::Value,
+    serde_json::Map<String, serde_json::Value>,
+)> {
     let mut body = match &obj.data {
         serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
         other => other.clone(),

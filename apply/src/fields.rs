@@ -105,25 +105,31 @@ pub fn body_in_sync(body: &Value, ours: Option<&Map<String, Value>>, live: &Valu
     let keep_top = |field: &str| {
         field != "apiVersion" && field != "kind" && (field != "metadata" || metadata_left)
     };
-    fields_in_sync(body, keep_top, node, Some(live), |field, value, sub, live| {
-        match (field, value) {
-            ("metadata", Value::Object(meta)) if !sub.is_empty() => {
-                fields_in_sync(meta, keep_metadata, sub, live, |_, value, sub, live| {
-                    value_in_sync(value, sub, live)
-                })
+    fields_in_sync(
+        body,
+        keep_top,
+        node,
+        Some(live),
+        |field, value, sub, live| {
+            match (field, value) {
+                ("metadata", Value::Object(meta)) if !sub.is_empty() => {
+                    fields_in_sync(meta, keep_metadata, sub, live, |_, value, sub, live| {
+                        value_in_sync(value, sub, live)
+                    })
+                }
+                ("metadata", Value::Object(meta)) => {
+                    // Owned as one leaf: compared whole, as ownable_part would leave it.
+                    let kept: Map<String, Value> = meta
+                        .iter()
+                        .filter(|(k, _)| keep_metadata(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    live == Some(&Value::Object(kept))
+                }
+                _ => value_in_sync(value, sub, live),
             }
-            ("metadata", Value::Object(meta)) => {
-                // Owned as one leaf: compared whole, as ownable_part would leave it.
-                let kept: Map<String, Value> = meta
-                    .iter()
-                    .filter(|(k, _)| keep_metadata(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                live == Some(&Value::Object(kept))
-            }
-            _ => value_in_sync(value, sub, live),
-        }
-    })
+        },
+    )
 }
 
 fn is_leaf(node: &Map<String, Value>) -> bool {
@@ -167,9 +173,13 @@ fn struct_in_sync(
     node: &Map<String, Value>,
     live: Option<&Value>,
 ) -> bool {
-    fields_in_sync(desired, |_| true, node, live, |_, value, sub, live| {
-        value_in_sync(value, sub, live)
-    })
+    fields_in_sync(
+        desired,
+        |_| true,
+        node,
+        live,
+        |_, value, sub, live| value_in_sync(value, sub, live),
+    )
 }
 
 /// The fields of `desired` that `keep` accepts against the FieldsV1 node: exactly the owned ones,

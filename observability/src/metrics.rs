@@ -147,7 +147,7 @@ fn new_duration_histogram() -> DurationHistogram {
 }
 
 fn new_cpu_histogram() -> Histogram {
-    Histogram::new(CPU_BUCKETS.into_iter())
+    Histogram::new(CPU_BUCKETS)
 }
 
 /// All operator metrics. Share it as `Arc<Metrics>`; every method takes `&self`.

@@ -259,7 +259,9 @@ impl Operator {
         let mut command = Command::new(exe);
         command.arg("--operator-child").arg(kubeconfig);
         if let Some(seconds) = options.resync_seconds {
-            command.arg("--child-resync-seconds").arg(seconds.to_string());
+            command
+                .arg("--child-resync-seconds")
+                .arg(seconds.to_string());
         }
         if let Some(arenas) = options.malloc_arena_max {
             command.env("MALLOC_ARENA_MAX", arenas.to_string());
@@ -318,7 +320,9 @@ impl Operator {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(None) => {
-                    eprintln!("the operator did not stop within {grace:?} of being asked; killing it");
+                    eprintln!(
+                        "the operator did not stop within {grace:?} of being asked; killing it"
+                    );
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     return Ok((cost, false));
@@ -598,7 +602,11 @@ async fn bench(args: Args) -> BenchResult<()> {
     if ready_after.is_none() {
         timeouts.push("cold start: not all Ready".to_owned());
     }
-    if !setup.writes.settle(started, limits.quiet, limits.phase).await {
+    if !setup
+        .writes
+        .settle(started, limits.quiet, limits.phase)
+        .await
+    {
         timeouts.push("cold start: never settled".to_owned());
     }
     let cold_requests = requests_by_verb(&setup.emulator);
@@ -1326,7 +1334,10 @@ impl Report {
                 "steady state: writes / window (s) / resync period (s) / restarts",
                 format!(
                     "{} / {:.0} / {} / {}",
-                    self.steady_writes, self.steady_seconds, self.resync_seconds, self.steady.restarts
+                    self.steady_writes,
+                    self.steady_seconds,
+                    self.resync_seconds,
+                    self.steady.restarts
                 ),
                 "0 writes".into(),
             ),

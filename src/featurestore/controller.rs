@@ -10,13 +10,10 @@ use std::{
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{ApplyError, Engine, Outcome as WriteOutcome, Owner, ReconcileReport};
 use fieldwise_observability::{
-    Metrics, ReconcileResult, WriteOutcome as MetricOutcome, cpu_timed, record_error, record_result,
-    trace_id,
+    Metrics, ReconcileResult, WriteOutcome as MetricOutcome, cpu_timed, record_error,
+    record_result, trace_id,
 };
-use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Secret},
-    apimachinery::pkg::apis::meta::v1::Time,
-};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
@@ -185,10 +182,9 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
     let started = Instant::now();
     // The CPU time of the reconcile's own work, summed over its polls: API round trips, timers and
     // locks it waits for are not counted.
-    let (result, cpu) = cpu_timed(
-        reconcile_with_finalizer(fs.clone(), context.clone()).instrument(span.clone()),
-    )
-    .await;
+    let (result, cpu) =
+        cpu_timed(reconcile_with_finalizer(fs.clone(), context.clone()).instrument(span.clone()))
+            .await;
     context.metrics.observe_reconcile_cpu(CONTROLLER, cpu);
     let trace = trace_id(&span);
     let fs_ref = ObjectRef::from_obj(&*fs);
@@ -519,7 +515,8 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
     graph
 }
 
-/// The live feature-server Deployment, from the engine's cache.
+/// The live feature-server Deployment, from the engine's cache (read from its JSON, without a
+/// round trip through the typed Deployment).
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
     let live = context.engine.cached(
@@ -528,22 +525,23 @@ fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<Deployment
         namespace.as_deref(),
         &base_name(&fs.name_any()),
     )?;
-    let deployment: Deployment = serde_json::to_value(&*live)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())?;
-    let status = deployment.status.unwrap_or_default();
+    let status = live.data.get("status");
+    let int = |value: Option<&serde_json::Value>| value.and_then(serde_json::Value::as_i64);
     let available = status
-        .conditions
-        .iter()
+        .and_then(|s| s.get("conditions"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
         .flatten()
-        .any(|c| c.type_ == "Available" && c.status == "True");
-    let up_to_date = status.observed_generation >= deployment.metadata.generation;
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    let observed = int(status.and_then(|s| s.get("observedGeneration")));
+    let up_to_date = observed >= live.metadata.generation;
     Some(DeploymentObservation {
-        desired_replicas: deployment
-            .spec
-            .and_then(|s| s.replicas)
+        desired_replicas: int(live.data.pointer("/spec/replicas"))
+            .and_then(|r| i32::try_from(r).ok())
             .or(static_replicas(&fs.spec)),
-        ready_replicas: status.ready_replicas.unwrap_or(0),
+        ready_replicas: int(status.and_then(|s| s.get("readyReplicas")))
+            .and_then(|r| i32::try_from(r).ok())
+            .unwrap_or(0),
         available: available && up_to_date,
     })
 }

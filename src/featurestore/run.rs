@@ -284,9 +284,10 @@ impl SpecSeen {
     }
 
     fn key(fs: &FeatureStore) -> String {
-        fs.metadata.uid.clone().unwrap_or_else(|| {
-            format!("{}/{}", fs.namespace().unwrap_or_default(), fs.name_any())
-        })
+        fs.metadata
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", fs.namespace().unwrap_or_default(), fs.name_any()))
     }
 }
 
