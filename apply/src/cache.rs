@@ -2,13 +2,14 @@
 //! children), shared with the controllers through subscribers.
 
 use std::{
+    collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use futures::{Stream, StreamExt, channel::mpsc};
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::DynamicObject,
     discovery::ApiResource,
     runtime::{
@@ -17,10 +18,11 @@ use kube::{
         watcher,
     },
 };
+use tokio::sync::watch;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
-use crate::{HANDOVER_MANAGER, MANAGER, error::ApplyError, registry::KindSpec};
+use crate::{HANDOVER_MANAGER, MANAGER, error::ApplyError, labels, registry::KindSpec};
 
 /// A stream of every object of one kind the watch sees change (added, modified, deleted), after
 /// the cache was updated.
@@ -32,18 +34,127 @@ pub(crate) struct KindCache {
     writer: Mutex<Option<Writer<DynamicObject>>>,
     subscribers: Mutex<Vec<mpsc::Sender<Arc<DynamicObject>>>>,
     buffer: usize,
+    /// True once the initial list is in the store. Waiters use this, not `Store::wait_until_ready`:
+    /// kube's readiness is one oneshot receiver behind a mutex, which wakes only the last of several
+    /// tasks waiting at once, so the others (reconciles, the readiness probe) would wait forever.
+    synced: watch::Receiver<bool>,
+    /// Set by the watch task (it takes the sender with the writer) or by `preload`.
+    synced_tx: Mutex<Option<watch::Sender<bool>>>,
+    /// The cached objects by owner uid, kept beside the store by the watch task, so that finding an
+    /// owner's children does not scan every cached object (with 1000 owners that scan dominated a
+    /// reconcile's CPU time).
+    index: Arc<Mutex<OwnerIndex>>,
+}
+
+/// The namespace and name of a cached object within its kind (kube's `ObjectRef` would also carry a
+/// copy of the kind's `ApiResource` per object).
+type Name = (Option<String>, String);
+
+fn name_of(obj: &DynamicObject) -> Name {
+    (obj.metadata.namespace.clone(), obj.name_any())
+}
+
+/// Which cached objects carry which owner-uid label ([`labels::OWNER_UID`]), and how many objects
+/// the cache holds.
+#[derive(Default)]
+pub(crate) struct OwnerIndex {
+    owner_of: HashMap<Name, Option<Arc<str>>>,
+    children: HashMap<Arc<str>, HashSet<Name>>,
+}
+
+impl OwnerIndex {
+    fn insert(&mut self, obj: &DynamicObject) {
+        let name = name_of(obj);
+        self.remove(&name);
+        let owner = obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::OWNER_UID))
+            .map(|uid| Arc::<str>::from(uid.as_str()));
+        if let Some(owner) = &owner {
+            self.children
+                .entry(owner.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+        self.owner_of.insert(name, owner);
+    }
+
+    fn remove(&mut self, name: &Name) {
+        if let Some(Some(owner)) = self.owner_of.remove(name)
+            && let Some(children) = self.children.get_mut(&owner)
+        {
+            children.remove(name);
+            if children.is_empty() {
+                self.children.remove(&owner);
+            }
+        }
+    }
+
+    /// Rebuilt from the store after a (re-)list: objects deleted while the watch was down never
+    /// produce a delete event.
+    fn rebuild(&mut self, store: &Store<DynamicObject>) {
+        *self = OwnerIndex::default();
+        for obj in store.state() {
+            self.insert(&obj);
+        }
+    }
+
+    /// Applies one watch event (after the reflector stored it).
+    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
+        match event {
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => self.insert(obj),
+            watcher::Event::Delete(obj) => self.remove(&name_of(obj)),
+            watcher::Event::InitDone => self.rebuild(store),
+            watcher::Event::Init => {}
+        }
+    }
 }
 
 impl KindCache {
     fn new(spec: KindSpec, buffer: usize) -> Self {
         let writer = Writer::new(spec.resource.clone());
+        let (synced_tx, synced) = watch::channel(false);
         Self {
             store: writer.as_reader(),
             spec,
             writer: Mutex::new(Some(writer)),
             subscribers: Mutex::default(),
             buffer,
+            synced,
+            synced_tx: Mutex::new(Some(synced_tx)),
+            index: Arc::default(),
         }
+    }
+
+    fn index(&self) -> MutexGuard<'_, OwnerIndex> {
+        lock_index(&self.index)
+    }
+
+    /// The cached objects labelled with this owner uid (not yet checked further).
+    pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<DynamicObject>> {
+        let names: Vec<Name> = self
+            .index()
+            .children
+            .get(owner_uid)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|(namespace, name)| self.get(namespace.as_deref(), name))
+            .collect()
+    }
+
+    /// How many objects the cache holds.
+    pub fn len(&self) -> usize {
+        self.index().owner_of.len()
+    }
+
+    fn synced_tx(&self) -> MutexGuard<'_, Option<watch::Sender<bool>>> {
+        self.synced_tx
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn writer(&self) -> MutexGuard<'_, Option<Writer<DynamicObject>>> {
@@ -64,7 +175,17 @@ impl KindCache {
     }
 
     pub fn is_ready(&self) -> bool {
-        futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some_and(|r| r.is_ok())
+        *self.synced.borrow()
+    }
+
+    /// Resolves once the initial list is in the store; fails if the watch stopped before that.
+    /// Any number of tasks may wait at once.
+    pub async fn wait_until_synced(&self) -> Result<(), watch::error::RecvError> {
+        self.synced
+            .clone()
+            .wait_for(|synced| *synced)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -135,6 +256,10 @@ impl Caches {
                 writer.apply_watcher_event(&watcher::Event::InitApply(obj));
             }
             writer.apply_watcher_event(&watcher::Event::InitDone);
+            cache.index().rebuild(&cache.store);
+            if let Some(synced) = cache.synced_tx().as_ref() {
+                synced.send_replace(true);
+            }
         }
         Ok(())
     }
@@ -145,6 +270,7 @@ impl Caches {
         &self,
         client: &Client,
         selector: Option<&str>,
+        page_size: u32,
     ) -> Result<Vec<impl Future<Output = ()> + Send + use<>>, ApplyError> {
         let mut writers = Vec::new();
         for cache in &self.kinds {
@@ -158,13 +284,29 @@ impl Caches {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
-            writers.push((cache.spec.resource.clone(), writer, subscribers));
+            let synced = cache
+                .synced_tx()
+                .take()
+                .ok_or_else(|| already_started(&cache.spec.resource))?;
+            let index = Indexer {
+                index: cache.index.clone(),
+                store: cache.store.clone(),
+            };
+            writers.push((
+                cache.spec.resource.clone(),
+                writer,
+                subscribers,
+                synced,
+                index,
+            ));
         }
         Ok(writers
             .into_iter()
-            .map(|(resource, writer, subscribers)| {
+            .map(|(resource, writer, subscribers, synced, index)| {
                 let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-                let mut config = watcher::Config::default().any_semantic();
+                let mut config = watcher::Config::default()
+                    .any_semantic()
+                    .page_size(page_size.max(1));
                 if let Some(selector) = selector {
                     config = config.labels(selector);
                 }
@@ -172,17 +314,46 @@ impl Caches {
                 let stream = watcher(api, config)
                     .default_backoff()
                     .modify(strip_for_cache)
-                    .reflect(writer);
-                fan_out(kind, stream, subscribers)
+                    .reflect(writer)
+                    .inspect(move |event| {
+                        if let Ok(event) = event {
+                            index.apply(event);
+                        }
+                    });
+                fan_out(kind, stream, subscribers, synced)
             })
             .collect())
     }
 }
 
-/// Drives one kind's watch (the reflector updates the store first) and hands every changed
-/// object to the subscribers.
-async fn fan_out<S>(kind: String, stream: S, mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>)
-where
+fn lock_index(index: &Mutex<OwnerIndex>) -> MutexGuard<'_, OwnerIndex> {
+    // A poisoned lock only means another thread panicked while holding it; the maps are still
+    // structurally valid.
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the watch task needs to keep one kind's owner index current.
+struct Indexer {
+    index: Arc<Mutex<OwnerIndex>>,
+    store: Store<DynamicObject>,
+}
+
+impl Indexer {
+    fn apply(&self, event: &watcher::Event<DynamicObject>) {
+        lock_index(&self.index).apply(event, &self.store);
+    }
+}
+
+/// Drives one kind's watch (the reflector updates the store first), marks the cache synced once the
+/// initial list is in, and hands every changed object to the subscribers.
+async fn fan_out<S>(
+    kind: String,
+    stream: S,
+    mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>,
+    synced: watch::Sender<bool>,
+) where
     S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
@@ -191,6 +362,10 @@ where
             Ok(
                 watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
             ) => Arc::new(o),
+            Ok(watcher::Event::InitDone) => {
+                synced.send_replace(true);
+                continue;
+            }
             Ok(_) => continue,
             Err(error) => {
                 tracing::warn!(kind = %kind, %error, "watch error; retrying with backoff");
@@ -214,6 +389,13 @@ where
 /// Keeps the cache small (kube-rs memory trap): drops the managedFields entries of status
 /// writers other than us and the last-applied annotation. Entries of other managers on the main
 /// resource (and `/scale`) stay: they tell which manager changed a field we own (drift).
+///
+/// What stays is mostly kept as JSON text: the body (spec, status, data...) and, inside the same
+/// text under `metadata`, the managedFields and annotations. Parsed, every key of those trees is
+/// a map entry of its own, many times the size of its text, and with 1000 owners and their ~15
+/// children each they made up most of the operator's memory; the engine parses them only when it
+/// compares a desired object with the live one ([`live_value`]). The typed metadata keeps what
+/// the caches and triggers look objects up by (name, namespace, uid, labels, owner references).
 pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
     if let Some(entries) = obj.metadata.managed_fields.as_mut() {
         entries.retain(|e| {
@@ -226,6 +408,93 @@ pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
     if let Some(annotations) = obj.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    let serde_json::Value::Object(body) = &mut obj.data else {
+        // Already compacted (or not an object body): leave it as it is.
+        return;
+    };
+    let mut hidden = serde_json::Map::new();
+    if let Some(entries) = obj.metadata.managed_fields.take() {
+        hidden.insert("managedFields".into(), json_of(&entries));
+    }
+    if let Some(annotations) = obj.metadata.annotations.take() {
+        hidden.insert("annotations".into(), json_of(&annotations));
+    }
+    if !hidden.is_empty() {
+        body.insert("metadata".into(), serde_json::Value::Object(hidden));
+    }
+    obj.data = serde_json::Value::String(obj.data.to_string());
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Serializing typed Kubernetes metadata into a Value cannot fail (string keys, no floats).
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// The compacted body of a cached object parsed back, and the metadata it hides.
+fn body_of(
+    obj: &DynamicObject,
+) -> Option<(
+    serde_json::Value,
+    serde_json::Map<String, serde_json::Value>,
+)> {
+    let mut body = match &obj.data {
+        serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
+        other => other.clone(),
+    };
+    let hidden = match body.as_object_mut()?.remove("metadata") {
+        Some(serde_json::Value::Object(hidden)) => hidden,
+        _ => serde_json::Map::new(),
+    };
+    Some((body, hidden))
+}
+
+/// A cached object as the API served it (JSON, minus what [`strip_for_cache`] drops), for
+/// comparisons.
+pub(crate) fn live_value(obj: &DynamicObject) -> Option<serde_json::Value> {
+    let (mut live, hidden) = body_of(obj)?;
+    let mut metadata = serde_json::to_value(&obj.metadata).ok()?;
+    metadata.as_object_mut()?.extend(hidden);
+    let map = live.as_object_mut()?;
+    if let Some(types) = &obj.types {
+        map.insert("apiVersion".into(), types.api_version.clone().into());
+        map.insert("kind".into(), types.kind.clone().into());
+    }
+    map.insert("metadata".into(), metadata);
+    expand_fields(&mut live);
+    Some(live)
+}
+
+/// A cached object with its body and metadata parsed back.
+pub(crate) fn expanded(obj: &DynamicObject) -> DynamicObject {
+    let mut copy = obj.clone();
+    if let Some((body, mut hidden)) = body_of(obj) {
+        copy.data = body;
+        if let Some(entries) = hidden.remove("managedFields") {
+            copy.metadata.managed_fields = serde_json::from_value(entries).ok();
+        }
+        if let Some(annotations) = hidden.remove("annotations") {
+            copy.metadata.annotations = serde_json::from_value(annotations).ok();
+        }
+    }
+    copy
+}
+
+/// Turns the FieldsV1 texts of a cached object (as JSON) back into trees.
+pub(crate) fn expand_fields(live: &mut serde_json::Value) {
+    let entries = live
+        .pointer_mut("/metadata/managedFields")
+        .and_then(serde_json::Value::as_array_mut);
+    for entry in entries.into_iter().flatten() {
+        let Some(fields) = entry.get_mut("fieldsV1") else {
+            continue;
+        };
+        if let Some(tree) = fields
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+        {
+            *fields = tree;
+        }
+    }
 }
 
 fn is_ours(entry: &ManagedFieldsEntry) -> bool {
@@ -237,10 +506,16 @@ fn is_ours(entry: &ManagedFieldsEntry) -> bool {
 
 /// For the controller's own reflector of owner objects (`.modify(...)` before `.reflect(...)`):
 /// drops every managedFields entry except fieldwise's, which [`crate::Engine::apply_status`]
-/// needs to skip unchanged status writes. Without it every status apply is sent (a no-op for
-/// the server, but a write request).
+/// needs to skip unchanged status writes, and keeps their FieldsV1 as JSON text, as the engine's
+/// caches do (`apply_status` restores the trees). Without the entry every status apply is sent
+/// (a no-op for the server, but a write request).
 pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
     if let Some(entries) = meta.managed_fields.as_mut() {
         entries.retain(is_ours);
+        for fields in entries.iter_mut().filter_map(|e| e.fields_v1.as_mut()) {
+            if !fields.0.is_string() {
+                fields.0 = serde_json::Value::String(fields.0.to_string());
+            }
+        }
     }
 }

@@ -143,6 +143,15 @@ pub(crate) fn prepare(
     owner: &Owner,
     desired: &DesiredObject,
 ) -> Result<Prepared, ApplyError> {
+    prepare_owned(registry, owner, desired.clone())
+}
+
+/// [`prepare`], taking the desired object (its body becomes the prepared body, uncopied).
+pub(crate) fn prepare_owned(
+    registry: &KindRegistry,
+    owner: &Owner,
+    desired: DesiredObject,
+) -> Result<Prepared, ApplyError> {
     let body = &desired.body;
     let api_version = str_at(body, "/apiVersion").unwrap_or_default();
     let kind_name = str_at(body, "/kind").unwrap_or_default();
@@ -170,10 +179,14 @@ pub(crate) fn prepare(
         namespace,
         name: name.into(),
     };
-    let mut out = body.clone();
-    decorate_metadata(&mut out, &key, kind, owner, &desired.component)?;
+    let DesiredObject {
+        body: mut out,
+        component,
+        replicas,
+    } = desired;
+    decorate_metadata(&mut out, &key, kind, owner, &component)?;
     let replicas = if kind.has_replicas {
-        desired.replicas
+        replicas
     } else {
         ReplicasPolicy::Owned
     };

@@ -20,7 +20,7 @@ use tracing::{Instrument, Span, field::Empty};
 use crate::{
     HANDOVER_MANAGER, MANAGER,
     cache::{Caches, KindCache, Subscription},
-    desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare},
+    desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare_owned},
     error::{ApplyError, ObjectKey},
     fields, immutable, labels,
     own_status::OwnStatusWrites,
@@ -41,6 +41,10 @@ pub struct EngineConfig {
     pub subscriber_buffer: usize,
     /// How long a reconcile waits for the caches' initial lists before failing.
     pub cache_ready_timeout: Duration,
+    /// Objects per page of the watches' (re-)lists. Each page is decoded whole before the cache
+    /// compacts its objects, so smaller pages keep the memory peak of a restart low; kube's
+    /// default of 500 left the operator's resident memory high after listing 15000 children.
+    pub list_page_size: u32,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +54,7 @@ impl Default for EngineConfig {
             watch_selector: Some(labels::managed_selector()),
             subscriber_buffer: 256,
             cache_ready_timeout: Duration::from_secs(30),
+            list_page_size: 100,
         }
     }
 }
@@ -178,7 +183,9 @@ impl Engine {
 
     /// A subscriber to the shared watch of one registered kind, yielding every changed object
     /// after the cache was updated. Call before [`Self::run_watches`]. A subscriber that falls
-    /// `subscriber_buffer` events behind misses triggers instead of stalling the caches.
+    /// `subscriber_buffer` events behind misses triggers instead of stalling the caches. The
+    /// objects are as cached: full metadata, but the body (`data`) held as JSON text; use
+    /// [`Self::cached`] to read it.
     pub fn subscribe(&self, resource: &ApiResource) -> Result<Subscription, ApplyError> {
         self.inner.caches.subscribe(resource)
     }
@@ -214,18 +221,19 @@ impl Engine {
         let tasks = self.inner.caches.watch_tasks(
             &self.inner.client,
             self.inner.config.watch_selector.as_deref(),
+            self.inner.config.list_page_size,
         )?;
         Ok(async move {
             join_all(tasks).await;
         })
     }
 
-    /// Resolves once every cache has completed its initial list (for `/readyz`).
+    /// Resolves once every cache has completed its initial list (for `/readyz`). Any number of
+    /// tasks may wait at once; all of them are woken.
     pub async fn wait_until_ready(&self) -> Result<(), ApplyError> {
         for cache in &self.inner.caches.kinds {
             cache
-                .store
-                .wait_until_ready()
+                .wait_until_synced()
                 .await
                 .map_err(|_| ApplyError::CacheNotReady {
                     kind: cache.spec.resource.kind.clone(),
@@ -237,7 +245,8 @@ impl Engine {
     /// The cached live object of a registered kind, for controllers that derive status from their
     /// children without a request. With the default watch selector the caches hold only objects
     /// labelled `app.kubernetes.io/managed-by=fieldwise`; managedFields entries of other managers'
-    /// status writes are stripped.
+    /// status writes are stripped, and the FieldsV1 of the others are kept as JSON text (a string
+    /// value), not as a tree. The body is parsed for each call (the cache keeps it as text).
     pub fn cached(
         &self,
         api_version: &str,
@@ -245,10 +254,12 @@ impl Engine {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Arc<DynamicObject>> {
-        self.inner
+        let cached = self
+            .inner
             .caches
             .find(api_version, kind)?
-            .get(namespace, name)
+            .get(namespace, name)?;
+        Some(Arc::new(crate::cache::expanded(&cached)))
     }
 
     /// How many objects of each registered kind the caches hold (the objects fieldwise manages),
@@ -256,7 +267,7 @@ impl Engine {
     pub fn cached_counts(&self) -> Vec<(String, usize)> {
         let kinds = self.inner.caches.kinds.iter();
         kinds
-            .map(|cache| (cache.spec.resource.kind.clone(), cache.store.state().len()))
+            .map(|cache| (cache.spec.resource.kind.clone(), cache.len()))
             .collect()
     }
 
@@ -280,8 +291,9 @@ impl Engine {
         let mut report = ReconcileReport::default();
         let mut ready: Vec<Prepared> = Vec::new();
         let mut seen = HashSet::new();
-        for object in &desired {
-            match prepare(&self.inner.registry, owner, object) {
+        for object in desired {
+            let key_if_invalid = unknown_key(&object);
+            match prepare_owned(&self.inner.registry, owner, object) {
                 Ok(p) if !seen.insert(p.key.clone()) => {
                     let error = ApplyError::InvalidObject {
                         object: p.key.to_string(),
@@ -290,7 +302,7 @@ impl Engine {
                     report.push(p.key, Outcome::Failed(error));
                 }
                 Ok(p) => ready.push(p),
-                Err(error) => report.push(unknown_key(object), Outcome::Failed(error)),
+                Err(error) => report.push(key_if_invalid, Outcome::Failed(error)),
             }
         }
         if let Err(error) = self.await_caches().await {
@@ -366,7 +378,7 @@ impl Engine {
         let live = self
             .cache_of(key)?
             .get(key.namespace.as_deref(), &key.name)?;
-        serde_json::to_value(&*live).ok()
+        crate::cache::live_value(&live)
     }
 
     /// Hands `spec.replicas` over (spec §2.4) when our entry still owns it. `Ok(true)` when a
@@ -438,11 +450,7 @@ impl Engine {
     async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {
         let live = self.live_of(&p.key);
         if let Some(live) = &live
-            && fields::in_sync(
-                &fields::ownable_part(&p.body),
-                fields::apply_entry(live, MANAGER, None),
-                live,
-            )
+            && fields::body_in_sync(&p.body, fields::apply_entry(live, MANAGER, None), live)
         {
             let span = object_span(Op::Skip, &p.key);
             record(&span, &Outcome::Unchanged);
@@ -591,7 +599,7 @@ impl Engine {
     ) -> Vec<(&KindCache, ObjectKey, String)> {
         let mut out = Vec::new();
         for cache in self.inner.caches.kinds.iter().filter(|c| filter(c)) {
-            for obj in cache.store.state() {
+            for obj in cache.children_of(&owner.uid) {
                 if !is_child_of(&obj, owner, cache.spec.scope)
                     || obj.metadata.deletion_timestamp.is_some()
                 {
@@ -716,10 +724,11 @@ impl Engine {
             namespace: owner.namespace(),
             name: owner.name_any(),
         };
-        let live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
+        let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
             object: key.to_string(),
             reason: e.to_string(),
         })?;
+        crate::cache::expand_fields(&mut live);
         self.apply_status_value(&resource, &key, &live, status)
             .await
     }
@@ -737,10 +746,11 @@ impl Engine {
             namespace: owner.namespace(),
             name: owner.name_any(),
         };
-        let live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
+        let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
             object: key.to_string(),
             reason: e.to_string(),
         })?;
+        crate::cache::expand_fields(&mut live);
         self.apply_status_value(resource, &key, &live, status).await
     }
 

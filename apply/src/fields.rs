@@ -91,12 +91,69 @@ pub fn in_sync(desired: &Value, ours: Option<&Map<String, Value>>, live: &Value)
     }
 }
 
+/// [`in_sync`] for a whole apply body, without copying it into its [`ownable_part`] first (this
+/// runs for every desired object of every reconcile).
+pub fn body_in_sync(body: &Value, ours: Option<&Map<String, Value>>, live: &Value) -> bool {
+    let (Some(body), Some(node)) = (body.as_object(), ours) else {
+        return false;
+    };
+    let keep_metadata = |field: &str| !STRIPPED_METADATA.contains(&field);
+    let metadata_left = body
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|meta| meta.keys().any(|k| keep_metadata(k)));
+    let keep_top = |field: &str| {
+        field != "apiVersion" && field != "kind" && (field != "metadata" || metadata_left)
+    };
+    fields_in_sync(
+        body,
+        keep_top,
+        node,
+        Some(live),
+        |field, value, sub, live| {
+            match (field, value) {
+                ("metadata", Value::Object(meta)) if !sub.is_empty() => {
+                    fields_in_sync(meta, keep_metadata, sub, live, |_, value, sub, live| {
+                        value_in_sync(value, sub, live)
+                    })
+                }
+                ("metadata", Value::Object(meta)) => {
+                    // Owned as one leaf: compared whole, as ownable_part would leave it.
+                    let kept: Map<String, Value> = meta
+                        .iter()
+                        .filter(|(k, _)| keep_metadata(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    live == Some(&Value::Object(kept))
+                }
+                _ => value_in_sync(value, sub, live),
+            }
+        },
+    )
+}
+
 fn is_leaf(node: &Map<String, Value>) -> bool {
     node.keys().all(|k| k == ".")
 }
 
 fn child<'a>(node: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
     node.get(key).and_then(Value::as_object)
+}
+
+/// The `f:<field>` child of a FieldsV1 node, without allocating the key for the usual short names.
+fn field_child<'a>(node: &'a Map<String, Value>, field: &str) -> Option<&'a Map<String, Value>> {
+    let mut buffer = [0u8; 64];
+    let len = field.len() + 2;
+    if len > buffer.len() {
+        return child(node, &format!("f:{field}"));
+    }
+    buffer[..2].copy_from_slice(b"f:");
+    buffer[2..len].copy_from_slice(field.as_bytes());
+    // "f:" followed by a valid str is valid UTF-8, so this never falls back.
+    match std::str::from_utf8(&buffer[..len]) {
+        Ok(key) => child(node, key),
+        Err(_) => child(node, &format!("f:{field}")),
+    }
 }
 
 fn value_in_sync(desired: &Value, node: &Map<String, Value>, live: Option<&Value>) -> bool {
@@ -116,6 +173,24 @@ fn struct_in_sync(
     node: &Map<String, Value>,
     live: Option<&Value>,
 ) -> bool {
+    fields_in_sync(
+        desired,
+        |_| true,
+        node,
+        live,
+        |_, value, sub, live| value_in_sync(value, sub, live),
+    )
+}
+
+/// The fields of `desired` that `keep` accepts against the FieldsV1 node: exactly the owned ones,
+/// each in sync by `compare` (field, desired value, its node, live value).
+fn fields_in_sync(
+    desired: &Map<String, Value>,
+    keep: impl Fn(&str) -> bool,
+    node: &Map<String, Value>,
+    live: Option<&Value>,
+    compare: impl Fn(&str, &Value, &Map<String, Value>, Option<&Value>) -> bool,
+) -> bool {
     let Some(live) = live.and_then(Value::as_object) else {
         return false;
     };
@@ -124,15 +199,16 @@ fn struct_in_sync(
         node.keys()
             .filter(|k| *k != ".")
             .all(|k| match k.strip_prefix("f:") {
-                Some(field) => desired.contains_key(field),
+                Some(field) => keep(field) && desired.contains_key(field),
                 None => false,
             });
     // "nothing less" and values equal, recursively.
     owned_children_match
         && desired
             .iter()
-            .all(|(field, value)| match child(node, &format!("f:{field}")) {
-                Some(sub) => value_in_sync(value, sub, live.get(field)),
+            .filter(|(field, _)| keep(field))
+            .all(|(field, value)| match field_child(node, field) {
+                Some(sub) => compare(field, value, sub, live.get(field)),
                 None => false,
             })
 }
@@ -281,7 +357,7 @@ fn collect_taken(
         Value::Object(d) => {
             let live = live.and_then(Value::as_object);
             for (field, value) in d {
-                if let Some(sub) = child(node, &format!("f:{field}")) {
+                if let Some(sub) = field_child(node, field) {
                     let len = path.len();
                     path.push('.');
                     path.push_str(field);

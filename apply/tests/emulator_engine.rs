@@ -538,3 +538,37 @@ async fn autoscaler_writes_through_scale_are_drift_when_owned_and_kept_when_rele
         Some(7)
     );
 }
+
+/// Every task waiting for the caches is woken when the initial lists complete, however many wait at
+/// once (kube's `Store::wait_until_ready` wakes only the last of several concurrent waiters, which
+/// left reconciles waiting forever after an operator restart).
+#[tokio::test(flavor = "current_thread")]
+async fn every_concurrent_waiter_sees_the_caches_ready() {
+    let emulator = Emulator::start(Options::default()).await.expect("emulator");
+    let mut config = kube::Config::new(emulator.url().parse().expect("url"));
+    config.default_retry = false;
+    let client = Client::try_from(config).expect("client");
+    let registry = KindRegistry::new()
+        .with(KindSpec::namespaced::<ConfigMap>())
+        .with(KindSpec::namespaced::<Deployment>().with_replicas());
+    let engine = Engine::new(client, registry);
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.wait_until_ready().await })
+        })
+        .collect();
+    // On this single-threaded runtime the yield runs every waiter once, so all of them are waiting
+    // before the watches start.
+    tokio::task::yield_now().await;
+    assert!(!engine.is_ready());
+    tokio::spawn(engine.run_watches().expect("watches"));
+    for waiter in waiters {
+        tokio::time::timeout(WAIT, waiter)
+            .await
+            .expect("every waiter is woken")
+            .expect("waiter task")
+            .expect("caches ready");
+    }
+    assert!(engine.is_ready());
+}

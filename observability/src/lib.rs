@@ -98,6 +98,7 @@
 //! reconcile without installing anything globally.
 
 mod config;
+mod cpu;
 mod metrics;
 mod server;
 pub mod spans;
@@ -109,6 +110,7 @@ pub use config::{
     DEFAULT_SERVICE_NAME, DisabledReason, OtlpExport, OtlpProtocol, SamplerConfig, TraceExport,
     trace_export_from_env,
 };
+pub use cpu::{CpuTimed, cpu_timed, thread_cpu_time};
 pub use metrics::{FeatureStoreInfo, Metrics, ReconcileResult, WriteOutcome};
 pub use server::{
     Health, HttpServer, OPENMETRICS_CONTENT_TYPE, router, serve, serve_with_shutdown,
@@ -125,8 +127,8 @@ pub use telemetry::{
 /// Metric names, for dashboards and tests.
 pub mod metric_names {
     pub use crate::metrics::{
-        API_WRITES, DRIFT_CORRECTIONS, FEATURE_STORE_INFO, OWNED_OBJECTS, RECONCILE_DURATION,
-        RECONCILES, WORK_QUEUE_DEPTH,
+        API_WRITES, DRIFT_CORRECTIONS, FEATURE_STORE_INFO, OWNED_OBJECTS, RECONCILE_CPU,
+        RECONCILE_DURATION, RECONCILES, WORK_QUEUE_DEPTH,
     };
 }
 

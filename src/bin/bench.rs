@@ -8,7 +8,8 @@
 //! `fieldwise::featurestore::run::run` exactly as `fieldwise run` does, so its peak resident memory
 //! (VmHWM) and CPU time (utime + stime) are its own, read from `/proc/<pid>`; the bench process's own
 //! cost is the emulator's (plus simulators and driver), reported separately. The child answers
-//! `metrics` on its stdin with its Prometheus metrics (reconcile counts); EOF stops it gracefully.
+//! `metrics` on its stdin with its Prometheus metrics (reconcile counts, reconcile CPU histogram); EOF
+//! stops it gracefully. Every wait has a limit: a phase that does not finish is reported as timed out.
 
 use std::{
     collections::BTreeMap,
@@ -49,6 +50,8 @@ const USER: &str = "bench-user";
 const THREAD_STACK: usize = 16 << 20;
 /// Line the operator child ends each metrics answer with.
 const END_OF_METRICS: &str = "# bench: end of metrics";
+/// How long a graceful stop of the operator may take before the bench kills it.
+const STOP_GRACE: Duration = Duration::from_secs(60);
 /// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -85,31 +88,45 @@ struct Args {
     /// Length of the steady-state window in seconds.
     #[arg(long, default_value_t = 60)]
     steady_seconds: u64,
-    /// During the steady-state window, restart the operator this often (seconds) so it re-reconciles
-    /// everything from its initial list.
-    #[arg(long, default_value_t = 20)]
-    resync_every: u64,
+    /// The operator's resync period (`fieldwise run --resync-seconds`) for the steady window and the
+    /// change phase; cold start runs with the default of `fieldwise run`.
+    #[arg(long, default_value_t = 5)]
+    resync_seconds: u64,
+    /// Also restart the operator this often (seconds) during the steady window, so it re-reconciles
+    /// everything from fresh lists. Off by default.
+    #[arg(long)]
+    restart_every: Option<u64>,
     /// How many single spec changes to time.
     #[arg(long, default_value_t = 20)]
     changes: usize,
     /// Seconds without an operator write that count as "settled".
     #[arg(long, default_value_t = 2.0)]
     quiet_seconds: f64,
-    /// Give up waiting for Ready after this many seconds.
+    /// Give up waiting for cold-start Ready after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_seconds: u64,
+    /// Give up any other wait (settling, the pass after a restart, one change) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    phase_timeout_seconds: u64,
+    /// Run the operator with glibc's MALLOC_ARENA_MAX set to this (a memory experiment; production
+    /// runs without it).
+    #[arg(long)]
+    malloc_arena_max: Option<u32>,
     /// File the JSON line of this run is appended to.
     #[arg(long, default_value = "bench-results.jsonl")]
     json: PathBuf,
     /// Internal: run only the operator against this kubeconfig (the child process).
     #[arg(long, hide = true)]
     operator_child: Option<PathBuf>,
+    /// Internal: the child's resync period in seconds.
+    #[arg(long, hide = true)]
+    child_resync_seconds: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kubeconfig) = &args.operator_child {
-        return operator_child(kubeconfig);
+        return operator_child(kubeconfig, args.child_resync_seconds);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(THREAD_STACK)
@@ -140,8 +157,9 @@ fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 // ---------------------------------------------------------------------------------------------------
 // The operator child.
 
-/// Runs the operator as `fieldwise run` does (same runtime, client, settings and options) until stdin ends.
-fn operator_child(kubeconfig: &Path) -> ExitCode {
+/// Runs the operator as `fieldwise run` does (same runtime, client, settings and options, with
+/// `--resync-seconds` when given) until stdin ends.
+fn operator_child(kubeconfig: &Path, resync_seconds: Option<u64>) -> ExitCode {
     // SAFETY of set_var: called before any other thread of this process exists.
     unsafe { std::env::set_var("KUBECONFIG", kubeconfig) };
     let runtime = match fieldwise::cli::run::runtime() {
@@ -152,8 +170,24 @@ fn operator_child(kubeconfig: &Path) -> ExitCode {
         }
     };
     let result: Result<(), String> = runtime.block_on(async {
+        // Diagnostics only: `BENCH_CHILD_LOG=<filter>` sends the child's logs to stderr (stdout
+        // carries the metrics answers).
+        let _logs = std::env::var("BENCH_CHILD_LOG").ok().and_then(|filter| {
+            let config = fieldwise_observability::TelemetryConfig {
+                log_filter: Some(filter),
+                ..Default::default()
+            };
+            let (dispatch, guard) =
+                fieldwise_observability::dispatch_with_writer(&config, |_| None, std::io::stderr)
+                    .ok()?;
+            tracing::dispatcher::set_global_default(dispatch).ok()?;
+            Some(guard)
+        });
         let client = fieldwise::cli::run::client().await?;
-        let settings = fieldwise::cli::run::settings(&client).await;
+        let mut settings = fieldwise::cli::run::settings(&client).await;
+        if let Some(seconds) = resync_seconds {
+            settings.resync_period = Duration::from_secs(seconds);
+        }
         let options = RunOptions {
             settings,
             ..RunOptions::default()
@@ -212,12 +246,27 @@ struct Cost {
     rss_kib: u64,
 }
 
+/// How to start the operator child.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChildOptions {
+    resync_seconds: Option<u64>,
+    malloc_arena_max: Option<u32>,
+}
+
 impl Operator {
-    fn start(kubeconfig: &Path) -> BenchResult<Self> {
+    fn start(kubeconfig: &Path, options: ChildOptions) -> BenchResult<Self> {
         let exe = std::env::current_exe().map_err(|e| err("current exe")(&e))?;
-        let mut child = Command::new(exe)
-            .arg("--operator-child")
-            .arg(kubeconfig)
+        let mut command = Command::new(exe);
+        command.arg("--operator-child").arg(kubeconfig);
+        if let Some(seconds) = options.resync_seconds {
+            command
+                .arg("--child-resync-seconds")
+                .arg(seconds.to_string());
+        }
+        if let Some(arenas) = options.malloc_arena_max {
+            command.env("MALLOC_ARENA_MAX", arenas.to_string());
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -232,8 +281,8 @@ impl Operator {
         })
     }
 
-    /// The child's reconcile counts: (all, errors).
-    fn reconciles(&mut self) -> BenchResult<(u64, u64)> {
+    /// The child's metrics now (blocking read of its answer; it answers from its own thread).
+    fn metrics(&mut self) -> BenchResult<ChildMetrics> {
         let stdin = self.stdin.as_mut().ok_or("operator stopped")?;
         writeln!(stdin, "metrics")
             .and_then(|()| stdin.flush())
@@ -250,47 +299,174 @@ impl Operator {
             }
             text.push_str(&line);
         }
-        Ok(reconcile_counts(&text))
+        Ok(ChildMetrics::parse(&text))
     }
 
     fn cost(&self) -> Cost {
         process_cost(&format!("/proc/{}", self.child.id()))
     }
 
-    /// Closes stdin (a graceful stop), waits for the exit, and returns the cost measured just before.
-    fn stop(mut self) -> BenchResult<Cost> {
+    /// Closes stdin (a graceful stop) and waits up to `grace` for the exit; kills the child when it
+    /// does not stop in time. Returns the cost measured just before and whether it stopped by itself.
+    async fn stop(mut self, grace: Duration) -> BenchResult<(Cost, bool)> {
         let cost = self.cost();
         drop(self.stdin.take());
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| err("waiting for the operator")(&e))?;
-        if !status.success() {
-            return Err(format!("the operator exited with {status}"));
+        let asked = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok((cost, true)),
+                Ok(Some(status)) => return Err(format!("the operator exited with {status}")),
+                Ok(None) if asked.elapsed() < grace => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "the operator did not stop within {grace:?} of being asked; killing it"
+                    );
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Ok((cost, false));
+                }
+                Err(error) => return Err(err("waiting for the operator")(&error)),
+            }
         }
-        Ok(cost)
     }
 }
 
-/// Sums `fieldwise_reconciles_total` samples: (all, those with `result="error"`).
-fn reconcile_counts(metrics: &str) -> (u64, u64) {
-    let mut all = 0;
-    let mut errors = 0;
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("fieldwise_reconciles_total"))
-    {
-        let value = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0) as u64;
-        all += value;
-        if line.contains("result=\"error\"") {
-            errors += value;
+/// What the bench reads from the child's metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ChildMetrics {
+    /// `fieldwise_reconciles_total`, all results.
+    reconciles: u64,
+    /// Those with `result="error"`.
+    errors: u64,
+    /// `fieldwise_work_queue_depth`: FeatureStores triggered and not yet reconciled.
+    queue_depth: u64,
+    /// `fieldwise_reconcile_cpu_seconds`.
+    cpu: CpuHistogram,
+}
+
+/// A cumulative Prometheus histogram: (upper bound, count at or below it), then sum and count.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct CpuHistogram {
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+/// The value of a sample line.
+fn sample_value(line: &str) -> f64 {
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+impl ChildMetrics {
+    fn parse(metrics: &str) -> Self {
+        let mut parsed = Self::default();
+        for line in metrics.lines() {
+            let value = sample_value(line);
+            if line.starts_with("fieldwise_reconciles_total") {
+                parsed.reconciles += value as u64;
+                if line.contains("result=\"error\"") {
+                    parsed.errors += value as u64;
+                }
+            } else if line.starts_with("fieldwise_work_queue_depth{") {
+                parsed.queue_depth += value as u64;
+            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_bucket") {
+                let le = line
+                    .split("le=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .map(|le| le.parse::<f64>().unwrap_or(f64::INFINITY));
+                if let Some(le) = le {
+                    parsed.cpu.buckets.push((le, value));
+                }
+            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_sum") {
+                parsed.cpu.sum += value;
+            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_count") {
+                parsed.cpu.count += value;
+            }
+        }
+        parsed
+    }
+}
+
+impl CpuHistogram {
+    /// The observations made after `earlier` (a snapshot of the same process).
+    fn since(&self, earlier: &CpuHistogram) -> CpuHistogram {
+        let before = |le: f64| {
+            earlier
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, count)| *count)
+        };
+        CpuHistogram {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, count)| (*le, count - before(*le)))
+                .collect(),
+            sum: self.sum - earlier.sum,
+            count: self.count - earlier.count,
         }
     }
-    (all, errors)
+
+    /// Adds another process's observations (same buckets).
+    fn add(&mut self, other: &CpuHistogram) {
+        if self.buckets.is_empty() {
+            self.buckets = other.buckets.clone();
+        } else {
+            for ((_, count), (_, more)) in self.buckets.iter_mut().zip(&other.buckets) {
+                *count += more;
+            }
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// Upper bound (seconds) of the bucket holding the `q` quantile: the true quantile is at most this.
+    fn quantile_bound(&self, q: f64) -> Option<f64> {
+        if self.count <= 0.0 {
+            return None;
+        }
+        let rank = q * self.count;
+        self.buckets
+            .iter()
+            .find(|(_, count)| *count >= rank)
+            .map(|(le, _)| *le)
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.count > 0.0).then(|| self.sum / self.count)
+    }
+
+    /// "p50 / p99 / mean" in milliseconds, quantiles as bucket upper bounds.
+    fn summary_ms(&self) -> String {
+        let ms = |v: Option<f64>| match v {
+            Some(v) if v.is_infinite() => "> 100".to_owned(),
+            Some(v) => format!("{:.2}", v * 1000.0),
+            None => "n/a".to_owned(),
+        };
+        format!(
+            "≤ {} / ≤ {} / {} over {}",
+            ms(self.quantile_bound(0.5)),
+            ms(self.quantile_bound(0.99)),
+            ms(self.mean()),
+            self.count
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "count": self.count,
+            "p50_le_seconds": self.quantile_bound(0.5),
+            "p99_le_seconds": self.quantile_bound(0.99),
+            "mean_seconds": self.mean(),
+        })
+    }
 }
 
 /// CPU (utime + stime) and memory (VmHWM, VmRSS) of the process at `proc_dir`.
@@ -359,12 +535,16 @@ impl WriteLog {
         writes.last().map(|(at, _)| *at)
     }
 
-    /// Waits until no operator write happened for `quiet` (counting from `start` at the earliest).
-    async fn settle(&self, start: Instant, quiet: Duration) {
+    /// Waits until no operator write happened for `quiet` (counting from `start` at the earliest);
+    /// false when that did not happen within `limit`.
+    async fn settle(&self, start: Instant, quiet: Duration, limit: Duration) -> bool {
         loop {
             let since = self.last().filter(|at| *at > start).unwrap_or(start);
             if since.elapsed() >= quiet {
-                return;
+                return true;
+            }
+            if start.elapsed() >= limit {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -388,6 +568,10 @@ struct Setup {
 
 async fn bench(args: Args) -> BenchResult<()> {
     let n = args.feature_stores;
+    eprintln!(
+        "in-memory size of a FeatureStore value (inline part only): {} bytes",
+        std::mem::size_of::<FeatureStore>()
+    );
     let objects_per_sample = objects_per_sample()?;
     let render_micros = render_cpu_micros()?;
     let setup = setup(&args, objects_per_sample).await?;
@@ -396,17 +580,35 @@ async fn bench(args: Args) -> BenchResult<()> {
         .iter()
         .map(|(_, _, s)| setup.objects_per_sample[*s])
         .sum();
-    let quiet = Duration::from_secs_f64(args.quiet_seconds);
-    let timeout = Duration::from_secs(args.timeout_seconds);
+    let limits = Limits {
+        quiet: Duration::from_secs_f64(args.quiet_seconds),
+        phase: Duration::from_secs(args.phase_timeout_seconds),
+    };
     let emulator_before = process_cost("/proc/self");
+    let mut timeouts = Vec::new();
+    let mut operators = OperatorCosts::default();
 
-    // Cold start.
+    // Cold start, with the resync period `fieldwise run` defaults to.
+    let cold_child = ChildOptions {
+        resync_seconds: None,
+        malloc_arena_max: args.malloc_arena_max,
+    };
     setup.emulator.counters().reset();
     let started = Instant::now();
-    let mut operator = Operator::start(&setup.kubeconfig)?;
-    let ready_after = wait_all_ready(&setup, started, timeout).await;
+    let mut operator = Operator::start(&setup.kubeconfig, cold_child)?;
+    let ready_after =
+        wait_all_ready(&setup, started, Duration::from_secs(args.timeout_seconds)).await;
     let ready_seconds = ready_after.map(|d| d.as_secs_f64());
-    setup.writes.settle(started, quiet).await;
+    if ready_after.is_none() {
+        timeouts.push("cold start: not all Ready".to_owned());
+    }
+    if !setup
+        .writes
+        .settle(started, limits.quiet, limits.phase)
+        .await
+    {
+        timeouts.push("cold start: never settled".to_owned());
+    }
     let cold_requests = requests_by_verb(&setup.emulator);
     let cold_status = count_writes(&setup.emulator, |k| k.subresource == "status");
     let cold_finalizer = count_writes(&setup.emulator, |k| {
@@ -417,54 +619,266 @@ async fn bench(args: Args) -> BenchResult<()> {
     });
     let cold_events = count_writes(&setup.emulator, |k| k.resource == "events");
     let cold_all_writes = count_writes(&setup.emulator, |_| true);
-    let (cold_reconciles, cold_errors) = operator.reconciles()?;
+    let cold_metrics = operator.metrics()?;
     let cold_cost = operator.cost();
     let emulator_cold = process_cost("/proc/self");
+    let cached = cached_sizes(&setup.emulator);
     eprintln!("cold start done: ready in {ready_seconds:?} s");
 
-    // Steady state: restarts force a full re-reconcile from the initial list.
+    // A restart into the short resync period: the new process lists everything and reconciles every
+    // FeatureStore once (this is also what a user's restart or a failover does).
+    let steady_child = ChildOptions {
+        resync_seconds: Some(args.resync_seconds),
+        ..cold_child
+    };
+    operators.stop(operator, &mut timeouts).await?;
+    setup.emulator.counters().reset();
+    let restart_started = Instant::now();
+    operator = Operator::start(&setup.kubeconfig, steady_child)?;
+    let restart = restart_pass(&setup, &mut operator, n as u64, restart_started, limits).await?;
+    if restart.timed_out {
+        timeouts.push("restart: initial pass did not finish".to_owned());
+    }
+    let restart_writes = setup.emulator.counters().writes();
+    let restart_cost = operator.cost();
+    eprintln!(
+        "restart pass done in {:.1} s, {restart_writes} writes",
+        restart.seconds
+    );
+
+    // Steady state: periodic resyncs (and restarts, if asked for) with nothing changing.
     let reasons_before = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
-    let mut operator_cpu = 0.0;
-    let mut peak_rss = cold_cost.peak_rss_kib;
     let steady_start = Instant::now();
     let window = Duration::from_secs(args.steady_seconds);
-    let mut restarts = 0;
-    let mut steady_reconciles = 0;
-    let mut steady_errors = 0;
+    let mut steady = SteadyCounts::default();
+    let mut window_start_metrics = operator.metrics()?;
+    let mut next_restart = args
+        .restart_every
+        .map(|every| steady_start + Duration::from_secs(every));
     while steady_start.elapsed() < window {
-        let cost = operator.stop()?;
-        operator_cpu += cost.cpu_seconds;
-        peak_rss = peak_rss.max(cost.peak_rss_kib);
-        operator = Operator::start(&setup.kubeconfig)?;
-        restarts += 1;
-        let round = Instant::now();
-        let (reconciles, errors) = wait_reconciles(
-            &mut operator,
-            n as u64,
-            window - steady_start.elapsed().min(window),
-        )
-        .await?;
-        steady_reconciles += reconciles;
-        steady_errors += errors;
-        let next = round + Duration::from_secs(args.resync_every);
-        while Instant::now() < next && steady_start.elapsed() < window {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if next_restart.is_some_and(|at| Instant::now() >= at) {
+            let before_stop = operator.metrics()?;
+            steady.add(&before_stop, &window_start_metrics);
+            operators.stop(operator, &mut timeouts).await?;
+            operator = Operator::start(&setup.kubeconfig, steady_child)?;
+            window_start_metrics = ChildMetrics::default();
+            steady.restarts += 1;
+            next_restart = args
+                .restart_every
+                .map(|every| Instant::now() + Duration::from_secs(every));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (reconciles, errors) = operator.reconciles()?;
-    steady_reconciles += reconciles;
-    steady_errors += errors;
+    let window_end_metrics = operator.metrics()?;
+    steady.add(&window_end_metrics, &window_start_metrics);
     let steady_seconds = steady_start.elapsed().as_secs_f64();
     let steady_writes = setup.emulator.counters().writes();
+    let steady_written = steady_writes_described(&setup, steady_start, &reasons_before);
+    eprintln!(
+        "steady state done: {steady_writes} writes and {} reconciles in {steady_seconds:.0} s",
+        steady.reconciles
+    );
+
+    // One change at a time.
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    setup.emulator.counters().reset();
+    let change_start_metrics = operator.metrics()?;
+    for k in 0..args.changes {
+        let (namespace, name, sample) = &setup.stores[k * n / args.changes.max(1) % n];
+        let changed_at = Instant::now();
+        apply_feature_store(&setup.client, namespace, name, *sample, Some(k)).await?;
+        if !setup
+            .writes
+            .settle(changed_at, limits.quiet, limits.phase)
+            .await
+        {
+            timeouts.push(format!("change {k}: never settled"));
+            break;
+        }
+        let last_child = setup
+            .writes
+            .since(changed_at)
+            .into_iter()
+            .filter(|(_, r)| {
+                !matches!(r.resource.as_str(), "featurestores" | "events")
+                    && r.namespace == *namespace
+            })
+            .map(|(at, _)| at)
+            .max();
+        match last_child {
+            Some(at) => latencies.push((at - changed_at).as_secs_f64() * 1000.0),
+            None => missing += 1,
+        }
+    }
+    let change_requests = requests_by_verb(&setup.emulator);
+    let change_writes = count_writes(&setup.emulator, |_| true);
+    let change_end_metrics = operator.metrics()?;
+    let steady_rss_kib = operator.cost().rss_kib;
+    operators.stop(operator, &mut timeouts).await?;
+    let emulator_end = process_cost("/proc/self");
+
+    let report = Report {
+        n,
+        namespaces: args.namespaces.min(n),
+        mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
+        resync_seconds: args.resync_seconds,
+        minimum_applies,
+        ready_seconds,
+        cold_requests,
+        cold_status,
+        cold_finalizer,
+        cold_child_writes,
+        cold_events,
+        cold_all_writes,
+        cold_metrics,
+        cold_cost,
+        emulator_cold_cpu: emulator_cold.cpu_seconds - emulator_before.cpu_seconds,
+        cached,
+        restart,
+        restart_writes,
+        restart_cost,
+        steady_seconds,
+        steady_writes,
+        steady_written,
+        steady,
+        steady_rss_kib,
+        changes: args.changes,
+        latencies,
+        missing,
+        change_requests,
+        change_writes,
+        change_metrics: ChildMetrics {
+            reconciles: change_end_metrics.reconciles - change_start_metrics.reconciles,
+            errors: change_end_metrics.errors - change_start_metrics.errors,
+            queue_depth: change_end_metrics.queue_depth,
+            cpu: change_end_metrics.cpu.since(&change_start_metrics.cpu),
+        },
+        operators,
+        emulator_cpu: emulator_end.cpu_seconds,
+        emulator_peak_rss: emulator_end.peak_rss_kib,
+        render_micros,
+        timeouts,
+    };
+    println!("{}", report.markdown());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.json)
+        .map_err(|e| err("opening the JSON file")(&e))?;
+    writeln!(file, "{}", report.json()).map_err(|e| err("writing the JSON line")(&e))?;
+    Ok(())
+}
+
+/// How long the bench waits.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Without an operator write for this long, the operator has settled.
+    quiet: Duration,
+    /// The most any one wait (other than cold-start Ready) may take.
+    phase: Duration,
+}
+
+/// CPU and memory of every operator process of the run, and whether each stopped when asked.
+#[derive(Debug, Default)]
+struct OperatorCosts {
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    processes: usize,
+    not_stopped: usize,
+}
+
+impl OperatorCosts {
+    /// Stops `operator` (killing it if it does not stop in time, which counts as a timeout).
+    async fn stop(&mut self, operator: Operator, timeouts: &mut Vec<String>) -> BenchResult<()> {
+        let (cost, graceful) = operator.stop(STOP_GRACE).await?;
+        self.cpu_seconds += cost.cpu_seconds;
+        self.peak_rss_kib = self.peak_rss_kib.max(cost.peak_rss_kib);
+        self.processes += 1;
+        if !graceful {
+            self.not_stopped += 1;
+            timeouts.push(format!(
+                "operator process {} did not stop within {STOP_GRACE:?}",
+                self.processes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The pass a freshly started operator makes over every FeatureStore.
+#[derive(Debug, Default)]
+struct RestartPass {
+    /// From the start to having reconciled `n` times with nothing queued, and settled.
+    seconds: f64,
+    metrics: ChildMetrics,
+    timed_out: bool,
+}
+
+async fn restart_pass(
+    setup: &Setup,
+    operator: &mut Operator,
+    n: u64,
+    started: Instant,
+    limits: Limits,
+) -> BenchResult<RestartPass> {
+    loop {
+        let metrics = tokio::task::block_in_place(|| operator.metrics())?;
+        if metrics.reconciles >= n && metrics.queue_depth == 0 {
+            let settled = setup
+                .writes
+                .settle(started, limits.quiet, limits.phase)
+                .await;
+            return Ok(RestartPass {
+                seconds: started.elapsed().as_secs_f64(),
+                metrics,
+                timed_out: !settled,
+            });
+        }
+        if started.elapsed() >= limits.phase {
+            return Ok(RestartPass {
+                seconds: started.elapsed().as_secs_f64(),
+                metrics,
+                timed_out: true,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reconciles and CPU during the steady window, summed over operator processes.
+#[derive(Debug, Default)]
+struct SteadyCounts {
+    reconciles: u64,
+    errors: u64,
+    cpu: CpuHistogram,
+    restarts: usize,
+}
+
+impl SteadyCounts {
+    fn add(&mut self, end: &ChildMetrics, start: &ChildMetrics) {
+        self.reconciles += end.reconciles - start.reconciles.min(end.reconciles);
+        self.errors += end.errors - start.errors.min(end.errors);
+        self.cpu.add(&end.cpu.since(&start.cpu));
+    }
+}
+
+/// The steady window's writes, named: by verb and resource, status applies by FeatureStore, Events
+/// by reason.
+fn steady_writes_described(
+    setup: &Setup,
+    steady_start: Instant,
+    reasons_before: &BTreeMap<String, u64>,
+) -> Vec<String> {
     let mut steady_events = event_reasons(&setup.emulator);
-    for (reason, count) in &reasons_before {
+    for (reason, count) in reasons_before {
         if let Some(after) = steady_events.get_mut(reason) {
             *after -= (*count).min(*after);
         }
     }
     steady_events.retain(|_, count| *count > 0);
-    let mut steady_written: Vec<String> = setup
+    let mut written: Vec<String> = setup
         .emulator
         .counters()
         .snapshot()
@@ -493,92 +907,40 @@ async fn bench(args: Args) -> BenchResult<()> {
         .take(20)
         .collect();
     if !status_written.is_empty() {
-        steady_written.push(format!("status applies: {}", status_written.join(", ")));
+        written.push(format!("status applies: {}", status_written.join(", ")));
     }
-    steady_written.extend(
+    written.extend(
         steady_events
             .iter()
             .map(|(reason, count)| format!("Event reason {reason} (series count +{count})")),
     );
-    eprintln!(
-        "steady state done: {steady_writes} writes in {steady_seconds:.0} s, {restarts} restarts"
-    );
+    written
+}
 
-    // One change at a time.
-    let mut latencies = Vec::new();
-    let mut missing = 0;
-    setup.emulator.counters().reset();
-    for k in 0..args.changes {
-        let (namespace, name, sample) = &setup.stores[k * n / args.changes.max(1) % n];
-        let changed_at = Instant::now();
-        apply_feature_store(&setup.client, namespace, name, *sample, Some(k)).await?;
-        setup.writes.settle(changed_at, quiet).await;
-        let last_child = setup
-            .writes
-            .since(changed_at)
-            .into_iter()
-            .filter(|(_, r)| {
-                !matches!(r.resource.as_str(), "featurestores" | "events")
-                    && r.namespace == *namespace
-            })
-            .map(|(at, _)| at)
-            .max();
-        match last_child {
-            Some(at) => latencies.push((at - changed_at).as_secs_f64() * 1000.0),
-            None => missing += 1,
+/// Bytes of the objects the operator caches, by kind, as the API serves them (JSON): FeatureStores
+/// and Secrets (its reflectors) and the children labelled `app.kubernetes.io/managed-by=fieldwise`
+/// (the engine's watches). (kind, objects, bytes, managedFields bytes, status bytes).
+fn cached_sizes(emulator: &EmulatorHandle) -> Vec<(String, usize, usize, usize, usize)> {
+    let store = emulator.server().store.lock();
+    let mut sizes: BTreeMap<String, (usize, usize, usize, usize)> = BTreeMap::new();
+    let json_len = |v: Option<&Value>| v.map_or(0, |v| v.to_string().len());
+    for (key, object) in store.iter() {
+        let resource = key.1.as_str();
+        let managed = object.pointer("/metadata/labels/app.kubernetes.io~1managed-by")
+            == Some(&json!("fieldwise"));
+        if !(managed || matches!(resource, "featurestores" | "secrets")) {
+            continue;
         }
+        let entry = sizes.entry(resource.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += object.to_string().len();
+        entry.2 += json_len(object.pointer("/metadata/managedFields"));
+        entry.3 += json_len(object.get("status"));
     }
-    let change_requests = requests_by_verb(&setup.emulator);
-    let change_writes = count_writes(&setup.emulator, |_| true);
-    let (change_reconciles, change_errors) = operator.reconciles()?;
-    let final_cost = operator.stop()?;
-    operator_cpu += final_cost.cpu_seconds;
-    peak_rss = peak_rss.max(final_cost.peak_rss_kib);
-    let emulator_end = process_cost("/proc/self");
-
-    let report = Report {
-        n,
-        namespaces: args.namespaces.min(n),
-        mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
-        minimum_applies,
-        ready_seconds,
-        cold_requests,
-        cold_status,
-        cold_finalizer,
-        cold_child_writes,
-        cold_events,
-        cold_all_writes,
-        cold_reconciles,
-        cold_errors,
-        cold_cost,
-        emulator_cold_cpu: emulator_cold.cpu_seconds - emulator_before.cpu_seconds,
-        steady_seconds,
-        steady_writes,
-        steady_written,
-        restarts,
-        steady_reconciles,
-        steady_errors,
-        changes: args.changes,
-        latencies,
-        missing,
-        change_requests,
-        change_writes,
-        change_reconciles,
-        change_errors,
-        operator_cpu,
-        peak_rss,
-        emulator_cpu: emulator_end.cpu_seconds,
-        emulator_peak_rss: emulator_end.peak_rss_kib,
-        render_micros,
-    };
-    println!("{}", report.markdown());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.json)
-        .map_err(|e| err("opening the JSON file")(&e))?;
-    writeln!(file, "{}", report.json()).map_err(|e| err("writing the JSON line")(&e))?;
-    Ok(())
+    sizes
+        .into_iter()
+        .map(|(kind, (n, bytes, managed, status))| (kind, n, bytes, managed, status))
+        .collect()
 }
 
 /// Emulator, simulators, CRDs, namespaces, Secrets and FeatureStores, before the operator starts.
@@ -716,22 +1078,6 @@ async fn wait_all_ready(setup: &Setup, started: Instant, timeout: Duration) -> O
     }
 }
 
-/// Waits until the operator has finished at least `want` reconciles, or `limit` passes.
-async fn wait_reconciles(
-    operator: &mut Operator,
-    want: u64,
-    limit: Duration,
-) -> BenchResult<(u64, u64)> {
-    let start = Instant::now();
-    loop {
-        let (all, errors) = tokio::task::block_in_place(|| operator.reconciles())?;
-        if all >= want || start.elapsed() >= limit {
-            return Ok((all, errors));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Event reasons in the emulator's store, weighted by their series count.
 fn event_reasons(emulator: &EmulatorHandle) -> BTreeMap<String, u64> {
     let store = emulator.server().store.lock();
@@ -830,6 +1176,7 @@ struct Report {
     n: usize,
     namespaces: usize,
     mix: Vec<&'static str>,
+    resync_seconds: u64,
     minimum_applies: usize,
     ready_seconds: Option<f64>,
     cold_requests: BTreeMap<String, u64>,
@@ -838,28 +1185,29 @@ struct Report {
     cold_child_writes: u64,
     cold_events: u64,
     cold_all_writes: u64,
-    cold_reconciles: u64,
-    cold_errors: u64,
+    cold_metrics: ChildMetrics,
     cold_cost: Cost,
     emulator_cold_cpu: f64,
+    cached: Vec<(String, usize, usize, usize, usize)>,
+    restart: RestartPass,
+    restart_writes: u64,
+    restart_cost: Cost,
     steady_seconds: f64,
     steady_writes: u64,
     steady_written: Vec<String>,
-    restarts: usize,
-    steady_reconciles: u64,
-    steady_errors: u64,
+    steady: SteadyCounts,
+    steady_rss_kib: u64,
     changes: usize,
     latencies: Vec<f64>,
     missing: usize,
     change_requests: BTreeMap<String, u64>,
     change_writes: u64,
-    change_reconciles: u64,
-    change_errors: u64,
-    operator_cpu: f64,
-    peak_rss: u64,
+    change_metrics: ChildMetrics,
+    operators: OperatorCosts,
     emulator_cpu: f64,
     emulator_peak_rss: u64,
     render_micros: Vec<f64>,
+    timeouts: Vec<String>,
 }
 
 fn verbs(requests: &BTreeMap<String, u64>) -> String {
@@ -874,15 +1222,19 @@ fn opt(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
 impl Report {
     fn minimum(&self) -> usize {
         self.minimum_applies + self.n
     }
 
-    fn markdown(&self) -> String {
-        let mib = |kib: u64| kib as f64 / 1024.0;
+    fn rows(&self) -> Vec<(&'static str, String, String)> {
         let applies = self.cold_child_writes + self.cold_status;
-        let rows = [
+        let per_change = |count: u64| count as f64 / self.changes.max(1) as f64;
+        vec![
             (
                 "FeatureStores / namespaces",
                 format!("{} / {}", self.n, self.namespaces),
@@ -919,17 +1271,26 @@ impl Report {
             ),
             (
                 "cold start: reconciles (errors)",
-                format!("{} ({})", self.cold_reconciles, self.cold_errors),
+                format!(
+                    "{} ({})",
+                    self.cold_metrics.reconciles, self.cold_metrics.errors
+                ),
                 String::new(),
             ),
             (
-                "cold start: operator CPU s / per reconcile ms",
+                "cold start: operator CPU s / per reconcile ms (whole process)",
                 format!(
                     "{:.2} / {:.2}",
                     self.cold_cost.cpu_seconds,
-                    1000.0 * self.cold_cost.cpu_seconds / self.cold_reconciles.max(1) as f64
+                    1000.0 * self.cold_cost.cpu_seconds
+                        / self.cold_metrics.reconciles.max(1) as f64
                 ),
-                "< 2 ms p99 per reconcile".into(),
+                String::new(),
+            ),
+            (
+                "cold start: reconcile CPU p50 / p99 / mean (ms)",
+                self.cold_metrics.cpu.summary_ms(),
+                "< 2 ms p99".into(),
             ),
             (
                 "cold start: emulator CPU s",
@@ -937,22 +1298,63 @@ impl Report {
                 String::new(),
             ),
             (
-                "cold start: operator RSS at settle (MiB)",
-                format!("{:.1}", mib(self.cold_cost.rss_kib)),
+                "cold start: operator RSS at settle / peak (MiB)",
+                format!(
+                    "{:.1} / {:.1}",
+                    mib(self.cold_cost.rss_kib),
+                    mib(self.cold_cost.peak_rss_kib)
+                ),
                 "< 64 MiB at N=1000".into(),
             ),
             (
-                "steady state: writes / window (s) / restarts",
+                "restart: all reconciled and settled (s) / writes / reconciles",
                 format!(
-                    "{} / {:.0} / {}",
-                    self.steady_writes, self.steady_seconds, self.restarts
+                    "{:.1} / {} / {}{}",
+                    self.restart.seconds,
+                    self.restart_writes,
+                    self.restart.metrics.reconciles,
+                    if self.restart.timed_out {
+                        " (timed out)"
+                    } else {
+                        ""
+                    }
                 ),
                 "0 writes".into(),
             ),
             (
-                "steady state: reconciles (errors)",
-                format!("{} ({})", self.steady_reconciles, self.steady_errors),
+                "restart: operator RSS after the pass / peak (MiB)",
+                format!(
+                    "{:.1} / {:.1}",
+                    mib(self.restart_cost.rss_kib),
+                    mib(self.restart_cost.peak_rss_kib)
+                ),
+                "< 64 MiB at N=1000".into(),
+            ),
+            (
+                "steady state: writes / window (s) / resync period (s) / restarts",
+                format!(
+                    "{} / {:.0} / {} / {}",
+                    self.steady_writes,
+                    self.steady_seconds,
+                    self.resync_seconds,
+                    self.steady.restarts
+                ),
+                "0 writes".into(),
+            ),
+            (
+                "steady state: reconciles (errors) / per FeatureStore",
+                format!(
+                    "{} ({}) / {:.1}",
+                    self.steady.reconciles,
+                    self.steady.errors,
+                    self.steady.reconciles as f64 / self.n.max(1) as f64
+                ),
                 String::new(),
+            ),
+            (
+                "steady state: reconcile CPU p50 / p99 / mean (ms)",
+                self.steady.cpu.summary_ms(),
+                "< 2 ms p99".into(),
             ),
             (
                 "one change: latency to last child applied p50 / p99 (ms)",
@@ -960,38 +1362,41 @@ impl Report {
                     "{} / {} over {} ({} without a child write)",
                     opt(percentile(&self.latencies, 50.0), 0),
                     opt(percentile(&self.latencies, 99.0), 0),
-                    self.changes,
+                    self.latencies.len() + self.missing,
                     self.missing
                 ),
                 "includes the 500 ms debounce".into(),
             ),
             (
                 "one change: requests per change by verb",
-                verbs(
-                    &self
-                        .change_requests
-                        .iter()
-                        .map(|(v, c)| (v.clone(), c / self.changes.max(1) as u64))
-                        .collect(),
-                ),
+                self.change_requests
+                    .iter()
+                    .map(|(verb, count)| format!("{verb} {:.2}", per_change(*count)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 String::new(),
             ),
             (
                 "one change: operator writes per change",
+                format!("{:.2}", per_change(self.change_writes)),
+                String::new(),
+            ),
+            (
+                "one change: reconciles (errors), resyncs included",
                 format!(
-                    "{:.2}",
-                    self.change_writes as f64 / self.changes.max(1) as f64
+                    "{} ({})",
+                    self.change_metrics.reconciles, self.change_metrics.errors
                 ),
                 String::new(),
             ),
             (
-                "one change: reconciles (errors)",
-                format!("{} ({})", self.change_reconciles, self.change_errors),
-                String::new(),
-            ),
-            (
-                "operator: CPU s (all phases) / peak RSS MiB",
-                format!("{:.2} / {:.1}", self.operator_cpu, mib(self.peak_rss)),
+                "operator: CPU s (all processes) / peak RSS MiB / RSS at end MiB",
+                format!(
+                    "{:.2} / {:.1} / {:.1}",
+                    self.operators.cpu_seconds,
+                    mib(self.operators.peak_rss_kib),
+                    mib(self.steady_rss_kib)
+                ),
                 String::new(),
             ),
             (
@@ -1010,15 +1415,27 @@ impl Report {
                     opt(percentile(&self.render_micros, 50.0), 0),
                     opt(percentile(&self.render_micros, 99.0), 0)
                 ),
-                "pure part, upper bound".into(),
+                "YAML in and out, validation".into(),
             ),
-        ];
+            (
+                "timeouts",
+                if self.timeouts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.timeouts.join("; ")
+                },
+                "none".into(),
+            ),
+        ]
+    }
+
+    fn markdown(&self) -> String {
         let mut out = format!(
             "\n### N = {} ({})\n\n| measure | value | target |\n|---|---|---|\n",
             self.n,
             self.mix.join(", ")
         );
-        for (measure, value, target) in rows {
+        for (measure, value, target) in self.rows() {
             out.push_str(&format!("| {measure} | {value} | {target} |\n"));
         }
         if !self.steady_written.is_empty() {
@@ -1027,10 +1444,30 @@ impl Report {
                 self.steady_written.join("; ")
             ));
         }
+        out.push_str(
+            "\nCached objects after cold start, as the API serves them (JSON KiB):\n\n\
+             | resource | objects | total | managedFields | status |\n|---|---|---|---|---|\n",
+        );
+        for (kind, objects, bytes, managed, status) in &self.cached {
+            out.push_str(&format!(
+                "| {kind} | {objects} | {:.0} | {:.0} | {:.0} |\n",
+                *bytes as f64 / 1024.0,
+                *managed as f64 / 1024.0,
+                *status as f64 / 1024.0
+            ));
+        }
         out
     }
 
     fn json(&self) -> Value {
+        let cached: Vec<Value> = self
+            .cached
+            .iter()
+            .map(|(kind, objects, bytes, managed, status)| {
+                json!({"resource": kind, "objects": objects, "bytes": bytes,
+                       "managed_fields_bytes": managed, "status_bytes": status})
+            })
+            .collect();
         json!({
             "feature_stores": self.n,
             "namespaces": self.namespaces,
@@ -1044,19 +1481,32 @@ impl Report {
                 "events": self.cold_events,
                 "operator_writes": self.cold_all_writes,
                 "minimum": self.minimum(),
-                "reconciles": self.cold_reconciles,
-                "reconcile_errors": self.cold_errors,
+                "reconciles": self.cold_metrics.reconciles,
+                "reconcile_errors": self.cold_metrics.errors,
+                "reconcile_cpu": self.cold_metrics.cpu.json(),
                 "operator_cpu_seconds": self.cold_cost.cpu_seconds,
                 "operator_rss_kib": self.cold_cost.rss_kib,
+                "operator_peak_rss_kib": self.cold_cost.peak_rss_kib,
                 "emulator_cpu_seconds": self.emulator_cold_cpu,
+                "cached": cached,
+            },
+            "restart": {
+                "seconds": self.restart.seconds,
+                "timed_out": self.restart.timed_out,
+                "writes": self.restart_writes,
+                "reconciles": self.restart.metrics.reconciles,
+                "operator_rss_kib": self.restart_cost.rss_kib,
+                "operator_peak_rss_kib": self.restart_cost.peak_rss_kib,
             },
             "steady": {
                 "seconds": self.steady_seconds,
+                "resync_seconds": self.resync_seconds,
                 "writes": self.steady_writes,
                 "written": self.steady_written,
-                "restarts": self.restarts,
-                "reconciles": self.steady_reconciles,
-                "reconcile_errors": self.steady_errors,
+                "restarts": self.steady.restarts,
+                "reconciles": self.steady.reconciles,
+                "reconcile_errors": self.steady.errors,
+                "reconcile_cpu": self.steady.cpu.json(),
             },
             "change": {
                 "count": self.changes,
@@ -1065,13 +1515,21 @@ impl Report {
                 "without_child_write": self.missing,
                 "requests_by_verb": self.change_requests,
                 "operator_writes": self.change_writes,
-                "reconciles": self.change_reconciles,
-                "reconcile_errors": self.change_errors,
+                "reconciles": self.change_metrics.reconciles,
+                "reconcile_errors": self.change_metrics.errors,
+                "reconcile_cpu": self.change_metrics.cpu.json(),
             },
-            "operator": {"cpu_seconds": self.operator_cpu, "peak_rss_kib": self.peak_rss},
+            "operator": {
+                "cpu_seconds": self.operators.cpu_seconds,
+                "peak_rss_kib": self.operators.peak_rss_kib,
+                "rss_at_end_kib": self.steady_rss_kib,
+                "processes": self.operators.processes,
+                "not_stopped_when_asked": self.operators.not_stopped,
+            },
             "emulator": {"cpu_seconds": self.emulator_cpu, "peak_rss_kib": self.emulator_peak_rss},
             "render_us_p50": percentile(&self.render_micros, 50.0),
             "render_us_p99": percentile(&self.render_micros, 99.0),
+            "timeouts": self.timeouts,
         })
     }
 }
@@ -1092,11 +1550,47 @@ mod tests {
     }
 
     #[test]
-    fn reconcile_counts_sum_results() {
+    fn child_metrics_are_parsed() {
         let text = "# HELP fieldwise_reconciles Finished reconciles.\n\
             fieldwise_reconciles_total{controller=\"featurestore\",result=\"success\"} 12\n\
             fieldwise_reconciles_total{controller=\"featurestore\",result=\"error\"} 3\n\
+            fieldwise_work_queue_depth{controller=\"featurestore\"} 2\n\
+            fieldwise_reconcile_cpu_seconds_sum{controller=\"featurestore\"} 0.01\n\
+            fieldwise_reconcile_cpu_seconds_count{controller=\"featurestore\"} 10\n\
+            fieldwise_reconcile_cpu_seconds_bucket{le=\"0.0005\",controller=\"featurestore\"} 4\n\
+            fieldwise_reconcile_cpu_seconds_bucket{le=\"0.001\",controller=\"featurestore\"} 9\n\
+            fieldwise_reconcile_cpu_seconds_bucket{le=\"+Inf\",controller=\"featurestore\"} 10\n\
             fieldwise_api_writes_total{kind=\"Deployment\",outcome=\"applied\"} 9\n";
-        assert_eq!(reconcile_counts(text), (15, 3));
+        let metrics = ChildMetrics::parse(text);
+        assert_eq!((metrics.reconciles, metrics.errors), (15, 3));
+        assert_eq!(metrics.queue_depth, 2);
+        assert_eq!(metrics.cpu.count, 10.0);
+        assert_eq!(metrics.cpu.quantile_bound(0.4), Some(0.0005));
+        assert_eq!(metrics.cpu.quantile_bound(0.5), Some(0.001));
+        assert_eq!(metrics.cpu.quantile_bound(0.99), Some(f64::INFINITY));
+        assert_eq!(metrics.cpu.mean(), Some(0.001));
+    }
+
+    #[test]
+    fn cpu_histograms_subtract_and_add() {
+        let earlier = CpuHistogram {
+            buckets: vec![(0.001, 2.0), (f64::INFINITY, 3.0)],
+            sum: 0.004,
+            count: 3.0,
+        };
+        let later = CpuHistogram {
+            buckets: vec![(0.001, 10.0), (f64::INFINITY, 11.0)],
+            sum: 0.010,
+            count: 11.0,
+        };
+        let window = later.since(&earlier);
+        assert_eq!(window.buckets, vec![(0.001, 8.0), (f64::INFINITY, 8.0)]);
+        assert_eq!(window.count, 8.0);
+        assert_eq!(window.quantile_bound(0.99), Some(0.001));
+        let mut total = CpuHistogram::default();
+        total.add(&window);
+        total.add(&earlier);
+        assert_eq!(total.buckets, vec![(0.001, 10.0), (f64::INFINITY, 11.0)]);
+        assert_eq!(total.count, 11.0);
     }
 }

@@ -10,12 +10,10 @@ use std::{
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_apply::{ApplyError, Engine, Outcome as WriteOutcome, Owner, ReconcileReport};
 use fieldwise_observability::{
-    Metrics, ReconcileResult, WriteOutcome as MetricOutcome, record_error, record_result, trace_id,
+    Metrics, ReconcileResult, WriteOutcome as MetricOutcome, cpu_timed, record_error,
+    record_result, trace_id,
 };
-use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Secret},
-    apimachinery::pkg::apis::meta::v1::Time,
-};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
@@ -32,6 +30,7 @@ use super::{
     graph::{DesiredGraph, GraphError, desired_graph, static_replicas},
     names::{ServiceType, base_name},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
+    run::Synced,
     status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
 };
 
@@ -101,6 +100,8 @@ pub struct Context {
     pub client: kube::Client,
     pub engine: Engine,
     pub secrets: Store<Secret>,
+    /// Set once `secrets` holds its initial list.
+    pub secrets_synced: Synced,
     pub feature_stores: Store<FeatureStore>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
@@ -117,6 +118,7 @@ impl Context {
         client: kube::Client,
         engine: Engine,
         secrets: Store<Secret>,
+        secrets_synced: Synced,
         feature_stores: Store<FeatureStore>,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -127,6 +129,7 @@ impl Context {
             client,
             engine,
             secrets,
+            secrets_synced,
             feature_stores,
             settings,
             metrics,
@@ -177,9 +180,12 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
     let depth = context.queue.take(&ObjectRef::from_obj(&*fs));
     context.metrics.set_queue_depth(CONTROLLER, depth);
     let started = Instant::now();
-    let result = reconcile_with_finalizer(fs.clone(), context.clone())
-        .instrument(span.clone())
-        .await;
+    // The CPU time of the reconcile's own work, summed over its polls: API round trips, timers and
+    // locks it waits for are not counted.
+    let (result, cpu) =
+        cpu_timed(reconcile_with_finalizer(fs.clone(), context.clone()).instrument(span.clone()))
+            .await;
+    context.metrics.observe_reconcile_cpu(CONTROLLER, cpu);
     let trace = trace_id(&span);
     let fs_ref = ObjectRef::from_obj(&*fs);
     let (metric, action) = match &result {
@@ -240,14 +246,16 @@ async fn apply_graph(
     fs: &FeatureStore,
     context: &Context,
     owner: &Owner,
-    graph: DesiredGraph,
+    mut graph: DesiredGraph,
 ) -> Result<Action, Error> {
     let components: HashMap<(String, String), String> = graph
         .objects
         .iter()
         .map(|o| ((kind_of(&o.body), name_of(&o.body)), o.component.clone()))
         .collect();
-    let report = context.engine.reconcile(owner, graph.objects.clone()).await;
+    // The engine takes the objects; the rest of the graph is still needed for the status.
+    let objects = std::mem::take(&mut graph.objects);
+    let report = context.engine.reconcile(owner, objects).await;
     record_writes(context, fs, &report).await;
     for (kind, count) in context.engine.cached_counts() {
         context.metrics.set_owned_objects(&kind, count);
@@ -468,7 +476,7 @@ async fn publish_about(
 async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
     // Reconciles may start as soon as the FeatureStores are listed; until the Secrets are listed too, a
     // referenced Secret would look missing and a Ready FeatureStore would flip to Failed.
-    if context.secrets.wait_until_ready().await.is_err() {
+    if context.secrets_synced.wait().await.is_err() {
         warn!("the Secret cache stopped before its initial list");
     }
     let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
@@ -510,7 +518,8 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
     graph
 }
 
-/// The live feature-server Deployment, from the engine's cache.
+/// The live feature-server Deployment, from the engine's cache (read from its JSON, without a
+/// round trip through the typed Deployment).
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
     let live = context.engine.cached(
@@ -519,22 +528,23 @@ fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<Deployment
         namespace.as_deref(),
         &base_name(&fs.name_any()),
     )?;
-    let deployment: Deployment = serde_json::to_value(&*live)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())?;
-    let status = deployment.status.unwrap_or_default();
+    let status = live.data.get("status");
+    let int = |value: Option<&serde_json::Value>| value.and_then(serde_json::Value::as_i64);
     let available = status
-        .conditions
-        .iter()
+        .and_then(|s| s.get("conditions"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
         .flatten()
-        .any(|c| c.type_ == "Available" && c.status == "True");
-    let up_to_date = status.observed_generation >= deployment.metadata.generation;
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    let observed = int(status.and_then(|s| s.get("observedGeneration")));
+    let up_to_date = observed >= live.metadata.generation;
     Some(DeploymentObservation {
-        desired_replicas: deployment
-            .spec
-            .and_then(|s| s.replicas)
+        desired_replicas: int(live.data.pointer("/spec/replicas"))
+            .and_then(|r| i32::try_from(r).ok())
             .or(static_replicas(&fs.spec)),
-        ready_replicas: status.ready_replicas.unwrap_or(0),
+        ready_replicas: int(status.and_then(|s| s.get("readyReplicas")))
+            .and_then(|r| i32::try_from(r).ok())
+            .unwrap_or(0),
         available: available && up_to_date,
     })
 }

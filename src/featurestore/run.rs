@@ -1,12 +1,12 @@
 //! Wiring of the FeatureStore controller: the engine's watches, the FeatureStore and Secret reflectors, and
 //! kube's `Controller` with its triggers. `fieldwise run` and `fieldwise demo` both start the operator here.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use fieldwise_api::v1::FeatureStore;
-use fieldwise_apply::{Engine, EngineConfig};
+use fieldwise_apply::{Engine, EngineConfig, keep_own_managed_fields};
 use fieldwise_observability::{Health, Metrics};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -20,6 +20,7 @@ use kube::{
         watcher,
     },
 };
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
@@ -76,7 +77,10 @@ pub async fn run(
 ) -> Result<(), RunError> {
     metrics.register_controller(CONTROLLER);
     let registry = kinds::registry(options.settings.service_monitor_available);
-    let engine = Engine::with_config(client.clone(), registry, EngineConfig::default());
+    let engine_config = EngineConfig::default();
+    // The reflectors list in pages as small as the engine's, for the same reason (memory peaks).
+    let list_config = watcher::Config::default().page_size(engine_config.list_page_size);
+    let engine = Engine::with_config(client.clone(), registry, engine_config);
     let child_triggers = engine.owner_triggers::<FeatureStore>()?;
     let watches = tokio::spawn(engine.run_watches()?);
     // The engine's watches live as long as the controller, not as long as the process.
@@ -94,29 +98,31 @@ pub async fn run(
     let secrets: Api<Secret> = scoped_api(&client, options.namespace.as_deref());
     let (fs_reader, fs_writer) = reflector::store();
     let (secret_reader, secret_writer) = reflector::store();
-    // The main stream passes spec changes (generation) and finalizer changes; status writes do not
-    // re-trigger. Children, Secrets and referenced FeatureStores trigger through their own streams.
-    let fs_stream = watcher(feature_stores.clone(), watcher::Config::default())
-        .default_backoff()
-        .reflect(fs_writer)
-        .touched_objects()
-        .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
-            Default::default(),
-        );
-    let secret_stream = watcher(secrets, watcher::Config::default())
-        .default_backoff()
-        .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
-        .reflect(secret_writer)
-        .touched_objects();
-    let referenced_fs_stream = watcher(feature_stores, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let (fs_synced_tx, fs_synced) = Synced::new();
+    let (secret_synced_tx, secret_synced) = Synced::new();
+    // One FeatureStore watch feeds the cache and both kinds of trigger (see feature_store_triggers).
+    // The cache keeps only fieldwise's managedFields entries (what apply_status compares with); the
+    // others, such as the user's entry for the whole spec, are not read.
+    let fs_events = mark_synced(
+        watcher(feature_stores, list_config.clone())
+            .default_backoff()
+            .modify(|fs: &mut FeatureStore| keep_own_managed_fields(&mut fs.metadata))
+            .reflect(fs_writer),
+        fs_synced_tx,
+    );
+    let secret_stream = mark_synced(
+        watcher(secrets, list_config)
+            .default_backoff()
+            .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
+            .reflect(secret_writer),
+        secret_synced_tx,
+    )
+    .touched_objects();
 
     spawn_readiness(
         engine.clone(),
-        fs_reader.clone(),
-        secret_reader.clone(),
+        fs_synced.clone(),
+        secret_synced.clone(),
         health,
     );
     let recorder = Recorder::new(
@@ -138,6 +144,7 @@ pub async fn run(
         client,
         engine,
         secret_reader,
+        secret_synced,
         fs_reader.clone(),
         options.settings.clone(),
         metrics,
@@ -145,29 +152,21 @@ pub async fn run(
         queue,
     ));
     let secret_owners = fs_reader.clone();
-    let dependents = fs_reader.clone();
     info!(
         namespace = options.namespace.as_deref().unwrap_or("<all>"),
         "starting the FeatureStore controller"
     );
-    let (on_fs, on_child, on_secret, on_target) =
-        (enqueue.clone(), enqueue.clone(), enqueue.clone(), enqueue);
-    let fs_stream = fs_stream.map_ok(move |fs: FeatureStore| {
-        on_fs(ObjectRef::from_obj(&fs));
-        fs
-    });
-    Controller::for_stream(fs_stream, fs_reader)
+    let (on_fs, on_child, on_secret) = (enqueue.clone(), enqueue.clone(), enqueue);
+    let fs_triggers = feature_store_triggers(fs_events, fs_reader.clone()).map(on_fs);
+    // The FeatureStores' own triggers come from fs_triggers; the main stream only names the store.
+    let no_main_stream = futures::stream::pending::<Result<FeatureStore, watcher::Error>>();
+    Controller::for_stream(no_main_stream, fs_reader)
+        .reconcile_on(fs_triggers)
         .reconcile_on(child_triggers.map(on_child))
         .watches_stream(secret_stream, move |secret: Secret| {
             feature_stores_using_secret(&secret_owners, &secret)
                 .into_iter()
                 .map(&on_secret)
-                .collect::<Vec<_>>()
-        })
-        .watches_stream(referenced_fs_stream, move |target: FeatureStore| {
-            feature_stores_referencing(&dependents, &target)
-                .into_iter()
-                .map(&on_target)
                 .collect::<Vec<_>>()
         })
         .with_config(
@@ -185,6 +184,111 @@ pub async fn run(
         .await;
     info!("FeatureStore controller stopped");
     Ok(())
+}
+
+/// Whether a reflector's store holds its initial list, for any number of waiters at once.
+///
+/// kube's `Store::wait_until_ready` keeps one oneshot receiver behind a mutex, so of several tasks
+/// waiting at the same time only the last one to poll is woken; reconciles waiting on it could wait
+/// forever (they did after an operator restart with 1000 FeatureStores). This flag is set from the
+/// watch stream itself ([`mark_synced`]) and wakes every waiter.
+#[derive(Clone, Debug)]
+pub struct Synced(watch::Receiver<bool>);
+
+impl Synced {
+    /// An unset flag and the sender that sets it.
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Resolves once the initial list is in; fails if the watch stopped before that.
+    pub async fn wait(&self) -> Result<(), watch::error::RecvError> {
+        self.0.clone().wait_for(|synced| *synced).await.map(|_| ())
+    }
+}
+
+/// Passes a reflected watch stream through unchanged and sets `synced` when an initial list is
+/// complete (the reflector has stored it by then).
+fn mark_synced<K, S>(stream: S, synced: watch::Sender<bool>) -> impl Stream<Item = S::Item>
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    stream.inspect(move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            synced.send_replace(true);
+        }
+    })
+}
+
+/// What the one FeatureStore watch triggers: a FeatureStore itself when its generation or finalizers
+/// changed (its own status writes do not re-trigger it), and, on any change or deletion, the
+/// FeatureStores whose remote registry it is (its status carries the hostname they need).
+fn feature_store_triggers(
+    events: impl Stream<Item = Result<watcher::Event<FeatureStore>, watcher::Error>>,
+    store: Store<FeatureStore>,
+) -> impl Stream<Item = ObjectRef<FeatureStore>> {
+    let mut seen = SpecSeen::default();
+    events.flat_map(move |event| {
+        let triggers = match event {
+            Ok(watcher::Event::Apply(fs) | watcher::Event::InitApply(fs)) => {
+                let mut triggers = feature_stores_referencing(&store, &fs);
+                if seen.changed(&fs) {
+                    triggers.push(ObjectRef::from_obj(&fs));
+                }
+                triggers
+            }
+            Ok(watcher::Event::Delete(fs)) => {
+                seen.forget(&fs);
+                feature_stores_referencing(&store, &fs)
+            }
+            Ok(watcher::Event::InitDone) => {
+                seen.keep_only(&store);
+                Vec::new()
+            }
+            Ok(watcher::Event::Init) => Vec::new(),
+            Err(error) => {
+                warn!(%error, "FeatureStore watch error; retrying with backoff");
+                Vec::new()
+            }
+        };
+        futures::stream::iter(triggers)
+    })
+}
+
+/// The generation and finalizers last seen per FeatureStore (by uid), so that only changes to them
+/// trigger its reconcile; the first sight always does.
+#[derive(Default)]
+struct SpecSeen(HashMap<String, u64>);
+
+impl SpecSeen {
+    fn changed(&mut self, fs: &FeatureStore) -> bool {
+        let Some(hash) = predicates::generation
+            .combine(predicates::finalizers)
+            .hash_property(fs)
+        else {
+            return true;
+        };
+        self.0.insert(Self::key(fs), hash) != Some(hash)
+    }
+
+    fn forget(&mut self, fs: &FeatureStore) {
+        self.0.remove(&Self::key(fs));
+    }
+
+    /// After a re-list, drops the FeatureStores that are gone (their deletion may not have been seen).
+    fn keep_only(&mut self, store: &Store<FeatureStore>) {
+        let live: std::collections::HashSet<String> =
+            store.state().iter().map(|fs| Self::key(fs)).collect();
+        self.0.retain(|key, _| live.contains(key));
+    }
+
+    fn key(fs: &FeatureStore) -> String {
+        fs.metadata
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", fs.namespace().unwrap_or_default(), fs.name_any()))
+    }
 }
 
 /// Aborts a background task when dropped, so every return path of [`run`] stops it.
@@ -207,18 +311,10 @@ where
 }
 
 /// Ready once the engine's caches and the FeatureStore and Secret reflectors have their initial lists.
-fn spawn_readiness(
-    engine: Engine,
-    feature_stores: Store<FeatureStore>,
-    secrets: Store<Secret>,
-    health: Health,
-) {
+fn spawn_readiness(engine: Engine, feature_stores: Synced, secrets: Synced, health: Health) {
     tokio::spawn(async move {
         let engine_ready = engine.wait_until_ready().await;
-        let stores_ready = feature_stores
-            .wait_until_ready()
-            .await
-            .and(secrets.wait_until_ready().await);
+        let stores_ready = feature_stores.wait().await.and(secrets.wait().await);
         match (engine_ready, stores_ready) {
             (Ok(()), Ok(())) => {
                 health.set_ready();

@@ -88,11 +88,14 @@ fn controller_status_entry() -> Value {
 }
 
 fn check(desired: &Value, live: &Value) -> bool {
-    in_sync(
-        &ownable_part(desired),
-        apply_entry(live, "fieldwise", None),
-        live,
-    )
+    let ours = apply_entry(live, "fieldwise", None);
+    let verdict = in_sync(&ownable_part(desired), ours, live);
+    assert_eq!(
+        body_in_sync(desired, ours, live),
+        verdict,
+        "body_in_sync must agree with in_sync of the ownable part"
+    );
+    verdict
 }
 
 #[test]
@@ -277,4 +280,21 @@ fn taken_paths_name_what_a_force_apply_takes() {
         &live_deployment(vec![]),
     );
     assert!(taken.is_empty());
+}
+
+#[test]
+fn body_without_ownable_metadata_is_compared_like_its_ownable_part() {
+    let desired = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "c", "namespace": "ns"}, "data": {"a": "1"}});
+    let live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+                     "managedFields": [entry("fieldwise", "Apply", None, json!({"f:data": {"f:a": {}}}))]},
+        "data": {"a": "1"}});
+    assert!(check(&desired, &live));
+    let mut changed = desired.clone();
+    changed["data"]["a"] = json!("2");
+    assert!(!check(&changed, &live));
+    let mut labelled = desired.clone();
+    labelled["metadata"]["labels"] = json!({"x": "y"});
+    assert!(!check(&labelled, &live), "a label we do not own yet");
 }
