@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use fieldwise::featurestore::controller::Settings;
-use fieldwise_e2e::faults::{FaultConfig, Faults};
+use fieldwise_e2e::faults::{FaultConfig, Faults, LatencyRule};
 
 use crate::harness::{Cluster, block_on, on_every_target};
 
@@ -55,22 +55,56 @@ spec:
 /// reconcile, or it would briefly turn Failed (and the status would be rewritten).
 const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
 
+/// More FeatureStores reading the Secrets than the operator reconciles at once (4).
+const SECRET_READERS: usize = 8;
+
+/// `SECRET_READERS` copies of the `database` FeatureStore.
+fn secret_readers() -> String {
+    let database = &FEATURE_STORES[FEATURE_STORES.find("  name: database").expect("database")..];
+    (0..SECRET_READERS)
+        .map(|i| {
+            let body = database.replacen("  name: database", &format!("  name: reader-{i}"), 1);
+            format!("---\napiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n{body}")
+        })
+        .collect()
+}
+
 #[test]
 fn a_restarted_operator_resyncs_everything_with_zero_writes() {
     block_on(async {
         let mut cluster = Cluster::start().await;
         cluster.apply_yaml(SECRETS, "default").await;
         cluster.apply_yaml(FEATURE_STORES, "default").await;
-        for name in ["basic", "servers", "database"] {
+        cluster.apply_yaml(&secret_readers(), "default").await;
+        let readers = (0..SECRET_READERS).map(|i| format!("reader-{i}"));
+        let names: Vec<String> = ["basic", "servers", "database"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain(readers)
+            .collect();
+        for name in &names {
             cluster.wait_ready("default", name).await;
         }
 
         cluster.stop_operator().await;
         cluster.emulator().counters().reset();
+        // The Secrets are listed last, so the first reconciles all wait for the Secret cache at once
+        // (they once waited forever: only the last waiter was woken).
+        let _slow_secret_list = Faults::install(
+            cluster.emulator(),
+            FaultConfig {
+                latency: vec![LatencyRule {
+                    verbs: vec!["list".to_owned()],
+                    resource: Some("secrets".to_owned()),
+                    delay: Duration::from_secs(1),
+                }],
+                ..FaultConfig::default()
+            },
+        );
         let before = cluster.reconciles();
         cluster.start_operator();
         // A fresh operator reconciles every FeatureStore once from its initial list.
-        cluster.wait_reconciles(before + 3).await;
+        cluster.wait_reconciles(before + names.len() as u64).await;
         assert_eq!(
             cluster.emulator().counters().writes_by("fieldwise"),
             0,

@@ -150,10 +150,18 @@ async fn added_latency_delays_matching_requests() -> Result<(), TestError> {
     let faults = Faults::install(
         &emu,
         FaultConfig {
-            latency: vec![LatencyRule {
-                verbs: vec!["get".into()],
-                delay: Duration::from_millis(300),
-            }],
+            latency: vec![
+                LatencyRule {
+                    verbs: vec!["get".into()],
+                    resource: None,
+                    delay: Duration::from_millis(300),
+                },
+                LatencyRule {
+                    verbs: vec!["list".into()],
+                    resource: Some("secrets".into()),
+                    delay: Duration::from_millis(300),
+                },
+            ],
             ..FaultConfig::default()
         },
     );
@@ -166,7 +174,11 @@ async fn added_latency_delays_matching_requests() -> Result<(), TestError> {
         start.elapsed()
     );
     api.list(&ListParams::default()).await?;
-    assert_eq!(faults.stats().delayed, 1, "only the get is delayed");
+    assert_eq!(
+        faults.stats().delayed,
+        1,
+        "only the get is delayed (not a list of configmaps)"
+    );
     Ok(())
 }
 

@@ -89,6 +89,8 @@ impl ErrorRule {
 pub struct LatencyRule {
     /// Verbs delayed; empty delays every request.
     pub verbs: Vec<String>,
+    /// Plural resource (`secrets`); `None` delays every resource.
+    pub resource: Option<String>,
     pub delay: Duration,
 }
 
@@ -247,6 +249,7 @@ impl RequestHook for Hook {
             .latency
             .iter()
             .filter(|l| l.verbs.is_empty() || l.verbs.contains(&req.verb))
+            .filter(|l| l.resource.as_ref().is_none_or(|r| *r == req.resource))
             .map(|l| l.delay)
             .max()?;
         st.stats.delayed += 1;
