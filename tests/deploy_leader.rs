@@ -250,16 +250,8 @@ async fn await_holder(leases: &Api<Lease>, wanted: Option<&'static str>) {
 
 #[test]
 fn leader_elect_processes_fail_over_on_sigterm() {
-    // The in-process emulator validates FeatureStores in deep stack frames: give its threads room.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 << 20)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(error) = runtime.block_on(runtime.spawn(fail_over_scenario())) {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    // The in-process emulator and the FeatureStore type need deep stacks in unoptimised builds.
+    fieldwise_e2e::testkit::block_on(fail_over_scenario());
 }
 
 async fn fail_over_scenario() {

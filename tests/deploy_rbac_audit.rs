@@ -87,15 +87,7 @@ fn secrets() -> Vec<Secret> {
 #[test]
 fn every_request_the_operator_makes_is_granted() {
     // The in-process emulator and the FeatureStore type need deep stacks in unoptimised builds.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 << 20)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(error) = runtime.block_on(runtime.spawn(scenario())) {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    fieldwise_e2e::testkit::block_on(scenario());
 }
 
 async fn scenario() {

@@ -60,24 +60,8 @@ pub fn patience() -> Duration {
     Duration::from_secs(configured.unwrap_or(default))
 }
 
-/// Stack of every runtime thread. The FeatureStore type is large (its status repeats the whole spec), and
-/// unoptimised builds deserialise it in deep stack frames; 2 MiB, tokio's default, is not enough there.
-pub const THREAD_STACK: usize = 16 << 20;
-
-/// Runs a scenario on a multi-threaded runtime with [`THREAD_STACK`] stacks.
-pub fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(scenario: F) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(THREAD_STACK)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    // On a worker (not the test's own 2 MiB thread), so the scenario gets the large stack too; a panic in
-    // the scenario fails the test with its message.
-    if let Err(error) = runtime.block_on(runtime.spawn(scenario)) {
-        std::panic::resume_unwind(error.into_panic());
-    }
-}
+/// Runs a scenario on a runtime with large stacks (see `fieldwise_e2e::testkit::block_on`).
+pub use fieldwise_e2e::testkit::block_on;
 
 /// Where a scenario runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -234,3 +234,22 @@ impl WatchStream {
         }
     }
 }
+
+/// Stack of every runtime thread [`block_on`] makes. The FeatureStore type is large (its status repeats
+/// the whole spec), and unoptimised builds deserialise and validate it in deep stack frames; 2 MiB,
+/// tokio's default, is not enough there.
+pub const THREAD_STACK: usize = 16 << 20;
+
+/// Runs a test body on a two-worker runtime with [`THREAD_STACK`] stacks. The body runs on a worker (not
+/// the test's own 2 MiB thread), so it gets the large stack too; its panic fails the test with its message.
+pub fn block_on<F: std::future::Future<Output = ()> + Send + 'static>(body: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(THREAD_STACK)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("no test runtime: {error}"));
+    if let Err(error) = runtime.block_on(runtime.spawn(body)) {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
