@@ -152,7 +152,9 @@ impl Cluster {
                     .await
                     .expect("the emulator starts");
                 let sims = Simulators::start(&emulator, sims);
-                let config = emulator_config(&emulator);
+                let config = emulator
+                    .config()
+                    .expect("the emulator's client configuration");
                 (
                     Some(Emulated { emulator, sims }),
                     config,
@@ -471,13 +473,6 @@ impl Teardown {
             );
         }
     }
-}
-
-/// How the scenarios reach the emulator (as `Emulator::client` does).
-fn emulator_config(emulator: &EmulatorHandle) -> Config {
-    let mut config = Config::new(emulator.url().parse().expect("the emulator's URL"));
-    config.default_namespace = "default".into();
-    config
 }
 
 /// The configuration of the cluster `E2E_KUBECONFIG` names.

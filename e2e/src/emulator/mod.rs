@@ -149,13 +149,18 @@ impl EmulatorHandle {
 
     /// A kube client talking to this emulator.
     pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        kube::Client::try_from(self.config()?)
+    }
+
+    /// The client configuration [`Self::client`] uses (namespace `default`), to build other clients from.
+    pub fn config(&self) -> Result<kube::Config, kube::Error> {
         let uri: ::http::Uri = self
             .url
             .parse()
             .map_err(|e: ::http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
-        kube::Client::try_from(config)
+        Ok(config)
     }
 
     /// Writes a kubeconfig pointing at this emulator (context `emulator`, namespace `default`).
