@@ -76,6 +76,10 @@ fn error_policy(_: Arc<Gadget>, _: &ReconcileError, _: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_millis(200))
 }
 
+fn message_of(cm: Option<&ConfigMap>) -> Option<&str> {
+    cm?.data.as_ref()?.get("message").map(String::as_str)
+}
+
 async fn next_seen(
     rx: &mut mpsc::UnboundedReceiver<(String, String, bool)>,
 ) -> Result<(String, String, bool), TestError> {
@@ -164,34 +168,36 @@ async fn controller_sees_every_change() -> Result<(), TestError> {
     );
 
     // Someone edits the owned ConfigMap: the owns() relation triggers a reconcile that restores it.
+    // (Awaited on the ConfigMap itself: a report on the channel may come from a reconcile that began
+    // before the edit.)
     cms.patch(
         "g1-cfg",
         &PatchParams::default(),
         &Patch::Merge(json!({"data": {"message": "tampered"}})),
     )
     .await?;
-    next_seen(&mut rx).await?;
-    let restored = cms.get("g1-cfg").await?;
-    assert_eq!(
-        restored
-            .data
-            .unwrap_or_default()
-            .get("message")
-            .map(String::as_str),
-        Some("bye")
-    );
+    tokio::time::timeout(
+        WAIT,
+        await_condition(cms.clone(), "g1-cfg", |cm: Option<&ConfigMap>| {
+            message_of(cm) == Some("bye")
+        }),
+    )
+    .await??;
 
-    // Someone deletes the owned ConfigMap: it is recreated.
+    // Someone deletes the owned ConfigMap: it is recreated (a new uid). A reconcile already running
+    // when the delete lands may recreate it before the delete's own reconcile, so the channel's
+    // "existed" flag is not what decides this.
     let uid = cms.get("g1-cfg").await?.uid().unwrap_or_default();
     cms.delete("g1-cfg", &DeleteParams::default()).await?;
-    loop {
-        let (_, _, existed) = next_seen(&mut rx).await?;
-        if !existed {
-            break;
-        }
-    }
-    let recreated = cms.get("g1-cfg").await?;
-    assert_ne!(recreated.uid().unwrap_or_default(), uid);
+    let recreated = tokio::time::timeout(
+        WAIT,
+        await_condition(cms.clone(), "g1-cfg", |cm: Option<&ConfigMap>| {
+            cm.is_some_and(|cm| cm.uid().as_deref() != Some(uid.as_str()))
+        }),
+    )
+    .await??
+    .ok_or("the ConfigMap was not recreated")?;
+    assert_eq!(message_of(Some(&recreated)), Some("bye"));
 
     // Deleting the custom resource garbage-collects the ConfigMap it owns.
     let cm_uid = recreated.uid().unwrap_or_default();
