@@ -2,7 +2,7 @@
 //! children), shared with the controllers through subscribers.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
 };
@@ -22,7 +22,13 @@ use tokio::sync::watch;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 
-use crate::{HANDOVER_MANAGER, MANAGER, error::ApplyError, labels, registry::KindSpec};
+use crate::{
+    HANDOVER_MANAGER, MANAGER,
+    error::ApplyError,
+    fingerprint::{Finding, Remembered},
+    labels,
+    registry::KindSpec,
+};
 
 /// A stream of every object of one kind the watch sees change (added, modified, deleted), after
 /// the cache was updated.
@@ -58,8 +64,16 @@ fn name_of(obj: &DynamicObject) -> Name {
 /// the cache holds.
 #[derive(Default)]
 pub(crate) struct OwnerIndex {
-    owner_of: HashMap<Name, Option<Arc<str>>>,
+    entries: HashMap<Name, Entry>,
     children: HashMap<Arc<str>, HashSet<Name>>,
+}
+
+/// One cached object in the index.
+struct Entry {
+    /// Its owner-uid label.
+    owner: Option<Arc<str>>,
+    /// What the engine found about this version of it (dropped when the watch brings another).
+    remembered: Option<Box<Remembered>>,
 }
 
 impl OwnerIndex {
@@ -78,11 +92,17 @@ impl OwnerIndex {
                 .or_default()
                 .insert(name.clone());
         }
-        self.owner_of.insert(name, owner);
+        let entry = Entry {
+            owner,
+            remembered: None,
+        };
+        self.entries.insert(name, entry);
     }
 
     fn remove(&mut self, name: &Name) {
-        if let Some(Some(owner)) = self.owner_of.remove(name)
+        if let Some(Entry {
+            owner: Some(owner), ..
+        }) = self.entries.remove(name)
             && let Some(children) = self.children.get_mut(&owner)
         {
             children.remove(name);
@@ -146,9 +166,36 @@ impl KindCache {
             .collect()
     }
 
+    /// Whether the engine found `finding` about this object at this resourceVersion (and the watch has
+    /// not replaced it since).
+    pub fn remembers(&self, object: &DynamicObject, finding: Finding) -> bool {
+        let Some(version) = object.metadata.resource_version.as_deref() else {
+            return false;
+        };
+        self.index()
+            .entries
+            .get(&name_of(object))
+            .and_then(|entry| entry.remembered.as_deref())
+            .is_some_and(|record| record.holds(version, finding))
+    }
+
+    /// Remembers `finding` about this cached object, for as long as the cache holds this version
+    /// (nothing is kept for an object the watch has already deleted).
+    pub fn remember(&self, object: &DynamicObject, finding: Finding) {
+        let Some(version) = object.metadata.resource_version.as_deref() else {
+            return;
+        };
+        if let Some(entry) = self.index().entries.get_mut(&name_of(object)) {
+            entry
+                .remembered
+                .get_or_insert_default()
+                .add(version, finding);
+        }
+    }
+
     /// How many objects the cache holds.
     pub fn len(&self) -> usize {
-        self.index().owner_of.len()
+        self.index().entries.len()
     }
 
     fn synced_tx(&self) -> MutexGuard<'_, Option<watch::Sender<bool>>> {
@@ -386,6 +433,15 @@ async fn fan_out<S>(
     }
 }
 
+/// The labels a cached object keeps typed: those its cache and triggers look it up by. The others
+/// are kept with the body text.
+const KEPT_LABELS: [&str; 4] = [
+    labels::MANAGED_BY,
+    labels::OWNER_UID,
+    labels::INSTANCE,
+    labels::OWNER_NAMESPACE,
+];
+
 /// Keeps the cache small (kube-rs memory trap): drops the managedFields entries of status
 /// writers other than us and the last-applied annotation. Entries of other managers on the main
 /// resource (and `/scale`) stay: they tell which manager changed a field we own (drift).
@@ -413,6 +469,15 @@ pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
         return;
     };
     let mut hidden = serde_json::Map::new();
+    if let Some(labels) = obj.metadata.labels.as_mut() {
+        let (kept, other): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(labels)
+            .into_iter()
+            .partition(|(key, _)| KEPT_LABELS.contains(&key.as_str()));
+        *labels = kept;
+        if !other.is_empty() {
+            hidden.insert("labels".into(), json_of(&other));
+        }
+    }
     if let Some(entries) = obj.metadata.managed_fields.take() {
         hidden.insert("managedFields".into(), json_of(&entries));
     }
@@ -453,7 +518,17 @@ fn body_of(
 pub(crate) fn live_value(obj: &DynamicObject) -> Option<serde_json::Value> {
     let (mut live, hidden) = body_of(obj)?;
     let mut metadata = serde_json::to_value(&obj.metadata).ok()?;
-    metadata.as_object_mut()?.extend(hidden);
+    let metadata_map = metadata.as_object_mut()?;
+    for (key, value) in hidden {
+        match (metadata_map.get_mut(&key), value) {
+            (Some(serde_json::Value::Object(typed)), serde_json::Value::Object(more)) => {
+                typed.extend(more);
+            }
+            (_, value) => {
+                metadata_map.insert(key, value);
+            }
+        }
+    }
     let map = live.as_object_mut()?;
     if let Some(types) = &obj.types {
         map.insert("apiVersion".into(), types.api_version.clone().into());
@@ -474,6 +549,12 @@ pub(crate) fn expanded(obj: &DynamicObject) -> DynamicObject {
         }
         if let Some(annotations) = hidden.remove("annotations") {
             copy.metadata.annotations = serde_json::from_value(annotations).ok();
+        }
+        if let Some(labels) = hidden
+            .remove("labels")
+            .and_then(|labels| serde_json::from_value::<BTreeMap<String, String>>(labels).ok())
+        {
+            copy.metadata.labels.get_or_insert_default().extend(labels);
         }
     }
     copy
@@ -517,5 +598,66 @@ pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
                 fields.0 = serde_json::Value::String(fields.0.to_string());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn served() -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": "web", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "fieldwise",
+                    "app.kubernetes.io/instance": "store",
+                    "app.kubernetes.io/component": "online",
+                    "fieldwise.dev/owner-uid": "owner-1",
+                    "feast.dev/name": "store"
+                },
+                "annotations": {"note": "kept", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                "managedFields": [{"manager": "fieldwise", "operation": "Apply", "apiVersion": "v1",
+                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]
+            },
+            "data": {"a": "1"}
+        }))
+        .expect("object")
+    }
+
+    #[test]
+    fn a_cached_object_keeps_only_lookup_labels_typed_and_restores_everything_else() {
+        let mut cached = served();
+        strip_for_cache(&mut cached);
+        let typed: Vec<&str> = cached.labels().keys().map(String::as_str).collect();
+        assert_eq!(
+            typed,
+            [
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/managed-by",
+                "fieldwise.dev/owner-uid"
+            ]
+        );
+        assert!(cached.metadata.managed_fields.is_none());
+        assert!(cached.data.is_string());
+
+        let live = live_value(&cached).expect("live");
+        let mut expected = serde_json::to_value(served()).expect("json");
+        expected["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotations")
+            .remove("kubectl.kubernetes.io/last-applied-configuration");
+        assert_eq!(live, expected);
+
+        let restored = expanded(&cached);
+        assert_eq!(restored.labels(), served().labels());
+        assert_eq!(restored.data, json!({"data": {"a": "1"}}));
+        assert_eq!(
+            restored.metadata.managed_fields.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt, future::join_all, stream::select_all};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Client, Resource, ResourceExt,
     api::{
@@ -22,7 +23,9 @@ use crate::{
     cache::{Caches, KindCache, Subscription},
     desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare_owned},
     error::{ApplyError, ObjectKey},
-    fields, immutable, labels,
+    fields,
+    fingerprint::{Finding, fingerprint},
+    immutable, labels,
     own_status::OwnStatusWrites,
     registry::{KindRegistry, Scope},
     report::{DriftReport, Outcome, ReconcileReport},
@@ -374,20 +377,19 @@ impl Engine {
         self.inner.caches.find(&key.api_version, &key.kind)
     }
 
-    fn live_of(&self, key: &ObjectKey) -> Option<Value> {
-        let live = self
-            .cache_of(key)?
-            .get(key.namespace.as_deref(), &key.name)?;
-        crate::cache::live_value(&live)
-    }
-
     /// Hands `spec.replicas` over (spec §2.4) when our entry still owns it. `Ok(true)` when a
     /// handover apply was sent.
     async fn handover(&self, p: &Prepared) -> Result<bool, ApplyError> {
         // Not in the cache does not mean absent (someone may have removed our labels): applying
         // without replicas over an entry that owns them would reset replicas to 1, so ask.
-        let live = match self.live_of(&p.key) {
-            Some(live) => Some(live),
+        let cached = self.cached_of(&p.key);
+        if let Some((cache, cached)) = &cached
+            && cache.remembers(cached, Finding::ReplicasReleased)
+        {
+            return Ok(false);
+        }
+        let live = match &cached {
+            Some((_, cached)) => crate::cache::live_value(cached),
             None => self.read_live(p).await?,
         };
         let Some(live) = live else {
@@ -396,6 +398,9 @@ impl Engine {
         let owned = fields::apply_entry(&live, MANAGER, None)
             .is_some_and(|f| fields::owns_path(f, &["spec", "replicas"]));
         let Some(replicas) = live.pointer("/spec/replicas").filter(|_| owned).cloned() else {
+            if let Some((cache, cached)) = &cached {
+                cache.remember(cached, Finding::ReplicasReleased);
+            }
             return Ok(false);
         };
         let span = object_span(Op::Handover, &p.key);
@@ -441,17 +446,43 @@ impl Engine {
                 message: e.to_string(),
             })?;
         match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
-            Ok(success) => Ok(Some(success.body)),
+            Ok(success) => Ok(Some(success.body())),
             Err(SendError::Final(f)) if f.code == 404 => Ok(None),
             Err(e) => Err(send_error(&p.key, "get", e)),
         }
     }
 
+    /// The cached object, with its kind's cache.
+    fn cached_of(&self, key: &ObjectKey) -> Option<(&KindCache, Arc<DynamicObject>)> {
+        let cache = self.cache_of(key)?;
+        let cached = cache.get(key.namespace.as_deref(), &key.name)?;
+        Some((cache, cached))
+    }
+
+    /// Whether the live object already holds `p`'s body owned by us: remembered for its current
+    /// resourceVersion, or found by comparing (then remembered). The live object, when compared.
+    fn in_sync(&self, p: &Prepared) -> (bool, Option<Value>) {
+        let Some((cache, cached)) = self.cached_of(&p.key) else {
+            return (false, None);
+        };
+        let finding = Finding::InSyncWith(fingerprint(&p.body));
+        if cache.remembers(&cached, finding) {
+            return (true, None);
+        }
+        let Some(live) = crate::cache::live_value(&cached) else {
+            return (false, None);
+        };
+        let in_sync =
+            fields::body_in_sync(&p.body, fields::apply_entry(&live, MANAGER, None), &live);
+        if in_sync {
+            cache.remember(&cached, finding);
+        }
+        (in_sync, Some(live))
+    }
+
     async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {
-        let live = self.live_of(&p.key);
-        if let Some(live) = &live
-            && fields::body_in_sync(&p.body, fields::apply_entry(live, MANAGER, None), live)
-        {
+        let (in_sync, live) = self.in_sync(p);
+        if in_sync {
             let span = object_span(Op::Skip, &p.key);
             record(&span, &Outcome::Unchanged);
             return (Outcome::Unchanged, Vec::new());
@@ -571,16 +602,14 @@ impl Engine {
                 verb: "delete",
                 message: e.to_string(),
             })?;
-        match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
-            Ok(success) if success.body.get("kind").and_then(Value::as_str) == Some("Status") => {
+        match transport::send(&self.inner.client, request, &self.inner.config.retry)
+            .await
+            .map(|success| success.body())
+        {
+            Ok(body) if body.get("kind").and_then(Value::as_str) == Some("Status") => {
                 Ok(DeleteResult::Gone)
             }
-            Ok(success)
-                if success
-                    .body
-                    .pointer("/metadata/deletionTimestamp")
-                    .is_some() =>
-            {
+            Ok(body) if body.pointer("/metadata/deletionTimestamp").is_some() => {
                 Ok(DeleteResult::Terminating)
             }
             Ok(_) => Ok(DeleteResult::Gone),
@@ -704,6 +733,10 @@ impl Engine {
             namespace: cached.namespace(),
             name: cached.name_any(),
         };
+        if !self.inner.own_status.has_write(&key) {
+            // The common case: no copy to make.
+            return None;
+        }
         let value = serde_json::to_value(cached).ok()?;
         let fresher = self.inner.own_status.newer_than(&key, &value, true)?;
         serde_json::from_value(fresher).ok()
@@ -724,6 +757,9 @@ impl Engine {
             namespace: owner.namespace(),
             name: owner.name_any(),
         };
+        if self.status_remembered(&key, owner.meta(), &status) {
+            return Ok(Outcome::Unchanged);
+        }
         let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
             object: key.to_string(),
             reason: e.to_string(),
@@ -731,6 +767,38 @@ impl Engine {
         crate::cache::expand_fields(&mut live);
         self.apply_status_value(&resource, &key, &live, status)
             .await
+    }
+
+    /// Drops what the engine remembers about an owner's status; call when the owner is deleted.
+    pub fn forget_owner<K>(&self, owner: &K)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        self.inner.own_status.forget(&ObjectKey {
+            api_version: resource.api_version,
+            kind: resource.kind,
+            namespace: owner.namespace(),
+            name: owner.name_any(),
+        });
+    }
+
+    /// Whether this status was already found in sync with this version of the owner (then
+    /// recorded as an unchanged status span), without serialising the owner.
+    fn status_remembered(&self, key: &ObjectKey, meta: &ObjectMeta, status: &Value) -> bool {
+        let Some(cached_version) = meta.resource_version.as_deref() else {
+            return false;
+        };
+        let uid = meta.uid.as_deref();
+        let version = self.inner.own_status.version_seen(key, uid, cached_version);
+        let remembered =
+            self.inner
+                .own_status
+                .remembers_in_sync(key, uid, &version, fingerprint(status));
+        if remembered {
+            record(&object_span(Op::Status, key), &Outcome::Unchanged);
+        }
+        remembered
     }
 
     /// [`Self::apply_status`] for an owner known only at run time.
@@ -746,6 +814,9 @@ impl Engine {
             namespace: owner.namespace(),
             name: owner.name_any(),
         };
+        if self.status_remembered(&key, &owner.metadata, &status) {
+            return Ok(Outcome::Unchanged);
+        }
         let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
             object: key.to_string(),
             reason: e.to_string(),
@@ -771,6 +842,7 @@ impl Engine {
         let fresher = self.inner.own_status.newer_than(key, live, false);
         let live = fresher.as_ref().unwrap_or(live);
         let span = object_span(Op::Status, key);
+        let status_fingerprint = fingerprint(&status);
         let mut body = skeleton(key);
         body["status"] = status;
         let desired = json!({"status": body["status"]});
@@ -779,6 +851,15 @@ impl Engine {
             fields::apply_entry(live, MANAGER, Some("status")),
             live,
         ) {
+            let text = |pointer| live.pointer(pointer).and_then(Value::as_str);
+            if let Some(version) = text("/metadata/resourceVersion") {
+                self.inner.own_status.remember_in_sync(
+                    key,
+                    text("/metadata/uid"),
+                    version,
+                    status_fingerprint,
+                );
+            }
             record(&span, &Outcome::Unchanged);
             return Ok(Outcome::Unchanged);
         }
@@ -788,7 +869,7 @@ impl Engine {
             .await;
         let outcome = match &result {
             Ok(success) => {
-                self.inner.own_status.remember(key, &success.body);
+                self.inner.own_status.remember(key, &success.body());
                 changed_outcome(success, live.pointer("/metadata/resourceVersion"))
             }
             Err(error) => Outcome::Failed(error.clone()),
@@ -805,9 +886,10 @@ impl Engine {
 }
 
 fn changed_outcome(success: &Success, before: Option<&Value>) -> Outcome {
+    let before = before.and_then(Value::as_str);
     if success.code == 201 {
         Outcome::Created
-    } else if before.is_some() && success.body.pointer("/metadata/resourceVersion") == before {
+    } else if before.is_some() && success.resource_version().as_deref() == before {
         Outcome::Unchanged
     } else {
         Outcome::Updated

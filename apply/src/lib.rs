@@ -45,6 +45,7 @@ mod desired;
 mod engine;
 mod error;
 pub mod fields;
+mod fingerprint;
 mod immutable;
 pub mod labels;
 mod own_status;

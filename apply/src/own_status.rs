@@ -10,12 +10,24 @@ use std::{cmp::Ordering, collections::HashMap, sync::Mutex};
 
 use serde_json::Value;
 
-use crate::{MANAGER, error::ObjectKey};
+use crate::{
+    MANAGER,
+    error::ObjectKey,
+    fingerprint::{Finding, Remembered},
+};
 
-/// The last status written per owner, kept until the owner's cache shows it.
+/// The last status written per owner, kept until the owner's cache shows it; and per owner, the last
+/// status found in sync (see [`crate::fingerprint`]), until the owner is forgotten.
 #[derive(Default)]
 pub(crate) struct OwnStatusWrites {
     written: Mutex<HashMap<ObjectKey, Written>>,
+    in_sync: Mutex<HashMap<ObjectKey, StatusInSync>>,
+}
+
+/// A status found in sync with one owner object.
+struct StatusInSync {
+    uid: Option<String>,
+    record: Remembered,
 }
 
 /// What a status write left on the server.
@@ -61,6 +73,69 @@ impl OwnStatusWrites {
             written.remove(key);
         }
         None
+    }
+
+    /// Whether there is a status write the cache may not show yet.
+    pub fn has_write(&self, key: &ObjectKey) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    /// The resourceVersion the owner has for us: the cached one, or that of our last status write
+    /// while the cache is behind it.
+    pub fn version_seen(&self, key: &ObjectKey, uid: Option<&str>, cached_version: &str) -> String {
+        let written = self.lock();
+        match written.get(key) {
+            Some(record)
+                if record.uid.as_deref() == uid
+                    && compare_resource_versions(cached_version, &record.resource_version)
+                        == Some(Ordering::Less) =>
+            {
+                record.resource_version.clone()
+            }
+            _ => cached_version.to_owned(),
+        }
+    }
+
+    /// Whether a status with this fingerprint was found in sync with this version of the owner.
+    pub fn remembers_in_sync(
+        &self,
+        key: &ObjectKey,
+        uid: Option<&str>,
+        version: &str,
+        desired: u64,
+    ) -> bool {
+        self.lock_in_sync().get(key).is_some_and(|seen| {
+            seen.uid.as_deref() == uid && seen.record.holds(version, Finding::InSyncWith(desired))
+        })
+    }
+
+    /// Remembers that a status with this fingerprint is in sync with this version of the owner.
+    pub fn remember_in_sync(
+        &self,
+        key: &ObjectKey,
+        uid: Option<&str>,
+        version: &str,
+        desired: u64,
+    ) {
+        let mut record = Remembered::default();
+        record.add(version, Finding::InSyncWith(desired));
+        let seen = StatusInSync {
+            uid: uid.map(str::to_owned),
+            record,
+        };
+        self.lock_in_sync().insert(key.clone(), seen);
+    }
+
+    /// Drops everything remembered about an owner (it is being deleted).
+    pub fn forget(&self, key: &ObjectKey) {
+        self.lock().remove(key);
+        self.lock_in_sync().remove(key);
+    }
+
+    fn lock_in_sync(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, StatusInSync>> {
+        self.in_sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Written>> {

@@ -572,3 +572,105 @@ async fn every_concurrent_waiter_sees_the_caches_ready() {
     }
     assert!(engine.is_ready());
 }
+
+/// The engine remembers comparisons that came out in sync (per resourceVersion), so resyncs do not
+/// parse cached objects again; that memory must never hide a change to the live object or to the
+/// desired body.
+#[tokio::test]
+async fn remembered_comparisons_never_hide_a_change() {
+    let mut h = start().await;
+    let web_key = key("apps/v1", "Deployment", "web");
+    let first = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert!(!first.has_errors(), "{first:?}");
+    until_current(&mut h, &web_key).await;
+    // Compared, then answered from memory: both unchanged.
+    for _ in 0..2 {
+        let again = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+        assert_eq!(
+            again.outcome_of("Deployment", "web"),
+            Some(&Outcome::Unchanged),
+            "{again:?}"
+        );
+    }
+    // Someone changes a field we own: a new resourceVersion, so it is compared again and restored.
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    api.patch(
+        "web",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(json!({"spec": {"replicas": 7}})),
+    )
+    .await
+    .expect("edit");
+    until_current(&mut h, &web_key).await;
+    let restored = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert_eq!(
+        restored.outcome_of("Deployment", "web"),
+        Some(&Outcome::Updated),
+        "{restored:?}"
+    );
+    until_current(&mut h, &web_key).await;
+    let settled = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
+    assert_eq!(
+        settled.outcome_of("Deployment", "web"),
+        Some(&Outcome::Unchanged),
+        "{settled:?}"
+    );
+    // A different desired body against the remembered live version is applied.
+    let changed = h.engine.reconcile(&h.owner, vec![web(Some(3))]).await;
+    assert_eq!(
+        changed.outcome_of("Deployment", "web"),
+        Some(&Outcome::Updated),
+        "{changed:?}"
+    );
+    let live = api.get("web").await.expect("get");
+    assert_eq!(live.spec.and_then(|s| s.replicas), Some(3));
+}
+
+/// The same for statuses: an unchanged status is answered from memory, a status someone else
+/// changed (new resourceVersion) is compared and written again.
+#[tokio::test]
+async fn remembered_status_comparisons_never_hide_a_change() {
+    let h = start().await;
+    let report = h.engine.reconcile(&h.owner, vec![web(Some(1))]).await;
+    assert!(!report.has_errors(), "{report:?}");
+    let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let status = json!({"observedGeneration": 1});
+    let before = api.get("web").await.expect("get");
+    h.engine
+        .apply_status(&before, status.clone())
+        .await
+        .expect("status");
+    let after = api.get("web").await.expect("get");
+    for _ in 0..2 {
+        assert_eq!(
+            h.engine
+                .apply_status(&after, status.clone())
+                .await
+                .expect("status"),
+            Outcome::Unchanged
+        );
+    }
+    api.patch_status(
+        "web",
+        &PatchParams {
+            field_manager: Some("intruder".into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(json!({"status": {"observedGeneration": 9}})),
+    )
+    .await
+    .expect("status edit");
+    let edited = api.get("web").await.expect("get");
+    assert_eq!(
+        h.engine
+            .apply_status(&edited, status.clone())
+            .await
+            .expect("status"),
+        Outcome::Updated
+    );
+    let restored = api.get("web").await.expect("get");
+    assert_eq!(restored.status.and_then(|s| s.observed_generation), Some(1));
+}

@@ -337,6 +337,7 @@ async fn cleanup(fs: &FeatureStore, context: &Context) -> Result<Action, Error> 
         .delete_cluster_scoped_children(&owner)
         .await?
     {
+        context.engine.forget_owner(fs);
         Ok(Action::await_change())
     } else {
         // Still terminating: the finalizer stays until they are gone.

@@ -1,0 +1,152 @@
+//! Remembered comparisons. Whether a desired body is already in sync with a live object is a pure
+//! function of the two, and a live object cannot change without a new resourceVersion. So once a
+//! comparison said "in sync", the engine keeps (the desired body's fingerprint, the live object's
+//! resourceVersion) and answers the same question again without parsing the cached object: at steady
+//! state every desired object of every resync asks it, and the parse was most of a reconcile's CPU.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde_json::Value;
+
+/// A 64-bit fingerprint of a JSON value. Equal values (including map key order, which the desired
+/// graph builds deterministically) give equal fingerprints; a collision between two different
+/// desired bodies of the same object is as likely as 2^-64 and would only delay a write until
+/// the live object next changes.
+pub(crate) fn fingerprint(value: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hash_value(value, &mut hasher);
+    hasher.finish()
+}
+
+fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
+    // A tag per variant, so that e.g. the string "1" and the number 1 differ.
+    match value {
+        Value::Null => 0u8.hash(hasher),
+        Value::Bool(b) => (1u8, b).hash(hasher),
+        Value::Number(n) => {
+            2u8.hash(hasher);
+            if let Some(i) = n.as_i64() {
+                (0u8, i).hash(hasher);
+            } else if let Some(u) = n.as_u64() {
+                (1u8, u).hash(hasher);
+            } else {
+                (2u8, n.as_f64().map(f64::to_bits)).hash(hasher);
+            }
+        }
+        Value::String(s) => (3u8, s).hash(hasher),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(hasher);
+            for item in items {
+                hash_value(item, hasher);
+            }
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(hasher);
+            for (key, item) in map {
+                key.hash(hasher);
+                hash_value(item, hasher);
+            }
+        }
+    }
+}
+
+/// What the engine found about one cached object at one resourceVersion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Remembered {
+    pub resource_version: String,
+    /// The fingerprint of a desired body found in sync with the object.
+    pub in_sync_with: Option<u64>,
+    /// Our apply entry did not own `spec.replicas` (no handover needed).
+    pub replicas_released: bool,
+}
+
+/// Which finding to remember or ask about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Finding {
+    InSyncWith(u64),
+    ReplicasReleased,
+}
+
+impl Remembered {
+    /// Whether this record, for `resource_version`, holds `finding`.
+    pub fn holds(&self, resource_version: &str, finding: Finding) -> bool {
+        self.resource_version == resource_version
+            && match finding {
+                Finding::InSyncWith(desired) => self.in_sync_with == Some(desired),
+                Finding::ReplicasReleased => self.replicas_released,
+            }
+    }
+
+    /// Adds `finding` about `resource_version` (forgetting findings about an older version).
+    pub fn add(&mut self, resource_version: &str, finding: Finding) {
+        if self.resource_version != resource_version {
+            *self = Remembered {
+                resource_version: resource_version.to_owned(),
+                ..Remembered::default()
+            };
+        }
+        match finding {
+            Finding::InSyncWith(desired) => self.in_sync_with = Some(desired),
+            Finding::ReplicasReleased => self.replicas_released = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn equal_values_have_equal_fingerprints() {
+        let a = json!({"spec": {"replicas": 2, "template": {"labels": {"app": "x"}}}});
+        let b = json!({"spec": {"replicas": 2, "template": {"labels": {"app": "x"}}}});
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn any_difference_changes_the_fingerprint() {
+        let base = json!({"spec": {"replicas": 2, "env": [{"name": "A", "value": "1"}]}});
+        let variants = [
+            json!({"spec": {"replicas": 3, "env": [{"name": "A", "value": "1"}]}}),
+            json!({"spec": {"replicas": "2", "env": [{"name": "A", "value": "1"}]}}),
+            json!({"spec": {"replicas": 2, "env": [{"name": "A", "value": "2"}]}}),
+            json!({"spec": {"replicas": 2, "env": [{"name": "A", "value": "1"}, null]}}),
+            json!({"spec": {"replicas": 2, "env": []}}),
+            json!({"spec": {"replicas": 2}}),
+            json!({"spec": {"replicas": 2, "env": {"name": "A", "value": "1"}}}),
+        ];
+        for variant in variants {
+            assert_ne!(fingerprint(&base), fingerprint(&variant), "{variant}");
+        }
+    }
+
+    #[test]
+    fn findings_hold_only_for_their_resource_version() {
+        let mut record = Remembered::default();
+        record.add("10", Finding::InSyncWith(7));
+        record.add("10", Finding::ReplicasReleased);
+        assert!(record.holds("10", Finding::InSyncWith(7)));
+        assert!(record.holds("10", Finding::ReplicasReleased));
+        assert!(!record.holds("10", Finding::InSyncWith(8)));
+        assert!(!record.holds("11", Finding::InSyncWith(7)));
+        record.add("11", Finding::InSyncWith(8));
+        assert!(!record.holds("11", Finding::ReplicasReleased));
+        assert!(!record.holds("11", Finding::InSyncWith(7)));
+        assert!(record.holds("11", Finding::InSyncWith(8)));
+    }
+
+    #[test]
+    fn nesting_is_part_of_the_fingerprint() {
+        // Same keys and leaves in a different shape.
+        assert_ne!(
+            fingerprint(&json!([["a"], "b"])),
+            fingerprint(&json!([["a", "b"]]))
+        );
+        assert_ne!(
+            fingerprint(&json!({"a": {"b": null}})),
+            fingerprint(&json!({"a": null, "b": null}))
+        );
+    }
+}
