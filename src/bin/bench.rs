@@ -21,6 +21,9 @@ use std::{
 };
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use fieldwise::featurestore::{
     context::ImageDefaults,
     render::{Input, kubernetes_yaml, render},
@@ -256,7 +259,18 @@ struct ChildOptions {
 impl Operator {
     fn start(kubeconfig: &Path, options: ChildOptions) -> BenchResult<Self> {
         let exe = std::env::current_exe().map_err(|e| err("current exe")(&e))?;
-        let mut command = Command::new(exe);
+        // Diagnostics only: `BENCH_CHILD_WRAPPER="heaptrack -o /tmp/op"` runs the operator child
+        // under a profiler (the child's /proc figures are then the wrapper's).
+        let wrapper = std::env::var("BENCH_CHILD_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(wrapper).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
         command.arg("--operator-child").arg(kubeconfig);
         if let Some(seconds) = options.resync_seconds {
             command
