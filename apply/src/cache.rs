@@ -2,12 +2,12 @@
 //! children), shared with the controllers through subscribers.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use futures::{Stream, StreamExt, channel::mpsc};
+use futures::{Stream, StreamExt, TryStreamExt, channel::mpsc};
 use kube::{
     Api, Client, ResourceExt,
     api::DynamicObject,
@@ -20,10 +20,10 @@ use kube::{
 };
 use tokio::sync::watch;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{
-    HANDOVER_MANAGER, MANAGER,
+    cached::CachedObject,
     error::ApplyError,
     fingerprint::{Finding, Remembered},
     labels,
@@ -32,13 +32,13 @@ use crate::{
 
 /// A stream of every object of one kind the watch sees change (added, modified, deleted), after
 /// the cache was updated.
-pub type Subscription = mpsc::Receiver<Arc<DynamicObject>>;
+pub type Subscription = mpsc::Receiver<Arc<CachedObject>>;
 
 pub(crate) struct KindCache {
     pub spec: KindSpec,
-    pub store: Store<DynamicObject>,
-    writer: Mutex<Option<Writer<DynamicObject>>>,
-    subscribers: Mutex<Vec<mpsc::Sender<Arc<DynamicObject>>>>,
+    pub store: Store<CachedObject>,
+    writer: Mutex<Option<Writer<CachedObject>>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Arc<CachedObject>>>>,
     buffer: usize,
     /// True once the initial list is in the store. Waiters use this, not `Store::wait_until_ready`:
     /// kube's readiness is one oneshot receiver behind a mutex, which wakes only the last of several
@@ -56,7 +56,7 @@ pub(crate) struct KindCache {
 /// copy of the kind's `ApiResource` per object).
 type Name = (Option<String>, String);
 
-fn name_of(obj: &DynamicObject) -> Name {
+fn name_of(obj: &CachedObject) -> Name {
     (obj.metadata.namespace.clone(), obj.name_any())
 }
 
@@ -77,7 +77,7 @@ struct Entry {
 }
 
 impl OwnerIndex {
-    fn insert(&mut self, obj: &DynamicObject) {
+    fn insert(&mut self, obj: &CachedObject) {
         let name = name_of(obj);
         self.remove(&name);
         let owner = obj
@@ -114,7 +114,7 @@ impl OwnerIndex {
 
     /// Rebuilt from the store after a (re-)list: objects deleted while the watch was down never
     /// produce a delete event.
-    fn rebuild(&mut self, store: &Store<DynamicObject>) {
+    fn rebuild(&mut self, store: &Store<CachedObject>) {
         *self = OwnerIndex::default();
         for obj in store.state() {
             self.insert(&obj);
@@ -122,7 +122,7 @@ impl OwnerIndex {
     }
 
     /// Applies one watch event (after the reflector stored it).
-    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
+    fn apply(&mut self, event: &watcher::Event<CachedObject>, store: &Store<CachedObject>) {
         match event {
             watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => self.insert(obj),
             watcher::Event::Delete(obj) => self.remove(&name_of(obj)),
@@ -153,7 +153,7 @@ impl KindCache {
     }
 
     /// The cached objects labelled with this owner uid (not yet checked further).
-    pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<DynamicObject>> {
+    pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<CachedObject>> {
         let names: Vec<Name> = self
             .index()
             .children
@@ -168,7 +168,7 @@ impl KindCache {
 
     /// Whether the engine found `finding` about this object at this resourceVersion (and the watch has
     /// not replaced it since).
-    pub fn remembers(&self, object: &DynamicObject, finding: Finding) -> bool {
+    pub fn remembers(&self, object: &CachedObject, finding: Finding) -> bool {
         let Some(version) = object.metadata.resource_version.as_deref() else {
             return false;
         };
@@ -181,7 +181,7 @@ impl KindCache {
 
     /// Remembers `finding` about this cached object, for as long as the cache holds this version
     /// (nothing is kept for an object the watch has already deleted).
-    pub fn remember(&self, object: &DynamicObject, finding: Finding) {
+    pub fn remember(&self, object: &CachedObject, finding: Finding) {
         let Some(version) = object.metadata.resource_version.as_deref() else {
             return;
         };
@@ -204,7 +204,7 @@ impl KindCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn writer(&self) -> MutexGuard<'_, Option<Writer<DynamicObject>>> {
+    fn writer(&self) -> MutexGuard<'_, Option<Writer<CachedObject>>> {
         // A poisoned lock only means another thread panicked while holding it; the Option
         // inside is still consistent.
         self.writer
@@ -213,7 +213,7 @@ impl KindCache {
     }
 
     /// The cached object with this name and namespace.
-    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<DynamicObject>> {
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let mut key = ObjectRef::new_with(name, self.spec.resource.clone());
         if let Some(ns) = namespace {
             key = key.within(ns);
@@ -298,8 +298,7 @@ impl Caches {
                     .as_ref()
                     .is_some_and(|t| cache.spec.matches(&t.api_version, &t.kind))
             }) {
-                let mut obj = obj.clone();
-                strip_for_cache(&mut obj);
+                let obj = CachedObject::new(obj.clone());
                 writer.apply_watcher_event(&watcher::Event::InitApply(obj));
             }
             writer.apply_watcher_event(&watcher::Event::InitDone);
@@ -360,7 +359,7 @@ impl Caches {
                 let kind = resource.kind.clone();
                 let stream = watcher(api, config)
                     .default_backoff()
-                    .modify(strip_for_cache)
+                    .map_ok(compact)
                     .reflect(writer)
                     .inspect(move |event| {
                         if let Ok(event) = event {
@@ -370,6 +369,17 @@ impl Caches {
                 fan_out(kind, stream, subscribers, synced)
             })
             .collect())
+    }
+}
+
+/// A watch event with its objects compacted for the cache.
+fn compact(event: watcher::Event<DynamicObject>) -> watcher::Event<CachedObject> {
+    match event {
+        watcher::Event::Apply(obj) => watcher::Event::Apply(CachedObject::new(obj)),
+        watcher::Event::Delete(obj) => watcher::Event::Delete(CachedObject::new(obj)),
+        watcher::Event::InitApply(obj) => watcher::Event::InitApply(CachedObject::new(obj)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -384,11 +394,11 @@ fn lock_index(index: &Mutex<OwnerIndex>) -> MutexGuard<'_, OwnerIndex> {
 /// What the watch task needs to keep one kind's owner index current.
 struct Indexer {
     index: Arc<Mutex<OwnerIndex>>,
-    store: Store<DynamicObject>,
+    store: Store<CachedObject>,
 }
 
 impl Indexer {
-    fn apply(&self, event: &watcher::Event<DynamicObject>) {
+    fn apply(&self, event: &watcher::Event<CachedObject>) {
         lock_index(&self.index).apply(event, &self.store);
     }
 }
@@ -398,10 +408,10 @@ impl Indexer {
 async fn fan_out<S>(
     kind: String,
     stream: S,
-    mut subscribers: Vec<mpsc::Sender<Arc<DynamicObject>>>,
+    mut subscribers: Vec<mpsc::Sender<Arc<CachedObject>>>,
     synced: watch::Sender<bool>,
 ) where
-    S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
+    S: Stream<Item = Result<watcher::Event<CachedObject>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
     while let Some(event) = stream.next().await {
@@ -433,133 +443,6 @@ async fn fan_out<S>(
     }
 }
 
-/// The labels a cached object keeps typed: those its cache and triggers look it up by. The others
-/// are kept with the body text.
-const KEPT_LABELS: [&str; 4] = [
-    labels::MANAGED_BY,
-    labels::OWNER_UID,
-    labels::INSTANCE,
-    labels::OWNER_NAMESPACE,
-];
-
-/// Keeps the cache small (kube-rs memory trap): drops the managedFields entries of status
-/// writers other than us and the last-applied annotation. Entries of other managers on the main
-/// resource (and `/scale`) stay: they tell which manager changed a field we own (drift).
-///
-/// What stays is mostly kept as JSON text: the body (spec, status, data...) and, inside the same
-/// text under `metadata`, the managedFields and annotations. Parsed, every key of those trees is
-/// a map entry of its own, many times the size of its text, and with 1000 owners and their ~15
-/// children each they made up most of the operator's memory; the engine parses them only when it
-/// compares a desired object with the live one ([`live_value`]). The typed metadata keeps what
-/// the caches and triggers look objects up by (name, namespace, uid, labels, owner references).
-pub(crate) fn strip_for_cache(obj: &mut DynamicObject) {
-    if let Some(entries) = obj.metadata.managed_fields.as_mut() {
-        entries.retain(|e| {
-            is_ours(e)
-                || e.subresource
-                    .as_deref()
-                    .is_none_or(|s| s.is_empty() || s == "scale")
-        });
-    }
-    if let Some(annotations) = obj.metadata.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-    let serde_json::Value::Object(body) = &mut obj.data else {
-        // Already compacted (or not an object body): leave it as it is.
-        return;
-    };
-    let mut hidden = serde_json::Map::new();
-    if let Some(labels) = obj.metadata.labels.as_mut() {
-        let (kept, other): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(labels)
-            .into_iter()
-            .partition(|(key, _)| KEPT_LABELS.contains(&key.as_str()));
-        *labels = kept;
-        if !other.is_empty() {
-            hidden.insert("labels".into(), json_of(&other));
-        }
-    }
-    if let Some(entries) = obj.metadata.managed_fields.take() {
-        hidden.insert("managedFields".into(), json_of(&entries));
-    }
-    if let Some(annotations) = obj.metadata.annotations.take() {
-        hidden.insert("annotations".into(), json_of(&annotations));
-    }
-    if !hidden.is_empty() {
-        body.insert("metadata".into(), serde_json::Value::Object(hidden));
-    }
-    obj.data = serde_json::Value::String(obj.data.to_string());
-}
-
-fn json_of<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    // Serializing typed Kubernetes metadata into a Value cannot fail (string keys, no floats).
-    serde_json::to_value(value).unwrap_or_default()
-}
-
-/// The compacted body of a cached object parsed back, and the metadata it hides.
-fn body_of(
-    obj: &DynamicObject,
-) -> Option<(
-    serde_json::Value,
-    serde_json::Map<String, serde_json::Value>,
-)> {
-    let mut body = match &obj.data {
-        serde_json::Value::String(text) => serde_json::from_str(text).ok()?,
-        other => other.clone(),
-    };
-    let hidden = match body.as_object_mut()?.remove("metadata") {
-        Some(serde_json::Value::Object(hidden)) => hidden,
-        _ => serde_json::Map::new(),
-    };
-    Some((body, hidden))
-}
-
-/// A cached object as the API served it (JSON, minus what [`strip_for_cache`] drops), for
-/// comparisons.
-pub(crate) fn live_value(obj: &DynamicObject) -> Option<serde_json::Value> {
-    let (mut live, hidden) = body_of(obj)?;
-    let mut metadata = serde_json::to_value(&obj.metadata).ok()?;
-    let metadata_map = metadata.as_object_mut()?;
-    for (key, value) in hidden {
-        match (metadata_map.get_mut(&key), value) {
-            (Some(serde_json::Value::Object(typed)), serde_json::Value::Object(more)) => {
-                typed.extend(more);
-            }
-            (_, value) => {
-                metadata_map.insert(key, value);
-            }
-        }
-    }
-    let map = live.as_object_mut()?;
-    if let Some(types) = &obj.types {
-        map.insert("apiVersion".into(), types.api_version.clone().into());
-        map.insert("kind".into(), types.kind.clone().into());
-    }
-    map.insert("metadata".into(), metadata);
-    expand_fields(&mut live);
-    Some(live)
-}
-
-/// A cached object with its body and metadata parsed back.
-pub(crate) fn expanded(obj: &DynamicObject) -> DynamicObject {
-    let mut copy = obj.clone();
-    if let Some((body, mut hidden)) = body_of(obj) {
-        copy.data = body;
-        if let Some(entries) = hidden.remove("managedFields") {
-            copy.metadata.managed_fields = serde_json::from_value(entries).ok();
-        }
-        if let Some(annotations) = hidden.remove("annotations") {
-            copy.metadata.annotations = serde_json::from_value(annotations).ok();
-        }
-        if let Some(labels) = hidden
-            .remove("labels")
-            .and_then(|labels| serde_json::from_value::<BTreeMap<String, String>>(labels).ok())
-        {
-            copy.metadata.labels.get_or_insert_default().extend(labels);
-        }
-    }
-    copy
-}
-
 /// Turns the FieldsV1 texts of a cached object (as JSON) back into trees.
 pub(crate) fn expand_fields(live: &mut serde_json::Value) {
     let entries = live
@@ -578,13 +461,6 @@ pub(crate) fn expand_fields(live: &mut serde_json::Value) {
     }
 }
 
-fn is_ours(entry: &ManagedFieldsEntry) -> bool {
-    matches!(
-        entry.manager.as_deref(),
-        Some(MANAGER) | Some(HANDOVER_MANAGER)
-    )
-}
-
 /// For the controller's own reflector of owner objects (`.modify(...)` before `.reflect(...)`):
 /// drops every managedFields entry except fieldwise's, which [`crate::Engine::apply_status`]
 /// needs to skip unchanged status writes, and keeps their FieldsV1 as JSON text, as the engine's
@@ -592,72 +468,11 @@ fn is_ours(entry: &ManagedFieldsEntry) -> bool {
 /// (a no-op for the server, but a write request).
 pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
     if let Some(entries) = meta.managed_fields.as_mut() {
-        entries.retain(is_ours);
+        entries.retain(crate::cached::is_ours);
         for fields in entries.iter_mut().filter_map(|e| e.fields_v1.as_mut()) {
             if !fields.0.is_string() {
                 fields.0 = serde_json::Value::String(fields.0.to_string());
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn served() -> DynamicObject {
-        serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {
-                "name": "web", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
-                "labels": {
-                    "app.kubernetes.io/managed-by": "fieldwise",
-                    "app.kubernetes.io/instance": "store",
-                    "app.kubernetes.io/component": "online",
-                    "fieldwise.dev/owner-uid": "owner-1",
-                    "feast.dev/name": "store"
-                },
-                "annotations": {"note": "kept", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
-                "managedFields": [{"manager": "fieldwise", "operation": "Apply", "apiVersion": "v1",
-                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]
-            },
-            "data": {"a": "1"}
-        }))
-        .expect("object")
-    }
-
-    #[test]
-    fn a_cached_object_keeps_only_lookup_labels_typed_and_restores_everything_else() {
-        let mut cached = served();
-        strip_for_cache(&mut cached);
-        let typed: Vec<&str> = cached.labels().keys().map(String::as_str).collect();
-        assert_eq!(
-            typed,
-            [
-                "app.kubernetes.io/instance",
-                "app.kubernetes.io/managed-by",
-                "fieldwise.dev/owner-uid"
-            ]
-        );
-        assert!(cached.metadata.managed_fields.is_none());
-        assert!(cached.data.is_string());
-
-        let live = live_value(&cached).expect("live");
-        let mut expected = serde_json::to_value(served()).expect("json");
-        expected["metadata"]["annotations"]
-            .as_object_mut()
-            .expect("annotations")
-            .remove("kubectl.kubernetes.io/last-applied-configuration");
-        assert_eq!(live, expected);
-
-        let restored = expanded(&cached);
-        assert_eq!(restored.labels(), served().labels());
-        assert_eq!(restored.data, json!({"data": {"a": "1"}}));
-        assert_eq!(
-            restored.metadata.managed_fields.as_ref().map(Vec::len),
-            Some(1)
-        );
     }
 }

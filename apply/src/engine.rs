@@ -21,6 +21,7 @@ use tracing::{Instrument, Span, field::Empty};
 use crate::{
     HANDOVER_MANAGER, MANAGER,
     cache::{Caches, KindCache, Subscription},
+    cached::CachedObject,
     desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare_owned},
     error::{ApplyError, ObjectKey},
     fields,
@@ -248,8 +249,8 @@ impl Engine {
     /// The cached live object of a registered kind, for controllers that derive status from their
     /// children without a request. With the default watch selector the caches hold only objects
     /// labelled `app.kubernetes.io/managed-by=fieldwise`; managedFields entries of other managers'
-    /// status writes are stripped, and the FieldsV1 of the others are kept as JSON text (a string
-    /// value), not as a tree. The body is parsed for each call (the cache keeps it as text).
+    /// status writes are stripped. The object is restored for each call (the cache keeps most of it
+    /// compressed, see [`CachedObject`]).
     pub fn cached(
         &self,
         api_version: &str,
@@ -262,7 +263,7 @@ impl Engine {
             .caches
             .find(api_version, kind)?
             .get(namespace, name)?;
-        Some(Arc::new(crate::cache::expanded(&cached)))
+        cached.to_dynamic().map(Arc::new)
     }
 
     /// How many objects of each registered kind the caches hold (the objects fieldwise manages),
@@ -389,7 +390,7 @@ impl Engine {
             return Ok(false);
         }
         let live = match &cached {
-            Some((_, cached)) => crate::cache::live_value(cached),
+            Some((_, cached)) => cached.to_value(),
             None => self.read_live(p).await?,
         };
         let Some(live) = live else {
@@ -453,7 +454,7 @@ impl Engine {
     }
 
     /// The cached object, with its kind's cache.
-    fn cached_of(&self, key: &ObjectKey) -> Option<(&KindCache, Arc<DynamicObject>)> {
+    fn cached_of(&self, key: &ObjectKey) -> Option<(&KindCache, Arc<CachedObject>)> {
         let cache = self.cache_of(key)?;
         let cached = cache.get(key.namespace.as_deref(), &key.name)?;
         Some((cache, cached))
@@ -469,7 +470,7 @@ impl Engine {
         if cache.remembers(&cached, finding) {
             return (true, None);
         }
-        let Some(live) = crate::cache::live_value(&cached) else {
+        let Some(live) = cached.to_value() else {
             return (false, None);
         };
         let in_sync =
@@ -937,7 +938,7 @@ fn drift_of(key: &ObjectKey, body: &Value, live: &Value) -> Vec<DriftReport> {
         .collect()
 }
 
-fn is_child_of(obj: &DynamicObject, owner: &Owner, scope: Scope) -> bool {
+fn is_child_of(obj: &CachedObject, owner: &Owner, scope: Scope) -> bool {
     let labels = obj.labels();
     let labelled = labels.get(labels::MANAGED_BY).map(String::as_str)
         == Some(labels::MANAGED_BY_VALUE)
@@ -953,7 +954,7 @@ fn is_child_of(obj: &DynamicObject, owner: &Owner, scope: Scope) -> bool {
 }
 
 fn owner_of<K: Resource<DynamicType = ()>>(
-    child: &DynamicObject,
+    child: &CachedObject,
     scope: Scope,
 ) -> Option<ObjectRef<K>> {
     let (api_version, kind) = (K::api_version(&()), K::kind(&()));

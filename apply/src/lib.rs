@@ -41,6 +41,7 @@
 //! The `Client` should be built with `Config::default_retry = false`: the engine retries itself.
 
 mod cache;
+mod cached;
 mod desired;
 mod engine;
 mod error;
@@ -54,6 +55,7 @@ mod report;
 mod transport;
 
 pub use cache::{Subscription, keep_own_managed_fields};
+pub use cached::CachedObject;
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig};
 pub use error::{ApplyError, ObjectKey};
