@@ -546,7 +546,8 @@ impl Engine {
         let before = live
             .and_then(|l| l.pointer("/metadata/resourceVersion"))
             .cloned();
-        let outcome = changed_outcome(&success, before.as_ref());
+        let after = success.resource_version();
+        let outcome = changed_outcome(success.code, after.as_deref(), before.as_ref());
         let drift = if outcome == Outcome::Unchanged {
             Vec::new()
         } else {
@@ -727,13 +728,7 @@ impl Engine {
     where
         K: Resource<DynamicType = ()> + Serialize + serde::de::DeserializeOwned,
     {
-        let resource = ApiResource::erase::<K>(&());
-        let key = ObjectKey {
-            api_version: resource.api_version,
-            kind: resource.kind,
-            namespace: cached.namespace(),
-            name: cached.name_any(),
-        };
+        let key = key_of(&ApiResource::erase::<K>(&()), cached.meta());
         if !self.inner.own_status.has_write(&key) {
             // The common case: no copy to make.
             return None;
@@ -751,22 +746,7 @@ impl Engine {
     where
         K: Resource<DynamicType = ()> + Serialize,
     {
-        let resource = ApiResource::erase::<K>(&());
-        let key = ObjectKey {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-            namespace: owner.namespace(),
-            name: owner.name_any(),
-        };
-        if self.status_remembered(&key, owner.meta(), &status) {
-            return Ok(Outcome::Unchanged);
-        }
-        let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
-            object: key.to_string(),
-            reason: e.to_string(),
-        })?;
-        crate::cache::expand_fields(&mut live);
-        self.apply_status_value(&resource, &key, &live, status)
+        self.apply_status_of(&ApiResource::erase::<K>(&()), owner, owner.meta(), status)
             .await
     }
 
@@ -775,18 +755,18 @@ impl Engine {
     where
         K: Resource<DynamicType = ()>,
     {
-        let resource = ApiResource::erase::<K>(&());
-        self.inner.own_status.forget(&ObjectKey {
-            api_version: resource.api_version,
-            kind: resource.kind,
-            namespace: owner.namespace(),
-            name: owner.name_any(),
-        });
+        let key = key_of(&ApiResource::erase::<K>(&()), owner.meta());
+        self.inner.own_status.forget(&key);
     }
 
-    /// Whether this status was already found in sync with this version of the owner (then
-    /// recorded as an unchanged status span), without serialising the owner.
-    fn status_remembered(&self, key: &ObjectKey, meta: &ObjectMeta, status: &Value) -> bool {
+    /// Whether a status with this fingerprint was already found in sync with this version of the
+    /// owner (then recorded as an unchanged status span), without serialising the owner.
+    fn status_remembered(
+        &self,
+        key: &ObjectKey,
+        meta: &ObjectMeta,
+        status_fingerprint: u64,
+    ) -> bool {
         let Some(cached_version) = meta.resource_version.as_deref() else {
             return false;
         };
@@ -795,7 +775,7 @@ impl Engine {
         let remembered =
             self.inner
                 .own_status
-                .remembers_in_sync(key, uid, &version, fingerprint(status));
+                .remembers_in_sync(key, uid, &version, status_fingerprint);
         if remembered {
             record(&object_span(Op::Status, key), &Outcome::Unchanged);
         }
@@ -809,13 +789,22 @@ impl Engine {
         owner: &DynamicObject,
         status: Value,
     ) -> Result<Outcome, ApplyError> {
-        let key = ObjectKey {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-            namespace: owner.namespace(),
-            name: owner.name_any(),
-        };
-        if self.status_remembered(&key, &owner.metadata, &status) {
+        self.apply_status_of(resource, owner, &owner.metadata, status)
+            .await
+    }
+
+    /// The status path of both entry points: the remembered answer when there is one, else the
+    /// comparison with the serialised owner, then the apply.
+    async fn apply_status_of(
+        &self,
+        resource: &ApiResource,
+        owner: &impl Serialize,
+        meta: &ObjectMeta,
+        status: Value,
+    ) -> Result<Outcome, ApplyError> {
+        let key = key_of(resource, meta);
+        let status_fingerprint = fingerprint(&status);
+        if self.status_remembered(&key, meta, status_fingerprint) {
             return Ok(Outcome::Unchanged);
         }
         let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
@@ -823,7 +812,8 @@ impl Engine {
             reason: e.to_string(),
         })?;
         crate::cache::expand_fields(&mut live);
-        self.apply_status_value(resource, &key, &live, status).await
+        self.apply_status_value(resource, &key, &live, status, status_fingerprint)
+            .await
     }
 
     async fn apply_status_value(
@@ -832,6 +822,7 @@ impl Engine {
         key: &ObjectKey,
         live: &Value,
         status: Value,
+        status_fingerprint: u64,
     ) -> Result<Outcome, ApplyError> {
         if !status.is_object() {
             return Err(ApplyError::InvalidObject {
@@ -843,7 +834,6 @@ impl Engine {
         let fresher = self.inner.own_status.newer_than(key, live, false);
         let live = fresher.as_ref().unwrap_or(live);
         let span = object_span(Op::Status, key);
-        let status_fingerprint = fingerprint(&status);
         let mut body = skeleton(key);
         body["status"] = status;
         let desired = json!({"status": body["status"]});
@@ -870,8 +860,16 @@ impl Engine {
             .await;
         let outcome = match &result {
             Ok(success) => {
-                self.inner.own_status.remember(key, &success.body());
-                changed_outcome(success, live.pointer("/metadata/resourceVersion"))
+                let answer = success.body();
+                self.inner.own_status.remember(key, &answer);
+                let after = answer
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str);
+                changed_outcome(
+                    success.code,
+                    after,
+                    live.pointer("/metadata/resourceVersion"),
+                )
             }
             Err(error) => Outcome::Failed(error.clone()),
         };
@@ -886,11 +884,13 @@ impl Engine {
     }
 }
 
-fn changed_outcome(success: &Success, before: Option<&Value>) -> Outcome {
+/// What an apply answered with `code` and resourceVersion `after` did to an object that had
+/// resourceVersion `before`.
+fn changed_outcome(code: u16, after: Option<&str>, before: Option<&Value>) -> Outcome {
     let before = before.and_then(Value::as_str);
-    if success.code == 201 {
+    if code == 201 {
         Outcome::Created
-    } else if before.is_some() && success.resource_version().as_deref() == before {
+    } else if before.is_some() && after == before {
         Outcome::Unchanged
     } else {
         Outcome::Updated
@@ -979,6 +979,16 @@ fn owner_of<K: Resource<DynamicType = ()>>(
         r = r.within(ns);
     }
     Some(r)
+}
+
+/// The key of an owner object of this resource.
+fn key_of(resource: &ApiResource, meta: &ObjectMeta) -> ObjectKey {
+    ObjectKey {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone().unwrap_or_default(),
+    }
 }
 
 fn unknown_key(object: &DesiredObject) -> ObjectKey {

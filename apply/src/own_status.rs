@@ -61,12 +61,9 @@ impl OwnStatusWrites {
     pub fn newer_than(&self, key: &ObjectKey, cached: &Value, forget: bool) -> Option<Value> {
         let mut written = self.lock();
         let record = written.get(key)?;
-        let same_object = record.uid == text(cached, "/metadata/uid");
+        let uid = text(cached, "/metadata/uid");
         let cached_version = text(cached, "/metadata/resourceVersion").unwrap_or_default();
-        let cache_is_behind = same_object
-            && compare_resource_versions(&cached_version, &record.resource_version)
-                == Some(Ordering::Less);
-        if cache_is_behind {
+        if record.is_newer_than(uid.as_deref(), &cached_version) {
             return Some(with_status(cached, record));
         }
         if forget {
@@ -83,13 +80,8 @@ impl OwnStatusWrites {
     /// The resourceVersion the owner has for us: the cached one, or that of our last status write
     /// while the cache is behind it.
     pub fn version_seen(&self, key: &ObjectKey, uid: Option<&str>, cached_version: &str) -> String {
-        let written = self.lock();
-        match written.get(key) {
-            Some(record)
-                if record.uid.as_deref() == uid
-                    && compare_resource_versions(cached_version, &record.resource_version)
-                        == Some(Ordering::Less) =>
-            {
+        match self.lock().get(key) {
+            Some(record) if record.is_newer_than(uid, cached_version) => {
                 record.resource_version.clone()
             }
             _ => cached_version.to_owned(),
@@ -142,6 +134,15 @@ impl OwnStatusWrites {
         self.written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Written {
+    /// Whether this write is newer than a cached copy of the same object (uid) at `cached_version`.
+    fn is_newer_than(&self, uid: Option<&str>, cached_version: &str) -> bool {
+        self.uid.as_deref() == uid
+            && compare_resource_versions(cached_version, &self.resource_version)
+                == Some(Ordering::Less)
     }
 }
 
