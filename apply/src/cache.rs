@@ -463,8 +463,8 @@ pub(crate) fn expand_fields(live: &mut serde_json::Value) {
 
 /// For the controller's own reflector of owner objects (`.modify(...)` before `.reflect(...)`):
 /// drops every managedFields entry except fieldwise's, which [`crate::Engine::apply_status`]
-/// needs to skip unchanged status writes, and keeps their FieldsV1 as JSON text, as the engine's
-/// caches do (`apply_status` restores the trees). Without the entry every status apply is sent
+/// needs to skip unchanged status writes, and keeps their FieldsV1 as JSON text (`apply_status`
+/// restores the trees). Without the entry every status apply is sent
 /// (a no-op for the server, but a write request).
 pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
     if let Some(entries) = meta.managed_fields.as_mut() {

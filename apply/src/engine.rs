@@ -188,8 +188,8 @@ impl Engine {
     /// A subscriber to the shared watch of one registered kind, yielding every changed object
     /// after the cache was updated. Call before [`Self::run_watches`]. A subscriber that falls
     /// `subscriber_buffer` events behind misses triggers instead of stalling the caches. The
-    /// objects are as cached: full metadata, but the body (`data`) held as JSON text; use
-    /// [`Self::cached`] to read it.
+    /// objects are as cached ([`CachedObject`]: the lookup metadata typed, the rest compressed); use
+    /// [`Self::cached`] to read one whole.
     pub fn subscribe(&self, resource: &ApiResource) -> Result<Subscription, ApplyError> {
         self.inner.caches.subscribe(resource)
     }
