@@ -168,10 +168,24 @@ impl RawClient {
 
     /// Opens a watch (`path` must carry `watch=true`).
     pub async fn watch(&self, path: &str) -> Result<WatchStream, TestError> {
-        let resp = self
-            .client
-            .send(self.build("GET", path, None, Vec::new())?)
-            .await?;
+        self.send_watch(self.build("GET", path, None, Vec::new())?)
+            .await
+    }
+
+    /// Opens a watch with an explicit Accept header (e.g. the Table media type `kubectl get -w` sends).
+    pub async fn watch_with_accept(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<WatchStream, TestError> {
+        let mut req = self.build("GET", path, None, Vec::new())?;
+        req.headers_mut()
+            .insert(http::header::ACCEPT, http::HeaderValue::from_str(accept)?);
+        self.send_watch(req).await
+    }
+
+    async fn send_watch(&self, req: http::Request<Body>) -> Result<WatchStream, TestError> {
+        let resp = self.client.send(req).await?;
         if !resp.status().is_success() {
             let bytes = resp.into_body().collect().await?.to_bytes();
             return Err(format!("watch failed: {}", String::from_utf8_lossy(&bytes)).into());

@@ -278,6 +278,49 @@ async fn generation_and_status_reset() -> Result<(), TestError> {
     Ok(())
 }
 
+/// `kubectl get -w` lists, then watches from the list's resourceVersion. An object written between
+/// the two comes as a replayed event, which must be a Table row like a live one, and only the watch's
+/// first event carries the column definitions (kubectl prints the header again when they come back).
+#[tokio::test]
+async fn table_watches_replay_rows_and_send_columns_once() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let list = c.get_with_accept(WIDGETS, accept).await?;
+    let rv = list.body["metadata"]["resourceVersion"]
+        .as_str()
+        .ok_or("list resourceVersion")?
+        .to_owned();
+    c.post(WIDGETS, &widget("w1", 1)).await?;
+    let mut watch = c
+        .watch_with_accept(
+            &format!("{WIDGETS}?watch=true&resourceVersion={rv}"),
+            accept,
+        )
+        .await?;
+    let replayed = watch
+        .next(Duration::from_secs(5))
+        .await?
+        .ok_or("no replayed event")?;
+    c.post(WIDGETS, &widget("w2", 2)).await?;
+    let live = watch
+        .next(Duration::from_secs(5))
+        .await?
+        .ok_or("no live event")?;
+    for (event, name) in [(&replayed, "w1"), (&live, "w2")] {
+        assert_eq!(event["type"], "ADDED", "{event}");
+        assert_eq!(event["object"]["kind"], "Table", "{event}");
+        assert_eq!(event["object"]["rows"][0]["cells"][0], name, "{event}");
+    }
+    let column_count = |event: &Value| {
+        event["object"]["columnDefinitions"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(column_count(&replayed), 4, "{replayed}");
+    assert_eq!(column_count(&live), 0, "{live}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn printer_columns_in_tables() -> Result<(), TestError> {
     let (_emu, c) = setup().await?;

@@ -196,10 +196,12 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
         let current = txn.current_rv();
         let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
             Some(n) if n > 0 && !opts.send_initial => match txn.events_since(n) {
+                // Replayed events are shaped like live ones (Table rows, partial metadata), with
+                // the Table's column definitions in the first event only.
                 Ok(evs) => Ok(evs
                     .iter()
                     .filter_map(|e| filter.translate(e))
-                    .map(|(k, o)| line(k.as_str(), &o))
+                    .map(|(k, o)| filter.event(k.as_str(), &o, &mut first))
                     .collect()),
                 Err(too_old) => Err(ApiError::expired(format!(
                     "too old resource version: {} ({})",
