@@ -1,5 +1,10 @@
-//! One reflector store per registered kind, fed by one watch per kind (label-filtered to our
-//! children), shared with the controllers through subscribers.
+//! One cache per registered kind, fed by one watch per kind (label-filtered to our children), shared
+//! with the controllers through subscribers.
+//!
+//! Not kube's reflector `Store`: its key for every object is an `ObjectRef` carrying its own copy of
+//! the kind's `ApiResource` (five strings), and its readiness wakes only one of several waiters. Here
+//! objects are kept by namespace, then name, both shared with the object itself, next to an index by
+//! owner uid and what the engine found about each object's current version.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,14 +14,10 @@ use std::{
 
 use futures::{Stream, StreamExt, TryStreamExt, channel::mpsc};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client,
     api::DynamicObject,
     discovery::ApiResource,
-    runtime::{
-        WatchStreamExt,
-        reflector::{ObjectRef, Store, store::Writer},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::sync::watch;
 
@@ -25,8 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::{
     cached::CachedObject,
     error::ApplyError,
-    fingerprint::{Finding, Remembered},
-    labels,
+    fingerprint::{Finding, Findings},
     registry::KindSpec,
 };
 
@@ -36,196 +36,232 @@ pub type Subscription = mpsc::Receiver<Arc<CachedObject>>;
 
 pub(crate) struct KindCache {
     pub spec: KindSpec,
-    pub store: Store<CachedObject>,
-    writer: Mutex<Option<Writer<CachedObject>>>,
+    /// The objects, shared with the kind's watch task.
+    state: Arc<Mutex<KindState>>,
+    /// Set once the watch task was handed out (or the cache preloaded).
+    started: Mutex<bool>,
     subscribers: Mutex<Vec<mpsc::Sender<Arc<CachedObject>>>>,
     buffer: usize,
-    /// True once the initial list is in the store. Waiters use this, not `Store::wait_until_ready`:
-    /// kube's readiness is one oneshot receiver behind a mutex, which wakes only the last of several
-    /// tasks waiting at once, so the others (reconciles, the readiness probe) would wait forever.
+    /// True once the initial list is in the cache. Any number of tasks may wait on it at once
+    /// (kube's `Store::wait_until_ready` wakes only the last of several waiters).
     synced: watch::Receiver<bool>,
-    /// Set by the watch task (it takes the sender with the writer) or by `preload`.
+    /// Set by the watch task (it takes the sender) or by `preload`.
     synced_tx: Mutex<Option<watch::Sender<bool>>>,
-    /// The cached objects by owner uid, kept beside the store by the watch task, so that finding an
-    /// owner's children does not scan every cached object (with 1000 owners that scan dominated a
-    /// reconcile's CPU time).
-    index: Arc<Mutex<OwnerIndex>>,
 }
 
-/// The namespace and name of a cached object within its kind (kube's `ObjectRef` would also carry a
-/// copy of the kind's `ApiResource` per object).
-type Name = (Option<String>, String);
+/// The namespace ("" when cluster-scoped) and name of a cached object within its kind.
+type Name = (Arc<str>, Arc<str>);
 
-fn name_of(obj: &CachedObject) -> Name {
-    (obj.metadata.namespace.clone(), obj.name_any())
+/// Objects by namespace ("" for cluster-scoped ones), then name.
+type Objects = HashMap<Arc<str>, HashMap<Arc<str>, Slot>>;
+
+/// One cached object, with what the engine found about this version of it (a new version from the
+/// watch replaces the slot, and so forgets the findings).
+struct Slot {
+    object: Arc<CachedObject>,
+    findings: Findings,
 }
 
-/// Which cached objects carry which owner-uid label ([`labels::OWNER_UID`]), and how many objects
-/// the cache holds.
+/// Everything one kind's cache holds.
 #[derive(Default)]
-pub(crate) struct OwnerIndex {
-    entries: HashMap<Name, Entry>,
+struct KindState {
+    objects: Objects,
+    /// The names of the cached objects carrying each owner-uid label, so that finding an owner's
+    /// children does not scan every cached object (with 1000 owners that scan dominated a
+    /// reconcile's CPU time).
     children: HashMap<Arc<str>, HashSet<Name>>,
+    /// The objects of a (re-)list in progress; they replace `objects` when it completes (objects
+    /// deleted while the watch was down never produce a delete event).
+    listing: Option<Objects>,
 }
 
-/// One cached object in the index.
-struct Entry {
-    /// Its owner-uid label.
-    owner: Option<Arc<str>>,
-    /// What the engine found about this version of it (dropped when the watch brings another).
-    remembered: Option<Box<Remembered>>,
-}
-
-impl OwnerIndex {
-    fn insert(&mut self, obj: &CachedObject) {
-        let name = name_of(obj);
-        self.remove(&name);
-        let owner = obj
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::OWNER_UID))
-            .map(|uid| Arc::<str>::from(uid.as_str()));
-        if let Some(owner) = &owner {
-            self.children
-                .entry(owner.clone())
-                .or_default()
-                .insert(name.clone());
-        }
-        let entry = Entry {
-            owner,
-            remembered: None,
-        };
-        self.entries.insert(name, entry);
-    }
-
-    fn remove(&mut self, name: &Name) {
-        if let Some(Entry {
-            owner: Some(owner), ..
-        }) = self.entries.remove(name)
-            && let Some(children) = self.children.get_mut(&owner)
-        {
-            children.remove(name);
-            if children.is_empty() {
-                self.children.remove(&owner);
+impl KindState {
+    /// Applies one watch event; returns the object to hand to subscribers, if any.
+    fn apply(&mut self, event: watcher::Event<CachedObject>) -> Option<Arc<CachedObject>> {
+        match event {
+            watcher::Event::Init => {
+                self.listing = Some(Objects::new());
+                None
+            }
+            watcher::Event::InitApply(obj) => {
+                let listing = self.listing.get_or_insert_default();
+                Some(put(listing, obj).0)
+            }
+            watcher::Event::InitDone => {
+                self.objects = self.listing.take().unwrap_or_default();
+                self.rebuild_children();
+                None
+            }
+            watcher::Event::Apply(obj) => {
+                let (obj, previous) = put(&mut self.objects, obj);
+                if let Some(previous) = previous {
+                    self.unindex(&previous);
+                }
+                self.index(&obj);
+                Some(obj)
+            }
+            watcher::Event::Delete(obj) => {
+                if let Some(previous) = self.take(&obj) {
+                    self.unindex(&previous);
+                }
+                Some(Arc::new(obj))
             }
         }
     }
 
-    /// Rebuilt from the store after a (re-)list: objects deleted while the watch was down never
-    /// produce a delete event.
-    fn rebuild(&mut self, store: &Store<CachedObject>) {
-        *self = OwnerIndex::default();
-        for obj in store.state() {
-            self.insert(&obj);
+    fn slot(&self, namespace: &str, name: &str) -> Option<&Slot> {
+        self.objects.get(namespace)?.get(name)
+    }
+
+    /// The slot of exactly this version of the object (the one a caller read from the cache).
+    fn slot_of(&mut self, object: &CachedObject) -> Option<&mut Slot> {
+        let slot = self
+            .objects
+            .get_mut(&object.namespace)?
+            .get_mut(&object.name)?;
+        std::ptr::eq(Arc::as_ptr(&slot.object), object).then_some(slot)
+    }
+
+    fn take(&mut self, obj: &CachedObject) -> Option<Arc<CachedObject>> {
+        let names = self.objects.get_mut(&obj.namespace)?;
+        let slot = names.remove(&obj.name)?;
+        if names.is_empty() {
+            self.objects.remove(&obj.namespace);
+        }
+        Some(slot.object)
+    }
+
+    fn index(&mut self, obj: &Arc<CachedObject>) {
+        if let Some(owner) = obj.owner_uid() {
+            let name = (obj.namespace.clone(), obj.name.clone());
+            self.children.entry(owner.clone()).or_default().insert(name);
         }
     }
 
-    /// Applies one watch event (after the reflector stored it).
-    fn apply(&mut self, event: &watcher::Event<CachedObject>, store: &Store<CachedObject>) {
-        match event {
-            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => self.insert(obj),
-            watcher::Event::Delete(obj) => self.remove(&name_of(obj)),
-            watcher::Event::InitDone => self.rebuild(store),
-            watcher::Event::Init => {}
+    fn unindex(&mut self, obj: &CachedObject) {
+        let Some(owner) = obj.owner_uid() else {
+            return;
+        };
+        if let Some(names) = self.children.get_mut(owner) {
+            names.remove(&(obj.namespace.clone(), obj.name.clone()));
+            if names.is_empty() {
+                self.children.remove(owner);
+            }
+        }
+    }
+
+    fn rebuild_children(&mut self) {
+        self.children = HashMap::new();
+        let all: Vec<Arc<CachedObject>> = self
+            .objects
+            .values()
+            .flat_map(|names| names.values().map(|slot| slot.object.clone()))
+            .collect();
+        for obj in &all {
+            self.index(obj);
         }
     }
 }
 
+/// Stores `obj` in `objects` (sharing the namespace string already held); returns it and the
+/// object it replaced.
+fn put(
+    objects: &mut Objects,
+    mut obj: CachedObject,
+) -> (Arc<CachedObject>, Option<Arc<CachedObject>>) {
+    if let Some((namespace, _)) = objects.get_key_value(&*obj.namespace) {
+        obj.share_namespace(namespace);
+    }
+    let obj = Arc::new(obj);
+    let slot = Slot {
+        object: obj.clone(),
+        findings: Findings::default(),
+    };
+    let previous = objects
+        .entry(obj.namespace.clone())
+        .or_default()
+        .insert(obj.name.clone(), slot);
+    (obj, previous.map(|slot| slot.object))
+}
+
 impl KindCache {
     fn new(spec: KindSpec, buffer: usize) -> Self {
-        let writer = Writer::new(spec.resource.clone());
         let (synced_tx, synced) = watch::channel(false);
         Self {
-            store: writer.as_reader(),
             spec,
-            writer: Mutex::new(Some(writer)),
+            state: Arc::default(),
+            started: Mutex::new(false),
             subscribers: Mutex::default(),
             buffer,
             synced,
             synced_tx: Mutex::new(Some(synced_tx)),
-            index: Arc::default(),
         }
     }
 
-    fn index(&self) -> MutexGuard<'_, OwnerIndex> {
-        lock_index(&self.index)
+    fn state(&self) -> MutexGuard<'_, KindState> {
+        lock(&self.state)
     }
 
     /// The cached objects labelled with this owner uid (not yet checked further).
     pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<CachedObject>> {
-        let names: Vec<Name> = self
-            .index()
-            .children
-            .get(owner_uid)
-            .map(|names| names.iter().cloned().collect())
-            .unwrap_or_default();
+        let state = self.state();
+        let Some(names) = state.children.get(owner_uid) else {
+            return Vec::new();
+        };
         names
             .iter()
-            .filter_map(|(namespace, name)| self.get(namespace.as_deref(), name))
+            .filter_map(|(namespace, name)| state.slot(namespace, name))
+            .map(|slot| slot.object.clone())
             .collect()
     }
 
-    /// Whether the engine found `finding` about this object at this resourceVersion (and the watch has
-    /// not replaced it since).
+    /// Whether the engine found `finding` about this object (as read from this cache), and the
+    /// watch has not replaced it since.
     pub fn remembers(&self, object: &CachedObject, finding: Finding) -> bool {
-        let Some(version) = object.metadata.resource_version.as_deref() else {
-            return false;
-        };
-        self.index()
-            .entries
-            .get(&name_of(object))
-            .and_then(|entry| entry.remembered.as_deref())
-            .is_some_and(|record| record.holds(version, finding))
+        self.state()
+            .slot_of(object)
+            .is_some_and(|slot| slot.findings.holds(finding))
     }
 
-    /// Remembers `finding` about this cached object, for as long as the cache holds this version
-    /// (nothing is kept for an object the watch has already deleted).
+    /// Remembers `finding` about this object (as read from this cache), for as long as the cache
+    /// holds this version of it (nothing is kept once the watch replaced or deleted it).
     pub fn remember(&self, object: &CachedObject, finding: Finding) {
-        let Some(version) = object.metadata.resource_version.as_deref() else {
-            return;
-        };
-        if let Some(entry) = self.index().entries.get_mut(&name_of(object)) {
-            entry
-                .remembered
-                .get_or_insert_default()
-                .add(version, finding);
+        if let Some(slot) = self.state().slot_of(object) {
+            slot.findings.add(finding);
         }
     }
 
     /// How many objects the cache holds.
     pub fn len(&self) -> usize {
-        self.index().entries.len()
+        self.state().objects.values().map(HashMap::len).sum()
     }
 
     fn synced_tx(&self) -> MutexGuard<'_, Option<watch::Sender<bool>>> {
-        self.synced_tx
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.synced_tx)
     }
 
-    fn writer(&self) -> MutexGuard<'_, Option<Writer<CachedObject>>> {
-        // A poisoned lock only means another thread panicked while holding it; the Option
-        // inside is still consistent.
-        self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Marks the cache as started; fails if it already was.
+    fn start(&self) -> Result<(), ApplyError> {
+        let mut started = lock(&self.started);
+        if *started {
+            return Err(already_started(&self.spec.resource));
+        }
+        *started = true;
+        Ok(())
     }
 
     /// The cached object with this name and namespace.
     pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
-        let mut key = ObjectRef::new_with(name, self.spec.resource.clone());
-        if let Some(ns) = namespace {
-            key = key.within(ns);
-        }
-        self.store.get(&key)
+        let state = self.state();
+        let slot = state.slot(namespace.unwrap_or_default(), name)?;
+        Some(slot.object.clone())
     }
 
     pub fn is_ready(&self) -> bool {
         *self.synced.borrow()
     }
 
-    /// Resolves once the initial list is in the store; fails if the watch stopped before that.
+    /// Resolves once the initial list is in the cache; fails if the watch stopped before that.
     /// Any number of tasks may wait at once.
     pub async fn wait_until_synced(&self) -> Result<(), watch::error::RecvError> {
         self.synced
@@ -273,36 +309,28 @@ impl Caches {
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),
             })?;
-        if cache.writer().is_none() {
+        if *lock(&cache.started) {
             return Err(already_started(resource));
         }
         let (tx, rx) = mpsc::channel(cache.buffer);
-        cache
-            .subscribers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(tx);
+        lock(&cache.subscribers).push(tx);
         Ok(rx)
     }
 
-    /// Fills the stores directly and marks them ready, for tests and dry runs without watches.
+    /// Fills the caches directly and marks them ready, for tests and dry runs without watches.
     pub fn preload(&self, objects: Vec<DynamicObject>) -> Result<(), ApplyError> {
         for cache in &self.kinds {
-            let mut writer = cache.writer();
-            let writer = writer
-                .as_mut()
-                .ok_or_else(|| already_started(&cache.spec.resource))?;
-            writer.apply_watcher_event(&watcher::Event::Init);
+            cache.start()?;
+            let mut state = cache.state();
+            state.apply(watcher::Event::Init);
             for obj in objects.iter().filter(|o| {
                 o.types
                     .as_ref()
                     .is_some_and(|t| cache.spec.matches(&t.api_version, &t.kind))
             }) {
-                let obj = CachedObject::new(obj.clone());
-                writer.apply_watcher_event(&watcher::Event::InitApply(obj));
+                state.apply(watcher::Event::InitApply(CachedObject::new(obj.clone())));
             }
-            writer.apply_watcher_event(&watcher::Event::InitDone);
-            cache.index().rebuild(&cache.store);
+            state.apply(watcher::Event::InitDone);
             if let Some(synced) = cache.synced_tx().as_ref() {
                 synced.send_replace(true);
             }
@@ -310,7 +338,7 @@ impl Caches {
         Ok(())
     }
 
-    /// The tasks that keep every store current: run them all (e.g. `join_all`) for the life of
+    /// The tasks that keep every cache current: run them all (e.g. `join_all`) for the life of
     /// the process.
     pub fn watch_tasks(
         &self,
@@ -318,57 +346,32 @@ impl Caches {
         selector: Option<&str>,
         page_size: u32,
     ) -> Result<Vec<impl Future<Output = ()> + Send + use<>>, ApplyError> {
-        let mut writers = Vec::new();
+        let mut tasks = Vec::new();
         for cache in &self.kinds {
-            let writer = cache
-                .writer()
-                .take()
-                .ok_or_else(|| already_started(&cache.spec.resource))?;
-            let subscribers = std::mem::take(
-                &mut *cache
-                    .subscribers
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            );
+            cache.start()?;
+            let subscribers = std::mem::take(&mut *lock(&cache.subscribers));
             let synced = cache
                 .synced_tx()
                 .take()
                 .ok_or_else(|| already_started(&cache.spec.resource))?;
-            let index = Indexer {
-                index: cache.index.clone(),
-                store: cache.store.clone(),
-            };
-            writers.push((
-                cache.spec.resource.clone(),
-                writer,
+            let resource = cache.spec.resource.clone();
+            let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+            let mut config = watcher::Config::default()
+                .any_semantic()
+                .page_size(page_size.max(1));
+            if let Some(selector) = selector {
+                config = config.labels(selector);
+            }
+            let stream = watcher(api, config).default_backoff().map_ok(compact);
+            let feed = Feed {
+                kind: resource.kind,
+                state: cache.state.clone(),
                 subscribers,
                 synced,
-                index,
-            ));
+            };
+            tasks.push(feed.run(stream));
         }
-        Ok(writers
-            .into_iter()
-            .map(|(resource, writer, subscribers, synced, index)| {
-                let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-                let mut config = watcher::Config::default()
-                    .any_semantic()
-                    .page_size(page_size.max(1));
-                if let Some(selector) = selector {
-                    config = config.labels(selector);
-                }
-                let kind = resource.kind.clone();
-                let stream = watcher(api, config)
-                    .default_backoff()
-                    .map_ok(compact)
-                    .reflect(writer)
-                    .inspect(move |event| {
-                        if let Ok(event) = event {
-                            index.apply(event);
-                        }
-                    });
-                fan_out(kind, stream, subscribers, synced)
-            })
-            .collect())
+        Ok(tasks)
     }
 }
 
@@ -383,63 +386,63 @@ fn compact(event: watcher::Event<DynamicObject>) -> watcher::Event<CachedObject>
     }
 }
 
-fn lock_index(index: &Mutex<OwnerIndex>) -> MutexGuard<'_, OwnerIndex> {
-    // A poisoned lock only means another thread panicked while holding it; the maps are still
-    // structurally valid.
-    index
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked while holding it; what it guards is
+    // still structurally valid.
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What the watch task needs to keep one kind's owner index current.
-struct Indexer {
-    index: Arc<Mutex<OwnerIndex>>,
-    store: Store<CachedObject>,
-}
-
-impl Indexer {
-    fn apply(&self, event: &watcher::Event<CachedObject>) {
-        lock_index(&self.index).apply(event, &self.store);
-    }
-}
-
-/// Drives one kind's watch (the reflector updates the store first), marks the cache synced once the
-/// initial list is in, and hands every changed object to the subscribers.
-async fn fan_out<S>(
+/// What one kind's watch task feeds: its cache, its subscribers and its readiness.
+struct Feed {
     kind: String,
-    stream: S,
-    mut subscribers: Vec<mpsc::Sender<Arc<CachedObject>>>,
+    state: Arc<Mutex<KindState>>,
+    subscribers: Vec<mpsc::Sender<Arc<CachedObject>>>,
     synced: watch::Sender<bool>,
-) where
-    S: Stream<Item = Result<watcher::Event<CachedObject>, watcher::Error>>,
-{
-    let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
-        let object = match event {
-            Ok(
-                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o),
-            ) => Arc::new(o),
-            Ok(watcher::Event::InitDone) => {
-                synced.send_replace(true);
-                continue;
+}
+
+impl Feed {
+    /// Drives the watch: updates the cache, marks it synced once the initial list is in, and hands
+    /// every changed object to the subscribers.
+    async fn run<S>(mut self, stream: S)
+    where
+        S: Stream<Item = Result<watcher::Event<CachedObject>, watcher::Error>>,
+    {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::warn!(kind = %self.kind, %error, "watch error; retrying with backoff");
+                    continue;
+                }
+            };
+            let list_done = matches!(event, watcher::Event::InitDone);
+            let changed = lock(&self.state).apply(event);
+            if list_done {
+                self.synced.send_replace(true);
             }
-            Ok(_) => continue,
-            Err(error) => {
-                tracing::warn!(kind = %kind, %error, "watch error; retrying with backoff");
-                continue;
+            if let Some(object) = changed {
+                self.notify(object);
             }
-        };
+        }
+    }
+
+    fn notify(&mut self, object: Arc<CachedObject>) {
+        let kind = &self.kind;
         // Never wait for a subscriber: a controller that is not polling yet (e.g. before it won
         // leader election) must not freeze the caches. A full subscriber misses this trigger
         // (its controller's periodic resync covers it); a dropped one is forgotten.
-        subscribers.retain_mut(|tx| match tx.try_send(object.clone()) {
-            Ok(()) => true,
-            Err(e) if e.is_full() => {
-                tracing::debug!(kind = %kind, "subscriber full; trigger dropped");
-                true
-            }
-            Err(_) => false,
-        });
+        self.subscribers
+            .retain_mut(|tx| match tx.try_send(object.clone()) {
+                Ok(()) => true,
+                Err(e) if e.is_full() => {
+                    tracing::debug!(kind = %kind, "subscriber full; trigger dropped");
+                    true
+                }
+                Err(_) => false,
+            });
     }
 }
 

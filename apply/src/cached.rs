@@ -1,21 +1,22 @@
 //! The engine's copy of a cached object, kept small (kube-rs memory trap): with 1000 owners and their
 //! ~15 children each, the caches are most of the operator's memory.
 //!
-//! The typed metadata keeps what the caches and triggers look objects up by (name, namespace, uid,
-//! resourceVersion, the lookup labels, owner references, deletion timestamp). Everything else, the
-//! body (spec, status, data...) with the other labels, the annotations and the managedFields, is kept
-//! as zstd-compressed JSON text, and parsed only when the engine compares a desired object with the
-//! live one, which the remembered comparisons (`crate::fingerprint`) make rare at steady state.
-//! Parsed, every key of those trees was a map entry of its own, many times the size of its text.
+//! Typed, as plain fields: what the caches and triggers look objects up by (namespace, name, uid,
+//! resourceVersion, whether it is being deleted, the four lookup labels, the controller owner
+//! reference). The object itself, all of it but the namespace, name, uid and resourceVersion, is
+//! kept as zstd-compressed JSON text, and parsed only when the engine compares a desired object with
+//! the live one, which the remembered comparisons (`crate::fingerprint`) make rare at steady state.
+//! Kept as `ObjectMeta` (a label map, owner-reference structs) the lookup part alone was about 1.5 KB
+//! an object, more than the compressed text.
 //!
 //! Dropped altogether: the managedFields entries of status writers other than us, and the
 //! last-applied annotation. Entries of other managers on the main resource (and `/scale`) stay: they
 //! tell which manager changed a field we own (drift).
 
-use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
-use kube::{Resource, api::DynamicObject, core::DynamicResourceScope, discovery::ApiResource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
+use kube::api::DynamicObject;
 use serde_json::{Map, Value};
 
 use crate::{HANDOVER_MANAGER, MANAGER, labels};
@@ -23,22 +24,49 @@ use crate::{HANDOVER_MANAGER, MANAGER, labels};
 /// zstd level: fast to compress (every watch event is) and still ~2.5x on Kubernetes JSON.
 const COMPRESSION_LEVEL: i32 = 3;
 
-/// The labels a cached object keeps typed: those its cache and triggers look it up by.
-const KEPT_LABELS: [&str; 4] = [
-    labels::MANAGED_BY,
-    labels::OWNER_UID,
-    labels::INSTANCE,
-    labels::OWNER_NAMESPACE,
-];
+/// The metadata fields kept typed and taken out of the compressed text.
+const TYPED_METADATA: [&str; 4] = ["namespace", "name", "uid", "resourceVersion"];
 
 /// One object in the engine's caches.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CachedObject {
-    /// The lookup part of the metadata (see the module documentation).
-    pub metadata: ObjectMeta,
-    /// The rest, compressed; shared by the copies the reflector makes.
-    rest: Arc<Compressed>,
+    /// Empty for cluster-scoped objects; shared with the cache's key.
+    pub(crate) namespace: Arc<str>,
+    /// Shared with the cache's key.
+    pub(crate) name: Arc<str>,
+    uid: Box<str>,
+    resource_version: Box<str>,
+    deleting: bool,
+    lookup: LookupLabels,
+    controller: Option<Box<ControllerRef>>,
+    rest: CompressedJson,
 }
+
+/// The labels the caches and triggers look objects up by.
+#[derive(Debug, Default)]
+struct LookupLabels {
+    /// `app.kubernetes.io/managed-by=fieldwise`.
+    managed_by_us: bool,
+    /// `fieldwise.dev/owner-uid`.
+    owner_uid: Option<Arc<str>>,
+    /// `app.kubernetes.io/instance`.
+    instance: Option<Box<str>>,
+    /// `fieldwise.dev/owner-namespace`.
+    owner_namespace: Option<Box<str>>,
+}
+
+/// The owner reference with `controller: true` (the API allows one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerRef {
+    pub api_version: Box<str>,
+    pub kind: Box<str>,
+    pub name: Box<str>,
+    pub uid: Box<str>,
+}
+
+/// JSON text kept zstd-compressed (Kubernetes JSON compresses ~2.5x), for caches that parse it rarely.
+#[derive(Debug)]
+pub struct CompressedJson(Compressed);
 
 #[derive(Debug)]
 enum Compressed {
@@ -52,54 +80,117 @@ enum Compressed {
 
 impl CachedObject {
     /// Compacts an object as the API served it.
-    pub fn new(mut obj: DynamicObject) -> Self {
-        let mut metadata = std::mem::take(&mut obj.metadata);
-        let mut rest = match std::mem::take(&mut obj.data) {
+    pub fn new(obj: DynamicObject) -> Self {
+        let DynamicObject {
+            types,
+            mut metadata,
+            data,
+        } = obj;
+        let lookup = LookupLabels::of(metadata.labels.as_ref());
+        let controller = metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))
+            .map(|r| Box::new(ControllerRef::of(r)));
+        let namespace: Arc<str> = metadata.namespace.take().unwrap_or_default().into();
+        let name: Arc<str> = metadata.name.take().unwrap_or_default().into();
+        let uid = metadata.uid.take().unwrap_or_default().into_boxed_str();
+        let resource_version = metadata
+            .resource_version
+            .take()
+            .unwrap_or_default()
+            .into_boxed_str();
+        let deleting = metadata.deletion_timestamp.is_some();
+        drop_unread_metadata(&mut metadata);
+        let mut rest = match data {
             Value::Object(body) => body,
             _ => Map::new(),
         };
-        if let Some(types) = obj.types {
+        if let Some(types) = types {
             rest.insert("apiVersion".into(), types.api_version.into());
             rest.insert("kind".into(), types.kind.into());
         }
-        let hidden = hide_metadata(&mut metadata);
-        if !hidden.is_empty() {
-            rest.insert("metadata".into(), Value::Object(hidden));
-        }
-        let text = Value::Object(rest).to_string();
-        let compressed = match zstd::bulk::compress(text.as_bytes(), COMPRESSION_LEVEL) {
-            Ok(bytes) => Compressed::Zstd {
-                len: text.len(),
-                bytes: bytes.into_boxed_slice(),
-            },
-            Err(_) => Compressed::Plain(text.into_boxed_str()),
-        };
+        rest.insert("metadata".into(), json_of(&metadata));
         CachedObject {
-            metadata,
-            rest: Arc::new(compressed),
+            namespace,
+            name,
+            uid,
+            resource_version,
+            deleting,
+            lookup,
+            controller,
+            rest: CompressedJson::of(&Value::Object(rest).to_string()),
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `None` for a cluster-scoped object.
+    pub fn namespace(&self) -> Option<&str> {
+        Some(&*self.namespace).filter(|ns| !ns.is_empty())
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// Whether it carries a deletionTimestamp.
+    pub fn is_deleting(&self) -> bool {
+        self.deleting
+    }
+
+    /// Whether it carries `app.kubernetes.io/managed-by=fieldwise`.
+    pub fn is_managed_by_us(&self) -> bool {
+        self.lookup.managed_by_us
+    }
+
+    /// Its `fieldwise.dev/owner-uid` label.
+    pub fn owner_uid(&self) -> Option<&Arc<str>> {
+        self.lookup.owner_uid.as_ref()
+    }
+
+    /// Its `app.kubernetes.io/instance` label.
+    pub fn instance(&self) -> Option<&str> {
+        self.lookup.instance.as_deref()
+    }
+
+    /// Its `fieldwise.dev/owner-namespace` label.
+    pub fn owner_namespace(&self) -> Option<&str> {
+        self.lookup.owner_namespace.as_deref()
+    }
+
+    /// Its owner reference with `controller: true`.
+    pub fn controller(&self) -> Option<&ControllerRef> {
+        self.controller.as_deref()
     }
 
     /// The object as the API served it (minus what the cache drops), for comparisons: the
     /// managedFields' FieldsV1 as trees.
     pub fn to_value(&self) -> Option<Value> {
-        let mut live = self.rest_value()?;
-        let hidden = match live.as_object_mut()?.remove("metadata") {
-            Some(Value::Object(hidden)) => hidden,
-            _ => Map::new(),
-        };
-        let mut metadata = serde_json::to_value(&self.metadata).ok()?;
-        let metadata_map = metadata.as_object_mut()?;
-        for (key, value) in hidden {
-            match (metadata_map.get_mut(&key), value) {
-                // Labels: the kept ones are typed, the others were hidden.
-                (Some(Value::Object(typed)), Value::Object(more)) => typed.extend(more),
-                (_, value) => {
-                    metadata_map.insert(key, value);
-                }
+        let mut live: Value = serde_json::from_slice(&self.rest.text()?).ok()?;
+        let metadata = live
+            .as_object_mut()?
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()?;
+        let typed = [
+            self.namespace().map(str::to_owned),
+            Some(self.name.to_string()),
+            Some(self.uid.to_string()).filter(|uid| !uid.is_empty()),
+            Some(self.resource_version.to_string()).filter(|rv| !rv.is_empty()),
+        ];
+        for (key, value) in TYPED_METADATA.iter().zip(typed) {
+            if let Some(value) = value {
+                metadata.insert((*key).to_owned(), Value::String(value));
             }
         }
-        live.as_object_mut()?.insert("metadata".into(), metadata);
         Some(live)
     }
 
@@ -108,45 +199,80 @@ impl CachedObject {
         serde_json::from_value(self.to_value()?).ok()
     }
 
-    fn rest_value(&self) -> Option<Value> {
-        match self.rest.as_ref() {
-            Compressed::Zstd { len, bytes } => {
-                let text = zstd::bulk::decompress(bytes, *len).ok()?;
-                serde_json::from_slice(&text).ok()
-            }
-            Compressed::Plain(text) => serde_json::from_str(text).ok(),
+    /// Shares `namespace` (an equal string the cache already holds) instead of this object's copy.
+    pub(crate) fn share_namespace(&mut self, namespace: &Arc<str>) {
+        if self.namespace == *namespace {
+            self.namespace = namespace.clone();
         }
     }
 }
 
-/// Takes out of `metadata` what the typed copy does not keep; returns what is kept with the text.
-fn hide_metadata(metadata: &mut ObjectMeta) -> Map<String, Value> {
-    let mut hidden = Map::new();
-    if let Some(labels) = metadata.labels.as_mut() {
-        let (kept, other): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(labels)
-            .into_iter()
-            .partition(|(key, _)| KEPT_LABELS.contains(&key.as_str()));
-        *labels = kept;
-        if !other.is_empty() {
-            hidden.insert("labels".into(), json_of(&other));
+impl LookupLabels {
+    fn of(labels: Option<&std::collections::BTreeMap<String, String>>) -> Self {
+        let Some(labels) = labels else {
+            return Self::default();
+        };
+        let text = |key: &str| labels.get(key).map(|v| v.clone().into_boxed_str());
+        LookupLabels {
+            managed_by_us: labels.get(labels::MANAGED_BY).map(String::as_str)
+                == Some(labels::MANAGED_BY_VALUE),
+            owner_uid: labels.get(labels::OWNER_UID).map(|v| Arc::from(v.as_str())),
+            instance: text(labels::INSTANCE),
+            owner_namespace: text(labels::OWNER_NAMESPACE),
         }
     }
-    if let Some(mut entries) = metadata.managed_fields.take() {
+}
+
+impl ControllerRef {
+    fn of(r: &OwnerReference) -> Self {
+        ControllerRef {
+            api_version: r.api_version.as_str().into(),
+            kind: r.kind.as_str().into(),
+            name: r.name.as_str().into(),
+            uid: r.uid.as_str().into(),
+        }
+    }
+}
+
+impl CompressedJson {
+    /// Compresses `text`.
+    pub fn of(text: &str) -> Self {
+        match zstd::bulk::compress(text.as_bytes(), COMPRESSION_LEVEL) {
+            Ok(bytes) => CompressedJson(Compressed::Zstd {
+                len: text.len(),
+                bytes: bytes.into_boxed_slice(),
+            }),
+            Err(_) => CompressedJson(Compressed::Plain(text.into())),
+        }
+    }
+
+    /// The text again; `None` only if the compressed bytes were corrupted.
+    pub fn text(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        match &self.0 {
+            Compressed::Zstd { len, bytes } => {
+                zstd::bulk::decompress(bytes, *len).ok().map(Into::into)
+            }
+            Compressed::Plain(text) => Some(text.as_bytes().into()),
+        }
+    }
+}
+
+/// Drops from the metadata what no comparison reads.
+fn drop_unread_metadata(metadata: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    if let Some(entries) = metadata.managed_fields.as_mut() {
         entries.retain(|e| {
             is_ours(e)
                 || e.subresource
                     .as_deref()
                     .is_none_or(|s| s.is_empty() || s == "scale")
         });
-        hidden.insert("managedFields".into(), json_of(&entries));
     }
-    if let Some(mut annotations) = metadata.annotations.take() {
+    if let Some(annotations) = metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-        if !annotations.is_empty() {
-            hidden.insert("annotations".into(), json_of(&annotations));
+        if annotations.is_empty() {
+            metadata.annotations = None;
         }
     }
-    hidden
 }
 
 fn json_of<T: serde::Serialize>(value: &T) -> Value {
@@ -161,42 +287,8 @@ pub(crate) fn is_ours(entry: &ManagedFieldsEntry) -> bool {
     )
 }
 
-impl Resource for CachedObject {
-    type DynamicType = ApiResource;
-    type Scope = DynamicResourceScope;
-
-    fn group(dt: &ApiResource) -> Cow<'_, str> {
-        dt.group.as_str().into()
-    }
-
-    fn version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.version.as_str().into()
-    }
-
-    fn kind(dt: &ApiResource) -> Cow<'_, str> {
-        dt.kind.as_str().into()
-    }
-
-    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
-        dt.api_version.as_str().into()
-    }
-
-    fn plural(dt: &ApiResource) -> Cow<'_, str> {
-        dt.plural.as_str().into()
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use kube::{ResourceExt, api::TypeMeta};
     use serde_json::json;
 
     use super::*;
@@ -213,6 +305,11 @@ mod tests {
                     "fieldwise.dev/owner-uid": "owner-1",
                     "feast.dev/name": "store"
                 },
+                "ownerReferences": [
+                    {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": "other", "uid": "o2"},
+                    {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": "store", "uid": "owner-1",
+                     "controller": true, "blockOwnerDeletion": true}
+                ],
                 "annotations": {"note": "kept", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
                 "managedFields": [
                     {"manager": "fieldwise", "operation": "Apply", "apiVersion": "v1",
@@ -226,20 +323,21 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_object_keeps_only_lookup_metadata_typed_and_restores_the_rest() {
+    fn a_cached_object_answers_lookups_typed_and_restores_the_rest() {
         let served: DynamicObject = serde_json::from_value(served_json()).expect("object");
         let cached = CachedObject::new(served);
-        let typed: Vec<&str> = cached.labels().keys().map(String::as_str).collect();
+        assert_eq!(cached.namespace(), Some("ns"));
+        assert_eq!(cached.name(), "web");
+        assert_eq!((cached.uid(), cached.resource_version()), ("u1", "7"));
+        assert!(cached.is_managed_by_us() && !cached.is_deleting());
+        assert_eq!(cached.owner_uid().map(|u| &**u), Some("owner-1"));
+        assert_eq!(cached.instance(), Some("store"));
+        assert_eq!(cached.owner_namespace(), None);
+        let controller = cached.controller().expect("controller reference");
         assert_eq!(
-            typed,
-            [
-                "app.kubernetes.io/instance",
-                "app.kubernetes.io/managed-by",
-                "fieldwise.dev/owner-uid"
-            ]
+            (&*controller.kind, &*controller.name, &*controller.uid),
+            ("FeatureStore", "store", "owner-1")
         );
-        assert!(cached.metadata.managed_fields.is_none());
-        assert!(cached.metadata.annotations.is_none());
 
         let mut expected = served_json();
         expected["metadata"]["annotations"]
@@ -252,11 +350,31 @@ mod tests {
             .pop();
         assert_eq!(cached.to_value(), Some(expected.clone()));
         let dynamic = cached.to_dynamic().expect("dynamic");
-        let types = TypeMeta {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-        };
-        assert_eq!(dynamic.types, Some(types));
         assert_eq!(serde_json::to_value(&dynamic).ok(), Some(expected));
+    }
+
+    #[test]
+    fn a_cluster_scoped_object_has_no_namespace_and_deletion_is_seen() {
+        let served: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r", "uid": "u", "resourceVersion": "3",
+                         "deletionTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": {"app.kubernetes.io/managed-by": "someone-else",
+                                    "fieldwise.dev/owner-namespace": "ns"}},
+            "rules": []
+        }))
+        .expect("object");
+        let cached = CachedObject::new(served);
+        assert_eq!(cached.namespace(), None);
+        assert!(cached.is_deleting() && !cached.is_managed_by_us());
+        assert_eq!(cached.owner_namespace(), Some("ns"));
+        assert!(cached.controller().is_none());
+        let restored = cached.to_value().expect("value");
+        assert_eq!(restored["metadata"].get("namespace"), None);
+        assert_eq!(restored["metadata"]["name"], "r");
+        assert_eq!(
+            restored["metadata"]["deletionTimestamp"],
+            "2026-01-01T00:00:00Z"
+        );
     }
 }

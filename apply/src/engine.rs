@@ -5,7 +5,7 @@ use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 use futures::{Stream, StreamExt, future::join_all, stream::select_all};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
-    Client, Resource, ResourceExt,
+    Client, Resource,
     api::{
         DeleteParams, DynamicObject, GetParams, Patch, PatchParams, Preconditions,
         PropagationPolicy,
@@ -631,18 +631,16 @@ impl Engine {
         let mut out = Vec::new();
         for cache in self.inner.caches.kinds.iter().filter(|c| filter(c)) {
             for obj in cache.children_of(&owner.uid) {
-                if !is_child_of(&obj, owner, cache.spec.scope)
-                    || obj.metadata.deletion_timestamp.is_some()
-                {
+                if !is_child_of(&obj, owner, cache.spec.scope) || obj.is_deleting() {
                     continue;
                 }
                 let key = ObjectKey {
                     api_version: cache.spec.resource.api_version.clone(),
                     kind: cache.spec.resource.kind.clone(),
-                    namespace: obj.namespace(),
-                    name: obj.name_any(),
+                    namespace: obj.namespace().map(str::to_owned),
+                    name: obj.name().to_owned(),
                 };
-                out.push((cache, key, obj.uid().unwrap_or_default()));
+                out.push((cache, key, obj.uid().to_owned()));
             }
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
@@ -692,9 +690,9 @@ impl Engine {
             .iter()
             .filter(|c| c.spec.scope == Scope::Cluster)
             .any(|c| {
-                c.store.state().iter().any(|o| {
-                    is_child_of(o, owner, Scope::Cluster) && o.metadata.deletion_timestamp.is_some()
-                })
+                c.children_of(&owner.uid)
+                    .iter()
+                    .any(|o| is_child_of(o, owner, Scope::Cluster) && o.is_deleting())
             });
         for (cache, key, uid) in self.children(owner, |c| c.spec.scope == Scope::Cluster) {
             let span = object_span(Op::Prune, &key);
@@ -939,18 +937,10 @@ fn drift_of(key: &ObjectKey, body: &Value, live: &Value) -> Vec<DriftReport> {
 }
 
 fn is_child_of(obj: &CachedObject, owner: &Owner, scope: Scope) -> bool {
-    let labels = obj.labels();
-    let labelled = labels.get(labels::MANAGED_BY).map(String::as_str)
-        == Some(labels::MANAGED_BY_VALUE)
-        && labels.get(labels::OWNER_UID) == Some(&owner.uid);
+    let labelled = obj.is_managed_by_us() && obj.owner_uid().is_some_and(|uid| **uid == *owner.uid);
     // Namespaced children must also point at the owner, so an object that merely copied our
     // labels is never deleted.
-    labelled
-        && (scope == Scope::Cluster
-            || obj
-                .owner_references()
-                .iter()
-                .any(|r| r.uid == owner.uid && r.controller == Some(true)))
+    labelled && (scope == Scope::Cluster || obj.controller().is_some_and(|r| *r.uid == *owner.uid))
 }
 
 fn owner_of<K: Resource<DynamicType = ()>>(
@@ -959,23 +949,18 @@ fn owner_of<K: Resource<DynamicType = ()>>(
 ) -> Option<ObjectRef<K>> {
     let (api_version, kind) = (K::api_version(&()), K::kind(&()));
     if scope == Scope::Namespaced {
-        let owner = child
-            .owner_references()
-            .iter()
-            .find(|r| r.controller == Some(true))?;
-        if owner.api_version != api_version || owner.kind != kind {
+        let owner = child.controller()?;
+        if *owner.api_version != *api_version || *owner.kind != *kind {
             return None;
         }
         let mut r = ObjectRef::new(&owner.name);
         if let Some(ns) = child.namespace() {
-            r = r.within(&ns);
+            r = r.within(ns);
         }
         return Some(r);
     }
-    let labels = child.labels();
-    let name = labels.get(labels::INSTANCE)?;
-    let mut r = ObjectRef::new(name);
-    if let Some(ns) = labels.get(labels::OWNER_NAMESPACE) {
+    let mut r = ObjectRef::new(child.instance()?);
+    if let Some(ns) = child.owner_namespace() {
         r = r.within(ns);
     }
     Some(r)

@@ -50,14 +50,14 @@ fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
     }
 }
 
-/// What the engine found about one cached object at one resourceVersion.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Remembered {
-    pub resource_version: String,
+/// What the engine found about one cached object. The cache keeps it beside exactly the version
+/// of the object it was found about, and drops it when the watch brings another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Findings {
     /// The fingerprint of a desired body found in sync with the object.
-    pub in_sync_with: Option<u64>,
+    in_sync_with: Option<u64>,
     /// Our apply entry did not own `spec.replicas` (no handover needed).
-    pub replicas_released: bool,
+    replicas_released: bool,
 }
 
 /// Which finding to remember or ask about.
@@ -67,24 +67,17 @@ pub(crate) enum Finding {
     ReplicasReleased,
 }
 
-impl Remembered {
-    /// Whether this record, for `resource_version`, holds `finding`.
-    pub fn holds(&self, resource_version: &str, finding: Finding) -> bool {
-        self.resource_version == resource_version
-            && match finding {
-                Finding::InSyncWith(desired) => self.in_sync_with == Some(desired),
-                Finding::ReplicasReleased => self.replicas_released,
-            }
+impl Findings {
+    /// Whether `finding` was found.
+    pub fn holds(&self, finding: Finding) -> bool {
+        match finding {
+            Finding::InSyncWith(desired) => self.in_sync_with == Some(desired),
+            Finding::ReplicasReleased => self.replicas_released,
+        }
     }
 
-    /// Adds `finding` about `resource_version` (forgetting findings about an older version).
-    pub fn add(&mut self, resource_version: &str, finding: Finding) {
-        if self.resource_version != resource_version {
-            *self = Remembered {
-                resource_version: resource_version.to_owned(),
-                ..Remembered::default()
-            };
-        }
+    /// Adds `finding` (a body found in sync replaces the one found before).
+    pub fn add(&mut self, finding: Finding) {
         match finding {
             Finding::InSyncWith(desired) => self.in_sync_with = Some(desired),
             Finding::ReplicasReleased => self.replicas_released = true,
@@ -123,18 +116,18 @@ mod tests {
     }
 
     #[test]
-    fn findings_hold_only_for_their_resource_version() {
-        let mut record = Remembered::default();
-        record.add("10", Finding::InSyncWith(7));
-        record.add("10", Finding::ReplicasReleased);
-        assert!(record.holds("10", Finding::InSyncWith(7)));
-        assert!(record.holds("10", Finding::ReplicasReleased));
-        assert!(!record.holds("10", Finding::InSyncWith(8)));
-        assert!(!record.holds("11", Finding::InSyncWith(7)));
-        record.add("11", Finding::InSyncWith(8));
-        assert!(!record.holds("11", Finding::ReplicasReleased));
-        assert!(!record.holds("11", Finding::InSyncWith(7)));
-        assert!(record.holds("11", Finding::InSyncWith(8)));
+    fn findings_hold_what_was_added() {
+        let mut found = Findings::default();
+        assert!(!found.holds(Finding::InSyncWith(7)));
+        assert!(!found.holds(Finding::ReplicasReleased));
+        found.add(Finding::InSyncWith(7));
+        found.add(Finding::ReplicasReleased);
+        assert!(found.holds(Finding::InSyncWith(7)));
+        assert!(found.holds(Finding::ReplicasReleased));
+        assert!(!found.holds(Finding::InSyncWith(8)));
+        found.add(Finding::InSyncWith(8));
+        assert!(found.holds(Finding::InSyncWith(8)));
+        assert!(!found.holds(Finding::InSyncWith(7)));
     }
 
     #[test]

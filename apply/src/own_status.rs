@@ -10,11 +10,7 @@ use std::{cmp::Ordering, collections::HashMap, sync::Mutex};
 
 use serde_json::Value;
 
-use crate::{
-    MANAGER,
-    error::ObjectKey,
-    fingerprint::{Finding, Remembered},
-};
+use crate::{MANAGER, error::ObjectKey};
 
 /// The last status written per owner, kept until the owner's cache shows it; and per owner, the last
 /// status found in sync (see [`crate::fingerprint`]), until the owner is forgotten.
@@ -27,7 +23,9 @@ pub(crate) struct OwnStatusWrites {
 /// A status found in sync with one owner object.
 struct StatusInSync {
     uid: Option<String>,
-    record: Remembered,
+    resource_version: String,
+    /// The status's fingerprint.
+    status: u64,
 }
 
 /// What a status write left on the server.
@@ -97,7 +95,7 @@ impl OwnStatusWrites {
         desired: u64,
     ) -> bool {
         self.lock_in_sync().get(key).is_some_and(|seen| {
-            seen.uid.as_deref() == uid && seen.record.holds(version, Finding::InSyncWith(desired))
+            seen.uid.as_deref() == uid && seen.resource_version == version && seen.status == desired
         })
     }
 
@@ -109,11 +107,10 @@ impl OwnStatusWrites {
         version: &str,
         desired: u64,
     ) {
-        let mut record = Remembered::default();
-        record.add(version, Finding::InSyncWith(desired));
         let seen = StatusInSync {
             uid: uid.map(str::to_owned),
-            record,
+            resource_version: version.to_owned(),
+            status: desired,
         };
         self.lock_in_sync().insert(key.clone(), seen);
     }
