@@ -26,6 +26,7 @@ use kube::{
 use tracing::{Instrument, info, warn};
 
 use super::{
+    cached::CachedFeatureStore,
     context::{GraphContext, ImageDefaults},
     graph::{DesiredGraph, GraphError, desired_graph, static_replicas},
     names::{ServiceType, base_name},
@@ -70,12 +71,12 @@ impl Default for Settings {
 /// taken off when the reconcile starts (repeated triggers of one FeatureStore count once, as in a queue).
 #[derive(Default)]
 pub struct WorkQueue {
-    pending: Mutex<std::collections::HashSet<ObjectRef<FeatureStore>>>,
+    pending: Mutex<std::collections::HashSet<ObjectRef<CachedFeatureStore>>>,
 }
 
 impl WorkQueue {
     /// Records a trigger; returns the depth.
-    pub fn push(&self, fs: ObjectRef<FeatureStore>) -> usize {
+    pub fn push(&self, fs: ObjectRef<CachedFeatureStore>) -> usize {
         let mut pending = self
             .pending
             .lock()
@@ -85,7 +86,7 @@ impl WorkQueue {
     }
 
     /// Takes a FeatureStore off the queue as its reconcile starts; returns the depth.
-    pub fn take(&self, fs: &ObjectRef<FeatureStore>) -> usize {
+    pub fn take(&self, fs: &ObjectRef<CachedFeatureStore>) -> usize {
         let mut pending = self
             .pending
             .lock()
@@ -102,14 +103,14 @@ pub struct Context {
     pub secrets: Store<Secret>,
     /// Set once `secrets` holds its initial list.
     pub secrets_synced: Synced,
-    pub feature_stores: Store<FeatureStore>,
+    pub feature_stores: Store<CachedFeatureStore>,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub queue: Arc<WorkQueue>,
     /// Consecutive failures per FeatureStore, for exponential backoff (kube's error_policy is not told about
     /// successes, so the reconciler keeps this itself).
-    failures: Mutex<HashMap<ObjectRef<FeatureStore>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<CachedFeatureStore>, u32>>,
 }
 
 impl Context {
@@ -119,7 +120,7 @@ impl Context {
         engine: Engine,
         secrets: Store<Secret>,
         secrets_synced: Synced,
-        feature_stores: Store<FeatureStore>,
+        feature_stores: Store<CachedFeatureStore>,
         settings: Settings,
         metrics: Arc<Metrics>,
         recorder: Recorder,
@@ -140,7 +141,7 @@ impl Context {
     }
 
     /// Records the reconcile's result and returns how long to wait before retrying after a failure.
-    fn backoff_after(&self, fs: &ObjectRef<FeatureStore>, failed: bool) -> Duration {
+    fn backoff_after(&self, fs: &ObjectRef<CachedFeatureStore>, failed: bool) -> Duration {
         let mut failures = self
             .failures
             .lock()
@@ -170,7 +171,10 @@ pub enum Error {
 }
 
 /// Reconciles one FeatureStore inside its own root `reconcile` span (one trace per reconcile).
-pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    fs: Arc<CachedFeatureStore>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
     let span = fieldwise_observability::reconcile_span(
         "FeatureStore",
         fs.namespace().as_deref().unwrap_or_default(),
@@ -209,24 +213,38 @@ pub async fn reconcile(fs: Arc<FeatureStore>, context: Arc<Context>) -> Result<A
 }
 
 /// kube's error policy; never reached because [`reconcile`] turns errors into requeues itself.
-pub fn error_policy(_fs: Arc<FeatureStore>, _error: &Error, _context: Arc<Context>) -> Action {
+pub fn error_policy(
+    _fs: Arc<CachedFeatureStore>,
+    _error: &Error,
+    _context: Arc<Context>,
+) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn reconcile_with_finalizer(
-    fs: Arc<FeatureStore>,
+    fs: Arc<CachedFeatureStore>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
     let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
-    let api: Api<FeatureStore> = Api::namespaced(context.client.clone(), &namespace);
+    let api: Api<CachedFeatureStore> = Api::namespaced(context.client.clone(), &namespace);
     finalizer(&api, FINALIZER, fs, |event| async {
         match event {
-            FinalizerEvent::Apply(fs) => apply(&fs, &context).await,
-            FinalizerEvent::Cleanup(fs) => cleanup(&fs, &context).await,
+            FinalizerEvent::Apply(fs) => apply(&parsed(&fs)?, &context).await,
+            FinalizerEvent::Cleanup(fs) => cleanup(&parsed(&fs)?, &context).await,
         }
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+/// The cached FeatureStore, parsed for this reconcile.
+fn parsed(fs: &CachedFeatureStore) -> Result<FeatureStore, Error> {
+    fs.feature_store().map_err(|reason| {
+        Error::Apply(ApplyError::InvalidObject {
+            object: format!("FeatureStore {}", fs.name_any()),
+            reason,
+        })
+    })
 }
 
 /// The desired graph applied, then the status.
@@ -510,10 +528,14 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
         let cached = context
             .feature_stores
             .get(&ObjectRef::new(&ref_name).within(&ref_namespace));
-        if let Some(target) = cached {
-            graph
-                .feature_stores
-                .insert((ref_namespace, ref_name), (*target).clone());
+        match cached.map(|target| target.feature_store()) {
+            Some(Ok(target)) => {
+                graph
+                    .feature_stores
+                    .insert((ref_namespace, ref_name), target);
+            }
+            Some(Err(error)) => warn!(%error, "referenced FeatureStore unreadable"),
+            None => {}
         }
     }
     graph

@@ -1,5 +1,6 @@
 //! The FeatureStore controller: the pure desired graph of a FeatureStore, its status, and the reconciler.
 
+pub mod cached;
 pub mod config;
 pub mod context;
 pub mod controller;

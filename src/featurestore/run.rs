@@ -3,8 +3,7 @@
 
 use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
-use fieldwise_api::v1::FeatureStore;
-use fieldwise_apply::{Engine, EngineConfig, keep_own_managed_fields};
+use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -24,9 +23,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
+    cached::CachedFeatureStore,
     controller::{CONTROLLER, Context, Settings, WorkQueue, error_policy, reconcile},
     kinds,
-    references::{referenced_feature_store, referenced_secrets},
 };
 
 /// How the operator runs.
@@ -81,7 +80,7 @@ pub async fn run(
     // The reflectors list in pages as small as the engine's, for the same reason (memory peaks).
     let list_config = watcher::Config::default().page_size(engine_config.list_page_size);
     let engine = Engine::with_config(client.clone(), registry, engine_config);
-    let child_triggers = engine.owner_triggers::<FeatureStore>()?;
+    let child_triggers = engine.owner_triggers::<CachedFeatureStore>()?;
     let watches = tokio::spawn(engine.run_watches()?);
     // The engine's watches live as long as the controller, not as long as the process.
     let _stop_watches = AbortOnDrop(watches);
@@ -94,24 +93,30 @@ pub async fn run(
         }
     }
 
-    let feature_stores: Api<FeatureStore> = scoped_api(&client, options.namespace.as_deref());
+    let feature_stores: Api<CachedFeatureStore> = scoped_api(&client, options.namespace.as_deref());
     let secrets: Api<Secret> = scoped_api(&client, options.namespace.as_deref());
     let (fs_reader, fs_writer) = reflector::store();
     let (secret_reader, secret_writer) = reflector::store();
     let (fs_synced_tx, fs_synced) = Synced::new();
     let (secret_synced_tx, secret_synced) = Synced::new();
     // One FeatureStore watch feeds the cache and both kinds of trigger (see feature_store_triggers).
-    // The cache keeps only fieldwise's managedFields entries (what apply_status compares with); the
-    // others, such as the user's entry for the whole spec, are not read.
+    // Each FeatureStore is cached compacted (CachedFeatureStore: lookups typed, the rest compressed,
+    // with only fieldwise's managedFields entries, what apply_status compares with).
     let fs_events = mark_synced(
         watcher(feature_stores, list_config.clone())
             .default_backoff()
-            .modify(|fs: &mut FeatureStore| keep_own_managed_fields(&mut fs.metadata))
             .reflect(fs_writer),
         fs_synced_tx,
     );
+    // Our own Secrets (server configuration) are never referenced by a FeatureStore; the engine's
+    // cache already holds them, so this cache leaves them out.
+    let user_secrets = list_config.labels(&format!(
+        "{}!={}",
+        fieldwise_apply::labels::MANAGED_BY,
+        fieldwise_apply::labels::MANAGED_BY_VALUE
+    ));
     let secret_stream = mark_synced(
-        watcher(secrets, list_config)
+        watcher(secrets, user_secrets)
             .default_backoff()
             .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
             .reflect(secret_writer),
@@ -135,7 +140,7 @@ pub async fn run(
     let queue = Arc::new(WorkQueue::default());
     let enqueue = {
         let (queue, metrics) = (queue.clone(), metrics.clone());
-        move |fs: ObjectRef<FeatureStore>| {
+        move |fs: ObjectRef<CachedFeatureStore>| {
             metrics.set_queue_depth(CONTROLLER, queue.push(fs.clone()));
             fs
         }
@@ -159,7 +164,7 @@ pub async fn run(
     let (on_fs, on_child, on_secret) = (enqueue.clone(), enqueue.clone(), enqueue);
     let fs_triggers = feature_store_triggers(fs_events, fs_reader.clone()).map(on_fs);
     // The FeatureStores' own triggers come from fs_triggers; the main stream only names the store.
-    let no_main_stream = futures::stream::pending::<Result<FeatureStore, watcher::Error>>();
+    let no_main_stream = futures::stream::pending::<Result<CachedFeatureStore, watcher::Error>>();
     Controller::for_stream(no_main_stream, fs_reader)
         .reconcile_on(fs_triggers)
         .reconcile_on(child_triggers.map(on_child))
@@ -225,9 +230,9 @@ where
 /// changed (its own status writes do not re-trigger it), and, on any change or deletion, the
 /// FeatureStores whose remote registry it is (its status carries the hostname they need).
 fn feature_store_triggers(
-    events: impl Stream<Item = Result<watcher::Event<FeatureStore>, watcher::Error>>,
-    store: Store<FeatureStore>,
-) -> impl Stream<Item = ObjectRef<FeatureStore>> {
+    events: impl Stream<Item = Result<watcher::Event<CachedFeatureStore>, watcher::Error>>,
+    store: Store<CachedFeatureStore>,
+) -> impl Stream<Item = ObjectRef<CachedFeatureStore>> {
     let mut seen = SpecSeen::default();
     events.flat_map(move |event| {
         let triggers = match event {
@@ -262,7 +267,7 @@ fn feature_store_triggers(
 struct SpecSeen(HashMap<String, u64>);
 
 impl SpecSeen {
-    fn changed(&mut self, fs: &FeatureStore) -> bool {
+    fn changed(&mut self, fs: &CachedFeatureStore) -> bool {
         let Some(hash) = predicates::generation
             .combine(predicates::finalizers)
             .hash_property(fs)
@@ -272,18 +277,18 @@ impl SpecSeen {
         self.0.insert(Self::key(fs), hash) != Some(hash)
     }
 
-    fn forget(&mut self, fs: &FeatureStore) {
+    fn forget(&mut self, fs: &CachedFeatureStore) {
         self.0.remove(&Self::key(fs));
     }
 
     /// After a re-list, drops the FeatureStores that are gone (their deletion may not have been seen).
-    fn keep_only(&mut self, store: &Store<FeatureStore>) {
+    fn keep_only(&mut self, store: &Store<CachedFeatureStore>) {
         let live: std::collections::HashSet<String> =
             store.state().iter().map(|fs| Self::key(fs)).collect();
         self.0.retain(|key, _| live.contains(key));
     }
 
-    fn key(fs: &FeatureStore) -> String {
+    fn key(fs: &CachedFeatureStore) -> String {
         fs.metadata
             .uid
             .clone()
@@ -327,29 +332,29 @@ fn spawn_readiness(engine: Engine, feature_stores: Synced, secrets: Synced, heal
 
 /// The FeatureStores in the Secret's namespace that read it.
 fn feature_stores_using_secret(
-    feature_stores: &Store<FeatureStore>,
+    feature_stores: &Store<CachedFeatureStore>,
     secret: &Secret,
-) -> Vec<ObjectRef<FeatureStore>> {
+) -> Vec<ObjectRef<CachedFeatureStore>> {
     let namespace = secret.namespace();
     let name = secret.name_any();
     feature_stores
         .state()
         .iter()
-        .filter(|fs| fs.namespace() == namespace && referenced_secrets(&fs.spec).contains(&name))
+        .filter(|fs| fs.namespace() == namespace && fs.reads_secret(&name))
         .map(|fs| ObjectRef::from_obj(&**fs))
         .collect()
 }
 
 /// The FeatureStores whose remote registry is `target` (its status carries the hostname they need).
 fn feature_stores_referencing(
-    feature_stores: &Store<FeatureStore>,
-    target: &FeatureStore,
-) -> Vec<ObjectRef<FeatureStore>> {
+    feature_stores: &Store<CachedFeatureStore>,
+    target: &CachedFeatureStore,
+) -> Vec<ObjectRef<CachedFeatureStore>> {
     let key = (target.namespace().unwrap_or_default(), target.name_any());
     feature_stores
         .state()
         .iter()
-        .filter(|fs| referenced_feature_store(fs).as_ref() == Some(&key))
+        .filter(|fs| fs.registry_feature_store() == Some(&key))
         .map(|fs| ObjectRef::from_obj(&**fs))
         .collect()
 }
