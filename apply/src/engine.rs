@@ -266,6 +266,19 @@ impl Engine {
         cached.to_dynamic().map(Arc::new)
     }
 
+    /// [`Self::cached`] as JSON, without building a `DynamicObject`: for controllers that read a
+    /// few fields of a child on every reconcile.
+    pub fn cached_value(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let cache = self.inner.caches.find(api_version, kind)?;
+        cache.get(namespace, name)?.to_value()
+    }
+
     /// How many objects of each registered kind the caches hold (the objects fieldwise manages),
     /// as `(kind, count)` in registration order.
     pub fn cached_counts(&self) -> Vec<(String, usize)> {

@@ -545,13 +545,13 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
 /// round trip through the typed Deployment).
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
-    let live = context.engine.cached(
+    let live = context.engine.cached_value(
         "apps/v1",
         "Deployment",
         namespace.as_deref(),
         &base_name(&fs.name_any()),
     )?;
-    let status = live.data.get("status");
+    let status = live.get("status");
     let int = |value: Option<&serde_json::Value>| value.and_then(serde_json::Value::as_i64);
     let available = status
         .and_then(|s| s.get("conditions"))
@@ -560,9 +560,9 @@ fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<Deployment
         .flatten()
         .any(|c| c["type"] == "Available" && c["status"] == "True");
     let observed = int(status.and_then(|s| s.get("observedGeneration")));
-    let up_to_date = observed >= live.metadata.generation;
+    let up_to_date = observed >= int(live.pointer("/metadata/generation"));
     Some(DeploymentObservation {
-        desired_replicas: int(live.data.pointer("/spec/replicas"))
+        desired_replicas: int(live.pointer("/spec/replicas"))
             .and_then(|r| i32::try_from(r).ok())
             .or(static_replicas(&fs.spec)),
         ready_replicas: int(status.and_then(|s| s.get("readyReplicas")))
