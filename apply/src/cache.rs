@@ -479,3 +479,92 @@ pub fn keep_own_managed_fields(meta: &mut ObjectMeta) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn child(name: &str, owner: &str, version: &str) -> CachedObject {
+        let served = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                         "resourceVersion": version,
+                         "labels": {"fieldwise.dev/owner-uid": owner}}
+        });
+        CachedObject::new(serde_json::from_value(served).expect("object"))
+    }
+
+    fn names(state: &KindState, owner: &str) -> Vec<String> {
+        let mut names: Vec<String> = state
+            .children
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .map(|(_, name)| name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn watch_events_keep_objects_and_the_owner_index_current() {
+        let mut state = KindState::default();
+        state.apply(watcher::Event::Init);
+        state.apply(watcher::Event::InitApply(child("a", "o1", "1")));
+        state.apply(watcher::Event::InitApply(child("b", "o1", "2")));
+        assert!(
+            state.slot("ns", "a").is_none(),
+            "a list is swapped in when complete"
+        );
+        state.apply(watcher::Event::InitDone);
+        assert_eq!(names(&state, "o1"), ["a", "b"]);
+
+        // A new owner label moves the object in the index; a delete removes it.
+        state.apply(watcher::Event::Apply(child("a", "o2", "3")));
+        assert_eq!(names(&state, "o1"), ["b"]);
+        assert_eq!(names(&state, "o2"), ["a"]);
+        state.apply(watcher::Event::Delete(child("b", "o1", "4")));
+        assert!(state.slot("ns", "b").is_none());
+        assert!(!state.children.contains_key("o1"));
+
+        // A re-list replaces everything: objects deleted while the watch was down are gone.
+        state.apply(watcher::Event::Init);
+        state.apply(watcher::Event::InitApply(child("c", "o3", "5")));
+        assert!(
+            state.slot("ns", "a").is_some(),
+            "the old objects serve reads until then"
+        );
+        state.apply(watcher::Event::InitDone);
+        assert!(state.slot("ns", "a").is_none());
+        assert_eq!(names(&state, "o3"), ["c"]);
+        assert!(!state.children.contains_key("o2"));
+    }
+
+    #[test]
+    fn findings_are_forgotten_when_the_watch_brings_a_new_version() {
+        let mut state = KindState::default();
+        state.apply(watcher::Event::Apply(child("a", "o1", "1")));
+        let read = state.slot("ns", "a").expect("cached").object.clone();
+        let finding = Finding::InSyncWith(42);
+        state
+            .slot_of(&read)
+            .expect("same version")
+            .findings
+            .add(finding);
+        assert!(
+            state
+                .slot_of(&read)
+                .is_some_and(|s| s.findings.holds(finding))
+        );
+
+        state.apply(watcher::Event::Apply(child("a", "o1", "2")));
+        assert!(
+            state.slot_of(&read).is_none(),
+            "the copy read earlier is outdated"
+        );
+        let current = state.slot("ns", "a").expect("cached");
+        assert!(!current.findings.holds(finding));
+    }
+}
