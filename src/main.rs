@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+fieldwise::jemalloc!();
 
 fn main() -> ExitCode {
     fieldwise::cli::main()

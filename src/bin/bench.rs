@@ -111,10 +111,11 @@ struct Args {
     /// Give up any other wait (settling, the pass after a restart, one change) after this many seconds.
     #[arg(long, default_value_t = 300)]
     phase_timeout_seconds: u64,
-    /// Run the operator with glibc's MALLOC_ARENA_MAX set to this (a memory experiment; production
-    /// runs without it).
-    #[arg(long)]
-    malloc_arena_max: Option<u32>,
+    /// jemalloc options of the operator child (`_RJEM_MALLOC_CONF`); by default those `fieldwise`
+    /// ships with (`fieldwise::JEMALLOC_OPTIONS`). The bench process itself (emulator, simulators,
+    /// driver) runs with jemalloc's defaults.
+    #[arg(long, default_value = fieldwise::JEMALLOC_OPTIONS)]
+    child_malloc_conf: String,
     /// File the JSON line of this run is appended to.
     #[arg(long, default_value = "bench-results.jsonl")]
     json: PathBuf,
@@ -250,14 +251,14 @@ struct Cost {
 }
 
 /// How to start the operator child.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct ChildOptions {
     resync_seconds: Option<u64>,
-    malloc_arena_max: Option<u32>,
+    malloc_conf: String,
 }
 
 impl Operator {
-    fn start(kubeconfig: &Path, options: ChildOptions) -> BenchResult<Self> {
+    fn start(kubeconfig: &Path, options: &ChildOptions) -> BenchResult<Self> {
         let exe = std::env::current_exe().map_err(|e| err("current exe")(&e))?;
         // Diagnostics only: `BENCH_CHILD_WRAPPER="heaptrack -o /tmp/op"` runs the operator child
         // under a profiler (the child's /proc figures are then the wrapper's).
@@ -277,9 +278,9 @@ impl Operator {
                 .arg("--child-resync-seconds")
                 .arg(seconds.to_string());
         }
-        if let Some(arenas) = options.malloc_arena_max {
-            command.env("MALLOC_ARENA_MAX", arenas.to_string());
-        }
+        // jemalloc reads its options from this variable after the binary's own (the bench binary
+        // has none, so that the emulator in this process runs with jemalloc's defaults).
+        command.env("_RJEM_MALLOC_CONF", &options.malloc_conf);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -605,11 +606,11 @@ async fn bench(args: Args) -> BenchResult<()> {
     // Cold start, with the resync period `fieldwise run` defaults to.
     let cold_child = ChildOptions {
         resync_seconds: None,
-        malloc_arena_max: args.malloc_arena_max,
+        malloc_conf: args.child_malloc_conf.clone(),
     };
     setup.emulator.counters().reset();
     let started = Instant::now();
-    let mut operator = Operator::start(&setup.kubeconfig, cold_child)?;
+    let mut operator = Operator::start(&setup.kubeconfig, &cold_child)?;
     let ready_after =
         wait_all_ready(&setup, started, Duration::from_secs(args.timeout_seconds)).await;
     let ready_seconds = ready_after.map(|d| d.as_secs_f64());
@@ -648,7 +649,7 @@ async fn bench(args: Args) -> BenchResult<()> {
     operators.stop(operator, &mut timeouts).await?;
     setup.emulator.counters().reset();
     let restart_started = Instant::now();
-    operator = Operator::start(&setup.kubeconfig, steady_child)?;
+    operator = Operator::start(&setup.kubeconfig, &steady_child)?;
     let restart = restart_pass(&setup, &mut operator, n as u64, restart_started, limits).await?;
     if restart.timed_out {
         timeouts.push("restart: initial pass did not finish".to_owned());
@@ -675,7 +676,7 @@ async fn bench(args: Args) -> BenchResult<()> {
             let before_stop = operator.metrics()?;
             steady.add(&before_stop, &window_start_metrics);
             operators.stop(operator, &mut timeouts).await?;
-            operator = Operator::start(&setup.kubeconfig, steady_child)?;
+            operator = Operator::start(&setup.kubeconfig, &steady_child)?;
             window_start_metrics = ChildMetrics::default();
             steady.restarts += 1;
             next_restart = args
