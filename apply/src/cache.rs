@@ -464,7 +464,7 @@ pub(crate) fn expand_fields(live: &mut serde_json::Value) {
     }
 }
 
-/// For the controller's own reflector of owner objects (`.modify(...)` before `.reflect(...)`):
+/// For a controller's cache of its owner objects (`.modify(...)` before `.reflect(...)`, or when compacting them):
 /// drops every managedFields entry except fieldwise's, which [`crate::Engine::apply_status`]
 /// needs to skip unchanged status writes, and keeps their FieldsV1 as JSON text (`apply_status`
 /// restores the trees). Without the entry every status apply is sent

@@ -220,16 +220,17 @@ async fn resyncs_write_nothing(mut cluster: Cluster) {
         resyncs >= expected,
         "only {resyncs} reconciles in {WINDOW:?}, expected at least {expected}"
     );
+    // On the emulator, name the write requests first: they say what was written.
+    if cluster.is_emulated() {
+        let counted = cluster.emulator().counters().snapshot();
+        let requests: Vec<_> = counted.iter().filter(|(key, _)| key.is_write()).collect();
+        assert!(
+            requests.is_empty(),
+            "write requests during the window ({writes} by the operator, {resyncs} resyncs): {requests:?}"
+        );
+    }
     assert_eq!(
         writes, 0,
         "the operator wrote {writes} times in {resyncs} resyncs of an unchanged cluster"
     );
-    if cluster.is_emulated() {
-        let counted = cluster.emulator().counters().snapshot();
-        let writes: Vec<_> = counted.iter().filter(|(key, _)| key.is_write()).collect();
-        assert!(
-            writes.is_empty(),
-            "write requests during the window: {writes:?}"
-        );
-    }
 }
