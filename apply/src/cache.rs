@@ -131,11 +131,8 @@ impl KindState {
         Some(slot.object)
     }
 
-    fn index(&mut self, obj: &Arc<CachedObject>) {
-        if let Some(owner) = obj.owner_uid() {
-            let name = (obj.namespace.clone(), obj.name.clone());
-            self.children.entry(owner.clone()).or_default().insert(name);
-        }
+    fn index(&mut self, obj: &CachedObject) {
+        index_child(&mut self.children, obj);
     }
 
     fn unindex(&mut self, obj: &CachedObject) {
@@ -152,14 +149,17 @@ impl KindState {
 
     fn rebuild_children(&mut self) {
         self.children = HashMap::new();
-        let all: Vec<Arc<CachedObject>> = self
-            .objects
-            .values()
-            .flat_map(|names| names.values().map(|slot| slot.object.clone()))
-            .collect();
-        for obj in &all {
-            self.index(obj);
+        for slot in self.objects.values().flat_map(HashMap::values) {
+            index_child(&mut self.children, &slot.object);
         }
+    }
+}
+
+/// Adds `obj` under its owner-uid label, if it has one.
+fn index_child(children: &mut HashMap<Arc<str>, HashSet<Name>>, obj: &CachedObject) {
+    if let Some(owner) = obj.owner_uid() {
+        let name = (obj.namespace.clone(), obj.name.clone());
+        children.entry(owner.clone()).or_default().insert(name);
     }
 }
 

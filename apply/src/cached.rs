@@ -266,26 +266,34 @@ thread_local! {
 }
 
 fn with_compressor<T>(
-    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+    use_it: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
 ) -> Option<T> {
-    COMPRESSOR.with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        if cell.is_none() {
-            *cell = zstd::bulk::Compressor::new(COMPRESSION_LEVEL).ok();
-        }
-        f(cell.as_mut()?).ok()
-    })
+    with_context(
+        &COMPRESSOR,
+        || zstd::bulk::Compressor::new(COMPRESSION_LEVEL),
+        use_it,
+    )
 }
 
 fn with_decompressor<T>(
-    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
+    use_it: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
 ) -> Option<T> {
-    DECOMPRESSOR.with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        if cell.is_none() {
-            *cell = zstd::bulk::Decompressor::new().ok();
+    with_context(&DECOMPRESSOR, zstd::bulk::Decompressor::new, use_it)
+}
+
+/// Runs `use_it` with this thread's context in `slot`, created on first use; `None` if creating or
+/// using it failed (or the slot is in use further up this thread's stack).
+fn with_context<C: 'static, T>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+    create: impl FnOnce() -> std::io::Result<C>,
+    use_it: impl FnOnce(&mut C) -> std::io::Result<T>,
+) -> Option<T> {
+    slot.with(|cell| {
+        let mut context = cell.try_borrow_mut().ok()?;
+        if context.is_none() {
+            *context = create().ok();
         }
-        f(cell.as_mut()?).ok()
+        use_it(context.as_mut()?).ok()
     })
 }
 

@@ -1,8 +1,9 @@
 //! Remembered comparisons. Whether a desired body is already in sync with a live object is a pure
 //! function of the two, and a live object cannot change without a new resourceVersion. So once a
-//! comparison said "in sync", the engine keeps (the desired body's fingerprint, the live object's
-//! resourceVersion) and answers the same question again without parsing the cached object: at steady
-//! state every desired object of every resync asks it, and the parse was most of a reconcile's CPU.
+//! comparison said "in sync", the engine keeps the desired body's fingerprint beside that version of
+//! the cached object (the cache drops it when the watch brings another) and answers the same
+//! question again without parsing the cached object: at steady state every desired object of every
+//! resync asks it, and the parse was most of a reconcile's CPU.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
