@@ -8,7 +8,8 @@ pub mod deploy;
 pub mod featurestore;
 pub mod leader;
 
-/// The literal behind [`JEMALLOC_OPTIONS`] (a macro, so that [`jemalloc!`] can append the C string's NUL).
+/// The literal behind [`JEMALLOC_OPTIONS`] (a macro, so that `src/main.rs` can append the C string's
+/// NUL for jemalloc's `malloc_conf` symbol).
 ///
 /// `dirty_decay_ms` returns freed pages to the kernel after ~100 ms instead of over ~10 s: an operator's
 /// memory peaks in bursts (a restart lists every object and reconciles every FeatureStore within
@@ -21,31 +22,5 @@ macro_rules! jemalloc_options {
     };
 }
 
-/// The jemalloc options `fieldwise` ships with (see [`jemalloc!`]).
+/// The jemalloc options the `fieldwise` binary ships with (the benchmark runs its operator with them).
 pub const JEMALLOC_OPTIONS: &str = jemalloc_options!();
-
-/// Makes jemalloc the binary's allocator, with [`JEMALLOC_OPTIONS`]. Expand it once at the top level of
-/// the binary.
-///
-/// jemalloc is faster here than glibc malloc (a third less operator CPU in a cold start at 1000
-/// FeatureStores, `docs/PERFORMANCE.md`). It reads its options from the `malloc_conf` symbol (prefixed
-/// `_rjem_` by tikv-jemalloc-sys); the `_RJEM_MALLOC_CONF` environment variable still overrides them.
-#[macro_export]
-macro_rules! jemalloc {
-    () => {
-        #[global_allocator]
-        static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-        #[unsafe(export_name = "_rjem_malloc_conf")]
-        #[used]
-        static MALLOC_CONF: $crate::CString =
-            $crate::CString(concat!($crate::jemalloc_options!(), "\0").as_ptr());
-    };
-}
-
-/// A NUL-terminated C string in a static, as jemalloc's `malloc_conf` symbol is read.
-#[repr(transparent)]
-pub struct CString(pub *const u8);
-
-// SAFETY: it points at a string literal, immutable and alive for the whole program.
-unsafe impl Sync for CString {}

@@ -21,9 +21,6 @@ use std::{
 };
 
 use clap::Parser;
-
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use fieldwise::featurestore::{
     context::ImageDefaults,
     render::{Input, kubernetes_yaml, render},
@@ -46,6 +43,11 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use serde_json::{Value, json};
+
+/// jemalloc, as `fieldwise` uses; the operator child also gets `fieldwise`'s options
+/// (`--child-malloc-conf`), this process keeps jemalloc's defaults.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Field manager of the driver's writes (a user's `kubectl apply --server-side`).
 const USER: &str = "bench-user";
