@@ -139,6 +139,14 @@ async fn until_cached(
     }
 }
 
+/// Parameters of a non-apply patch sent as `manager` (an edit by someone other than fieldwise).
+fn edits_by(manager: &str) -> PatchParams {
+    PatchParams {
+        field_manager: Some(manager.into()),
+        ..PatchParams::default()
+    }
+}
+
 fn rv_of(obj: &DynamicObject) -> String {
     obj.metadata.resource_version.clone().unwrap_or_default()
 }
@@ -404,16 +412,9 @@ async fn drift_from_another_manager_is_restored_and_reported() {
     assert!(!first.has_errors(), "{first:?}");
     let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
     let edit = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:hacked"}]}}}});
-    api.patch(
-        "web",
-        &PatchParams {
-            field_manager: Some("kubectl-edit".into()),
-            ..PatchParams::default()
-        },
-        &Patch::Strategic(edit),
-    )
-    .await
-    .expect("edit");
+    api.patch("web", &edits_by("kubectl-edit"), &Patch::Strategic(edit))
+        .await
+        .expect("edit");
     until_current(&mut h, &key("apps/v1", "Deployment", "web")).await;
     let second = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
     assert_eq!(
@@ -492,10 +493,7 @@ async fn autoscaler_writes_through_scale_are_drift_when_owned_and_kept_when_rele
     let first = h.engine.reconcile(&h.owner, vec![web(Some(2))]).await;
     assert!(!first.has_errors(), "{first:?}");
     let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
-    let hpa = PatchParams {
-        field_manager: Some("kube-controller-manager".into()),
-        ..PatchParams::default()
-    };
+    let hpa = edits_by("kube-controller-manager");
     api.patch_scale("web", &hpa, &Patch::Merge(json!({"spec": {"replicas": 5}})))
         .await
         .expect("scale");
@@ -596,10 +594,7 @@ async fn remembered_comparisons_never_hide_a_change() {
     let api = Api::<Deployment>::namespaced(h.client.clone(), "default");
     api.patch(
         "web",
-        &PatchParams {
-            field_manager: Some("kubectl-edit".into()),
-            ..PatchParams::default()
-        },
+        &edits_by("kubectl-edit"),
         &Patch::Merge(json!({"spec": {"replicas": 7}})),
     )
     .await
@@ -655,10 +650,7 @@ async fn remembered_status_comparisons_never_hide_a_change() {
     }
     api.patch_status(
         "web",
-        &PatchParams {
-            field_manager: Some("intruder".into()),
-            ..PatchParams::default()
-        },
+        &edits_by("intruder"),
         &Patch::Merge(json!({"status": {"observedGeneration": 9}})),
     )
     .await

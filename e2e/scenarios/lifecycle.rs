@@ -183,10 +183,11 @@ async fn resyncs_write_nothing(mut cluster: Cluster) {
     // Every FeatureStore must have settled before the window, or its last transition (Pending to
     // Ready, a status write) can land inside it on a loaded machine. On a real cluster `database` never
     // gets Ready (it needs a Postgres outside the cluster); only the others are awaited there.
-    let settled: &[&str] = if cluster.is_emulated() {
-        &["basic", "servers", "database"]
+    let all = ["basic", "servers", "database"];
+    let settled = if cluster.is_emulated() {
+        &all[..]
     } else {
-        &["basic", "servers"]
+        &all[..2]
     };
     for name in settled {
         cluster.wait_ready(&namespace, name).await;
@@ -197,8 +198,8 @@ async fn resyncs_write_nothing(mut cluster: Cluster) {
     };
     cluster.restart_operator_with(resyncing).await;
     let restarted = cluster.reconciles();
-    // The restarted operator reconciles all three once before the window.
-    cluster.wait_reconciles(restarted + 3).await;
+    // The restarted operator reconciles every one of them once before the window.
+    cluster.wait_reconciles(restarted + all.len() as u64).await;
     let _dropping_watches = cluster.is_emulated().then(|| {
         Faults::install(
             cluster.emulator(),

@@ -105,10 +105,7 @@ impl RawClient {
         path: &str,
         accept: &str,
     ) -> Result<RawResponse, TestError> {
-        let mut req = self.build("GET", path, None, Vec::new())?;
-        req.headers_mut()
-            .insert(http::header::ACCEPT, http::HeaderValue::from_str(accept)?);
-        let resp = self.client.send(req).await?;
+        let resp = self.client.send(self.get_accepting(path, accept)?).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await?.to_bytes();
@@ -178,10 +175,15 @@ impl RawClient {
         path: &str,
         accept: &str,
     ) -> Result<WatchStream, TestError> {
+        self.send_watch(self.get_accepting(path, accept)?).await
+    }
+
+    /// A GET with an explicit Accept header.
+    fn get_accepting(&self, path: &str, accept: &str) -> Result<http::Request<Body>, TestError> {
         let mut req = self.build("GET", path, None, Vec::new())?;
         req.headers_mut()
             .insert(http::header::ACCEPT, http::HeaderValue::from_str(accept)?);
-        self.send_watch(req).await
+        Ok(req)
     }
 
     async fn send_watch(&self, req: http::Request<Body>) -> Result<WatchStream, TestError> {
