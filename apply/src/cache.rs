@@ -7,6 +7,7 @@
 //! owner uid and what the engine found about each object's current version.
 
 use std::{
+    cmp::Ordering,
     collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
@@ -27,6 +28,7 @@ use crate::{
     cached::CachedObject,
     error::ApplyError,
     fingerprint::{Finding, Findings},
+    own_status::compare_resource_versions,
     registry::KindSpec,
 };
 
@@ -73,6 +75,29 @@ struct KindState {
     /// The objects of a (re-)list in progress; they replace `objects` when it completes (objects
     /// deleted while the watch was down never produce a delete event).
     listing: Option<Objects>,
+    /// Findings about versions the watch has not brought yet (see [`KindCache::remember_version`]).
+    awaited: HashMap<Name, Awaited>,
+}
+
+/// Findings about one version of an object, held until the watch brings that version (they go
+/// into its slot) or a later one (they are dropped).
+struct Awaited {
+    uid: Box<str>,
+    resource_version: Box<str>,
+    findings: Findings,
+}
+
+impl Awaited {
+    fn is_about(&self, obj: &CachedObject) -> bool {
+        *self.uid == *obj.uid() && *self.resource_version == *obj.resource_version()
+    }
+
+    /// Whether `obj` (a version the watch brought) is not older than the awaited version, so the
+    /// watch will never bring that one (or already did).
+    fn is_passed_by(&self, obj: &CachedObject) -> bool {
+        compare_resource_versions(obj.resource_version(), &self.resource_version)
+            != Some(Ordering::Less)
+    }
 }
 
 impl KindState {
@@ -84,16 +109,19 @@ impl KindState {
                 None
             }
             watcher::Event::InitApply(obj) => {
+                let findings = take_awaited(&mut self.awaited, &obj);
                 let listing = self.listing.get_or_insert_default();
-                Some(put(listing, obj).0)
+                Some(put(listing, obj, findings).0)
             }
             watcher::Event::InitDone => {
                 self.objects = self.listing.take().unwrap_or_default();
                 self.rebuild_children();
+                self.drop_passed_awaited();
                 None
             }
             watcher::Event::Apply(obj) => {
-                let (obj, previous) = put(&mut self.objects, obj);
+                let findings = take_awaited(&mut self.awaited, &obj);
+                let (obj, previous) = put(&mut self.objects, obj, findings);
                 if let Some(previous) = previous {
                     self.unindex(&previous);
                 }
@@ -101,6 +129,7 @@ impl KindState {
                 Some(obj)
             }
             watcher::Event::Delete(obj) => {
+                take_awaited(&mut self.awaited, &obj);
                 if let Some(previous) = self.take(&obj) {
                     self.unindex(&previous);
                 }
@@ -147,6 +176,16 @@ impl KindState {
         }
     }
 
+    /// After a re-list: awaited versions of objects that are gone, or that the list showed at the
+    /// same or a later version, will never arrive.
+    fn drop_passed_awaited(&mut self) {
+        let objects = &self.objects;
+        self.awaited.retain(|(namespace, name), awaited| {
+            let slot = objects.get(namespace).and_then(|names| names.get(name));
+            slot.is_some_and(|slot| !awaited.is_passed_by(&slot.object))
+        });
+    }
+
     fn rebuild_children(&mut self) {
         self.children = HashMap::new();
         for slot in self.objects.values().flat_map(HashMap::values) {
@@ -163,11 +202,29 @@ fn index_child(children: &mut HashMap<Arc<str>, HashSet<Name>>, obj: &CachedObje
     }
 }
 
-/// Stores `obj` in `objects` (sharing the namespace string already held); returns it and the
-/// object it replaced.
+/// The findings awaited for exactly this version of `obj` (empty if none), forgetting any awaited
+/// version it passes.
+fn take_awaited(awaited: &mut HashMap<Name, Awaited>, obj: &CachedObject) -> Findings {
+    if awaited.is_empty() {
+        return Findings::default();
+    }
+    let name = (obj.namespace.clone(), obj.name.clone());
+    let Some(entry) = awaited.get(&name) else {
+        return Findings::default();
+    };
+    let findings = entry.is_about(obj).then_some(entry.findings);
+    if entry.is_passed_by(obj) {
+        awaited.remove(&name);
+    }
+    findings.unwrap_or_default()
+}
+
+/// Stores `obj` in `objects` (sharing the namespace string already held) with what is known about
+/// it; returns it and the object it replaced.
 fn put(
     objects: &mut Objects,
     mut obj: CachedObject,
+    findings: Findings,
 ) -> (Arc<CachedObject>, Option<Arc<CachedObject>>) {
     if let Some((namespace, _)) = objects.get_key_value(&*obj.namespace) {
         obj.share_namespace(namespace);
@@ -175,7 +232,7 @@ fn put(
     let obj = Arc::new(obj);
     let slot = Slot {
         object: obj.clone(),
-        findings: Findings::default(),
+        findings,
     };
     let previous = objects
         .entry(obj.namespace.clone())
@@ -229,6 +286,53 @@ impl KindCache {
         if let Some(slot) = self.state().slot_of(object) {
             slot.findings.add(finding);
         }
+    }
+
+    /// Remembers `finding` about the version `resource_version` of an object (uid `uid`), which the
+    /// cache may not hold yet: what an apply of ours answered with. The finding goes beside that
+    /// version now if the cache holds it, or when the watch brings it; it is dropped once the
+    /// cache holds a later version (or the versions cannot be ordered).
+    pub fn remember_version(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        uid: &str,
+        resource_version: &str,
+        finding: Finding,
+    ) {
+        let mut state = self.state();
+        let namespace = namespace.unwrap_or_default();
+        if let Some(slot) = state
+            .objects
+            .get_mut(namespace)
+            .and_then(|names| names.get_mut(name))
+        {
+            let cached = &slot.object;
+            if cached.uid() == uid && cached.resource_version() == resource_version {
+                slot.findings.add(finding);
+                return;
+            }
+            let order = compare_resource_versions(cached.resource_version(), resource_version);
+            if order != Some(Ordering::Less) {
+                return;
+            }
+        }
+        let entry = state
+            .awaited
+            .entry((namespace.into(), name.into()))
+            .or_insert_with(|| Awaited {
+                uid: uid.into(),
+                resource_version: resource_version.into(),
+                findings: Findings::default(),
+            });
+        if *entry.uid != *uid || *entry.resource_version != *resource_version {
+            *entry = Awaited {
+                uid: uid.into(),
+                resource_version: resource_version.into(),
+                findings: Findings::default(),
+            };
+        }
+        entry.findings.add(finding);
     }
 
     /// How many objects the cache holds.
@@ -566,5 +670,69 @@ mod tests {
         );
         let current = state.slot("ns", "a").expect("cached");
         assert!(!current.findings.holds(finding));
+    }
+
+    #[test]
+    fn findings_about_a_version_wait_for_the_watch_to_bring_it() {
+        let cache = KindCache::new(
+            KindSpec::namespaced::<k8s_openapi::api::core::v1::ConfigMap>(),
+            1,
+        );
+        let finding = Finding::InSyncWith(42);
+        let holds = |name: &str| {
+            let cached = cache.get(Some("ns"), name).expect("cached");
+            cache.remembers(&cached, finding)
+        };
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("a", "o1", "1")));
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("b", "o1", "2")));
+
+        // Our apply answered with version 5 of `a`; the cache still shows version 1.
+        cache.remember_version(Some("ns"), "a", "uid-a", "5", finding);
+        assert!(!holds("a"), "version 1 is not the applied one");
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("a", "o1", "5")));
+        assert!(holds("a"), "the watch brought the applied version");
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("a", "o1", "6")));
+        assert!(!holds("a"), "someone changed it since");
+
+        // The watch brought the version before the answer was read.
+        cache.remember_version(Some("ns"), "a", "uid-a", "6", finding);
+        assert!(holds("a"));
+
+        // Never attached to a later version, nor to another object of the same name.
+        cache.remember_version(Some("ns"), "b", "uid-b", "7", finding);
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("b", "o1", "8")));
+        assert!(!holds("b"));
+        assert!(
+            cache.state().awaited.is_empty(),
+            "a passed version is not kept"
+        );
+        cache.remember_version(Some("ns"), "b", "uid-other", "9", finding);
+        cache
+            .state()
+            .apply(watcher::Event::Apply(child("b", "o1", "9")));
+        assert!(!holds("b"), "same version, other uid");
+
+        // An older version than the cached one is not awaited; a re-list drops what it passed.
+        cache.remember_version(Some("ns"), "a", "uid-a", "3", finding);
+        cache.remember_version(Some("ns"), "c", "uid-c", "10", finding);
+        assert_eq!(cache.state().awaited.len(), 1);
+        let mut state = cache.state();
+        state.apply(watcher::Event::Init);
+        state.apply(watcher::Event::InitApply(child("a", "o1", "6")));
+        state.apply(watcher::Event::InitDone);
+        assert!(
+            state.awaited.is_empty(),
+            "c is gone: its version will never come"
+        );
     }
 }

@@ -194,6 +194,12 @@ impl CachedObject {
         Some(live)
     }
 
+    /// The fields `T` declares, parsed from the compressed text alone (so not the namespace, name,
+    /// uid or resourceVersion).
+    pub fn fields<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.rest.text()?).ok()
+    }
+
     /// The object as a `DynamicObject`, every field restored.
     pub fn to_dynamic(&self) -> Option<DynamicObject> {
         serde_json::from_value(self.to_value()?).ok()

@@ -30,7 +30,7 @@ use crate::{
     own_status::OwnStatusWrites,
     registry::{KindRegistry, Scope},
     report::{DriftReport, Outcome, ReconcileReport},
-    transport::{self, RetryConfig, SendError, Success},
+    transport::{self, Identity, RetryConfig, SendError, Success},
 };
 
 /// Tunables of an [`Engine`].
@@ -266,17 +266,18 @@ impl Engine {
         cached.to_dynamic().map(Arc::new)
     }
 
-    /// [`Self::cached`] as JSON, without building a `DynamicObject`: for controllers that read a
-    /// few fields of a child on every reconcile.
-    pub fn cached_value(
+    /// The fields of a cached object that `T` declares, read straight from its cached JSON (no
+    /// `DynamicObject`, nothing else built): for controllers that read a few fields of a child on
+    /// every reconcile. Its namespace, name, uid and resourceVersion are not part of that JSON.
+    pub fn cached_fields<T: serde::de::DeserializeOwned>(
         &self,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
         name: &str,
-    ) -> Option<Value> {
+    ) -> Option<T> {
         let cache = self.inner.caches.find(api_version, kind)?;
-        cache.get(namespace, name)?.to_value()
+        cache.get(namespace, name)?.fields()
     }
 
     /// How many objects of each registered kind the caches hold (the objects fieldwise manages),
@@ -473,13 +474,14 @@ impl Engine {
         Some((cache, cached))
     }
 
-    /// Whether the live object already holds `p`'s body owned by us: remembered for its current
-    /// resourceVersion, or found by comparing (then remembered). The live object, when compared.
-    fn in_sync(&self, p: &Prepared) -> (bool, Option<Value>) {
+    /// Whether the live object already holds `p`'s body (fingerprint `body`) owned by us:
+    /// remembered for its current resourceVersion, or found by comparing (then remembered). The
+    /// live object, when compared.
+    fn in_sync(&self, p: &Prepared, body: u64) -> (bool, Option<Value>) {
         let Some((cache, cached)) = self.cached_of(&p.key) else {
             return (false, None);
         };
-        let finding = Finding::InSyncWith(fingerprint(&p.body));
+        let finding = Finding::InSyncWith(body);
         if cache.remembers(&cached, finding) {
             return (true, None);
         }
@@ -495,7 +497,8 @@ impl Engine {
     }
 
     async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {
-        let (in_sync, live) = self.in_sync(p);
+        let body = fingerprint(&p.body);
+        let (in_sync, live) = self.in_sync(p, body);
         if in_sync {
             let span = object_span(Op::Skip, &p.key);
             record(&span, &Outcome::Unchanged);
@@ -507,18 +510,43 @@ impl Engine {
             .instrument(span.clone())
             .await;
         let (outcome, drift) = match result {
-            Ok(done) => done,
+            Ok((outcome, drift, applied)) => {
+                self.remember_applied(p, body, &applied);
+                (outcome, drift)
+            }
             Err(error) => (Outcome::Failed(error), Vec::new()),
         };
         record(&span, &outcome);
         (outcome, drift)
     }
 
+    /// What an apply of `p` (body fingerprint `body`) left on the server: the version it answered
+    /// with holds that body owned by us (applying it again would change nothing), and, when
+    /// replicas are released, does not own them. Remembered for when the watch brings that
+    /// version, so the next reconcile neither parses nor compares it.
+    fn remember_applied(&self, p: &Prepared, body: u64, applied: &Identity) {
+        let (Some(cache), Some(uid), Some(version)) = (
+            self.cache_of(&p.key),
+            applied.uid.as_deref(),
+            applied.resource_version.as_deref(),
+        ) else {
+            return;
+        };
+        let remember = |finding| {
+            let namespace = p.key.namespace.as_deref();
+            cache.remember_version(namespace, &p.key.name, uid, version, finding);
+        };
+        remember(Finding::InSyncWith(body));
+        if p.replicas == ReplicasPolicy::Released {
+            remember(Finding::ReplicasReleased);
+        }
+    }
+
     async fn apply_changed(
         &self,
         p: &Prepared,
         live: Option<&Value>,
-    ) -> Result<(Outcome, Vec<DriftReport>), ApplyError> {
+    ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
         let mut live = live;
         if let Some(current) = live
             && let Some(v) =
@@ -559,8 +587,9 @@ impl Engine {
         let before = live
             .and_then(|l| l.pointer("/metadata/resourceVersion"))
             .cloned();
-        let after = success.resource_version();
-        let outcome = changed_outcome(success.code, after.as_deref(), before.as_ref());
+        let applied = success.identity();
+        let after = applied.resource_version.as_deref();
+        let outcome = changed_outcome(success.code, after, before.as_ref());
         let drift = if outcome == Outcome::Unchanged {
             Vec::new()
         } else {
@@ -569,7 +598,7 @@ impl Engine {
         for d in &drift {
             tracing::info!(manager = %d.manager, fields = ?d.fields, "drift corrected");
         }
-        Ok((outcome, drift))
+        Ok((outcome, drift, applied))
     }
 
     async fn send_apply(
@@ -761,6 +790,23 @@ impl Engine {
             .await
     }
 
+    /// Tells the engine that the owner's watch shows it at its current resourceVersion (call it
+    /// for every owner the watch brings): a status write of ours that this version includes is no
+    /// longer kept.
+    pub fn owner_seen<K>(&self, owner: &K)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let meta = owner.meta();
+        let Some(version) = meta.resource_version.as_deref() else {
+            return;
+        };
+        let key = key_of(&ApiResource::erase::<K>(&()), meta);
+        self.inner
+            .own_status
+            .seen(&key, meta.uid.as_deref(), version);
+    }
+
     /// Drops what the engine remembers about an owner's status; call when the owner is deleted.
     pub fn forget_owner<K>(&self, owner: &K)
     where
@@ -770,27 +816,33 @@ impl Engine {
         self.inner.own_status.forget(&key);
     }
 
-    /// Whether a status with this fingerprint was already found in sync with this version of the
-    /// owner (then recorded as an unchanged status span), without serialising the owner.
-    fn status_remembered(
+    /// What is known, without serialising the owner, about whether it already shows a status
+    /// with this fingerprint owned by us.
+    fn status_known(
         &self,
         key: &ObjectKey,
         meta: &ObjectMeta,
-        status_fingerprint: u64,
-    ) -> bool {
+        status: &Value,
+        desired: u64,
+    ) -> StatusKnown {
         let Some(cached_version) = meta.resource_version.as_deref() else {
-            return false;
+            return StatusKnown::Unknown;
         };
         let uid = meta.uid.as_deref();
-        let version = self.inner.own_status.version_seen(key, uid, cached_version);
-        let remembered =
-            self.inner
-                .own_status
-                .remembers_in_sync(key, uid, &version, status_fingerprint);
-        if remembered {
-            record(&object_span(Op::Status, key), &Outcome::Unchanged);
+        let own_status = &self.inner.own_status;
+        let version = own_status.version_seen(key, uid, cached_version);
+        match own_status.status_at(key, uid, &version) {
+            Some(owned) if owned == desired => StatusKnown::InSync,
+            Some(_) => StatusKnown::Differs(version),
+            // Nothing of the status is ours yet (a new owner): a status with any field differs.
+            None if version == cached_version
+                && !owns_a_status(meta)
+                && status.as_object().is_some_and(|fields| !fields.is_empty()) =>
+            {
+                StatusKnown::Differs(version)
+            }
+            None => StatusKnown::Unknown,
         }
-        remembered
     }
 
     /// [`Self::apply_status`] for an owner known only at run time.
@@ -804,8 +856,8 @@ impl Engine {
             .await
     }
 
-    /// The status path of both entry points: the remembered answer when there is one, else the
-    /// comparison with the serialised owner, then the apply.
+    /// The status path of both entry points: what is known about the owner's status when it is
+    /// enough, else the comparison with the serialised owner; then the apply if needed.
     async fn apply_status_of(
         &self,
         resource: &ApiResource,
@@ -814,73 +866,99 @@ impl Engine {
         status: Value,
     ) -> Result<Outcome, ApplyError> {
         let key = key_of(resource, meta);
-        let status_fingerprint = fingerprint(&status);
-        if self.status_remembered(&key, meta, status_fingerprint) {
-            return Ok(Outcome::Unchanged);
-        }
-        let mut live = serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
-            object: key.to_string(),
-            reason: e.to_string(),
-        })?;
-        crate::cache::expand_fields(&mut live);
-        self.apply_status_value(resource, &key, &live, status, status_fingerprint)
-            .await
-    }
-
-    async fn apply_status_value(
-        &self,
-        resource: &ApiResource,
-        key: &ObjectKey,
-        live: &Value,
-        status: Value,
-        status_fingerprint: u64,
-    ) -> Result<Outcome, ApplyError> {
         if !status.is_object() {
             return Err(ApplyError::InvalidObject {
                 object: key.to_string(),
                 reason: "status must be a JSON object".into(),
             });
         }
+        let desired = fingerprint(&status);
+        let known_version = match self.status_known(&key, meta, &status, desired) {
+            StatusKnown::InSync => {
+                record(&object_span(Op::Status, &key), &Outcome::Unchanged);
+                return Ok(Outcome::Unchanged);
+            }
+            StatusKnown::Differs(version) => Value::String(version),
+            StatusKnown::Unknown => {
+                let mut live =
+                    serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
+                        object: key.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                crate::cache::expand_fields(&mut live);
+                match self.compare_status(&key, &live, &status, desired) {
+                    Some(version) => version,
+                    None => {
+                        record(&object_span(Op::Status, &key), &Outcome::Unchanged);
+                        return Ok(Outcome::Unchanged);
+                    }
+                }
+            }
+        };
+        self.send_status(resource, &key, status, desired, &known_version)
+            .await
+    }
+
+    /// Whether `live` (or our last status write, when the caller's copy predates it) shows
+    /// `status` owned by us (then remembered, and `None`); else the resourceVersion compared with.
+    fn compare_status(
+        &self,
+        key: &ObjectKey,
+        live: &Value,
+        status: &Value,
+        desired: u64,
+    ) -> Option<Value> {
         // The caller's copy may come from a cache that does not show our last status write yet.
         let fresher = self.inner.own_status.newer_than(key, live, false);
         let live = fresher.as_ref().unwrap_or(live);
-        let span = object_span(Op::Status, key);
-        let mut body = skeleton(key);
-        body["status"] = status;
-        let desired = json!({"status": body["status"]});
-        if fields::in_sync(
-            &desired,
+        let applied = json!({"status": status});
+        let version = live.pointer("/metadata/resourceVersion");
+        if !fields::in_sync(
+            &applied,
             fields::apply_entry(live, MANAGER, Some("status")),
             live,
         ) {
-            let text = |pointer| live.pointer(pointer).and_then(Value::as_str);
-            if let Some(version) = text("/metadata/resourceVersion") {
-                self.inner.own_status.remember_in_sync(
-                    key,
-                    text("/metadata/uid"),
-                    version,
-                    status_fingerprint,
-                );
-            }
-            record(&span, &Outcome::Unchanged);
-            return Ok(Outcome::Unchanged);
+            return Some(version.cloned().unwrap_or(Value::Null));
         }
+        if let Some(version) = version.and_then(Value::as_str) {
+            let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
+            self.inner
+                .own_status
+                .remember_status_at(key, uid, version, desired);
+        }
+        None
+    }
+
+    /// Applies `status` (fingerprint `owned`) to an owner last seen at resourceVersion `before`,
+    /// and remembers what the server answered.
+    async fn send_status(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        status: Value,
+        owned: u64,
+        before: &Value,
+    ) -> Result<Outcome, ApplyError> {
+        let span = object_span(Op::Status, key);
+        let mut body = skeleton(key);
+        body["status"] = status;
         let result = self
             .send_apply(resource, key, Some("status"), &body, "apply status")
             .instrument(span.clone())
             .await;
         let outcome = match &result {
             Ok(success) => {
-                let answer = success.body();
-                self.inner.own_status.remember(key, &answer);
-                let after = answer
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str);
-                changed_outcome(
-                    success.code,
-                    after,
-                    live.pointer("/metadata/resourceVersion"),
-                )
+                let written = success.identity();
+                let after = written.resource_version.clone();
+                if let Some(version) = &after {
+                    // The answer holds exactly the status we applied, owned by us.
+                    let uid = written.uid.as_deref();
+                    self.inner
+                        .own_status
+                        .remember_status_at(key, uid, version, owned);
+                }
+                self.inner.own_status.remember(key, written, success.text());
+                changed_outcome(success.code, after.as_deref(), Some(before))
             }
             Err(error) => Outcome::Failed(error.clone()),
         };
@@ -893,6 +971,23 @@ impl Engine {
             }
         })
     }
+}
+
+/// What is known about an owner's status before comparing.
+enum StatusKnown {
+    /// It shows the desired status, owned by us.
+    InSync,
+    /// It does not; the owner's resourceVersion.
+    Differs(String),
+    /// Only a comparison with the owner tells.
+    Unknown,
+}
+
+/// Whether the owner's managedFields have an entry of ours for the status subresource.
+fn owns_a_status(meta: &ObjectMeta) -> bool {
+    meta.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(MANAGER) && entry.subresource.as_deref() == Some("status")
+    })
 }
 
 /// What an apply answered with `code` and resourceVersion `after` did to an object that had

@@ -10,18 +10,19 @@ use std::{cmp::Ordering, collections::HashMap, sync::Mutex};
 
 use serde_json::Value;
 
-use crate::{MANAGER, cached::CompressedJson, error::ObjectKey};
+use crate::{MANAGER, error::ObjectKey, transport::Identity};
 
-/// The last status written per owner, kept until the owner's cache shows it; and per owner, the last
-/// status found in sync (see [`crate::fingerprint`]), until the owner is forgotten.
+/// The last status written per owner, kept until the owner's cache shows it; and per owner, the
+/// fingerprint of the status we own in its latest version we know (see [`crate::fingerprint`]),
+/// until the owner is forgotten.
 #[derive(Default)]
 pub(crate) struct OwnStatusWrites {
     written: Mutex<HashMap<ObjectKey, Written>>,
-    in_sync: Mutex<HashMap<ObjectKey, StatusInSync>>,
+    owned: Mutex<HashMap<ObjectKey, OwnedStatus>>,
 }
 
-/// A status found in sync with one owner object.
-struct StatusInSync {
+/// The status we own in one version of an owner: found in sync with it, or written by us.
+struct OwnedStatus {
     uid: Option<String>,
     resource_version: String,
     /// The status's fingerprint.
@@ -32,29 +33,37 @@ struct StatusInSync {
 struct Written {
     uid: Option<String>,
     resource_version: String,
-    /// `{"status": <the written status>, "entry": <our managedFields entry for the status
-    /// subresource, what the skip check reads>}`, compressed: kept for every owner until its next
-    /// reconcile, and read only while the cache lags behind the write. As parsed trees, these
-    /// records were ~15 MiB at 1000 owners.
-    written: CompressedJson,
+    /// The server's answer, as it came: parsed only while the cache lags behind the write (for the
+    /// written status and our managedFields entry for it, what the skip check reads). Kept until
+    /// the owner's watch shows the write ([`OwnStatusWrites::seen`]), usually a moment.
+    answer: bytes::Bytes,
 }
 
 impl OwnStatusWrites {
-    /// Remembers the server's response to a status apply.
-    pub fn remember(&self, key: &ObjectKey, response: &Value) {
-        let Some(resource_version) = text(response, "/metadata/resourceVersion") else {
+    /// Remembers the server's answer to a status apply (`written`: the object and version it
+    /// returned).
+    pub fn remember(&self, key: &ObjectKey, written: Identity, answer: bytes::Bytes) {
+        let Some(resource_version) = written.resource_version else {
             return;
         };
-        let written = serde_json::json!({
-            "status": response.get("status").unwrap_or(&Value::Null),
-            "entry": own_status_entry(response),
-        });
         let written = Written {
-            uid: text(response, "/metadata/uid"),
+            uid: written.uid,
             resource_version,
-            written: CompressedJson::of(&written.to_string()),
+            answer,
         };
         self.lock().insert(key.clone(), written);
+    }
+
+    /// The owner's watch shows it at `version`: a status write this version includes is no longer
+    /// needed.
+    pub fn seen(&self, key: &ObjectKey, uid: Option<&str>, version: &str) {
+        let mut written = self.lock();
+        if written
+            .get(key)
+            .is_some_and(|record| !record.is_newer_than(uid, version))
+        {
+            written.remove(key);
+        }
     }
 
     /// `cached` with the last status we wrote, when the cache has not caught up with it yet; `None` when
@@ -91,43 +100,39 @@ impl OwnStatusWrites {
         }
     }
 
-    /// Whether a status with this fingerprint was found in sync with this version of the owner.
-    pub fn remembers_in_sync(
-        &self,
-        key: &ObjectKey,
-        uid: Option<&str>,
-        version: &str,
-        desired: u64,
-    ) -> bool {
-        self.lock_in_sync().get(key).is_some_and(|seen| {
-            seen.uid.as_deref() == uid && seen.resource_version == version && seen.status == desired
-        })
+    /// The fingerprint of the status we own in this version of the owner, when known: found in
+    /// sync with it, or written by us (the server answered with this version).
+    pub fn status_at(&self, key: &ObjectKey, uid: Option<&str>, version: &str) -> Option<u64> {
+        self.lock_owned()
+            .get(key)
+            .filter(|seen| seen.uid.as_deref() == uid && seen.resource_version == version)
+            .map(|seen| seen.status)
     }
 
-    /// Remembers that a status with this fingerprint is in sync with this version of the owner.
-    pub fn remember_in_sync(
+    /// Remembers that we own a status with this fingerprint in this version of the owner.
+    pub fn remember_status_at(
         &self,
         key: &ObjectKey,
         uid: Option<&str>,
         version: &str,
         desired: u64,
     ) {
-        let seen = StatusInSync {
+        let seen = OwnedStatus {
             uid: uid.map(str::to_owned),
             resource_version: version.to_owned(),
             status: desired,
         };
-        self.lock_in_sync().insert(key.clone(), seen);
+        self.lock_owned().insert(key.clone(), seen);
     }
 
     /// Drops everything remembered about an owner (it is being deleted).
     pub fn forget(&self, key: &ObjectKey) {
         self.lock().remove(key);
-        self.lock_in_sync().remove(key);
+        self.lock_owned().remove(key);
     }
 
-    fn lock_in_sync(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, StatusInSync>> {
-        self.in_sync
+    fn lock_owned(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, OwnedStatus>> {
+        self.owned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -150,11 +155,7 @@ impl Written {
 
 /// `cached` with the written status, resourceVersion and our status managedFields entry.
 fn with_status(cached: &Value, record: &Written) -> Value {
-    let written: Value = record
-        .written
-        .text()
-        .and_then(|text| serde_json::from_slice(&text).ok())
-        .unwrap_or_default();
+    let written: Value = serde_json::from_slice(&record.answer).unwrap_or_default();
     let mut fresher = cached.clone();
     fresher["status"] = written.get("status").cloned().unwrap_or(Value::Null);
     fresher["metadata"]["resourceVersion"] = Value::from(record.resource_version.clone());
@@ -166,7 +167,7 @@ fn with_status(cached: &Value, record: &Written) -> Value {
         .filter(|entry| !is_own_status_entry(entry))
         .cloned()
         .collect();
-    entries.extend(written.get("entry").filter(|e| !e.is_null()).cloned());
+    entries.extend(own_status_entry(&written).cloned());
     fresher["metadata"]["managedFields"] = Value::from(entries);
     fresher
 }
@@ -211,6 +212,15 @@ mod tests {
         }
     }
 
+    /// Remembers `answer` as the server's answer to a status write.
+    fn remember(writes: &OwnStatusWrites, answer: &Value) {
+        let written = Identity {
+            uid: text(answer, "/metadata/uid"),
+            resource_version: text(answer, "/metadata/resourceVersion"),
+        };
+        writes.remember(&key(), written, answer.to_string().into());
+    }
+
     fn object(rv: &str, uid: &str, phase: &str, managers: &[(&str, &str)]) -> Value {
         let entries: Vec<Value> = managers
             .iter()
@@ -242,8 +252,8 @@ mod tests {
     #[test]
     fn a_cache_behind_our_write_sees_the_written_status() {
         let writes = OwnStatusWrites::default();
-        writes.remember(
-            &key(),
+        remember(
+            &writes,
             &object("20", "u1", "Ready", &[("fieldwise", "status")]),
         );
         let stale = object("15", "u1", "Pending", &[("user", "")]);
@@ -280,7 +290,7 @@ mod tests {
     #[test]
     fn a_cache_that_caught_up_is_used_and_the_record_forgotten() {
         let writes = OwnStatusWrites::default();
-        writes.remember(&key(), &object("20", "u1", "Ready", &[]));
+        remember(&writes, &object("20", "u1", "Ready", &[]));
         assert!(
             writes
                 .newer_than(&key(), &object("20", "u1", "Ready", &[]), true)
@@ -297,17 +307,47 @@ mod tests {
     #[test]
     fn a_recreated_owner_or_opaque_versions_trust_the_cache() {
         let writes = OwnStatusWrites::default();
-        writes.remember(&key(), &object("20", "u1", "Ready", &[]));
+        remember(&writes, &object("20", "u1", "Ready", &[]));
         assert!(
             writes
                 .newer_than(&key(), &object("15", "u2", "Pending", &[]), true)
                 .is_none()
         );
-        writes.remember(&key(), &object("20", "u1", "Ready", &[]));
+        remember(&writes, &object("20", "u1", "Ready", &[]));
         assert!(
             writes
                 .newer_than(&key(), &object("abc", "u1", "Pending", &[]), true)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_write_is_dropped_once_the_owner_watch_shows_it() {
+        let writes = OwnStatusWrites::default();
+        remember(&writes, &object("20", "u1", "Ready", &[]));
+        writes.seen(&key(), Some("u1"), "19");
+        assert!(
+            writes.has_write(&key()),
+            "an older version does not show it"
+        );
+        writes.seen(&key(), Some("u1"), "21");
+        assert!(!writes.has_write(&key()), "a later version includes it");
+        remember(&writes, &object("20", "u1", "Ready", &[]));
+        writes.seen(&key(), Some("u2"), "5");
+        assert!(
+            !writes.has_write(&key()),
+            "the owner written to was replaced: its write no longer matters"
+        );
+    }
+
+    #[test]
+    fn the_status_we_own_is_known_per_version() {
+        let writes = OwnStatusWrites::default();
+        writes.remember_status_at(&key(), Some("u1"), "20", 7);
+        assert_eq!(writes.status_at(&key(), Some("u1"), "20"), Some(7));
+        assert_eq!(writes.status_at(&key(), Some("u1"), "21"), None);
+        assert_eq!(writes.status_at(&key(), Some("u2"), "20"), None);
+        writes.forget(&key());
+        assert_eq!(writes.status_at(&key(), Some("u1"), "20"), None);
     }
 }

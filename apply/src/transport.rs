@@ -50,20 +50,31 @@ impl Success {
         serde_json::from_slice(&self.text).unwrap_or(Value::Null)
     }
 
-    /// `metadata.resourceVersion` of the returned object, read without building the rest.
-    pub fn resource_version(&self) -> Option<String> {
+    /// The body as it came.
+    pub fn text(&self) -> bytes::Bytes {
+        self.text.clone()
+    }
+
+    /// `metadata.uid` and `metadata.resourceVersion` of the returned object, read without building
+    /// the rest.
+    pub fn identity(&self) -> Identity {
         #[derive(serde::Deserialize)]
         struct Object {
-            metadata: Option<Metadata>,
+            metadata: Option<Identity>,
         }
-        #[derive(serde::Deserialize)]
-        struct Metadata {
-            #[serde(rename = "resourceVersion")]
-            resource_version: Option<String>,
-        }
-        let object: Object = serde_json::from_slice(&self.text).ok()?;
-        object.metadata?.resource_version
+        serde_json::from_slice::<Object>(&self.text)
+            .ok()
+            .and_then(|object| object.metadata)
+            .unwrap_or_default()
     }
+}
+
+/// Which object, and which version of it, an answer returned.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Identity {
+    pub uid: Option<String>,
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: Option<String>,
 }
 
 /// A non-2xx answer, decoded from the `Status` body.

@@ -541,35 +541,64 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
     graph
 }
 
-/// The live feature-server Deployment, from the engine's cache (read from its JSON, without a
-/// round trip through the typed Deployment).
+/// The live feature-server Deployment, from the engine's cache: only the fields the status reads,
+/// parsed straight from the cached JSON (a cold start reads every Deployment once per reconcile).
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
-    let live = context.engine.cached_value(
+    let live: DeploymentFields = context.engine.cached_fields(
         "apps/v1",
         "Deployment",
         namespace.as_deref(),
         &base_name(&fs.name_any()),
     )?;
-    let status = live.get("status");
-    let int = |value: Option<&serde_json::Value>| value.and_then(serde_json::Value::as_i64);
+    let status = live.status.unwrap_or_default();
     let available = status
-        .and_then(|s| s.get("conditions"))
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Available" && c["status"] == "True");
-    let observed = int(status.and_then(|s| s.get("observedGeneration")));
-    let up_to_date = observed >= int(live.pointer("/metadata/generation"));
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    let up_to_date = status.observed_generation >= live.metadata.generation;
     Some(DeploymentObservation {
-        desired_replicas: int(live.pointer("/spec/replicas"))
-            .and_then(|r| i32::try_from(r).ok())
-            .or(static_replicas(&fs.spec)),
-        ready_replicas: int(status.and_then(|s| s.get("readyReplicas")))
-            .and_then(|r| i32::try_from(r).ok())
-            .unwrap_or(0),
+        desired_replicas: live.spec.replicas.or(static_replicas(&fs.spec)),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
         available: available && up_to_date,
     })
+}
+
+/// The fields of a Deployment that [`observe_deployment`] reads.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentFields {
+    metadata: DeploymentMetadata,
+    spec: DeploymentSpecFields,
+    status: Option<DeploymentStatusFields>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentMetadata {
+    generation: Option<i64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentSpecFields {
+    replicas: Option<i32>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct DeploymentStatusFields {
+    observed_generation: Option<i64>,
+    ready_replicas: Option<i32>,
+    conditions: Vec<ConditionFields>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ConditionFields {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
 }
 
 fn set_info_gauge(

@@ -102,12 +102,19 @@ pub async fn run(
     // One FeatureStore watch feeds the cache and both kinds of trigger (see feature_store_triggers).
     // Each FeatureStore is cached compacted (CachedFeatureStore: lookups typed, the rest compressed,
     // with only fieldwise's managedFields entries, what apply_status compares with).
+    // The engine keeps each status write until this watch shows it (see Engine::owner_seen).
+    let status_writes_seen = engine.clone();
     let fs_events = mark_synced(
         watcher(feature_stores, list_config.clone())
             .default_backoff()
             .reflect(fs_writer),
         fs_synced_tx,
-    );
+    )
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Apply(fs) | watcher::Event::InitApply(fs)) = event {
+            status_writes_seen.owner_seen(fs);
+        }
+    });
     // Our own Secrets (server configuration) are never referenced by a FeatureStore; the engine's
     // cache already holds them, so this cache leaves them out.
     let user_secrets = list_config.labels(&format!(
