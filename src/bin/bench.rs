@@ -482,6 +482,12 @@ impl CpuHistogram {
             "p50_le_seconds": self.quantile_bound(0.5),
             "p99_le_seconds": self.quantile_bound(0.99),
             "mean_seconds": self.mean(),
+            // Cumulative counts per upper bound, as Prometheus reports them (null: +Inf).
+            "buckets": self
+                .buckets
+                .iter()
+                .map(|(le, count)| json!([le.is_finite().then_some(*le), count]))
+                .collect::<Vec<_>>(),
         })
     }
 }
