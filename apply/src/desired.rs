@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{ApplyError, ObjectKey},
-    labels,
+    fields, labels,
     registry::{KindRegistry, KindSpec, Scope},
 };
 
@@ -133,8 +133,8 @@ fn invalid(object: impl Into<String>, reason: impl Into<String>) -> ApplyError {
     }
 }
 
-fn str_at<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
-    body.pointer(pointer).and_then(Value::as_str)
+fn str_at<'a>(body: &'a Value, path: &[&str]) -> Option<&'a str> {
+    fields::at(body, path).and_then(Value::as_str)
 }
 
 /// Validates a desired object and builds the body to apply.
@@ -153,9 +153,9 @@ pub(crate) fn prepare_owned(
     desired: DesiredObject,
 ) -> Result<Prepared, ApplyError> {
     let body = &desired.body;
-    let api_version = str_at(body, "/apiVersion").unwrap_or_default();
-    let kind_name = str_at(body, "/kind").unwrap_or_default();
-    let name = str_at(body, "/metadata/name").unwrap_or_default();
+    let api_version = str_at(body, &["apiVersion"]).unwrap_or_default();
+    let kind_name = str_at(body, &["kind"]).unwrap_or_default();
+    let name = str_at(body, &["metadata", "name"]).unwrap_or_default();
     let label = format!("{kind_name} {name}");
     if api_version.is_empty() || kind_name.is_empty() || name.is_empty() {
         return Err(invalid(
@@ -172,7 +172,12 @@ pub(crate) fn prepare_owned(
                 kind: kind_name.into(),
             })?;
     check_forbidden_fields(body, &label)?;
-    let namespace = child_namespace(kind, owner, str_at(body, "/metadata/namespace"), &label)?;
+    let namespace = child_namespace(
+        kind,
+        owner,
+        str_at(body, &["metadata", "namespace"]),
+        &label,
+    )?;
     let key = ObjectKey {
         api_version: api_version.into(),
         kind: kind_name.into(),
@@ -205,18 +210,18 @@ fn check_forbidden_fields(body: &Value, label: &str) -> Result<(), ApplyError> {
     if !body.is_object() || !body.get("metadata").is_some_and(Value::is_object) {
         return Err(invalid(label, "body and metadata must be JSON objects"));
     }
-    for (pointer, what) in [
-        ("/metadata/managedFields", "metadata.managedFields"),
-        ("/metadata/resourceVersion", "metadata.resourceVersion"),
-        ("/metadata/uid", "metadata.uid"),
+    for (path, what) in [
+        (&["metadata", "managedFields"][..], "metadata.managedFields"),
+        (&["metadata", "resourceVersion"], "metadata.resourceVersion"),
+        (&["metadata", "uid"], "metadata.uid"),
         (
-            "/metadata/ownerReferences",
+            &["metadata", "ownerReferences"],
             "metadata.ownerReferences (the engine sets the owner)",
         ),
-        ("/metadata/generateName", "metadata.generateName"),
-        ("/status", "status (use apply_status on the owner)"),
+        (&["metadata", "generateName"], "metadata.generateName"),
+        (&["status"], "status (use apply_status on the owner)"),
     ] {
-        if body.pointer(pointer).is_some() {
+        if fields::at(body, path).is_some() {
             return Err(invalid(label, format!("must not carry {what}")));
         }
     }
@@ -329,7 +334,7 @@ fn apply_replicas_policy(
 ) -> Result<(), ApplyError> {
     match policy {
         ReplicasPolicy::Owned => {
-            if body.pointer("/spec/replicas").is_none_or(|r| !r.is_u64()) {
+            if fields::at(body, &["spec", "replicas"]).is_none_or(|r| !r.is_u64()) {
                 return Err(invalid(
                     key.to_string(),
                     "ReplicasPolicy::Owned needs spec.replicas (a non-negative integer) in the body; use Released to leave it to an autoscaler",

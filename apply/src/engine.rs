@@ -585,7 +585,7 @@ impl Engine {
             .send_apply(&p.kind.resource, &p.key, None, &p.body, "apply")
             .await?;
         let before = live
-            .and_then(|l| l.pointer("/metadata/resourceVersion"))
+            .and_then(|l| fields::at(l, &["metadata", "resourceVersion"]))
             .cloned();
         let applied = success.identity();
         let after = applied.resource_version.as_deref();
@@ -912,7 +912,7 @@ impl Engine {
         let fresher = self.inner.own_status.newer_than(key, live, false);
         let live = fresher.as_ref().unwrap_or(live);
         let applied = json!({"status": status});
-        let version = live.pointer("/metadata/resourceVersion");
+        let version = fields::at(live, &["metadata", "resourceVersion"]);
         if !fields::in_sync(
             &applied,
             fields::apply_entry(live, MANAGER, Some("status")),
@@ -921,7 +921,7 @@ impl Engine {
             return Some(version.cloned().unwrap_or(Value::Null));
         }
         if let Some(version) = version.and_then(Value::as_str) {
-            let uid = live.pointer("/metadata/uid").and_then(Value::as_str);
+            let uid = fields::at(live, &["metadata", "uid"]).and_then(Value::as_str);
             self.inner
                 .own_status
                 .remember_status_at(key, uid, version, desired);
