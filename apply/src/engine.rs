@@ -1085,22 +1085,11 @@ fn key_of(resource: &ApiResource, meta: &ObjectMeta) -> ObjectKey {
 }
 
 fn unknown_key(object: &DesiredObject) -> ObjectKey {
-    let text = |p: &str| {
-        object
-            .body
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |path: &[&str]| fields::at(&object.body, path).and_then(Value::as_str);
     ObjectKey {
-        api_version: text("/apiVersion"),
-        kind: text("/kind"),
-        namespace: object
-            .body
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .map(String::from),
-        name: text("/metadata/name"),
+        api_version: text(&["apiVersion"]).unwrap_or_default().to_owned(),
+        kind: text(&["kind"]).unwrap_or_default().to_owned(),
+        namespace: text(&["metadata", "namespace"]).map(String::from),
+        name: text(&["metadata", "name"]).unwrap_or_default().to_owned(),
     }
 }
