@@ -8,7 +8,6 @@
 
 use std::{
     cmp::Ordering,
-    collections::{HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
 };
@@ -23,6 +22,9 @@ use kube::{
 use tokio::sync::watch;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+// foldhash's (randomly seeded) maps: every reconcile looks up each desired object and the owner's
+// children here, and std's SipHash was a visible share of that.
+use foldhash::{HashMap, HashSet};
 
 use crate::{
     cached::CachedObject,
@@ -105,7 +107,7 @@ impl KindState {
     fn apply(&mut self, event: watcher::Event<CachedObject>) -> Option<Arc<CachedObject>> {
         match event {
             watcher::Event::Init => {
-                self.listing = Some(Objects::new());
+                self.listing = Some(Objects::default());
                 None
             }
             watcher::Event::InitApply(obj) => {
@@ -187,7 +189,7 @@ impl KindState {
     }
 
     fn rebuild_children(&mut self) {
-        self.children = HashMap::new();
+        self.children = HashMap::default();
         for slot in self.objects.values().flat_map(HashMap::values) {
             index_child(&mut self.children, &slot.object);
         }
