@@ -319,20 +319,17 @@ impl KindCache {
                 return;
             }
         }
-        let entry = state
-            .awaited
-            .entry((namespace.into(), name.into()))
-            .or_insert_with(|| Awaited {
-                uid: uid.into(),
-                resource_version: resource_version.into(),
-                findings: Findings::default(),
-            });
+        let awaited = state.awaited.entry((namespace.into(), name.into()));
+        let entry = awaited.or_insert_with(|| Awaited {
+            uid: uid.into(),
+            resource_version: resource_version.into(),
+            findings: Findings::default(),
+        });
         if *entry.uid != *uid || *entry.resource_version != *resource_version {
-            *entry = Awaited {
-                uid: uid.into(),
-                resource_version: resource_version.into(),
-                findings: Findings::default(),
-            };
+            // Findings about an earlier apply's version: this answer supersedes them.
+            entry.uid = uid.into();
+            entry.resource_version = resource_version.into();
+            entry.findings = Findings::default();
         }
         entry.findings.add(finding);
     }

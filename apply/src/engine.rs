@@ -873,12 +873,10 @@ impl Engine {
             });
         }
         let desired = fingerprint(&status);
-        let known_version = match self.status_known(&key, meta, &status, desired) {
-            StatusKnown::InSync => {
-                record(&object_span(Op::Status, &key), &Outcome::Unchanged);
-                return Ok(Outcome::Unchanged);
-            }
-            StatusKnown::Differs(version) => Value::String(version),
+        // The owner's resourceVersion when its status differs; `None` when it is in sync.
+        let differs_at = match self.status_known(&key, meta, &status, desired) {
+            StatusKnown::InSync => None,
+            StatusKnown::Differs(version) => Some(Value::String(version)),
             StatusKnown::Unknown => {
                 let mut live =
                     serde_json::to_value(owner).map_err(|e| ApplyError::InvalidObject {
@@ -886,17 +884,19 @@ impl Engine {
                         reason: e.to_string(),
                     })?;
                 crate::cache::expand_fields(&mut live);
-                match self.compare_status(&key, &live, &status, desired) {
-                    Some(version) => version,
-                    None => {
-                        record(&object_span(Op::Status, &key), &Outcome::Unchanged);
-                        return Ok(Outcome::Unchanged);
-                    }
-                }
+                self.compare_status(&key, &live, &status, desired)
             }
         };
-        self.send_status(resource, &key, status, desired, &known_version)
-            .await
+        match differs_at {
+            Some(before) => {
+                self.send_status(resource, &key, status, desired, &before)
+                    .await
+            }
+            None => {
+                record(&object_span(Op::Status, &key), &Outcome::Unchanged);
+                Ok(Outcome::Unchanged)
+            }
+        }
     }
 
     /// Whether `live` (or our last status write, when the caller's copy predates it) shows

@@ -155,6 +155,9 @@ impl Written {
 
 /// `cached` with the written status, resourceVersion and our status managedFields entry.
 fn with_status(cached: &Value, record: &Written) -> Value {
+    // The answer is the server's 2xx JSON, from which the record's resourceVersion was read: it
+    // parses. Were it ever not JSON, the status would read as absent (as before any write), and the
+    // next comparison would rewrite it; nothing would panic.
     let written: Value = serde_json::from_slice(&record.answer).unwrap_or_default();
     let mut fresher = cached.clone();
     fresher["status"] = written.get("status").cloned().unwrap_or(Value::Null);
