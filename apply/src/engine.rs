@@ -26,11 +26,12 @@ use crate::{
     error::{ApplyError, ObjectKey},
     fields,
     fingerprint::{Finding, fingerprint},
+    identity::Identity,
     immutable, labels,
     own_status::OwnStatusWrites,
     registry::{KindRegistry, Scope},
     report::{DriftReport, Outcome, ReconcileReport},
-    transport::{self, Identity, RetryConfig, SendError, Success},
+    transport::{self, RetryConfig, SendError, Success},
 };
 
 /// Tunables of an [`Engine`].

@@ -47,6 +47,7 @@ mod engine;
 mod error;
 pub mod fields;
 mod fingerprint;
+mod identity;
 mod immutable;
 pub mod labels;
 mod own_status;

@@ -10,7 +10,7 @@ use std::{cmp::Ordering, collections::HashMap, sync::Mutex};
 
 use serde_json::Value;
 
-use crate::{MANAGER, error::ObjectKey, transport::Identity};
+use crate::{MANAGER, error::ObjectKey, identity::Identity};
 
 /// The last status written per owner, kept until the owner's cache shows it; and per owner, the
 /// fingerprint of the status we own in its latest version we know (see [`crate::fingerprint`]),

@@ -8,6 +8,8 @@ use http::{Request, header::RETRY_AFTER};
 use kube::{Client, client::Body};
 use serde_json::Value;
 
+use crate::identity::{Identity, identity_of};
+
 /// Retry and timeout bounds for each request the engine sends.
 #[derive(Clone, Debug)]
 pub struct RetryConfig {
@@ -56,25 +58,10 @@ impl Success {
     }
 
     /// `metadata.uid` and `metadata.resourceVersion` of the returned object, read without building
-    /// the rest.
+    /// (or reading) the rest.
     pub fn identity(&self) -> Identity {
-        #[derive(serde::Deserialize)]
-        struct Object {
-            metadata: Option<Identity>,
-        }
-        serde_json::from_slice::<Object>(&self.text)
-            .ok()
-            .and_then(|object| object.metadata)
-            .unwrap_or_default()
+        identity_of(&self.text)
     }
-}
-
-/// Which object, and which version of it, an answer returned.
-#[derive(Debug, Default, serde::Deserialize)]
-pub(crate) struct Identity {
-    pub uid: Option<String>,
-    #[serde(rename = "resourceVersion")]
-    pub resource_version: Option<String>,
 }
 
 /// A non-2xx answer, decoded from the `Status` body.
