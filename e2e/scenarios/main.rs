@@ -9,3 +9,4 @@ mod leader;
 mod lifecycle;
 mod samples;
 mod scaling;
+mod secrets;

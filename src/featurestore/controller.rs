@@ -32,6 +32,7 @@ use super::{
     names::{ServiceType, base_name},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
     run::Synced,
+    secrets::FetchedSecrets,
     status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
 };
 
@@ -101,6 +102,8 @@ pub struct Context {
     pub client: kube::Client,
     pub engine: Engine,
     pub secrets: Store<Secret>,
+    /// The data of referenced Secrets that `secrets` holds without it.
+    fetched_secrets: FetchedSecrets,
     /// Set once `secrets` holds its initial list.
     pub secrets_synced: Synced,
     pub feature_stores: Store<CachedFeatureStore>,
@@ -130,6 +133,7 @@ impl Context {
             client,
             engine,
             secrets,
+            fetched_secrets: FetchedSecrets::default(),
             secrets_synced,
             feature_stores,
             settings,
@@ -253,7 +257,7 @@ async fn apply(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
     let fresher = context.engine.with_own_status(fs);
     let fs = fresher.as_ref().unwrap_or(fs);
     let owner = Owner::of(fs)?.with_app_name("featurestore");
-    let graph_context = graph_context(fs, context).await;
+    let graph_context = graph_context(fs, context).await?;
     match desired_graph(fs, &graph_context) {
         Ok(graph) => apply_graph(fs, context, &owner, graph).await,
         Err(error) => reject(fs, context, error).await,
@@ -317,7 +321,7 @@ async fn apply_graph(
 
 /// The graph could not be built: nothing is applied or pruned; the status says why.
 async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Result<Action, Error> {
-    let applied = super::graph::applied_spec(fs, &graph_context(fs, context).await);
+    let applied = super::graph::applied_spec(fs, &graph_context(fs, context).await?);
     let outcome = Outcome::Invalid {
         applied: &applied,
         part: error.part,
@@ -492,7 +496,10 @@ async fn publish_about(
 
 /// Reads what the graph depends on from the caches (Secrets, referenced FeatureStores) and, for the rare
 /// batch-engine ConfigMap, from the API.
-async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
+///
+/// Fails only when a referenced Secret the cache holds without its data cannot be fetched: rendering
+/// without it would look like a missing Secret and fail a FeatureStore that is fine.
+async fn graph_context(fs: &FeatureStore, context: &Context) -> Result<GraphContext, Error> {
     // Reconciles may start as soon as the FeatureStores are listed; until the Secrets are listed too, a
     // referenced Secret would look missing and a Ready FeatureStore would flip to Failed.
     if context.secrets_synced.wait().await.is_err() {
@@ -506,13 +513,12 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
         ..GraphContext::default()
     };
     for name in referenced_secrets(&fs.spec) {
-        let cached = context
-            .secrets
-            .get(&ObjectRef::new(&name).within(&namespace));
-        if let Some(secret) = cached {
-            graph
-                .secrets
-                .insert(name, super::context::secret_data(&secret));
+        let data = context
+            .fetched_secrets
+            .data(&context.client, &context.secrets, &namespace, &name)
+            .await?;
+        if let Some(data) = data {
+            graph.secrets.insert(name, data);
         }
     }
     let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -538,7 +544,7 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> GraphContext {
             None => {}
         }
     }
-    graph
+    Ok(graph)
 }
 
 /// The live feature-server Deployment, from the engine's cache: only the fields the status reads,

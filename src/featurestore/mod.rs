@@ -10,4 +10,5 @@ pub mod names;
 pub mod references;
 pub mod render;
 pub mod run;
+pub mod secrets;
 pub mod status;

@@ -122,11 +122,23 @@ pub async fn run(
         fieldwise_apply::labels::MANAGED_BY,
         fieldwise_apply::labels::MANAGED_BY_VALUE
     ));
+    // Each Secret is cached with its data only while a FeatureStore reads it (see secrets.rs); the
+    // watch starts once the FeatureStores are listed, so that the first list already knows which
+    // Secrets they read (otherwise each of them would be fetched once more).
+    let readers = fs_reader.clone();
+    let fs_listed = fs_synced.clone();
+    let secret_watch = watcher(secrets, user_secrets)
+        .default_backoff()
+        .modify(move |secret: &mut Secret| super::secrets::trim_for_cache(secret, &readers))
+        .reflect(secret_writer);
     let secret_stream = mark_synced(
-        watcher(secrets, user_secrets)
-            .default_backoff()
-            .modify(|secret: &mut Secret| secret.metadata.managed_fields = None)
-            .reflect(secret_writer),
+        futures::stream::once(async move {
+            if fs_listed.wait().await.is_err() {
+                warn!("the FeatureStore watch stopped before its initial list; watching Secrets anyway");
+            }
+            secret_watch
+        })
+        .flatten(),
         secret_synced_tx,
     )
     .touched_objects();
