@@ -90,6 +90,11 @@ struct Args {
     /// How many namespaces they are spread over (Secrets are created once per namespace).
     #[arg(long, default_value_t = 10)]
     namespaces: usize,
+    /// Secrets per namespace that no FeatureStore reads, each like a `kubectl apply`-ed Secret of
+    /// 16 KiB (its last-applied annotation repeats the data): what a real cluster holds beside the
+    /// operator's inputs (the operator watches every Secret in its namespaces).
+    #[arg(long, default_value_t = 0)]
+    unrelated_secrets: usize,
     /// Length of the steady-state window in seconds.
     #[arg(long, default_value_t = 60)]
     steady_seconds: u64,
@@ -745,6 +750,7 @@ async fn bench(args: Args) -> BenchResult<()> {
     let report = Report {
         n,
         namespaces: args.namespaces.min(n),
+        unrelated_secrets: args.unrelated_secrets,
         mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
         resync_seconds: args.resync_seconds,
         minimum_applies,
@@ -998,10 +1004,16 @@ async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup
             .patch(&namespace, &apply, &Patch::Apply(&body))
             .await
             .map_err(|e| err("applying a namespace")(&e))?;
-        for secret in secrets.iter().filter(|s| s.is_object()) {
+        let unrelated = (0..args.unrelated_secrets).map(unrelated_secret);
+        for secret in secrets
+            .iter()
+            .filter(|s| s.is_object())
+            .cloned()
+            .chain(unrelated)
+        {
             let name = secret["metadata"]["name"].as_str().unwrap_or_default();
             Api::<Secret>::namespaced(client.clone(), &namespace)
-                .patch(name, &apply, &Patch::Apply(secret))
+                .patch(name, &apply, &Patch::Apply(&secret))
                 .await
                 .map_err(|e| err("applying a Secret")(&e))?;
         }
@@ -1035,6 +1047,23 @@ async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup
         stores,
         objects_per_sample,
     })
+}
+
+/// Secret `unrelated-<i>`: 16 KiB of data, and the last-applied annotation `kubectl apply` adds,
+/// which repeats it.
+fn unrelated_secret(i: usize) -> Value {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+    let name = format!("unrelated-{i}");
+    // Incompressible-looking bytes, so that no cache could shrink them for free.
+    let bytes: Vec<u8> = (0..16 * 1024u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761).rotate_left(i as u32 % 31) >> 24) as u8)
+        .collect();
+    let data = json!({"payload": BASE64.encode(bytes)});
+    let last_applied = json!({"apiVersion": "v1", "kind": "Secret", "data": data,
+        "metadata": {"name": name}});
+    json!({"apiVersion": "v1", "kind": "Secret", "data": data,
+        "metadata": {"name": name, "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": last_applied.to_string()}}})
 }
 
 /// The FeatureStore document of a sample (its first FeatureStore).
@@ -1198,6 +1227,7 @@ fn percentile(values: &[f64], p: f64) -> Option<f64> {
 struct Report {
     n: usize,
     namespaces: usize,
+    unrelated_secrets: usize,
     mix: Vec<&'static str>,
     resync_seconds: u64,
     minimum_applies: usize,
@@ -1259,8 +1289,11 @@ impl Report {
         let per_change = |count: u64| count as f64 / self.changes.max(1) as f64;
         vec![
             (
-                "FeatureStores / namespaces",
-                format!("{} / {}", self.n, self.namespaces),
+                "FeatureStores / namespaces / unrelated Secrets per namespace",
+                format!(
+                    "{} / {} / {}",
+                    self.n, self.namespaces, self.unrelated_secrets
+                ),
                 String::new(),
             ),
             (
@@ -1494,6 +1527,7 @@ impl Report {
         json!({
             "feature_stores": self.n,
             "namespaces": self.namespaces,
+            "unrelated_secrets_per_namespace": self.unrelated_secrets,
             "mix": self.mix,
             "cold": {
                 "ready_seconds": self.ready_seconds,
