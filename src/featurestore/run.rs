@@ -121,8 +121,8 @@ pub async fn run(
     // Our own Secrets (server configuration) are never referenced by a FeatureStore; the engine's
     // cache already holds them, so this cache leaves them out.
     // Listed in small pages: each page is held whole (data, annotations) until the cache has
-    // trimmed it, and a page of 500 large Secrets (kube's default) raised the operator's peak memory
-    // by ~20 MiB in the benchmark's restart with unrelated Secrets.
+    // trimmed it. With 1000 unrelated 16 KiB Secrets, a restarted operator peaked ~5 MiB higher with
+    // kube's default pages of 500 (docs/PERFORMANCE.md, "Unrelated Secrets").
     let user_secrets = list_config
         .labels(&format!(
             "{}!={}",

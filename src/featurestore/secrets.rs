@@ -6,8 +6,8 @@
 //! data. Cached whole they could be most of the operator's memory in a large cluster. So each
 //! Secret is cached without annotations, labels and managedFields, and with its data only while a
 //! cached FeatureStore reads it. A FeatureStore that starts reading a Secret cached without data
-//! (or before the FeatureStores were listed) gets it with one GET; the answer is kept for that
-//! version of the Secret, and the Secret's next watch event brings its data into the cache.
+//! gets it with one GET; the answer is kept for that version of the Secret, and the Secret's next
+//! watch event brings its data into the cache.
 
 use std::{collections::HashMap, sync::Mutex};
 
