@@ -497,8 +497,8 @@ async fn publish_about(
 /// Reads what the graph depends on from the caches (Secrets, referenced FeatureStores) and, for the rare
 /// batch-engine ConfigMap, from the API.
 ///
-/// Fails only when a referenced Secret the cache holds without its data cannot be fetched: rendering
-/// without it would look like a missing Secret and fail a FeatureStore that is fine.
+/// Fails when a read it needs fails (a Secret the cache holds without its data, a ConfigMap): rendering
+/// without it would look like a missing object and fail a FeatureStore that is fine.
 async fn graph_context(fs: &FeatureStore, context: &Context) -> Result<GraphContext, Error> {
     // Reconciles may start as soon as the FeatureStores are listed; until the Secrets are listed too, a
     // referenced Secret would look missing and a Ready FeatureStore would flip to Failed.
@@ -524,7 +524,9 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> Result<GraphCont
     let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(context.client.clone(), &namespace);
     for name in referenced_config_maps(&fs.spec) {
-        if let Ok(Some(config_map)) = config_maps.get_opt(&name).await {
+        // A failed read is an error to retry, not a missing ConfigMap (which the status would
+        // report as the FeatureStore's fault).
+        if let Some(config_map) = config_maps.get_opt(&name).await? {
             graph
                 .config_maps
                 .insert(name, config_map.data.unwrap_or_default());
