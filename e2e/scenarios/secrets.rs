@@ -1,6 +1,6 @@
 //! Secrets a FeatureStore reads: their values reach its server configuration whether the Secret was
-//! cached before any FeatureStore read it (the operator keeps such Secrets without their data), was
-//! created after the FeatureStore, or changed later.
+//! listed before any FeatureStore read it (the operator watches Secrets as metadata only and fetches
+//! the data of those FeatureStores read), was created after the FeatureStore, or changed later.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fieldwise::featurestore::graph::{CONFIG_SECRET_KEY, config_secret_name};
@@ -80,9 +80,9 @@ async fn secret_values_reach_the_config(mut cluster: Cluster) {
     let namespace = cluster.namespace.clone();
     let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &namespace);
 
-    // A Secret the operator lists while no FeatureStore reads it is cached without its data; the
-    // first FeatureStore reading it has it fetched. The anchor's reconcile after the restart shows
-    // that the Secrets were listed (a reconcile waits for that list) before the reader exists.
+    // A Secret the operator lists while no FeatureStore reads it; the first FeatureStore reading it
+    // has its data fetched. The anchor's reconcile after the restart shows that the Secrets were
+    // listed (a reconcile waits for that list) before the reader exists.
     cluster.apply_yaml(ANCHOR, &namespace).await;
     cluster.stop_operator().await;
     cluster

@@ -13,7 +13,7 @@ use fieldwise_observability::{
     Metrics, ReconcileResult, WriteOutcome as MetricOutcome, cpu_timed, record_error,
     record_result, trace_id,
 };
-use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
@@ -32,7 +32,7 @@ use super::{
     names::{ServiceType, base_name},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
     run::Synced,
-    secrets::FetchedSecrets,
+    secrets::{FetchedSecrets, SecretMeta},
     status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
 };
 
@@ -101,8 +101,9 @@ impl WorkQueue {
 pub struct Context {
     pub client: kube::Client,
     pub engine: Engine,
-    pub secrets: Store<Secret>,
-    /// The data of referenced Secrets that `secrets` holds without it.
+    /// Secrets as metadata only (see `secrets.rs`).
+    pub secrets: Store<SecretMeta>,
+    /// The data of the Secrets FeatureStores read.
     fetched_secrets: FetchedSecrets,
     /// Set once `secrets` holds its initial list.
     pub secrets_synced: Synced,
@@ -121,7 +122,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         engine: Engine,
-        secrets: Store<Secret>,
+        secrets: Store<SecretMeta>,
         secrets_synced: Synced,
         feature_stores: Store<CachedFeatureStore>,
         settings: Settings,
@@ -497,8 +498,8 @@ async fn publish_about(
 /// Reads what the graph depends on from the caches (Secrets, referenced FeatureStores) and, for the rare
 /// batch-engine ConfigMap, from the API.
 ///
-/// Fails when a read it needs fails (a Secret the cache holds without its data, a ConfigMap): rendering
-/// without it would look like a missing object and fail a FeatureStore that is fine.
+/// Fails when a read it needs fails (a Secret's data, a ConfigMap): rendering without it would look
+/// like a missing object and fail a FeatureStore that is fine.
 async fn graph_context(fs: &FeatureStore, context: &Context) -> Result<GraphContext, Error> {
     // Reconciles may start as soon as the FeatureStores are listed; until the Secrets are listed too, a
     // referenced Secret would look missing and a Ready FeatureStore would flip to Failed.

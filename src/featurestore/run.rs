@@ -6,7 +6,6 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
 use futures::{FutureExt, Stream, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
     runtime::{
@@ -26,6 +25,7 @@ use super::{
     cached::CachedFeatureStore,
     controller::{CONTROLLER, Context, Settings, WorkQueue, error_policy, reconcile},
     kinds,
+    secrets::SecretMeta,
 };
 
 /// Secrets per list request of the Secret watch (see where it is used).
@@ -97,7 +97,8 @@ pub async fn run(
     }
 
     let feature_stores: Api<CachedFeatureStore> = scoped_api(&client, options.namespace.as_deref());
-    let secrets: Api<Secret> = scoped_api(&client, options.namespace.as_deref());
+    // A `PartialObjectMeta` Api: the watch asks for metadata only.
+    let secrets: Api<SecretMeta> = scoped_api(&client, options.namespace.as_deref());
     let (fs_reader, fs_writer) = reflector::store();
     let (secret_reader, secret_writer) = reflector::store();
     let (fs_synced_tx, fs_synced) = Synced::new();
@@ -119,10 +120,9 @@ pub async fn run(
         }
     });
     // Our own Secrets (server configuration) are never referenced by a FeatureStore; the engine's
-    // cache already holds them, so this cache leaves them out.
-    // Listed in small pages: each page is held whole (data, annotations) until the cache has
-    // trimmed it. With 1000 unrelated 16 KiB Secrets, a restarted operator peaked ~5 MiB higher with
-    // kube's default pages of 500 (docs/PERFORMANCE.md, "Unrelated Secrets").
+    // cache already holds them, so this cache leaves them out. Listed in small pages: each page is
+    // held whole until the cache has trimmed it, and `kubectl apply`'s annotation can make a
+    // Secret's metadata as large as its data.
     let user_secrets = list_config
         .labels(&format!(
             "{}!={}",
@@ -130,23 +130,12 @@ pub async fn run(
             fieldwise_apply::labels::MANAGED_BY_VALUE
         ))
         .page_size(SECRET_LIST_PAGE);
-    // Each Secret is cached with its data only while a FeatureStore reads it (see secrets.rs); the
-    // watch starts once the FeatureStores are listed, so that the first list already knows which
-    // Secrets they read (otherwise each of them would be fetched once more).
-    let readers = fs_reader.clone();
-    let fs_listed = fs_synced.clone();
-    let secret_watch = watcher(secrets, user_secrets)
-        .default_backoff()
-        .modify(move |secret: &mut Secret| super::secrets::trim_for_cache(secret, &readers))
-        .reflect(secret_writer);
+    // Metadata only: the data of the Secrets FeatureStores read is fetched (see secrets.rs).
     let secret_stream = mark_synced(
-        futures::stream::once(async move {
-            if fs_listed.wait().await.is_err() {
-                warn!("the FeatureStore watch stopped before its initial list; watching Secrets anyway");
-            }
-            secret_watch
-        })
-        .flatten(),
+        watcher(secrets, user_secrets)
+            .default_backoff()
+            .modify(super::secrets::trim_for_cache)
+            .reflect(secret_writer),
         secret_synced_tx,
     )
     .touched_objects();
@@ -195,7 +184,7 @@ pub async fn run(
     Controller::for_stream(no_main_stream, fs_reader)
         .reconcile_on(fs_triggers)
         .reconcile_on(child_triggers.map(on_child))
-        .watches_stream(secret_stream, move |secret: Secret| {
+        .watches_stream(secret_stream, move |secret: SecretMeta| {
             feature_stores_using_secret(&secret_owners, &secret)
                 .into_iter()
                 .map(&on_secret)
@@ -360,7 +349,7 @@ fn spawn_readiness(engine: Engine, feature_stores: Synced, secrets: Synced, heal
 /// The FeatureStores in the Secret's namespace that read it.
 fn feature_stores_using_secret(
     feature_stores: &Store<CachedFeatureStore>,
-    secret: &Secret,
+    secret: &SecretMeta,
 ) -> Vec<ObjectRef<CachedFeatureStore>> {
     let namespace = secret.namespace();
     let name = secret.name_any();

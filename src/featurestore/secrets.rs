@@ -1,84 +1,64 @@
-//! The Secret cache holds the data of referenced Secrets only.
+//! Secrets: watched as metadata only, their data fetched for the FeatureStores that read them.
 //!
 //! The operator watches every Secret in its namespaces (a change to one a FeatureStore reads must
-//! reconcile that FeatureStore), but most of them are none of its business: Helm release Secrets,
-//! service-account tokens, TLS keys, often with a `kubectl apply` annotation repeating the whole
-//! data. Cached whole they could be most of the operator's memory in a large cluster. So each
-//! Secret is cached without annotations, labels and managedFields, and with its data only while a
-//! cached FeatureStore reads it. A FeatureStore that starts reading a Secret cached without data
-//! gets it with one GET; the answer is kept for that version of the Secret, and the Secret's next
-//! watch event brings its data into the cache.
+//! reconcile that FeatureStore), but most of them are none of its business: Helm release Secrets
+//! (up to 1 MiB each), service-account tokens, TLS keys. Watched whole, their data would be most of
+//! the operator's memory in a large cluster, and a restart would list all of it. So the watch asks
+//! the API server for metadata only (`PartialObjectMetadata`), and the cache keeps just what
+//! triggers and lookups need. The data of a Secret a FeatureStore reads is fetched with one GET per
+//! version of the Secret and kept while that version is the cached one.
 
 use std::{collections::HashMap, sync::Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, ResourceExt,
+    core::PartialObjectMeta,
     runtime::reflector::{ObjectRef, Store},
 };
 
-use super::{
-    cached::CachedFeatureStore,
-    context::{SecretData, secret_data},
-};
+use super::context::{SecretData, secret_data};
 
-/// Marks a cached Secret whose data was left out. Set on the operator's in-memory copy only; the
-/// operator never writes Secrets it did not create.
-const DATA_OMITTED: &str = "fieldwise.dev/data-omitted";
+/// A Secret as the cache holds it: its metadata, from a metadata-only watch.
+pub type SecretMeta = PartialObjectMeta<Secret>;
 
-/// Trims a Secret from the watch for the cache: only what triggers and lookups need, plus the data
-/// when a cached FeatureStore reads it.
-pub fn trim_for_cache(secret: &mut Secret, feature_stores: &Store<CachedFeatureStore>) {
+/// Trims a Secret's metadata for the cache: name, namespace, uid and resourceVersion are all that
+/// triggers and lookups read (annotations such as `kubectl apply`'s can be as large as the data).
+pub fn trim_for_cache(secret: &mut SecretMeta) {
     let metadata = &mut secret.metadata;
     metadata.managed_fields = None;
     metadata.labels = None;
     metadata.annotations = None;
-    if !is_read(feature_stores, secret) {
-        secret.data = None;
-        secret.string_data = None;
-        secret.metadata.annotations = Some([(DATA_OMITTED.to_owned(), "true".to_owned())].into());
-    }
+    metadata.owner_references = None;
+    metadata.finalizers = None;
 }
 
-/// Whether a cached FeatureStore in the Secret's namespace reads it.
-fn is_read(feature_stores: &Store<CachedFeatureStore>, secret: &Secret) -> bool {
-    let namespace = secret.namespace();
-    let name = secret.name_any();
-    feature_stores
-        .state()
-        .iter()
-        .any(|fs| fs.namespace() == namespace && fs.reads_secret(&name))
-}
-
-fn data_omitted(secret: &Secret) -> bool {
-    secret.annotations().contains_key(DATA_OMITTED)
-}
-
-/// The data of Secrets cached without it, fetched when a FeatureStore needed them, per
-/// `(namespace, name)` with the cached resourceVersion it was fetched for.
+/// The data of the Secrets FeatureStores read, per `(namespace, name)` with the resourceVersion it
+/// was fetched at.
 #[derive(Default)]
 pub struct FetchedSecrets {
-    fetched: Mutex<HashMap<(String, String), (String, SecretData)>>,
+    fetched: Mutex<HashMap<(String, String), Fetched>>,
+}
+
+struct Fetched {
+    resource_version: String,
+    data: SecretData,
 }
 
 impl FetchedSecrets {
-    /// The data of Secret `name` in `namespace`: from the cache, or fetched (once per version) when
-    /// the cache holds the Secret without its data. `None` when the Secret does not exist.
+    /// The data of Secret `name` in `namespace`, `None` when the cache shows no such Secret: kept
+    /// from an earlier fetch while the cache shows the same version, else fetched.
     pub async fn data(
         &self,
         client: &kube::Client,
-        cache: &Store<Secret>,
+        cache: &Store<SecretMeta>,
         namespace: &str,
         name: &str,
     ) -> Result<Option<SecretData>, kube::Error> {
         let key = (namespace.to_owned(), name.to_owned());
-        let cached = match cache.get(&ObjectRef::new(name).within(namespace)) {
-            Some(secret) if data_omitted(&secret) => secret,
-            // Absent, or cached with its data: anything fetched before is stale.
-            other => {
-                self.forget(&key);
-                return Ok(other.map(|secret| secret_data(&secret)));
-            }
+        let Some(cached) = cache.get(&ObjectRef::new(name).within(namespace)) else {
+            self.lock().remove(&key);
+            return Ok(None);
         };
         let version = cached.resource_version().unwrap_or_default();
         if let Some(data) = self.kept(&key, &version) {
@@ -88,25 +68,27 @@ impl FetchedSecrets {
         let Some(live) = api.get_opt(name).await? else {
             return Ok(None);
         };
-        let data = secret_data(&live);
-        self.lock().insert(key, (version, data.clone()));
-        Ok(Some(data))
+        // Kept for the cached version: the answer is at least as new, and the watch event of any
+        // later version makes the next reader fetch again.
+        Ok(Some(self.keep(key, version, secret_data(&live))))
     }
 
     fn kept(&self, key: &(String, String), version: &str) -> Option<SecretData> {
         let fetched = self.lock();
-        let (kept_version, data) = fetched.get(key)?;
-        (kept_version == version).then(|| data.clone())
+        let kept = fetched.get(key)?;
+        (kept.resource_version == version).then(|| kept.data.clone())
     }
 
-    fn forget(&self, key: &(String, String)) {
-        let mut fetched = self.lock();
-        if !fetched.is_empty() {
-            fetched.remove(key);
-        }
+    fn keep(&self, key: (String, String), version: String, data: SecretData) -> SecretData {
+        let fetched = Fetched {
+            resource_version: version,
+            data: data.clone(),
+        };
+        self.lock().insert(key, fetched);
+        data
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, SecretData)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Fetched>> {
         // A poisoned lock only means another reconcile panicked holding it; the map is still whole.
         self.fetched
             .lock()
@@ -116,67 +98,38 @@ impl FetchedSecrets {
 
 #[cfg(test)]
 mod tests {
-    use fieldwise_api::v1::FeatureStore;
-    use kube::runtime::{reflector, watcher};
     use serde_json::json;
 
     use super::*;
 
-    /// A store with one FeatureStore in `ns` whose online store reads the Secret `read`.
-    fn feature_stores() -> Store<CachedFeatureStore> {
-        let fs: FeatureStore = serde_json::from_value(json!({
-            "apiVersion": "feast.dev/v1", "kind": "FeatureStore",
-            "metadata": {"name": "sample", "namespace": "ns", "uid": "u1"},
-            "spec": {"feastProject": "sample", "services": {"onlineStore": {"persistence": {
-                "store": {"type": "redis", "secretRef": {"name": "read"}}}}}}
-        }))
-        .expect("a FeatureStore");
-        let (reader, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Apply(CachedFeatureStore::new(fs)));
-        reader
-    }
-
-    fn secret(namespace: &str, name: &str) -> Secret {
-        serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "7",
-                "labels": {"app": "x"},
-                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":\"...\"}"},
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
-            "data": {"redis": "aG9zdDogcmVkaXM="}
-        }))
-        .expect("a Secret")
-    }
-
     #[test]
-    fn only_secrets_a_feature_store_reads_keep_their_data() {
-        let stores = feature_stores();
-
-        let mut read = secret("ns", "read");
-        trim_for_cache(&mut read, &stores);
-        assert!(!data_omitted(&read));
-        assert_eq!(secret_data(&read)["redis"], "host: redis");
-
-        // Same name in another namespace, or another name: no FeatureStore there reads it.
-        for (namespace, name) in [("other", "read"), ("ns", "unread")] {
-            let mut unread = secret(namespace, name);
-            trim_for_cache(&mut unread, &stores);
-            assert!(data_omitted(&unread), "{namespace}/{name}");
-            assert!(unread.data.is_none() && unread.string_data.is_none());
-            assert_eq!(unread.resource_version().as_deref(), Some("7"));
-        }
-    }
-
-    #[test]
-    fn nothing_but_lookups_and_read_data_is_cached() {
-        let mut read = secret("ns", "read");
-        trim_for_cache(&mut read, &feature_stores());
-        let metadata = &read.metadata;
-        assert!(metadata.labels.is_none() && metadata.managed_fields.is_none());
-        assert!(
-            metadata.annotations.is_none(),
-            "the last-applied annotation repeats the data"
+    fn only_lookup_metadata_is_cached() {
+        let mut secret: SecretMeta = serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "creds", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                "labels": {"app": "x"}, "finalizers": ["x/y"],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{}}"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u2"}],
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}
+        }))
+        .expect("a Secret's metadata");
+        trim_for_cache(&mut secret);
+        let kept = serde_json::to_value(&secret.metadata).expect("metadata");
+        assert_eq!(
+            kept,
+            json!({"name": "creds", "namespace": "ns", "uid": "u1", "resourceVersion": "7"})
         );
-        assert_eq!(read.name_any(), "read");
+    }
+
+    #[test]
+    fn fetched_data_is_kept_for_the_version_it_was_fetched_at() {
+        let fetched = FetchedSecrets::default();
+        let key = ("ns".to_owned(), "creds".to_owned());
+        let data = SecretData::from([("postgres".to_owned(), "host: a".to_owned())]);
+        fetched.keep(key.clone(), "7".to_owned(), data.clone());
+        assert_eq!(fetched.kept(&key, "7"), Some(data));
+        assert_eq!(fetched.kept(&key, "8"), None, "a newer version is fetched");
+        let other = ("other".to_owned(), "creds".to_owned());
+        assert_eq!(fetched.kept(&other, "7"), None, "per namespace");
     }
 }
