@@ -261,7 +261,7 @@ async fn apply(fs: &FeatureStore, context: &Context) -> Result<Action, Error> {
     let graph_context = graph_context(fs, context).await?;
     match desired_graph(fs, &graph_context) {
         Ok(graph) => apply_graph(fs, context, &owner, graph).await,
-        Err(error) => reject(fs, context, error).await,
+        Err(error) => reject(fs, context, &graph_context, error).await,
     }
 }
 
@@ -321,8 +321,13 @@ async fn apply_graph(
 }
 
 /// The graph could not be built: nothing is applied or pruned; the status says why.
-async fn reject(fs: &FeatureStore, context: &Context, error: GraphError) -> Result<Action, Error> {
-    let applied = super::graph::applied_spec(fs, &graph_context(fs, context).await?);
+async fn reject(
+    fs: &FeatureStore,
+    context: &Context,
+    graph_context: &GraphContext,
+    error: GraphError,
+) -> Result<Action, Error> {
+    let applied = super::graph::applied_spec(fs, graph_context);
     let outcome = Outcome::Invalid {
         applied: &applied,
         part: error.part,
