@@ -10,6 +10,7 @@ pub mod crd;
 pub mod custom;
 pub mod defaults;
 pub mod delete;
+pub mod encoding;
 pub mod errors;
 pub mod gc;
 pub mod http;

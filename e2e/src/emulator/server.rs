@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::counters::Counters;
+use super::encoding;
 use super::errors::{ApiError, ApiResult};
 use super::meta;
 use super::registry::{Registry, ResourceType};
@@ -122,9 +123,9 @@ impl ApiServer {
         )
     }
 
-    /// The stored object as served at `rt`'s version.
-    /// Custom resources get their schema defaults on read too, as from kube-apiserver (a default
-    /// added to the CRD later shows on existing objects).
+    /// The stored object as served at `rt`'s version, in kube-apiserver's key order
+    /// ([`encoding`]). Custom resources get their schema defaults on read too, as from
+    /// kube-apiserver (a default added to the CRD later shows on existing objects).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
         let mut out = obj.clone();
         if let Some(m) = out.as_object_mut() {
@@ -133,6 +134,11 @@ impl ApiServer {
         }
         if let Some(props) = rt.custom.as_ref().and_then(|c| c.props.as_deref()) {
             fieldwise_api::schema::apply_defaults(props, &mut out);
+        }
+        if rt.is_custom() {
+            encoding::order_custom(&mut out);
+        } else {
+            encoding::order_builtin(&mut out);
         }
         out
     }
