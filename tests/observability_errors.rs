@@ -1,4 +1,5 @@
-//! A reconcile whose apply fails: the failed object's span and the reconcile span carry the error status.
+//! A reconcile whose apply fails: the failed object's span and the reconcile span carry the error status,
+//! and the FeatureStore's status charges the failure to the part the object belongs to.
 //! (Its own test binary: the telemetry subscriber is process-global.)
 
 // The scenarios' cluster harness; this test uses part of it.
@@ -91,5 +92,27 @@ fn a_failing_apply_sets_the_error_status_on_its_span() {
             fieldwise_observability::testing::SpanStatus::Error,
             "the reconcile failed too"
         );
+        // The failure is charged to the part its object belongs to (the CronJob's component), and
+        // only to it.
+        let cron_job_failed = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+            let conditions = fs
+                .and_then(|fs| fs.status.as_ref())
+                .and_then(|s| s.conditions.as_ref());
+            let reason_of = |type_: &str| {
+                conditions
+                    .and_then(|c| c.iter().find(|c| c.type_ == type_))
+                    .map(|c| (&c.status, c.reason.as_str(), c.message.as_str()))
+            };
+            use fieldwise_api::v1::ConditionStatus::{False, True};
+            matches!(reason_of("CronJob"), Some((False, "CronJobDeploymentFailed", m)) if m.contains("denied the request"))
+                && matches!(reason_of("OnlineStore"), Some((True, ..)))
+        };
+        harness::wait_for(
+            &cluster.feature_stores("default"),
+            "failing",
+            cron_job_failed,
+            "CronJob condition False, OnlineStore True",
+        )
+        .await;
     });
 }

@@ -124,6 +124,74 @@ pub(crate) struct Prepared {
     /// The exact body to apply (no replicas when released).
     pub body: Value,
     pub replicas: ReplicasPolicy,
+    /// The desired object's component, for the report.
+    pub component: String,
+}
+
+/// A desired object the engine refused, with what the report needs to name it.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// The object as far as its body tells (parts may be empty when the body lacks them).
+    pub key: ObjectKey,
+    pub component: String,
+    pub error: ApplyError,
+}
+
+/// What every child of one owner gets, built once per reconcile instead of once per object: the
+/// ownerReference and the owner's standard labels, already checked.
+pub(crate) struct OwnerStamp<'a> {
+    owner: &'a Owner,
+    owner_reference: Value,
+    /// Standard labels set before the component label, and after it (the label order of every
+    /// child's body stays as it always was).
+    before_component: Vec<(&'static str, Value)>,
+    after_component: Vec<(&'static str, Value)>,
+    /// The owner-namespace label, for cluster-scoped children of a namespaced owner.
+    owner_namespace: Option<(&'static str, Value)>,
+    /// Why one of the owner's labels is not a valid label (a name over 63 characters, say).
+    label_error: Option<String>,
+}
+
+impl<'a> OwnerStamp<'a> {
+    pub fn new(owner: &'a Owner) -> Self {
+        let mut label_error = None;
+        let mut checked = |key: &'static str, value: String| {
+            if let Err(why) = labels::check_label(key, &value) {
+                label_error.get_or_insert(why);
+            }
+            (key, Value::String(value))
+        };
+        let before_component = vec![
+            checked(labels::MANAGED_BY, labels::MANAGED_BY_VALUE.to_string()),
+            checked(labels::INSTANCE, owner.name.clone()),
+            checked(labels::NAME, owner.app_name()),
+        ];
+        let after_component = vec![checked(labels::OWNER_UID, owner.uid.clone())];
+        // Not checked: a namespace name is a DNS label, always a valid label value.
+        let owner_namespace = owner
+            .namespace
+            .clone()
+            .map(|ns| (labels::OWNER_NAMESPACE, Value::String(ns)));
+        Self {
+            owner,
+            owner_reference: owner.owner_reference(),
+            before_component,
+            after_component,
+            owner_namespace,
+            label_error,
+        }
+    }
+
+    /// Whether the engine sets this label key itself.
+    fn sets(&self, key: &str) -> bool {
+        key == labels::COMPONENT
+            || self
+                .before_component
+                .iter()
+                .chain(&self.after_component)
+                .chain(&self.owner_namespace)
+                .any(|(k, _)| *k == key)
+    }
 }
 
 fn invalid(object: impl Into<String>, reason: impl Into<String>) -> ApplyError {
@@ -143,23 +211,71 @@ pub(crate) fn prepare(
     owner: &Owner,
     desired: &DesiredObject,
 ) -> Result<Prepared, ApplyError> {
-    prepare_owned(registry, owner, desired.clone())
+    prepare_owned(registry, &OwnerStamp::new(owner), desired.clone()).map_err(|r| r.error)
 }
 
 /// [`prepare`], taking the desired object (its body becomes the prepared body, uncopied).
 pub(crate) fn prepare_owned(
     registry: &KindRegistry,
-    owner: &Owner,
+    stamp: &OwnerStamp<'_>,
     desired: DesiredObject,
-) -> Result<Prepared, ApplyError> {
-    let body = &desired.body;
+) -> Result<Prepared, Box<Refused>> {
+    let (key, kind) = match identify(registry, stamp.owner, &desired.body) {
+        Ok(found) => found,
+        Err(error) => {
+            return Err(Box::new(Refused {
+                key: unknown_key(&desired.body),
+                component: desired.component,
+                error,
+            }));
+        }
+    };
+    let DesiredObject {
+        body: mut out,
+        component,
+        replicas,
+    } = desired;
+    let replicas = if kind.has_replicas {
+        replicas
+    } else {
+        ReplicasPolicy::Owned
+    };
+    let decorated = decorate_metadata(&mut out, &key, kind, stamp, &component).and_then(|()| {
+        if kind.has_replicas {
+            apply_replicas_policy(&mut out, replicas, &key)?;
+        }
+        Ok(())
+    });
+    match decorated {
+        Ok(()) => Ok(Prepared {
+            key,
+            kind: kind.clone(),
+            body: out,
+            replicas,
+            component,
+        }),
+        Err(error) => Err(Box::new(Refused {
+            key,
+            component,
+            error,
+        })),
+    }
+}
+
+/// The object's key and registered kind, after checking what the body must and must not carry.
+fn identify<'r>(
+    registry: &'r KindRegistry,
+    owner: &Owner,
+    body: &Value,
+) -> Result<(ObjectKey, &'r KindSpec), ApplyError> {
     let api_version = str_at(body, &["apiVersion"]).unwrap_or_default();
     let kind_name = str_at(body, &["kind"]).unwrap_or_default();
     let name = str_at(body, &["metadata", "name"]).unwrap_or_default();
-    let label = format!("{kind_name} {name}");
+    // Only errors name the object; built on demand, as most objects are fine.
+    let label = || format!("{kind_name} {name}");
     if api_version.is_empty() || kind_name.is_empty() || name.is_empty() {
         return Err(invalid(
-            label,
+            label(),
             "apiVersion, kind and metadata.name are required",
         ));
     }
@@ -167,7 +283,7 @@ pub(crate) fn prepare_owned(
         registry
             .find(api_version, kind_name)
             .ok_or_else(|| ApplyError::UnregisteredKind {
-                object: label.clone(),
+                object: label(),
                 api_version: api_version.into(),
                 kind: kind_name.into(),
             })?;
@@ -184,31 +300,24 @@ pub(crate) fn prepare_owned(
         namespace,
         name: name.into(),
     };
-    let DesiredObject {
-        body: mut out,
-        component,
-        replicas,
-    } = desired;
-    decorate_metadata(&mut out, &key, kind, owner, &component)?;
-    let replicas = if kind.has_replicas {
-        replicas
-    } else {
-        ReplicasPolicy::Owned
-    };
-    if kind.has_replicas {
-        apply_replicas_policy(&mut out, replicas, &key)?;
-    }
-    Ok(Prepared {
-        key,
-        kind: kind.clone(),
-        body: out,
-        replicas,
-    })
+    Ok((key, kind))
 }
 
-fn check_forbidden_fields(body: &Value, label: &str) -> Result<(), ApplyError> {
+/// The key of an object refused before it was identified, as far as its body tells.
+fn unknown_key(body: &Value) -> ObjectKey {
+    ObjectKey {
+        api_version: str_at(body, &["apiVersion"]).unwrap_or_default().to_owned(),
+        kind: str_at(body, &["kind"]).unwrap_or_default().to_owned(),
+        namespace: str_at(body, &["metadata", "namespace"]).map(String::from),
+        name: str_at(body, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn check_forbidden_fields(body: &Value, label: &dyn Fn() -> String) -> Result<(), ApplyError> {
     if !body.is_object() || !body.get("metadata").is_some_and(Value::is_object) {
-        return Err(invalid(label, "body and metadata must be JSON objects"));
+        return Err(invalid(label(), "body and metadata must be JSON objects"));
     }
     for (path, what) in [
         (&["metadata", "managedFields"][..], "metadata.managedFields"),
@@ -222,7 +331,7 @@ fn check_forbidden_fields(body: &Value, label: &str) -> Result<(), ApplyError> {
         (&["status"], "status (use apply_status on the owner)"),
     ] {
         if fields::at(body, path).is_some() {
-            return Err(invalid(label, format!("must not carry {what}")));
+            return Err(invalid(label(), format!("must not carry {what}")));
         }
     }
     Ok(())
@@ -232,24 +341,24 @@ fn child_namespace(
     kind: &KindSpec,
     owner: &Owner,
     given: Option<&str>,
-    label: &str,
+    label: &dyn Fn() -> String,
 ) -> Result<Option<String>, ApplyError> {
     match (kind.scope, given, &owner.namespace) {
         (Scope::Cluster, Some(_), _) => Err(invalid(
-            label,
+            label(),
             "cluster-scoped kind must not have metadata.namespace",
         )),
         (Scope::Cluster, None, _) => Ok(None),
         // A namespaced owner can only own children in its own namespace; an ownerReference
         // across namespaces is treated as absent and the garbage collector would delete the child.
         (Scope::Namespaced, Some(ns), Some(owner_ns)) if ns != owner_ns => Err(invalid(
-            label,
+            label(),
             format!("namespace {ns:?} differs from the owner's namespace {owner_ns:?}"),
         )),
         (Scope::Namespaced, Some(ns), _) => Ok(Some(ns.to_string())),
         (Scope::Namespaced, None, Some(owner_ns)) => Ok(Some(owner_ns.clone())),
         (Scope::Namespaced, None, None) => Err(invalid(
-            label,
+            label(),
             "namespaced kind needs metadata.namespace (the owner is cluster-scoped)",
         )),
     }
@@ -259,24 +368,26 @@ fn decorate_metadata(
     body: &mut Value,
     key: &ObjectKey,
     kind: &KindSpec,
-    owner: &Owner,
+    stamp: &OwnerStamp<'_>,
     component: &str,
 ) -> Result<(), ApplyError> {
-    let label = key.to_string();
-    let mut standard = vec![
-        (labels::MANAGED_BY, labels::MANAGED_BY_VALUE.to_string()),
-        (labels::INSTANCE, owner.name.clone()),
-        (labels::NAME, owner.app_name()),
-        (labels::COMPONENT, component.to_string()),
-        (labels::OWNER_UID, owner.uid.clone()),
-    ];
-    if let (Scope::Cluster, Some(ns)) = (kind.scope, &owner.namespace) {
-        standard.push((labels::OWNER_NAMESPACE, ns.clone()));
+    let label = || key.to_string();
+    if let Some(why) = &stamp.label_error {
+        return Err(invalid(label(), why.clone()));
     }
+    labels::check_label(labels::COMPONENT, component).map_err(|why| invalid(label(), why))?;
+    let component_label = (labels::COMPONENT, Value::String(component.to_owned()));
+    let cluster_scoped = kind.scope == Scope::Cluster;
+    let standard = stamp
+        .before_component
+        .iter()
+        .chain([&component_label])
+        .chain(&stamp.after_component)
+        .chain(stamp.owner_namespace.iter().filter(|_| cluster_scoped));
     let meta = body
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| invalid(label.clone(), "metadata must be an object"))?;
+        .ok_or_else(|| invalid(label(), "metadata must be an object"))?;
     if let Some(ns) = &key.namespace {
         meta.insert("namespace".into(), Value::String(ns.clone()));
     }
@@ -285,27 +396,28 @@ fn decorate_metadata(
         .or_insert_with(|| Value::Object(Map::new()));
     let labels_map = labels_map
         .as_object_mut()
-        .ok_or_else(|| invalid(label.clone(), "metadata.labels must be an object"))?;
+        .ok_or_else(|| invalid(label(), "metadata.labels must be an object"))?;
     for (k, v) in standard {
-        match labels_map.get(k) {
-            Some(existing) if existing.as_str() != Some(v.as_str()) => {
+        match labels_map.get(*k) {
+            Some(existing) if existing != v => {
                 return Err(invalid(
-                    label,
+                    label(),
                     format!(
                         "label {k} is set by the engine and must not be given (got {existing})"
                     ),
                 ));
             }
             _ => {
-                labels_map.insert(k.into(), Value::String(v));
+                labels_map.insert((*k).into(), v.clone());
             }
         }
     }
-    for (k, v) in labels_map.iter() {
+    // The engine's own labels were checked once, in the stamp; the body's own are checked here.
+    for (k, v) in labels_map.iter().filter(|(k, _)| !stamp.sets(k)) {
         let v = v
             .as_str()
-            .ok_or_else(|| invalid(label.clone(), format!("label {k} must be a string")))?;
-        labels::check_label(k, v).map_err(|why| invalid(label.clone(), why))?;
+            .ok_or_else(|| invalid(label(), format!("label {k} must be a string")))?;
+        labels::check_label(k, v).map_err(|why| invalid(label(), why))?;
     }
     if let Some(annotations) = meta.get("annotations") {
         let ok = annotations
@@ -313,7 +425,7 @@ fn decorate_metadata(
             .is_some_and(|a| a.values().all(Value::is_string));
         if !ok {
             return Err(invalid(
-                label,
+                label(),
                 "metadata.annotations must map strings to strings",
             ));
         }
@@ -321,7 +433,7 @@ fn decorate_metadata(
     if kind.scope == Scope::Namespaced {
         meta.insert(
             "ownerReferences".into(),
-            Value::Array(vec![owner.owner_reference()]),
+            Value::Array(vec![stamp.owner_reference.clone()]),
         );
     }
     Ok(())
@@ -458,6 +570,68 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("component"), "{err}");
+    }
+
+    #[test]
+    fn owner_labels_are_checked_once_for_every_child() {
+        let long = Owner {
+            name: "a".repeat(64),
+            ..owner()
+        };
+        let stamp = OwnerStamp::new(&long);
+        for name in ["c1", "c2"] {
+            let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+            let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", body))
+                .expect_err("an instance label over 63 characters");
+            assert_eq!(refused.key.name, name);
+            assert_eq!(refused.component, "online");
+            assert!(
+                refused
+                    .error
+                    .to_string()
+                    .contains("app.kubernetes.io/instance"),
+                "{}",
+                refused.error
+            );
+        }
+    }
+
+    #[test]
+    fn engine_labels_must_not_be_given_otherwise() {
+        let stamp_owner = owner();
+        let stamp = OwnerStamp::new(&stamp_owner);
+        let same = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"app.kubernetes.io/managed-by": "fieldwise"}}});
+        assert!(prepare_owned(&registry(), &stamp, DesiredObject::new("online", same)).is_ok());
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"fieldwise.dev/owner-uid": "someone-else"}}});
+        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", other))
+            .expect_err("a foreign owner-uid label");
+        assert!(
+            refused.error.to_string().contains("set by the engine"),
+            "{}",
+            refused.error
+        );
+    }
+
+    #[test]
+    fn refused_objects_keep_what_their_body_tells() {
+        let stamp_owner = owner();
+        let stamp = OwnerStamp::new(&stamp_owner);
+        let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}});
+        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("registry", body))
+            .expect_err("Secret is not registered");
+        assert_eq!(
+            refused.key,
+            ObjectKey {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+                namespace: Some("ns".into()),
+                name: "s".into(),
+            }
+        );
+        assert_eq!(refused.component, "registry");
+        assert!(matches!(refused.error, ApplyError::UnregisteredKind { .. }));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{
     HANDOVER_MANAGER, MANAGER,
     cache::{Caches, KindCache, Subscription},
     cached::CachedObject,
-    desired::{DesiredObject, Owner, Prepared, ReplicasPolicy, prepare_owned},
+    desired::{DesiredObject, Owner, OwnerStamp, Prepared, ReplicasPolicy, prepare_owned},
     error::{ApplyError, ObjectKey},
     fields,
     fingerprint::{Finding, fingerprint},
@@ -310,23 +310,27 @@ impl Engine {
         let mut report = ReconcileReport::default();
         let mut ready: Vec<Prepared> = Vec::new();
         let mut seen = HashSet::new();
+        let stamp = OwnerStamp::new(owner);
         for object in desired {
-            let key_if_invalid = unknown_key(&object);
-            match prepare_owned(&self.inner.registry, owner, object) {
+            match prepare_owned(&self.inner.registry, &stamp, object) {
                 Ok(p) if !seen.insert(p.key.clone()) => {
                     let error = ApplyError::InvalidObject {
                         object: p.key.to_string(),
                         reason: "appears twice in the desired graph".into(),
                     };
-                    report.push(p.key, Outcome::Failed(error));
+                    report.push(p.key, p.component, Outcome::Failed(error));
                 }
                 Ok(p) => ready.push(p),
-                Err(error) => report.push(key_if_invalid, Outcome::Failed(error)),
+                Err(refused) => report.push(
+                    refused.key,
+                    refused.component,
+                    Outcome::Failed(refused.error),
+                ),
             }
         }
         if let Err(error) = self.await_caches().await {
             for p in ready {
-                report.push(p.key, Outcome::Failed(error.clone()));
+                report.push(p.key, p.component, Outcome::Failed(error.clone()));
             }
             report.prune_skipped = true;
             return report;
@@ -348,7 +352,7 @@ impl Engine {
                         object: p.key.to_string(),
                         cause: error.to_string(),
                     };
-                    report.push(p.key.clone(), Outcome::Failed(error));
+                    report.push(p.key.clone(), p.component.clone(), Outcome::Failed(error));
                 }
             }
         }
@@ -360,7 +364,7 @@ impl Engine {
                 other => other,
             };
             report.drift.extend(drift);
-            report.push(p.key.clone(), outcome);
+            report.push(p.key.clone(), p.component.clone(), outcome);
         }
         if report.has_errors() {
             report.prune_skipped = true;
@@ -714,7 +718,7 @@ impl Engine {
                 Err(error) => Outcome::Failed(error),
             };
             record(&span, &outcome);
-            report.push(key, outcome);
+            report.push(key, String::new(), outcome);
         }
     }
 
@@ -1082,15 +1086,5 @@ fn key_of(resource: &ApiResource, meta: &ObjectMeta) -> ObjectKey {
         kind: resource.kind.clone(),
         namespace: meta.namespace.clone(),
         name: meta.name.clone().unwrap_or_default(),
-    }
-}
-
-fn unknown_key(object: &DesiredObject) -> ObjectKey {
-    let text = |path: &[&str]| fields::at(&object.body, path).and_then(Value::as_str);
-    ObjectKey {
-        api_version: text(&["apiVersion"]).unwrap_or_default().to_owned(),
-        kind: text(&["kind"]).unwrap_or_default().to_owned(),
-        namespace: text(&["metadata", "namespace"]).map(String::from),
-        name: text(&["metadata", "name"]).unwrap_or_default().to_owned(),
     }
 }

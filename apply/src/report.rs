@@ -38,6 +38,9 @@ impl Outcome {
 pub struct ObjectReport {
     /// The object.
     pub object: ObjectKey,
+    /// The desired object's component (its `app.kubernetes.io/component`), so that a controller
+    /// can tell which part of its resource a failure belongs to; empty for pruned objects.
+    pub component: String,
     /// What happened to it.
     pub outcome: Outcome,
 }
@@ -92,7 +95,11 @@ impl ReconcileReport {
             .map(|r| &r.outcome)
     }
 
-    pub(crate) fn push(&mut self, object: ObjectKey, outcome: Outcome) {
-        self.objects.push(ObjectReport { object, outcome });
+    pub(crate) fn push(&mut self, object: ObjectKey, component: String, outcome: Outcome) {
+        self.objects.push(ObjectReport {
+            object,
+            component,
+            outcome,
+        });
     }
 }

@@ -271,11 +271,6 @@ async fn apply_graph(
     owner: &Owner,
     mut graph: DesiredGraph,
 ) -> Result<Action, Error> {
-    let components: HashMap<(String, String), String> = graph
-        .objects
-        .iter()
-        .map(|o| ((kind_of(&o.body), name_of(&o.body)), o.component.clone()))
-        .collect();
     // The engine takes the objects; the rest of the graph is still needed for the status.
     let objects = std::mem::take(&mut graph.objects);
     let report = context.engine.reconcile(owner, objects).await;
@@ -284,12 +279,11 @@ async fn apply_graph(
         context.metrics.set_owned_objects(&kind, count);
     }
     let failed: Vec<(ServiceType, String)> = report
-        .errors()
-        .map(|(key, error)| {
-            let component = components
-                .get(&(key.kind.clone(), key.name.clone()))
-                .map(String::as_str);
-            (part_of(component), error.to_string())
+        .objects
+        .iter()
+        .filter_map(|line| match &line.outcome {
+            WriteOutcome::Failed(error) => Some((part_of(&line.component), error.to_string())),
+            _ => None,
         })
         .collect();
     let deployment = observe_deployment(fs, context);
@@ -670,14 +664,14 @@ fn set_info_gauge(
 }
 
 /// Which part of the FeatureStore a child belongs to, from its component.
-fn part_of(component: Option<&str>) -> ServiceType {
+fn part_of(component: &str) -> ServiceType {
     match component {
-        Some("registry") => ServiceType::Registry,
-        Some("offline") => ServiceType::Offline,
-        Some("ui") => ServiceType::Ui,
-        Some("client") => ServiceType::Client,
-        Some("cronjob") => ServiceType::CronJob,
-        Some("authorization") => ServiceType::Authorization,
+        "registry" => ServiceType::Registry,
+        "offline" => ServiceType::Offline,
+        "ui" => ServiceType::Ui,
+        "client" => ServiceType::Client,
+        "cronjob" => ServiceType::CronJob,
+        "authorization" => ServiceType::Authorization,
         _ => ServiceType::Online,
     }
 }
@@ -693,20 +687,6 @@ fn had_failure_message(fs: &FeatureStore, message: &str) -> bool {
         c.iter()
             .any(|c| c.type_ == READY_TYPE && c.message.ends_with(message))
     })
-}
-
-fn kind_of(body: &serde_json::Value) -> String {
-    body.get("kind")
-        .and_then(|k| k.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn name_of(body: &serde_json::Value) -> String {
-    body.pointer("/metadata/name")
-        .and_then(|n| n.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Now, to the second: the API server stores condition times at second precision, so anything finer would
