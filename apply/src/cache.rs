@@ -60,7 +60,7 @@ type Name = (Arc<str>, Arc<str>);
 type Objects = HashMap<Arc<str>, HashMap<Arc<str>, Slot>>;
 
 /// One cached object, with what the engine found about this version of it (a new version from the
-/// watch replaces the slot, and so forgets the findings).
+/// watch replaces the slot, and so forgets the findings, unless it differs only in status).
 struct Slot {
     object: Arc<CachedObject>,
     findings: Findings,
@@ -111,7 +111,7 @@ impl KindState {
                 None
             }
             watcher::Event::InitApply(obj) => {
-                let findings = take_awaited(&mut self.awaited, &obj);
+                let findings = self.findings_for(&obj);
                 let listing = self.listing.get_or_insert_default();
                 Some(put(listing, obj, findings).0)
             }
@@ -122,7 +122,7 @@ impl KindState {
                 None
             }
             watcher::Event::Apply(obj) => {
-                let findings = take_awaited(&mut self.awaited, &obj);
+                let findings = self.findings_for(&obj);
                 let (obj, previous) = put(&mut self.objects, obj, findings);
                 if let Some(previous) = previous {
                     self.unindex(&previous);
@@ -138,6 +138,23 @@ impl KindState {
                 Some(Arc::new(obj))
             }
         }
+    }
+
+    /// What is known about the version `obj` the watch brought: the findings awaited for exactly
+    /// this version (our apply answered with it), or else those about the cached version when the
+    /// two differ only in status. A status write (a controller reporting progress) changes nothing
+    /// a finding is about: desired bodies never carry status, and the cache keeps no status
+    /// writer's managedFields. So the reconcile that follows a Deployment becoming available does
+    /// not parse and compare its children again.
+    fn findings_for(&mut self, obj: &CachedObject) -> Findings {
+        let awaited = take_awaited(&mut self.awaited, obj);
+        if !awaited.is_empty() {
+            return awaited;
+        }
+        self.slot(&obj.namespace, &obj.name)
+            .filter(|slot| slot.object.differs_only_in_status(obj))
+            .map(|slot| slot.findings)
+            .unwrap_or_default()
     }
 
     fn slot(&self, namespace: &str, name: &str) -> Option<&Slot> {
@@ -589,14 +606,40 @@ mod tests {
 
     use super::*;
 
+    /// A ConfigMap whose data changes with every version (as if someone edited it each time).
     fn child(name: &str, owner: &str, version: &str) -> CachedObject {
         let served = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
                          "resourceVersion": version,
-                         "labels": {"fieldwise.dev/owner-uid": owner}}
+                         "labels": {"fieldwise.dev/owner-uid": owner}},
+            "data": {"edit": version}
         });
         CachedObject::new(serde_json::from_value(served).expect("object"))
+    }
+
+    /// A Deployment with the given uid, replicas and status.
+    fn workload(
+        uid: &str,
+        version: &str,
+        replicas: u32,
+        status: serde_json::Value,
+    ) -> CachedObject {
+        let served = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "ns", "uid": uid, "resourceVersion": version,
+                         "generation": 1, "labels": {"fieldwise.dev/owner-uid": "o1"}},
+            "spec": {"replicas": replicas},
+            "status": status
+        });
+        CachedObject::new(serde_json::from_value(served).expect("object"))
+    }
+
+    impl KindState {
+        fn slot_mut_for_test(&mut self, name: &str) -> &mut Slot {
+            let read = self.slot("ns", name).expect("cached").object.clone();
+            self.slot_of(&read).expect("current")
+        }
     }
 
     fn names(state: &KindState, owner: &str) -> Vec<String> {
@@ -669,6 +712,60 @@ mod tests {
         );
         let current = state.slot("ns", "a").expect("cached");
         assert!(!current.findings.holds(finding));
+    }
+
+    #[test]
+    fn findings_outlive_a_status_write_but_not_a_change_or_a_recreation() {
+        let mut state = KindState::default();
+        let finding = Finding::InSyncWith(42);
+        let holds = |state: &KindState| {
+            state
+                .slot("ns", "d")
+                .is_some_and(|s| s.findings.holds(finding))
+        };
+        state.apply(watcher::Event::Apply(workload("u1", "1", 2, json!({}))));
+        let read = state.slot("ns", "d").expect("cached").object.clone();
+        state.slot_of(&read).expect("current").findings.add(finding);
+
+        let available = json!({"availableReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
+        state.apply(watcher::Event::Apply(workload(
+            "u1",
+            "2",
+            2,
+            available.clone(),
+        )));
+        assert!(holds(&state), "a status write changes nothing found");
+        let restored = state.slot("ns", "d").expect("cached").object.to_value();
+        assert_eq!(
+            restored.map(|v| v["status"].clone()),
+            Some(available.clone()),
+            "the status is still cached"
+        );
+
+        state.apply(watcher::Event::Init);
+        state.apply(watcher::Event::InitApply(workload(
+            "u1",
+            "2",
+            2,
+            available.clone(),
+        )));
+        state.apply(watcher::Event::InitDone);
+        assert!(
+            holds(&state),
+            "a re-list showing the same object keeps them"
+        );
+
+        state.apply(watcher::Event::Apply(workload(
+            "u1",
+            "3",
+            3,
+            available.clone(),
+        )));
+        assert!(!holds(&state), "someone scaled it");
+
+        state.slot_mut_for_test("d").findings.add(finding);
+        state.apply(watcher::Event::Apply(workload("u2", "4", 3, available)));
+        assert!(!holds(&state), "deleted and created again: another object");
     }
 
     #[test]

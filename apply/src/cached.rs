@@ -39,6 +39,9 @@ pub struct CachedObject {
     deleting: bool,
     lookup: LookupLabels,
     controller: Option<Box<ControllerRef>>,
+    /// A digest of the compressed text without `status`: two versions with equal digests (and
+    /// uid) differ only in status and resourceVersion.
+    without_status: u64,
     rest: CompressedJson,
 }
 
@@ -107,11 +110,17 @@ impl CachedObject {
             Value::Object(body) => body,
             _ => Map::new(),
         };
+        let status = rest.shift_remove("status");
         if let Some(types) = types {
             rest.insert("apiVersion".into(), types.api_version.into());
             rest.insert("kind".into(), types.kind.into());
         }
         rest.insert("metadata".into(), json_of(&metadata));
+        let mut text = Value::Object(rest).to_string();
+        let without_status = digest(text.as_bytes());
+        if let Some(status) = status {
+            append_member(&mut text, "status", &status);
+        }
         CachedObject {
             namespace,
             name,
@@ -120,8 +129,16 @@ impl CachedObject {
             deleting,
             lookup,
             controller,
-            rest: CompressedJson::of(&Value::Object(rest).to_string()),
+            without_status,
+            rest: CompressedJson::of(&text),
         }
+    }
+
+    /// Whether this is the same object as `other` and the two versions differ at most in status
+    /// (and resourceVersion): as for a controller's status write.
+    pub(crate) fn differs_only_in_status(&self, other: &CachedObject) -> bool {
+        // The digest covers all but status of the text, deletionTimestamp included.
+        self.uid == other.uid && self.without_status == other.without_status
     }
 
     pub fn name(&self) -> &str {
@@ -319,6 +336,30 @@ fn drop_unread_metadata(metadata: &mut k8s_openapi::apimachinery::pkg::apis::met
             metadata.annotations = None;
         }
     }
+}
+
+/// A 64-bit digest of JSON text; digests never leave the process.
+fn digest(text: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    const SEED: foldhash::quality::FixedState =
+        foldhash::quality::FixedState::with_seed(0x7374_6174_7573_2d6c);
+    SEED.hash_one(text)
+}
+
+/// Adds `"key": value` as the last member of the JSON object in `text`.
+fn append_member(text: &mut String, key: &str, value: &Value) {
+    if text.pop() != Some('}') {
+        // Not an object (cannot happen: the text was serialized from a map); leave it whole.
+        text.push('}');
+        return;
+    }
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str(&Value::String(key.to_owned()).to_string());
+    text.push(':');
+    text.push_str(&value.to_string());
+    text.push('}');
 }
 
 fn json_of<T: serde::Serialize>(value: &T) -> Value {

@@ -1,7 +1,8 @@
 //! Remembered comparisons. Whether a desired body is already in sync with a live object is a pure
 //! function of the two, and a live object cannot change without a new resourceVersion. So once a
 //! comparison said "in sync", the engine keeps the desired body's fingerprint beside that version of
-//! the cached object (the cache drops it when the watch brings another) and answers the same
+//! the cached object (the cache drops it when the watch brings another version, unless that one
+//! differs only in status) and answers the same
 //! question again without parsing the cached object: at steady state every desired object of every
 //! resync asks it, and the parse was most of a reconcile's CPU.
 
@@ -58,7 +59,8 @@ fn hash_value(value: &Value, hasher: &mut impl Hasher) {
 }
 
 /// What the engine found about one cached object. The cache keeps it beside exactly the version
-/// of the object it was found about, and drops it when the watch brings another.
+/// of the object it was found about, and drops it when the watch brings another (but for a
+/// version that differs only in status, see `KindState::findings_for` in the cache).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Findings {
     /// The fingerprint of a desired body found in sync with the object.
@@ -81,6 +83,11 @@ impl Findings {
             Finding::InSyncWith(desired) => self.in_sync_with == Some(desired),
             Finding::ReplicasReleased => self.replicas_released,
         }
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
 
     /// Adds `finding` (a body found in sync replaces the one found before).
