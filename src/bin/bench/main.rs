@@ -11,6 +11,8 @@
 //! `metrics` on its stdin with its Prometheus metrics (reconcile counts, reconcile CPU histogram); EOF
 //! stops it gracefully. Every wait has a limit: a phase that does not finish is reported as timed out.
 
+mod cpus;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
@@ -21,6 +23,7 @@ use std::{
 };
 
 use clap::Parser;
+use cpus::CpuSplit;
 use fieldwise::featurestore::{
     context::ImageDefaults,
     render::{Input, kubernetes_yaml, render},
@@ -64,22 +67,22 @@ const TICKS_PER_SECOND: f64 = 100.0;
 const SAMPLES: &[(&str, &str)] = &[
     (
         "basic",
-        include_str!("../../deploy/samples/featurestore-basic.yaml"),
+        include_str!("../../../deploy/samples/featurestore-basic.yaml"),
     ),
     (
         "scaling-static",
-        include_str!("../../deploy/samples/featurestore-scaling-static.yaml"),
+        include_str!("../../../deploy/samples/featurestore-scaling-static.yaml"),
     ),
     (
         "scaling-hpa",
-        include_str!("../../deploy/samples/featurestore-scaling-hpa.yaml"),
+        include_str!("../../../deploy/samples/featurestore-scaling-hpa.yaml"),
     ),
     (
         "scaling-keda",
-        include_str!("../../deploy/samples/featurestore-scaling-keda.yaml"),
+        include_str!("../../../deploy/samples/featurestore-scaling-keda.yaml"),
     ),
 ];
-const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
+const SECRETS: &str = include_str!("../../../deploy/samples/feature-store-secrets.yaml");
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark fieldwise against the emulator")]
@@ -126,19 +129,42 @@ struct Args {
     /// File the JSON line of this run is appended to.
     #[arg(long, default_value = "bench-results.jsonl")]
     json: PathBuf,
+    /// Run the operator child on the same CPUs as the emulator. By default it gets a CPU of its
+    /// own (the last one this process may use) and the emulator the others, as a real API server
+    /// runs on other machines (see `src/bin/bench/cpus.rs`).
+    #[arg(long)]
+    shared_cpus: bool,
     /// Internal: run only the operator against this kubeconfig (the child process).
     #[arg(long, hide = true)]
     operator_child: Option<PathBuf>,
     /// Internal: the child's resync period in seconds.
     #[arg(long, hide = true)]
     child_resync_seconds: Option<u64>,
+    /// Internal: the CPU the child runs on.
+    #[arg(long, hide = true)]
+    child_cpu: Option<usize>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kubeconfig) = &args.operator_child {
-        return operator_child(kubeconfig, args.child_resync_seconds);
+        return operator_child(kubeconfig, args.child_resync_seconds, args.child_cpu);
     }
+    let split = match cpus::allowed() {
+        Ok(allowed) => CpuSplit::of(&allowed, args.shared_cpus),
+        Err(error) => {
+            eprintln!("error: cannot read this process's CPUs: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Before the runtime exists, so that every thread of this process inherits it.
+    if let CpuSplit::Split { rest, .. } = &split
+        && let Err(error) = cpus::pin_current_thread(rest)
+    {
+        eprintln!("error: cannot keep the emulator off the operator's CPU: {error}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("CPUs: {split}");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(THREAD_STACK)
         .enable_all()
@@ -150,7 +176,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(args)) {
+    match runtime.block_on(bench(args, split)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -170,9 +196,17 @@ fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 
 /// Runs the operator as `fieldwise run` does (same runtime, client, settings and options, with
 /// `--resync-seconds` when given) until stdin ends.
-fn operator_child(kubeconfig: &Path, resync_seconds: Option<u64>) -> ExitCode {
+fn operator_child(kubeconfig: &Path, resync_seconds: Option<u64>, cpu: Option<usize>) -> ExitCode {
     // SAFETY of set_var: called before any other thread of this process exists.
     unsafe { std::env::set_var("KUBECONFIG", kubeconfig) };
+    // Before the runtime, whose worker count follows the CPUs this process may use (one here, as
+    // for `fieldwise run` in a container limited to one CPU).
+    if let Some(cpu) = cpu
+        && let Err(error) = cpus::pin_current_thread(&[cpu])
+    {
+        eprintln!("operator child: cannot run on CPU {cpu}: {error}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match fieldwise::cli::run::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -262,6 +296,7 @@ struct Cost {
 struct ChildOptions {
     resync_seconds: Option<u64>,
     malloc_conf: String,
+    cpu: Option<usize>,
 }
 
 impl Operator {
@@ -284,6 +319,9 @@ impl Operator {
             command
                 .arg("--child-resync-seconds")
                 .arg(seconds.to_string());
+        }
+        if let Some(cpu) = options.cpu {
+            command.arg("--child-cpu").arg(cpu.to_string());
         }
         // jemalloc reads its options from this variable after the binary's own (the bench binary
         // has none, so that the emulator in this process runs with jemalloc's defaults).
@@ -594,7 +632,7 @@ struct Setup {
     objects_per_sample: Vec<usize>,
 }
 
-async fn bench(args: Args) -> BenchResult<()> {
+async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     let n = args.feature_stores;
     eprintln!(
         "in-memory size of a FeatureStore value (inline part only): {} bytes",
@@ -620,6 +658,7 @@ async fn bench(args: Args) -> BenchResult<()> {
     let cold_child = ChildOptions {
         resync_seconds: None,
         malloc_conf: args.child_malloc_conf.clone(),
+        cpu: cpus.operator_cpu(),
     };
     setup.emulator.counters().reset();
     let started = Instant::now();
@@ -752,6 +791,7 @@ async fn bench(args: Args) -> BenchResult<()> {
         namespaces: args.namespaces.min(n),
         unrelated_secrets: args.unrelated_secrets,
         mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
+        cpus,
         resync_seconds: args.resync_seconds,
         minimum_applies,
         ready_seconds,
@@ -1229,6 +1269,7 @@ struct Report {
     namespaces: usize,
     unrelated_secrets: usize,
     mix: Vec<&'static str>,
+    cpus: CpuSplit,
     resync_seconds: u64,
     minimum_applies: usize,
     ready_seconds: Option<f64>,
@@ -1487,9 +1528,10 @@ impl Report {
 
     fn markdown(&self) -> String {
         let mut out = format!(
-            "\n### N = {} ({})\n\n| measure | value | target |\n|---|---|---|\n",
+            "\n### N = {} ({}; {})\n\n| measure | value | target |\n|---|---|---|\n",
             self.n,
-            self.mix.join(", ")
+            self.mix.join(", "),
+            self.cpus
         );
         for (measure, value, target) in self.rows() {
             out.push_str(&format!("| {measure} | {value} | {target} |\n"));
@@ -1529,6 +1571,7 @@ impl Report {
             "namespaces": self.namespaces,
             "unrelated_secrets_per_namespace": self.unrelated_secrets,
             "mix": self.mix,
+            "cpus": self.cpus.json(),
             "cold": {
                 "ready_seconds": self.ready_seconds,
                 "requests_by_verb": self.cold_requests,
