@@ -3,11 +3,9 @@
 //!
 //! Typed, as plain fields: what the caches and triggers look objects up by (namespace, name, uid,
 //! resourceVersion, whether it is being deleted, the four lookup labels, the controller owner
-//! reference), and what controllers read on every reconcile (generation, `spec.replicas`). The
-//! object itself, all of it but the namespace, name, uid and resourceVersion, is kept as
-//! zstd-compressed JSON text, its status apart from the rest; the rest is parsed only when the
-//! engine compares a desired object with the live one, which the remembered comparisons
-//! (`crate::fingerprint`) make rare at steady state.
+//! reference). The object itself, all of it but the namespace, name, uid and resourceVersion, is
+//! kept as zstd-compressed JSON text, and parsed only when the engine compares a desired object with
+//! the live one, which the remembered comparisons (`crate::fingerprint`) make rare at steady state.
 //! Kept as `ObjectMeta` (a label map, owner-reference structs) the lookup part alone was about 1.5 KB
 //! an object, more than the compressed text.
 //!
@@ -41,29 +39,10 @@ pub struct CachedObject {
     deleting: bool,
     lookup: LookupLabels,
     controller: Option<Box<ControllerRef>>,
-    /// A digest of `rest`'s text: two versions with equal digests (and uid) differ only in status
-    /// and resourceVersion.
+    /// A digest of the compressed text without `status`: two versions with equal digests (and
+    /// uid) differ only in status and resourceVersion.
     without_status: u64,
-    /// `metadata.generation` and `spec.replicas`, which controllers read with the status on every
-    /// reconcile ([`Self::observe`]).
-    generation: Option<i64>,
-    replicas: Option<i64>,
-    /// Everything but the typed metadata and the status.
     rest: CompressedJson,
-    /// Kept apart, so that reading it restores nothing else.
-    status: Option<CompressedJson>,
-}
-
-/// What a controller reads of a child on every reconcile (its generation, desired replicas and
-/// status), read without restoring the rest of the cached object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed<S> {
-    /// `metadata.generation`.
-    pub generation: Option<i64>,
-    /// `spec.replicas` (workloads).
-    pub replicas: Option<i64>,
-    /// `status`, as far as `S` declares it; `None` when the object has none or it is not an `S`.
-    pub status: Option<S>,
 }
 
 /// The labels the caches and triggers look objects up by.
@@ -98,7 +77,7 @@ enum Compressed {
         len: usize,
         bytes: Box<[u8]>,
     },
-    /// Kept as text: a short one, or if compression ever failed (it cannot for in-memory buffers).
+    /// Kept as text if compression ever failed (it cannot for in-memory buffers).
     Plain(Box<str>),
 }
 
@@ -132,17 +111,16 @@ impl CachedObject {
             _ => Map::new(),
         };
         let status = rest.shift_remove("status");
-        let replicas = rest
-            .get("spec")
-            .and_then(|spec| spec.get("replicas"))
-            .and_then(Value::as_i64);
-        let generation = metadata.generation;
         if let Some(types) = types {
             rest.insert("apiVersion".into(), types.api_version.into());
             rest.insert("kind".into(), types.kind.into());
         }
         rest.insert("metadata".into(), json_of(&metadata));
-        let text = Value::Object(rest).to_string();
+        let mut text = Value::Object(rest).to_string();
+        let without_status = digest(text.as_bytes());
+        if let Some(status) = status {
+            append_member(&mut text, "status", &status);
+        }
         CachedObject {
             namespace,
             name,
@@ -151,11 +129,8 @@ impl CachedObject {
             deleting,
             lookup,
             controller,
-            without_status: digest(text.as_bytes()),
-            generation,
-            replicas,
+            without_status,
             rest: CompressedJson::of(&text),
-            status: status.map(|s| CompressedJson::of(&s.to_string())),
         }
     }
 
@@ -217,14 +192,8 @@ impl CachedObject {
     /// managedFields' FieldsV1 as trees.
     pub fn to_value(&self) -> Option<Value> {
         let mut live: Value = serde_json::from_slice(&self.rest.text()?).ok()?;
-        let top = live.as_object_mut()?;
-        if let Some(status) = &self.status {
-            top.insert(
-                "status".into(),
-                serde_json::from_slice(&status.text()?).ok()?,
-            );
-        }
-        let metadata = top
+        let metadata = live
+            .as_object_mut()?
             .entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()?;
@@ -242,14 +211,10 @@ impl CachedObject {
         Some(live)
     }
 
-    /// Its generation, desired replicas and status (the fields of it `S` declares).
-    pub fn observe<S: serde::de::DeserializeOwned>(&self) -> Observed<S> {
-        let status = self.status.as_ref().and_then(|s| s.text());
-        Observed {
-            generation: self.generation,
-            replicas: self.replicas,
-            status: status.and_then(|text| serde_json::from_slice(&text).ok()),
-        }
+    /// The fields `T` declares, parsed from the compressed text alone (so not the namespace, name,
+    /// uid or resourceVersion).
+    pub fn fields<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.rest.text()?).ok()
     }
 
     /// The object as a `DynamicObject`, every field restored.
@@ -293,12 +258,8 @@ impl ControllerRef {
 }
 
 impl CompressedJson {
-    /// Compresses `text`, unless it is too short to gain from it (a frame has ~20 bytes of
-    /// overhead, and a Service's `{"loadBalancer":{}}` would grow).
+    /// Compresses `text`.
     pub fn of(text: &str) -> Self {
-        if text.len() < 128 {
-            return CompressedJson(Compressed::Plain(text.into()));
-        }
         match with_compressor(|c| c.compress(text.as_bytes())) {
             Some(bytes) => CompressedJson(Compressed::Zstd {
                 len: text.len(),
@@ -385,6 +346,22 @@ fn digest(text: &[u8]) -> u64 {
     SEED.hash_one(text)
 }
 
+/// Adds `"key": value` as the last member of the JSON object in `text`.
+fn append_member(text: &mut String, key: &str, value: &Value) {
+    if text.pop() != Some('}') {
+        // Not an object (cannot happen: the text was serialized from a map); leave it whole.
+        text.push('}');
+        return;
+    }
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str(&Value::String(key.to_owned()).to_string());
+    text.push(':');
+    text.push_str(&value.to_string());
+    text.push('}');
+}
+
 fn json_of<T: serde::Serialize>(value: &T) -> Value {
     // Serializing typed Kubernetes metadata into a Value cannot fail (string keys, no floats).
     serde_json::to_value(value).unwrap_or_default()
@@ -461,56 +438,6 @@ mod tests {
         assert_eq!(cached.to_value(), Some(expected.clone()));
         let dynamic = cached.to_dynamic().expect("dynamic");
         assert_eq!(serde_json::to_value(&dynamic).ok(), Some(expected));
-    }
-
-    #[test]
-    fn generation_replicas_and_status_are_read_without_the_rest() {
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        #[serde(rename_all = "camelCase")]
-        struct Ready {
-            ready_replicas: i32,
-        }
-        let served = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "d", "namespace": "ns", "uid": "u", "resourceVersion": "4", "generation": 3},
-            "spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
-            "status": {"readyReplicas": 2, "observedGeneration": 3}
-        });
-        let cached = CachedObject::new(serde_json::from_value(served.clone()).expect("object"));
-        assert_eq!(
-            cached.observe::<Ready>(),
-            Observed {
-                generation: Some(3),
-                replicas: Some(5),
-                status: Some(Ready { ready_replicas: 2 })
-            }
-        );
-        assert_eq!(
-            cached.to_value(),
-            Some(served),
-            "the status is restored in place"
-        );
-
-        let without_status = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "c", "namespace": "ns", "uid": "u", "resourceVersion": "1"}});
-        let cached = CachedObject::new(serde_json::from_value(without_status).expect("object"));
-        assert_eq!(
-            cached.observe::<Ready>(),
-            Observed {
-                generation: None,
-                replicas: None,
-                status: None
-            }
-        );
-    }
-
-    #[test]
-    fn short_texts_are_kept_plain() {
-        assert!(matches!(CompressedJson::of("{}").0, Compressed::Plain(_)));
-        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(500));
-        let compressed = CompressedJson::of(&long);
-        assert!(matches!(compressed.0, Compressed::Zstd { .. }));
-        assert_eq!(compressed.text().as_deref(), Some(long.as_bytes()));
     }
 
     #[test]

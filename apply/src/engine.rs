@@ -267,18 +267,18 @@ impl Engine {
         cached.to_dynamic().map(Arc::new)
     }
 
-    /// The generation, `spec.replicas` and status (the fields of it `S` declares) of a cached
-    /// object, read without restoring the rest of it: for controllers that derive their status
-    /// from a child's on every reconcile.
-    pub fn observe<S: serde::de::DeserializeOwned>(
+    /// The fields of a cached object that `T` declares, read straight from its cached JSON (no
+    /// `DynamicObject`, nothing else built): for controllers that read a few fields of a child on
+    /// every reconcile. Its namespace, name, uid and resourceVersion are not part of that JSON.
+    pub fn cached_fields<T: serde::de::DeserializeOwned>(
         &self,
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
         name: &str,
-    ) -> Option<crate::Observed<S>> {
+    ) -> Option<T> {
         let cache = self.inner.caches.find(api_version, kind)?;
-        Some(cache.get(namespace, name)?.observe())
+        cache.get(namespace, name)?.fields()
     }
 
     /// How many objects of each registered kind the caches hold (the objects fieldwise manages),

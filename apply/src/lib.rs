@@ -56,7 +56,7 @@ mod report;
 mod transport;
 
 pub use cache::{Subscription, keep_own_managed_fields};
-pub use cached::{CachedObject, CompressedJson, ControllerRef, Observed};
+pub use cached::{CachedObject, CompressedJson, ControllerRef};
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig};
 pub use error::{ApplyError, ObjectKey};

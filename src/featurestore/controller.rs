@@ -549,12 +549,11 @@ async fn graph_context(fs: &FeatureStore, context: &Context) -> Result<GraphCont
     Ok(graph)
 }
 
-/// The live feature-server Deployment, from the engine's cache: its generation, replicas and the
-/// status fields the FeatureStore's status reads (a cold start reads every Deployment once per
-/// reconcile, so the rest of it is not restored).
+/// The live feature-server Deployment, from the engine's cache: only the fields the status reads,
+/// parsed straight from the cached JSON (a cold start reads every Deployment once per reconcile).
 fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<DeploymentObservation> {
     let namespace = fs.namespace();
-    let live = context.engine.observe::<DeploymentStatusFields>(
+    let live: DeploymentFields = context.engine.cached_fields(
         "apps/v1",
         "Deployment",
         namespace.as_deref(),
@@ -565,16 +564,35 @@ fn observe_deployment(fs: &FeatureStore, context: &Context) -> Option<Deployment
         .conditions
         .iter()
         .any(|c| c.type_ == "Available" && c.status == "True");
-    let up_to_date = status.observed_generation >= live.generation;
-    let replicas = live.replicas.and_then(|r| i32::try_from(r).ok());
+    let up_to_date = status.observed_generation >= live.metadata.generation;
     Some(DeploymentObservation {
-        desired_replicas: replicas.or(static_replicas(&fs.spec)),
+        desired_replicas: live.spec.replicas.or(static_replicas(&fs.spec)),
         ready_replicas: status.ready_replicas.unwrap_or(0),
         available: available && up_to_date,
     })
 }
 
-/// The status fields of a Deployment that [`observe_deployment`] reads.
+/// The fields of a Deployment that [`observe_deployment`] reads.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentFields {
+    metadata: DeploymentMetadata,
+    spec: DeploymentSpecFields,
+    status: Option<DeploymentStatusFields>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentMetadata {
+    generation: Option<i64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct DeploymentSpecFields {
+    replicas: Option<i32>,
+}
+
 #[derive(serde::Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct DeploymentStatusFields {
