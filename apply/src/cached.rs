@@ -348,11 +348,11 @@ fn digest(text: &[u8]) -> u64 {
 
 /// Adds `"key": value` as the last member of the JSON object in `text`.
 fn append_member(text: &mut String, key: &str, value: &Value) {
-    if text.pop() != Some('}') {
+    if !text.ends_with('}') {
         // Not an object (cannot happen: the text was serialized from a map); leave it whole.
-        text.push('}');
         return;
     }
+    text.pop();
     if text.len() > 1 {
         text.push(',');
     }
@@ -438,6 +438,19 @@ mod tests {
         assert_eq!(cached.to_value(), Some(expected.clone()));
         let dynamic = cached.to_dynamic().expect("dynamic");
         assert_eq!(serde_json::to_value(&dynamic).ok(), Some(expected));
+    }
+
+    #[test]
+    fn a_member_is_appended_to_empty_and_filled_objects() {
+        let mut empty = "{}".to_owned();
+        append_member(&mut empty, "status", &json!({"a": 1}));
+        assert_eq!(empty, r#"{"status":{"a":1}}"#);
+        let mut filled = r#"{"spec":{}}"#.to_owned();
+        append_member(&mut filled, "status", &json!("x\"y"));
+        assert_eq!(filled, r#"{"spec":{},"status":"x\"y"}"#);
+        let mut not_an_object = "[1]".to_owned();
+        append_member(&mut not_an_object, "status", &json!(1));
+        assert_eq!(not_an_object, "[1]");
     }
 
     #[test]
