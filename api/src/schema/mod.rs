@@ -27,7 +27,7 @@ pub use error::{
     BadValue, ErrorType, FieldError, aggregate, invalid_message, invalid_status, status_causes,
 };
 pub use meta::{validate_object_meta, validate_scale};
-pub use prune::prune_unknown;
+pub use prune::{OBJECT_META_FIELDS, prune_unknown};
 
 /// The detail of the extra error the API server adds when schema errors stop CEL rules from running.
 pub const CEL_SKIPPED_DETAIL: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";

@@ -6,9 +6,10 @@ use serde_json::Value;
 
 use super::node::{self, Additional};
 
-/// Fields of `metadata` the API server knows (`ObjectMeta`); anything else in a resource's metadata
-/// is dropped (and reported in strict mode).
-const OBJECT_META_FIELDS: &[&str] = &[
+/// Fields of `metadata` the API server knows (`ObjectMeta`), in its Go struct order (the order the
+/// API server encodes them in); anything else in a resource's metadata is dropped (and reported in
+/// strict mode).
+pub const OBJECT_META_FIELDS: &[&str] = &[
     "name",
     "generateName",
     "namespace",

@@ -8,26 +8,8 @@
 //! right after its name and a custom resource only after its `managedFields`. So the emulator
 //! serves both orders, neither flattering nor penalising such a client.
 
+use fieldwise_api::schema::OBJECT_META_FIELDS;
 use serde_json::{Map, Value};
-
-/// ObjectMeta's JSON fields in Go struct order (k8s.io/apimachinery meta/v1 types.go).
-const OBJECT_META_ORDER: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
 
 /// Puts a built-in object's keys in Go struct order: `kind`, `apiVersion`, `metadata` (itself in
 /// ObjectMeta order), then the other fields in their stored order. Keys ObjectMeta does not
@@ -37,7 +19,7 @@ pub fn order_builtin(object: &mut Value) {
         return;
     };
     if let Some(Value::Object(meta)) = top.get_mut("metadata") {
-        reorder(meta, OBJECT_META_ORDER);
+        reorder(meta, OBJECT_META_FIELDS);
     }
     reorder(top, &["kind", "apiVersion", "metadata"]);
 }

@@ -1312,6 +1312,11 @@ fn verbs(requests: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
+/// "RSS / peak" of a process, in MiB.
+fn rss_and_peak(cost: &Cost) -> String {
+    format!("{:.1} / {:.1}", mib(cost.rss_kib), mib(cost.peak_rss_kib))
+}
+
 fn opt(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
 }
@@ -1396,11 +1401,7 @@ impl Report {
             ),
             (
                 "cold start: operator RSS at settle / peak (MiB)",
-                format!(
-                    "{:.1} / {:.1}",
-                    mib(self.cold_cost.rss_kib),
-                    mib(self.cold_cost.peak_rss_kib)
-                ),
+                rss_and_peak(&self.cold_cost),
                 "< 64 MiB at N=1000".into(),
             ),
             (
@@ -1420,11 +1421,7 @@ impl Report {
             ),
             (
                 "restart: operator RSS after the pass / peak (MiB)",
-                format!(
-                    "{:.1} / {:.1}",
-                    mib(self.restart_cost.rss_kib),
-                    mib(self.restart_cost.peak_rss_kib)
-                ),
+                rss_and_peak(&self.restart_cost),
                 "< 64 MiB at N=1000".into(),
             ),
             (
