@@ -1,0 +1,18 @@
+//! The emulator's own tests, in one binary: a test binary links every dependency, and one per
+//! file cost a link and about 57 MB of disk each. Filter by module, e.g.
+//! `cargo test -p fieldwise-e2e --test emulator conformance_apply::`.
+
+mod conformance_apply;
+mod conformance_crud;
+mod conformance_custom;
+mod conformance_kubectl;
+mod conformance_lifecycle;
+mod conformance_more;
+mod controller_events_recorder;
+mod controller_kube_rs;
+mod controller_lease;
+mod controller_metadata;
+mod sim_controllers;
+mod sim_faults;
+mod ssa_oracle;
+mod ssa_semantics;
