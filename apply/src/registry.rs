@@ -140,8 +140,9 @@ impl KindRegistry {
     ///
     /// Child kinds: `get list watch` (caches), `create patch` (server-side apply of a missing
     /// object needs `create`), and `delete` when the kind is prunable, cluster-scoped (finalizer
-    /// cleanup) or a Job (recreated on immutable changes). Owner kinds: `get list watch patch
-    /// update`, `patch update` on `status`, and `update` on `finalizers`.
+    /// cleanup) or a Job (recreated on immutable changes). Owner kinds: `get list watch patch`
+    /// (the finalizer is a JSON patch), `patch` on `status` (server-side apply), and `update` on
+    /// `finalizers`, which the API server checks for `blockOwnerDeletion`. Nothing is ever PUT.
     pub fn policy_rules(&self) -> Vec<PolicyRule> {
         let mut grouped: BTreeMap<(String, Vec<&'static str>), Vec<String>> = BTreeMap::new();
         let mut add = |group: &str, resource: String, verbs: Vec<&'static str>| {
@@ -163,13 +164,9 @@ impl KindRegistry {
             add(
                 &r.group,
                 r.plural.clone(),
-                vec!["get", "list", "patch", "update", "watch"],
+                vec!["get", "list", "patch", "watch"],
             );
-            add(
-                &r.group,
-                format!("{}/status", r.plural),
-                vec!["patch", "update"],
-            );
+            add(&r.group, format!("{}/status", r.plural), vec!["patch"]);
             add(&r.group, format!("{}/finalizers", r.plural), vec!["update"]);
         }
         grouped
@@ -192,7 +189,7 @@ impl KindRegistry {
 mod tests {
     use super::*;
     use k8s_openapi::api::{
-        apps::v1::Deployment,
+        apps::v1::{Deployment, StatefulSet},
         batch::v1::Job,
         core::v1::{ConfigMap, Service},
         rbac::v1::ClusterRole,
@@ -242,6 +239,24 @@ mod tests {
             rule_for(&rules, "clusterroles")
                 .verbs
                 .contains(&"delete".to_string())
+        );
+    }
+
+    /// The owner is read, patched (finalizer) and status-applied, never PUT; `update` is only
+    /// on `finalizers`, where the API server checks it for `blockOwnerDeletion`.
+    #[test]
+    fn owner_rules_have_no_update_but_on_finalizers() {
+        let rules = KindRegistry::new()
+            .with_owner::<StatefulSet>()
+            .policy_rules();
+        assert_eq!(
+            rule_for(&rules, "statefulsets").verbs,
+            ["get", "list", "patch", "watch"]
+        );
+        assert_eq!(rule_for(&rules, "statefulsets/status").verbs, ["patch"]);
+        assert_eq!(
+            rule_for(&rules, "statefulsets/finalizers").verbs,
+            ["update"]
         );
     }
 
