@@ -724,8 +724,7 @@ mod tests {
                 .is_some_and(|s| s.findings.holds(finding))
         };
         state.apply(watcher::Event::Apply(workload("u1", "1", 2, json!({}))));
-        let read = state.slot("ns", "d").expect("cached").object.clone();
-        state.slot_of(&read).expect("current").findings.add(finding);
+        state.slot_mut_for_test("d").findings.add(finding);
 
         let available = json!({"availableReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
         state.apply(watcher::Event::Apply(workload(

@@ -79,10 +79,10 @@ impl ReconcileReport {
         self.errors().next().is_some()
     }
 
-    /// The failed objects and their errors.
-    pub fn errors(&self) -> impl Iterator<Item = (&ObjectKey, &ApplyError)> {
+    /// The failed objects (key and component) and their errors.
+    pub fn errors(&self) -> impl Iterator<Item = (&ObjectReport, &ApplyError)> {
         self.objects.iter().filter_map(|r| match &r.outcome {
-            Outcome::Failed(e) => Some((&r.object, e)),
+            Outcome::Failed(e) => Some((r, e)),
             _ => None,
         })
     }

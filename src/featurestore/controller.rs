@@ -279,12 +279,8 @@ async fn apply_graph(
         context.metrics.set_owned_objects(&kind, count);
     }
     let failed: Vec<(ServiceType, String)> = report
-        .objects
-        .iter()
-        .filter_map(|line| match &line.outcome {
-            WriteOutcome::Failed(error) => Some((part_of(&line.component), error.to_string())),
-            _ => None,
-        })
+        .errors()
+        .map(|(line, error)| (part_of(&line.component), error.to_string()))
         .collect();
     let deployment = observe_deployment(fs, context);
     let outcome = Outcome::Applied {
