@@ -7,10 +7,10 @@ use tracing::{error, info};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
 
-use crate::featurestore::{
-    context::ImageDefaults,
-    controller::{DEFAULT_RESYNC_PERIOD, Settings},
-    run::{RunOptions, run as run_controller},
+use crate::{
+    featurestore::context::ImageDefaults,
+    runtime::{RunOptions, run as run_controller},
+    settings::{DEFAULT_RESYNC_PERIOD, Settings},
 };
 
 #[derive(Debug, clap::Args)]

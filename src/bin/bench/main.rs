@@ -5,7 +5,7 @@
 //! The bench process holds the emulator, its simulated controllers and the driver (which applies objects
 //! over HTTP and reads FeatureStore phases straight from the emulator's store, so it sends no reads). The
 //! operator runs in a child process (this binary re-executed with `--operator-child`), started through
-//! `fieldwise::featurestore::run::run` exactly as `fieldwise run` does, so its peak resident memory
+//! `fieldwise::runtime::run` exactly as `fieldwise run` does, so its peak resident memory
 //! (VmHWM) and CPU time (utime + stime) are its own, read from `/proc/<pid>`; the bench process's own
 //! cost is the emulator's (plus simulators and driver), reported separately. The child answers
 //! `metrics` on its stdin with its Prometheus metrics (reconcile counts, reconcile CPU histogram); EOF
@@ -27,8 +27,8 @@ use cpus::CpuSplit;
 use fieldwise::featurestore::{
     context::ImageDefaults,
     render::{Input, kubernetes_yaml, render},
-    run::{RunOptions, run},
 };
+use fieldwise::runtime::{RunOptions, run};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{
     Emulator, EmulatorHandle,
