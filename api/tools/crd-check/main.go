@@ -8,6 +8,8 @@
 // rejects (e.g. `quantity(x).sign()`, which Kubernetes declares as the global `sign(quantity)`), and
 // it does not estimate costs; this check is what keeps `crds/` installable on a real cluster.
 // Run by `api/tests/crd_apiserver_check.rs`; by hand: `fieldwise crds | go run ./api/tools/crd-check`.
+//
+// With `--objects CRD_FILE` it judges the custom resources on stdin instead (see objects.go).
 package main
 
 import (
@@ -15,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -28,12 +29,15 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	failed := false
-	for _, doc := range strings.Split(string(data), "\n---\n") {
-		doc = strings.TrimPrefix(strings.TrimSpace(doc), "---")
-		if strings.TrimSpace(doc) == "" {
-			continue
+	if len(os.Args) == 3 && os.Args[1] == "--objects" {
+		if err := checkObjects(os.Args[2], string(data)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
 		}
+		return
+	}
+	failed := false
+	for _, doc := range documents(string(data)) {
 		var v1crd apiextensionsv1.CustomResourceDefinition
 		if err := yaml.UnmarshalStrict([]byte(doc), &v1crd); err != nil {
 			fmt.Println("decode:", err)
