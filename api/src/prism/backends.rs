@@ -274,3 +274,42 @@ impl KafkaSpec {
             .image_or(defaults::KAFKA_REPOSITORY, &self.version)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_runs_when_its_block_is_present_and_not_switched_off() {
+        let switched_off = BackendSettings {
+            enabled: false,
+            ..Default::default()
+        };
+        let backends = BackendsSpec {
+            redis: Some(RedisSpec::default()),
+            kafka: Some(KafkaSpec {
+                settings: switched_off,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(backends.is_enabled(PatternBackend::Redis));
+        assert!(!backends.is_enabled(PatternBackend::Kafka));
+        assert!(!backends.is_enabled(PatternBackend::Nats));
+        assert!(backends.is_enabled(PatternBackend::Sqlite));
+    }
+
+    #[test]
+    fn images_come_from_the_version_unless_overridden() {
+        let mut redis = RedisSpec::default();
+        assert_eq!(redis.image(), "redis:7-alpine");
+        redis.version = "7.4".into();
+        assert_eq!(redis.image(), "redis:7.4");
+        redis.settings.image = Some("mirror.example/redis:7".into());
+        assert_eq!(redis.image(), "mirror.example/redis:7");
+        assert_eq!(NatsSpec::default().image(), "nats:2.10-alpine");
+        assert_eq!(PostgresSpec::default().image(), "postgres:16-alpine");
+        assert_eq!(MinioSpec::default().image(), "minio/minio:latest");
+        assert_eq!(KafkaSpec::default().image(), "apache/kafka:3.7.0");
+    }
+}

@@ -12,6 +12,8 @@ use super::{
 
 /// A whole Prism data layer: its backing services, admin, proxy, pattern runners, ingress and
 /// observability (`prism.io/v1alpha1` PrismCluster, ADR-059).
+// clippy reads the repeated `type_ = "string"` of the printer columns as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "prism.io",

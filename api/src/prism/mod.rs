@@ -4,7 +4,7 @@
 //!
 //! Defaults live in one place: the Rust types. Every defaulted field is a plain (non-`Option`) field
 //! with a serde default, and schemars writes the same value into the CRD schema as `default`, so the
-//! API server fills exactly what deserialising a raw manifest here fills (`tests/prism_defaults.rs`
+//! API server fills exactly what deserialising a raw manifest here fills (`api/tests/prism_samples.rs`
 //! checks both ways). The controller and `fieldwise render` therefore read defaults straight off the
 //! types. Defaults that depend on another field (a pattern's image, a backend's image from its
 //! version, KEDA's polling and cooldown, which exist only with `scaler: keda`) are methods instead.

@@ -35,7 +35,7 @@ pub struct PatternSpec {
     /// The backing services the runner connects to; each must be enabled in `spec.backends`
     /// (`sqlite` is a local file and needs none).
     #[serde(default)]
-    #[schemars(length(max = 6))]
+    #[schemars(length(max = PatternBackend::ALL.len()))]
     #[x_kube(merge_strategy = kube::core::ListMerge::Set)]
     pub backends: Vec<PatternBackend>,
     /// A volume per replica (`type: StatefulSet` only).
@@ -107,6 +107,16 @@ pub enum PatternBackend {
 }
 
 impl PatternBackend {
+    /// Every backend, in the order of `spec.backends`.
+    pub const ALL: [PatternBackend; 6] = [
+        Self::Redis,
+        Self::Nats,
+        Self::Postgres,
+        Self::Minio,
+        Self::Kafka,
+        Self::Sqlite,
+    ];
+
     /// The name as written in the spec (and of the backend's objects).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -264,4 +274,56 @@ pub struct KedaAuthenticationRef {
 pub enum KedaAuthenticationKind {
     TriggerAuthentication,
     ClusterTriggerAuthentication,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runner_is_named_and_imaged_after_its_pattern() {
+        let mut pattern = PatternSpec::new("consumer");
+        assert_eq!(pattern.runner_name(), "consumer-runner");
+        assert_eq!(pattern.image_or_default(), "consumer-runner:latest");
+        pattern.image = Some("ghcr.io/prism/consumer-runner:1.2".into());
+        assert_eq!(
+            pattern.image_or_default(),
+            "ghcr.io/prism/consumer-runner:1.2"
+        );
+    }
+
+    #[test]
+    fn keda_timing_defaults_apply_only_where_unset() {
+        let mut autoscaling = PatternAutoscaling {
+            scaler: Scaler::Keda,
+            ..Default::default()
+        };
+        assert_eq!(autoscaling.polling_interval_or_default(), 10);
+        assert_eq!(autoscaling.cooldown_period_or_default(), 300);
+        autoscaling.polling_interval = Some(30);
+        autoscaling.cooldown_period = Some(0);
+        assert_eq!(autoscaling.polling_interval_or_default(), 30);
+        assert_eq!(autoscaling.cooldown_period_or_default(), 0);
+    }
+
+    #[test]
+    fn switched_off_autoscaling_is_not_active() {
+        let mut pattern = PatternSpec::new("kv");
+        assert!(pattern.active_autoscaling().is_none());
+        pattern.autoscaling = Some(PatternAutoscaling::default());
+        assert!(pattern.active_autoscaling().is_some());
+        pattern.autoscaling = Some(PatternAutoscaling {
+            enabled: false,
+            ..Default::default()
+        });
+        assert!(pattern.active_autoscaling().is_none());
+    }
+
+    #[test]
+    fn backend_names_are_the_spec_spelling() {
+        for backend in PatternBackend::ALL {
+            let spelled = serde_json::to_value(backend).expect("serialises");
+            assert_eq!(spelled, backend.as_str());
+        }
+    }
 }
