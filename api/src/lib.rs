@@ -2,8 +2,9 @@
 //! no I/O happens in this crate.
 
 mod crds;
+pub mod prism;
 pub mod schema;
 pub mod v1;
 pub mod validate;
 
-pub use crds::{crds, crds_yaml};
+pub use crds::{crd_yaml, crds, crds_yaml};

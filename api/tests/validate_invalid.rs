@@ -414,7 +414,7 @@ fn other_kinds_are_skipped_with_a_note() {
     match &report.documents[0].outcome {
         Outcome::Skipped { note } => assert_eq!(
             note,
-            r#"skipped Secret "creds" (v1): not a feast.dev/v1 FeatureStore"#
+            r#"skipped Secret "creds" (v1): not a kind fieldwise serves (feast.dev/v1 FeatureStore, prism.io/v1alpha1 PrismCluster)"#
         ),
         other => panic!("{other:?}"),
     }

@@ -40,7 +40,7 @@ pub enum Command {
     Render(render::Args),
     /// Run the operator against the cluster of KUBECONFIG or the in-cluster configuration.
     Run(run::Args),
-    /// Check FeatureStore manifests against the same schema and CEL rules the API server applies.
+    /// Check FeatureStore and PrismCluster manifests against the same schema and CEL rules the API server applies.
     Validate(validate::Args),
 }
 

@@ -12,6 +12,7 @@ mod controller_events_recorder;
 mod controller_kube_rs;
 mod controller_lease;
 mod controller_metadata;
+mod prism_cluster;
 mod sim_controllers;
 mod sim_faults;
 mod ssa_oracle;
