@@ -13,6 +13,11 @@ pub struct Settings {
     pub oidc_issuer_url: Option<String>,
     /// Whether the Prometheus Operator's ServiceMonitor CRD is installed.
     pub service_monitor_available: bool,
+    /// Whether KEDA's ScaledObject CRD is installed.
+    pub keda_available: bool,
+    /// Whether the PrismCluster CRD is installed: the PrismCluster controller runs only then (an
+    /// install that has only the FeatureStore CRD keeps working, and becomes ready).
+    pub prism_clusters_served: bool,
     /// A resource whose workloads are settled is reconciled again after this long even if nothing
     /// changed, so drift that no watch reported is still corrected. An unchanged one costs no write.
     pub resync_period: Duration,
@@ -27,6 +32,8 @@ impl Default for Settings {
             images: ImageDefaults::default(),
             oidc_issuer_url: None,
             service_monitor_available: false,
+            keda_available: false,
+            prism_clusters_served: true,
             resync_period: DEFAULT_RESYNC_PERIOD,
         }
     }

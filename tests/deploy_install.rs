@@ -17,7 +17,6 @@ use fieldwise::{
     },
     featurestore::{
         context::{DEFAULT_CRON_JOB_IMAGE, DEFAULT_FEATURE_SERVER_IMAGE, ImageDefaults},
-        kinds,
         render::{Input, render},
     },
 };
@@ -134,7 +133,7 @@ fn permissions_ignoring_names(rules: &[PolicyRule]) -> BTreeSet<Permission> {
 }
 
 fn needs() -> BTreeSet<Permission> {
-    let mut needs = rbac::permissions(&kinds::registry(true).policy_rules());
+    let mut needs = rbac::permissions(&fieldwise::runtime::all_kinds().policy_rules());
     needs.extend(controller_calls());
     needs.extend(delegated_by_graph());
     needs

@@ -67,21 +67,6 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The kinds a PrismCluster will own (CSV `resources`). The PrismCluster controller is not part of
-/// this release; its kind registry replaces this list when it is.
-const PRISM_CLUSTER_RESOURCES: &[(&str, &str)] = &[
-    ("StatefulSet", "v1"),
-    ("Deployment", "v1"),
-    ("Service", "v1"),
-    ("ConfigMap", "v1"),
-    ("Secret", "v1"),
-    ("PersistentVolumeClaim", "v1"),
-    ("HorizontalPodAutoscaler", "v2"),
-    ("ScaledObject", "v1alpha1"),
-    ("Ingress", "v1"),
-    ("ServiceMonitor", "v1"),
-];
-
 /// Why the bundle could not be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -340,18 +325,16 @@ fn owned_crds() -> Vec<Value> {
 
 fn owned_versions(crd: &CustomResourceDefinition) -> Vec<Value> {
     let names = &crd.spec.names;
-    let resources: Vec<Value> = if names.kind == fieldwise_api::prism::KIND {
-        PRISM_CLUSTER_RESOURCES
-            .iter()
-            .map(|(kind, version)| json!({"kind": kind, "version": version, "name": ""}))
-            .collect()
+    let registry = if names.kind == fieldwise_api::prism::KIND {
+        crate::prismcluster::kinds::registry(true, true)
     } else {
         kinds::registry(true)
-            .kinds()
-            .iter()
-            .map(|kind| json!({"kind": kind.resource.kind, "version": kind.resource.version, "name": ""}))
-            .collect()
     };
+    let resources: Vec<Value> = registry
+        .kinds()
+        .iter()
+        .map(|kind| json!({"kind": kind.resource.kind, "version": kind.resource.version, "name": ""}))
+        .collect();
     crd.spec
         .versions
         .iter()

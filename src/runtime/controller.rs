@@ -137,6 +137,8 @@ pub type GraphResult<C> = Result<
 /// What [`Controller::inputs`] may read: the operator's client and the shared caches.
 pub struct Shared<C: Controller> {
     pub client: kube::Client,
+    /// The engine, for reads of the caches of owned children (`Engine::cached`).
+    pub engine: fieldwise_apply::Engine,
     /// Secrets, metadata cached, data fetched on demand.
     pub secrets: SecretReader,
     /// Every resource of the controller's kind, as cached.

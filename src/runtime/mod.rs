@@ -21,6 +21,7 @@
 //! JSON patch that removes a finalizer another manager co-owns (an owner from before fieldwise
 //! applied its finalizer).
 
+pub mod conditions;
 mod controller;
 mod events;
 mod queue;
@@ -32,5 +33,5 @@ mod workloads;
 pub use controller::{Applied, Controller, Graph, GraphResult, Notice, Rejection, Shared};
 pub use queue::Synced;
 pub use reconcile::Error as ReconcileError;
-pub use run::{RunError, RunOptions, run};
+pub use run::{RunError, RunOptions, all_kinds, run};
 pub use workloads::{WorkloadObservation, Workloads};

@@ -26,7 +26,10 @@ use super::{
     reconcile::{Context, error_policy, reconcile},
     secrets::{SecretMeta, SecretReader, trim_for_cache},
 };
-use crate::{featurestore::FeatureStoreController, settings::Settings};
+use crate::{
+    featurestore::FeatureStoreController, prismcluster::PrismClusterController, settings::Settings,
+};
+use fieldwise_api::prism::PrismCluster;
 
 /// Secrets per list request of the Secret watch: each page is held whole until the cache has
 /// trimmed it, and `kubectl apply`'s annotation can make a Secret's metadata as large as its data.
@@ -84,13 +87,26 @@ pub async fn run(
     health: Health,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
-    let feature_stores = Arc::new(FeatureStoreController::new(&options.settings, &metrics));
+    let settings = &options.settings;
+    let feature_stores = Arc::new(FeatureStoreController::new(settings, &metrics));
+    let prism_clusters = settings.prism_clusters_served.then(|| {
+        let (monitors, keda) = (settings.service_monitor_available, settings.keda_available);
+        Arc::new(PrismClusterController::new(monitors, keda))
+    });
     // Every controller's kinds in one registry: a kind two controllers own is watched once.
-    let registry = feature_stores.kinds();
+    let mut registry = feature_stores.kinds();
+    if let Some(prism) = &prism_clusters {
+        registry = registry.merge(prism.kinds());
+    }
     let engine_config = EngineConfig::default();
     let list_page_size = engine_config.list_page_size;
     let engine = Engine::with_config(client.clone(), registry, engine_config);
+    // Each controller's child triggers, taken before the watches start.
     let fs_children = engine.owner_triggers::<<FeatureStoreController as Controller>::Cached>()?;
+    let prism_children = match &prism_clusters {
+        Some(_) => Some(engine.owner_triggers::<PrismCluster>()?),
+        None => None,
+    };
     // The engine's watches live as long as the controllers, not as long as the process.
     let _stop_watches = AbortOnDrop(tokio::spawn(engine.run_watches()?));
     let shutdown: Shutdown = shutdown.boxed().shared();
@@ -108,31 +124,49 @@ pub async fn run(
             instance: Some(options.instance.clone()),
         },
     );
-    let (owners_synced_tx, fs_synced) = Synced::new();
+    let (fs_synced_tx, fs_synced) = Synced::new();
+    let (prism_synced_tx, prism_synced) = Synced::new();
+    let mut owner_lists = vec![fs_synced];
+    if prism_clusters.is_some() {
+        owner_lists.push(prism_synced);
+    }
     let secrets = SecretWatch::new(&client, options.namespace.as_deref(), list_page_size);
-    let runtime = Wiring {
+    let mut reflectors = owner_lists.clone();
+    reflectors.push(secrets.synced.clone());
+    spawn_readiness(engine.clone(), reflectors, health);
+    let _secret_watch = secrets.start_after(owner_lists);
+    let wiring = Wiring {
         client,
-        engine: engine.clone(),
+        engine,
         metrics,
         recorder,
         options,
         list_page_size,
     };
-    spawn_readiness(
-        engine,
-        vec![fs_synced.clone(), secrets.synced.clone()],
-        health,
-    );
-    let _secret_watch = secrets.start_after(vec![fs_synced]);
-    let feature_store_run = runtime.controller(
+    let feature_store_run = wiring.controller(
         feature_stores,
         fs_children,
         &secrets,
-        owners_synced_tx,
-        shutdown,
+        fs_synced_tx,
+        shutdown.clone(),
     );
-    feature_store_run.await;
+    let prism_run = async {
+        if let (Some(prism), Some(children)) = (prism_clusters, prism_children) {
+            let synced = prism_synced_tx;
+            wiring
+                .controller(prism, children, &secrets, synced, shutdown)
+                .await;
+        }
+    };
+    futures::join!(feature_store_run, prism_run);
     Ok(())
+}
+
+/// Every kind any controller may own, with every optional kind (ServiceMonitor, ScaledObject):
+/// what the operator's RBAC covers, so one role works wherever those CRDs are installed.
+pub fn all_kinds() -> fieldwise_apply::KindRegistry {
+    crate::featurestore::kinds::registry(true)
+        .merge(crate::prismcluster::kinds::registry(true, true))
 }
 
 /// What every controller is wired with.
@@ -176,6 +210,7 @@ impl Wiring {
         });
         let shared = Shared {
             client: self.client.clone(),
+            engine: self.engine.clone(),
             secrets: secrets.reader.clone(),
             owners: store.clone(),
             controller,
