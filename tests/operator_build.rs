@@ -74,3 +74,37 @@ fn the_image_build_does_not_link_the_emulator() {
         "the image links fieldwise-e2e: {image:?}"
     );
 }
+
+/// The image's build context holds only what the Dockerfile copies; cargo needs every workspace
+/// member's manifest even for `--bin fieldwise`.
+#[test]
+fn the_image_build_copies_every_workspace_member() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml readable");
+    let members_line = manifest
+        .lines()
+        .find(|line| line.starts_with("members = ["))
+        .expect("Cargo.toml lists the workspace members on one line");
+    let members: Vec<&str> = members_line
+        .trim_start_matches("members = [")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"'))
+        .filter(|member| !member.is_empty())
+        .collect();
+    assert!(members.contains(&"api"), "{members:?}");
+    let dockerfile =
+        std::fs::read_to_string(root.join("deploy/Dockerfile")).expect("Dockerfile readable");
+    let missing: Vec<&&str> = members
+        .iter()
+        .filter(|member| {
+            !dockerfile
+                .lines()
+                .any(|line| line == format!("COPY {member} {member}"))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/Dockerfile does not copy {missing:?}"
+    );
+}
