@@ -1,4 +1,4 @@
-//! Schema-free reading of `managedFields` (FieldsV1 trees, spec ssa-semantics §1.2–1.5).
+//! Schema-free reading of `managedFields` (FieldsV1 trees, `docs/ssa-semantics.md` §1.2–1.5).
 //!
 //! The engine never has the OpenAPI schema of what it applies, yet must know whether the field
 //! set it is about to apply equals the set its manager already owns. It walks the desired body

@@ -4,6 +4,8 @@
 //! of fresh, minimal JSON bodies); the [`Engine`] makes the cluster match it with server-side
 //! apply only, under the single field manager [`MANAGER`] (plus [`HANDOVER_MANAGER`] for
 //! replicas handovers). It knows nothing about the custom resources that own the graphs.
+//! "spec §N" in this crate is a section of `docs/ssa-semantics.md`, the API server behaviour it
+//! relies on.
 //!
 //! Wiring, once per process:
 //! ```no_run

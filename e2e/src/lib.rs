@@ -1,5 +1,6 @@
 //! An in-process Kubernetes API emulator whose server-side apply follows the real kube-apiserver, and
-//! fieldwise's end-to-end scenarios.
+//! fieldwise's end-to-end scenarios. "spec §N" here and in the emulator's tests is a section of
+//! `docs/ssa-semantics.md`, the emulator's contract.
 
 pub mod emulator;
 pub mod faults;
