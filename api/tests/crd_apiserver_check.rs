@@ -30,8 +30,10 @@ fn checker() -> &'static Path {
 fn build_checker() -> PathBuf {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/crd-check");
     let binary = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crd-check");
+    // No VCS stamping: the tool is built inside this repository's work tree, whose git metadata
+    // may be a worktree or absent.
     let output = Command::new("go")
-        .args(["build", "-o"])
+        .args(["build", "-buildvcs=false", "-o"])
         .arg(&binary)
         .arg(".")
         .current_dir(&tool)
@@ -39,7 +41,7 @@ fn build_checker() -> PathBuf {
         .expect("go build runs");
     assert!(
         output.status.success(),
-        "building {}: {}",
+        "building {} (needs the Go module proxy or a module cache with go.sum's modules): {}",
         tool.display(),
         String::from_utf8_lossy(&output.stderr)
     );

@@ -34,6 +34,14 @@ impl BackendsSpec {
         }
     }
 
+    /// The backends that run, in the order of [`PatternBackend::ALL`] (without `sqlite`).
+    pub fn enabled(&self) -> Vec<PatternBackend> {
+        PatternBackend::ALL
+            .into_iter()
+            .filter(|b| *b != PatternBackend::Sqlite && self.is_enabled(*b))
+            .collect()
+    }
+
     /// The settings every backend has, for the backends that need an object (not `sqlite`).
     pub fn settings(&self, backend: PatternBackend) -> Option<&BackendSettings> {
         match backend {
@@ -297,6 +305,7 @@ mod tests {
         assert!(!backends.is_enabled(PatternBackend::Kafka));
         assert!(!backends.is_enabled(PatternBackend::Nats));
         assert!(backends.is_enabled(PatternBackend::Sqlite));
+        assert_eq!(backends.enabled(), [PatternBackend::Redis]);
     }
 
     #[test]

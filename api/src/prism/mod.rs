@@ -18,7 +18,7 @@ pub mod defaults;
 mod exposure;
 mod pattern;
 mod proxy;
-mod rules;
+pub mod rules;
 mod schema;
 mod status;
 

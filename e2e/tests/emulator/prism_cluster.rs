@@ -251,3 +251,133 @@ async fn printer_columns_show_phase_and_ready_counts() -> Result<(), TestError> 
     );
     Ok(())
 }
+
+/// kubectl against an emulator with the CRDs installed; `None` (with a message) without kubectl.
+struct Kubectl {
+    dir: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Kubectl {
+    fn new(emu: &EmulatorHandle) -> Result<Option<Self>, TestError> {
+        let installed = std::process::Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            eprintln!("skipped: kubectl is not installed");
+            return Ok(None);
+        }
+        let dir =
+            std::env::temp_dir().join(format!("fieldwise-prism-kubectl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = dir.join("kubeconfig");
+        emu.write_kubeconfig(&kubeconfig)?;
+        Ok(Some(Kubectl { dir, kubeconfig }))
+    }
+
+    /// Runs kubectl off the async runtime (the emulator serves in-process); exit code, stdout, stderr.
+    async fn run(&self, args: &[&str]) -> Result<(i32, String, String), TestError> {
+        let mut command = std::process::Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.join("cache"))
+            .args(args);
+        let out = tokio::task::spawn_blocking(move || command.output()).await??;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    async fn ok(&self, args: &[&str]) -> Result<String, TestError> {
+        let (code, stdout, stderr) = self.run(args).await?;
+        if code != 0 {
+            return Err(format!("kubectl {args:?} failed ({code}): {stdout}{stderr}").into());
+        }
+        Ok(stdout)
+    }
+
+    fn file(&self, name: &str, text: &str) -> Result<String, TestError> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path.display().to_string())
+    }
+}
+
+/// What a user sees: the ADR's example applies as it is, `kubectl get prism` shows the printer columns
+/// (Backends only with `-o wide`), `-o yaml` shows the defaults, and an invalid cluster is refused
+/// with the rule's message.
+#[tokio::test]
+async fn kubectl_applies_lists_and_refuses_prism_clusters() -> Result<(), TestError> {
+    let (emu, _c) = setup().await?;
+    let Some(kubectl) = Kubectl::new(&emu)? else {
+        return Ok(());
+    };
+    let namespace = kubectl.file(
+        "namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prism\n",
+    )?;
+    kubectl
+        .ok(&["apply", "--server-side", "-f", &namespace])
+        .await?;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/samples/prismcluster-local.yaml")
+        .display()
+        .to_string();
+    let applied = kubectl
+        .ok(&["apply", "--server-side", "-f", &sample])
+        .await?;
+    assert_eq!(
+        applied.trim(),
+        "prismcluster.prism.io/prism-local serverside-applied"
+    );
+    let listed = kubectl.ok(&["get", "prism", "-n", "prism"]).await?;
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "ADMIN", "PROXY", "PATTERNS", "AGE"]
+    );
+    assert!(listed.contains("prism-local"), "{listed}");
+    let wide = kubectl
+        .ok(&["get", "prismclusters", "-n", "prism", "-o", "wide"])
+        .await?;
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("BACKENDS"),
+        "{wide}"
+    );
+    let stored = kubectl
+        .ok(&["get", "prism", "prism-local", "-n", "prism", "-o", "yaml"])
+        .await?;
+    for default in [
+        "image: prism-admin:latest",
+        "image: prism-proxy:latest",
+        "database: prism",
+        "version: 3.7.0",
+    ] {
+        assert!(stored.contains(default), "{default} missing from\n{stored}");
+    }
+    let invalid = kubectl.file(
+        "invalid.yaml",
+        &prism_cases::manifest("admin: {replicas: 2}"),
+    )?;
+    let (code, _, stderr) = kubectl
+        .run(&["apply", "--server-side", "-n", "prism", "-f", &invalid])
+        .await?;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(
+            "spec.admin: Invalid value: \"object\": replicas > 1 needs storage.type postgres: admin replicas cannot share one sqlite file"
+        ),
+        "{stderr}"
+    );
+    Ok(())
+}
