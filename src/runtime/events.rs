@@ -26,7 +26,13 @@ pub async fn record_writes(
                     object.object.name
                 ),
             ),
-            Outcome::Failed(error) => (EventType::Warning, "ApplyFailed", error.to_string()),
+            // The category says who can act: the spec's author (invalid, immutable), another
+            // writer (conflict), the cluster's admin (forbidden), or nobody but time (transient).
+            Outcome::Failed(error) => (
+                EventType::Warning,
+                "ApplyFailed",
+                format!("{error} [{}]", error.category().as_str()),
+            ),
             _ => continue,
         };
         publish(recorder, owner, Some(&object.object), type_, reason, note).await;
