@@ -12,6 +12,7 @@ pub mod defaults;
 pub mod delete;
 pub mod encoding;
 pub mod errors;
+pub mod events;
 pub mod gc;
 pub mod http;
 pub mod meta;

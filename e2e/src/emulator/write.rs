@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::custom::{self, FieldValidation};
 use super::defaults;
 use super::errors::{ApiError, ApiResult, Cause};
+use super::events;
 use super::meta;
 use super::ownership::{self, Sub, Writer};
 use super::patch;
@@ -207,10 +208,7 @@ impl ApiServer {
             meta::meta_mut(&mut body).insert("name".into(), json!(req.name));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let old = stored_view(&txn, req).ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         check_resource_version(req, &old, &body)?;
         let new = match req.sub {
             Sub::Scale => self.scale_to_parent(req, &old, &body)?,
@@ -252,10 +250,7 @@ impl ApiServer {
             ]));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let old = stored_view(&txn, req).ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         let mut target = if req.sub == Sub::Scale {
             Self::scale_of(req.rt, &old)?
         } else {
@@ -319,9 +314,7 @@ impl ApiServer {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned();
+        let old = stored_view(&txn, req);
         let writer = Writer {
             manager: req.manager,
             sub: req.sub,
@@ -530,7 +523,7 @@ impl ApiServer {
                 warnings,
             });
         }
-        let stored = txn.put(key.clone(), strip_type(new));
+        let stored = txn.put(key.clone(), events::to_storage(rt, strip_type(new)));
         let done = meta::is_terminating(&stored)
             && meta::finalizers(&stored).is_empty()
             && rt.kind != "Namespace";
@@ -590,6 +583,12 @@ impl ApiServer {
             causes,
         ))
     }
+}
+
+/// The stored object a write addresses, in the form of the version written to.
+fn stored_view(txn: &Txn<'_>, req: &WriteRequest<'_>) -> Option<Value> {
+    txn.get(&ApiServer::key(req.rt, req.namespace, req.name))
+        .map(|stored| events::view(req.rt, stored).into_owned())
 }
 
 /// A body naming another object than the URL.

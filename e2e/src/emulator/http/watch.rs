@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::super::errors::ApiError;
+use super::super::events;
 use super::super::registry::ResourceType;
 use super::super::selectors::{FieldSelector, LabelSelector};
 use super::super::server::{ApiServer, WatchInterrupt};
@@ -34,16 +35,19 @@ struct Filter {
 
 impl Filter {
     fn in_scope(&self, ev: &StoreEvent) -> bool {
-        ev.key.0 == self.rt.group
-            && ev.key.1 == self.rt.plural
+        let (group, plural) = self.rt.storage_key();
+        ev.key.0 == group
+            && ev.key.1 == plural
             && self
                 .namespace
                 .as_ref()
                 .is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
     }
 
-    fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
+    /// Selectors see the object as this watch's version serves it.
+    fn matches(&self, stored: &Value) -> bool {
+        let obj = events::view(&self.rt, stored);
+        self.labels.matches(&obj) && self.fields.matches(&obj)
     }
 
     /// The event a watcher with selectors sees: objects entering the selection are ADDED, leaving it
@@ -214,8 +218,9 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
                 } else {
                     None
                 };
+                let (group, plural) = filter.rt.storage_key();
                 Ok(txn
-                    .list(&filter.rt.group, &filter.rt.plural, ns)
+                    .list(&group, &plural, ns)
                     .into_iter()
                     .filter(|o| filter.matches(o))
                     .map(|o| filter.event("ADDED", &ApiServer::present(&filter.rt, o), &mut first))
