@@ -13,7 +13,7 @@ use super::events;
 use super::meta;
 use super::registry::{Registry, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{ObjKey, Store};
+use super::store::{HistoryLimits, ObjKey, Store};
 
 /// A request as the hooks see it, after routing.
 #[derive(Debug, Clone)]
@@ -75,10 +75,10 @@ pub struct ListQuery<'a> {
 }
 
 impl ApiServer {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(history: HistoryLimits) -> Self {
         ApiServer {
             registry: Registry::default(),
-            store: Store::new(history_limit),
+            store: Store::new(history),
             counters: Counters::default(),
             hooks: RwLock::new(Vec::new()),
             watch_interrupts: tokio::sync::broadcast::channel(16).0,

@@ -19,7 +19,7 @@ use super::super::events;
 use super::super::registry::ResourceType;
 use super::super::selectors::{FieldSelector, LabelSelector};
 use super::super::server::{ApiServer, WatchInterrupt};
-use super::super::store::{EventType, StoreEvent};
+use super::super::store::{EventType, StoreEvent, TooOld, Txn};
 use super::{HttpState, ResourcePath, stream_body};
 
 struct Filter {
@@ -42,6 +42,11 @@ impl Filter {
                 .namespace
                 .as_ref()
                 .is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
+    }
+
+    fn history_since(&self, txn: &Txn<'_>, rv: u64) -> Result<Vec<Arc<StoreEvent>>, TooOld> {
+        let (group, plural) = self.rt.storage_key();
+        txn.events_since(&group, &plural, rv)
     }
 
     /// Selectors see the object as this watch's version serves it.
@@ -199,7 +204,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
         let rx = txn.subscribe();
         let current = txn.current_rv();
         let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
-            Some(n) if n > 0 && !opts.send_initial => match txn.events_since(n) {
+            Some(n) if n > 0 && !opts.send_initial => match filter.history_since(&txn, n) {
                 // Replayed events are shaped like live ones (Table rows, partial metadata), with
                 // the Table's column definitions in the first event only.
                 Ok(evs) => Ok(evs
