@@ -70,7 +70,7 @@ pub fn document(registry: &Registry, gv: &str) -> Option<Value> {
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "info": {"title": "Kubernetes", "version": super::discovery::RELEASE},
         "paths": paths,
         "components": {"schemas": {}}
     }))
