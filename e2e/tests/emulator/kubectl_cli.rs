@@ -51,6 +51,16 @@ impl Kubectl {
         Ok(Kubectl { dir, kubeconfig })
     }
 
+    /// The arguments every run starts with (kubeconfig and cache directory).
+    pub fn global_args(&self) -> Vec<std::ffi::OsString> {
+        vec![
+            "--kubeconfig".into(),
+            self.kubeconfig.clone().into(),
+            "--cache-dir".into(),
+            self.dir.join("cache").into(),
+        ]
+    }
+
     /// Runs kubectl off the async runtime so the in-process emulator keeps serving.
     pub async fn run(&self, args: &[&str]) -> Result<Run, TestError> {
         let mut cmd = Command::new("kubectl");

@@ -10,6 +10,7 @@ mod conformance_kubectl;
 mod conformance_lifecycle;
 mod conformance_more;
 mod conformance_scale_noop;
+mod conformance_validation;
 mod conformance_watch_history;
 mod controller_events_recorder;
 mod controller_kube_rs;
