@@ -74,7 +74,7 @@ fn items<'a>(value: &'a Value, key: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn entries<'a>(value: Option<&'a Value>) -> Vec<(&'a String, &'a Value)> {
+fn entries(value: Option<&Value>) -> Vec<(&String, &Value)> {
     let mut out: Vec<_> = value
         .and_then(Value::as_object)
         .map(|m| m.iter().collect())
