@@ -19,6 +19,7 @@ pub mod meta;
 pub mod names;
 pub mod ownership;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod rules;
 pub mod selectors;

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use fieldwise_e2e::EmulatorHandle;
 use fieldwise_e2e::testkit::TestError;
+use serde_json::Value;
 
 /// Output of one kubectl run.
 pub struct Run {
@@ -87,6 +88,13 @@ impl Kubectl {
             .into());
         }
         Ok(r.stdout)
+    }
+
+    /// `kubectl ARGS -o json`, parsed.
+    pub async fn json(&self, args: &[&str]) -> Result<Value, TestError> {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        Ok(serde_json::from_str(&self.ok(&a).await?)?)
     }
 }
 
