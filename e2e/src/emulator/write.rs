@@ -339,6 +339,7 @@ impl ApiServer {
             let merged = ownership::apply(req.rt, None, &config, &writer)?;
             let mut merged = merged;
             meta::meta_mut(&mut merged).insert("name".into(), json!(req.name));
+            refuse_stray_nulls(req.rt, &config, &merged, None)?;
             return self.finish(&mut txn, req, None, merged, Op::Apply);
         };
         check_resource_version(req, &old, &config)?;
@@ -348,6 +349,7 @@ impl ApiServer {
             config
         };
         let merged = ownership::apply(req.rt, Some(&old), &config, &writer)?;
+        refuse_stray_nulls(req.rt, &config, &merged, Some(&old))?;
         self.finish(&mut txn, req, Some(&old), merged, Op::Apply)
     }
 
@@ -583,6 +585,33 @@ impl ApiServer {
             causes,
         ))
     }
+}
+
+/// A custom resource apply whose configuration nulls non-nullable fields fails validation with
+/// them, as on kube-apiserver ([`custom::stray_nulls`]).
+fn refuse_stray_nulls(
+    rt: &ResourceType,
+    config: &Value,
+    merged: &Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    let stray = custom::stray_nulls(rt, config);
+    if stray.is_empty() {
+        return Ok(());
+    }
+    let mut probe = merged.clone();
+    custom::prune_and_default(rt, &mut probe);
+    custom::put_nulls(&mut probe, &stray);
+    let errors = custom::validate(rt, &probe, old);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        &rt.kind,
+        &rt.group,
+        meta::name(merged),
+        &errors,
+    ))
 }
 
 /// The stored object a write addresses, in the form of the version written to.

@@ -9,6 +9,7 @@ mod conformance_events;
 mod conformance_kubectl;
 mod conformance_lifecycle;
 mod conformance_more;
+mod conformance_nulls;
 mod conformance_openapi;
 mod conformance_protobuf;
 mod conformance_scale_noop;
