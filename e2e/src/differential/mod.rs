@@ -61,6 +61,9 @@ pub struct StepResult {
     /// The object kept nulls (structured-merge-diff leaves emptied containers as nulls; an API
     /// server decodes them away). Not compared: it tells where the oracle's model ends.
     pub nulls_left: bool,
+    /// The object kept an empty `metadata.labels` or `annotations` map (an API server's ObjectMeta
+    /// drops it). Not compared, like `nulls_left`.
+    pub empty_meta_left: bool,
 }
 
 impl StepResult {
@@ -71,16 +74,42 @@ impl StepResult {
             object: Value::Null,
             managers: BTreeSet::new(),
             nulls_left: false,
+            empty_meta_left: false,
         }
     }
 
-    /// The compared parts are equal.
+    /// The compared parts are equal. Conflicts are compared as a set: kube-apiserver lists them in
+    /// Go map order, which is not stable.
     pub fn same(&self, other: &StepResult) -> bool {
-        self.conflicts == other.conflicts
+        let sorted = |c: &[(String, String)]| {
+            let mut c = c.to_vec();
+            c.sort();
+            c
+        };
+        sorted(&self.conflicts) == sorted(&other.conflicts)
             && self.error == other.error
             && self.object == other.object
             && self.managers == other.managers
     }
+}
+
+/// `metadata.labels` or `metadata.annotations` present and empty.
+fn has_empty_meta(object: &Value) -> bool {
+    ["labels", "annotations"].iter().any(|key| {
+        object
+            .pointer(&format!("/metadata/{key}"))
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    })
+}
+
+/// An update body as an API server decodes it: no nulls, no empty ObjectMeta maps.
+fn decoded(object: &Value) -> Value {
+    let mut out = drop_nulls(object);
+    if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| !v.as_object().is_some_and(Map::is_empty));
+    }
+    out
 }
 
 fn has_nulls(value: &Value) -> bool {
@@ -155,6 +184,8 @@ pub fn comparable(object: &Value) -> Value {
         map.remove("apiVersion");
         map.remove("kind");
         if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            // ObjectMeta's empty maps are dropped by a server; compared as absent.
+            meta.retain(|_, v| !v.as_object().is_some_and(Map::is_empty));
             for key in [
                 "name",
                 "namespace",
@@ -233,7 +264,7 @@ fn oracle_conflicts(error: &str) -> Vec<(String, String)> {
 
 /// Runs `sequence` through the smd-oracle binary with the schema file `schema_path` (from
 /// [`TypeSchema::to_smd_schema`]) and type `type_name`. With `custom`, update bodies lose their
-/// nulls first, as kube-apiserver's decoding of custom resources does.
+/// nulls and empty ObjectMeta maps first, as kube-apiserver's decoding of custom resources does.
 pub fn run_on_oracle(
     oracle: &Path,
     schema_path: &Path,
@@ -250,7 +281,7 @@ pub fn run_on_oracle(
             }),
             Op::Update { object } => json!({
                 "op": "update", "manager": step.manager,
-                "object": if custom { drop_nulls(object) } else { object.clone() },
+                "object": if custom { decoded(object) } else { object.clone() },
             }),
         })
         .collect();
@@ -304,6 +335,7 @@ fn oracle_step(step: &Value) -> StepResult {
         object: comparable(&step["object"]),
         managers,
         nulls_left: has_nulls(&step["object"]),
+        empty_meta_left: has_empty_meta(&step["object"]),
     }
 }
 
@@ -443,8 +475,14 @@ pub async fn run_over_http(
                 .await?
             }
             Op::Update { object } => {
+                // A conditional update, as controllers send them (custom resources require it).
+                let url = format!("{}/{}", target.collection, target.name);
+                let (_, live) = send(client, "GET", &url, "application/json", None).await?;
+                let mut body = target.identified(object);
+                if let Some(rv) = live.pointer("/metadata/resourceVersion") {
+                    body["metadata"]["resourceVersion"] = rv.clone();
+                }
                 let url = target.object_url(&step.manager, None);
-                let body = target.identified(object);
                 send(client, "PUT", &url, "application/json", Some(&body)).await?
             }
         };

@@ -39,9 +39,10 @@ pub fn validate(rt: &ResourceType, new: &Value, old: Option<&Value>) -> Vec<Fiel
     crschema::validate_custom_resource(props, c.scale.as_ref(), new, old)
 }
 
-/// Paths of the nulls an applied configuration sets on non-nullable fields without a default.
-/// kube-apiserver drops such nulls when it decodes a create or update body, but not from an apply
-/// configuration: they survive the merge and fail validation (`must be of type object: "null"`).
+/// Paths of the nulls in non-nullable fields without a default of a merged apply result (nulled by
+/// the configuration, or containers emptied by pruning). kube-apiserver drops such nulls when it
+/// decodes a create or update body, but an apply's merge result keeps them and fails validation
+/// (`must be of type object: "null"`).
 pub fn stray_nulls(rt: &ResourceType, config: &Value) -> Vec<Vec<String>> {
     let Some(props) = rt.custom.as_ref().and_then(|c| c.props.as_deref()) else {
         return Vec::new();

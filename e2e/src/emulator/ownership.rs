@@ -127,12 +127,9 @@ pub fn apply(
     };
     let schema = schema_of(rt);
     match ssa::apply(&schema, live, config, &opts) {
-        Ok(out) => {
-            // Decoded as kube-apiserver stores it: nulls left by the merge are gone.
-            let mut object = out.object;
-            ssa::drop_nulls(&mut object);
-            Ok(object)
-        }
+        // Nulls left by the merge stay: the caller checks and then drops them, as kube-apiserver
+        // validates the merged object and then stores it.
+        Ok(out) => Ok(out.object),
         Err(ApplyError::Conflict(c)) => Err(ApiError::from_status(&c.to_status())),
         Err(ApplyError::Schema(e)) => Err(typed_error(
             rt,

@@ -15,6 +15,7 @@ use super::patch;
 use super::registry::ResourceType;
 use super::server::ApiServer;
 use super::store::Txn;
+use crate::ssa;
 
 /// The kind of a PATCH body, from its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,7 @@ impl ApiServer {
         let mut txn = self.store.lock();
         let old = stored_view(&txn, req).ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         check_resource_version(req, &old, &body)?;
+        check_conditional_update(req, &body)?;
         let new = match req.sub {
             Sub::Scale => self.scale_to_parent(req, &old, &body)?,
             _ => {
@@ -339,7 +341,7 @@ impl ApiServer {
             let merged = ownership::apply(req.rt, None, &config, &writer)?;
             let mut merged = merged;
             meta::meta_mut(&mut merged).insert("name".into(), json!(req.name));
-            refuse_stray_nulls(req.rt, &config, &merged, None)?;
+            let merged = refuse_stray_nulls(req.rt, merged, None)?;
             return self.finish(&mut txn, req, None, merged, Op::Apply);
         };
         check_resource_version(req, &old, &config)?;
@@ -349,7 +351,7 @@ impl ApiServer {
             config
         };
         let merged = ownership::apply(req.rt, Some(&old), &config, &writer)?;
-        refuse_stray_nulls(req.rt, &config, &merged, Some(&old))?;
+        let merged = refuse_stray_nulls(req.rt, merged, Some(&old))?;
         self.finish(&mut txn, req, Some(&old), merged, Op::Apply)
     }
 
@@ -475,6 +477,7 @@ impl ApiServer {
             defaults::apply(&rt.group, &rt.kind, &mut new);
         }
         prepare(rt, req.sub, old, &mut new);
+        drop_empty_meta(&mut new);
         if rt.kind == "CustomResourceDefinition" && !rt.is_custom() {
             super::crd::set_status(&mut new);
         }
@@ -587,29 +590,31 @@ impl ApiServer {
     }
 }
 
-/// A custom resource apply whose configuration nulls non-nullable fields fails validation with
-/// them, as on kube-apiserver ([`custom::stray_nulls`]).
+/// The merged object of an apply, nulls dropped. A custom resource keeps the nulls the merge left
+/// (nulled by the configuration, or containers emptied by pruning) until validation, which refuses
+/// them in non-nullable fields without a default, as kube-apiserver does
+/// ([`custom::stray_nulls`]); built-in objects lose them in the conversion to their Go type.
 fn refuse_stray_nulls(
     rt: &ResourceType,
-    config: &Value,
-    merged: &Value,
+    mut merged: Value,
     old: Option<&Value>,
-) -> ApiResult<()> {
-    let stray = custom::stray_nulls(rt, config);
+) -> ApiResult<Value> {
+    let stray = custom::stray_nulls(rt, &merged);
+    ssa::drop_nulls(&mut merged);
     if stray.is_empty() {
-        return Ok(());
+        return Ok(merged);
     }
     let mut probe = merged.clone();
     custom::prune_and_default(rt, &mut probe);
     custom::put_nulls(&mut probe, &stray);
     let errors = custom::validate(rt, &probe, old);
     if errors.is_empty() {
-        return Ok(());
+        return Ok(merged);
     }
     Err(ApiError::invalid_fields(
         &rt.kind,
         &rt.group,
-        meta::name(merged),
+        meta::name(&merged),
         &errors,
     ))
 }
@@ -638,6 +643,42 @@ fn check_resource_version(req: &WriteRequest<'_>, old: &Value, body: &Value) -> 
             Err(ApiError::modified(req.rt, req.name))
         }
         _ => Ok(()),
+    }
+}
+
+/// Custom resources allow no unconditional update: a PUT must name the resourceVersion it read.
+fn check_conditional_update(req: &WriteRequest<'_>, body: &Value) -> ApiResult<()> {
+    let named = meta::meta_str(body, "resourceVersion").is_some_and(|rv| !rv.is_empty());
+    if !req.rt.is_custom() || req.sub == Sub::Scale || named {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &req.rt.kind,
+        &req.rt.group,
+        req.name,
+        vec![Cause::new(
+            "FieldValueInvalid",
+            "metadata.resourceVersion",
+            "Invalid value: 0x0: must be specified for an update",
+        )],
+    ))
+}
+
+/// ObjectMeta is a Go struct for every kind: its empty `omitempty` maps and lists are not stored.
+fn drop_empty_meta(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|key, value| {
+            let empty = match value {
+                Value::Object(map) => map.is_empty(),
+                Value::Array(items) => items.is_empty(),
+                _ => false,
+            };
+            !(empty
+                && matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                ))
+        });
     }
 }
 

@@ -19,6 +19,7 @@ mod controller_events_recorder;
 mod controller_kube_rs;
 mod controller_lease;
 mod controller_metadata;
+mod differential_real;
 mod differential_smd;
 mod kubectl_cli;
 mod sim_controllers;
