@@ -5,6 +5,7 @@
 mod conformance_apply;
 mod conformance_crud;
 mod conformance_custom;
+mod conformance_defaults;
 mod conformance_events;
 mod conformance_kubectl;
 mod conformance_lifecycle;

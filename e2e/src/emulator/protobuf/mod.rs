@@ -293,6 +293,8 @@ fn object(name: &str, bytes: &[u8]) -> ApiResult<Map<String, Value>> {
 fn singular(name: &str, typ: &str, raw: Raw<'_>) -> ApiResult<Option<Value>> {
     let value = value(typ, raw)?;
     let zero = match &value {
+        // ObjectMeta's creationTimestamp is a Go struct: JSON shows it as null when unset.
+        Value::Null if name == "creationTimestamp" => return Ok(Some(Value::Null)),
         Value::Null => return Ok(None),
         Value::String(s) => s.is_empty() && is_scalar(typ),
         Value::Bool(b) => !b,
@@ -381,7 +383,8 @@ fn float(f: f64) -> Value {
 
 /// RFC 3339 in UTC: whole seconds for `Time`, microseconds for `MicroTime`; Go's zero time is null.
 fn time(seconds: i64, nanos: i64, micro: bool) -> Value {
-    if seconds == GO_ZERO_TIME_SECONDS && nanos == 0 {
+    // Go writes an unset Time as an empty message (or, from older clients, its zero in seconds).
+    if (seconds == 0 || seconds == GO_ZERO_TIME_SECONDS) && nanos == 0 {
         return Value::Null;
     }
     let nanos = if micro {
