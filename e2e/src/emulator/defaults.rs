@@ -123,6 +123,50 @@ fn job_spec(spec: &mut Map<String, Value>) {
     template_spec(spec);
 }
 
+/// A new Job's generated selector (unless `manualSelector: true`): its pods carry the Job's uid
+/// and name as `batch.kubernetes.io/controller-uid`, `batch.kubernetes.io/job-name` and the legacy
+/// `controller-uid`, `job-name` labels, and the selector matches the uid.
+pub fn job_selector(job: &mut Value) {
+    let uid = job.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let name = job
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let Some(spec) = obj_mut(job, "spec") else {
+        return;
+    };
+    if spec.get("manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    default(spec, "manualSelector", json!(false));
+    default(
+        spec,
+        "selector",
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let Some(template) = spec
+        .entry("template")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let Some(meta) = template
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        default(labels, "batch.kubernetes.io/controller-uid", uid.clone());
+        default(labels, "batch.kubernetes.io/job-name", name.clone());
+        default(labels, "controller-uid", uid);
+        default(labels, "job-name", name);
+    }
+}
+
 fn cron_job(obj: &mut Value) {
     let Some(spec) = obj_mut(obj, "spec") else {
         return;

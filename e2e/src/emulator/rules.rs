@@ -216,7 +216,7 @@ fn selected_template(spec: &Value) -> Vec<Cause> {
             "`selector` does not match template `labels`",
         ));
     }
-    causes.extend(labels("spec.template.metadata.labels", template_labels));
+    causes.extend(labels("spec.template.labels", template_labels));
     let pod = spec.pointer("/template/spec").unwrap_or(&Value::Null);
     causes.extend(pod_spec(pod, "spec.template.spec"));
     causes
@@ -254,7 +254,9 @@ fn stateful_set(spec: &Value) -> Vec<Cause> {
 fn job_template(job_spec: &Value, path: &str) -> Vec<Cause> {
     let pod = job_spec.pointer("/template/spec").unwrap_or(&Value::Null);
     let pod_path = format!("{path}.template.spec");
-    let mut causes = pod_spec(pod, &pod_path);
+    let template_labels = job_spec.pointer("/template/metadata/labels");
+    let mut causes = labels(&format!("{path}.template.labels"), template_labels);
+    causes.extend(pod_spec(pod, &pod_path));
     if !matches!(str_at(pod, "restartPolicy"), "OnFailure" | "Never") {
         causes.push(required(
             &format!("{pod_path}.restartPolicy"),

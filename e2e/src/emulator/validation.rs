@@ -28,6 +28,9 @@ pub fn builtin(rt: &ResourceType, new: &Value, old: Option<&Value>) -> Vec<Cause
     if let Some(old) = old {
         causes.extend(immutable(rt, new, old));
     }
+    // kube-apiserver reports identical errors once (a Job's two job-name labels, for example).
+    let mut seen = std::collections::HashSet::new();
+    causes.retain(|c| seen.insert((c.field.clone(), c.message.clone())));
     causes
 }
 

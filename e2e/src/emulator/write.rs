@@ -490,6 +490,10 @@ impl ApiServer {
             };
             new = ownership::record_update(rt, old, &new, &writer)?;
         }
+        // The strategy's own additions come after field management: nobody owns them.
+        if old.is_none() && rt.kind == "Job" && rt.group == "batch" {
+            defaults::job_selector(&mut new);
+        }
         self.validate(rt, req, old, &new)?;
         if tracks_generation(rt) {
             let gen_old = old

@@ -47,3 +47,48 @@ async fn a_cron_job_template_is_not_defaulted_as_a_job() -> Result<(), TestError
     assert_eq!(job["template"]["spec"]["dnsPolicy"], "ClusterFirst");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_new_job_gets_a_generated_selector_owned_by_nobody() -> Result<(), TestError> {
+    let emu = Emulator::start(Options::default()).await?;
+    let c = RawClient::new(&emu)?;
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}}});
+    let r = c
+        .post(
+            "/apis/batch/v1/namespaces/default/jobs?fieldManager=creator",
+            &job,
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let uid = r.body["metadata"]["uid"].clone();
+    assert_eq!(
+        r.body["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    let labels = &r.body["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["batch.kubernetes.io/job-name"], "once");
+    assert_eq!(labels["controller-uid"], uid);
+    assert_eq!(r.body["spec"]["manualSelector"], false);
+    let owned = r.body["metadata"]["managedFields"][0]["fieldsV1"].to_string();
+    assert!(
+        !owned.contains("selector") && !owned.contains("job-name"),
+        "{owned}"
+    );
+    // A name too long for the job-name label is refused as kube-apiserver refuses it (once).
+    let long = "j".repeat(64);
+    let mut job = job;
+    job["metadata"]["name"] = json!(long);
+    let r = c
+        .post("/apis/batch/v1/namespaces/default/jobs", &job)
+        .await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        format!(
+            "Job.batch \"{long}\" is invalid: spec.template.labels: Invalid value: \"{long}\": must be no more than 63 characters"
+        )
+    );
+    Ok(())
+}
