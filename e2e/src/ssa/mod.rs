@@ -57,7 +57,8 @@ pub use schema::{
     UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
 pub use walk::{
-    Comparison, SchemaError, compare, merge, to_field_set, validate, validate_allowing_duplicates,
+    Comparison, SchemaError, compare, drop_nulls, merge, to_field_set, validate,
+    validate_allowing_duplicates,
 };
 
 /// The field set an applied configuration gives its manager (§1.2): the configuration's paths minus

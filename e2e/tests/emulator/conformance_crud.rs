@@ -18,13 +18,7 @@ async fn version_and_discovery() -> Result<(), TestError> {
     let c = RawClient::new(&emu)?;
     let v = c.get("/version").await?;
     assert_eq!(v.body["major"], "1");
-    assert_eq!(v.body["minor"], "32");
-    assert!(
-        v.body["gitVersion"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("v1.32.")
-    );
+    assert_eq!(v.body["minor"], "33");
     let api = c.get("/api").await?;
     assert_eq!(api.body["versions"], json!(["v1"]));
     let apps = c.get("/apis/apps/v1").await?;
@@ -299,5 +293,15 @@ async fn watch_from_version_and_expired() -> Result<(), TestError> {
         added, 11,
         "rv=0 lists current objects, then the stream ends at timeoutSeconds"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn version_is_the_release_of_the_real_control_plane() -> Result<(), TestError> {
+    let emu = Emulator::start(Options::default()).await?;
+    let v = RawClient::new(&emu)?.get("/version").await?;
+    assert_eq!(v.body["gitVersion"], "v1.33.13");
+    assert_eq!(v.body["emulationMinor"], "33");
+    assert_eq!(v.body["minCompatibilityMinor"], "32");
     Ok(())
 }
