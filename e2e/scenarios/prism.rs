@@ -19,13 +19,26 @@ async fn prism_local_runs(mut cluster: Cluster) {
     let sample = PRISM_LOCAL.replace("  namespace: prism\n", "");
     cluster.apply_yaml(&sample, &namespace).await;
     let clusters: Api<PrismCluster> = Api::namespaced(cluster.client.clone(), &namespace);
-    let running = wait_for(
-        &clusters,
-        "prism-local",
-        phase_is(Phase::Running),
-        "Running",
+    let running = tokio::time::timeout(
+        crate::harness::patience(),
+        kube::runtime::wait::await_condition(
+            clusters.clone(),
+            "prism-local",
+            phase_is(Phase::Running),
+        ),
     )
     .await;
+    let running = match running {
+        Ok(Ok(Some(running))) => running,
+        other => {
+            let now = clusters
+                .get("prism-local")
+                .await
+                .ok()
+                .and_then(|c| c.status);
+            panic!("prism-local did not become Running ({other:?}); status: {now:#?}")
+        }
+    };
     let status = running.status.expect("a status");
     assert_eq!(status.admin_ready.as_deref(), Some("1/1"));
     assert_eq!(status.patterns_ready.as_deref(), Some("4/4"));

@@ -89,7 +89,7 @@ pub fn spec(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment") => deployment(spec),
         ("apps", "StatefulSet") => stateful_set(spec),
-        ("apps", "ReplicaSet") => selected_template(spec),
+        ("apps", "ReplicaSet") => selected_template(spec, &[]),
         ("batch", "Job") => job_template(spec, "spec"),
         ("batch", "CronJob") => cron_job(spec),
         ("", "Pod") => pod_spec(spec, "spec"),
@@ -200,7 +200,9 @@ fn selects(selector: &Value, labels: &Map<String, Value>) -> bool {
 }
 
 /// Deployments, ReplicaSets and StatefulSets: a selector that selects the template's labels.
-fn selected_template(spec: &Value) -> Vec<Cause> {
+/// `claim_volumes` are the StatefulSet's claim template names, which its containers may mount
+/// without a volume of that name in the template (kube-apiserver accepts them).
+fn selected_template(spec: &Value, claim_volumes: &[&str]) -> Vec<Cause> {
     let mut causes = Vec::new();
     let template_labels = spec.pointer("/template/metadata/labels");
     let empty = Map::new();
@@ -218,12 +220,12 @@ fn selected_template(spec: &Value) -> Vec<Cause> {
     }
     causes.extend(labels("spec.template.labels", template_labels));
     let pod = spec.pointer("/template/spec").unwrap_or(&Value::Null);
-    causes.extend(pod_spec(pod, "spec.template.spec"));
+    causes.extend(pod_spec_with(pod, "spec.template.spec", claim_volumes));
     causes
 }
 
 fn deployment(spec: &Value) -> Vec<Cause> {
-    let mut causes = selected_template(spec);
+    let mut causes = selected_template(spec, &[]);
     let strategy = spec.get("strategy").unwrap_or(&Value::Null);
     if str_at(strategy, "type") == "Recreate"
         && strategy.get("rollingUpdate").is_some_and(|r| !r.is_null())
@@ -246,7 +248,16 @@ fn stateful_set(spec: &Value) -> Vec<Cause> {
             names::dns1123_label(service),
         ));
     }
-    causes.extend(selected_template(spec));
+    let claims: Vec<&str> = items(spec, "volumeClaimTemplates")
+        .iter()
+        .map(|claim| {
+            claim
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        })
+        .collect();
+    causes.extend(selected_template(spec, &claims));
     causes
 }
 
@@ -293,6 +304,11 @@ fn cron_job(spec: &Value) -> Vec<Cause> {
 
 /// A PodSpec at `path`: volumes, then containers and init containers.
 fn pod_spec(pod: &Value, path: &str) -> Vec<Cause> {
+    pod_spec_with(pod, path, &[])
+}
+
+/// A pod spec whose containers may also mount `extra_volumes`.
+fn pod_spec_with(pod: &Value, path: &str, extra_volumes: &[&str]) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut volume_names = Vec::new();
     for (i, volume) in items(pod, "volumes").iter().enumerate() {
@@ -311,6 +327,7 @@ fn pod_spec(pod: &Value, path: &str) -> Vec<Cause> {
         }
         volume_names.push(name);
     }
+    volume_names.extend(extra_volumes.iter().copied());
     let containers = items(pod, "containers");
     if containers.is_empty() {
         causes.push(required(&format!("{path}.containers"), ""));

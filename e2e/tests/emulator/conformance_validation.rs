@@ -147,6 +147,18 @@ async fn valid_objects_of_every_validated_kind_are_accepted() -> Result<(), Test
                 "spec": {"serviceName": "db", "selector": selector, "template": template}}),
         ),
         (
+            // Containers mount a claim template's volume, which the pod template does not list.
+            "/apis/apps/v1/namespaces/default/statefulsets",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "redis"},
+                "spec": {"serviceName": "redis", "selector": {"matchLabels": {"app": "redis"}},
+                    "template": {"metadata": {"labels": {"app": "redis"}},
+                        "spec": {"containers": [{"name": "redis", "image": "redis",
+                            "volumeMounts": [{"name": "claimed", "mountPath": "/data"}]}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "claimed"},
+                        "spec": {"accessModes": ["ReadWriteOnce"],
+                                 "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+        ),
+        (
             "/apis/batch/v1/namespaces/default/cronjobs",
             json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c".repeat(52)},
                 "spec": {"schedule": "*/5 * * * *",
