@@ -1,16 +1,17 @@
 //! Black-box conformance of server-side apply, field ownership and defaulting over real HTTP
 //! (spec §1–§3, §4.2–§4.3).
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
+
+use crate::target::Server;
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments";
 
-async fn setup() -> Result<(EmulatorHandle, RawClient), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+async fn setup() -> Result<(Server, RawClient), TestError> {
+    let (emu, c) = crate::target::start(Options::default()).await?;
     Ok((emu, c))
 }
 
@@ -373,9 +374,11 @@ async fn fields_v1_encodings_over_http() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn managed_fields_order_reset_and_user_agent_manager() -> Result<(), TestError> {
-    let (emu, c) = setup().await?;
+    let (_emu, c) = setup().await?;
     let path = format!("{CM}/c1");
-    let ua = RawClient::new(&emu)?.with_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc");
+    let ua = c
+        .clone()
+        .with_user_agent("kubectl/v1.32.4 (linux/amd64) kubernetes/abc");
     ua.post(CM, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"a": "1"}})).await?;
     let r = c
         .apply(&path, "applier", false, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"b": "2"}}))

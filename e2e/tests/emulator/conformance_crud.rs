@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_e2e::Options;
+use fieldwise_e2e::testkit::TestError;
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
@@ -14,8 +14,7 @@ fn cm(name: &str, data: Value) -> Value {
 
 #[tokio::test]
 async fn version_and_discovery() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     let v = c.get("/version").await?;
     assert_eq!(v.body["major"], "1");
     assert_eq!(v.body["minor"], "32");
@@ -81,8 +80,7 @@ async fn version_and_discovery() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn create_get_update_delete() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     let created = c.post(CM, &cm("c1", json!({"a": "1"}))).await?;
     assert_eq!(created.status, 201, "{}", created.text);
     let meta = &created.body["metadata"];
@@ -147,8 +145,7 @@ async fn create_get_update_delete() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn noop_update_keeps_resource_version() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     let created = c.post(CM, &cm("c1", json!({"a": "1"}))).await?;
     let same = c.put(&format!("{CM}/c1"), &created.body).await?;
     assert_eq!(same.status, 200);
@@ -168,8 +165,7 @@ async fn noop_update_keeps_resource_version() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn patches_merge_json_strategic() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app", "image": "nginx:1"}, {"name": "side", "image": "busybox"}]}}}});
@@ -200,8 +196,7 @@ async fn patches_merge_json_strategic() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn selectors_and_pagination() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     for (i, team) in ["a", "b", "a", "c", "a"].iter().enumerate() {
         let mut o = cm(&format!("c{i}"), json!({}));
         o["metadata"]["labels"] = json!({"team": team});
@@ -236,12 +231,11 @@ async fn selectors_and_pagination() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn watch_from_version_and_expired() -> Result<(), TestError> {
-    let emu = Emulator::start(Options {
+    let (_emu, c) = crate::target::start(Options {
         history_limit: 5,
         ..Options::default()
     })
     .await?;
-    let c = RawClient::new(&emu)?;
     let first = c.post(CM, &cm("w0", json!({}))).await?;
     let rv0 = first.body["metadata"]["resourceVersion"]
         .as_str()

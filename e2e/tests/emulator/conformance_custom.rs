@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
+
+use crate::target::Server;
 use serde_json::{Value, json};
 
 const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
@@ -49,9 +51,8 @@ fn widget(name: &str, replicas: i64) -> Value {
     json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": {"replicas": replicas, "image": "img:1"}})
 }
 
-async fn setup() -> Result<(EmulatorHandle, RawClient), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+async fn setup() -> Result<(Server, RawClient), TestError> {
+    let (emu, c) = crate::target::start(Options::default()).await?;
     let r = c
         .post(
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",

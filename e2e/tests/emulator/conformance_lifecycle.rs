@@ -4,16 +4,17 @@
 
 use std::time::Duration;
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
+
+use crate::target::Server;
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn setup() -> Result<(EmulatorHandle, RawClient), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+async fn setup() -> Result<(Server, RawClient), TestError> {
+    let (emu, c) = crate::target::start(Options::default()).await?;
     Ok((emu, c))
 }
 
