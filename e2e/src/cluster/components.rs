@@ -165,9 +165,22 @@ fn write_credentials(
         &files.tokens,
         &format!("{token},fieldwise-e2e-admin,fieldwise-e2e-admin,\"system:masters\"\n"),
     )?;
+    write_private(&files.state.join("audit-policy.yaml"), AUDIT_POLICY)?;
     let kubeconfig = kubeconfig_yaml(apiserver_port, &files.pki.join("ca.crt"), &token);
     write_private(&files.kubeconfig, &kubeconfig)
 }
+
+/// Write requests at `Metadata` level (who, what, answer code); reads and leases' renewals are left out.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  resources: [{group: coordination.k8s.io, resources: [leases]}]
+- level: None
+  verbs: [get, list, watch]
+- level: Metadata
+";
 
 fn random_token() -> Result<String, ClusterError> {
     let mut bytes = [0u8; 24];
@@ -260,6 +273,17 @@ fn apiserver_args(files: &Files, ports: &Ports) -> Vec<String> {
         // The Endpoints of the `kubernetes` Service may not hold a loopback address.
         "--endpoint-reconciler-type=none".into(),
         // The admission plugins are the defaults of the release, as in a kubeadm or kind cluster.
+        // Every write request, with its user agent, in logs/audit.log: what a test wrote, and when.
+        format!(
+            "--audit-policy-file={}",
+            path(&files.state.join("audit-policy.yaml"))
+        ),
+        format!(
+            "--audit-log-path={}",
+            path(&super::logs_dir(&files.state).join("audit.log"))
+        ),
+        "--audit-log-maxsize=200".into(),
+        "--audit-log-maxbackup=1".into(),
     ]
 }
 
@@ -283,6 +307,9 @@ fn controller_manager_args(files: &Files, ports: &Ports) -> Vec<String> {
             path(&files.pki.join("service-account.key"))
         ),
         format!("--root-ca-file={}", path(&files.pki.join("ca.crt"))),
+        // Fake nodes never fail: a loaded machine delaying kwok's lease renewals must not turn them
+        // NotReady (and every pod with them) in the middle of a test.
+        "--node-monitor-grace-period=5m".into(),
         // Tests wait for HPA decisions: evaluate often and do not hold scale-downs for 5 minutes.
         "--horizontal-pod-autoscaler-sync-period=5s".into(),
         "--horizontal-pod-autoscaler-downscale-stabilization=10s".into(),
@@ -309,6 +336,8 @@ fn kwok_args(files: &Files, ports: &Ports) -> Vec<String> {
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".into(),
         format!("--server-address=127.0.0.1:{}", ports.kwok),
         "--cidr=10.244.0.0/16".into(),
+        // Heartbeats through node Leases, renewed every 10 s, as kubelets do.
+        "--node-lease-duration-seconds=40".into(),
         "--node-ip=10.0.0.1".into(),
     ]
 }
