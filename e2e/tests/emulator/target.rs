@@ -25,10 +25,80 @@ use kube::{
 /// Names the kubeconfig of the real API server to run against instead of the emulator.
 pub const KUBECONFIG_VARIABLE: &str = "E2E_CONFORMANCE_KUBECONFIG";
 
-/// Tests whose expectation is the real server's behaviour, which the emulator does not show yet
-/// (`e2e/cluster/test` found them): on the emulator they are not run, and say why when they would be.
-/// Remove an entry once the emulator behaves like the real server.
-pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[];
+/// Tests whose expectation is the real server's behaviour (as `e2e/cluster/test` found it against
+/// kube-apiserver 1.33), which the emulator does not show yet: on the emulator they are not run, and
+/// say why. Remove an entry once the emulator behaves like the real server.
+pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
+    (
+        "conformance_crud::version_and_discovery",
+        "the real server is 1.33 (the pinned release); the emulator reports 1.32",
+    ),
+    (
+        "conformance_crud::selectors_and_pagination",
+        "every real namespace holds the ConfigMap kube-root-ca.crt (published by \
+         kube-controller-manager), which `team notin (a,b)` matches; the emulator has none",
+    ),
+    (
+        "conformance_apply::apply_request_errors",
+        "the 500 for an undeclared field names the object `(/c1; …)` when the body has no \
+         namespace; the emulator says `(default/c1; …)`",
+    ),
+    (
+        "conformance_custom::printer_columns_in_tables",
+        "a CRD's printer columns replace the default Age column; the emulator appends Age",
+    ),
+    (
+        "conformance_custom::table_watches_replay_rows_and_send_columns_once",
+        "the same: 3 columns (Name and the CRD's), not 4",
+    ),
+    (
+        "conformance_custom::pruning_and_defaults",
+        "the strict-decoding 400 reads `Widget in version \"v1\" cannot be handled as a Widget: \
+         strict decoding error: …` (the emulator omits the prefix), and the apply 500 names the \
+         object `(/w2; …)`, not `(default/w2; …)`",
+    ),
+    (
+        "conformance_lifecycle::delete_preconditions",
+        "a failed uid precondition reads `Operation cannot be fulfilled on ConfigMap \"p1\": the \
+         UID in the precondition (nope) does not match the UID in record (…). The object might have \
+         been deleted and then recreated`",
+    ),
+    (
+        "conformance_lifecycle::finalizers_hold_deletion",
+        "the 422 also reports `metadata.finalizers[1]: Invalid value: \"x\": name is neither a \
+         standard finalizer name nor is it fully qualified` (a list of two causes)",
+    ),
+];
+
+/// Tests that fail on the real server for reasons not yet turned into corrected expectations (what
+/// the real server did is the reason): on the real target they run on an emulator, and say so.
+const NOT_YET_CORRECTED: &[(&str, &str)] = &[
+    (
+        "conformance_apply::status_subresource_split",
+        "kube-controller-manager writes the Deployment's status between the test's read and its \
+         update: 409 Conflict (a cluster with controllers; the expectation needs a retry)",
+    ),
+    (
+        "conformance_crud::create_get_update_delete",
+        "a GET of an unknown group answers 404 with a body that is not a Status object",
+    ),
+    (
+        "conformance_custom::defaults_on_read_and_scale_without_replicas",
+        "the /scale of a custom resource without spec.replicas reads spec as absent, not {}",
+    ),
+    (
+        "conformance_crud::watch_from_version_and_expired",
+        "no watch event within the test's wait (the watch cache's bookmarks and 410 differ)",
+    ),
+    (
+        "conformance_lifecycle::namespace_deletion_cascades",
+        "no watch event within the test's 5 s wait (the real namespace controller is slower)",
+    ),
+    (
+        "conformance_more::watch_selector_transitions_and_initial_events",
+        "sendInitialEvents is refused with 422 (the WatchList feature gate is off by default in 1.33)",
+    ),
+];
 
 /// Tests of the emulator's own machinery, which a real server has no equivalent of: on the real target
 /// they run on an emulator, and say so.
@@ -50,11 +120,8 @@ const EMULATOR_ONLY: &[(&str, &str)] = &[
 /// The server a test talks to.
 pub enum Server {
     Emulator(EmulatorHandle),
-    /// A real API server; `namespace` stands for `default`.
-    Real {
-        client: Client,
-        namespace: String,
-    },
+    /// A real API server (the test's RawClient maps `default` to a namespace of its own).
+    Real,
 }
 
 impl Server {
@@ -62,7 +129,7 @@ impl Server {
     pub fn emulator(&self) -> &EmulatorHandle {
         match self {
             Server::Emulator(emulator) => emulator,
-            Server::Real { .. } => panic!("an emulator-only test runs on the real server"),
+            Server::Real => panic!("an emulator-only test runs on the real server"),
         }
     }
 }
@@ -83,22 +150,28 @@ fn listed<'a>(list: &'a [(&str, &'a str)], test: &str) -> Option<&'a str> {
 pub async fn start(options: Options) -> Result<(Server, RawClient), TestError> {
     let test = current_test();
     match std::env::var_os(KUBECONFIG_VARIABLE) {
-        Some(kubeconfig) => match listed(EMULATOR_ONLY, &test) {
-            Some(reason) => {
+        Some(kubeconfig) => {
+            if let Some(reason) = listed(EMULATOR_ONLY, &test) {
                 eprintln!("{test}: runs on the emulator only ({reason})");
-                start_emulator(options).await
+                return start_emulator(options).await;
             }
-            None => start_real(Path::new(&kubeconfig)).await,
-        },
+            if let Some(observed) = listed(NOT_YET_CORRECTED, &test) {
+                eprintln!(
+                    "NOT YET CORRECTED: {test} runs on the emulator; on the real server: {observed}"
+                );
+                return start_emulator(options).await;
+            }
+            start_real(Path::new(&kubeconfig)).await
+        }
         None => start_emulator(options).await,
     }
 }
 
-/// As [`start`], but a test in [`KNOWN_DIVERGENCES`] does not run on the emulator: `None`, after
-/// printing the divergence.
-pub async fn start_unless_diverging(
-    options: Options,
-) -> Result<Option<(Server, RawClient)>, TestError> {
+/// Runs `start` (a test's setup) unless the test is in [`KNOWN_DIVERGENCES`] and would run on the
+/// emulator: then `None`, after printing the divergence.
+pub async fn unless_diverging<T>(
+    start: impl std::future::Future<Output = Result<T, TestError>>,
+) -> Result<Option<T>, TestError> {
     let test = current_test();
     match listed(KNOWN_DIVERGENCES, &test) {
         Some(reason) if std::env::var_os(KUBECONFIG_VARIABLE).is_none() => {
@@ -108,7 +181,7 @@ pub async fn start_unless_diverging(
             );
             Ok(None)
         }
-        _ => start(options).await.map(Some),
+        _ => start.await.map(Some),
     }
 }
 
@@ -130,7 +203,30 @@ async fn start_real(kubeconfig: &Path) -> Result<(Server, RawClient), TestError>
     }))?;
     namespaces.create(&PostParams::default(), &body).await?;
     let raw = RawClient::with_default_namespace(client.clone(), &namespace);
-    Ok((Server::Real { client, namespace }, raw))
+    Ok((Server::Real, raw))
+}
+
+/// Waits until the CRD `name` is Established (a real server serves its resources only then; the
+/// emulator at once), watching it.
+pub async fn await_established(client: &RawClient, name: &str) -> Result<(), TestError> {
+    let established = |crd: &serde_json::Value| {
+        crd["object"]["status"]["conditions"]
+            .as_array()
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            })
+    };
+    let mut watch = client
+        .watch(&format!(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?watch=true&fieldSelector=metadata.name%3D{name}"
+        ))
+        .await?;
+    watch
+        .until(std::time::Duration::from_secs(60), established)
+        .await?;
+    Ok(())
 }
 
 /// Namespaces every test may reuse by name are never deleted.
