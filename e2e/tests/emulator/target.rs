@@ -7,7 +7,7 @@
 //! first, so tests written for a fresh emulator run unchanged; they must run one at a time there
 //! (`--test-threads=1`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fieldwise_e2e::testkit::{RawClient, TestError};
 use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
@@ -21,6 +21,15 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{conditions::is_deleted, wait::await_condition},
 };
+
+/// Prints to the process's stderr directly: libtest captures `eprintln!` of passing tests, and these
+/// notices must show in every run.
+macro_rules! notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// Names the kubeconfig of the real API server to run against instead of the emulator.
 pub const KUBECONFIG_VARIABLE: &str = "E2E_CONFORMANCE_KUBECONFIG";
@@ -56,6 +65,10 @@ pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
         "the strict-decoding 400 reads `Widget in version \"v1\" cannot be handled as a Widget: \
          strict decoding error: …` (the emulator omits the prefix), and the apply 500 names the \
          object `(/w2; …)`, not `(default/w2; …)`",
+    ),
+    (
+        "conformance_kubectl::kubectl_custom_resources",
+        "the same through kubectl: `kubectl get widgets` shows NAME and REPLICAS, no AGE",
     ),
     (
         "conformance_lifecycle::delete_preconditions",
@@ -120,8 +133,11 @@ const EMULATOR_ONLY: &[(&str, &str)] = &[
 /// The server a test talks to.
 pub enum Server {
     Emulator(EmulatorHandle),
-    /// A real API server (the test's RawClient maps `default` to a namespace of its own).
-    Real,
+    /// A real API server (the test's RawClient maps `default` to `namespace`).
+    Real {
+        kubeconfig: PathBuf,
+        namespace: String,
+    },
 }
 
 impl Server {
@@ -129,7 +145,29 @@ impl Server {
     pub fn emulator(&self) -> &EmulatorHandle {
         match self {
             Server::Emulator(emulator) => emulator,
-            Server::Real => panic!("an emulator-only test runs on the real server"),
+            Server::Real { .. } => panic!("an emulator-only test runs on the real server"),
+        }
+    }
+
+    /// Writes a kubeconfig for the server whose default namespace stands for `default` (kubectl then
+    /// works in it wherever a manifest names no namespace).
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), TestError> {
+        match self {
+            Server::Emulator(emulator) => Ok(emulator.write_kubeconfig(path)?),
+            Server::Real {
+                kubeconfig,
+                namespace,
+            } => {
+                let mut config = Kubeconfig::read_from(kubeconfig)?;
+                for named in &mut config.contexts {
+                    if let Some(context) = named.context.as_mut() {
+                        context.namespace = Some(namespace.clone());
+                    }
+                }
+                // JSON is YAML: kubectl reads it as a kubeconfig.
+                std::fs::write(path, serde_json::to_string(&config)?)?;
+                Ok(())
+            }
         }
     }
 }
@@ -152,11 +190,11 @@ pub async fn start(options: Options) -> Result<(Server, RawClient), TestError> {
     match std::env::var_os(KUBECONFIG_VARIABLE) {
         Some(kubeconfig) => {
             if let Some(reason) = listed(EMULATOR_ONLY, &test) {
-                eprintln!("{test}: runs on the emulator only ({reason})");
+                notice!("{test}: runs on the emulator only ({reason})");
                 return start_emulator(options).await;
             }
             if let Some(observed) = listed(NOT_YET_CORRECTED, &test) {
-                eprintln!(
+                notice!(
                     "NOT YET CORRECTED: {test} runs on the emulator; on the real server: {observed}"
                 );
                 return start_emulator(options).await;
@@ -175,7 +213,7 @@ pub async fn unless_diverging<T>(
     let test = current_test();
     match listed(KNOWN_DIVERGENCES, &test) {
         Some(reason) if std::env::var_os(KUBECONFIG_VARIABLE).is_none() => {
-            eprintln!(
+            notice!(
                 "KNOWN DIVERGENCE: {test} is not run on the emulator, which differs from the real \
                  kube-apiserver: {reason}"
             );
@@ -192,6 +230,7 @@ async fn start_emulator(options: Options) -> Result<(Server, RawClient), TestErr
 }
 
 async fn start_real(kubeconfig: &Path) -> Result<(Server, RawClient), TestError> {
+    let path = kubeconfig.to_owned();
     let kubeconfig = Kubeconfig::read_from(kubeconfig)?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     let client = Client::try_from(config)?;
@@ -203,7 +242,13 @@ async fn start_real(kubeconfig: &Path) -> Result<(Server, RawClient), TestError>
     }))?;
     namespaces.create(&PostParams::default(), &body).await?;
     let raw = RawClient::with_default_namespace(client.clone(), &namespace);
-    Ok((Server::Real, raw))
+    Ok((
+        Server::Real {
+            kubeconfig: path,
+            namespace,
+        },
+        raw,
+    ))
 }
 
 /// Waits until the CRD `name` is Established (a real server serves its resources only then; the
