@@ -39,7 +39,7 @@ struct NamespaceAlias {
 
 impl NamespaceAlias {
     /// `/namespaces/default/...` and `"namespace":"default"` (serde_json's compact form) name the alias.
-    fn to_server(&self, text: &str) -> String {
+    fn in_request(&self, text: &str) -> String {
         text.replace(
             "/namespaces/default/",
             &format!("/namespaces/{}/", self.name),
@@ -51,7 +51,7 @@ impl NamespaceAlias {
     }
 
     /// The alias (a name no test uses) reads as `default` again.
-    fn from_server(&self, text: &str) -> String {
+    fn in_answer(&self, text: &str) -> String {
         text.replace(&self.name, "default")
     }
 }
@@ -79,7 +79,7 @@ impl RawClient {
 
     fn to_server(&self, text: &str) -> String {
         match &self.namespace {
-            Some(alias) => alias.to_server(text),
+            Some(alias) => alias.in_request(text),
             None => text.to_owned(),
         }
     }
@@ -91,7 +91,7 @@ impl RawClient {
         let bytes = resp.into_body().collect().await?.to_bytes();
         let mut text = String::from_utf8_lossy(&bytes).to_string();
         if let Some(alias) = &self.namespace {
-            text = alias.from_server(&text);
+            text = alias.in_answer(&text);
         }
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Ok(RawResponse {
@@ -277,7 +277,7 @@ impl WatchStream {
                 }
                 return Ok(Some(match &self.namespace {
                     Some(alias) => {
-                        serde_json::from_str(&alias.from_server(&String::from_utf8_lossy(&line)))?
+                        serde_json::from_str(&alias.in_answer(&String::from_utf8_lossy(&line)))?
                     }
                     None => serde_json::from_slice(&line)?,
                 }));
