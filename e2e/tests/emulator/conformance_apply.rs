@@ -323,6 +323,12 @@ async fn status_subresource_split() -> Result<(), TestError> {
     let mut obj = c.get(&path).await?.body;
     obj["status"] = json!({"replicas": 1, "readyReplicas": 1});
     obj["spec"]["replicas"] = json!(9);
+    // Unconditional (no resourceVersion): on a real cluster the deployment controller writes the
+    // status between the read and this update, which would make it a 409 Conflict.
+    obj["metadata"]
+        .as_object_mut()
+        .ok_or("metadata")?
+        .remove("resourceVersion");
     let r = c
         .request(
             "PUT",
