@@ -11,7 +11,9 @@ use crate::target::Server;
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
-const WAIT: Duration = Duration::from_secs(5);
+/// How long an awaited event may take: the emulator sends it at once, a real cluster's garbage
+/// collector and namespace controller take seconds.
+const WAIT: Duration = Duration::from_secs(60);
 
 async fn setup() -> Result<(Server, RawClient), TestError> {
     let (emu, c) = crate::target::start(Options::default()).await?;

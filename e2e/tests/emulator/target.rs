@@ -98,11 +98,8 @@ pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
 const NOT_YET_CORRECTED: &[(&str, &str)] = &[
     (
         "conformance_crud::watch_from_version_and_expired",
-        "no watch event within the test's wait (the watch cache's bookmarks and 410 differ)",
-    ),
-    (
-        "conformance_lifecycle::namespace_deletion_cascades",
-        "no watch event within the test's 5 s wait (the real namespace controller is slower)",
+        "no watch event within the test's wait: its 410 Expired needs the emulator's 5-event \
+         history (Options::history_limit), the real watch cache keeps far more",
     ),
     (
         "conformance_more::watch_selector_transitions_and_initial_events",
