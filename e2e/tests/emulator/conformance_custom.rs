@@ -478,7 +478,14 @@ async fn defaults_on_read_and_scale_without_replicas() -> Result<(), TestError> 
         )
         .await?;
     assert_eq!(r.status, 200, "{}", r.text);
-    let w = c.get(&format!("{WIDGETS}/w1")).await?;
+    // A real server serves the changed schema a moment after the update (the emulator at once), and
+    // nothing about it can be watched: read until the default shows, for at most 30 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut w = c.get(&format!("{WIDGETS}/w1")).await?;
+    while w.body["spec"]["color"] != "blue" && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        w = c.get(&format!("{WIDGETS}/w1")).await?;
+    }
     assert_eq!(w.body["spec"]["color"], "blue");
     Ok(())
 }
