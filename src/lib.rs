@@ -1,4 +1,5 @@
-//! fieldwise: a server-side-apply Kubernetes operator for Feast feature stores.
+//! fieldwise: a server-side-apply Kubernetes operator for Feast feature stores and Prism data-layer
+//! clusters. Controllers (`featurestore/`) run on the shared runtime (`runtime/`).
 //!
 //! The binary (`src/main.rs`) is a thin shell around [`cli::main`]; everything it runs lives here so the
 //! end-to-end scenarios can drive the operator through exactly the code path `fieldwise run` uses.
@@ -7,6 +8,9 @@ pub mod cli;
 pub mod deploy;
 pub mod featurestore;
 pub mod leader;
+pub mod prismcluster;
+pub mod runtime;
+pub mod settings;
 
 /// The literal behind [`JEMALLOC_OPTIONS`] (a macro, so that `src/main.rs` can append the C string's
 /// NUL for jemalloc's `malloc_conf` symbol).

@@ -17,7 +17,6 @@ use fieldwise::{
     },
     featurestore::{
         context::{DEFAULT_CRON_JOB_IMAGE, DEFAULT_FEATURE_SERVER_IMAGE, ImageDefaults},
-        kinds,
         render::{Input, render},
     },
 };
@@ -134,7 +133,7 @@ fn permissions_ignoring_names(rules: &[PolicyRule]) -> BTreeSet<Permission> {
 }
 
 fn needs() -> BTreeSet<Permission> {
-    let mut needs = rbac::permissions(&kinds::registry(true).policy_rules());
+    let mut needs = rbac::permissions(&fieldwise::runtime::all_kinds().policy_rules());
     needs.extend(controller_calls());
     needs.extend(delegated_by_graph());
     needs
@@ -683,37 +682,55 @@ fn keys(object: &Value) -> BTreeSet<String> {
 }
 
 #[test]
-fn every_alm_example_is_a_valid_feature_store() {
+fn every_alm_example_is_a_valid_feature_store_or_prism_cluster() {
     let csv = csv();
     let text = csv["metadata"]["annotations"]["alm-examples"]
         .as_str()
         .expect("alm-examples is a string");
     let examples: Vec<Value> = serde_json::from_str(text).expect("alm-examples is JSON");
     assert_eq!(examples.len(), olm::SAMPLES.len());
+    let mut kinds = BTreeSet::new();
     for example in &examples {
-        assert_eq!(example["apiVersion"], "feast.dev/v1");
-        if let Err(rejection) = fieldwise_api::validate::validate_feature_store(example) {
+        assert!(
+            example["metadata"].get("namespace").is_none(),
+            "alm-examples name no namespace"
+        );
+        let result = match (example["apiVersion"].as_str(), example["kind"].as_str()) {
+            (Some("feast.dev/v1"), Some("FeatureStore")) => {
+                fieldwise_api::validate::validate_feature_store(example)
+            }
+            (Some("prism.io/v1alpha1"), Some("PrismCluster")) => {
+                fieldwise_api::validate::validate_prism_cluster(example)
+            }
+            other => panic!("unexpected alm-example kind {other:?}"),
+        };
+        if let Err(rejection) = result {
             panic!(
                 "alm-example {} is invalid: {}",
                 example["metadata"]["name"], rejection.message
             );
         }
+        kinds.insert(example["kind"].as_str().unwrap_or_default().to_owned());
     }
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["FeatureStore".to_owned(), "PrismCluster".to_owned()])
+    );
 }
 
 #[test]
-fn every_feature_store_sample_is_an_alm_example() {
+fn every_sample_is_an_alm_example() {
     let listed: BTreeSet<&str> = olm::SAMPLES.iter().map(|(name, _)| *name).collect();
     for entry in std::fs::read_dir(repo().join("deploy/samples"))
         .expect("samples")
         .flatten()
     {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let has_feature_store = documents(&read(&entry.path()))
+        let has_custom_resource = documents(&read(&entry.path()))
             .iter()
-            .any(|d| d["kind"] == "FeatureStore");
+            .any(|d| d["kind"] == "FeatureStore" || d["kind"] == "PrismCluster");
         assert_eq!(
-            has_feature_store,
+            has_custom_resource,
             listed.contains(name.as_str()),
             "deploy/samples/{name} vs olm::SAMPLES"
         );

@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use fieldwise::{
     deploy::rbac::{self, Permission},
-    featurestore::run::{RunOptions, run},
+    runtime::{RunOptions, run},
 };
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{Emulator, Options};

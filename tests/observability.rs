@@ -170,7 +170,7 @@ fn a_reconcile_is_one_trace_with_a_span_per_object_and_leaks_no_secret() {
         let metrics = cluster.metrics.encode().expect("metrics");
         for series in [
             "fieldwise_reconciles_total{controller=\"featurestore\",result=\"success\"}",
-            "fieldwise_api_writes_total{kind=\"Deployment\",outcome=\"applied\"} 1",
+            "fieldwise_api_writes_total{controller=\"featurestore\",kind=\"Deployment\",outcome=\"applied\"} 1",
             "fieldwise_owned_objects{kind=\"Deployment\"} 1",
             "feast_operator_feature_store_info{namespace=\"default\",name=\"traced\",online_store_type=\"postgres\",offline_store_type=\"none\",registry_type=\"local\"} 1",
         ] {

@@ -1,7 +1,7 @@
-//! Validation of FeatureStore manifests as the API server would judge them on create (or update),
-//! using fieldwise's own generated CRD: strict field validation (unknown fields), pruning,
-//! defaulting, OpenAPI schema, scale subresource and CEL rules, worded as the API server words them.
-//! Text in, structured report out; no I/O.
+//! Validation of manifests of the kinds fieldwise serves (FeatureStore, PrismCluster) as the API
+//! server would judge them on create (or update), using fieldwise's own generated CRDs: strict field
+//! validation (unknown fields), pruning, defaulting, OpenAPI schema, scale subresource and CEL rules,
+//! worded as the API server words them. Text in, structured report out; no I/O.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -13,10 +13,10 @@ use serde_json::Value;
 
 use crate::schema::{self, FieldError};
 
+/// The FeatureStore's group, version and kind.
 pub const GROUP: &str = "feast.dev";
 pub const VERSION: &str = "v1";
 pub const KIND: &str = "FeatureStore";
-const API_VERSION: &str = "feast.dev/v1";
 
 /// The outcome of checking one YAML file (or stdin).
 #[derive(Clone, Debug, PartialEq)]
@@ -43,11 +43,15 @@ pub struct DocumentReport {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// A FeatureStore the API server would accept.
-    Valid { name: String },
-    /// Not a FeatureStore (or an empty document): not checked.
+    /// An object of a served kind the API server would accept.
+    Valid {
+        /// The kind qualified by its group, as the API server names it: `FeatureStore.feast.dev`.
+        resource: String,
+        name: String,
+    },
+    /// Not of a kind fieldwise serves (or an empty document): not checked.
     Skipped { note: String },
-    /// A FeatureStore the API server would reject.
+    /// An object of a served kind the API server would reject.
     Rejected(Rejection),
     /// The document is not valid YAML.
     Malformed(SyntaxError),
@@ -94,9 +98,10 @@ impl fmt::Display for SyntaxError {
     }
 }
 
-/// Checks every document of a (multi-document) YAML text: FeatureStores `feast.dev/v1` are validated
-/// as on create; other kinds are skipped with a note; malformed documents are reported with their
-/// line and the following documents are still checked.
+/// Checks every document of a (multi-document) YAML text: FeatureStores (`feast.dev/v1`) and
+/// PrismClusters (`prism.io/v1alpha1`) are validated as on create; other kinds are skipped with a
+/// note; malformed documents are reported with their line and the following documents are still
+/// checked.
 pub fn validate_manifests(text: &str) -> Report {
     let documents = split_documents(text)
         .into_iter()
@@ -112,25 +117,40 @@ pub fn validate_manifests(text: &str) -> Report {
 
 /// Validates one FeatureStore object as the API server does on create.
 pub fn validate_feature_store(object: &Value) -> Result<(), Rejection> {
-    validate_create(our_crd()?, object)
+    validate_create(our_crd(GROUP, KIND)?, object)
 }
 
 /// Validates an update of a stored FeatureStore `old` to `new` through the main endpoint: transition
 /// rules (such as `PvcCreate is immutable`) compare with the old object, and unchanged values ratchet.
 pub fn validate_feature_store_update(old: &Value, new: &Value) -> Result<(), Rejection> {
-    validate_update(our_crd()?, old, new)
+    validate_update(our_crd(GROUP, KIND)?, old, new)
 }
 
-/// fieldwise's generated FeatureStore CRD; generating it is costly, so it is done once per process.
-fn our_crd() -> Result<&'static CustomResourceDefinition, Rejection> {
-    static CRD: OnceLock<Option<CustomResourceDefinition>> = OnceLock::new();
-    CRD.get_or_init(|| {
-        crate::crds()
-            .into_iter()
-            .find(|crd| crd.spec.group == GROUP && crd.spec.names.kind == KIND)
-    })
-    .as_ref()
-    .ok_or_else(|| no_match(KIND, API_VERSION))
+/// Validates one PrismCluster object as the API server does on create.
+pub fn validate_prism_cluster(object: &Value) -> Result<(), Rejection> {
+    validate_create(our_crd(crate::prism::GROUP, crate::prism::KIND)?, object)
+}
+
+/// Validates an update of a stored PrismCluster `old` to `new` through the main endpoint.
+pub fn validate_prism_cluster_update(old: &Value, new: &Value) -> Result<(), Rejection> {
+    validate_update(our_crd(crate::prism::GROUP, crate::prism::KIND)?, old, new)
+}
+
+/// fieldwise's generated CRDs; generating them is costly, so it is done once per process.
+fn served_crds() -> &'static [CustomResourceDefinition] {
+    static CRDS: OnceLock<Vec<CustomResourceDefinition>> = OnceLock::new();
+    CRDS.get_or_init(crate::crds)
+}
+
+/// The served CRD of `kind` in `group`.
+fn served_crd(group: &str, kind: &str) -> Option<&'static CustomResourceDefinition> {
+    served_crds()
+        .iter()
+        .find(|crd| crd.spec.group == group && crd.spec.names.kind == kind)
+}
+
+fn our_crd(group: &str, kind: &str) -> Result<&'static CustomResourceDefinition, Rejection> {
+    served_crd(group, kind).ok_or_else(|| no_match(kind, group))
 }
 
 /// Validates `object` as the API server does when it is created as a resource of `crd` (any CRD):
@@ -289,24 +309,43 @@ fn check_document(doc: &Document) -> Outcome {
     let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = object_name(&value);
-    if kind == KIND && api_version.split('/').next() == Some(GROUP) && api_version != API_VERSION {
-        // Only v1 is served: kubectl cannot map any other version.
-        return Outcome::Rejected(no_match(kind, api_version));
-    }
-    if kind != KIND || api_version != API_VERSION {
+    let group = api_version.split_once('/').map_or("", |(group, _)| group);
+    let Some(crd) = served_crd(group, kind) else {
         let what = if kind.is_empty() {
             "object without a kind".to_owned()
         } else {
             format!("{kind} {name:?} ({api_version})")
         };
         return Outcome::Skipped {
-            note: format!("skipped {what}: not a {API_VERSION} {KIND}"),
+            note: format!(
+                "skipped {what}: not a kind fieldwise serves ({})",
+                served_kinds()
+            ),
         };
-    }
-    match validate_feature_store(&value) {
-        Ok(()) => Outcome::Valid { name },
+    };
+    // An unserved version of a served kind is what kubectl cannot map: `validate_create` says so.
+    match validate_create(crd, &value) {
+        Ok(()) => Outcome::Valid {
+            resource: format!("{kind}.{group}"),
+            name,
+        },
         Err(rejection) => Outcome::Rejected(rejection),
     }
+}
+
+/// `feast.dev/v1 FeatureStore, prism.io/v1alpha1 PrismCluster`.
+fn served_kinds() -> String {
+    let kinds: Vec<String> = served_crds()
+        .iter()
+        .flat_map(|crd| {
+            crd.spec
+                .versions
+                .iter()
+                .filter(|v| v.served)
+                .map(move |v| format!("{}/{} {}", crd.spec.group, v.name, crd.spec.names.kind))
+        })
+        .collect();
+    kinds.join(", ")
 }
 
 fn syntax_error(err: &serde_saphyr::Error, first_line: usize) -> SyntaxError {

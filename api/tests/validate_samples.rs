@@ -1,12 +1,13 @@
 //! Every Feast sample FeatureStore validates against fieldwise's generated CRD; the Secrets some
 //! sample files carry are skipped, not rejected.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fieldwise_api::validate::{Outcome, validate_manifests};
 
-fn sample_files() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/feast/samples");
+/// The Feast sample files in the reference corpus.
+fn sample_files(corpus: &Path) -> Vec<PathBuf> {
+    let dir = corpus.join("samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|err| panic!("reading {}: {err}", dir.display()))
         .filter_map(Result::ok)
@@ -19,7 +20,10 @@ fn sample_files() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn every_sample_feature_store_is_valid() {
-    let files = sample_files();
+    let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
+        return;
+    };
+    let files = sample_files(&corpus);
     assert!(
         files.len() >= 20,
         "expected the Feast samples, found {}",
@@ -48,15 +52,16 @@ fn every_sample_feature_store_is_valid() {
 
 #[test]
 fn every_sample_feature_store_is_valid_against_the_reference_crd_too() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/feast/feast.dev_featurestores.yaml"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
+        return;
+    };
+    let path = corpus.join("feast.dev_featurestores.yaml");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     let reference: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
-        serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"));
+        serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     let mut checked = 0;
-    for file in sample_files() {
+    for file in sample_files(&corpus) {
         let text = std::fs::read_to_string(&file).expect("sample readable");
         let docs: Vec<serde_json::Value> =
             serde_saphyr::from_multiple(&text).expect("sample parses");

@@ -56,6 +56,8 @@ struct LookupLabels {
     instance: Option<Box<str>>,
     /// `fieldwise.dev/owner-namespace`.
     owner_namespace: Option<Box<str>>,
+    /// `fieldwise.dev/owner-kind` (cluster-scoped children).
+    owner_kind: Option<Box<str>>,
 }
 
 /// The owner reference with `controller: true` (the API allows one).
@@ -183,6 +185,11 @@ impl CachedObject {
         self.lookup.owner_namespace.as_deref()
     }
 
+    /// Its `fieldwise.dev/owner-kind` label.
+    pub fn owner_kind(&self) -> Option<&str> {
+        self.lookup.owner_kind.as_deref()
+    }
+
     /// Its owner reference with `controller: true`.
     pub fn controller(&self) -> Option<&ControllerRef> {
         self.controller.as_deref()
@@ -242,6 +249,7 @@ impl LookupLabels {
             owner_uid: labels.get(labels::OWNER_UID).map(|v| Arc::from(v.as_str())),
             instance: text(labels::INSTANCE),
             owner_namespace: text(labels::OWNER_NAMESPACE),
+            owner_kind: text(labels::OWNER_KIND),
         }
     }
 }

@@ -126,6 +126,8 @@ pub(crate) struct Prepared {
     pub replicas: ReplicasPolicy,
     /// The desired object's component, for the report.
     pub component: String,
+    /// Its position in the desired graph, for the report.
+    pub index: usize,
 }
 
 /// A desired object the engine refused, with what the report needs to name it.
@@ -146,8 +148,9 @@ pub(crate) struct OwnerStamp<'a> {
     /// child's body stays as it always was).
     before_component: Vec<(&'static str, Value)>,
     after_component: Vec<(&'static str, Value)>,
-    /// The owner-namespace label, for cluster-scoped children of a namespaced owner.
-    owner_namespace: Option<(&'static str, Value)>,
+    /// The owner-namespace label (for a namespaced owner) and the owner-kind label: set on
+    /// cluster-scoped children only.
+    cluster_labels: Vec<(&'static str, Value)>,
     /// Why one of the owner's labels is not a valid label (a name over 63 characters, say).
     label_error: Option<String>,
 }
@@ -172,12 +175,17 @@ impl<'a> OwnerStamp<'a> {
             .namespace
             .clone()
             .map(|ns| (labels::OWNER_NAMESPACE, Value::String(ns)));
+        let owner_kind = checked(
+            labels::OWNER_KIND,
+            labels::owner_kind_value(&owner.api_version, &owner.kind),
+        );
+        let cluster_labels = owner_namespace.into_iter().chain([owner_kind]).collect();
         Self {
             owner,
             owner_reference: owner.owner_reference(),
             before_component,
             after_component,
-            owner_namespace,
+            cluster_labels,
             label_error,
         }
     }
@@ -189,7 +197,7 @@ impl<'a> OwnerStamp<'a> {
                 .before_component
                 .iter()
                 .chain(&self.after_component)
-                .chain(&self.owner_namespace)
+                .chain(&self.cluster_labels)
                 .any(|(k, _)| *k == key)
     }
 }
@@ -211,7 +219,7 @@ pub(crate) fn prepare(
     owner: &Owner,
     desired: &DesiredObject,
 ) -> Result<Prepared, ApplyError> {
-    prepare_owned(registry, &OwnerStamp::new(owner), desired.clone()).map_err(|r| r.error)
+    prepare_owned(registry, &OwnerStamp::new(owner), desired.clone(), 0).map_err(|r| r.error)
 }
 
 /// [`prepare`], taking the desired object (its body becomes the prepared body, uncopied).
@@ -219,6 +227,7 @@ pub(crate) fn prepare_owned(
     registry: &KindRegistry,
     stamp: &OwnerStamp<'_>,
     desired: DesiredObject,
+    index: usize,
 ) -> Result<Prepared, Box<Refused>> {
     let (key, kind) = match identify(registry, stamp.owner, &desired.body) {
         Ok(found) => found,
@@ -253,6 +262,7 @@ pub(crate) fn prepare_owned(
             body: out,
             replicas,
             component,
+            index,
         }),
         Err(error) => Err(Box::new(Refused {
             key,
@@ -383,7 +393,7 @@ fn decorate_metadata(
         .iter()
         .chain([&component_label])
         .chain(&stamp.after_component)
-        .chain(stamp.owner_namespace.iter().filter(|_| cluster_scoped));
+        .chain(stamp.cluster_labels.iter().filter(|_| cluster_scoped));
     let meta = body
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -581,7 +591,7 @@ mod tests {
         let stamp = OwnerStamp::new(&long);
         for name in ["c1", "c2"] {
             let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
-            let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", body))
+            let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", body), 0)
                 .expect_err("an instance label over 63 characters");
             assert_eq!(refused.key.name, name);
             assert_eq!(refused.component, "online");
@@ -602,10 +612,10 @@ mod tests {
         let stamp = OwnerStamp::new(&stamp_owner);
         let same = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "labels": {"app.kubernetes.io/managed-by": "fieldwise"}}});
-        assert!(prepare_owned(&registry(), &stamp, DesiredObject::new("online", same)).is_ok());
+        assert!(prepare_owned(&registry(), &stamp, DesiredObject::new("online", same), 0).is_ok());
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "labels": {"fieldwise.dev/owner-uid": "someone-else"}}});
-        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", other))
+        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("online", other), 0)
             .expect_err("a foreign owner-uid label");
         assert!(
             refused.error.to_string().contains("set by the engine"),
@@ -619,7 +629,7 @@ mod tests {
         let stamp_owner = owner();
         let stamp = OwnerStamp::new(&stamp_owner);
         let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}});
-        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("registry", body))
+        let refused = prepare_owned(&registry(), &stamp, DesiredObject::new("registry", body), 0)
             .expect_err("Secret is not registered");
         assert_eq!(
             refused.key,

@@ -197,8 +197,8 @@ impl Engine {
 
     /// One stream of owner references, merged over every registered kind, for
     /// `Controller::reconcile_on`: a change to any child (namespaced children through their
-    /// controller ownerReference to a `K`, cluster-scoped ones through the instance and
-    /// owner-namespace labels) triggers a reconcile of its owner. Call before
+    /// controller ownerReference to a `K`, cluster-scoped ones through the owner-kind, instance
+    /// and owner-namespace labels) triggers a reconcile of its owner. Call before
     /// [`Self::run_watches`], once per controller, and hand the stream to that controller.
     pub fn owner_triggers<K>(
         &self,
@@ -311,18 +311,19 @@ impl Engine {
         let mut ready: Vec<Prepared> = Vec::new();
         let mut seen = HashSet::new();
         let stamp = OwnerStamp::new(owner);
-        for object in desired {
-            match prepare_owned(&self.inner.registry, &stamp, object) {
+        for (index, object) in desired.into_iter().enumerate() {
+            match prepare_owned(&self.inner.registry, &stamp, object, index) {
                 Ok(p) if !seen.insert(p.key.clone()) => {
                     let error = ApplyError::InvalidObject {
                         object: p.key.to_string(),
                         reason: "appears twice in the desired graph".into(),
                     };
-                    report.push(p.key, p.component, Outcome::Failed(error));
+                    report.push(p.key, Some(index), p.component, Outcome::Failed(error));
                 }
                 Ok(p) => ready.push(p),
                 Err(refused) => report.push(
                     refused.key,
+                    Some(index),
                     refused.component,
                     Outcome::Failed(refused.error),
                 ),
@@ -330,7 +331,8 @@ impl Engine {
         }
         if let Err(error) = self.await_caches().await {
             for p in ready {
-                report.push(p.key, p.component, Outcome::Failed(error.clone()));
+                let outcome = Outcome::Failed(error.clone());
+                report.push(p.key, Some(p.index), p.component, outcome);
             }
             report.prune_skipped = true;
             return report;
@@ -352,7 +354,8 @@ impl Engine {
                         object: p.key.to_string(),
                         cause: error.to_string(),
                     };
-                    report.push(p.key.clone(), p.component.clone(), Outcome::Failed(error));
+                    let outcome = Outcome::Failed(error);
+                    report.push(p.key.clone(), Some(p.index), p.component.clone(), outcome);
                 }
             }
         }
@@ -364,7 +367,7 @@ impl Engine {
                 other => other,
             };
             report.drift.extend(drift);
-            report.push(p.key.clone(), p.component.clone(), outcome);
+            report.push(p.key.clone(), Some(p.index), p.component.clone(), outcome);
         }
         if report.has_errors() {
             report.prune_skipped = true;
@@ -554,32 +557,34 @@ impl Engine {
     ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
         let mut live = live;
         if let Some(current) = live
-            && let Some(v) =
-                immutable::violation(&p.kind.resource.group, &p.key.kind, &p.body, current)
+            && let Some(v) = immutable::violation(&p.kind.immutable, &p.body, current)
         {
-            match v.remedy {
+            let propagation = match v.remedy {
                 immutable::Remedy::Refuse(hint) => {
                     return Err(ApplyError::ImmutableField {
                         object: p.key.to_string(),
                         field: v.field,
-                        hint: hint.into(),
+                        hint: hint.into_owned(),
                     });
                 }
-                immutable::Remedy::Recreate => {
-                    let uid = current
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    tracing::info!(field = %v.field, "immutable field changed; recreating");
-                    match self.delete(&p.kind.resource, &p.key, uid).await? {
-                        DeleteResult::Gone | DeleteResult::Replaced => live = None,
-                        DeleteResult::Terminating => {
-                            return Err(ApplyError::RecreatePending {
-                                object: p.key.to_string(),
-                                field: v.field,
-                            });
-                        }
-                    }
+                immutable::Remedy::Recreate => PropagationPolicy::Background,
+                immutable::Remedy::RecreateOrphaningDependents => PropagationPolicy::Orphan,
+            };
+            let uid = current
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            tracing::info!(field = %v.field, ?propagation, "immutable field changed; recreating");
+            match self
+                .delete(&p.kind.resource, &p.key, uid, propagation)
+                .await?
+            {
+                DeleteResult::Gone | DeleteResult::Replaced => live = None,
+                DeleteResult::Terminating => {
+                    return Err(ApplyError::RecreatePending {
+                        object: p.key.to_string(),
+                        field: v.field,
+                    });
                 }
             }
         }
@@ -635,9 +640,10 @@ impl Engine {
         resource: &ApiResource,
         key: &ObjectKey,
         uid: &str,
+        propagation: PropagationPolicy,
     ) -> Result<DeleteResult, ApplyError> {
         let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
+            propagation_policy: Some(propagation),
             preconditions: Some(Preconditions {
                 uid: Some(uid.to_string()),
                 resource_version: None,
@@ -706,7 +712,12 @@ impl Engine {
             }
             let span = object_span(Op::Prune, &key);
             let outcome = match self
-                .delete(&cache.spec.resource, &key, &uid)
+                .delete(
+                    &cache.spec.resource,
+                    &key,
+                    &uid,
+                    PropagationPolicy::Background,
+                )
                 .instrument(span.clone())
                 .await
             {
@@ -718,7 +729,7 @@ impl Engine {
                 Err(error) => Outcome::Failed(error),
             };
             record(&span, &outcome);
-            report.push(key, String::new(), outcome);
+            report.push(key, None, String::new(), outcome);
         }
     }
 
@@ -744,7 +755,12 @@ impl Engine {
         for (cache, key, uid) in self.children(owner, |c| c.spec.scope == Scope::Cluster) {
             let span = object_span(Op::Prune, &key);
             let outcome = match self
-                .delete(&cache.spec.resource, &key, &uid)
+                .delete(
+                    &cache.spec.resource,
+                    &key,
+                    &uid,
+                    PropagationPolicy::Background,
+                )
                 .instrument(span.clone())
                 .await
             {
@@ -793,6 +809,97 @@ impl Engine {
     {
         self.apply_status_of(&ApiResource::erase::<K>(&()), owner, owner.meta(), status)
             .await
+    }
+
+    /// Adds (`wanted`) or drops fieldwise's `finalizer` on an owner by server-side apply of
+    /// `metadata.finalizers` under `fieldwise` (a set: other managers' finalizers are untouched).
+    /// The owner's uid goes with the body as a precondition, so an apply can never create an
+    /// owner that is gone. The owner's kind must be registered with
+    /// [`KindRegistry::with_owner`].
+    ///
+    /// A finalizer that another manager co-owns (one added by a JSON patch before fieldwise applied
+    /// it) would stay after the apply drops it; it is then removed by a JSON patch that tests its
+    /// position first: the one write to an owner that is not a server-side apply.
+    pub async fn apply_finalizer(
+        &self,
+        owner: &Owner,
+        finalizer: &str,
+        wanted: bool,
+    ) -> Result<FinalizerState, ApplyError> {
+        let key = ObjectKey {
+            api_version: owner.api_version.clone(),
+            kind: owner.kind.clone(),
+            namespace: owner.namespace.clone(),
+            name: owner.name.clone(),
+        };
+        let resource = self
+            .inner
+            .registry
+            .owner_resource(&owner.api_version, &owner.kind)
+            .cloned()
+            .ok_or_else(|| ApplyError::UnregisteredKind {
+                object: key.to_string(),
+                api_version: owner.api_version.clone(),
+                kind: owner.kind.clone(),
+            })?;
+        let mut body = skeleton(&key);
+        body["metadata"]["uid"] = json!(owner.uid);
+        if wanted {
+            body["metadata"]["finalizers"] = json!([finalizer]);
+        }
+        let verb = if wanted {
+            "add finalizer"
+        } else {
+            "remove finalizer"
+        };
+        let live = match self.send_apply(&resource, &key, None, &body, verb).await {
+            Ok(success) => success.body(),
+            Err(error) if owner_gone(&error) => return Ok(FinalizerState::OwnerGone),
+            Err(error) => return Err(error),
+        };
+        let finalizers = live
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array);
+        let position = finalizers.and_then(|f| f.iter().position(|f| f == finalizer));
+        match (wanted, position) {
+            (true, _) | (false, None) => Ok(FinalizerState::Applied),
+            (false, Some(index)) => {
+                self.patch_out_finalizer(&resource, &key, finalizer, index)
+                    .await
+            }
+        }
+    }
+
+    /// Removes a finalizer another manager co-owns (see [`Self::apply_finalizer`]).
+    async fn patch_out_finalizer(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        finalizer: &str,
+        index: usize,
+    ) -> Result<FinalizerState, ApplyError> {
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": path, "value": finalizer},
+            {"op": "remove", "path": path},
+        ]))
+        .map_err(|e| ApplyError::InvalidObject {
+            object: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        let params = PatchParams::default();
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .patch(&key.name, &params, &Patch::<()>::Json(patch))
+            .map_err(|e| ApplyError::BadResponse {
+                object: key.to_string(),
+                verb: "remove finalizer",
+                message: e.to_string(),
+            })?;
+        match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
+            Ok(_) => Ok(FinalizerState::Applied),
+            Err(SendError::Final(f)) if f.code == 404 => Ok(FinalizerState::OwnerGone),
+            Err(e) => Err(send_error(key, "remove finalizer", e)),
+        }
     }
 
     /// Tells the engine that the owner's watch shows it at its current resourceVersion (call it
@@ -989,6 +1096,22 @@ enum StatusKnown {
 }
 
 /// Whether the owner's managedFields have an entry of ours for the status subresource.
+/// Where an owner's finalizer stands after [`Engine::apply_finalizer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinalizerState {
+    /// The owner carries the finalizer, or no longer does, as asked.
+    Applied,
+    /// The owner is gone (or replaced by a new object of the same name): nothing to do.
+    OwnerGone,
+}
+
+/// Whether an apply to an owner failed because it no longer exists: 404, or 409 for a uid that
+/// names no live object (a new owner of the same name is a different one).
+fn owner_gone(error: &ApplyError) -> bool {
+    matches!(error, ApplyError::Rejected { code: 404, .. })
+        || matches!(error, ApplyError::Rejected { code: 409, message, .. } if message.contains("uid"))
+}
+
 fn owns_a_status(meta: &ObjectMeta) -> bool {
     meta.managed_fields.iter().flatten().any(|entry| {
         entry.manager.as_deref() == Some(MANAGER) && entry.subresource.as_deref() == Some("status")
@@ -1072,6 +1195,12 @@ fn owner_of<K: Resource<DynamicType = ()>>(
         }
         return Some(r);
     }
+    // The name and namespace labels alone could name an owner of another kind (two controllers'
+    // owners may share a name); children from before the owner-kind label get it at the next
+    // reconcile of their owner, which every owner has when the operator starts.
+    if child.owner_kind() != Some(labels::owner_kind_value(&api_version, &kind).as_str()) {
+        return None;
+    }
     let mut r = ObjectRef::new(child.instance()?);
     if let Some(ns) = child.owner_namespace() {
         r = r.within(ns);
@@ -1086,5 +1215,67 @@ fn key_of(resource: &ApiResource, meta: &ObjectMeta) -> ObjectKey {
         kind: resource.kind.clone(),
         namespace: meta.namespace.clone(),
         name: meta.name.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        desired::{OwnerStamp, prepare_owned},
+        registry::KindSpec,
+    };
+    use k8s_openapi::api::{
+        core::v1::{ConfigMap, Secret},
+        rbac::v1::ClusterRole,
+    };
+
+    /// A cluster-scoped child as the engine stamps it for an owner of `kind` named `shared` in `ns`.
+    fn cluster_child_of(api_version: &str, kind: &str) -> CachedObject {
+        let owner = Owner {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "shared".into(),
+            namespace: Some("ns".into()),
+            uid: format!("uid-of-{kind}"),
+            app_name: None,
+        };
+        let registry = KindRegistry::new().with(KindSpec::cluster::<ClusterRole>());
+        let stamp = OwnerStamp::new(&owner);
+        let body = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": format!("{kind}-role")}});
+        let prepared = prepare_owned(&registry, &stamp, DesiredObject::new("rbac", body), 0)
+            .unwrap_or_else(|refused| panic!("refused: {}", refused.error));
+        let object: DynamicObject = serde_json::from_value(prepared.body).expect("object");
+        CachedObject::new(object)
+    }
+
+    /// Two owner kinds with owners of the same name and namespace: a cluster-scoped child (found
+    /// by labels, having no ownerReference) triggers only the owner of its own kind.
+    #[test]
+    fn cluster_scoped_children_map_to_owners_of_their_kind() {
+        let of_config_map = cluster_child_of("v1", "ConfigMap");
+        let of_secret = cluster_child_of("v1", "Secret");
+        assert_eq!(
+            owner_of::<ConfigMap>(&of_config_map, Scope::Cluster),
+            Some(ObjectRef::new("shared").within("ns"))
+        );
+        assert_eq!(owner_of::<Secret>(&of_config_map, Scope::Cluster), None);
+        assert_eq!(
+            owner_of::<Secret>(&of_secret, Scope::Cluster),
+            Some(ObjectRef::new("shared").within("ns"))
+        );
+        assert_eq!(owner_of::<ConfigMap>(&of_secret, Scope::Cluster), None);
+    }
+
+    #[test]
+    fn owner_kind_label_names_kind_and_group() {
+        assert_eq!(
+            labels::owner_kind_value("feast.dev/v1", "FeatureStore"),
+            "FeatureStore.feast.dev"
+        );
+        assert_eq!(labels::owner_kind_value("v1", "ConfigMap"), "ConfigMap");
+        let child = cluster_child_of("prism.io/v1alpha1", "PrismCluster");
+        assert_eq!(child.owner_kind(), Some("PrismCluster.prism.io"));
     }
 }

@@ -120,7 +120,66 @@ pub enum ApplyError {
     },
 }
 
+/// What kind of failure an error is, for metrics labels and Event reasons: whether the user's
+/// resource, a conflict with another writer, the cluster, or fieldwise itself is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// The resource asks for something that cannot be built or is refused as invalid (422, 400).
+    Invalid,
+    /// An immutable field changed and the object cannot be recreated without loss.
+    Immutable,
+    /// Another writer holds the object or a field of it (409), or it is still terminating.
+    Conflict,
+    /// The operator lacks a permission (403).
+    Forbidden,
+    /// The API server was unavailable, slow or overloaded for every retry; a later try may pass.
+    Transient,
+    /// A bug or an unexpected answer: nothing the user can fix.
+    Internal,
+}
+
+impl ErrorCategory {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Immutable => "immutable",
+            Self::Conflict => "conflict",
+            Self::Forbidden => "forbidden",
+            Self::Transient => "transient",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 impl ApplyError {
+    /// What kind of failure this is.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            ApplyError::InvalidObject { .. } => ErrorCategory::Invalid,
+            ApplyError::Rejected { code: 403, .. } => ErrorCategory::Forbidden,
+            ApplyError::Rejected { code: 409, .. } | ApplyError::RecreatePending { .. } => {
+                ErrorCategory::Conflict
+            }
+            ApplyError::Rejected {
+                code: 400 | 404 | 422,
+                ..
+            } => ErrorCategory::Invalid,
+            ApplyError::Rejected { code, .. } if *code >= 500 || *code == 429 => {
+                ErrorCategory::Transient
+            }
+            ApplyError::Rejected { .. } => ErrorCategory::Invalid,
+            ApplyError::ImmutableField { .. } => ErrorCategory::Immutable,
+            ApplyError::RetriesExhausted { .. } | ApplyError::CacheNotReady { .. } => {
+                ErrorCategory::Transient
+            }
+            ApplyError::HandoverFailed { .. } => ErrorCategory::Conflict,
+            ApplyError::UnregisteredKind { .. } | ApplyError::BadResponse { .. } => {
+                ErrorCategory::Internal
+            }
+        }
+    }
+
     /// HTTP status code when the server rejected the request.
     pub fn code(&self) -> Option<u16> {
         match self {

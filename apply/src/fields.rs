@@ -1,4 +1,4 @@
-//! Schema-free reading of `managedFields` (FieldsV1 trees, spec ssa-semantics §1.2–1.5).
+//! Schema-free reading of `managedFields` (FieldsV1 trees, `docs/ssa-semantics.md` §1.2–1.5).
 //!
 //! The engine never has the OpenAPI schema of what it applies, yet must know whether the field
 //! set it is about to apply equals the set its manager already owns. It walks the desired body
@@ -167,10 +167,34 @@ fn value_in_sync(desired: &Value, node: &Map<String, Value>, live: Option<&Value
         Value::Null => is_leaf(node) && live.is_none_or(Value::is_null),
         Value::Object(d) if d.is_empty() => node.is_empty() && live.is_some_and(Value::is_object),
         // An atomic map or struct (e.g. a LabelSelector): owned as one leaf, replaced whole.
-        Value::Object(_) if node.is_empty() => live == Some(desired),
+        Value::Object(_) if node.is_empty() => {
+            live.is_some_and(|live| same_ignoring_nulls(live, desired))
+        }
         Value::Object(d) => struct_in_sync(d, node, live),
         Value::Array(items) => list_in_sync(items, node, live),
         scalar => node.is_empty() && live == Some(scalar),
+    }
+}
+
+/// Whether two values of an atomic field are the same object, where a null field and an absent
+/// one are the same: kube-apiserver keeps the `null` of an unset Go struct field inside atomic
+/// values (a StatefulSet claim template's `metadata.creationTimestamp`), and an apply body cannot
+/// ask for it either way.
+fn same_ignoring_nulls(live: &Value, desired: &Value) -> bool {
+    match (live, desired) {
+        (Value::Object(l), Value::Object(d)) => {
+            let present =
+                |map: &Map<String, Value>| map.iter().filter(|(_, v)| !v.is_null()).count();
+            present(l) == present(d)
+                && d.iter().all(|(k, dv)| match l.get(k) {
+                    Some(lv) => same_ignoring_nulls(lv, dv),
+                    None => dv.is_null(),
+                })
+        }
+        (Value::Array(l), Value::Array(d)) => {
+            l.len() == d.len() && l.iter().zip(d).all(|(l, d)| same_ignoring_nulls(l, d))
+        }
+        (l, d) => l == d,
     }
 }
 
@@ -224,7 +248,13 @@ fn list_in_sync(items: &[Value], node: &Map<String, Value>, live: Option<&Value>
     if is_leaf(node) {
         // Atomic list (or an empty granular one, which the server omits): compared whole.
         return match live_items {
-            Some(live_items) => live_items.as_slice() == items,
+            Some(live_items) => {
+                live_items.len() == items.len()
+                    && live_items
+                        .iter()
+                        .zip(items)
+                        .all(|(l, d)| same_ignoring_nulls(l, d))
+            }
             None => items.is_empty() && (live.is_none() || live.is_some_and(Value::is_null)),
         };
     }
@@ -313,7 +343,8 @@ fn keyed_list_in_sync(
         let item_in_sync = if sub.is_empty() {
             // An atomic element, owned whole under its key: kube-apiserver records an
             // OwnerReference (`+structType=atomic`) as `k:{"uid":…}: {}`.
-            live.and_then(Value::as_object) == Some(item)
+            let whole = Value::Object(item.clone());
+            live.is_some_and(|live| same_ignoring_nulls(live, &whole))
         } else {
             struct_in_sync(item, sub, live)
         };

@@ -1,16 +1,49 @@
 //! Fields the API server refuses to change. Applying a change to one of them would fail with
-//! 422 on every reconcile; instead the engine recreates the object where that loses neither data
-//! nor availability (Jobs), and otherwise stops with an error naming the field.
+//! 422 on every reconcile; instead each kind says, per field, what the engine does about a change
+//! ([`ImmutableRule`], kept on the [`crate::KindSpec`]): recreate the object where that loses
+//! neither data nor availability, or stop with an error naming the field and what to do.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
 /// What to do about a changed immutable field.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Remedy {
-    /// Delete (uid precondition) and apply again.
+pub enum Remedy {
+    /// Delete (uid precondition, background propagation) and apply again: for objects whose
+    /// dependents may go with them (a Job's pods).
     Recreate,
-    /// Do not apply; report the error with a hint.
-    Refuse(&'static str),
+    /// Delete with orphan propagation and apply again: the dependents (a StatefulSet's pods and
+    /// claims) keep running and the new object, with the same selector, adopts them.
+    RecreateOrphaningDependents,
+    /// Do not apply; report the error with this hint.
+    Refuse(Cow<'static, str>),
+}
+
+/// Which fields a rule covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImmutableField {
+    /// One field path, compared as a subset of the live value (server defaults are ignored).
+    Path(&'static [&'static str]),
+    /// A PersistentVolumeClaim's `spec`: immutable but for growing `resources.requests.storage`.
+    ClaimSpec,
+}
+
+/// One immutable field of a kind and the remedy for a change to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImmutableRule {
+    pub field: ImmutableField,
+    pub remedy: Remedy,
+}
+
+impl ImmutableRule {
+    /// A rule for one field path.
+    pub fn path(path: &'static [&'static str], remedy: Remedy) -> Self {
+        Self {
+            field: ImmutableField::Path(path),
+            remedy,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,88 +53,74 @@ pub(crate) struct Violation {
 }
 
 const RENAME_HINT: &str = "delete the object (or give it a new name) to change it";
+const SELECTOR_HINT: &str =
+    "a workload's selector cannot change: delete the workload (its pods go with it) to change it";
+const CLAIM_HINT: &str = "a PersistentVolumeClaim can only grow resources.requests.storage; migrate the data to a new claim";
 
-/// `(group, kind, field path, remedy)`.
-const RULES: &[(&str, &str, &[&str], Remedy)] = &[
-    (
-        "apps",
-        "Deployment",
-        &["spec", "selector"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "ReplicaSet",
-        &["spec", "selector"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "DaemonSet",
-        &["spec", "selector"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "StatefulSet",
-        &["spec", "selector"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "StatefulSet",
-        &["spec", "serviceName"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "StatefulSet",
-        &["spec", "volumeClaimTemplates"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    (
-        "apps",
-        "StatefulSet",
-        &["spec", "podManagementPolicy"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-    ("batch", "Job", &["spec", "template"], Remedy::Recreate),
-    ("batch", "Job", &["spec", "selector"], Remedy::Recreate),
-    (
-        "batch",
-        "Job",
-        &["spec", "completionMode"],
-        Remedy::Recreate,
-    ),
-    (
-        "",
-        "Service",
-        &["spec", "clusterIP"],
-        Remedy::Refuse(RENAME_HINT),
-    ),
-];
+fn refuse(hint: &'static str) -> Remedy {
+    Remedy::Refuse(Cow::Borrowed(hint))
+}
 
-/// The first immutable field in which `desired` (the apply body) differs from `live`.
+/// The immutable fields of the built-in kinds the engine knows, with their default remedies; a
+/// controller may replace a remedy on its [`crate::KindSpec`].
+pub(crate) fn default_rules(group: &str, kind: &str) -> Vec<ImmutableRule> {
+    let rule = ImmutableRule::path;
+    match (group, kind) {
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
+            vec![rule(&["spec", "selector"], refuse(SELECTOR_HINT))]
+        }
+        // The pods and their claims survive an orphaning delete and are adopted by the new
+        // StatefulSet (same name, same selector): claim templates, service name and pod management
+        // change without downtime. A new selector would leave the old pods orphaned for good.
+        ("apps", "StatefulSet") => vec![
+            rule(&["spec", "selector"], refuse(SELECTOR_HINT)),
+            rule(
+                &["spec", "volumeClaimTemplates"],
+                Remedy::RecreateOrphaningDependents,
+            ),
+            rule(
+                &["spec", "serviceName"],
+                Remedy::RecreateOrphaningDependents,
+            ),
+            rule(
+                &["spec", "podManagementPolicy"],
+                Remedy::RecreateOrphaningDependents,
+            ),
+        ],
+        ("batch", "Job") => vec![
+            rule(&["spec", "template"], Remedy::Recreate),
+            rule(&["spec", "selector"], Remedy::Recreate),
+            rule(&["spec", "completionMode"], Remedy::Recreate),
+        ],
+        ("", "Service") => vec![rule(&["spec", "clusterIP"], refuse(RENAME_HINT))],
+        ("", "PersistentVolumeClaim") => vec![ImmutableRule {
+            field: ImmutableField::ClaimSpec,
+            remedy: refuse(CLAIM_HINT),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// The first rule whose field `desired` (the apply body) changes in `live`.
 pub(crate) fn violation(
-    group: &str,
-    kind: &str,
+    rules: &[ImmutableRule],
     desired: &Value,
     live: &Value,
 ) -> Option<Violation> {
-    if group.is_empty() && kind == "PersistentVolumeClaim" {
-        return pvc_violation(desired, live);
-    }
-    RULES
-        .iter()
-        .filter(|(g, k, _, _)| *g == group && *k == kind)
-        .find_map(|(_, _, path, remedy)| {
-            let wanted = lookup(desired, path)?;
-            let current = lookup(live, path)?;
-            (!is_subset(wanted, current)).then(|| Violation {
-                field: path.join("."),
-                remedy: remedy.clone(),
-            })
+    rules.iter().find_map(|rule| {
+        let field = match &rule.field {
+            ImmutableField::Path(path) => {
+                let wanted = lookup(desired, path)?;
+                let current = lookup(live, path)?;
+                (!is_subset(wanted, current)).then(|| path.join("."))?
+            }
+            ImmutableField::ClaimSpec => claim_violation(desired, live)?,
+        };
+        Some(Violation {
+            field,
+            remedy: rule.remedy.clone(),
         })
+    })
 }
 
 fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -123,16 +142,9 @@ fn is_subset(desired: &Value, live: &Value) -> bool {
     }
 }
 
-/// A PVC's spec is immutable except growing `resources.requests.storage`. Losing the claim
-/// loses data, so nothing is ever recreated.
-fn pvc_violation(desired: &Value, live: &Value) -> Option<Violation> {
-    const HINT: &str = "a PersistentVolumeClaim can only grow resources.requests.storage; migrate the data to a new claim";
-    let refuse = |field: String| {
-        Some(Violation {
-            field,
-            remedy: Remedy::Refuse(HINT),
-        })
-    };
+/// The field of a PVC's spec a desired body changes, other than growing
+/// `resources.requests.storage`. Losing the claim loses data, so nothing is ever recreated.
+fn claim_violation(desired: &Value, live: &Value) -> Option<String> {
     let (Some(wanted), Some(current)) = (desired.get("spec"), live.get("spec")) else {
         return None;
     };
@@ -143,10 +155,10 @@ fn pvc_violation(desired: &Value, live: &Value) -> Option<Violation> {
             c.as_str().and_then(quantity_value),
         ) {
             (Some(w), Some(c)) if w < c => {
-                return refuse("spec.resources.requests.storage (shrinking)".into());
+                return Some("spec.resources.requests.storage (shrinking)".into());
             }
             (Some(_), Some(_)) => {}
-            _ if w != c => return refuse("spec.resources.requests.storage".into()),
+            _ if w != c => return Some("spec.resources.requests.storage".into()),
             _ => {}
         }
     }
@@ -163,7 +175,7 @@ fn pvc_violation(desired: &Value, live: &Value) -> Option<Violation> {
     fields
         .iter()
         .find(|(k, v)| !current.get(k.as_str()).is_some_and(|c| is_subset(v, c)))
-        .and_then(|(k, _)| refuse(format!("spec.{k}")))
+        .map(|(k, _)| format!("spec.{k}"))
 }
 
 /// The numeric value of a Kubernetes quantity (`10Gi`, `500M`, `1e3`, `250m`).
@@ -203,9 +215,13 @@ mod tests {
     fn deployment_selector_change_is_refused() {
         let live = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 1}});
         let same = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 3}});
-        assert_eq!(violation("apps", "Deployment", &same, &live), None);
+        assert_eq!(
+            violation(&default_rules("apps", "Deployment"), &same, &live),
+            None
+        );
         let changed = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}}});
-        let v = violation("apps", "Deployment", &changed, &live).expect("violation");
+        let v =
+            violation(&default_rules("apps", "Deployment"), &changed, &live).expect("violation");
         assert_eq!(v.field, "spec.selector");
         assert!(matches!(v.remedy, Remedy::Refuse(_)));
     }
@@ -217,11 +233,14 @@ mod tests {
                      "restartPolicy": "Never"}}}});
         let same = json!({"spec": {"template": {"metadata": {"labels": {"a": "1"}},
             "spec": {"containers": [{"name": "c", "image": "x:1"}], "restartPolicy": "Never"}}}});
-        assert_eq!(violation("batch", "Job", &same, &live), None);
+        assert_eq!(
+            violation(&default_rules("batch", "Job"), &same, &live),
+            None
+        );
         let mut changed = same.clone();
         changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("x:2");
         assert_eq!(
-            violation("batch", "Job", &changed, &live).map(|v| v.remedy),
+            violation(&default_rules("batch", "Job"), &changed, &live).map(|v| v.remedy),
             Some(Remedy::Recreate)
         );
     }
@@ -231,21 +250,56 @@ mod tests {
         let live = json!({"spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "std", "volumeMode": "Filesystem",
             "resources": {"requests": {"storage": "1Gi"}}}});
         let grow = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}});
-        assert_eq!(violation("", "PersistentVolumeClaim", &grow, &live), None);
+        assert_eq!(
+            violation(&default_rules("", "PersistentVolumeClaim"), &grow, &live),
+            None
+        );
         let shrink = json!({"spec": {"resources": {"requests": {"storage": "512Mi"}}}});
         assert!(
-            violation("", "PersistentVolumeClaim", &shrink, &live)
+            violation(&default_rules("", "PersistentVolumeClaim"), &shrink, &live)
                 .expect("shrink")
                 .field
                 .contains("shrinking")
         );
         let class = json!({"spec": {"storageClassName": "fast"}});
         assert_eq!(
-            violation("", "PersistentVolumeClaim", &class, &live)
+            violation(&default_rules("", "PersistentVolumeClaim"), &class, &live)
                 .expect("class")
                 .field,
             "spec.storageClassName"
         );
+    }
+
+    #[test]
+    fn statefulset_claim_templates_recreate_orphaning_pods_but_selectors_are_refused() {
+        let rules = default_rules("apps", "StatefulSet");
+        let live = json!({"spec": {"selector": {"matchLabels": {"app": "redis"}}, "serviceName": "redis",
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]}});
+        let bigger = json!({"spec": {"selector": {"matchLabels": {"app": "redis"}}, "serviceName": "redis",
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "5Gi"}}}}]}});
+        let v = violation(&rules, &bigger, &live).expect("claim templates changed");
+        assert_eq!(v.field, "spec.volumeClaimTemplates");
+        assert_eq!(v.remedy, Remedy::RecreateOrphaningDependents);
+        let selector = json!({"spec": {"selector": {"matchLabels": {"app": "cache"}}}});
+        let v = violation(&rules, &selector, &live).expect("selector changed");
+        assert_eq!(v.field, "spec.selector");
+        assert!(matches!(v.remedy, Remedy::Refuse(_)));
+    }
+
+    /// A controller replaces a kind's default remedy on its KindSpec.
+    #[test]
+    fn a_kind_spec_overrides_the_default_remedy() {
+        use k8s_openapi::api::apps::v1::StatefulSet;
+        let spec =
+            crate::KindSpec::namespaced::<StatefulSet>().with_immutable(ImmutableRule::path(
+                &["spec", "volumeClaimTemplates"],
+                Remedy::Refuse("resize the claims by hand".into()),
+            ));
+        let live = json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "a"}}]}});
+        let desired = json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "b"}}]}});
+        let v = violation(&spec.immutable, &desired, &live).expect("changed");
+        assert_eq!(v.remedy, Remedy::Refuse("resize the claims by hand".into()));
+        assert_eq!(spec.immutable.len(), 4, "the other rules stay");
     }
 
     #[test]

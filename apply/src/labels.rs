@@ -17,6 +17,19 @@ pub const OWNER_UID: &str = "fieldwise.dev/owner-uid";
 /// The owner's namespace, set on cluster-scoped children of a namespaced owner only, so that a
 /// change of such a child can be mapped back to its owner (name comes from [`INSTANCE`]).
 pub const OWNER_NAMESPACE: &str = "fieldwise.dev/owner-namespace";
+/// The owner's kind and group (`FeatureStore.feast.dev`), set on cluster-scoped children only, so
+/// that a change of such a child is mapped back to an owner of the right kind (two controllers may
+/// own cluster-scoped children for owners of the same name and namespace).
+pub const OWNER_KIND: &str = "fieldwise.dev/owner-kind";
+
+/// The value of [`OWNER_KIND`] for an owner of this `apiVersion` and `kind`: `Kind.group`, or the
+/// kind alone for the core group.
+pub fn owner_kind_value(api_version: &str, kind: &str) -> String {
+    match api_version.rsplit_once('/') {
+        Some((group, _)) => format!("{kind}.{group}"),
+        None => kind.to_owned(),
+    }
+}
 
 /// The label selector every engine watch uses by default.
 pub fn managed_selector() -> String {

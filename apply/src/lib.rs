@@ -4,6 +4,8 @@
 //! of fresh, minimal JSON bodies); the [`Engine`] makes the cluster match it with server-side
 //! apply only, under the single field manager [`MANAGER`] (plus [`HANDOVER_MANAGER`] for
 //! replicas handovers). It knows nothing about the custom resources that own the graphs.
+//! "spec §N" in this crate is a section of `docs/ssa-semantics.md`, the API server behaviour it
+//! relies on.
 //!
 //! Wiring, once per process:
 //! ```no_run
@@ -48,7 +50,7 @@ mod error;
 pub mod fields;
 mod fingerprint;
 mod identity;
-mod immutable;
+pub mod immutable;
 pub mod labels;
 mod own_status;
 mod registry;
@@ -58,8 +60,9 @@ mod transport;
 pub use cache::{Subscription, keep_own_managed_fields};
 pub use cached::{CachedObject, CompressedJson, ControllerRef};
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
-pub use engine::{Engine, EngineConfig};
-pub use error::{ApplyError, ObjectKey};
+pub use engine::{Engine, EngineConfig, FinalizerState};
+pub use error::{ApplyError, ErrorCategory, ObjectKey};
+pub use immutable::{ImmutableField, ImmutableRule, Remedy};
 pub use registry::{KindRegistry, KindSpec, Scope};
 pub use report::{DriftReport, ObjectReport, Outcome, ReconcileReport};
 pub use transport::RetryConfig;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::immutable::{ImmutableRule, Remedy, default_rules};
 use k8s_openapi::api::rbac::v1::PolicyRule;
+
 use kube::{
     Resource,
     core::{ClusterResourceScope, NamespaceResourceScope},
@@ -32,6 +34,9 @@ pub struct KindSpec {
     /// Whether the kind is a workload whose `spec.replicas` an autoscaler may own, so that
     /// [`crate::ReplicasPolicy`] applies to it.
     pub has_replicas: bool,
+    /// Its immutable fields and what the engine does when the desired body changes one (see
+    /// [`crate::immutable::default_rules`] for the built-in kinds' defaults).
+    pub immutable: Vec<ImmutableRule>,
 }
 
 impl KindSpec {
@@ -40,12 +45,7 @@ impl KindSpec {
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
     {
-        Self {
-            resource: ApiResource::erase::<K>(&()),
-            scope: Scope::Namespaced,
-            prunable: true,
-            has_replicas: false,
-        }
+        Self::dynamic(ApiResource::erase::<K>(&()), Scope::Namespaced)
     }
 
     /// A cluster-scoped built-in or derived kind, prunable, without replicas handling.
@@ -53,22 +53,27 @@ impl KindSpec {
     where
         K: Resource<DynamicType = (), Scope = ClusterResourceScope>,
     {
-        Self {
-            resource: ApiResource::erase::<K>(&()),
-            scope: Scope::Cluster,
-            prunable: true,
-            has_replicas: false,
-        }
+        Self::dynamic(ApiResource::erase::<K>(&()), Scope::Cluster)
     }
 
     /// A kind known only at run time (e.g. a third-party CRD such as a KEDA ScaledObject).
     pub fn dynamic(resource: ApiResource, scope: Scope) -> Self {
+        let immutable = default_rules(&resource.group, &resource.kind);
         Self {
             resource,
             scope,
             prunable: true,
             has_replicas: false,
+            immutable,
         }
+    }
+
+    /// Sets the remedy for a change of one immutable field, replacing the default rule for the
+    /// same field.
+    pub fn with_immutable(mut self, rule: ImmutableRule) -> Self {
+        self.immutable.retain(|r| r.field != rule.field);
+        self.immutable.push(rule);
+        self
     }
 
     /// Marks the kind as a workload whose `spec.replicas` may be released to an autoscaler.
@@ -131,6 +136,32 @@ impl KindRegistry {
         &self.kinds
     }
 
+    /// The resource of a registered owner kind.
+    pub fn owner_resource(&self, api_version: &str, kind: &str) -> Option<&ApiResource> {
+        self.owners
+            .iter()
+            .map(|owner| &owner.resource)
+            .find(|r| r.api_version == api_version && r.kind == kind)
+    }
+
+    /// Adds every kind and owner of `other`. A kind both register is kept once (the later
+    /// registration wins, as with [`Self::with`]), so two controllers never watch or cache one
+    /// kind twice.
+    pub fn merge(mut self, other: KindRegistry) -> Self {
+        for kind in other.kinds {
+            self = self.with(kind);
+        }
+        for owner in other.owners {
+            if self
+                .owner_resource(&owner.resource.api_version, &owner.resource.kind)
+                .is_none()
+            {
+                self.owners.push(owner);
+            }
+        }
+        self
+    }
+
     /// Looks a child kind up by `apiVersion` and `kind`.
     pub fn find(&self, api_version: &str, kind: &str) -> Option<&KindSpec> {
         self.kinds.iter().find(|k| k.matches(api_version, kind))
@@ -140,7 +171,7 @@ impl KindRegistry {
     ///
     /// Child kinds: `get list watch` (caches), `create patch` (server-side apply of a missing
     /// object needs `create`), and `delete` when the kind is prunable, cluster-scoped (finalizer
-    /// cleanup) or a Job (recreated on immutable changes). Owner kinds: `get list watch patch`
+    /// cleanup) or recreated on immutable changes (a Job, a StatefulSet). Owner kinds: `get list watch patch`
     /// (the finalizer is a JSON patch), `patch` on `status` (server-side apply), and `update` on
     /// `finalizers`, which the API server checks for `blockOwnerDeletion`. Nothing is ever PUT.
     pub fn policy_rules(&self) -> Vec<PolicyRule> {
@@ -153,7 +184,12 @@ impl KindRegistry {
         };
         for kind in &self.kinds {
             let mut verbs = vec!["create", "get", "list", "patch", "watch"];
-            let recreatable = kind.resource.group == "batch" && kind.resource.kind == "Job";
+            let recreatable = kind.immutable.iter().any(|rule| {
+                matches!(
+                    rule.remedy,
+                    Remedy::Recreate | Remedy::RecreateOrphaningDependents
+                )
+            });
             if kind.prunable || kind.scope == Scope::Cluster || recreatable {
                 verbs.insert(1, "delete");
             }

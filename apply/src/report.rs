@@ -38,8 +38,12 @@ impl Outcome {
 pub struct ObjectReport {
     /// The object.
     pub object: ObjectKey,
-    /// The desired object's component (its `app.kubernetes.io/component`), so that a controller
-    /// can tell which part of its resource a failure belongs to; empty for pruned objects.
+    /// Its position in the desired graph handed to [`crate::Engine::reconcile`], so that a
+    /// controller can tell which part of its resource an outcome belongs to; `None` for pruned
+    /// objects.
+    pub index: Option<usize>,
+    /// The desired object's component (its `app.kubernetes.io/component`); empty for pruned
+    /// objects.
     pub component: String,
     /// What happened to it.
     pub outcome: Outcome,
@@ -95,9 +99,16 @@ impl ReconcileReport {
             .map(|r| &r.outcome)
     }
 
-    pub(crate) fn push(&mut self, object: ObjectKey, component: String, outcome: Outcome) {
+    pub(crate) fn push(
+        &mut self,
+        object: ObjectKey,
+        index: Option<usize>,
+        component: String,
+        outcome: Outcome,
+    ) {
         self.objects.push(ObjectReport {
             object,
+            index,
             component,
             outcome,
         });

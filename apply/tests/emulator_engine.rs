@@ -666,3 +666,106 @@ async fn remembered_status_comparisons_never_hide_a_change() {
     let restored = api.get("web").await.expect("get");
     assert_eq!(restored.status.and_then(|s| s.observed_generation), Some(1));
 }
+
+/// A changed claim template is applied by deleting the StatefulSet with orphan propagation and
+/// applying it again: its pods keep running (they lose the old owner reference, and the new
+/// StatefulSet, same selector, adopts them).
+#[tokio::test]
+async fn statefulset_claim_template_change_recreates_it_orphaning_its_pods() {
+    use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+    let emulator = Emulator::start(Options::default()).await.expect("emulator");
+    let mut config = kube::Config::new(emulator.url().parse().expect("url"));
+    config.default_namespace = "default".into();
+    config.default_retry = false;
+    let client = Client::try_from(config).expect("client");
+    // Dropped, not shut down, at the end: shutting down waits for the engine's open watches.
+    let _emulator = emulator;
+    let registry = KindRegistry::new().with(KindSpec::namespaced::<StatefulSet>().with_replicas());
+    let engine = Engine::new(client.clone(), registry);
+    let sts_resource = kube::discovery::ApiResource::erase::<StatefulSet>(&());
+    let mut sets = engine.subscribe(&sts_resource).expect("subscribe");
+    tokio::spawn(engine.run_watches().expect("watches"));
+    engine.wait_until_ready().await.expect("ready");
+    let owner_cm: ConfigMap = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
+    )
+    .expect("owner");
+    let owner_cm = Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &owner_cm)
+        .await
+        .expect("owner created");
+    let owner = Owner::of(&owner_cm).expect("owner");
+    let redis = |size: &str| {
+        DesiredObject::new(
+            "backend",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "redis"},
+                "spec": {"replicas": 1, "serviceName": "redis",
+                    "selector": {"matchLabels": {"app": "redis"}},
+                    "template": {"metadata": {"labels": {"app": "redis"}},
+                        "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                        "spec": {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": size}}}}]}}),
+        )
+    };
+    let created = engine.reconcile(&owner, vec![redis("1Gi")]).await;
+    assert!(!created.has_errors(), "{created:?}");
+    let sts_key = key("apps/v1", "StatefulSet", "redis");
+    until_cached(&engine, &mut sets, &sts_key, Some(&|_| true)).await;
+    let old_uid = engine
+        .cached("apps/v1", "StatefulSet", Some("default"), "redis")
+        .and_then(|s| s.metadata.uid.clone())
+        .expect("uid");
+    // A pod of the StatefulSet, as its controller would make it.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "redis-0", "labels": {"app": "redis"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "redis",
+                "uid": old_uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}}))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("pod created");
+
+    // Until the orphaning delete completes, the reconcile reports the recreate as pending.
+    let mut report = engine.reconcile(&owner, vec![redis("5Gi")]).await;
+    while report.outcome_of("StatefulSet", "redis") != Some(&Outcome::Created) {
+        let pending = matches!(
+            report.outcome_of("StatefulSet", "redis"),
+            Some(Outcome::Failed(
+                fieldwise_apply::ApplyError::RecreatePending { .. }
+            ))
+        );
+        assert!(pending, "{report:?}");
+        until_cached(&engine, &mut sets, &sts_key, None).await;
+        report = engine.reconcile(&owner, vec![redis("5Gi")]).await;
+    }
+    let pod = pods
+        .get("redis-0")
+        .await
+        .expect("the pod survived the recreate");
+    let still_owned_by_old = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.uid == old_uid);
+    assert!(!still_owned_by_old, "orphaned from the old StatefulSet");
+    let sets_api: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let new = sets_api.get("redis").await.expect("recreated");
+    assert_ne!(new.metadata.uid.as_deref(), Some(old_uid.as_str()));
+    let claim = &new
+        .spec
+        .expect("spec")
+        .volume_claim_templates
+        .expect("claims")[0];
+    let size = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone());
+    assert_eq!(size.as_deref(), Some("5Gi"));
+}

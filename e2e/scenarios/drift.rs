@@ -30,6 +30,7 @@ async fn edits_restored(cluster: Cluster) {
         .await
         .expect("applied");
     let fs = cluster.wait_ready(namespace, "drift").await;
+    finalizer_is_applied_by_fieldwise(&fs);
 
     // Someone edits the image and the Service port (an Update, as `kubectl edit` sends).
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
@@ -119,6 +120,42 @@ async fn edits_restored(cluster: Cluster) {
             .iter()
             .any(|n| n.contains("Service feast-drift-online") && n.contains("kubectl-edit")),
         "{notes:?}"
+    );
+}
+
+/// The cleanup finalizer is server-side applied under `fieldwise` (no `Update` entry of an unnamed
+/// manager owns `metadata.finalizers`).
+fn finalizer_is_applied_by_fieldwise(fs: &fieldwise_api::v1::FeatureStore) {
+    let finalizer = "feast.dev/fieldwise-cleanup";
+    assert!(
+        fs.meta()
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == finalizer),
+        "{:?}",
+        fs.meta().finalizers
+    );
+    let owners: Vec<(String, String)> = fs
+        .meta()
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            let fields = entry.fields_v1.as_ref().map(|f| &f.0);
+            fields
+                .and_then(|f| f.pointer("/f:metadata/f:finalizers"))
+                .is_some()
+        })
+        .map(|entry| {
+            let manager = entry.manager.clone().unwrap_or_default();
+            (manager, entry.operation.clone().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        [("fieldwise".to_owned(), "Apply".to_owned())],
+        "owners of metadata.finalizers"
     );
 }
 

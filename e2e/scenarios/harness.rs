@@ -11,9 +11,9 @@ use std::{
     time::Duration,
 };
 
-use fieldwise::featurestore::{
-    controller::Settings,
-    run::{RunOptions, run},
+use fieldwise::{
+    runtime::{RunOptions, run},
+    settings::Settings,
 };
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{

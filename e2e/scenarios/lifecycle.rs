@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fieldwise::featurestore::controller::Settings;
+use fieldwise::settings::Settings;
 use fieldwise_e2e::faults::{FaultConfig, Faults, LatencyRule};
 
 use crate::harness::{Cluster, block_on, on_every_target};

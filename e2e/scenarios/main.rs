@@ -7,6 +7,7 @@ mod faults;
 mod harness;
 mod leader;
 mod lifecycle;
+mod prism;
 mod samples;
 mod scaling;
 mod secrets;

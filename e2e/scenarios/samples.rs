@@ -17,10 +17,8 @@ use serde_json::Value;
 
 use crate::harness::{Cluster, contains, on_every_target, patience};
 
-const SAMPLES: &str = "../shared/reference/feast/samples";
-
-fn sample_inputs(file_name: &str) -> Vec<Input> {
-    let mut paths = vec![Path::new(SAMPLES).join(file_name)];
+fn sample_inputs(samples_dir: &Path, file_name: &str) -> Vec<Input> {
+    let mut paths = vec![samples_dir.join(file_name)];
     if file_name.contains("lineage_server") || file_name.contains("openlineage_consumer") {
         paths.push(Path::new("tests/fixtures/registry-db-secret.yaml").to_path_buf());
     }
@@ -53,12 +51,16 @@ on_every_target!(
 );
 
 async fn every_sample(cluster: Cluster) {
+    let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
+        return;
+    };
+    let samples_dir = corpus.join("samples");
     let samples: Vec<String> = if cluster.is_emulated() {
         for namespace in ["test", "feast"] {
             cluster.namespace(namespace).await;
         }
-        let mut all: Vec<String> = fs::read_dir(SAMPLES)
-            .expect("the Feast samples")
+        let mut all: Vec<String> = fs::read_dir(&samples_dir)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", samples_dir.display()))
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
             .filter(|name| name.ends_with(".yaml"))
             .collect();
@@ -68,7 +70,7 @@ async fn every_sample(cluster: Cluster) {
         SELF_CONTAINED.map(str::to_owned).to_vec()
     };
     for sample in &samples {
-        check_sample(&cluster, sample).await;
+        check_sample(&cluster, &samples_dir, sample).await;
     }
 }
 
@@ -99,11 +101,11 @@ fn in_namespace(inputs: Vec<Input>, namespace: &str) -> Vec<Input> {
         .collect()
 }
 
-async fn check_sample(cluster: &Cluster, sample: &str) {
+async fn check_sample(cluster: &Cluster, samples_dir: &Path, sample: &str) {
     let inputs = if cluster.is_emulated() {
-        sample_inputs(sample)
+        sample_inputs(samples_dir, sample)
     } else {
-        in_namespace(sample_inputs(sample), &cluster.namespace)
+        in_namespace(sample_inputs(samples_dir, sample), &cluster.namespace)
     };
     let mut feature_stores = Vec::new();
     for input in &inputs {

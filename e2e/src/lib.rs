@@ -1,7 +1,9 @@
 //! An in-process Kubernetes API emulator whose server-side apply follows the real kube-apiserver, and
-//! fieldwise's end-to-end scenarios.
+//! fieldwise's end-to-end scenarios. "spec §N" here and in the emulator's tests is a section of
+//! `docs/ssa-semantics.md`, the emulator's contract.
 
 pub mod cluster;
+pub mod differential;
 pub mod emulator;
 pub mod faults;
 pub mod sim;

@@ -70,8 +70,8 @@
 //! let result = async {
 //!     let child = obs::object_span(ObjectOperation::Apply, "Deployment", "ml", "sample");
 //!     match apply_deployment().instrument(child.clone()).await {
-//!         Ok(()) => { obs::record_result(&child, "applied"); metrics.count_write("Deployment", WriteOutcome::Applied); ReconcileResult::Success }
-//!         Err(message) => { obs::record_error(&child, &message); metrics.count_write("Deployment", WriteOutcome::Failed); ReconcileResult::Error }
+//!         Ok(()) => { obs::record_result(&child, "applied"); metrics.count_write("featurestore", "Deployment", WriteOutcome::Applied); ReconcileResult::Success }
+//!         Err(message) => { obs::record_error(&child, &message); metrics.count_write("featurestore", "Deployment", WriteOutcome::Failed); ReconcileResult::Error }
 //!     }
 //! }
 //! .instrument(span.clone())
@@ -85,9 +85,12 @@
 //!
 //! See [`Metrics`]: `fieldwise_reconciles_total{controller,result}`,
 //! `fieldwise_reconcile_duration_seconds{controller}` (exemplar `trace_id`),
-//! `fieldwise_api_writes_total{kind,outcome}`, `fieldwise_drift_corrections_total{kind}`,
-//! `fieldwise_work_queue_depth{controller}`, `fieldwise_owned_objects{kind}` and the Feast-compatible
-//! `feast_operator_feature_store_info{namespace,name,online_store_type,offline_store_type,registry_type}`.
+//! `fieldwise_api_writes_total{controller,kind,outcome}`,
+//! `fieldwise_drift_corrections_total{controller,kind}`,
+//! `fieldwise_reconcile_errors_total{controller,category}`,
+//! `fieldwise_work_queue_depth{controller}`, `fieldwise_owned_objects{kind}`, and the info gauges
+//! controllers register ([`Metrics::register_info`]; the FeatureStore controller's is the
+//! Feast-compatible `feast_operator_feature_store_info`).
 //! Label values are enums or kinds/controller names, never error strings.
 //!
 //! # Tests in other crates
@@ -111,7 +114,7 @@ pub use config::{
     trace_export_from_env,
 };
 pub use cpu::{CpuTimed, cpu_timed, thread_cpu_time};
-pub use metrics::{FeatureStoreInfo, Metrics, ReconcileResult, WriteOutcome};
+pub use metrics::{InfoLabels, Metrics, ReconcileResult, WriteOutcome};
 pub use server::{
     Health, HttpServer, OPENMETRICS_CONTENT_TYPE, router, serve, serve_with_shutdown,
 };
@@ -127,8 +130,8 @@ pub use telemetry::{
 /// Metric names, for dashboards and tests.
 pub mod metric_names {
     pub use crate::metrics::{
-        API_WRITES, DRIFT_CORRECTIONS, FEATURE_STORE_INFO, OWNED_OBJECTS, RECONCILE_CPU,
-        RECONCILE_DURATION, RECONCILES, WORK_QUEUE_DEPTH,
+        API_WRITES, DRIFT_CORRECTIONS, OWNED_OBJECTS, RECONCILE_CPU, RECONCILE_DURATION,
+        RECONCILE_ERRORS, RECONCILES, WORK_QUEUE_DEPTH,
     };
 }
 

@@ -28,8 +28,8 @@ pub const DRIFT_CORRECTIONS: &str = "fieldwise_drift_corrections";
 pub const WORK_QUEUE_DEPTH: &str = "fieldwise_work_queue_depth";
 /// Gauge of child objects the operator owns, by kind.
 pub const OWNED_OBJECTS: &str = "fieldwise_owned_objects";
-/// The Feast operator's info gauge, kept for existing dashboards.
-pub const FEATURE_STORE_INFO: &str = "feast_operator_feature_store_info";
+/// Counter of failed reconciles by controller and error category.
+pub const RECONCILE_ERRORS: &str = "fieldwise_reconcile_errors";
 
 /// Upper bounds (seconds) of the reconcile duration buckets.
 const DURATION_BUCKETS: [f64; 13] = [
@@ -97,19 +97,17 @@ impl WriteOutcome {
     }
 }
 
-/// Labels of `feast_operator_feature_store_info`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct FeatureStoreInfo {
-    /// FeatureStore namespace.
-    pub namespace: String,
-    /// FeatureStore name.
-    pub name: String,
-    /// Online store type (`sqlite`, `redis`, ...).
-    pub online_store_type: String,
-    /// Offline store type (`dask`, `duckdb`, ...).
-    pub offline_store_type: String,
-    /// Registry type (`file`, `sql`, `remote`, ...).
-    pub registry_type: String,
+/// The labels of one series of an info gauge, in order (e.g. `namespace`, `name`, then the
+/// resource's properties).
+pub type InfoLabels = Vec<(String, String)>;
+
+/// One info gauge (`<name>{labels} 1` per resource, as the Feast operator's
+/// `feast_operator_feature_store_info`), registered by the controller that exports it.
+#[derive(Debug, Default)]
+struct InfoGauge {
+    family: Family<InfoLabels, Gauge>,
+    /// `(namespace, name)` → the labels currently exported, to replace them when they change.
+    current: HashMap<(String, String), InfoLabels>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -125,6 +123,7 @@ struct ControllerLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct WriteLabels {
+    controller: String,
     kind: String,
     outcome: &'static str,
 }
@@ -132,6 +131,18 @@ struct WriteLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ControllerKindLabels {
+    controller: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: String,
+    category: &'static str,
 }
 
 /// Exemplar labels on the duration histogram.
@@ -153,17 +164,18 @@ fn new_cpu_histogram() -> Histogram {
 /// All operator metrics. Share it as `Arc<Metrics>`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    /// Behind a lock so controllers can register their info gauges after construction.
+    registry: Mutex<Registry>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, DurationHistogram, fn() -> DurationHistogram>,
     reconcile_cpu: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     writes: Family<WriteLabels, Counter>,
-    drift_corrections: Family<KindLabels, Counter>,
+    drift_corrections: Family<ControllerKindLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
     queue_depth: Family<ControllerLabels, Gauge>,
     owned_objects: Family<KindLabels, Gauge>,
-    feature_store_info: Family<FeatureStoreInfo, Gauge>,
-    /// (namespace, name) → the labels currently exported, to replace them when types change.
-    feature_stores: Mutex<HashMap<(String, String), FeatureStoreInfo>>,
+    /// Info gauges by metric name.
+    infos: Mutex<HashMap<&'static str, InfoGauge>>,
 }
 
 impl Default for Metrics {
@@ -176,22 +188,23 @@ impl Metrics {
     /// Creates the metrics and registers them in a fresh registry.
     pub fn new() -> Self {
         let metrics = Metrics {
-            registry: Registry::default(),
+            registry: Mutex::new(Registry::default()),
             reconciles: Family::default(),
             reconcile_duration: Family::new_with_constructor(new_duration_histogram),
             reconcile_cpu: Family::new_with_constructor(new_cpu_histogram),
             writes: Family::default(),
             drift_corrections: Family::default(),
+            reconcile_errors: Family::default(),
             queue_depth: Family::default(),
             owned_objects: Family::default(),
-            feature_store_info: Family::default(),
-            feature_stores: Mutex::new(HashMap::new()),
+            infos: Mutex::new(HashMap::new()),
         };
         metrics.registered()
     }
 
-    fn registered(mut self) -> Self {
-        let r = &mut self.registry;
+    fn registered(self) -> Self {
+        let mut registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = &mut *registry;
         r.register(
             RECONCILES,
             "Reconciles by controller and result",
@@ -209,13 +222,18 @@ impl Metrics {
         );
         r.register(
             API_WRITES,
-            "Object writes by kind and outcome",
+            "Object writes by controller, kind and outcome",
             self.writes.clone(),
         );
         r.register(
             DRIFT_CORRECTIONS,
             "Objects re-applied after another manager changed fields we own",
             self.drift_corrections.clone(),
+        );
+        r.register(
+            RECONCILE_ERRORS,
+            "Failed reconciles by controller and error category",
+            self.reconcile_errors.clone(),
         );
         r.register(
             WORK_QUEUE_DEPTH,
@@ -227,12 +245,22 @@ impl Metrics {
             "Child objects owned, by kind",
             self.owned_objects.clone(),
         );
-        r.register(
-            FEATURE_STORE_INFO,
-            "FeatureStore information (value is always 1)",
-            self.feature_store_info.clone(),
-        );
+        drop(registry);
         self
+    }
+
+    /// Registers an info gauge `name` (once; later calls are no-ops), for [`Self::set_info`].
+    pub fn register_info(&self, name: &'static str, help: &'static str) {
+        let mut infos = self.infos.lock().unwrap_or_else(PoisonError::into_inner);
+        if infos.contains_key(name) {
+            return;
+        }
+        let gauge = InfoGauge::default();
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, gauge.family.clone());
+        infos.insert(name, gauge);
     }
 
     /// Creates a controller's reconcile and queue series at zero, so rates and "no success"
@@ -275,20 +303,33 @@ impl Metrics {
             .observe(cpu.as_secs_f64());
     }
 
-    /// Counts one object write (or skipped write) of `kind` (e.g. `Deployment`).
-    pub fn count_write(&self, kind: &str, outcome: WriteOutcome) {
+    /// Counts one object write (or skipped write) of `kind` (e.g. `Deployment`) by `controller`.
+    pub fn count_write(&self, controller: &str, kind: &str, outcome: WriteOutcome) {
         let labels = WriteLabels {
+            controller: controller.to_string(),
             kind: kind.to_string(),
             outcome: outcome.as_str(),
         };
         self.writes.get_or_create(&labels).inc();
     }
 
-    /// Counts one drift correction of an object of `kind`.
-    pub fn count_drift_correction(&self, kind: &str) {
-        self.drift_corrections
-            .get_or_create(&kind_labels(kind))
-            .inc();
+    /// Counts one drift correction of an object of `kind` by `controller`.
+    pub fn count_drift_correction(&self, controller: &str, kind: &str) {
+        let labels = ControllerKindLabels {
+            controller: controller.to_string(),
+            kind: kind.to_string(),
+        };
+        self.drift_corrections.get_or_create(&labels).inc();
+    }
+
+    /// Counts a failed reconcile of `controller` by its error category (a fixed set of words,
+    /// e.g. `invalid`, `conflict`, `transient`).
+    pub fn count_reconcile_error(&self, controller: &str, category: &'static str) {
+        let labels = ErrorLabels {
+            controller: controller.to_string(),
+            category,
+        };
+        self.reconcile_errors.get_or_create(&labels).inc();
     }
 
     /// Sets a controller's work-queue depth.
@@ -305,36 +346,49 @@ impl Metrics {
             .set(saturating_i64(count));
     }
 
-    /// Exports `feast_operator_feature_store_info{...} 1` for a FeatureStore, replacing its
-    /// previous series if the store types changed.
-    pub fn set_feature_store_info(&self, info: FeatureStoreInfo) {
-        let key = (info.namespace.clone(), info.name.clone());
-        let mut current = self
-            .feature_stores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(previous) = current.get(&key).filter(|previous| **previous != info) {
-            self.feature_store_info.remove(previous);
+    /// Exports `name{labels} 1` for the resource `(namespace, resource)`, replacing its previous
+    /// series if the labels changed. `name` must have been registered with
+    /// [`Self::register_info`]; otherwise nothing is exported.
+    pub fn set_info(
+        &self,
+        name: &'static str,
+        namespace: &str,
+        resource: &str,
+        labels: InfoLabels,
+    ) {
+        let mut infos = self.infos.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(gauge) = infos.get_mut(name) else {
+            return;
+        };
+        let key = (namespace.to_string(), resource.to_string());
+        if let Some(previous) = gauge
+            .current
+            .get(&key)
+            .filter(|previous| **previous != labels)
+        {
+            gauge.family.remove(previous);
         }
-        self.feature_store_info.get_or_create(&info).set(1);
-        current.insert(key, info);
+        gauge.family.get_or_create(&labels).set(1);
+        gauge.current.insert(key, labels);
     }
 
-    /// Removes the info series of a FeatureStore that went away.
-    pub fn remove_feature_store_info(&self, namespace: &str, name: &str) {
-        let mut current = self
-            .feature_stores
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(previous) = current.remove(&(namespace.to_string(), name.to_string())) {
-            self.feature_store_info.remove(&previous);
+    /// Removes the series of a resource that went away from the info gauge `name`.
+    pub fn remove_info(&self, name: &'static str, namespace: &str, resource: &str) {
+        let mut infos = self.infos.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(gauge) = infos.get_mut(name) else {
+            return;
+        };
+        let key = (namespace.to_string(), resource.to_string());
+        if let Some(previous) = gauge.current.remove(&key) {
+            gauge.family.remove(&previous);
         }
     }
 
     /// Encodes every metric as OpenMetrics text (ending in `# EOF`).
     pub fn encode(&self) -> Result<String, Error> {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        prometheus_client::encoding::text::encode(&mut text, &registry)
             .map_err(|_| Error::EncodeMetrics)?;
         Ok(text)
     }

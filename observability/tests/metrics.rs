@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fieldwise_observability::{FeatureStoreInfo, Metrics, ReconcileResult, WriteOutcome};
+use fieldwise_observability::{InfoLabels, Metrics, ReconcileResult, WriteOutcome};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -24,14 +24,19 @@ fn assert_line(lines: &[String], expected: &str) {
     );
 }
 
-fn store(online: &str) -> FeatureStoreInfo {
-    FeatureStoreInfo {
-        namespace: "ml".into(),
-        name: "sample".into(),
-        online_store_type: online.into(),
-        offline_store_type: "dask".into(),
-        registry_type: "file".into(),
-    }
+const INFO: &str = "feast_operator_feature_store_info";
+
+fn store(online: &str) -> InfoLabels {
+    [
+        ("namespace", "ml"),
+        ("name", "sample"),
+        ("online_store_type", online),
+        ("offline_store_type", "dask"),
+        ("registry_type", "file"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 #[test]
@@ -123,11 +128,12 @@ fn writes_drift_queue_and_owned_objects() {
         WriteOutcome::Conflict,
         WriteOutcome::Failed,
     ] {
-        metrics.count_write("Deployment", outcome);
+        metrics.count_write("featurestore", "Deployment", outcome);
     }
-    metrics.count_write("Service", WriteOutcome::Unchanged);
-    metrics.count_drift_correction("Deployment");
-    metrics.count_drift_correction("Deployment");
+    metrics.count_write("featurestore", "Service", WriteOutcome::Unchanged);
+    metrics.count_drift_correction("featurestore", "Deployment");
+    metrics.count_drift_correction("featurestore", "Deployment");
+    metrics.count_reconcile_error("featurestore", "conflict");
     metrics.set_queue_depth("featurestore", 5);
     metrics.set_queue_depth("featurestore", 3);
     metrics.set_owned_objects("Deployment", 4);
@@ -143,17 +149,21 @@ fn writes_drift_queue_and_owned_objects() {
         assert_line(
             &lines,
             &format!(
-                "fieldwise_api_writes_total{{kind=\"Deployment\",outcome=\"{outcome}\"}} {value}"
+                "fieldwise_api_writes_total{{controller=\"featurestore\",kind=\"Deployment\",outcome=\"{outcome}\"}} {value}"
             ),
         );
     }
     assert_line(
         &lines,
-        "fieldwise_api_writes_total{kind=\"Service\",outcome=\"unchanged\"} 1",
+        "fieldwise_api_writes_total{controller=\"featurestore\",kind=\"Service\",outcome=\"unchanged\"} 1",
     );
     assert_line(
         &lines,
-        "fieldwise_drift_corrections_total{kind=\"Deployment\"} 2",
+        "fieldwise_drift_corrections_total{controller=\"featurestore\",kind=\"Deployment\"} 2",
+    );
+    assert_line(
+        &lines,
+        "fieldwise_reconcile_errors_total{controller=\"featurestore\",category=\"conflict\"} 1",
     );
     assert_line(
         &lines,
@@ -166,20 +176,26 @@ fn writes_drift_queue_and_owned_objects() {
 #[test]
 fn feast_info_gauge_is_replaced_and_removed() {
     let metrics = Metrics::new();
+    metrics.set_info(INFO, "ml", "sample", store("sqlite"));
+    assert!(
+        !scrape(&metrics).iter().any(|l| l.starts_with(INFO)),
+        "an unregistered info gauge exports nothing"
+    );
+    metrics.register_info(INFO, "FeatureStore information (value is always 1)");
     let sqlite = "feast_operator_feature_store_info{namespace=\"ml\",name=\"sample\",online_store_type=\"sqlite\",offline_store_type=\"dask\",registry_type=\"file\"} 1";
     let redis = sqlite.replace("sqlite", "redis");
-    metrics.set_feature_store_info(store("sqlite"));
-    metrics.set_feature_store_info(store("sqlite"));
+    metrics.set_info(INFO, "ml", "sample", store("sqlite"));
+    metrics.set_info(INFO, "ml", "sample", store("sqlite"));
     let lines = scrape(&metrics);
     assert_line(&lines, "# TYPE feast_operator_feature_store_info gauge");
     assert_line(&lines, sqlite);
 
-    metrics.set_feature_store_info(store("redis"));
+    metrics.set_info(INFO, "ml", "sample", store("redis"));
     let lines = scrape(&metrics);
     assert_line(&lines, &redis);
     assert!(!has(&lines, sqlite), "old series must go");
 
-    metrics.remove_feature_store_info("ml", "sample");
+    metrics.remove_info(INFO, "ml", "sample");
     let lines = scrape(&metrics);
     assert!(
         !lines

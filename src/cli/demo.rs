@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::featurestore::run::{RunOptions, run as run_controller};
+use crate::runtime::{RunOptions, run as run_controller};
 
 /// The sample applied when `--sample` is not given (embedded, so the demo runs from any directory).
 pub const DEFAULT_SAMPLE: &str = include_str!("../../deploy/samples/featurestore-basic.yaml");

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod crds;
+#[cfg(feature = "emulator")]
 pub mod demo;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod manifests;
 pub mod olm;
@@ -29,8 +31,10 @@ pub enum Command {
     /// Print every CustomResourceDefinition fieldwise serves, as multi-document YAML.
     Crds(crds::Args),
     /// Run fieldwise end to end with no cluster: emulator, simulated controllers, operator, a sample FeatureStore.
+    #[cfg(feature = "emulator")]
     Demo(demo::Args),
     /// Serve the in-process Kubernetes API emulator on loopback and write a kubeconfig for it.
+    #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
     /// Print the kustomize install's generated manifests (RBAC, Deployment, ...) or write them all.
     Manifests(manifests::Args),
@@ -40,7 +44,7 @@ pub enum Command {
     Render(render::Args),
     /// Run the operator against the cluster of KUBECONFIG or the in-cluster configuration.
     Run(run::Args),
-    /// Check FeatureStore manifests against the same schema and CEL rules the API server applies.
+    /// Check FeatureStore and PrismCluster manifests against the same schema and CEL rules the API server applies.
     Validate(validate::Args),
 }
 
@@ -48,7 +52,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crds(args) => crds::run(args),
+        #[cfg(feature = "emulator")]
         Command::Demo(args) => demo::run(args),
+        #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(args),
         Command::Manifests(args) => manifests::run(args),
         Command::OlmBundle(args) => olm::run(args),

@@ -7,10 +7,10 @@ use tracing::{error, info};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
 
-use crate::featurestore::{
-    context::ImageDefaults,
-    controller::{DEFAULT_RESYNC_PERIOD, Settings},
-    run::{RunOptions, run as run_controller},
+use crate::{
+    featurestore::context::ImageDefaults,
+    runtime::{RunOptions, run as run_controller},
+    settings::{DEFAULT_RESYNC_PERIOD, Settings},
 };
 
 #[derive(Debug, clap::Args)]
@@ -206,13 +206,32 @@ pub async fn settings(client: &kube::Client) -> Settings {
             .ok()
             .filter(|url| !url.is_empty()),
         service_monitor_available: service_monitors_served(client).await,
+        keda_available: served(
+            client,
+            &crate::prismcluster::kinds::scaled_object_resource(),
+        )
+        .await,
+        prism_clusters_served: served(
+            client,
+            &kube::discovery::ApiResource::erase::<fieldwise_api::prism::PrismCluster>(&()),
+        )
+        .await,
         resync_period: DEFAULT_RESYNC_PERIOD,
     }
 }
 
 /// Whether the Prometheus Operator's ServiceMonitor kind is served (decided once at start-up).
 pub async fn service_monitors_served(client: &kube::Client) -> bool {
-    let resource = crate::featurestore::kinds::service_monitor_resource();
+    served(
+        client,
+        &crate::featurestore::kinds::service_monitor_resource(),
+    )
+    .await
+}
+
+/// Whether the API server serves a kind (decided once at start-up: a CRD installed later takes a
+/// restart of the operator).
+async fn served(client: &kube::Client, resource: &kube::discovery::ApiResource) -> bool {
     let discovery = kube::discovery::Discovery::new(client.clone())
         .filter(&[resource.group.as_str()])
         .run()

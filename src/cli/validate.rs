@@ -1,5 +1,5 @@
-//! `fieldwise validate -f FILE...`: checks FeatureStore manifests as the API server would, printing each
-//! problem in the API server's words. Reads the files (or stdin for `-`) and prints; the judging is
+//! `fieldwise validate -f FILE...`: checks FeatureStore and PrismCluster manifests as the API server
+//! would, printing each problem in the API server's words. Reads the files (or stdin for `-`) and prints; the judging is
 //! `fieldwise_api::validate`.
 
 use std::io::Read;
@@ -15,7 +15,7 @@ pub struct Args {
     pub filename: Vec<PathBuf>,
 }
 
-/// Exit 0 when every FeatureStore is valid, 1 when any is rejected or any input is unreadable or malformed.
+/// Exit 0 when every FeatureStore and PrismCluster is valid, 1 when any is rejected or any input is unreadable or malformed.
 pub fn run(args: Args) -> ExitCode {
     let mut all_valid = true;
     for path in &args.filename {
@@ -57,8 +57,8 @@ fn print_report(label: &str, report: &Report) {
     for doc in &report.documents {
         let place = format!("{label}: document {} (line {})", doc.index, doc.line);
         match &doc.outcome {
-            Outcome::Valid { name } => {
-                println!("{place}: FeatureStore.feast.dev \"{name}\" is valid")
+            Outcome::Valid { resource, name } => {
+                println!("{place}: {resource} \"{name}\" is valid")
             }
             Outcome::Skipped { note } => eprintln!("{place}: {note}"),
             Outcome::Rejected(rejection) => eprintln!("{place}: {rejection}"),

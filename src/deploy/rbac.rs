@@ -14,7 +14,6 @@ use k8s_openapi::{
 };
 
 use super::{NAMESPACE, labels};
-use crate::featurestore::kinds;
 
 /// The ServiceAccount the operator runs as.
 pub const SERVICE_ACCOUNT: &str = "fieldwise";
@@ -147,10 +146,11 @@ pub const LEADER_ELECTION_CALLS: &[Calls] = &[Calls {
     why: "leader election",
 }];
 
-/// Every rule of the operator's ClusterRole: the registry's (with ServiceMonitors, so the role works wherever
-/// the Prometheus Operator is installed), the controller's own calls and the delegated permissions.
+/// Every rule of the operator's ClusterRole: every controller's registry (with ServiceMonitors and KEDA
+/// ScaledObjects, so the role works wherever those CRDs are installed), the controllers' own calls and
+/// the delegated permissions.
 pub fn cluster_rules() -> Vec<PolicyRule> {
-    let registry = kinds::registry(true).policy_rules();
+    let registry = crate::runtime::all_kinds().policy_rules();
     let own = CONTROLLER_CALLS
         .iter()
         .chain(DELEGATED_CALLS)

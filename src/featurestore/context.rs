@@ -45,23 +45,9 @@ impl ImageDefaults {
     }
 }
 
-/// The data of one Secret, decoded to UTF-8 strings. Secret values must never reach logs, spans, events or status.
-pub type SecretData = BTreeMap<String, String>;
-
-/// A Secret's `data` (and `stringData`, when read from a manifest) as UTF-8 strings. Non-UTF-8 values are
-/// left out: Feast reads these values as YAML text.
-pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> SecretData {
-    let mut strings = SecretData::new();
-    for (key, value) in secret.data.iter().flatten() {
-        if let Ok(text) = String::from_utf8(value.0.clone()) {
-            strings.insert(key.clone(), text);
-        }
-    }
-    for (key, value) in secret.string_data.iter().flatten() {
-        strings.insert(key.clone(), value.clone());
-    }
-    strings
-}
+/// The data of one Secret, decoded to UTF-8 strings. Secret values must never reach logs, spans,
+/// events or status.
+pub use crate::runtime::secrets::{SecretData, secret_data};
 
 /// What a FeatureStore's desired graph depends on, read from the cluster (or from `render`'s inputs).
 #[derive(Clone, Debug, Default)]

@@ -9,6 +9,6 @@ pub mod kinds;
 pub mod names;
 pub mod references;
 pub mod render;
-pub mod run;
-pub mod secrets;
 pub mod status;
+
+pub use controller::FeatureStoreController;

@@ -20,6 +20,17 @@ pub enum ServiceType {
 }
 
 impl ServiceType {
+    /// Every part.
+    pub const ALL: [ServiceType; 7] = [
+        Self::Registry,
+        Self::Online,
+        Self::Offline,
+        Self::Ui,
+        Self::Client,
+        Self::CronJob,
+        Self::Authorization,
+    ];
+
     /// The value of `feast.dev/service-type`, the container name and the name suffix.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -271,29 +271,7 @@ fn configured_parts(
     parts
 }
 
-/// A condition that keeps its previous `lastTransitionTime` unless its status changed.
-fn condition(
-    previous: &[Condition],
-    generation: Option<i64>,
-    now: &Time,
-    type_: &str,
-    status: ConditionStatus,
-    reason: String,
-    message: String,
-) -> Condition {
-    let earlier = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status);
-    Condition {
-        type_: type_.to_owned(),
-        status,
-        observed_generation: generation,
-        last_transition_time: earlier
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone()),
-        reason,
-        message,
-    }
-}
+use crate::runtime::conditions::condition;
 
 #[cfg(test)]
 mod tests {

@@ -365,7 +365,7 @@ pub(crate) fn pod_failure_policy(node: &mut Value) {
 }
 
 /// Applies `fix` at `path` of a struct's schema; the building block of the container transforms below.
-fn fix_schema(schema: &mut Schema, fixes: &[(&str, Fix)]) {
+pub(crate) fn fix_schema(schema: &mut Schema, fixes: &[(&str, Fix)]) {
     let mut value = std::mem::take(schema).to_value();
     for (path, fix) in fixes {
         at(&mut value, path, *fix);

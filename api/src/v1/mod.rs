@@ -8,7 +8,7 @@
 mod authz;
 mod cronjob;
 pub mod defaults;
-mod k8s_schema;
+pub(crate) mod k8s_schema;
 mod openlineage;
 mod persistence;
 mod refs;

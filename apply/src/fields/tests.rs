@@ -317,3 +317,38 @@ fn owner_references_recorded_as_atomic_elements_are_in_sync() {
         "the element is compared whole"
     );
 }
+
+/// An atomic list (a StatefulSet's claim templates) as the API server keeps it: a null field it
+/// leaves in place (`creationTimestamp: null`) is the same as absent; any other difference is not.
+#[test]
+fn atomic_values_compare_nulls_as_absent() {
+    let template = |extra: serde_json::Value| {
+        let mut item = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"}, "spec": {"volumeMode": "Filesystem"}});
+        if let Some(fields) = extra.as_object() {
+            for (k, v) in fields {
+                item["metadata"][k] = v.clone();
+            }
+        }
+        item
+    };
+    let desired = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "s", "namespace": "ns"},
+        "spec": {"volumeClaimTemplates": [template(json!({}))]}});
+    let owned = json!({"f:spec": {"f:volumeClaimTemplates": {}}});
+    let live_with = |item: serde_json::Value| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "s", "namespace": "ns",
+                         "managedFields": [entry("fieldwise", "Apply", None, owned.clone())]},
+            "spec": {"volumeClaimTemplates": [item]}})
+    };
+    assert!(check(
+        &desired,
+        &live_with(template(json!({"creationTimestamp": null})))
+    ));
+    assert!(check(&desired, &live_with(template(json!({})))));
+    assert!(!check(
+        &desired,
+        &live_with(template(json!({"labels": {"a": "b"}})))
+    ));
+}

@@ -123,6 +123,50 @@ fn job_spec(spec: &mut Map<String, Value>) {
     template_spec(spec);
 }
 
+/// A new Job's generated selector (unless `manualSelector: true`): its pods carry the Job's uid
+/// and name as `batch.kubernetes.io/controller-uid`, `batch.kubernetes.io/job-name` and the legacy
+/// `controller-uid`, `job-name` labels, and the selector matches the uid.
+pub fn job_selector(job: &mut Value) {
+    let uid = job.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let name = job
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let Some(spec) = obj_mut(job, "spec") else {
+        return;
+    };
+    if spec.get("manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    default(spec, "manualSelector", json!(false));
+    default(
+        spec,
+        "selector",
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let Some(template) = spec
+        .entry("template")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let Some(meta) = template
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        default(labels, "batch.kubernetes.io/controller-uid", uid.clone());
+        default(labels, "batch.kubernetes.io/job-name", name.clone());
+        default(labels, "controller-uid", uid);
+        default(labels, "job-name", name);
+    }
+}
+
 fn cron_job(obj: &mut Value) {
     let Some(spec) = obj_mut(obj, "spec") else {
         return;
@@ -131,8 +175,9 @@ fn cron_job(obj: &mut Value) {
     default(spec, "suspend", json!(false));
     default(spec, "successfulJobsHistoryLimit", json!(3));
     default(spec, "failedJobsHistoryLimit", json!(1));
+    // Only the pod template is defaulted: Job defaults apply to Jobs, not to a CronJob's template.
     if let Some(js) = spec.get_mut("jobTemplate").and_then(|t| obj_mut(t, "spec")) {
-        job_spec(js);
+        template_spec(js);
     }
 }
 
@@ -215,8 +260,14 @@ fn pod_spec(spec: &mut Map<String, Value>) {
 }
 
 static NEXT_CLUSTER_IP: AtomicU32 = AtomicU32::new(10);
+static NEXT_NODE_PORT: AtomicU32 = AtomicU32::new(0);
 
 /// The next free address in 10.96.0.0/12 (never reused within a process).
+/// The next node port (30000-32767) for NodePort and LoadBalancer Services.
+fn allocate_node_port() -> u32 {
+    30000 + NEXT_NODE_PORT.fetch_add(1, Ordering::Relaxed) % 2768
+}
+
 fn allocate_cluster_ip() -> String {
     let n = NEXT_CLUSTER_IP.fetch_add(1, Ordering::Relaxed);
     format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
@@ -228,14 +279,29 @@ fn service(obj: &mut Value) {
     };
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
-    let external_name = spec.get("type").and_then(Value::as_str) == Some("ExternalName");
+    let service_type = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let external_name = service_type == "ExternalName";
+    let node_ports = matches!(service_type.as_str(), "NodePort" | "LoadBalancer");
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for p in ports.iter_mut().filter_map(Value::as_object_mut) {
             default(p, "protocol", json!("TCP"));
             if let Some(port) = p.get("port").cloned() {
                 default(p, "targetPort", port);
             }
+            if node_ports && !p.contains_key("nodePort") {
+                p.insert("nodePort".into(), json!(allocate_node_port()));
+            }
         }
+    }
+    if node_ports {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if service_type == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
     }
     if !external_name {
         default(spec, "clusterIP", json!(allocate_cluster_ip()));

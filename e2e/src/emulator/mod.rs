@@ -12,12 +12,16 @@ pub mod defaults;
 pub mod delete;
 pub mod encoding;
 pub mod errors;
+pub mod events;
 pub mod gc;
 pub mod http;
 pub mod meta;
+pub mod names;
 pub mod ownership;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
+pub mod rules;
 pub mod selectors;
 pub mod server;
 pub mod store;
@@ -37,7 +41,7 @@ use tokio::task::JoinHandle;
 pub use counters::{Counters, RequestKey};
 pub use errors::ApiError;
 pub use server::{ApiServer, RequestHook, RequestInfo, WatchInterrupt};
-pub use store::{EventType, StoreEvent};
+pub use store::{EventType, HistoryLimits, StoreEvent};
 
 use custom::FieldValidation;
 use ownership::Sub;
@@ -48,8 +52,13 @@ use write::WriteRequest;
 pub struct Options {
     /// Where to listen; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// How many change events are kept for watches resuming from a resourceVersion.
+    /// Change history each resource type keeps for watches resuming from a resourceVersion, as
+    /// kube-apiserver's watch cache: at most `history_limit` events (102400), at least
+    /// `history_min` (100) whatever their age, and every event younger than `history_fresh` (75 s).
+    /// A watch from an older resourceVersion, or from before the emulator started, gets 410.
     pub history_limit: usize,
+    pub history_min: usize,
+    pub history_fresh: Duration,
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
     pub bookmark_interval: Duration,
 }
@@ -58,7 +67,9 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            history_limit: 10_000,
+            history_limit: HistoryLimits::default().max,
+            history_min: HistoryLimits::default().min,
+            history_fresh: HistoryLimits::default().fresh,
             bookmark_interval: Duration::from_secs(1),
         }
     }
@@ -74,8 +85,14 @@ impl Emulator {
     /// Binds, seeds the initial namespaces, and serves in the background until the handle is shut
     /// down or dropped.
     pub async fn start(options: Options) -> std::io::Result<EmulatorHandle> {
-        let server = Arc::new(ApiServer::new(options.history_limit));
+        let history = HistoryLimits {
+            min: options.history_min,
+            fresh: options.history_fresh,
+            max: options.history_limit,
+        };
+        let server = Arc::new(ApiServer::new(history));
         seed(&server);
+        server.store.lock().start_history();
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -127,6 +127,8 @@ pub fn apply(
     };
     let schema = schema_of(rt);
     match ssa::apply(&schema, live, config, &opts) {
+        // Nulls left by the merge stay: the caller checks and then drops them, as kube-apiserver
+        // validates the merged object and then stores it.
         Ok(out) => Ok(out.object),
         Err(ApplyError::Conflict(c)) => Err(ApiError::from_status(&c.to_status())),
         Err(ApplyError::Schema(e)) => Err(typed_error(

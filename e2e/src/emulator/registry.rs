@@ -75,8 +75,12 @@ impl ResourceType {
     }
 
     /// The storage identity: objects are shared by every version of one group/resource.
+    /// Both Event views (core and events.k8s.io) share the core storage ([`super::events`]).
     pub fn storage_key(&self) -> (String, String) {
-        (self.group.clone(), self.plural.clone())
+        (
+            super::events::storage_group(self).to_owned(),
+            self.plural.clone(),
+        )
     }
 }
 

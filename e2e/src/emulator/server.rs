@@ -9,10 +9,11 @@ use serde_json::{Map, Value, json};
 use super::counters::Counters;
 use super::encoding;
 use super::errors::{ApiError, ApiResult};
+use super::events;
 use super::meta;
 use super::registry::{Registry, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{ObjKey, Store};
+use super::store::{HistoryLimits, ObjKey, Store};
 
 /// A request as the hooks see it, after routing.
 #[derive(Debug, Clone)]
@@ -74,10 +75,10 @@ pub struct ListQuery<'a> {
 }
 
 impl ApiServer {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(history: HistoryLimits) -> Self {
         ApiServer {
             registry: Registry::default(),
-            store: Store::new(history_limit),
+            store: Store::new(history),
             counters: Counters::default(),
             hooks: RwLock::new(Vec::new()),
             watch_interrupts: tokio::sync::broadcast::channel(16).0,
@@ -115,19 +116,15 @@ impl ApiServer {
 
     pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> ObjKey {
         let ns = if rt.namespaced { namespace } else { "" };
-        (
-            rt.group.clone(),
-            rt.plural.clone(),
-            ns.to_string(),
-            name.to_string(),
-        )
+        let (group, plural) = rt.storage_key();
+        (group, plural, ns.to_string(), name.to_string())
     }
 
     /// The stored object as served at `rt`'s version, in kube-apiserver's key order
     /// ([`encoding`]). Custom resources get their schema defaults on read too, as from
     /// kube-apiserver (a default added to the CRD later shows on existing objects).
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
-        let mut out = obj.clone();
+        let mut out = events::view(rt, obj).into_owned();
         if let Some(m) = out.as_object_mut() {
             m.insert("apiVersion".into(), json!(rt.api_version()));
             m.insert("kind".into(), json!(rt.kind));
@@ -162,10 +159,14 @@ impl ApiServer {
         let txn = self.store.lock();
         let rv = txn.current_rv();
         let ns = if rt.namespaced { namespace } else { None };
+        let (group, plural) = rt.storage_key();
         let matching: Vec<&Value> = txn
-            .list(&rt.group, &rt.plural, ns)
+            .list(&group, &plural, ns)
             .into_iter()
-            .filter(|o| labels.matches(o) && fields.matches(o))
+            .filter(|o| {
+                let view = events::view(rt, o);
+                labels.matches(&view) && fields.matches(&view)
+            })
             .filter(|o| after.as_ref().is_none_or(|a| position(o) > *a))
             .collect();
         let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);

@@ -1,9 +1,11 @@
-//! Object storage with a global resourceVersion counter, a bounded event history (for watches that
-//! resume from a resourceVersion) and a broadcast of every change (for watches and in-process
-//! controllers such as the garbage collector).
+//! Object storage with a global resourceVersion counter, a bounded event history per resource type
+//! (for watches that resume from a resourceVersion, kept as kube-apiserver's watch cache keeps it)
+//! and a broadcast of every change (for watches and in-process controllers such as the garbage
+//! collector).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -47,35 +49,95 @@ pub struct TooOld {
     pub oldest_minus_one: u64,
 }
 
+/// How much change history each resource type keeps, as kube-apiserver's watch cache does
+/// (`k8s.io/apiserver` cacher, 1.33): at least `min` events, every event younger than `fresh`, and
+/// never more than `max`. A watch from a resourceVersion older than what is kept gets 410 Expired.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryLimits {
+    /// Events kept whatever their age (the cache's lower bound capacity, 100).
+    pub min: usize,
+    /// Events younger than this are kept beyond `min` (eventFreshDuration, 75 s).
+    pub fresh: Duration,
+    /// Events never kept beyond this count (the upper bound capacity, 102400).
+    pub max: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            min: 100,
+            fresh: Duration::from_secs(75),
+            max: 100 * 1024,
+        }
+    }
+}
+
+/// The retained history of one resource type.
+#[derive(Default)]
+struct TypeHistory {
+    events: VecDeque<(Instant, Arc<StoreEvent>)>,
+    /// resourceVersion of the newest event no longer retained.
+    last_dropped: Option<u64>,
+}
+
+impl TypeHistory {
+    fn trim(&mut self, limits: &HistoryLimits, now: Instant) {
+        while let Some((at, ev)) = self.events.front() {
+            let stale = now.duration_since(*at) >= limits.fresh;
+            if self.events.len() <= limits.max && !(stale && self.events.len() > limits.min) {
+                break;
+            }
+            self.last_dropped = Some(ev.rv);
+            self.events.pop_front();
+        }
+    }
+
+    /// The oldest resourceVersion a watch can resume from: one before the oldest retained event
+    /// once events were dropped, else the resourceVersion the history started at.
+    fn oldest_minus_one(&self, started: u64) -> u64 {
+        match (self.last_dropped, self.events.front()) {
+            (Some(_), Some((_, oldest))) => oldest.rv - 1,
+            (Some(dropped), None) => dropped,
+            (None, _) => started,
+        }
+    }
+}
+
 struct Inner {
     rv: u64,
     objects: BTreeMap<ObjKey, Value>,
     /// uid → key, for owner lookups.
     uids: HashMap<String, ObjKey>,
-    history: VecDeque<Arc<StoreEvent>>,
-    /// Highest resourceVersion whose event is no longer retained.
-    floor: u64,
+    /// Per `(group, plural)`.
+    history: HashMap<(String, String), TypeHistory>,
+    /// The resourceVersion watch history starts at (the emulator's start): older is 410.
+    history_start: u64,
 }
 
 pub struct Store {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<StoreEvent>>,
-    history_limit: usize,
+    limits: HistoryLimits,
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
-        let (tx, _) = broadcast::channel(history_limit.max(16) * 4);
+    pub fn new(limits: HistoryLimits) -> Self {
+        // Live watchers lag behind by at most this many changes before they are told to resume.
+        let (tx, _) = broadcast::channel(limits.min.max(1024) * 4);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 objects: BTreeMap::new(),
                 uids: HashMap::new(),
-                history: VecDeque::new(),
-                floor: 0,
+                history: HashMap::new(),
+                history_start: 0,
             }),
             tx,
-            history_limit: history_limit.max(1),
+            limits: HistoryLimits {
+                min: limits.min.max(1),
+                max: limits.max.max(1),
+                ..limits
+            },
         }
     }
 
@@ -183,29 +245,48 @@ impl Txn<'_> {
             object: Arc::new(obj.clone()),
             previous: previous.map(Arc::new),
         });
-        self.inner.history.push_back(ev.clone());
-        while self.inner.history.len() > self.store.history_limit {
-            if let Some(old) = self.inner.history.pop_front() {
-                self.inner.floor = old.rv;
-            }
-        }
+        let now = Instant::now();
+        let history = self
+            .inner
+            .history
+            .entry((ev.key.0.clone(), ev.key.1.clone()))
+            .or_default();
+        history.events.push_back((now, ev.clone()));
+        history.trim(&self.store.limits, now);
         // No receivers is fine: nobody is watching.
         let _ = self.store.tx.send(ev);
     }
 
-    /// Retained events after `rv`, or why they are gone.
-    pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<StoreEvent>>, TooOld> {
-        if rv < self.inner.floor {
-            return Err(TooOld {
-                asked: rv,
-                oldest_minus_one: self.inner.floor,
-            });
-        }
-        Ok(self
+    /// Starts the watch history here: a watch from an older resourceVersion is 410 Expired, as
+    /// on a freshly started kube-apiserver whose watch cache begins at its first list.
+    pub fn start_history(&mut self) {
+        self.inner.history_start = self.inner.rv;
+    }
+
+    /// Retained events of one resource type after `rv`, or why they are gone.
+    pub fn events_since(
+        &self,
+        group: &str,
+        plural: &str,
+        rv: u64,
+    ) -> Result<Vec<Arc<StoreEvent>>, TooOld> {
+        let history = self
             .inner
             .history
-            .iter()
-            .filter(|e| e.rv > rv)
+            .get(&(group.to_owned(), plural.to_owned()));
+        let start = self.inner.history_start;
+        let oldest_minus_one = history.map_or(start, |h| h.oldest_minus_one(start));
+        if rv < oldest_minus_one {
+            return Err(TooOld {
+                asked: rv,
+                oldest_minus_one,
+            });
+        }
+        Ok(history
+            .into_iter()
+            .flat_map(|h| h.events.iter())
+            .map(|(_, ev)| ev)
+            .filter(|ev| ev.rv > rv)
             .cloned()
             .collect())
     }

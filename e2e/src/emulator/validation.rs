@@ -1,7 +1,8 @@
-//! The few built-in validation rules the emulator enforces: non-negative replicas of workloads and
-//! the immutable fields fieldwise's apply engine must respect (selectors, Job templates, StatefulSet
-//! spec outside its mutable fields, Service clusterIP, PVC spec). Messages follow kube-apiserver's
-//! wording; where it prints a Go value (`%#v`), the emulator prints JSON instead.
+//! Built-in validation: object metadata and each kind's fields ([`super::rules`]), non-negative
+//! replicas of workloads, and the immutable fields fieldwise's apply engine must respect (selectors,
+//! Job templates, StatefulSet spec outside its mutable fields, Service clusterIP, PVC spec).
+//! Messages follow kube-apiserver's wording; where it prints a Go value (`%#v`), the emulator
+//! prints JSON instead.
 
 use serde_json::Value;
 
@@ -21,10 +22,15 @@ const STATEFULSET_MUTABLE: &[&str] = &[
 
 /// Errors for a create (`old` None) or update of a built-in object.
 pub fn builtin(rt: &ResourceType, new: &Value, old: Option<&Value>) -> Vec<Cause> {
-    let mut causes = replicas(rt, new);
+    let mut causes = super::rules::metadata(rt, new);
+    causes.extend(replicas(rt, new));
+    causes.extend(super::rules::spec(rt, new));
     if let Some(old) = old {
         causes.extend(immutable(rt, new, old));
     }
+    // kube-apiserver reports identical errors once (a Job's two job-name labels, for example).
+    let mut seen = std::collections::HashSet::new();
+    causes.retain(|c| seen.insert((c.field.clone(), c.message.clone())));
     causes
 }
 
@@ -127,13 +133,13 @@ mod tests {
         let d = rt("apps", "v1", "deployments");
         let old = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 1}});
         let new = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}, "replicas": 1}});
-        let errs = builtin(&d, &new, Some(&old));
+        let errs = immutable(&d, &new, &old);
         assert_eq!(
             errs[0].summary(),
             "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"b\"}}: field is immutable"
         );
         let scaled = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 5}});
-        assert!(builtin(&d, &scaled, Some(&old)).is_empty());
+        assert!(immutable(&d, &scaled, &old).is_empty());
     }
 
     #[test]
@@ -141,17 +147,17 @@ mod tests {
         let s = rt("apps", "v1", "statefulsets");
         let old = json!({"spec": {"serviceName": "a", "replicas": 1}});
         assert!(
-            builtin(
+            immutable(
                 &s,
                 &json!({"spec": {"serviceName": "a", "replicas": 3}}),
-                Some(&old)
+                &old
             )
             .is_empty()
         );
-        let errs = builtin(
+        let errs = immutable(
             &s,
             &json!({"spec": {"serviceName": "b", "replicas": 1}}),
-            Some(&old),
+            &old,
         );
         assert_eq!(errs[0].field, "spec");
         assert!(

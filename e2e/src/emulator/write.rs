@@ -8,12 +8,14 @@ use serde_json::{Value, json};
 use super::custom::{self, FieldValidation};
 use super::defaults;
 use super::errors::{ApiError, ApiResult, Cause};
+use super::events;
 use super::meta;
 use super::ownership::{self, Sub, Writer};
 use super::patch;
 use super::registry::ResourceType;
 use super::server::ApiServer;
 use super::store::Txn;
+use crate::ssa;
 
 /// The kind of a PATCH body, from its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,11 +209,9 @@ impl ApiServer {
             meta::meta_mut(&mut body).insert("name".into(), json!(req.name));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let old = stored_view(&txn, req).ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         check_resource_version(req, &old, &body)?;
+        check_conditional_update(req, &body)?;
         let new = match req.sub {
             Sub::Scale => self.scale_to_parent(req, &old, &body)?,
             _ => {
@@ -252,10 +252,7 @@ impl ApiServer {
             ]));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
+        let old = stored_view(&txn, req).ok_or_else(|| ApiError::not_found(req.rt, req.name))?;
         let mut target = if req.sub == Sub::Scale {
             Self::scale_of(req.rt, &old)?
         } else {
@@ -319,9 +316,7 @@ impl ApiServer {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let mut txn = self.store.lock();
-        let old = txn
-            .get(&Self::key(req.rt, req.namespace, req.name))
-            .cloned();
+        let old = stored_view(&txn, req);
         let writer = Writer {
             manager: req.manager,
             sub: req.sub,
@@ -346,6 +341,7 @@ impl ApiServer {
             let merged = ownership::apply(req.rt, None, &config, &writer)?;
             let mut merged = merged;
             meta::meta_mut(&mut merged).insert("name".into(), json!(req.name));
+            let merged = refuse_stray_nulls(req.rt, merged, None)?;
             return self.finish(&mut txn, req, None, merged, Op::Apply);
         };
         check_resource_version(req, &old, &config)?;
@@ -355,6 +351,7 @@ impl ApiServer {
             config
         };
         let merged = ownership::apply(req.rt, Some(&old), &config, &writer)?;
+        let merged = refuse_stray_nulls(req.rt, merged, Some(&old))?;
         self.finish(&mut txn, req, Some(&old), merged, Op::Apply)
     }
 
@@ -480,6 +477,7 @@ impl ApiServer {
             defaults::apply(&rt.group, &rt.kind, &mut new);
         }
         prepare(rt, req.sub, old, &mut new);
+        drop_empty_meta(&mut new);
         if rt.kind == "CustomResourceDefinition" && !rt.is_custom() {
             super::crd::set_status(&mut new);
         }
@@ -491,6 +489,10 @@ impl ApiServer {
                 force: false,
             };
             new = ownership::record_update(rt, old, &new, &writer)?;
+        }
+        // The strategy's own additions come after field management: nobody owns them.
+        if old.is_none() && rt.kind == "Job" && rt.group == "batch" {
+            defaults::job_selector(&mut new);
         }
         self.validate(rt, req, old, &new)?;
         if tracks_generation(rt) {
@@ -530,7 +532,7 @@ impl ApiServer {
                 warnings,
             });
         }
-        let stored = txn.put(key.clone(), strip_type(new));
+        let stored = txn.put(key.clone(), events::to_storage(rt, strip_type(new)));
         let done = meta::is_terminating(&stored)
             && meta::finalizers(&stored).is_empty()
             && rt.kind != "Namespace";
@@ -592,6 +594,41 @@ impl ApiServer {
     }
 }
 
+/// The merged object of an apply, nulls dropped. A custom resource keeps the nulls the merge left
+/// (nulled by the configuration, or containers emptied by pruning) until validation, which refuses
+/// them in non-nullable fields without a default, as kube-apiserver does
+/// ([`custom::stray_nulls`]); built-in objects lose them in the conversion to their Go type.
+fn refuse_stray_nulls(
+    rt: &ResourceType,
+    mut merged: Value,
+    old: Option<&Value>,
+) -> ApiResult<Value> {
+    let stray = custom::stray_nulls(rt, &merged);
+    ssa::drop_nulls(&mut merged);
+    if stray.is_empty() {
+        return Ok(merged);
+    }
+    let mut probe = merged.clone();
+    custom::prune_and_default(rt, &mut probe);
+    custom::put_nulls(&mut probe, &stray);
+    let errors = custom::validate(rt, &probe, old);
+    if errors.is_empty() {
+        return Ok(merged);
+    }
+    Err(ApiError::invalid_fields(
+        &rt.kind,
+        &rt.group,
+        meta::name(&merged),
+        &errors,
+    ))
+}
+
+/// The stored object a write addresses, in the form of the version written to.
+fn stored_view(txn: &Txn<'_>, req: &WriteRequest<'_>) -> Option<Value> {
+    txn.get(&ApiServer::key(req.rt, req.namespace, req.name))
+        .map(|stored| events::view(req.rt, stored).into_owned())
+}
+
 /// A body naming another object than the URL.
 fn check_name(req: &WriteRequest<'_>, body: &Value) -> ApiResult<()> {
     let body_name = meta::name(body);
@@ -610,6 +647,42 @@ fn check_resource_version(req: &WriteRequest<'_>, old: &Value, body: &Value) -> 
             Err(ApiError::modified(req.rt, req.name))
         }
         _ => Ok(()),
+    }
+}
+
+/// Custom resources allow no unconditional update: a PUT must name the resourceVersion it read.
+fn check_conditional_update(req: &WriteRequest<'_>, body: &Value) -> ApiResult<()> {
+    let named = meta::meta_str(body, "resourceVersion").is_some_and(|rv| !rv.is_empty());
+    if !req.rt.is_custom() || req.sub == Sub::Scale || named {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &req.rt.kind,
+        &req.rt.group,
+        req.name,
+        vec![Cause::new(
+            "FieldValueInvalid",
+            "metadata.resourceVersion",
+            "Invalid value: 0x0: must be specified for an update",
+        )],
+    ))
+}
+
+/// ObjectMeta is a Go struct for every kind: its empty `omitempty` maps and lists are not stored.
+fn drop_empty_meta(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|key, value| {
+            let empty = match value {
+                Value::Object(map) => map.is_empty(),
+                Value::Array(items) => items.is_empty(),
+                _ => false,
+            };
+            !(empty
+                && matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                ))
+        });
     }
 }
 

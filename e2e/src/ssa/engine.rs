@@ -213,8 +213,9 @@ pub fn apply(
         entries[applier].time = Some(opts.now.clone());
     }
     entries.retain(|e| !e.fields.is_empty());
+    // Containers emptied by pruning stay as nulls, as structured-merge-diff leaves them: what
+    // becomes of them is the caller's decoding (kube-apiserver converts the object to its type).
     let mut object = if object_changed { merged } else { live_clean };
-    drop_nulls(&mut object);
     if opts.manager == "kubectl" {
         sync_last_applied(&mut object, config);
     }

@@ -1,4 +1,4 @@
-//! Server-side apply as kube-apiserver 1.32 does it (contract: `shared/spec/ssa-semantics.md`):
+//! Server-side apply as kube-apiserver 1.32 does it (contract: `docs/ssa-semantics.md`):
 //! schemas with list types and keys, field sets and their FieldsV1 encoding, merge, pruning,
 //! conflicts, and the managedFields bookkeeping of applies and non-apply writes.
 //!
@@ -28,7 +28,7 @@
 //! The algorithm follows sigs.k8s.io/structured-merge-diff (merge, compare, field sets, pruning)
 //! and the apiserver's managedfields layer (stripped metadata, before-first-apply, 10 Update
 //! entries cap, entry ordering, reset fields); it is tested against the real library through
-//! `shared/tools/smd-oracle` (goldens in `e2e/testdata/ssa/golden`).
+//! `e2e/tools/smd-oracle` (goldens in `e2e/testdata/ssa/golden`).
 
 mod builtin;
 mod conflict;
@@ -57,7 +57,8 @@ pub use schema::{
     UNTYPED_ATOMIC, UNTYPED_DEDUCED,
 };
 pub use walk::{
-    Comparison, SchemaError, compare, merge, to_field_set, validate, validate_allowing_duplicates,
+    Comparison, SchemaError, compare, drop_nulls, merge, to_field_set, validate,
+    validate_allowing_duplicates,
 };
 
 /// The field set an applied configuration gives its manager (§1.2): the configuration's paths minus

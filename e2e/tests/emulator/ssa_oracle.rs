@@ -1,7 +1,7 @@
 //! Differential tests of `fieldwise_e2e::ssa` against the real structured-merge-diff library.
 //!
 //! Each case in `testdata/ssa/cases/` is a sequence of applies and updates; its golden in
-//! `testdata/ssa/golden/` is what `shared/tools/smd-oracle` (the library kube-apiserver uses)
+//! `testdata/ssa/golden/` is what `e2e/tools/smd-oracle` (the library kube-apiserver uses)
 //! answered for the same steps with the schema exported from our `TypeSchema`. Regenerate with
 //! `e2e/tools/smd-goldens.sh` when the oracle is available.
 
@@ -261,7 +261,7 @@ fn ssa_matches_structured_merge_diff_goldens() {
 }
 
 /// Regenerates the goldens: `SMD_ORACLE=/path/to/smd-oracle cargo test -p fieldwise-e2e --test
-/// ssa_oracle -- --ignored regenerate_goldens` (see e2e/tools/smd-goldens.sh).
+/// emulator -- --ignored ssa_oracle::regenerate_goldens` (see e2e/tools/smd-goldens.sh).
 #[test]
 #[ignore = "needs the smd-oracle binary (SMD_ORACLE)"]
 fn regenerate_goldens() {

@@ -39,10 +39,6 @@ pub const KUBECONFIG_VARIABLE: &str = "E2E_CONFORMANCE_KUBECONFIG";
 /// say why. Remove an entry once the emulator behaves like the real server.
 pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
     (
-        "conformance_crud::version_and_discovery",
-        "the real server is 1.33 (the pinned release); the emulator reports 1.32",
-    ),
-    (
         "conformance_crud::create_get_update_delete",
         "a GET of an unknown API group answers Go's plain-text `404 page not found` (text/plain), \
          not a Status object",

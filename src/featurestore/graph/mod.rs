@@ -53,6 +53,9 @@ pub const CONFIG_SECRET_KEY: &str = "TMP_FEATURE_STORE_YAML_BASE64";
 pub struct DesiredGraph {
     /// The children, in apply order (configuration before the workloads that read it).
     pub objects: Vec<DesiredObject>,
+    /// The part of the FeatureStore each child belongs to: `parts[i]` is that of `objects[i]`
+    /// (its conditions report the child's failures).
+    pub parts: Vec<ServiceType>,
     /// The spec with every default applied (`status.applied`).
     pub applied: FeatureStoreSpec,
     /// In-cluster addresses of the servers (`status.serviceHostnames`).
@@ -137,23 +140,26 @@ pub fn desired_graph(
 
     let mut children = Children::default();
     children.push(
-        CONFIG,
+        (ServiceType::Online, CONFIG),
         objects::config_secret(cr_name, namespace, &secret_name, &server_yaml),
     );
     children.push(
-        ServiceType::Client.as_str(),
+        ServiceType::Client.into(),
         objects::client_config_map(cr_name, namespace, &config::to_yaml(&client_yaml)),
     );
-    children.push_typed(FEATURE_SERVER, &rbac::service_account(cr_name, namespace));
+    children.push_typed(
+        FEATURE_SERVER_PART,
+        &rbac::service_account(cr_name, namespace),
+    );
     for object in rbac::authorization_objects(cr_name, namespace, &applied) {
-        children.push(ServiceType::Authorization.as_str(), object);
+        children.push(ServiceType::Authorization.into(), object);
     }
     for claim in storage::persistent_volume_claims(cr_name, namespace, &applied) {
-        children.push_typed(component_of_labels(&claim.metadata), &claim);
+        children.push_typed(part_of_claim(&claim.metadata), &claim);
     }
     for spec in &service_specs {
         children.push_typed(
-            spec.server.service.as_str(),
+            spec.server.service.into(),
             &services::service(cr_name, namespace, spec),
         );
     }
@@ -161,73 +167,95 @@ pub fn desired_graph(
         Some(_) => ReplicasPolicy::Released,
         None => ReplicasPolicy::Owned,
     };
-    children.push_workload(FEATURE_SERVER, &deployment, replicas);
+    children.push_workload(FEATURE_SERVER_PART, &deployment, replicas);
     if let Some(hpa) = scaling::horizontal_pod_autoscaler(cr_name, namespace, &applied) {
-        children.push_typed(FEATURE_SERVER, &hpa);
+        children.push_typed(FEATURE_SERVER_PART, &hpa);
     }
     if let Some(pdb) = scaling::pod_disruption_budget(cr_name, namespace, &applied) {
-        children.push_typed(FEATURE_SERVER, &pdb);
+        children.push_typed(FEATURE_SERVER_PART, &pdb);
     }
     if let Some(monitor) = objects::service_monitor(cr_name, namespace, &servers, context) {
-        children.push(ServiceType::Online.as_str(), monitor);
+        children.push(ServiceType::Online.into(), monitor);
     }
     for object in rbac::cron_job_rbac(cr_name, namespace) {
-        children.push(ServiceType::CronJob.as_str(), object);
+        children.push(ServiceType::CronJob.into(), object);
     }
     children.push_typed(
-        ServiceType::CronJob.as_str(),
+        ServiceType::CronJob.into(),
         &cronjob::cron_job(cr_name, namespace, &applied, context),
     );
 
     let unsupported = objects::unsupported_fields(&applied, context);
     Ok(DesiredGraph {
         objects: children.objects,
+        parts: children.parts,
         applied,
         hostnames,
         unsupported,
     })
 }
 
-/// The component a claim belongs to, from its `feast.dev/service-type` label.
-fn component_of_labels(
+/// The part a claim belongs to and its component, from its `feast.dev/service-type` label.
+fn part_of_claim(
     metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> &str {
+) -> (ServiceType, &'static str) {
     let labels = metadata.labels.as_ref();
-    labels
-        .and_then(|labels| labels.get(SERVICE_TYPE_LABEL))
-        .map_or(FEATURE_SERVER, String::as_str)
+    let label = labels.and_then(|labels| labels.get(SERVICE_TYPE_LABEL));
+    ServiceType::ALL
+        .into_iter()
+        .find(|part| label.is_some_and(|label| label == part.as_str()))
+        .map_or(FEATURE_SERVER_PART, Into::into)
 }
 
-/// The graph under construction.
+/// The part and component of the children every feature server shares (ServiceAccount,
+/// Deployment, HPA, PDB): the online part carries the Deployment's availability.
+const FEATURE_SERVER_PART: (ServiceType, &str) = (ServiceType::Online, FEATURE_SERVER);
+
+impl From<ServiceType> for (ServiceType, &'static str) {
+    /// A part whose children carry its name as their component.
+    fn from(part: ServiceType) -> Self {
+        (part, part.as_str())
+    }
+}
+
+/// The graph under construction: each child with the part it belongs to and its component label.
 #[derive(Default)]
 struct Children {
     objects: Vec<DesiredObject>,
+    parts: Vec<ServiceType>,
 }
 
 impl Children {
-    fn push(&mut self, component: &str, body: Value) {
-        self.objects.push(DesiredObject {
-            body,
-            component: component.to_owned(),
-            replicas: ReplicasPolicy::Owned,
-        });
+    fn push(&mut self, (part, component): (ServiceType, &str), body: Value) {
+        self.push_workload_body(part, component, body, ReplicasPolicy::Owned);
     }
 
-    fn push_typed<T: serde::Serialize>(&mut self, component: &str, object: &T) {
-        self.push(component, to_value(object));
+    fn push_typed<T: serde::Serialize>(&mut self, part: (ServiceType, &str), object: &T) {
+        self.push(part, to_value(object));
     }
 
     fn push_workload<T: serde::Serialize>(
         &mut self,
-        component: &str,
+        (part, component): (ServiceType, &str),
         object: &T,
         replicas: ReplicasPolicy,
     ) {
+        self.push_workload_body(part, component, to_value(object), replicas);
+    }
+
+    fn push_workload_body(
+        &mut self,
+        part: ServiceType,
+        component: &str,
+        body: Value,
+        replicas: ReplicasPolicy,
+    ) {
         self.objects.push(DesiredObject {
-            body: to_value(object),
+            body,
             component: component.to_owned(),
             replicas,
         });
+        self.parts.push(part);
     }
 }
 

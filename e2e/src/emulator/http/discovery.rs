@@ -5,15 +5,23 @@ use serde_json::{Value, json};
 
 use super::super::registry::{Registry, ResourceType};
 
+/// The release the emulator follows: the real control plane the tests also run against.
+pub const RELEASE: &str = "v1.33.13";
+
+/// `/version` as kube-apiserver 1.33 answers it (with the compatibility-version fields 1.33 added).
 pub fn version() -> Value {
     json!({
         "major": "1",
-        "minor": "32",
-        "gitVersion": "v1.32.0",
+        "minor": "33",
+        "emulationMajor": "1",
+        "emulationMinor": "33",
+        "minCompatibilityMajor": "1",
+        "minCompatibilityMinor": "32",
+        "gitVersion": RELEASE,
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",
-        "goVersion": "go1.23.0",
+        "goVersion": "go1.24.0",
         "compiler": "gc",
         "platform": "linux/amd64"
     })

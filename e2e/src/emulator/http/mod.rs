@@ -23,6 +23,7 @@ use super::custom::FieldValidation;
 use super::delete::{DeleteOptions, parse_propagation};
 use super::errors::{ApiError, ApiResult, Cause};
 use super::ownership::Sub;
+use super::protobuf;
 use super::registry::ResourceType;
 use super::server::{ApiServer, ListQuery, RequestInfo};
 use super::write::{PatchType, WriteOutcome, WriteRequest};
@@ -329,14 +330,19 @@ struct Ctx<'a> {
     manager: &'a str,
 }
 
-fn decode_json(content_type: &str, body: &[u8]) -> ApiResult<Value> {
+/// A create or update body: JSON, YAML, or (for built-in kinds) Kubernetes protobuf.
+fn decode_object(rt: &ResourceType, content_type: &str, body: &[u8]) -> ApiResult<Value> {
+    if protobuf::is_protobuf(content_type) && !rt.is_custom() {
+        return protobuf::decode(body, (&rt.api_version(), &rt.kind));
+    }
     let base = content_type.split(';').next().unwrap_or("").trim();
     if !base.is_empty() && base != "application/json" && base != "application/yaml" && base != "*/*"
     {
-        return Err(ApiError::unsupported_media(&[
-            "application/json",
-            "application/yaml",
-        ]));
+        let mut accepted = vec!["application/json", "application/yaml"];
+        if !rt.is_custom() {
+            accepted.push(protobuf::MEDIA_TYPE);
+        }
+        return Err(ApiError::unsupported_media(&accepted));
     }
     decode_any(body)
 }
@@ -505,13 +511,13 @@ impl Ctx<'_> {
         if self.rp.name.is_some() {
             return Err(ApiError::method_not_allowed());
         }
-        let obj = decode_json(content_type, body)?;
+        let obj = decode_object(self.rt, content_type, body)?;
         let out = self.server().create(&self.request()?, obj)?;
         Ok(self.written(out))
     }
 
     fn update(&self, content_type: &str, body: &[u8]) -> ApiResult<Response> {
-        let obj = decode_json(content_type, body)?;
+        let obj = decode_object(self.rt, content_type, body)?;
         let out = self.server().update(&self.request()?, obj)?;
         Ok(self.written(out))
     }

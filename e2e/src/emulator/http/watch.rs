@@ -15,10 +15,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::super::errors::ApiError;
+use super::super::events;
 use super::super::registry::ResourceType;
 use super::super::selectors::{FieldSelector, LabelSelector};
 use super::super::server::{ApiServer, WatchInterrupt};
-use super::super::store::{EventType, StoreEvent};
+use super::super::store::{EventType, StoreEvent, TooOld, Txn};
 use super::{HttpState, ResourcePath, stream_body};
 
 struct Filter {
@@ -34,16 +35,24 @@ struct Filter {
 
 impl Filter {
     fn in_scope(&self, ev: &StoreEvent) -> bool {
-        ev.key.0 == self.rt.group
-            && ev.key.1 == self.rt.plural
+        let (group, plural) = self.rt.storage_key();
+        ev.key.0 == group
+            && ev.key.1 == plural
             && self
                 .namespace
                 .as_ref()
                 .is_none_or(|ns| !self.rt.namespaced || &ev.key.2 == ns)
     }
 
-    fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
+    fn history_since(&self, txn: &Txn<'_>, rv: u64) -> Result<Vec<Arc<StoreEvent>>, TooOld> {
+        let (group, plural) = self.rt.storage_key();
+        txn.events_since(&group, &plural, rv)
+    }
+
+    /// Selectors see the object as this watch's version serves it.
+    fn matches(&self, stored: &Value) -> bool {
+        let obj = events::view(&self.rt, stored);
+        self.labels.matches(&obj) && self.fields.matches(&obj)
     }
 
     /// The event a watcher with selectors sees: objects entering the selection are ADDED, leaving it
@@ -195,7 +204,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
         let rx = txn.subscribe();
         let current = txn.current_rv();
         let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
-            Some(n) if n > 0 && !opts.send_initial => match txn.events_since(n) {
+            Some(n) if n > 0 && !opts.send_initial => match filter.history_since(&txn, n) {
                 // Replayed events are shaped like live ones (Table rows, partial metadata), with
                 // the Table's column definitions in the first event only.
                 Ok(evs) => Ok(evs
@@ -214,8 +223,9 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
                 } else {
                     None
                 };
+                let (group, plural) = filter.rt.storage_key();
                 Ok(txn
-                    .list(&filter.rt.group, &filter.rt.plural, ns)
+                    .list(&group, &plural, ns)
                     .into_iter()
                     .filter(|o| filter.matches(o))
                     .map(|o| filter.event("ADDED", &ApiServer::present(&filter.rt, o), &mut first))

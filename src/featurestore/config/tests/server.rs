@@ -7,7 +7,10 @@ use crate::featurestore::config::{AuthzMode, authz_mode, to_yaml};
 
 #[test]
 fn base_sample_runs_online_with_the_pod_local_registry() {
-    let document = Case::sample("v1_featurestore.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document,
         json!({
@@ -34,7 +37,10 @@ fn base_sample_runs_online_with_the_pod_local_registry() {
 
 #[test]
 fn pvc_paths_are_joined_to_the_mount_path() {
-    let document = Case::sample("v1_featurestore_pvc_persistence.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_pvc_persistence.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(document["offline_store"], json!({ "type": "duckdb" }));
     assert_eq!(
         document["online_store"],
@@ -75,7 +81,10 @@ fn a_file_offline_store_defaults_to_dask() {
 
 #[test]
 fn db_persistence_reads_the_store_parameters_from_the_secret() {
-    let document = Case::sample("v1_featurestore_db_persistence.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_db_persistence.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["online_store"],
         json!({
@@ -102,7 +111,10 @@ fn db_persistence_reads_the_store_parameters_from_the_secret() {
 
 #[test]
 fn object_store_registry_carries_s3_and_cache_settings() {
-    let document = Case::sample("v1_featurestore_objectstore_persistence.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_objectstore_persistence.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["registry"],
         json!({
@@ -121,7 +133,10 @@ fn object_store_registry_carries_s3_and_cache_settings() {
 
 #[test]
 fn gcs_sample_uses_bigquery_bigtable_and_a_gs_registry() {
-    let document = Case::sample("v1_featurestore_gcs.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_gcs.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["offline_store"],
         json!({ "type": "bigquery", "dataset": "feast_bq_dataset" })
@@ -244,7 +259,10 @@ fn remote_registry_by_feast_ref_uses_the_resolved_hostname() {
 
 #[test]
 fn registry_mcp_is_written_when_the_registry_server_enables_it() {
-    let document = Case::sample("v1_featurestore_mcp.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_mcp.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["registry"],
         json!({ "path": "/feast-data/registry.db", "registry_type": "file", "mcp": { "enabled": true } })
@@ -282,7 +300,10 @@ fn kubernetes_is_the_default_and_no_auth_false_still_means_kubernetes() {
 
 #[test]
 fn oidc_sample_takes_the_client_settings_from_the_secret() {
-    let document = Case::sample("v1_featurestore_oidc_auth.yaml").server_ok();
+    let Some(sample) = Case::sample("v1_featurestore_oidc_auth.yaml") else {
+        return;
+    };
+    let document = sample.server_ok();
     assert_eq!(
         document["auth"],
         json!({
@@ -416,7 +437,10 @@ fn oidc_settings_under_a_secret_key_are_one_yaml_mapping() {
 
 #[test]
 fn yaml_output_round_trips_with_the_document_order() {
-    let case = Case::sample("v1_featurestore_db_persistence.yaml").secret(
+    let Some(sample) = Case::sample("v1_featurestore_db_persistence.yaml") else {
+        return;
+    };
+    let case = sample.secret(
         "feast-data-stores",
         &[
             ("postgres", "host: h\nsslmode: 'true'\nport: '5432'\n"),
@@ -472,10 +496,10 @@ fn yaml_output_keeps_long_multi_line_and_ambiguous_strings_intact() {
 
 #[test]
 fn every_feast_sample_builds_its_documents() {
-    let directory = format!(
-        "{}/../shared/reference/feast/samples",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
+        return;
+    };
+    let directory = corpus.join("samples");
     let mut files: Vec<String> = std::fs::read_dir(&directory)
         .expect("the Feast samples")
         .map(|entry| {
@@ -490,7 +514,7 @@ fn every_feast_sample_builds_its_documents() {
     assert!(files.len() >= 20, "found only {files:?}");
     for file in files {
         // Two samples reference a registry Secret they do not ship; the cluster would hold it.
-        let case = Case::sample(&file).secret(
+        let case = Case::sample(&file).expect("the corpus is there").secret(
             "registry-db-secret",
             &[("sql", "path: postgresql://feast:pw@db:5432/feast\n")],
         );

@@ -1,11 +1,11 @@
 //! `bench`: how fieldwise performs against the emulator (issue 10). Never a timed test.
 //!
-//! `cargo run --release --bin bench -- --feature-stores 100 --json bench.jsonl`
+//! `cargo run --release -p fieldwise-bench -- --feature-stores 100 --json bench.jsonl`
 //!
 //! The bench process holds the emulator, its simulated controllers and the driver (which applies objects
 //! over HTTP and reads FeatureStore phases straight from the emulator's store, so it sends no reads). The
 //! operator runs in a child process (this binary re-executed with `--operator-child`), started through
-//! `fieldwise::featurestore::run::run` exactly as `fieldwise run` does, so its peak resident memory
+//! `fieldwise::runtime::run` exactly as `fieldwise run` does, so its peak resident memory
 //! (VmHWM) and CPU time (utime + stime) are its own, read from `/proc/<pid>`; the bench process's own
 //! cost is the emulator's (plus simulators and driver), reported separately. The child answers
 //! `metrics` on its stdin with its Prometheus metrics (reconcile counts, reconcile CPU histogram); EOF
@@ -27,8 +27,8 @@ use cpus::CpuSplit;
 use fieldwise::featurestore::{
     context::ImageDefaults,
     render::{Input, kubernetes_yaml, render},
-    run::{RunOptions, run},
 };
+use fieldwise::runtime::{RunOptions, run};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{
     Emulator, EmulatorHandle,
@@ -67,22 +67,22 @@ const TICKS_PER_SECOND: f64 = 100.0;
 const SAMPLES: &[(&str, &str)] = &[
     (
         "basic",
-        include_str!("../../../deploy/samples/featurestore-basic.yaml"),
+        include_str!("../../deploy/samples/featurestore-basic.yaml"),
     ),
     (
         "scaling-static",
-        include_str!("../../../deploy/samples/featurestore-scaling-static.yaml"),
+        include_str!("../../deploy/samples/featurestore-scaling-static.yaml"),
     ),
     (
         "scaling-hpa",
-        include_str!("../../../deploy/samples/featurestore-scaling-hpa.yaml"),
+        include_str!("../../deploy/samples/featurestore-scaling-hpa.yaml"),
     ),
     (
         "scaling-keda",
-        include_str!("../../../deploy/samples/featurestore-scaling-keda.yaml"),
+        include_str!("../../deploy/samples/featurestore-scaling-keda.yaml"),
     ),
 ];
-const SECRETS: &str = include_str!("../../../deploy/samples/feature-store-secrets.yaml");
+const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark fieldwise against the emulator")]
@@ -131,7 +131,7 @@ struct Args {
     json: PathBuf,
     /// Run the operator child on the same CPUs as the emulator. By default it gets a CPU of its
     /// own (the last one this process may use) and the emulator the others, as a real API server
-    /// runs on other machines (see `src/bin/bench/cpus.rs`).
+    /// runs on other machines (see `bench/src/cpus.rs`).
     #[arg(long)]
     shared_cpus: bool,
     /// Internal: run only the operator against this kubeconfig (the child process).

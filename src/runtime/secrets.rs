@@ -1,4 +1,4 @@
-//! Secrets: watched as metadata only, their data fetched for the FeatureStores that read them.
+//! Secrets: watched as metadata only, their data fetched for the resources that read them.
 //!
 //! The operator watches every Secret in its namespaces (a change to one a FeatureStore reads must
 //! reconcile that FeatureStore), but most of them are none of its business: Helm release Secrets
@@ -17,7 +17,63 @@ use kube::{
     runtime::reflector::{ObjectRef, Store},
 };
 
-use super::context::{SecretData, secret_data};
+use super::queue::Synced;
+
+/// A Secret's data as UTF-8 strings, by key. Secret values must never reach logs, spans, events
+/// or status.
+pub type SecretData = std::collections::BTreeMap<String, String>;
+
+/// A Secret's `data` (and `stringData`, when read from a manifest) as UTF-8 strings. Non-UTF-8
+/// values are left out: the controllers read these values as text.
+pub fn secret_data(secret: &Secret) -> SecretData {
+    let mut strings = SecretData::new();
+    for (key, value) in secret.data.iter().flatten() {
+        if let Ok(text) = String::from_utf8(value.0.clone()) {
+            strings.insert(key.clone(), text);
+        }
+    }
+    for (key, value) in secret.string_data.iter().flatten() {
+        strings.insert(key.clone(), value.clone());
+    }
+    strings
+}
+
+/// Reads Secrets for the controllers: the shared metadata cache, and the data of the Secrets they
+/// read, fetched once per version.
+#[derive(Clone)]
+pub struct SecretReader {
+    client: kube::Client,
+    cache: Store<SecretMeta>,
+    synced: Synced,
+    fetched: std::sync::Arc<FetchedSecrets>,
+}
+
+impl SecretReader {
+    pub fn new(client: kube::Client, cache: Store<SecretMeta>, synced: Synced) -> Self {
+        Self {
+            client,
+            cache,
+            synced,
+            fetched: std::sync::Arc::default(),
+        }
+    }
+
+    /// The data of Secret `name` in `namespace`, `None` when there is no such Secret. Waits for
+    /// the cache's initial list first: until then a Secret that exists would look missing (and a
+    /// Ready resource would flip to Failed).
+    pub async fn data(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<SecretData>, kube::Error> {
+        if self.synced.wait().await.is_err() {
+            tracing::warn!("the Secret cache stopped before its initial list");
+        }
+        self.fetched
+            .data(&self.client, &self.cache, namespace, name)
+            .await
+    }
+}
 
 /// A Secret as the cache holds it: its metadata, from a metadata-only watch.
 pub type SecretMeta = PartialObjectMeta<Secret>;

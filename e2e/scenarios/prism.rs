@@ -1,0 +1,179 @@
+//! PrismCluster: the ADR's `prism-local` example becomes Running, every child applied by fieldwise;
+//! a second PrismCluster in the namespace is refused and makes nothing; resyncs write nothing.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use fieldwise::settings::Settings;
+use fieldwise_api::prism::{Phase, PrismCluster};
+use kube::{Api, api::ListParams};
+
+use crate::harness::{Cluster, on_every_target, wait_for};
+
+const PRISM_LOCAL: &str = include_str!("../../deploy/samples/prismcluster-local.yaml");
+
+on_every_target!(prism_local_runs_and_owns_its_stack, prism_local_runs);
+
+async fn prism_local_runs(mut cluster: Cluster) {
+    let namespace = cluster.namespace.clone();
+    // The sample names namespace `prism`; the scenario works in its own.
+    let sample = PRISM_LOCAL.replace("  namespace: prism\n", "");
+    cluster.apply_yaml(&sample, &namespace).await;
+    let clusters: Api<PrismCluster> = Api::namespaced(cluster.client.clone(), &namespace);
+    let running = wait_for(
+        &clusters,
+        "prism-local",
+        phase_is(Phase::Running),
+        "Running",
+    )
+    .await;
+    let status = running.status.expect("a status");
+    assert_eq!(status.admin_ready.as_deref(), Some("1/1"));
+    assert_eq!(status.patterns_ready.as_deref(), Some("4/4"));
+    assert_eq!(status.backends_ready.as_deref(), Some("3/3"));
+
+    let mut children = BTreeSet::new();
+    for (kind, plural, group) in [
+        ("StatefulSet", "statefulsets", "apps/v1"),
+        ("Deployment", "deployments", "apps/v1"),
+        ("Service", "services", "v1"),
+        ("ConfigMap", "configmaps", "v1"),
+        ("Secret", "secrets", "v1"),
+        (
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            "autoscaling/v2",
+        ),
+        ("Ingress", "ingresses", "networking.k8s.io/v1"),
+    ] {
+        let (group_name, version) = group.rsplit_once('/').unwrap_or(("", group));
+        let resource = kube::discovery::ApiResource {
+            group: group_name.to_owned(),
+            version: version.to_owned(),
+            api_version: group.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+        };
+        let api = cluster.dynamic_api(&resource, Some(&namespace));
+        let selector = ListParams::default().labels("app.kubernetes.io/managed-by=fieldwise");
+        for object in api.list(&selector).await.expect("list").items {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let managers: Vec<String> = object
+                .metadata
+                .managed_fields
+                .iter()
+                .flatten()
+                .filter(|entry| entry.operation.as_deref() == Some("Apply"))
+                .filter_map(|entry| entry.manager.clone())
+                .collect();
+            assert!(
+                managers.iter().any(|m| m == "fieldwise"),
+                "{kind} {name}: {managers:?}"
+            );
+            children.insert(format!("{kind}/{name}"));
+        }
+    }
+    for expected in [
+        "StatefulSet/redis",
+        "StatefulSet/nats",
+        "StatefulSet/minio",
+        "Service/redis",
+        "Service/nats",
+        "Service/minio",
+        "Deployment/prism-admin",
+        "Deployment/prism-proxy",
+        "Service/prism-admin",
+        "Service/prism-proxy",
+        "HorizontalPodAutoscaler/prism-proxy-hpa",
+        "StatefulSet/keyvalue-runner",
+        "StatefulSet/mailbox-runner",
+        "Deployment/consumer-runner",
+        "Deployment/producer-runner",
+        "ConfigMap/prism-backends",
+        "Secret/minio-credentials",
+        "Ingress/prism-ingress",
+    ] {
+        assert!(
+            children.contains(expected),
+            "missing {expected} in {children:?}"
+        );
+    }
+
+    // Credentials reach containers by reference only: no pod template carries a literal of them.
+    let secret_api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client.clone(), &namespace);
+    let generated = secret_api
+        .get("minio-credentials")
+        .await
+        .expect("generated credentials");
+    let password = generated
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .expect("password");
+    let password = String::from_utf8(password.0.clone()).expect("text");
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(cluster.client.clone(), &namespace);
+    let minio = serde_json::to_string(&sts.get("minio").await.expect("minio")).expect("json");
+    assert!(
+        !minio.contains(&password),
+        "the MinIO password is a literal in its StatefulSet"
+    );
+
+    // A second PrismCluster in the namespace is refused with a message naming the first.
+    let second =
+        "apiVersion: prism.io/v1alpha1\nkind: PrismCluster\nmetadata:\n  name: second\nspec: {}\n";
+    cluster.apply_yaml(second, &namespace).await;
+    let refused = wait_for(&clusters, "second", phase_is(Phase::Failed), "Failed").await;
+    let ready = refused
+        .status
+        .and_then(|s| s.conditions)
+        .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
+        .expect("a Ready condition");
+    assert!(ready.message.contains("prism-local"), "{}", ready.message);
+    clusters
+        .delete("second", &Default::default())
+        .await
+        .expect("second deleted");
+
+    // Resyncs of the settled cluster write nothing, and the credentials never change.
+    let resyncing = Settings {
+        resync_period: Duration::from_secs(1),
+        ..cluster.settings().clone()
+    };
+    cluster.restart_operator_with(resyncing).await;
+    let restarted = cluster.reconciles();
+    cluster.wait_reconciles(restarted + 1).await;
+    let writes_before = cluster.operator_writes();
+    let reconciles_before = cluster.reconciles();
+    if cluster.is_emulated() {
+        cluster.emulator().counters().reset();
+    }
+    cluster.wait_reconciles(reconciles_before + 3).await;
+    let writes = cluster.operator_writes() - writes_before;
+    if cluster.is_emulated() {
+        let counted = cluster.emulator().counters().snapshot();
+        let requests: Vec<_> = counted.iter().filter(|(key, _)| key.is_write()).collect();
+        assert!(
+            requests.is_empty(),
+            "write requests while resyncing: {requests:?}"
+        );
+    }
+    assert_eq!(
+        writes, 0,
+        "the operator wrote {writes} times while resyncing a settled PrismCluster"
+    );
+    let again = secret_api
+        .get("minio-credentials")
+        .await
+        .expect("credentials");
+    assert_eq!(again.data, generated.data, "generated credentials changed");
+}
+
+fn phase_is(phase: Phase) -> impl Fn(Option<&PrismCluster>) -> bool {
+    move |cluster: Option<&PrismCluster>| {
+        cluster
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| s.phase)
+            == Some(phase)
+    }
+}

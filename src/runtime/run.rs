@@ -1,0 +1,430 @@
+//! Wiring: one engine for every controller, the shared Secret cache, and per controller its owner
+//! reflector, triggers and kube `Controller`. `fieldwise run` and `fieldwise demo` start the
+//! operator here.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use fieldwise_apply::{Engine, EngineConfig};
+use fieldwise_observability::{Health, Metrics};
+use futures::{FutureExt, Stream, StreamExt, future::Shared as SharedFuture};
+use kube::{
+    Api, Client,
+    runtime::{
+        Controller as KubeController, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use super::{
+    controller::{Controller, Shared},
+    queue::{AbortOnDrop, SpecSeen, Synced, mark_synced},
+    reconcile::{Context, error_policy, reconcile},
+    secrets::{SecretMeta, SecretReader, trim_for_cache},
+};
+use crate::{
+    featurestore::FeatureStoreController, prismcluster::PrismClusterController, settings::Settings,
+};
+use fieldwise_api::prism::PrismCluster;
+
+/// Secrets per list request of the Secret watch: each page is held whole until the cache has
+/// trimmed it, and `kubectl apply`'s annotation can make a Secret's metadata as large as its data.
+const SECRET_LIST_PAGE: u32 = 50;
+
+/// Secret changes buffered per controller before a slow one misses some (it then catches up at
+/// its next resync).
+const SECRET_EVENTS_BUFFER: usize = 1024;
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    /// Resources of each controller reconciled at the same time.
+    pub concurrency: u16,
+    /// Quiet time after a change before reconciling, so a burst of child events makes one reconcile.
+    pub debounce: Duration,
+    /// The instance name in Events (the pod name in a cluster).
+    pub instance: String,
+    pub settings: Settings,
+    /// With leader election: true while this replica leads. The children's caches are kept warm from the
+    /// start, but nothing is reconciled (nothing is written) until it turns true.
+    pub leadership: Option<watch::Receiver<bool>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            concurrency: 4,
+            debounce: Duration::from_millis(500),
+            instance: "fieldwise".to_owned(),
+            settings: Settings::default(),
+            leadership: None,
+        }
+    }
+}
+
+/// Errors that stop the operator from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not set up the apply engine: {0}")]
+    Engine(#[from] fieldwise_apply::ApplyError),
+}
+
+type Shutdown = SharedFuture<futures::future::BoxFuture<'static, ()>>;
+
+/// Runs every controller until `shutdown` resolves. Marks `health` ready once every cache has its
+/// initial list.
+pub async fn run(
+    client: Client,
+    options: RunOptions,
+    metrics: Arc<Metrics>,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    let settings = &options.settings;
+    let feature_stores = Arc::new(FeatureStoreController::new(settings, &metrics));
+    let prism_clusters = settings.prism_clusters_served.then(|| {
+        let (monitors, keda) = (settings.service_monitor_available, settings.keda_available);
+        Arc::new(PrismClusterController::new(monitors, keda))
+    });
+    // Every controller's kinds in one registry: a kind two controllers own is watched once.
+    let mut registry = feature_stores.kinds();
+    if let Some(prism) = &prism_clusters {
+        registry = registry.merge(prism.kinds());
+    }
+    let engine_config = EngineConfig::default();
+    let list_page_size = engine_config.list_page_size;
+    let engine = Engine::with_config(client.clone(), registry, engine_config);
+    // Each controller's child triggers, taken before the watches start.
+    let fs_children = engine.owner_triggers::<<FeatureStoreController as Controller>::Cached>()?;
+    let prism_children = match &prism_clusters {
+        Some(_) => Some(engine.owner_triggers::<PrismCluster>()?),
+        None => None,
+    };
+    // The engine's watches live as long as the controllers, not as long as the process.
+    let _stop_watches = AbortOnDrop(tokio::spawn(engine.run_watches()?));
+    let shutdown: Shutdown = shutdown.boxed().shared();
+    if let Some(mut leadership) = options.leadership.clone() {
+        info!("caches warming; waiting for leadership before reconciling");
+        tokio::select! {
+            _ = leadership.wait_for(|leading| *leading) => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fieldwise".to_owned(),
+            instance: Some(options.instance.clone()),
+        },
+    );
+    let (fs_synced_tx, fs_synced) = Synced::new();
+    let (prism_synced_tx, prism_synced) = Synced::new();
+    let mut owner_lists = vec![fs_synced];
+    if prism_clusters.is_some() {
+        owner_lists.push(prism_synced);
+    }
+    let secrets = SecretWatch::new(&client, options.namespace.as_deref(), list_page_size);
+    let mut reflectors = owner_lists.clone();
+    reflectors.push(secrets.synced.clone());
+    spawn_readiness(engine.clone(), reflectors, health);
+    let _secret_watch = secrets.start_after(owner_lists);
+    let wiring = Wiring {
+        client,
+        engine,
+        metrics,
+        recorder,
+        options,
+        list_page_size,
+    };
+    let feature_store_run = wiring.controller(
+        feature_stores,
+        fs_children,
+        &secrets,
+        fs_synced_tx,
+        shutdown.clone(),
+    );
+    let prism_run = async {
+        if let (Some(prism), Some(children)) = (prism_clusters, prism_children) {
+            let synced = prism_synced_tx;
+            wiring
+                .controller(prism, children, &secrets, synced, shutdown)
+                .await;
+        }
+    };
+    futures::join!(feature_store_run, prism_run);
+    Ok(())
+}
+
+/// Every kind any controller may own, with every optional kind (ServiceMonitor, ScaledObject):
+/// what the operator's RBAC covers, so one role works wherever those CRDs are installed.
+pub fn all_kinds() -> fieldwise_apply::KindRegistry {
+    crate::featurestore::kinds::registry(true)
+        .merge(crate::prismcluster::kinds::registry(true, true))
+}
+
+/// What every controller is wired with.
+struct Wiring {
+    client: Client,
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    options: RunOptions,
+    list_page_size: u32,
+}
+
+impl Wiring {
+    /// Runs one controller: its owner reflector and triggers (its own spec changes, its children,
+    /// the Secrets and other owners it reads) into kube's `Controller`, until `shutdown`.
+    async fn controller<C: Controller>(
+        &self,
+        controller: Arc<C>,
+        child_triggers: impl Stream<Item = ObjectRef<C::Cached>> + Send + 'static,
+        secrets: &SecretWatch,
+        synced: watch::Sender<bool>,
+        shutdown: Shutdown,
+    ) {
+        self.metrics.register_controller(C::NAME);
+        let namespace = self.options.namespace.as_deref();
+        let owners: Api<C::Cached> = scoped_api(&self.client, namespace);
+        let (store, writer) = reflector::store();
+        let list_config = watcher::Config::default().page_size(self.list_page_size);
+        // The engine keeps each status write until this watch shows it (see Engine::owner_seen).
+        let status_writes_seen = self.engine.clone();
+        let owner_events = mark_synced(
+            watcher(owners, list_config)
+                .default_backoff()
+                .reflect(writer),
+            synced,
+        )
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Apply(owner) | watcher::Event::InitApply(owner)) = event {
+                status_writes_seen.owner_seen(owner);
+            }
+        });
+        let shared = Shared {
+            client: self.client.clone(),
+            engine: self.engine.clone(),
+            secrets: secrets.reader.clone(),
+            owners: store.clone(),
+            controller,
+        };
+        let context = Arc::new(Context::new(
+            shared,
+            self.engine.clone(),
+            self.metrics.clone(),
+            self.recorder.clone(),
+            self.options.settings.resync_period,
+        ));
+        let enqueue = {
+            let (queue, metrics) = (context.queue.clone(), self.metrics.clone());
+            move |object: ObjectRef<C::Cached>| {
+                metrics.set_queue_depth(C::NAME, queue.push(object.clone()));
+                object
+            }
+        };
+        let own = owner_triggers::<C>(owner_events, store.clone()).map(enqueue.clone());
+        let children = child_triggers.map(enqueue.clone());
+        let secret_readers = secret_triggers::<C>(secrets.subscribe(), store.clone()).map(enqueue);
+        info!(
+            controller = C::NAME,
+            namespace = namespace.unwrap_or("<all>"),
+            "starting the controller"
+        );
+        // The owners' own triggers come from `own`; the main stream only names the store.
+        let no_main_stream = futures::stream::pending::<Result<C::Cached, watcher::Error>>();
+        KubeController::for_stream(no_main_stream, store)
+            .reconcile_on(own)
+            .reconcile_on(children)
+            .reconcile_on(secret_readers)
+            .with_config(
+                ControllerConfig::default()
+                    .concurrency(self.options.concurrency)
+                    .debounce(self.options.debounce),
+            )
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::<C>, error_policy::<C>, context)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    warn!(controller = C::NAME, %error, "controller error");
+                }
+            })
+            .await;
+        info!(controller = C::NAME, "controller stopped");
+    }
+}
+
+/// What the owner watch triggers: a resource itself when its generation or finalizers changed
+/// (its own status writes do not re-trigger it), and, on any change or deletion, the resources
+/// that depend on it ([`Controller::dependents`]).
+fn owner_triggers<C: Controller>(
+    events: impl Stream<Item = Result<watcher::Event<C::Cached>, watcher::Error>>,
+    store: Store<C::Cached>,
+) -> impl Stream<Item = ObjectRef<C::Cached>> {
+    let mut seen = SpecSeen::new();
+    events.flat_map(move |event| {
+        let triggers = match event {
+            Ok(watcher::Event::Apply(owner) | watcher::Event::InitApply(owner)) => {
+                let mut triggers = C::dependents(&store, &owner);
+                if seen.changed(&owner) {
+                    triggers.push(ObjectRef::from_obj(&owner));
+                }
+                triggers
+            }
+            Ok(watcher::Event::Delete(owner)) => {
+                seen.forget(&owner);
+                C::dependents(&store, &owner)
+            }
+            Ok(watcher::Event::InitDone) => {
+                seen.keep_only(&store);
+                Vec::new()
+            }
+            Ok(watcher::Event::Init) => Vec::new(),
+            Err(error) => {
+                warn!(controller = C::NAME, %error, "watch error; retrying with backoff");
+                Vec::new()
+            }
+        };
+        futures::stream::iter(triggers)
+    })
+}
+
+/// The resources in a changed Secret's namespace that read it.
+fn secret_triggers<C: Controller>(
+    changes: impl Stream<Item = Arc<SecretMeta>>,
+    owners: Store<C::Cached>,
+) -> impl Stream<Item = ObjectRef<C::Cached>> {
+    changes.flat_map(move |secret| {
+        let namespace = kube::ResourceExt::namespace(&*secret);
+        let name = kube::ResourceExt::name_any(&*secret);
+        let readers: Vec<_> = owners
+            .state()
+            .iter()
+            .filter(|owner| {
+                kube::ResourceExt::namespace(&***owner) == namespace
+                    && C::reads_secret(owner, &name)
+            })
+            .map(|owner| ObjectRef::from_obj(&**owner))
+            .collect();
+        futures::stream::iter(readers)
+    })
+}
+
+/// The one Secret watch of the process (metadata only) and its cache, shared by every controller.
+struct SecretWatch {
+    reader: SecretReader,
+    synced: Synced,
+    /// Started by [`Self::start_after`].
+    pending: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+    changes: broadcast::Sender<Arc<SecretMeta>>,
+}
+
+impl SecretWatch {
+    fn new(client: &Client, namespace: Option<&str>, page_size: u32) -> Self {
+        // A `PartialObjectMeta` Api: the watch asks for metadata only.
+        let api: Api<SecretMeta> = scoped_api(client, namespace);
+        let (store, writer) = reflector::store();
+        let (synced_tx, synced) = Synced::new();
+        let (changes, _) = broadcast::channel(SECRET_EVENTS_BUFFER);
+        // Our own Secrets (server configuration) are never referenced; the engine's cache already
+        // holds them, so this cache leaves them out.
+        let user_secrets = watcher::Config::default()
+            .page_size(page_size.min(SECRET_LIST_PAGE))
+            .labels(&format!(
+                "{}!={}",
+                fieldwise_apply::labels::MANAGED_BY,
+                fieldwise_apply::labels::MANAGED_BY_VALUE
+            ));
+        let sender = changes.clone();
+        let watch = mark_synced(
+            watcher(api, user_secrets)
+                .default_backoff()
+                .modify(trim_for_cache)
+                .reflect(writer),
+            synced_tx,
+        )
+        .touched_objects()
+        .for_each(move |secret| {
+            if let Ok(secret) = secret {
+                // No receiver (no controller reads Secrets) is fine.
+                let _ = sender.send(Arc::new(secret));
+            }
+            futures::future::ready(())
+        });
+        Self {
+            reader: SecretReader::new(client.clone(), store, synced.clone()),
+            synced,
+            pending: std::sync::Mutex::new(Some(watch.boxed())),
+            changes,
+        }
+    }
+
+    /// The Secret changes, for one controller's triggers.
+    fn subscribe(&self) -> impl Stream<Item = Arc<SecretMeta>> + Send + 'static {
+        futures::stream::unfold(self.changes.subscribe(), |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(secret) => return Some((secret, receiver)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        warn!(missed, "Secret changes missed; the next resync catches up");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
+    /// Starts the watch once the owners are listed: their reconciles start first, and the two
+    /// largest lists of a restart do not hold memory at the same time. Stops it when dropped.
+    fn start_after(&self, owners: Vec<Synced>) -> AbortOnDrop {
+        let start = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        AbortOnDrop(tokio::spawn(async move {
+            for synced in owners {
+                if synced.wait().await.is_err() {
+                    return;
+                }
+            }
+            if let Some(watch) = start {
+                watch.await;
+            }
+        }))
+    }
+}
+
+fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Ready once the engine's caches and every reflector have their initial lists.
+fn spawn_readiness(engine: Engine, reflectors: Vec<Synced>, health: Health) {
+    tokio::spawn(async move {
+        let engine_ready = engine.wait_until_ready().await;
+        let mut reflectors_ready = Ok(());
+        for synced in reflectors {
+            reflectors_ready = reflectors_ready.and(synced.wait().await);
+        }
+        match (engine_ready, reflectors_ready) {
+            (Ok(()), Ok(())) => {
+                health.set_ready();
+                info!("caches synced; ready");
+            }
+            (engine, reflectors) => warn!(?engine, ?reflectors, "caches never became ready"),
+        }
+    });
+}
