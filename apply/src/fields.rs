@@ -339,7 +339,16 @@ fn keyed_list_in_sync(
         let Some(sub) = child(node, element) else {
             return false;
         };
-        if !struct_in_sync(item, sub, live_item(live_items, key)) {
+        let live = live_item(live_items, key);
+        let item_in_sync = if sub.is_empty() {
+            // An atomic element, owned whole under its key: kube-apiserver records an
+            // OwnerReference (`+structType=atomic`) as `k:{"uid":…}: {}`.
+            let whole = Value::Object(item.clone());
+            live.is_some_and(|live| same_ignoring_nulls(live, &whole))
+        } else {
+            struct_in_sync(item, sub, live)
+        };
+        if !item_in_sync {
             return false;
         }
     }

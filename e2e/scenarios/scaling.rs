@@ -17,7 +17,7 @@ use kube::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::harness::{Cluster, USER, block_on, on_every_target, patience, wait_for};
+use crate::harness::{Cluster, USER, on_every_target, patience, wait_for};
 
 const NAME: &str = "fs";
 const DEPLOYMENT: &str = "feast-fs";
@@ -172,131 +172,151 @@ where
         .expect("watch works");
 }
 
-#[test]
-fn static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        setup(&cluster).await;
-        let history = ReplicasHistory::start(&cluster);
-        apply_feature_store(&cluster, json!({"replicas": 3})).await;
-        let deployment = wait_replicas(&cluster, 3).await;
-        assert_eq!(replicas_owners(&deployment), ["fieldwise/"]);
+on_every_target!(
+    static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back,
+    handover
+);
 
-        // 1. static 3 → autoscaling 2..10 while live is 3.
-        apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 10}}}}))
-            .await;
-        let hpas: Api<HorizontalPodAutoscaler> =
-            Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        wait_for(
-            &hpas,
-            DEPLOYMENT,
-            |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
-            "created",
-        )
-        .await;
-        let released = wait_for(
-            &deployments(&cluster),
-            DEPLOYMENT,
-            |d: Option<&Deployment>| {
-                d.is_some_and(|d| !replicas_owners(d).contains(&"fieldwise/".to_owned()))
-            },
-            "released by fieldwise",
-        )
-        .await;
-        assert_eq!(
-            released.spec.as_ref().and_then(|s| s.replicas),
-            Some(3),
-            "replicas held while handing over"
-        );
+async fn handover(cluster: Cluster) {
+    setup(&cluster).await;
+    let history = ReplicasHistory::start(&cluster);
+    apply_feature_store(&cluster, json!({"replicas": 3})).await;
+    let deployment = wait_replicas(&cluster, 3).await;
+    assert_eq!(replicas_owners(&deployment), ["fieldwise/"]);
 
-        // The HPA acts: 3 replicas at 200% of an 80% target → ceil(3 × 200 / 80) = 8.
+    // 1. static 3 → autoscaling 2..10 while live is 3.
+    apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 10}}}}))
+        .await;
+    let hpas: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    wait_for(
+        &hpas,
+        DEPLOYMENT,
+        |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
+        "created",
+    )
+    .await;
+    let released = wait_for(
+        &deployments(&cluster),
+        DEPLOYMENT,
+        |d: Option<&Deployment>| {
+            d.is_some_and(|d| !replicas_owners(d).contains(&"fieldwise/".to_owned()))
+        },
+        "released by fieldwise",
+    )
+    .await;
+    assert_eq!(
+        released.spec.as_ref().and_then(|s| s.replicas),
+        Some(3),
+        "replicas held while handing over"
+    );
+
+    // 2. The HPA acts. Simulated: 3 replicas at 200% of an 80% target → ceil(3 × 200 / 80) = 8. A real
+    // cluster here has no metrics, but its HPA controller keeps replicas within the bounds: raise them.
+    if cluster.is_emulated() {
         cluster
             .sims()
             .set_metric(&cluster.namespace, DEPLOYMENT, 200.0);
-        let scaled = wait_replicas(&cluster, 8).await;
-        assert!(
-            !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
-            "fieldwise does not own replicas: {:?}",
-            replicas_owners(&scaled)
-        );
-        assert_eq!(
-            history.values_ending(8).await,
-            [Some(3), Some(8)],
-            "replicas never passed through the default"
-        );
+    } else {
+        apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 8, "maxReplicas": 10}}}}))
+            .await;
+    }
+    let scaled = wait_replicas(&cluster, 8).await;
+    assert!(
+        !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
+        "fieldwise does not own replicas: {:?}",
+        replicas_owners(&scaled)
+    );
+    assert_eq!(
+        history.values_ending(8).await,
+        [Some(3), Some(8)],
+        "replicas never passed through the default"
+    );
 
-        // 3. autoscaling → static 3: fieldwise takes replicas back and the HPA goes.
+    // 3. autoscaling → static 3: fieldwise takes replicas back and the HPA goes.
+    if cluster.is_emulated() {
         cluster.sims().clear_metric(&cluster.namespace, DEPLOYMENT);
-        apply_feature_store(
-            &cluster,
-            json!({"replicas": 3, "services": {"scaling": null}}),
-        )
-        .await;
-        let restored = wait_replicas(&cluster, 3).await;
-        wait_gone(&hpas, DEPLOYMENT).await;
-        assert!(replicas_owners(&restored).contains(&"fieldwise/".to_owned()));
-        assert_eq!(history.values_ending(3).await, [Some(3), Some(8), Some(3)]);
-    });
+    }
+    apply_feature_store(
+        &cluster,
+        json!({"replicas": 3, "services": {"scaling": null}}),
+    )
+    .await;
+    let restored = wait_replicas(&cluster, 3).await;
+    wait_gone(&hpas, DEPLOYMENT).await;
+    assert!(replicas_owners(&restored).contains(&"fieldwise/".to_owned()));
+    assert_eq!(history.values_ending(3).await, [Some(3), Some(8), Some(3)]);
 }
 
-#[test]
-fn reconciles_while_the_hpa_holds_replicas_never_write_them() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        setup(&cluster).await;
-        let history = ReplicasHistory::start(&cluster);
-        apply_feature_store(&cluster, json!({"services": {"scaling": {"autoscaling": {"minReplicas": 5, "maxReplicas": 10}}}})).await;
-        // The HPA keeps replicas within [5, 10]: it raises the default 1 to 5.
-        let deployment = wait_replicas(&cluster, 5).await;
-        assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
-        cluster.wait_ready(&cluster.namespace, NAME).await;
-        // Settled: the status reports all 5 ready replicas (its last legitimate write).
-        let settled = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
-            fs.and_then(|fs| fs.status.as_ref())
-                .and_then(|s| s.replicas)
-                == Some(5)
-        };
-        wait_for(
-            &cluster.feature_stores(&cluster.namespace),
-            NAME,
-            settled,
-            "5 ready replicas",
-        )
-        .await;
-        let writes_before = fieldwise_writes(&cluster);
-        let reconciles_before = cluster.reconciles();
-        // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
-        let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
-            Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        for poke in 0..100 {
-            let label = json!({"metadata": {"labels": {"e2e/poke": poke.to_string()}}});
-            config_maps
-                .patch(
-                    "feast-fs-client",
-                    &PatchParams::apply("poker"),
-                    &Patch::Apply(&with_identity(&cluster.namespace, label)),
-                )
-                .await
-                .expect("poked");
-            cluster.wait_reconciles(reconciles_before + poke + 1).await;
-        }
-        assert_eq!(
-            fieldwise_writes(&cluster),
-            writes_before,
-            "no write by fieldwise at all"
-        );
-        let deployment = wait_replicas(&cluster, 5).await;
-        assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
-        assert_eq!(
-            history.values_ending(5).await[1..],
-            [Some(5)],
-            "after the HPA's first write replicas stayed 5"
-        );
-    });
+on_every_target!(
+    reconciles_while_the_hpa_holds_replicas_never_write_them,
+    hpa_holds_replicas
+);
+
+/// The HPA keeps replicas within [5, 10] (a real one does so without metrics too).
+async fn hpa_holds_replicas(cluster: Cluster) {
+    setup(&cluster).await;
+    let history = ReplicasHistory::start(&cluster);
+    apply_feature_store(
+        &cluster,
+        json!({"services": {"scaling": {"autoscaling": {"minReplicas": 5, "maxReplicas": 10}}}}),
+    )
+    .await;
+    // The HPA keeps replicas within [5, 10]: it raises the default 1 to 5.
+    let deployment = wait_replicas(&cluster, 5).await;
+    assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
+    cluster.wait_ready(&cluster.namespace, NAME).await;
+    // Settled: the status reports all 5 ready replicas (its last legitimate write).
+    let settled = |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+        fs.and_then(|fs| fs.status.as_ref())
+            .and_then(|s| s.replicas)
+            == Some(5)
+    };
+    wait_for(
+        &cluster.feature_stores(&cluster.namespace),
+        NAME,
+        settled,
+        "5 ready replicas",
+    )
+    .await;
+    let writes_before = fieldwise_writes(&cluster);
+    let reconciles_before = cluster.reconciles();
+    // 2. Force 100 reconciles: each poke of an owned child triggers its owner.
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    for poke in 0..100 {
+        let label = json!({"metadata": {"labels": {"e2e/poke": poke.to_string()}}});
+        config_maps
+            .patch(
+                "feast-fs-client",
+                &PatchParams::apply("poker"),
+                &Patch::Apply(&with_identity(&cluster.namespace, label)),
+            )
+            .await
+            .expect("poked");
+        cluster.wait_reconciles(reconciles_before + poke + 1).await;
+    }
+    assert_eq!(
+        fieldwise_writes(&cluster),
+        writes_before,
+        "no write by fieldwise at all"
+    );
+    let deployment = wait_replicas(&cluster, 5).await;
+    assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
+    assert_eq!(
+        history.values_ending(5).await[1..],
+        [Some(5)],
+        "after the HPA's first write replicas stayed 5"
+    );
 }
 
-/// fieldwise's write requests so far, by verb, resource and subresource.
+/// fieldwise's write requests so far, by verb, resource and subresource as the emulator counts them (and
+/// as the operator's client counts them, on any cluster).
 fn fieldwise_writes(cluster: &Cluster) -> Vec<(String, u64)> {
+    let on_its_client = ("requests sent".to_owned(), cluster.operator_writes());
+    if !cluster.is_emulated() {
+        return vec![on_its_client];
+    }
     let counted = cluster.emulator().counters().snapshot();
     counted
         .into_iter()
@@ -307,6 +327,7 @@ fn fieldwise_writes(cluster: &Cluster) -> Vec<(String, u64)> {
                 count,
             )
         })
+        .chain([on_its_client])
         .collect()
 }
 
@@ -318,18 +339,28 @@ fn with_identity(namespace: &str, mut patch: Value) -> Value {
     patch
 }
 
-#[test]
-fn keda_scales_the_feature_store_through_its_scale_subresource() {
-    block_on(async {
-        let cluster = Cluster::start().await;
-        setup(&cluster).await;
+on_every_target!(
+    keda_scales_the_feature_store_through_its_scale_subresource,
+    keda
+);
+
+/// KEDA's HPA scales the FeatureStore through its `/scale`. Simulated: KEDA makes the HPA of a
+/// ScaledObject and the HPA follows synthetic metrics. On a real cluster: the test makes that HPA as KEDA
+/// would and the real HPA controller (reading the FeatureStore's `/scale` and `status.selector`) keeps
+/// replicas within bounds the test moves.
+async fn keda(cluster: Cluster) {
+    setup(&cluster).await;
+    if cluster.is_emulated() {
         cluster
             .sims()
             .install_keda_crd()
             .expect("KEDA CRD installed");
-        let history = ReplicasHistory::start(&cluster);
-        apply_feature_store(&cluster, json!({"replicas": 1})).await;
-        wait_replicas(&cluster, 1).await;
+    }
+    let history = ReplicasHistory::start(&cluster);
+    apply_feature_store(&cluster, json!({"replicas": 1})).await;
+    wait_replicas(&cluster, 1).await;
+    let keda_hpa = format!("keda-hpa-{NAME}");
+    if cluster.is_emulated() {
         let scaled_object = json!({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
             "metadata": {"name": NAME, "namespace": cluster.namespace},
@@ -342,45 +373,72 @@ fn keda_scales_the_feature_store_through_its_scale_subresource() {
         cluster
             .apply_yaml(&scaled_object.to_string(), &cluster.namespace)
             .await;
-        let keda_hpa = format!("keda-hpa-{NAME}");
-        let hpas: Api<HorizontalPodAutoscaler> =
-            Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        wait_for(
-            &hpas,
-            &keda_hpa,
-            |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
-            "created by KEDA",
-        )
-        .await;
+    } else {
+        apply_keda_hpa(&cluster, &keda_hpa, 1).await;
+    }
+    let hpas: Api<HorizontalPodAutoscaler> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    wait_for(
+        &hpas,
+        &keda_hpa,
+        |h: Option<&HorizontalPodAutoscaler>| h.is_some(),
+        "created by KEDA",
+    )
+    .await;
 
-        // 4. 1 → 4 → 2 through the FeatureStore's /scale: ceil(1 × 280 / 70) = 4, then ceil(4 × 35 / 70) = 2.
-        for (metric, replicas) in [(280.0, 4), (35.0, 2)] {
+    // 4. 1 → 4 → 2 through the FeatureStore's /scale: ceil(1 × 280 / 70) = 4, then ceil(4 × 35 / 70) = 2.
+    for (metric, replicas) in [(280.0, 4), (35.0, 2)] {
+        if cluster.is_emulated() {
             cluster
                 .sims()
                 .set_metric(&cluster.namespace, &keda_hpa, metric);
-            wait_replicas(&cluster, replicas).await;
-            let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
-                fs.and_then(|fs| fs.status.as_ref())
-                    .and_then(|s| s.replicas)
-                    == Some(replicas)
-            };
-            wait_for(
-                &cluster.feature_stores(&cluster.namespace),
-                NAME,
-                status_follows,
-                "status.replicas follows",
-            )
-            .await;
+        } else {
+            apply_keda_hpa(&cluster, &keda_hpa, replicas).await;
         }
-        assert_eq!(history.values_ending(2).await, [Some(1), Some(4), Some(2)]);
-        let conflicts = cluster.metrics.encode().expect("metrics");
-        assert!(
-            !conflicts
-                .lines()
-                .any(|l| l.contains("outcome=\"conflict\"") && !l.ends_with(" 0")),
-            "no conflict errors"
-        );
+        wait_replicas(&cluster, replicas).await;
+        let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
+            fs.and_then(|fs| fs.status.as_ref())
+                .and_then(|s| s.replicas)
+                == Some(replicas)
+        };
+        wait_for(
+            &cluster.feature_stores(&cluster.namespace),
+            NAME,
+            status_follows,
+            "status.replicas follows",
+        )
+        .await;
+    }
+    assert_eq!(history.values_ending(2).await, [Some(1), Some(4), Some(2)]);
+    let conflicts = cluster.metrics.encode().expect("metrics");
+    assert!(
+        !conflicts
+            .lines()
+            .any(|l| l.contains("outcome=\"conflict\"") && !l.ends_with(" 0")),
+        "no conflict errors"
+    );
+}
+
+/// The HPA KEDA makes for a ScaledObject targeting the FeatureStore, with both bounds at `replicas`.
+async fn apply_keda_hpa(cluster: &Cluster, name: &str, replicas: i32) {
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": cluster.namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": NAME},
+            "minReplicas": replicas, "maxReplicas": replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        },
     });
+    Api::<HorizontalPodAutoscaler>::namespaced(cluster.client.clone(), &cluster.namespace)
+        .patch(
+            name,
+            &PatchParams::apply("keda-operator").force(),
+            &Patch::Apply(&hpa),
+        )
+        .await
+        .expect("KEDA's HPA applied");
 }
 
 on_every_target!(scale_writes_obey_the_persistence_rule, persistence_rule);

@@ -2,6 +2,7 @@
 //! fieldwise's end-to-end scenarios. "spec §N" here and in the emulator's tests is a section of
 //! `docs/ssa-semantics.md`, the emulator's contract.
 
+pub mod cluster;
 pub mod differential;
 pub mod emulator;
 pub mod faults;

@@ -26,6 +26,34 @@ pub struct RawResponse {
 pub struct RawClient {
     client: kube::Client,
     user_agent: Option<String>,
+    namespace: Option<NamespaceAlias>,
+}
+
+/// On a shared real API server, the namespace that stands for `default` of a fresh emulator: requests
+/// and bodies name it instead of `default`, and answers name `default` again, so a test written for a
+/// fresh emulator runs unchanged beside the leftovers of others.
+#[derive(Clone, Debug)]
+struct NamespaceAlias {
+    name: String,
+}
+
+impl NamespaceAlias {
+    /// `/namespaces/default/...` and `"namespace":"default"` (serde_json's compact form) name the alias.
+    fn in_request(&self, text: &str) -> String {
+        text.replace(
+            "/namespaces/default/",
+            &format!("/namespaces/{}/", self.name),
+        )
+        .replace(
+            "\"namespace\":\"default\"",
+            &format!("\"namespace\":\"{}\"", self.name),
+        )
+    }
+
+    /// The alias (a name no test uses) reads as `default` again.
+    fn in_answer(&self, text: &str) -> String {
+        text.replace(&self.name, "default")
+    }
 }
 
 impl RawClient {
@@ -33,6 +61,44 @@ impl RawClient {
         Ok(RawClient {
             client: handle.client()?,
             user_agent: None,
+            namespace: None,
+        })
+    }
+
+    /// A client of any API server (a real one, say) on which the namespace `namespace` stands for
+    /// `default`: it must exist, and its name must occur nowhere else in the test's requests.
+    pub fn with_default_namespace(client: kube::Client, namespace: &str) -> Self {
+        RawClient {
+            client,
+            user_agent: None,
+            namespace: Some(NamespaceAlias {
+                name: namespace.to_owned(),
+            }),
+        }
+    }
+
+    fn to_server(&self, text: &str) -> String {
+        match &self.namespace {
+            Some(alias) => alias.in_request(text),
+            None => text.to_owned(),
+        }
+    }
+
+    /// Reads a finished response, naming `default` where the server named the alias.
+    async fn finish(&self, resp: http::Response<Body>) -> Result<RawResponse, TestError> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let mut text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(alias) = &self.namespace {
+            text = alias.in_answer(&text);
+        }
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+            text,
         })
     }
 
@@ -49,13 +115,20 @@ impl RawClient {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<http::Request<Body>, TestError> {
-        let mut b = http::Request::builder().method(method).uri(path);
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(self.to_server(path));
         if let Some(ct) = content_type {
             b = b.header(http::header::CONTENT_TYPE, ct);
         }
         if let Some(ua) = &self.user_agent {
             b = b.header(http::header::USER_AGENT, ua.as_str());
         }
+        let body = match (&self.namespace, String::from_utf8(body)) {
+            (Some(_), Ok(text)) => self.to_server(&text).into_bytes(),
+            (_, Ok(text)) => text.into_bytes(),
+            (_, Err(binary)) => binary.into_bytes(),
+        };
         Ok(b.body(Body::from(body))?)
     }
 
@@ -82,17 +155,7 @@ impl RawClient {
             .client
             .send(self.build(method, path, content_type, body)?)
             .await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-            text,
-        })
+        self.finish(resp).await
     }
 
     pub async fn get(&self, path: &str) -> Result<RawResponse, TestError> {
@@ -106,17 +169,7 @@ impl RawClient {
         accept: &str,
     ) -> Result<RawResponse, TestError> {
         let resp = self.client.send(self.get_accepting(path, accept)?).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-            text,
-        })
+        self.finish(resp).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<RawResponse, TestError> {
@@ -195,6 +248,7 @@ impl RawClient {
         Ok(WatchStream {
             body: resp.into_body(),
             buf: Vec::new(),
+            namespace: self.namespace.clone(),
         })
     }
 }
@@ -203,6 +257,7 @@ impl RawClient {
 pub struct WatchStream {
     body: Body,
     buf: Vec<u8>,
+    namespace: Option<NamespaceAlias>,
 }
 
 impl WatchStream {
@@ -220,7 +275,12 @@ impl WatchStream {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Ok(Some(serde_json::from_slice(&line)?));
+                return Ok(Some(match &self.namespace {
+                    Some(alias) => {
+                        serde_json::from_str(&alias.in_answer(&String::from_utf8_lossy(&line)))?
+                    }
+                    None => serde_json::from_slice(&line)?,
+                }));
             }
             match self.body.frame().await {
                 None => return Ok(None),

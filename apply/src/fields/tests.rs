@@ -299,6 +299,25 @@ fn body_without_ownable_metadata_is_compared_like_its_ownable_part() {
     assert!(!check(&labelled, &live), "a label we do not own yet");
 }
 
+/// kube-apiserver 1.33 records an owner reference (an atomic struct) as its key alone, `{}` under
+/// `k:{"uid":…}` (found by e2e/cluster/test: every edit by another manager made fieldwise apply again).
+#[test]
+fn owner_references_recorded_as_atomic_elements_are_in_sync() {
+    let mut fields = our_fields();
+    fields["f:metadata"]["f:ownerReferences"] = json!({"k:{\"uid\":\"u1\"}": {}});
+    let live = live_deployment(vec![
+        entry("fieldwise", "Apply", None, fields),
+        controller_status_entry(),
+    ]);
+    assert!(check(&deployment_body(), &live));
+    let mut other_owner = live.clone();
+    other_owner["metadata"]["ownerReferences"][0]["name"] = json!("another");
+    assert!(
+        !check(&deployment_body(), &other_owner),
+        "the element is compared whole"
+    );
+}
+
 /// An atomic list (a StatefulSet's claim templates) as the API server keeps it: a null field it
 /// leaves in place (`creationTimestamp: null`) is the same as absent; any other difference is not.
 #[test]

@@ -4,22 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::emulator::{ApiError, RequestHook, RequestInfo};
 use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
+
+use crate::target::Server;
 use serde_json::{Value, json};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments";
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn setup() -> Result<(EmulatorHandle, RawClient), TestError> {
-    let emu = Emulator::start(Options {
+async fn setup() -> Result<(Server, RawClient), TestError> {
+    let (emu, c) = crate::target::start(Options {
         bookmark_interval: Duration::from_millis(100),
         ..Options::default()
     })
     .await?;
-    let c = RawClient::new(&emu)?;
     Ok((emu, c))
 }
 
@@ -133,7 +134,7 @@ async fn request_counters() -> Result<(), TestError> {
         &json!({"spec": {"replicas": 3}}),
     )
     .await?;
-    let counters = emu.counters();
+    let counters = emu.emulator().counters();
     assert_eq!(counters.writes_by("fieldwise"), 2);
     assert_eq!(
         counters
@@ -165,7 +166,7 @@ impl RequestHook for FailConfigMapCreates {
 #[tokio::test]
 async fn hooks_can_fail_requests() -> Result<(), TestError> {
     let (emu, c) = setup().await?;
-    emu.add_hook(Arc::new(FailConfigMapCreates));
+    emu.emulator().add_hook(Arc::new(FailConfigMapCreates));
     let r = c
         .post(
             CM,
@@ -210,15 +211,15 @@ impl RequestHook for Users {
 async fn a_kubeconfigs_token_names_the_requesting_user() -> Result<(), TestError> {
     let (emu, _) = setup().await?;
     let users = Arc::new(Users::default());
-    emu.add_hook(users.clone());
+    emu.emulator().add_hook(users.clone());
     let path =
         std::env::temp_dir().join(format!("emulator-user-{}.kubeconfig", std::process::id()));
-    emu.write_kubeconfig_as(&path, "operator-a")?;
+    emu.emulator().write_kubeconfig_as(&path, "operator-a")?;
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
     let _ = std::fs::remove_file(&path);
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let as_operator = kube::Client::try_from(config)?;
-    let anonymous = emu.client()?;
+    let anonymous = emu.emulator().client()?;
     for client in [as_operator, anonymous] {
         let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
             kube::Api::default_namespaced(client);

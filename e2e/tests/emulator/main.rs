@@ -28,3 +28,4 @@ mod sim_controllers;
 mod sim_faults;
 mod ssa_oracle;
 mod ssa_semantics;
+mod target;

@@ -14,7 +14,10 @@ use k8s_openapi::{
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
-    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
 };
 
 use crate::featurestore::names::{base_labels, base_name, selector_labels};
@@ -32,18 +35,35 @@ pub fn is_scaling(applied: &FeatureStoreSpec) -> bool {
 /// The Deployment strategy: the user's, else RollingUpdate while scaling (no downtime), else Recreate (file
 /// stores on a ReadWriteOnce volume cannot be shared by two pods during a rollout).
 pub fn strategy(applied: &FeatureStoreSpec) -> DeploymentStrategy {
-    if let Some(user) = services(applied).and_then(|s| s.deployment_strategy.clone()) {
-        return user;
+    let chosen = services(applied)
+        .and_then(|s| s.deployment_strategy.clone())
+        .unwrap_or_else(|| DeploymentStrategy {
+            type_: Some(
+                if is_scaling(applied) {
+                    "RollingUpdate"
+                } else {
+                    "Recreate"
+                }
+                .to_owned(),
+            ),
+            rolling_update: None,
+        });
+    with_rolling_update_parameters(chosen)
+}
+
+/// A RollingUpdate strategy carries its parameters, the API server's defaults where none are given. Left
+/// out, the server fills them in owned by no manager, and a later switch to Recreate (scaling stops) is
+/// rejected: `spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy type is
+/// 'Recreate'`. Applied by fieldwise, they are its own and go when it stops sending them.
+fn with_rolling_update_parameters(mut strategy: DeploymentStrategy) -> DeploymentStrategy {
+    let rolling = strategy.type_.as_deref().unwrap_or("RollingUpdate") == "RollingUpdate";
+    if rolling {
+        let parameters = strategy.rolling_update.get_or_insert_with(Default::default);
+        let default = || Some(IntOrString::String("25%".to_owned()));
+        parameters.max_surge = parameters.max_surge.take().or_else(default);
+        parameters.max_unavailable = parameters.max_unavailable.take().or_else(default);
     }
-    let kind = if is_scaling(applied) {
-        "RollingUpdate"
-    } else {
-        "Recreate"
-    };
-    DeploymentStrategy {
-        type_: Some(kind.to_owned()),
-        rolling_update: None,
-    }
+    strategy
 }
 
 /// The pod's spread constraints: the user's list verbatim (even `[]`), else a soft zone spread while scaling.

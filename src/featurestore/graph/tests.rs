@@ -198,6 +198,31 @@ fn strategy_is_recreate_alone_and_rolling_update_when_scaling() {
 }
 
 #[test]
+fn a_rolling_update_carries_the_servers_default_parameters() {
+    let parameters = |graph: &DesiredGraph| {
+        object(graph, "Deployment", "feast-fs")["spec"]["strategy"]["rollingUpdate"].clone()
+    };
+    let scaled = json!({"feastProject": "p", "replicas": 2, "services": scaling_spec(json!({}))["services"]});
+    assert_eq!(
+        parameters(&graph(scaled)),
+        json!({"maxSurge": "25%", "maxUnavailable": "25%"}),
+        "owned by fieldwise, so a later Recreate removes them"
+    );
+    let user = scaling_spec(json!({"deploymentStrategy": {"type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1}}, "scaling": {"autoscaling": {"maxReplicas": 3}}}));
+    assert_eq!(
+        parameters(&graph(user)),
+        json!({"maxSurge": 1, "maxUnavailable": "25%"}),
+        "the user's parameters win, the rest are the defaults"
+    );
+    assert_eq!(
+        parameters(&graph(json!({"feastProject": "p"}))),
+        Value::Null,
+        "Recreate has none"
+    );
+}
+
+#[test]
 fn scaling_adds_soft_spread_and_anti_affinity_unless_the_user_gave_them() {
     let scaled = graph(scaling_spec(
         json!({"scaling": {"autoscaling": {"maxReplicas": 3}}}),
