@@ -1,6 +1,8 @@
 //! What a controller's status reads of its workloads: Deployments and StatefulSets, from the
 //! engine's caches (no request), parsed for just the fields the status needs.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use fieldwise_apply::Engine;
 use serde::Deserialize;
 
@@ -16,18 +18,56 @@ pub struct WorkloadObservation {
     pub available: bool,
 }
 
-/// Reads workloads from the engine's caches, for a controller's status function.
+/// Reads workloads from the engine's caches, for a controller's status function. Made once per
+/// reconcile: each workload is parsed from the cache once however often it is asked for (the
+/// status and the requeue decision both read it).
 pub struct Workloads<'a> {
     engine: &'a Engine,
+    seen: Mutex<HashMap<WorkloadKey, Option<WorkloadObservation>>>,
 }
+
+/// Kind, namespace and name of a workload.
+type WorkloadKey = (&'static str, Option<String>, String);
 
 impl<'a> Workloads<'a> {
     pub fn new(engine: &'a Engine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            seen: Mutex::default(),
+        }
     }
 
     /// The Deployment `name` in `namespace`, if the cache holds it.
     pub fn deployment(&self, namespace: Option<&str>, name: &str) -> Option<WorkloadObservation> {
+        self.once("Deployment", namespace, name, || {
+            self.read_deployment(namespace, name)
+        })
+    }
+
+    /// The StatefulSet `name` in `namespace`, if the cache holds it. Available once it observed
+    /// its latest generation and every replica is ready and runs the current revision.
+    pub fn stateful_set(&self, namespace: Option<&str>, name: &str) -> Option<WorkloadObservation> {
+        self.once("StatefulSet", namespace, name, || {
+            self.read_stateful_set(namespace, name)
+        })
+    }
+
+    fn once(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+        name: &str,
+        read: impl FnOnce() -> Option<WorkloadObservation>,
+    ) -> Option<WorkloadObservation> {
+        let key = (kind, namespace.map(str::to_owned), name.to_owned());
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.entry(key).or_insert_with(read).clone()
+    }
+
+    fn read_deployment(&self, namespace: Option<&str>, name: &str) -> Option<WorkloadObservation> {
         let live: WorkloadFields =
             self.engine
                 .cached_fields("apps/v1", "Deployment", namespace, name)?;
@@ -45,9 +85,11 @@ impl<'a> Workloads<'a> {
         })
     }
 
-    /// The StatefulSet `name` in `namespace`, if the cache holds it. Available once it observed
-    /// its latest generation and every replica is ready and runs the current revision.
-    pub fn stateful_set(&self, namespace: Option<&str>, name: &str) -> Option<WorkloadObservation> {
+    fn read_stateful_set(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<WorkloadObservation> {
         let live: WorkloadFields =
             self.engine
                 .cached_fields("apps/v1", "StatefulSet", namespace, name)?;
