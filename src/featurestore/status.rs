@@ -13,6 +13,7 @@ use super::{
     graph::is_scaling,
     names::{ServiceType, selector_string, service_name},
 };
+use crate::runtime::conditions::condition;
 
 /// Condition types, as the Feast operator names them.
 pub const READY_TYPE: &str = "FeatureStore";
@@ -270,8 +271,6 @@ fn configured_parts(
     }
     parts
 }
-
-use crate::runtime::conditions::condition;
 
 #[cfg(test)]
 mod tests {

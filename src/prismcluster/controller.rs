@@ -131,8 +131,4 @@ impl Controller for PrismClusterController {
                 .any(|c| c.type_ == fieldwise_api::prism::condition::READY && c.message == message)
         })
     }
-
-    fn reads_secret(_cluster: &PrismCluster, _name: &str) -> bool {
-        false
-    }
 }

@@ -8,7 +8,10 @@ use fieldwise_api::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::graph::{Part, PrismGraph};
+use super::{
+    graph::{Part, PrismGraph},
+    names,
+};
 use crate::runtime::{WorkloadObservation, Workloads, conditions};
 
 /// What the reconcile came to, as far as the status cares.
@@ -38,9 +41,9 @@ pub fn derive_status(
         workloads,
         namespace,
     };
-    let admin = observe.deployment(prism_name::ADMIN, cluster.spec.admin.replicas);
+    let admin = observe.deployment(names::ADMIN, cluster.spec.admin.replicas);
     let proxy_replicas = cluster.spec.proxy.replicas;
-    let proxy = observe.deployment(prism_name::PROXY, proxy_replicas);
+    let proxy = observe.deployment(names::PROXY, proxy_replicas);
     let backends = observe.backends(cluster);
     let waiting = match outcome {
         Outcome::Applied { graph, .. } => Some(&graph.waiting),
@@ -152,10 +155,6 @@ pub fn derive_status(
         _ => Some(now.clone()),
     };
     status
-}
-
-mod prism_name {
-    pub use crate::prismcluster::names::{ADMIN, PROXY};
 }
 
 /// The message of a component whose workload does not exist (yet).

@@ -21,8 +21,7 @@ use crate::prismcluster::{
 
 /// The generated credentials Secrets (never literals in a pod spec; once made they stay while the
 /// PrismCluster lives, so a backend's data keeps matching its password).
-pub fn credentials(cluster: &PrismCluster, namespace: &str, inputs: &PrismInputs) -> Vec<Value> {
-    let _ = cluster;
+pub fn credentials(namespace: &str, inputs: &PrismInputs) -> Vec<Value> {
     WITH_CREDENTIALS
         .iter()
         .filter_map(|backend| {
@@ -95,6 +94,7 @@ pub fn connection_config_map(namespace: &str, connection: &Connection) -> Value 
 pub fn admin(
     cluster: &PrismCluster,
     namespace: &str,
+    connection: &Connection,
     inputs: &PrismInputs,
 ) -> Vec<(Value, ReplicasPolicy)> {
     let spec = &cluster.spec.admin;
@@ -116,10 +116,7 @@ pub fn admin(
     } else {
         let secret = credentials_secret_name(cluster, PatternBackend::Postgres);
         env.push(json!({"name": "PRISM_DATABASE_TYPE", "value": "postgres"}));
-        env.extend(config_env(
-            PatternBackend::Postgres,
-            &connection_settings(cluster, namespace),
-        ));
+        env.extend(config_env(PatternBackend::Postgres, connection));
         env.push(secret_env("POSTGRES_USER", &secret, "username"));
         env.push(secret_env("POSTGRES_PASSWORD", &secret, "password"));
     }
@@ -209,7 +206,7 @@ pub fn runner(
     cluster: &PrismCluster,
     namespace: &str,
     pattern: &PatternSpec,
-    connection: &super::components::Connection,
+    connection: &Connection,
     inputs: &PrismInputs,
     notes: &mut Vec<String>,
 ) -> Vec<(Value, ReplicasPolicy)> {

@@ -85,7 +85,7 @@ pub fn desired_graph(
         ));
     };
     let owned = ReplicasPolicy::Owned;
-    for secret in components::credentials(cluster, namespace, inputs) {
+    for secret in components::credentials(namespace, inputs) {
         push(Part::Backends, secret, owned);
     }
     let connection = components::connection_settings(cluster, namespace);
@@ -97,7 +97,7 @@ pub fn desired_graph(
     for object in backends::backends(cluster, namespace) {
         push(Part::Backends, object, owned);
     }
-    for (object, replicas) in components::admin(cluster, namespace, inputs) {
+    for (object, replicas) in components::admin(cluster, namespace, &connection, inputs) {
         push(Part::Admin, object, replicas);
     }
     for (object, replicas) in components::proxy(cluster, namespace) {
