@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use fieldwise_e2e::testkit::{RawClient, TestError};
 use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
 use k8s_openapi::{
-    api::core::v1::Namespace,
+    api::core::v1::{ConfigMap, Namespace},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -231,6 +231,7 @@ async fn start_real(kubeconfig: &Path) -> Result<(Server, RawClient), TestError>
         "metadata": {"name": namespace, "labels": {"fieldwise.dev/conformance": "true"}}
     }))?;
     namespaces.create(&PostParams::default(), &body).await?;
+    await_root_ca(&client, &namespace).await?;
     let raw = RawClient::with_default_namespace(client.clone(), &namespace);
     Ok((
         Server::Real {
@@ -239,6 +240,21 @@ async fn start_real(kubeconfig: &Path) -> Result<(Server, RawClient), TestError>
         },
         raw,
     ))
+}
+
+/// Waits until kube-controller-manager has published the ConfigMap `kube-root-ca.crt` into the new
+/// `namespace`, as into every real namespace: tests that list ConfigMaps expect it, and it arrives
+/// asynchronously after the namespace is created.
+async fn await_root_ca(client: &Client, namespace: &str) -> Result<(), TestError> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let published = |config_map: Option<&ConfigMap>| config_map.is_some();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        await_condition(config_maps, "kube-root-ca.crt", published),
+    )
+    .await
+    .map_err(|_| format!("kube-root-ca.crt not published into {namespace} within 60 s"))??;
+    Ok(())
 }
 
 /// Waits until the CRD `name` is Established (a real server serves its resources only then; the
