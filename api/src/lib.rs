@@ -4,6 +4,7 @@
 
 mod crds;
 pub mod prism;
+pub mod quantity;
 #[doc(hidden)]
 pub mod reference;
 pub mod schema;

@@ -79,6 +79,30 @@ struct KindState {
     listing: Option<Objects>,
     /// Findings about versions the watch has not brought yet (see [`KindCache::remember_version`]).
     awaited: HashMap<Name, Awaited>,
+    /// Children someone else deleted (the watch saw the delete; the engine had not sent it), with
+    /// their owner's uid: the create that brings one back is a recreation to report.
+    vanished: HashMap<Name, Remembered>,
+    /// The engine's own deletes in flight, with the uid they delete: their delete events are not
+    /// someone else's.
+    deleting: HashMap<Name, Remembered>,
+}
+
+/// A uid remembered about a name for a while: an owner's (vanished) or the object's (deleting).
+struct Remembered {
+    uid: Arc<str>,
+    at: std::time::Instant,
+}
+
+/// How long a vanished child or an own delete is remembered. The owner's reconcile that follows a
+/// delete event comes within seconds; entries about owners that never reconcile again (deleted
+/// with their children) must not pile up.
+const REMEMBERED_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Inserts `uid` for `name`, first forgetting entries older than [`REMEMBERED_FOR`].
+fn remember_uid(map: &mut HashMap<Name, Remembered>, name: Name, uid: Arc<str>) {
+    let now = std::time::Instant::now();
+    map.retain(|_, entry| now.duration_since(entry.at) < REMEMBERED_FOR);
+    map.insert(name, Remembered { uid, at: now });
 }
 
 /// Findings about one version of an object, held until the watch brings that version (they go
@@ -132,6 +156,7 @@ impl KindState {
             }
             watcher::Event::Delete(obj) => {
                 take_awaited(&mut self.awaited, &obj);
+                self.note_deletion(&obj);
                 if let Some(previous) = self.take(&obj) {
                     self.unindex(&previous);
                 }
@@ -155,6 +180,29 @@ impl KindState {
             .filter(|slot| slot.object.differs_only_in_status(obj))
             .map(|slot| slot.findings)
             .unwrap_or_default()
+    }
+
+    fn expect_deletion(&mut self, name: Name, uid: &str) {
+        remember_uid(&mut self.deleting, name, uid.into());
+    }
+
+    fn take_vanished(&mut self, name: &Name, owner_uid: &str) -> bool {
+        self.vanished
+            .remove(name)
+            .is_some_and(|entry| *entry.uid == *owner_uid)
+    }
+
+    /// Remembers a child deleted by someone else (not by one of the engine's own deletes).
+    fn note_deletion(&mut self, obj: &CachedObject) {
+        let name = (obj.namespace.clone(), obj.name.clone());
+        if let Some(own) = self.deleting.remove(&name)
+            && *own.uid == *obj.uid()
+        {
+            return;
+        }
+        if let Some(owner) = obj.owner_uid() {
+            remember_uid(&mut self.vanished, name, owner.clone());
+        }
     }
 
     fn slot(&self, namespace: &str, name: &str) -> Option<&Slot> {
@@ -349,6 +397,20 @@ impl KindCache {
             entry.findings = Findings::default();
         }
         entry.findings.add(finding);
+    }
+
+    /// Notes that the engine is about to delete this object (uid `uid`), so that its delete event
+    /// is not taken for someone else's.
+    pub fn expect_deletion(&self, namespace: Option<&str>, name: &str, uid: &str) {
+        let name = (namespace.unwrap_or_default().into(), name.into());
+        self.state().expect_deletion(name, uid);
+    }
+
+    /// Whether someone else deleted this child of `owner_uid` since the engine last made it
+    /// (forgotten once asked).
+    pub fn take_vanished(&self, namespace: Option<&str>, name: &str, owner_uid: &str) -> bool {
+        let name = (namespace.unwrap_or_default().into(), name.into());
+        self.state().take_vanished(&name, owner_uid)
     }
 
     /// How many objects the cache holds.
@@ -686,6 +748,35 @@ mod tests {
         assert!(state.slot("ns", "a").is_none());
         assert_eq!(names(&state, "o3"), ["c"]);
         assert!(!state.children.contains_key("o2"));
+    }
+
+    #[test]
+    fn children_deleted_by_someone_else_are_remembered_not_the_engines_own_deletes() {
+        let mut state = KindState::default();
+        state.apply(watcher::Event::Init);
+        for (name, version) in [("a", "1"), ("b", "2")] {
+            state.apply(watcher::Event::InitApply(child(name, "o1", version)));
+        }
+        state.apply(watcher::Event::InitDone);
+        let name = |n: &str| -> Name { ("ns".into(), n.into()) };
+        state.expect_deletion(name("b"), "uid-b");
+        state.apply(watcher::Event::Delete(child("a", "o1", "3")));
+        state.apply(watcher::Event::Delete(child("b", "o1", "4")));
+        assert!(!state.take_vanished(&name("a"), "o2"), "another owner's");
+        state.apply(watcher::Event::Apply(child("a", "o1", "5")));
+        state.apply(watcher::Event::Delete(child("a", "o1", "6")));
+        assert!(
+            state.take_vanished(&name("a"), "o1"),
+            "deleted by someone else"
+        );
+        assert!(
+            !state.take_vanished(&name("a"), "o1"),
+            "forgotten once asked"
+        );
+        assert!(
+            !state.take_vanished(&name("b"), "o1"),
+            "the engine's own delete"
+        );
     }
 
     #[test]

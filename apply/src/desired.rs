@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{ApplyError, ObjectKey},
-    fields, labels,
+    fields, labels, quantities,
     registry::{KindRegistry, KindSpec, Scope},
 };
 
@@ -244,6 +244,9 @@ pub(crate) fn prepare_owned(
         component,
         replicas,
     } = desired;
+    if quantities::is_built_in(&kind.resource.api_version) {
+        quantities::canonicalize(&mut out);
+    }
     let replicas = if kind.has_replicas {
         replicas
     } else {

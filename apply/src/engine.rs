@@ -520,12 +520,30 @@ impl Engine {
         let (outcome, drift) = match result {
             Ok((outcome, drift, applied)) => {
                 self.remember_applied(p, body, &applied);
-                (outcome, drift)
+                (self.recreation(p, outcome), drift)
             }
             Err(error) => (Outcome::Failed(error), Vec::new()),
         };
         record(&span, &outcome);
         (outcome, drift)
+    }
+
+    /// `Recreated` for a create that brought back a child of this owner someone else deleted.
+    fn recreation(&self, p: &Prepared, outcome: Outcome) -> Outcome {
+        let owner_uid = p
+            .body
+            .pointer("/metadata/labels")
+            .and_then(|labels| labels.get(labels::OWNER_UID))
+            .and_then(Value::as_str);
+        let vanished = |owner_uid| {
+            self.cache_of(&p.key).is_some_and(|cache| {
+                cache.take_vanished(p.key.namespace.as_deref(), &p.key.name, owner_uid)
+            })
+        };
+        match (outcome, owner_uid) {
+            (Outcome::Created, Some(owner_uid)) if vanished(owner_uid) => Outcome::Recreated,
+            (outcome, _) => outcome,
+        }
     }
 
     /// What an apply of `p` (body fingerprint `body`) left on the server: the version it answered
@@ -642,6 +660,9 @@ impl Engine {
         uid: &str,
         propagation: PropagationPolicy,
     ) -> Result<DeleteResult, ApplyError> {
+        if let Some(cache) = self.cache_of(key) {
+            cache.expect_deletion(key.namespace.as_deref(), &key.name, uid);
+        }
         let params = DeleteParams {
             propagation_policy: Some(propagation),
             preconditions: Some(Preconditions {

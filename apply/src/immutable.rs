@@ -52,7 +52,6 @@ pub(crate) struct Violation {
     pub remedy: Remedy,
 }
 
-const RENAME_HINT: &str = "delete the object (or give it a new name) to change it";
 const SELECTOR_HINT: &str =
     "a workload's selector cannot change: delete the workload (its pods go with it) to change it";
 const CLAIM_HINT: &str = "a PersistentVolumeClaim can only grow resources.requests.storage; migrate the data to a new claim";
@@ -92,7 +91,10 @@ pub(crate) fn default_rules(group: &str, kind: &str) -> Vec<ImmutableRule> {
             rule(&["spec", "selector"], Remedy::Recreate),
             rule(&["spec", "completionMode"], Remedy::Recreate),
         ],
-        ("", "Service") => vec![rule(&["spec", "clusterIP"], refuse(RENAME_HINT))],
+        // Only a controller's own graph changes a Service's clusterIP (a runner re-typed as a
+        // StatefulSet gets a headless Service): a new Service is what it asks for, and clients
+        // reach it again through its DNS name.
+        ("", "Service") => vec![rule(&["spec", "clusterIP"], Remedy::Recreate)],
         ("", "PersistentVolumeClaim") => vec![ImmutableRule {
             field: ImmutableField::ClaimSpec,
             remedy: refuse(CLAIM_HINT),

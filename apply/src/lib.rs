@@ -53,6 +53,7 @@ mod identity;
 pub mod immutable;
 pub mod labels;
 mod own_status;
+mod quantities;
 mod registry;
 mod report;
 mod transport;

@@ -227,7 +227,7 @@ mod tests {
     use k8s_openapi::api::{
         apps::v1::{Deployment, StatefulSet},
         batch::v1::Job,
-        core::v1::{ConfigMap, Service},
+        core::v1::{ConfigMap, Secret, Service},
         rbac::v1::ClusterRole,
     };
 
@@ -247,6 +247,7 @@ mod tests {
         let registry = KindRegistry::new()
             .with(KindSpec::namespaced::<Deployment>().with_replicas())
             .with(KindSpec::namespaced::<ConfigMap>())
+            .with(KindSpec::namespaced::<Secret>().not_prunable())
             .with(KindSpec::namespaced::<Service>().not_prunable())
             .with(KindSpec::namespaced::<Job>().not_prunable())
             .with(KindSpec::cluster::<ClusterRole>());
@@ -263,8 +264,14 @@ mod tests {
         let core = rule_for(&rules, "configmaps");
         assert_eq!(core.api_groups.as_deref(), Some(&[String::new()][..]));
         assert_eq!(
-            rule_for(&rules, "services").verbs,
+            rule_for(&rules, "secrets").verbs,
             ["create", "get", "list", "patch", "watch"]
+        );
+        // Never pruned, but recreated when its clusterIP must change.
+        assert!(
+            rule_for(&rules, "services")
+                .verbs
+                .contains(&"delete".to_string())
         );
         assert!(
             rule_for(&rules, "jobs")

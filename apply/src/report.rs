@@ -7,6 +7,8 @@ use crate::error::{ApplyError, ObjectKey};
 pub enum Outcome {
     /// The apply created the object (HTTP 201).
     Created,
+    /// The apply created again a child someone else had deleted (the engine saw the delete).
+    Recreated,
     /// The apply changed the object.
     Updated,
     /// Nothing to do: skipped without a request, or the server reported no change.
@@ -24,6 +26,7 @@ impl Outcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Created => "created",
+            Outcome::Recreated => "recreated",
             Outcome::Updated => "updated",
             Outcome::Unchanged => "unchanged",
             Outcome::Pruned => "pruned",

@@ -165,11 +165,6 @@ impl Cluster {
         };
         let client = Client::try_from(config.clone()).expect("a client");
         let operator_client = counting_client(config, operator_writes.clone());
-        let settings = match target {
-            Target::Emulator => Settings::default(),
-            // What `fieldwise run` would use there (ServiceMonitor support, image overrides).
-            Target::RealCluster => fieldwise::cli::run::settings(&client).await,
-        };
         let mut cluster = Self {
             emulated,
             client,
@@ -177,10 +172,16 @@ impl Cluster {
             operator_writes,
             namespace,
             metrics: Arc::new(Metrics::new()),
-            settings,
+            settings: Settings::default(),
             operator: None,
         };
         cluster.install_crds().await;
+        if target == Target::RealCluster {
+            // What `fieldwise run` would use there (ServiceMonitor support, image overrides, whether
+            // PrismCluster is served), discovered once the CRDs are established: on a fresh
+            // cluster, discovering first found no PrismCluster and left its controller unstarted.
+            cluster.settings = fieldwise::cli::run::settings(&cluster.client).await;
+        }
         if target == Target::RealCluster {
             cluster.create_namespace().await;
         }

@@ -8,6 +8,7 @@ mod harness;
 mod leader;
 mod lifecycle;
 mod prism;
+mod prism_day2;
 mod samples;
 mod scaling;
 mod secrets;

@@ -7,19 +7,11 @@ use fieldwise::settings::Settings;
 use fieldwise_api::prism::{Phase, PrismCluster};
 use kube::{Api, api::ListParams};
 
-use crate::harness::{Cluster, wait_for};
+use crate::harness::{Cluster, on_every_target, wait_for};
 
 const PRISM_LOCAL: &str = include_str!("../../deploy/samples/prismcluster-local.yaml");
 
-// On the emulator only, for now: on the real control plane the stack becomes Running and passes every
-// check but one, the zero-write resync after a restart, which sees one re-apply of `prism-proxy` in
-// about half the runs (issue 19's note has what is known). Declared for both targets once fixed.
-mod prism_local_runs_and_owns_its_stack {
-    #[test]
-    fn on_the_emulator() {
-        crate::harness::run_on(crate::harness::Target::Emulator, super::prism_local_runs);
-    }
-}
+on_every_target!(prism_local_runs_and_owns_its_stack, prism_local_runs);
 
 async fn prism_local_runs(mut cluster: Cluster) {
     let namespace = cluster.namespace.clone();
@@ -190,7 +182,7 @@ async fn prism_local_runs(mut cluster: Cluster) {
     assert_eq!(again.data, generated.data, "generated credentials changed");
 }
 
-fn phase_is(phase: Phase) -> impl Fn(Option<&PrismCluster>) -> bool {
+pub(crate) fn phase_is(phase: Phase) -> impl Fn(Option<&PrismCluster>) -> bool {
     move |cluster: Option<&PrismCluster>| {
         cluster
             .and_then(|c| c.status.as_ref())

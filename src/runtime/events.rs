@@ -1,5 +1,5 @@
 //! Events about a controller's resources: what a reconcile wrote that a user should know of
-//! (drift corrected, replicas handed over, a child refused), and what the controller notices.
+//! (drift corrected, a deleted child recreated, replicas handed over, a child refused), and what the controller notices.
 
 use fieldwise_apply::{ObjectKey, Outcome, ReconcileReport};
 use fieldwise_observability::{Metrics, WriteOutcome};
@@ -18,6 +18,14 @@ pub async fn record_writes(
         let kind = &object.object.kind;
         metrics.count_write(controller, kind, metric_outcome(&object.outcome));
         let (type_, reason, note) = match &object.outcome {
+            Outcome::Recreated => (
+                EventType::Warning,
+                "ChildRecreated",
+                format!(
+                    "{kind} {}: was deleted by someone other than fieldwise; recreated it",
+                    object.object.name
+                ),
+            ),
             Outcome::HandedOver => (
                 EventType::Normal,
                 "ReplicasHandedOver",
@@ -54,7 +62,7 @@ pub async fn record_writes(
 /// The metric outcome of a write.
 pub fn metric_outcome(outcome: &Outcome) -> WriteOutcome {
     match outcome {
-        Outcome::Created | Outcome::Updated => WriteOutcome::Applied,
+        Outcome::Created | Outcome::Recreated | Outcome::Updated => WriteOutcome::Applied,
         Outcome::Unchanged => WriteOutcome::Unchanged,
         Outcome::Pruned => WriteOutcome::Pruned,
         Outcome::HandedOver => WriteOutcome::HandedOver,

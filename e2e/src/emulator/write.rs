@@ -475,6 +475,8 @@ impl ApiServer {
         }
         if !rt.is_custom() {
             defaults::apply(&rt.group, &rt.kind, &mut new);
+            // kube-apiserver decodes every resource.Quantity and serves it in canonical form.
+            fieldwise_api::quantity::canonicalize(&mut new);
         }
         prepare(rt, req.sub, old, &mut new);
         drop_empty_meta(&mut new);

@@ -13,6 +13,7 @@ mod conformance_more;
 mod conformance_nulls;
 mod conformance_openapi;
 mod conformance_protobuf;
+mod conformance_quantities;
 mod conformance_scale_noop;
 mod conformance_validation;
 mod conformance_watch_history;
