@@ -21,19 +21,21 @@ use fieldwise_e2e::{
     sim::{SimOptions, Simulators},
 };
 use fieldwise_observability::{Health, Metrics};
+use futures::StreamExt;
 use k8s_openapi::{
-    api::core::v1::Namespace,
+    api::{apps::v1::Deployment, core::v1::Namespace},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    Api, Client, Config, ResourceExt,
+    Api, Client, Config, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
     config::{KubeConfigOptions, Kubeconfig},
     core::GroupVersionKind,
     discovery::{ApiResource, Discovery},
     runtime::{
-        conditions,
+        WatchStreamExt, conditions,
         wait::{Condition, await_condition},
+        watcher,
     },
 };
 use serde_json::Value;
@@ -593,4 +595,92 @@ pub fn contains(actual: &Value, expected: &Value, path: &str) -> Result<(), Stri
         _ if actual == expected => Ok(()),
         _ => Err(format!("{path}: expected {expected}, found {actual}")),
     }
+}
+
+/// Every `spec.replicas` value a Deployment took, consecutive repeats folded, recorded by a watch
+/// of its own from the moment it starts.
+pub struct ReplicasHistory {
+    values: tokio::sync::watch::Receiver<Vec<Option<i32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ReplicasHistory {
+    pub fn start(cluster: &Cluster, deployment: &str) -> Self {
+        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+        let (record, values) = tokio::sync::watch::channel(Vec::new());
+        let config = watcher::Config::default().fields(&format!("metadata.name={deployment}"));
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, config)
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(deployment)) = stream.next().await {
+                let replicas = deployment.spec.and_then(|s| s.replicas);
+                record.send_if_modified(|values| {
+                    let changed = values.last() != Some(&replicas);
+                    if changed {
+                        values.push(replicas);
+                    }
+                    changed
+                });
+            }
+        });
+        Self { values, task }
+    }
+
+    /// The history once its own watch has seen `last` (another watch may have seen it first).
+    pub async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
+        let mut values = self.values.clone();
+        let seen = values.wait_for(|v| v.last() == Some(&Some(last)));
+        match tokio::time::timeout(patience(), seen).await {
+            Ok(Ok(values)) => values.clone(),
+            _ => self.values.borrow().clone(),
+        }
+    }
+}
+
+impl Drop for ReplicasHistory {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The managers owning `spec.replicas` on a Deployment, as `manager/subresource`.
+pub fn replicas_owners(deployment: &Deployment) -> Vec<String> {
+    let entries = deployment.metadata.managed_fields.iter().flatten();
+    entries
+        .filter(|entry| {
+            let fields = entry.fields_v1.as_ref().map(|f| &f.0);
+            fields
+                .and_then(|f| f.pointer("/f:spec/f:replicas"))
+                .is_some()
+        })
+        .map(|entry| {
+            format!(
+                "{}/{}",
+                entry.manager.as_deref().unwrap_or("?"),
+                entry.subresource.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Waits, through a watch, until the object is deleted (returns at once when it is absent).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let Some(live) = api.get_opt(name).await.expect("readable") else {
+        return;
+    };
+    let uid = live.meta().uid.clone().unwrap_or_default();
+    let deleted = kube::runtime::wait::await_condition(
+        api.clone(),
+        name,
+        kube::runtime::conditions::is_deleted(&uid),
+    );
+    tokio::time::timeout(patience(), deleted)
+        .await
+        .unwrap_or_else(|_| panic!("{name} not deleted within {:?}", patience()))
+        .expect("watch works");
 }

@@ -240,3 +240,14 @@ async fn resyncs_write_nothing(mut cluster: Cluster) {
         "the operator wrote {writes} times in {resyncs} resyncs of an unchanged cluster"
     );
 }
+
+/// An operator told to stop before its first list of owners stops at once (kube's applier waits
+/// for the owner store, which a graceful shutdown leaves unfilled: it used to wait forever).
+#[tokio::test]
+async fn an_operator_stopped_right_after_starting_stops() {
+    let mut cluster = Cluster::start().await;
+    let stopped = cluster.stop_operator();
+    tokio::time::timeout(crate::harness::patience(), stopped)
+        .await
+        .expect("the operator stopped");
+}

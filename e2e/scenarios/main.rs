@@ -9,6 +9,7 @@ mod leader;
 mod lifecycle;
 mod prism;
 mod prism_day2;
+mod prism_scaling;
 mod samples;
 mod scaling;
 mod secrets;

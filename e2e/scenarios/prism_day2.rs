@@ -18,7 +18,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, USER, on_every_target, patience, wait_for};
+use crate::harness::{Cluster, USER, on_every_target, patience, wait_for, wait_gone};
 use crate::prism::phase_is;
 use fieldwise_api::prism::{Phase, PrismCluster};
 
@@ -88,25 +88,6 @@ async fn revisions(
         found.insert((*name).to_owned(), revision(&deployment));
     }
     found
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    let Some(live) = api.get_opt(name).await.expect("readable") else {
-        return;
-    };
-    let uid = live.meta().uid.clone().unwrap_or_default();
-    let deleted = kube::runtime::wait::await_condition(
-        api.clone(),
-        name,
-        kube::runtime::conditions::is_deleted(&uid),
-    );
-    tokio::time::timeout(patience(), deleted)
-        .await
-        .unwrap_or_else(|_| panic!("{name} not deleted within {:?}", patience()))
-        .expect("watch works");
 }
 
 on_every_target!(prism_runners_follow_their_patterns, runners_follow_patterns);

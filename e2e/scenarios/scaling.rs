@@ -3,21 +3,18 @@
 //! Each scenario watches the feature-server Deployment from the start and asserts the whole sequence of
 //! `spec.replicas` values it took, and who owns the field at the end.
 
-use std::sync::{Arc, Mutex};
-
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, policy::v1::PodDisruptionBudget,
 };
 use kube::{
     Api,
     api::{Patch, PatchParams},
-    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
-use crate::harness::{Cluster, USER, on_every_target, patience, wait_for};
+use crate::harness::{
+    Cluster, ReplicasHistory, USER, on_every_target, replicas_owners, wait_for, wait_gone,
+};
 
 const NAME: &str = "fs";
 const DEPLOYMENT: &str = "feast-fs";
@@ -48,54 +45,6 @@ fn merge(base: &mut Value, extra: &Value) {
             }
         }
         (base, extra) => *base = extra.clone(),
-    }
-}
-
-/// Every `spec.replicas` value the Deployment took, consecutive repeats folded.
-struct ReplicasHistory {
-    values: Arc<Mutex<Vec<Option<i32>>>>,
-    task: JoinHandle<()>,
-}
-
-impl ReplicasHistory {
-    fn start(cluster: &Cluster) -> Self {
-        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        let values = Arc::new(Mutex::new(Vec::new()));
-        let recorded = values.clone();
-        let config = watcher::Config::default().fields(&format!("metadata.name={DEPLOYMENT}"));
-        let task = tokio::spawn(async move {
-            let mut stream = watcher(api, config)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(Ok(deployment)) = stream.next().await {
-                let replicas = deployment.spec.and_then(|s| s.replicas);
-                let mut values = recorded.lock().expect("history lock");
-                if values.last() != Some(&replicas) {
-                    values.push(replicas);
-                }
-            }
-        });
-        Self { values, task }
-    }
-
-    fn values(&self) -> Vec<Option<i32>> {
-        self.values.lock().expect("history lock").clone()
-    }
-
-    /// The history once its own watch has caught up to `last` (another watch may have seen it first).
-    async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
-        let deadline = tokio::time::Instant::now() + patience();
-        while self.values().last() != Some(&Some(last)) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        self.values()
-    }
-}
-
-impl Drop for ReplicasHistory {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -133,45 +82,6 @@ async fn wait_replicas(cluster: &Cluster, replicas: i32) -> Deployment {
     .await
 }
 
-/// The managers owning `spec.replicas` on the Deployment.
-fn replicas_owners(deployment: &Deployment) -> Vec<String> {
-    let entries = deployment.metadata.managed_fields.iter().flatten();
-    entries
-        .filter(|entry| {
-            let fields = entry.fields_v1.as_ref().map(|f| &f.0);
-            fields
-                .and_then(|f| f.pointer("/f:spec/f:replicas"))
-                .is_some()
-        })
-        .map(|entry| {
-            format!(
-                "{}/{}",
-                entry.manager.as_deref().unwrap_or("?"),
-                entry.subresource.as_deref().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    let Some(live) = api.get_opt(name).await.expect("readable") else {
-        return;
-    };
-    let uid = live.meta().uid.clone().unwrap_or_default();
-    let deleted = kube::runtime::wait::await_condition(
-        api.clone(),
-        name,
-        kube::runtime::conditions::is_deleted(&uid),
-    );
-    tokio::time::timeout(patience(), deleted)
-        .await
-        .unwrap_or_else(|_| panic!("{name} not deleted within {:?}", patience()))
-        .expect("watch works");
-}
-
 on_every_target!(
     static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back,
     handover
@@ -179,7 +89,7 @@ on_every_target!(
 
 async fn handover(cluster: Cluster) {
     setup(&cluster).await;
-    let history = ReplicasHistory::start(&cluster);
+    let history = ReplicasHistory::start(&cluster, DEPLOYMENT);
     apply_feature_store(&cluster, json!({"replicas": 3})).await;
     let deployment = wait_replicas(&cluster, 3).await;
     assert_eq!(replicas_owners(&deployment), ["fieldwise/"]);
@@ -256,7 +166,7 @@ on_every_target!(
 /// The HPA keeps replicas within [5, 10] (a real one does so without metrics too).
 async fn hpa_holds_replicas(cluster: Cluster) {
     setup(&cluster).await;
-    let history = ReplicasHistory::start(&cluster);
+    let history = ReplicasHistory::start(&cluster, DEPLOYMENT);
     apply_feature_store(
         &cluster,
         json!({"services": {"scaling": {"autoscaling": {"minReplicas": 5, "maxReplicas": 10}}}}),
@@ -356,7 +266,7 @@ async fn keda(cluster: Cluster) {
             .install_keda_crd()
             .expect("KEDA CRD installed");
     }
-    let history = ReplicasHistory::start(&cluster);
+    let history = ReplicasHistory::start(&cluster, DEPLOYMENT);
     apply_feature_store(&cluster, json!({"replicas": 1})).await;
     wait_replicas(&cluster, 1).await;
     let keda_hpa = format!("keda-hpa-{NAME}");

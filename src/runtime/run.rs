@@ -195,6 +195,7 @@ impl Wiring {
         let owners: Api<C::Cached> = scoped_api(&self.client, namespace);
         let (store, writer) = reflector::store();
         let list_config = watcher::Config::default().page_size(self.list_page_size);
+        let owners_listed = synced.subscribe();
         // The engine keeps each status write until this watch shows it (see Engine::owner_seen).
         let status_writes_seen = self.engine.clone();
         let owner_events = mark_synced(
@@ -239,7 +240,7 @@ impl Wiring {
         );
         // The owners' own triggers come from `own`; the main stream only names the store.
         let no_main_stream = futures::stream::pending::<Result<C::Cached, watcher::Error>>();
-        KubeController::for_stream(no_main_stream, store)
+        let controller_run = KubeController::for_stream(no_main_stream, store)
             .reconcile_on(own)
             .reconcile_on(children)
             .reconcile_on(secret_readers)
@@ -248,14 +249,27 @@ impl Wiring {
                     .concurrency(self.options.concurrency)
                     .debounce(self.options.debounce),
             )
-            .graceful_shutdown_on(shutdown)
+            .graceful_shutdown_on(shutdown.clone())
             .run(reconcile::<C>, error_policy::<C>, context)
             .for_each(|result| async move {
                 if let Err(error) = result {
                     warn!(controller = C::NAME, %error, "controller error");
                 }
-            })
-            .await;
+            });
+        // kube's applier holds its runner until the owner store is ready, and the owner watch is
+        // one of the triggers a graceful shutdown cuts: stopped before the owners' first list, the
+        // store never becomes ready and the controller would wait for it forever. Nothing was
+        // reconciled yet then, so there is nothing to finish.
+        let stopped_before_listing = async move {
+            shutdown.await;
+            if *owners_listed.borrow() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = controller_run => {}
+            () = stopped_before_listing => {}
+        }
         info!(controller = C::NAME, "controller stopped");
     }
 }
