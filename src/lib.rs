@@ -1,5 +1,5 @@
 //! fieldwise: a server-side-apply Kubernetes operator for Feast feature stores and Prism data-layer
-//! clusters. Controllers (`featurestore/`) run on the shared runtime (`runtime/`).
+//! clusters. Controllers (`featurestore/`, `prismcluster/`) run on the shared runtime (`runtime/`).
 //!
 //! The binary (`src/main.rs`) is a thin shell around [`cli::main`]; everything it runs lives here so the
 //! end-to-end scenarios can drive the operator through exactly the code path `fieldwise run` uses.
@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod featurestore;
 pub mod leader;
 pub mod prismcluster;
+pub mod render;
 pub mod runtime;
 pub mod settings;
 

@@ -1,14 +1,20 @@
-//! Snapshot tests of `fieldwise render` for every Feast sample: the exact objects fieldwise applies.
+//! Snapshot tests of `fieldwise render` for every Feast sample and every PrismCluster sample: the
+//! exact objects fieldwise applies.
 //!
 //! A change to any rendered object fails here with a diff. After checking the new output against the spec,
 //! accept it with `FIELDWISE_BLESS=1 cargo test --test render_snapshots`.
 
-use std::{fs, path::Path};
-
-use fieldwise::featurestore::{
-    context::ImageDefaults,
-    render::{Input, render},
+use std::{
+    fs,
+    path::{Path, PathBuf},
 };
+
+use base64::Engine as _;
+use fieldwise::{
+    featurestore::context::ImageDefaults,
+    render::{GENERATED_PLACEHOLDER, Input, render},
+};
+use serde_json::Value;
 
 /// Extra cluster state some samples reference without shipping it.
 fn fixtures_for(sample: &str) -> Vec<&'static str> {
@@ -40,28 +46,57 @@ fn every_feast_sample_renders_as_its_snapshot() {
     let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
         return;
     };
-    let samples_dir = corpus.join("samples");
-    let mut samples: Vec<_> = fs::read_dir(&samples_dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", samples_dir.display()))
-        .map(|entry| entry.expect("readable directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    samples.sort();
+    let samples = yaml_files(&corpus.join("samples"), "");
     assert!(
         samples.len() >= 25,
         "expected the 25 Feast samples, found {}",
         samples.len()
     );
+    assert_snapshots(&samples, fixtures_for);
+}
+
+/// The PrismCluster samples with the Prometheus Operator and KEDA installed: the complete graph,
+/// ServiceMonitor and ScaledObjects included.
+#[test]
+fn every_prism_cluster_sample_renders_as_its_snapshot() {
+    let samples = yaml_files(Path::new("deploy/samples"), "prismcluster-");
+    assert_eq!(
+        samples.len(),
+        4,
+        "the four PrismCluster samples: {samples:?}"
+    );
+    assert_snapshots(&samples, |_| vec![PROMETHEUS_KEDA_CRDS]);
+}
+
+const PROMETHEUS_KEDA_CRDS: &str = "tests/fixtures/prometheus-keda-crds.yaml";
+
+/// The `.yaml` files in `dir` whose names start with `prefix`, sorted.
+fn yaml_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("readable directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .filter(|path| file_name(path).starts_with(prefix))
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("UTF-8 sample name")
+}
+
+/// Renders each sample (with its fixtures) and compares it with `tests/snapshots/<file name>`.
+fn assert_snapshots(samples: &[PathBuf], fixtures: impl Fn(&str) -> Vec<&'static str>) {
     let bless = std::env::var_os("FIELDWISE_BLESS").is_some();
     let mut mismatched = Vec::new();
-    for sample in &samples {
-        let file_name = sample
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("UTF-8 sample name");
+    for sample in samples {
+        let file_name = file_name(sample);
         let mut inputs = vec![input(sample)];
         inputs.extend(
-            fixtures_for(file_name)
+            fixtures(file_name)
                 .into_iter()
                 .map(|fixture| input(Path::new(fixture))),
         );
@@ -145,5 +180,129 @@ fn an_invalid_feature_store_is_rejected_with_the_api_server_message() {
             .to_string()
             .contains("spec.replicas: Invalid value: 0"),
         "{error}"
+    );
+}
+
+/// `text` as a render input called `name`.
+fn text_input(name: &str, text: &str) -> Input {
+    Input {
+        source_name: name.into(),
+        text: text.into(),
+    }
+}
+
+/// The rendered objects of `inputs`, parsed.
+fn rendered_objects(inputs: &[Input]) -> Vec<Value> {
+    let yaml = render(inputs, &ImageDefaults::default()).expect("renders");
+    serde_saphyr::from_multiple(&yaml).expect("rendered YAML parses")
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn base64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+const PRISM_LOCAL: &str = "deploy/samples/prismcluster-local.yaml";
+
+#[test]
+fn generated_credentials_are_rendered_as_a_placeholder_not_a_password() {
+    let first =
+        render(&[input(Path::new(PRISM_LOCAL))], &ImageDefaults::default()).expect("renders");
+    let second =
+        render(&[input(Path::new(PRISM_LOCAL))], &ImageDefaults::default()).expect("renders");
+    assert_eq!(first, second, "rendering is deterministic");
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&first).expect("YAML");
+    let secret = find(&objects, "Secret", "minio-credentials").expect("the generated Secret");
+    assert_eq!(secret["metadata"]["namespace"], "prism");
+    assert_eq!(secret["data"]["username"], base64("prism"));
+    assert_eq!(secret["data"]["password"], GENERATED_PLACEHOLDER);
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["name"], "prism-local",
+        "owned like every child"
+    );
+}
+
+#[test]
+fn a_credentials_secret_in_the_files_is_used_as_it_is() {
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: minio-credentials\n  namespace: prism\nstringData:\n  username: admin\n  password: from-the-file\n";
+    let objects = rendered_objects(&[
+        input(Path::new(PRISM_LOCAL)),
+        text_input("secret.yaml", secret),
+    ]);
+    let rendered = find(&objects, "Secret", "minio-credentials").expect("the credentials Secret");
+    assert_eq!(rendered["data"]["username"], base64("admin"));
+    assert_eq!(rendered["data"]["password"], base64("from-the-file"));
+}
+
+#[test]
+fn every_pattern_runner_is_rendered_as_if_its_backends_were_ready() {
+    let objects = rendered_objects(&[input(Path::new(PRISM_LOCAL))]);
+    for (kind, runner) in [
+        ("StatefulSet", "keyvalue-runner"),
+        ("Deployment", "consumer-runner"),
+        ("Deployment", "producer-runner"),
+        ("StatefulSet", "mailbox-runner"),
+    ] {
+        assert!(find(&objects, kind, runner).is_some(), "{kind} {runner}");
+    }
+}
+
+#[test]
+fn without_the_crds_in_the_files_there_is_no_service_monitor_or_scaled_object() {
+    let objects = rendered_objects(&[input(Path::new(
+        "deploy/samples/prismcluster-keda-nats.yaml",
+    ))]);
+    assert!(find(&objects, "ScaledObject", "consumer-runner").is_none());
+    assert!(find(&objects, "ServiceMonitor", "prism").is_none());
+    assert!(find(&objects, "Deployment", "consumer-runner").is_some());
+}
+
+#[test]
+fn a_second_prism_cluster_in_a_namespace_is_an_error_naming_the_first() {
+    let cluster = |name: &str| {
+        format!(
+            "apiVersion: prism.io/v1alpha1\nkind: PrismCluster\nmetadata:\n  name: {name}\nspec: {{}}\n"
+        )
+    };
+    let inputs = [
+        text_input("first.yaml", &cluster("zeta")),
+        text_input("second.yaml", &cluster("alpha")),
+    ];
+    let error = render(&inputs, &ImageDefaults::default()).expect_err("two in one namespace");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "PrismCluster default/alpha: PrismCluster zeta already runs in this namespace"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn feature_stores_and_prism_clusters_render_in_document_order() {
+    let mixed = "apiVersion: prism.io/v1alpha1\nkind: PrismCluster\nmetadata:\n  name: prism\nspec: {}\n---\napiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: sample\nspec:\n  feastProject: my_project\n";
+    let objects = rendered_objects(&[text_input("mixed.yaml", mixed)]);
+    let owner_kinds: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o["metadata"]["ownerReferences"][0]["kind"].as_str())
+        .collect();
+    let first_feature_store = owner_kinds
+        .iter()
+        .position(|kind| *kind == "FeatureStore")
+        .expect("FeatureStore children");
+    assert!(first_feature_store > 0, "{owner_kinds:?}");
+    assert!(
+        owner_kinds[..first_feature_store]
+            .iter()
+            .all(|kind| *kind == "PrismCluster")
+            && owner_kinds[first_feature_store..]
+                .iter()
+                .all(|kind| *kind == "FeatureStore"),
+        "{owner_kinds:?}"
     );
 }

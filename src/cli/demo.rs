@@ -1,9 +1,10 @@
 //! `fieldwise demo`: fieldwise working end to end with no cluster. Starts the in-process API emulator
 //! with its simulated cluster controllers, installs the CRDs, runs the operator through the same
-//! function as `fieldwise run`, applies a sample FeatureStore (and the Secrets in its file) with
-//! server-side apply, waits for `Ready`, and prints what the operator built.
+//! function as `fieldwise run`, applies a sample FeatureStore (and the Secrets in its file) or, with
+//! `--prism`, the ADR's PrismCluster `prism-local`, with server-side apply, waits until each resource
+//! is up (a FeatureStore `Ready`, a PrismCluster `Running`), and prints what the operator built.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use fieldwise_e2e::emulator::WatchInterrupt;
 use fieldwise_e2e::sim::{SimOptions, Simulators};
 use fieldwise_e2e::{Emulator, EmulatorHandle, Options};
 use fieldwise_observability::{Health, LogFormat, Metrics, TelemetryConfig};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::await_condition;
@@ -25,6 +27,8 @@ use crate::runtime::{RunOptions, run as run_controller};
 
 /// The sample applied when `--sample` is not given (embedded, so the demo runs from any directory).
 pub const DEFAULT_SAMPLE: &str = include_str!("../../deploy/samples/featurestore-basic.yaml");
+/// The sample `--prism` applies: ADR-059's `prism-local`, in its namespace `prism`.
+pub const PRISM_SAMPLE: &str = include_str!("../../deploy/samples/prismcluster-local.yaml");
 
 /// The field manager the demo applies the sample and the CRDs with, as a user's kubectl would.
 const DEMO_MANAGER: &str = "fieldwise-demo";
@@ -34,11 +38,14 @@ pub struct Args {
     /// Keep the emulator and the operator running after Ready, and print the KUBECONFIG for kubectl.
     #[arg(long)]
     pub keep_running: bool,
-    /// Manifests to apply instead of the built-in basic sample: FeatureStores, the Secrets they need,
-    /// KEDA ScaledObjects. Repeat for several files.
+    /// Apply the PrismCluster sample `prism-local` (ADR-059) instead of the basic FeatureStore.
+    #[arg(long, conflicts_with = "sample")]
+    pub prism: bool,
+    /// Manifests to apply instead of the built-in basic sample: FeatureStores, PrismClusters, the
+    /// Secrets they need, KEDA ScaledObjects. Repeat for several files.
     #[arg(long, value_name = "FILE")]
     pub sample: Vec<PathBuf>,
-    /// How long to wait for the FeatureStore to become Ready.
+    /// How long to wait for each FeatureStore to become Ready and each PrismCluster Running.
     #[arg(long, default_value_t = 60)]
     pub timeout_seconds: u64,
     /// Where --keep-running writes the kubeconfig (default: fieldwise-demo.kubeconfig in the temp dir).
@@ -57,9 +64,11 @@ pub enum DemoError {
     Kube(#[from] kube::Error),
     #[error("the operator stopped: {0}")]
     Operator(String),
-    #[error("FeatureStore {name} did not become Ready within {seconds}s; {last}")]
+    #[error("{kind} {name} did not become {phase} within {seconds}s; {last}")]
     NotReady {
+        kind: String,
         name: String,
+        phase: &'static str,
         seconds: u64,
         last: String,
     },
@@ -71,10 +80,48 @@ pub struct Demo {
     pub simulators: Simulators,
     /// A client of the emulator (no retries, like the operator's).
     pub client: kube::Client,
-    /// `(namespace, name)` of every FeatureStore in the sample.
-    pub feature_stores: Vec<(String, String)>,
+    /// Every FeatureStore and PrismCluster in the sample, in sample order.
+    pub owners: Vec<SampleOwner>,
     stop: Option<oneshot::Sender<()>>,
     operator: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// A resource of the sample that a controller reconciles, which the demo waits for and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleOwner {
+    /// `FeatureStore` or `PrismCluster`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The kinds a sample may hold: `(apiVersion, kind, plural)`, in the order they are applied
+/// (Secrets first, so an owner finds them on its first reconcile; ScaledObjects after the owners).
+const SAMPLE_KINDS: [(&str, &str, &str); 4] = [
+    ("v1", "Secret", "secrets"),
+    ("feast.dev/v1", "FeatureStore", "featurestores"),
+    ("prism.io/v1alpha1", "PrismCluster", "prismclusters"),
+    ("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+];
+
+/// The phase that means an owner of `kind` is up.
+fn ready_phase(kind: &str) -> Option<&'static str> {
+    match kind {
+        "FeatureStore" => Some("Ready"),
+        "PrismCluster" => Some("Running"),
+        _ => None,
+    }
+}
+
+fn sample_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
+    let (_, _, plural) = SAMPLE_KINDS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == kind)?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural,
+    ))
 }
 
 /// One document of the sample file.
@@ -96,25 +143,10 @@ fn parse_sample(yaml: &str) -> Result<Vec<Manifest>, DemoError> {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let resource = match (api_version, kind) {
-            ("v1", "Secret") => ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(group, version, kind),
-                "secrets",
-            ),
-            ("feast.dev/v1", "FeatureStore") => ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(group, version, kind),
-                "featurestores",
-            ),
-            ("keda.sh/v1alpha1", "ScaledObject") => ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(group, version, kind),
-                "scaledobjects",
-            ),
-            _ => {
-                return Err(DemoError::Sample(format!(
-                    "only FeatureStores (feast.dev/v1), Secrets (v1) and ScaledObjects (keda.sh/v1alpha1) are applied; found {api_version} {kind} {name}"
-                )));
-            }
+        let Some(resource) = sample_resource(api_version, kind) else {
+            return Err(DemoError::Sample(format!(
+                "only FeatureStores (feast.dev/v1), PrismClusters (prism.io/v1alpha1), Secrets (v1) and ScaledObjects (keda.sh/v1alpha1) are applied; found {api_version} {kind} {name}"
+            )));
         };
         if name.is_empty() {
             return Err(DemoError::Sample(format!("a {kind} has no metadata.name")));
@@ -130,8 +162,10 @@ fn parse_sample(yaml: &str) -> Result<Vec<Manifest>, DemoError> {
             body,
         });
     }
-    if !out.iter().any(|m| m.resource.kind == "FeatureStore") {
-        return Err(DemoError::Sample("the sample has no FeatureStore".into()));
+    if !out.iter().any(|m| ready_phase(&m.resource.kind).is_some()) {
+        return Err(DemoError::Sample(
+            "the sample has no FeatureStore or PrismCluster".into(),
+        ));
     }
     Ok(out)
 }
@@ -169,12 +203,12 @@ async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
 }
 
 async fn apply_sample(client: &kube::Client, manifests: &[Manifest]) -> Result<(), DemoError> {
-    // Secrets first, so the FeatureStore finds them on its first reconcile; ScaledObjects last.
+    create_namespaces(client, manifests).await?;
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
-    ordered.sort_by_key(|m| match m.resource.kind.as_str() {
-        "Secret" => 0,
-        "FeatureStore" => 1,
-        _ => 2,
+    ordered.sort_by_key(|m| {
+        SAMPLE_KINDS
+            .iter()
+            .position(|(_, kind, _)| *kind == m.resource.kind)
     });
     for m in ordered {
         let api: Api<DynamicObject> =
@@ -189,40 +223,61 @@ async fn apply_sample(client: &kube::Client, manifests: &[Manifest]) -> Result<(
     Ok(())
 }
 
-fn feature_store_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("feast.dev", "v1", "FeatureStore");
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, "featurestores"),
-    )
+/// The sample's namespaces other than `default` (which exists), as `kubectl create namespace`
+/// would make them: the API server refuses objects in a namespace that does not exist.
+async fn create_namespaces(client: &kube::Client, manifests: &[Manifest]) -> Result<(), DemoError> {
+    let namespaces: BTreeSet<&str> = manifests.iter().map(|m| m.namespace.as_str()).collect();
+    let api: Api<Namespace> = Api::all(client.clone());
+    for namespace in namespaces.into_iter().filter(|ns| *ns != "default") {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace}});
+        api.patch(
+            namespace,
+            &PatchParams::apply(DEMO_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn owner_api(client: &kube::Client, owner: &SampleOwner) -> Api<DynamicObject> {
+    let resource = SAMPLE_KINDS
+        .iter()
+        .find(|(_, kind, _)| *kind == owner.kind)
+        .and_then(|(api_version, kind, _)| sample_resource(api_version, kind))
+        .expect("an owner of a sample kind");
+    Api::namespaced_with(client.clone(), &owner.namespace, &resource)
 }
 
 fn phase(obj: &DynamicObject) -> Option<&str> {
     obj.data.pointer("/status/phase").and_then(Value::as_str)
 }
 
-/// Waits (by watch) for the FeatureStore's `Ready` phase.
+/// Waits (by watch) for the owner's ready phase (FeatureStore `Ready`, PrismCluster `Running`).
 async fn wait_ready(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
+    owner: &SampleOwner,
     timeout: Duration,
 ) -> Result<(), DemoError> {
-    let api = feature_store_api(client, namespace);
-    let ready = |o: Option<&DynamicObject>| o.and_then(phase) == Some("Ready");
+    let api = owner_api(client, owner);
+    let wanted = ready_phase(&owner.kind).expect("an owner kind");
+    let (kind, namespace, name) = (&owner.kind, &owner.namespace, &owner.name);
+    let ready = |o: Option<&DynamicObject>| o.and_then(phase) == Some(wanted);
     match tokio::time::timeout(timeout, await_condition(api.clone(), name, ready)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(DemoError::Operator(format!(
-            "watching FeatureStore {namespace}/{name} failed: {e}"
+            "watching {kind} {namespace}/{name} failed: {e}"
         ))),
         Err(_) => {
             let last = match api.get_opt(name).await? {
-                Some(fs) => format!("last status: {}", status_summary(&fs.data)),
+                Some(object) => format!("last status: {}", status_summary(&object.data)),
                 None => "it does not exist".into(),
             };
             Err(DemoError::NotReady {
+                kind: kind.clone(),
                 name: format!("{namespace}/{name}"),
+                phase: wanted,
                 seconds: timeout.as_secs(),
                 last,
             })
@@ -257,7 +312,8 @@ fn status_summary(fs: &Value) -> String {
 }
 
 impl Demo {
-    /// Starts everything, applies the sample and waits until every FeatureStore in it is Ready.
+    /// Starts everything, applies the sample and waits until every FeatureStore in it is Ready and
+    /// every PrismCluster Running.
     pub async fn start(sample_yaml: &str, timeout: Duration) -> Result<Demo, DemoError> {
         let manifests = parse_sample(sample_yaml)?;
         let emulator = Emulator::start(Options::default()).await?;
@@ -274,19 +330,23 @@ impl Demo {
             emulator,
             simulators,
             client,
-            feature_stores: manifests
+            owners: manifests
                 .iter()
-                .filter(|m| m.resource.kind == "FeatureStore")
-                .map(|m| (m.namespace.clone(), m.name.clone()))
+                .filter(|m| ready_phase(&m.resource.kind).is_some())
+                .map(|m| SampleOwner {
+                    kind: m.resource.kind.clone(),
+                    namespace: m.namespace.clone(),
+                    name: m.name.clone(),
+                })
                 .collect(),
             stop: Some(stop),
             operator: Some(operator),
         };
         apply_sample(&demo.client, &manifests).await?;
-        for (namespace, name) in demo.feature_stores.clone() {
+        for owner in demo.owners.clone() {
             let client = demo.client.clone();
             let waited = tokio::select! {
-                r = wait_ready(&client, &namespace, &name, timeout) => r,
+                r = wait_ready(&client, &owner, timeout) => r,
                 r = demo.operator_exit() => Err(r),
             };
             waited?;
@@ -308,18 +368,28 @@ impl Demo {
         DemoError::Operator(why)
     }
 
-    /// The object graph, status and conditions of every FeatureStore, and where traces went.
+    /// The object graph, status and conditions of every FeatureStore and PrismCluster, and where
+    /// traces went.
     pub async fn report(&self, traces: &str) -> Result<String, DemoError> {
         let mut out = String::new();
-        for (namespace, name) in &self.feature_stores {
-            let fs = feature_store_api(&self.client, namespace).get(name).await?;
-            let _ = writeln!(out, "FeatureStore {namespace}/{name}");
+        for owner in &self.owners {
+            let object = owner_api(&self.client, owner).get(&owner.name).await?;
+            let (kind, namespace, name) = (&owner.kind, &owner.namespace, &owner.name);
+            let _ = writeln!(out, "{kind} {namespace}/{name}");
             let _ = writeln!(out, "  objects (kind/name  owner  field managers):");
-            for line in object_graph(&self.emulator, fs.metadata.uid.as_deref().unwrap_or("")) {
+            let uid = object.metadata.uid.as_deref().unwrap_or("");
+            for line in object_graph(&self.emulator, uid) {
                 let _ = writeln!(out, "    {line}");
             }
-            let _ = writeln!(out, "  status: phase {}", phase(&fs).unwrap_or("<none>"));
-            for c in fs
+            let _ = writeln!(
+                out,
+                "  status: phase {}",
+                phase(&object).unwrap_or("<none>")
+            );
+            if let Some(summary) = ready_counts(&object.data) {
+                let _ = writeln!(out, "    {summary}");
+            }
+            for c in object
                 .data
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
@@ -459,6 +529,24 @@ fn object_graph(emulator: &EmulatorHandle, fs_uid: &str) -> Vec<String> {
     lines
 }
 
+/// A PrismCluster's ready/desired summaries (what `kubectl get prism` prints), if it has them.
+fn ready_counts(status: &Value) -> Option<String> {
+    let fields = [
+        ("admin", "adminReady"),
+        ("proxy", "proxyReady"),
+        ("patterns", "patternsReady"),
+        ("backends", "backendsReady"),
+    ];
+    let counts: Vec<String> = fields
+        .iter()
+        .filter_map(|(label, field)| {
+            let value = status.get("status")?.get(*field)?.as_str()?;
+            Some(format!("{label} {value}"))
+        })
+        .collect();
+    (!counts.is_empty()).then(|| counts.join(", "))
+}
+
 fn owner_refs(o: &Value) -> Vec<Value> {
     o.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
@@ -485,6 +573,9 @@ fn managers(o: &Value) -> Vec<String> {
 }
 
 fn read_sample(args: &Args) -> Result<String, DemoError> {
+    if args.prism {
+        return Ok(PRISM_SAMPLE.to_string());
+    }
     if args.sample.is_empty() {
         return Ok(DEFAULT_SAMPLE.to_string());
     }

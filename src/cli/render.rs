@@ -1,16 +1,18 @@
-//! `fieldwise render -f FILE...`: the objects fieldwise would apply for the FeatureStores in the files.
+//! `fieldwise render -f FILE...`: the objects fieldwise would apply for the FeatureStores and
+//! PrismClusters in the files.
 
 use std::{io::Read, path::PathBuf, process::ExitCode};
 
-use crate::featurestore::{
-    context::ImageDefaults,
+use crate::{
+    featurestore::context::ImageDefaults,
     render::{Input, render},
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// YAML files (multi-document); `-` reads standard input. Secrets, ConfigMaps and other FeatureStores in
-    /// them stand for the cluster state.
+    /// YAML files (multi-document); `-` reads standard input. Secrets, ConfigMaps, claims, CRDs
+    /// (ServiceMonitor, KEDA) and other FeatureStores and PrismClusters in them stand for the
+    /// cluster state. Generated passwords are shown as a placeholder.
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
 }

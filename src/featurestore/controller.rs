@@ -57,6 +57,25 @@ impl FeatureStoreController {
             service_monitor_available: settings.service_monitor_available,
         }
     }
+
+    /// The controller `fieldwise render` uses: images from the environment, no OIDC issuer.
+    pub fn offline(images: ImageDefaults, service_monitor_available: bool) -> Self {
+        Self {
+            images,
+            oidc_issuer_url: None,
+            service_monitor_available,
+        }
+    }
+
+    /// The graph inputs that come from the operator's settings, with no resource read yet.
+    pub(super) fn settings_context(&self) -> GraphContext {
+        GraphContext {
+            images: self.images.clone(),
+            oidc_issuer_url: self.oidc_issuer_url.clone(),
+            service_monitor_available: self.service_monitor_available,
+            ..GraphContext::default()
+        }
+    }
 }
 
 impl Controller for FeatureStoreController {
@@ -207,12 +226,7 @@ async fn graph_context(
     shared: &Shared<FeatureStoreController>,
 ) -> Result<GraphContext, crate::runtime::ReconcileError> {
     let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
-    let mut graph = GraphContext {
-        images: controller.images.clone(),
-        oidc_issuer_url: controller.oidc_issuer_url.clone(),
-        service_monitor_available: controller.service_monitor_available,
-        ..GraphContext::default()
-    };
+    let mut graph = controller.settings_context();
     for name in referenced_secrets(&fs.spec) {
         // Waits for the Secret cache's initial list (a Secret would look missing before it).
         let data = shared.secrets.data(&namespace, &name).await?;

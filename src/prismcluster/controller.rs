@@ -36,6 +36,11 @@ impl PrismClusterController {
             scaled_objects,
         }
     }
+
+    /// Whether the Prometheus Operator's and KEDA's CRDs are installed, as the inputs carry it.
+    pub(super) fn capabilities(&self) -> (bool, bool) {
+        (self.service_monitors, self.scaled_objects)
+    }
 }
 
 impl Controller for PrismClusterController {
@@ -63,11 +68,7 @@ impl Controller for PrismClusterController {
         cluster: &PrismCluster,
         shared: &Shared<Self>,
     ) -> Result<PrismInputs, ReconcileError> {
-        inputs::read(
-            cluster,
-            shared,
-            (self.service_monitors, self.scaled_objects),
-        )
+        inputs::read(cluster, shared, self.capabilities())
     }
 
     fn graph(&self, cluster: &PrismCluster, inputs: &PrismInputs) -> GraphResult<Self> {

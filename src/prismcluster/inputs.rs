@@ -43,6 +43,9 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The user name of generated credentials.
+pub const GENERATED_USERNAME: &str = "prism";
+
 /// Backends whose credentials fieldwise generates unless a Secret is referenced.
 pub const WITH_CREDENTIALS: [PatternBackend; 2] = [PatternBackend::Postgres, PatternBackend::Minio];
 
@@ -155,7 +158,7 @@ fn stored_credentials(data: &serde_json::Value) -> Option<Credentials> {
     })
 }
 
-/// New credentials: the user `prism` and 24 random bytes as a URL-safe password.
+/// New credentials: the user [`GENERATED_USERNAME`] and 24 random bytes as a URL-safe password.
 fn generate() -> Result<Credentials, ReconcileError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|error| {
@@ -165,7 +168,7 @@ fn generate() -> Result<Credentials, ReconcileError> {
         })
     })?;
     Ok(Credentials {
-        username: "prism".to_owned(),
+        username: GENERATED_USERNAME.to_owned(),
         password: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
     })
 }

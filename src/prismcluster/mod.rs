@@ -6,6 +6,7 @@ pub mod graph;
 pub mod inputs;
 pub mod kinds;
 pub mod names;
+pub mod render;
 pub mod status;
 
 pub use controller::PrismClusterController;

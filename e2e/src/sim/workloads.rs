@@ -1,6 +1,11 @@
 //! Deployments and StatefulSets: after `ready_delay`, status catches up with spec as the
 //! deployment and statefulset controllers report it once every pod is ready. A workload that is
 //! switched to never-ready reports its pods as created but unavailable.
+//!
+//! A StatefulSet whose pod template changes first reports the rollout as the statefulset
+//! controller does on observing it, before it replaces any pod: the new generation observed,
+//! `updateRevision` the new revision, `currentRevision` still the old one and no replica updated,
+//! while the old pods are still ready. Only the revisions tell that it is not rolled out yet.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -54,6 +59,9 @@ impl Controller for Workloads {
     fn on_event(&mut self, shared: &Arc<Shared>, ev: &StoreEvent) {
         let (group, plural) = (&ev.key.0, &ev.key.1);
         if group == "apps" && KINDS.contains(&plural.as_str()) && ev.kind != EventType::Deleted {
+            if plural == "statefulsets" && !shared.options.ready_delay.is_zero() {
+                start_rollout(shared, &ev.key, &ev.object);
+            }
             if needs_update(shared, &ev.key, &ev.object) {
                 self.schedule(shared, ev.key.clone());
             }
@@ -109,6 +117,38 @@ fn settle(shared: &Shared, key: &ObjKey) {
     common::write_status(&shared.server, key, CONTROLLER_MANAGER, |obj| {
         Some(desired_status(shared, key, obj))
     });
+}
+
+/// Reports the start of a StatefulSet's rolling update when its template changed since the
+/// revision its pods run (`status.currentRevision`) and the rollout is not reported yet.
+fn start_rollout(shared: &Shared, key: &ObjKey, obj: &Value) {
+    let update = revision(obj, &key.3);
+    let text = |pointer: &str| obj.pointer(pointer).and_then(Value::as_str);
+    let Some(current) = text("/status/currentRevision") else {
+        return; // never rolled out: nothing to update from
+    };
+    if current == update || text("/status/updateRevision") == Some(update.as_str()) {
+        return;
+    }
+    let current = current.to_owned();
+    common::write_status(&shared.server, key, CONTROLLER_MANAGER, |obj| {
+        let mut status = obj.get("status").cloned().unwrap_or_else(|| json!({}));
+        status["observedGeneration"] = json!(common::generation(obj));
+        status["updateRevision"] = json!(update);
+        status["currentRevision"] = json!(current);
+        if let Some(status) = status.as_object_mut() {
+            status.remove("updatedReplicas");
+        }
+        Some(status)
+    });
+}
+
+/// The controller-revision name of a StatefulSet's current template: `<name>-<hash>`.
+fn revision(obj: &Value, name: &str) -> String {
+    format!(
+        "{name}-{}",
+        common::template_hash(obj.pointer("/spec/template"))
+    )
 }
 
 /// Inserts the non-zero counts (the API omits zero-valued replica counts).
@@ -199,10 +239,7 @@ fn deployment_status(obj: &Value, name: &str, ready: bool) -> Value {
 
 fn statefulset_status(obj: &Value, name: &str, ready: bool) -> Value {
     let n = common::spec_replicas(obj);
-    let revision = format!(
-        "{name}-{}",
-        common::template_hash(obj.pointer("/spec/template"))
-    );
+    let revision = revision(obj, name);
     let ready_n = if ready { n } else { 0 };
     let mut status = Map::new();
     status.insert("observedGeneration".into(), json!(common::generation(obj)));

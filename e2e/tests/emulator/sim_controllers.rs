@@ -214,6 +214,57 @@ async fn statefulset_and_job() -> Result<(), TestError> {
     Ok(())
 }
 
+/// A template change is reported as the statefulset controller does: first the rollout observed
+/// (new generation, `updateRevision` new, `currentRevision` old, no replica updated, old pods still
+/// ready), after the rollout time the new revision current on every replica.
+#[tokio::test]
+async fn statefulset_rolls_to_a_new_revision_on_template_change() -> Result<(), TestError> {
+    // Simulated rollout time, long enough that the watch sees the rolling state before it ends.
+    let options = SimOptions {
+        ready_delay: Duration::from_secs(3),
+        ..SimOptions::default()
+    };
+    let (_emu, _sims, c) = start(options).await?;
+    let sts = api(&c, "apps", "v1", "StatefulSet", "statefulsets");
+    let mut s = deployment("db", 2);
+    s["kind"] = json!("StatefulSet");
+    s["spec"]["serviceName"] = json!("db");
+    apply(&sts, "db", "test", s.clone()).await?;
+    let first = wait_for(&sts, "db", "2 ready", |o| o["status"]["readyReplicas"] == 2).await?;
+    let old = first["status"]["currentRevision"].clone();
+    assert_eq!(first["status"]["updateRevision"], old);
+
+    s["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    apply(&sts, "db", "test", s).await?;
+    let rolling = wait_for(&sts, "db", "rollout observed", |o| {
+        o["status"]["observedGeneration"] == 2 && o["status"]["updateRevision"] != old
+    })
+    .await?;
+    let status = &rolling["status"];
+    assert_eq!(status["currentRevision"], old, "{status}");
+    assert!(status.get("updatedReplicas").is_none(), "{status}");
+    assert_eq!(
+        status["readyReplicas"], 2,
+        "the old pods still serve: {status}"
+    );
+    let new = status["updateRevision"].clone();
+    assert!(
+        new.as_str().is_some_and(|r| r.starts_with("db-")),
+        "{status}"
+    );
+
+    let done = wait_for(&sts, "db", "rolled out", |o| {
+        o["status"]["currentRevision"] == o["status"]["updateRevision"]
+    })
+    .await?;
+    let status = &done["status"];
+    assert_eq!(status["currentRevision"], new, "{status}");
+    assert_eq!(status["updatedReplicas"], 2, "{status}");
+    assert_eq!(status["readyReplicas"], 2, "{status}");
+    assert_eq!(status["observedGeneration"], 2, "{status}");
+    Ok(())
+}
+
 fn hpa(name: &str, target: Value, min: i64, max: i64) -> Value {
     json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
         "spec": {"scaleTargetRef": target, "minReplicas": min, "maxReplicas": max,
