@@ -2,7 +2,7 @@
 //! server's operations. Every resource request is counted and offered to the request hooks first.
 
 mod discovery;
-mod openapi;
+pub(crate) mod openapi;
 mod options;
 mod partial;
 mod table;
