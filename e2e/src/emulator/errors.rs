@@ -265,12 +265,9 @@ impl ApiError {
             "InternalError",
             format!("Internal error occurred: {error}"),
         );
-        e.details = Some(Box::new(
-            json!({"causes": [{"message": error}]})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        ));
+        let mut details = Map::new();
+        details.insert("causes".into(), json!([{ "message": error }]));
+        e.details = Some(Box::new(details));
         e
     }
 
