@@ -125,11 +125,19 @@ on_every_target!(
 
 async fn stopped_mid_reconcile(mut cluster: Cluster) {
     let namespace = cluster.namespace.clone();
+    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(cluster.client.clone(), &namespace);
+    // kube-controller-manager publishes it into every namespace; it belongs to no FeatureStore.
+    let root_ca = crate::harness::wait_for(
+        &config_maps,
+        "kube-root-ca.crt",
+        |c: Option<&_>| c.is_some(),
+        "published",
+    )
+    .await;
     cluster.apply_yaml(SECRETS, &namespace).await;
     cluster.apply_yaml(FEATURE_STORES, &namespace).await;
     // Stop as soon as the first child exists: the reconcile is cut off part-way.
-    let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(cluster.client.clone(), &namespace);
     crate::harness::wait_for(
         &config_maps,
         "feast-servers-client",
@@ -159,6 +167,16 @@ async fn stopped_mid_reconcile(mut cluster: Cluster) {
         })
         .collect();
     assert_eq!(managed.len(), 3, "one client ConfigMap per FeatureStore");
+    // The operator, which applies and prunes ConfigMaps here, never touched the root CA.
+    let untouched = list
+        .items
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("kube-root-ca.crt"))
+        .expect("kube-root-ca.crt is kept");
+    assert_eq!(
+        untouched.metadata.resource_version, root_ca.metadata.resource_version,
+        "kube-root-ca.crt was written"
+    );
     assert!(managed.iter().all(|c| {
         c.metadata
             .owner_references

@@ -151,29 +151,27 @@ fn check_preconditions(
     obj: &Value,
     opts: &DeleteOptions,
 ) -> ApiResult<()> {
-    if let Some(uid) = &opts.precondition_uid
-        && uid != meta::uid(obj)
-    {
-        return Err(ApiError::conflict(
+    let uid = meta::uid(obj);
+    if let Some(asked) = opts.precondition_uid.as_deref().filter(|u| *u != uid) {
+        return Err(ApiError::precondition_failed(
             rt,
             name,
             &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta::uid(obj)
+                "the UID in the precondition ({asked}) does not match the UID in record ({uid}). \
+                 The object might have been deleted and then recreated"
             ),
         ));
     }
-    if let Some(rv) = &opts.precondition_rv {
-        let have = meta::meta_str(obj, "resourceVersion").unwrap_or("");
-        if rv != have {
-            return Err(ApiError::conflict(
-                rt,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"
-                ),
-            ));
-        }
+    let rv = meta::meta_str(obj, "resourceVersion").unwrap_or("");
+    if let Some(asked) = opts.precondition_rv.as_deref().filter(|r| *r != rv) {
+        return Err(ApiError::precondition_failed(
+            rt,
+            name,
+            &format!(
+                "the ResourceVersion in the precondition ({asked}) does not match the \
+                 ResourceVersion in record ({rv}). The object might have been modified"
+            ),
+        ));
     }
     Ok(())
 }

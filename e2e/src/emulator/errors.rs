@@ -131,6 +131,25 @@ impl ApiError {
         e
     }
 
+    /// A failed delete precondition: kube-apiserver's storage names the object by its kind (not
+    /// its resource, as other conflicts do), e.g. `Deployment.apps "web"`.
+    pub fn precondition_failed(rt: &ResourceType, name: &str, why: &str) -> Self {
+        let kind = if rt.group.is_empty() {
+            rt.kind.clone()
+        } else {
+            format!("{}.{}", rt.kind, rt.group)
+        };
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {kind} \"{name}\": {why}"),
+        );
+        let mut details = name_details(rt, name);
+        details.insert("kind".into(), json!(rt.kind));
+        e.details = Some(Box::new(details));
+        e
+    }
+
     /// 422 with one error as `field: body` and several as `[e1, e2]`.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let errs: Vec<String> = causes.iter().map(Cause::summary).collect();
@@ -146,7 +165,10 @@ impl ApiError {
         };
         let message = format!("{kind_group} \"{name}\" is invalid: {joined}");
         let mut d = Map::new();
-        d.insert("name".into(), json!(name));
+        // An empty name is left out, as kube-apiserver's StatusDetails does.
+        if !name.is_empty() {
+            d.insert("name".into(), json!(name));
+        }
         if !group.is_empty() {
             d.insert("group".into(), json!(group));
         }
@@ -230,8 +252,23 @@ impl ApiError {
         Self::new(500, "", message)
     }
 
+    /// A 500 InternalError with exactly this message.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
+    }
+
+    /// kube-apiserver's `NewInternalError`: the message prefixed, the bare error as the one cause.
+    pub fn internal_error(error: impl Into<String>) -> Self {
+        let error = error.into();
+        let mut e = Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {error}"),
+        );
+        let mut details = Map::new();
+        details.insert("causes".into(), json!([{ "message": error }]));
+        e.details = Some(Box::new(details));
+        e
     }
 
     pub fn method_not_allowed() -> Self {

@@ -3,7 +3,7 @@
 //!
 //! Layout: [`registry`] (served types) → [`store`] (objects, history, change broadcast) →
 //! [`server`]/[`write`]/[`delete`] (verbs) → [`http`] (routing, discovery, watch, tables).
-//! In-process controllers ([`gc`]) subscribe to the store like any future simulated controller.
+//! In-process controllers ([`gc`], [`root_ca`]) subscribe to the store like any simulated controller.
 
 pub mod counters;
 pub mod crd;
@@ -21,6 +21,7 @@ pub mod ownership;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod root_ca;
 pub mod rules;
 pub mod selectors;
 pub mod server;
@@ -82,7 +83,7 @@ const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 pub struct Emulator;
 
 impl Emulator {
-    /// Binds, seeds the initial namespaces, and serves in the background until the handle is shut
+    /// Binds, seeds the initial namespaces (with their `kube-root-ca.crt`), and serves in the background until the handle is shut
     /// down or dropped.
     pub async fn start(options: Options) -> std::io::Result<EmulatorHandle> {
         let history = HistoryLimits {
@@ -110,13 +111,14 @@ impl Emulator {
                 .with_graceful_shutdown(stop)
                 .await
         });
-        let gc = tokio::spawn(gc::run(server.clone(), shutdown_rx));
+        let gc = tokio::spawn(gc::run(server.clone(), shutdown_rx.clone()));
+        let root_ca = tokio::spawn(root_ca::run(server.clone(), shutdown_rx));
         Ok(EmulatorHandle {
             addr,
             url: format!("http://{addr}"),
             server,
             shutdown_tx,
-            tasks: vec![gc],
+            tasks: vec![gc, root_ca],
             serve: Some(serve),
         })
     }
@@ -143,6 +145,8 @@ fn seed(server: &ApiServer) {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         );
     }
+    // A ready cluster's namespaces hold it already; later ones get it from the publisher task.
+    server.publish_root_ca_everywhere();
 }
 
 /// A running emulator. Dropping it stops serving (watch streams end when their client hangs up).

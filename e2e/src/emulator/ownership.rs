@@ -141,8 +141,9 @@ pub fn apply(
     }
 }
 
-/// Paths (`.spec.bogus`) a built-in object carries that its schema does not declare; removed from
-/// `obj` so the write can proceed (the caller fails first under strict field validation).
+/// Paths (`.spec.bogus`, `.spec.containers[0].bogus`: list items by position, as kube-apiserver's
+/// strict decoder names them) a built-in object carries that its schema does not declare; removed
+/// from `obj` so the write can proceed (the caller fails first under strict field validation).
 pub fn prune_undeclared(rt: &ResourceType, obj: &mut Value) -> Vec<String> {
     let schema = schema_of(rt);
     let mut pruned = Vec::new();
@@ -150,37 +151,54 @@ pub fn prune_undeclared(rt: &ResourceType, obj: &mut Value) -> Vec<String> {
         let Err(e) = ssa::validate(&schema, obj) else {
             break;
         };
-        if !e.message.contains("not declared") || !remove(obj, &e.path) {
+        if !e.message.contains("not declared") {
             break;
         }
-        pruned.push(e.path.to_string());
+        match remove(obj, &e.path) {
+            Some(shown) => pruned.push(shown),
+            None => break,
+        }
     }
     pruned
 }
 
-/// Removes the node at `path`; false when it cannot be found.
-fn remove(obj: &mut Value, path: &Path) -> bool {
-    let Some((last, parents)) = path.0.split_last() else {
-        return false;
-    };
+/// Removes the node at `path`, returning its path with list items by position; `None` when it
+/// cannot be found.
+fn remove(obj: &mut Value, path: &Path) -> Option<String> {
+    let (last, parents) = path.0.split_last()?;
     let mut cur = obj;
+    let mut shown = String::new();
     for el in parents {
-        let next = match (el, cur) {
-            (PathElement::Field(f), Value::Object(m)) => m.get_mut(f),
-            (PathElement::Index(i), Value::Array(a)) => a.get_mut(*i),
-            (PathElement::Value(v), Value::Array(a)) => a.iter_mut().find(|x| *x == v),
-            (PathElement::Key(keys), Value::Array(a)) => a
-                .iter_mut()
-                .find(|x| keys.iter().all(|(k, kv)| x.get(k) == Some(kv))),
-            _ => None,
+        cur = match (el, cur) {
+            (PathElement::Field(f), Value::Object(m)) => {
+                shown.push_str(&format!(".{f}"));
+                m.get_mut(f)?
+            }
+            (el, Value::Array(a)) => {
+                let i = item_position(el, a)?;
+                shown.push_str(&format!("[{i}]"));
+                a.get_mut(i)?
+            }
+            _ => return None,
         };
-        match next {
-            Some(n) => cur = n,
-            None => return false,
-        }
     }
     match (last, cur) {
-        (PathElement::Field(f), Value::Object(m)) => m.remove(f).is_some(),
-        _ => false,
+        (PathElement::Field(f), Value::Object(m)) => {
+            m.remove(f)?;
+            Some(format!("{shown}.{f}"))
+        }
+        _ => None,
+    }
+}
+
+/// The position in `items` a list path element names.
+fn item_position(el: &PathElement, items: &[Value]) -> Option<usize> {
+    match el {
+        PathElement::Index(i) => (*i < items.len()).then_some(*i),
+        PathElement::Value(v) => items.iter().position(|x| x == v),
+        PathElement::Key(keys) => items
+            .iter()
+            .position(|x| keys.iter().all(|(k, kv)| x.get(k) == Some(kv))),
+        PathElement::Field(_) => None,
     }
 }

@@ -329,6 +329,11 @@ impl Registry {
         self.set_custom(crd_name, Vec::new());
     }
 
+    /// Whether any type of the named API group is served (`""` is the core group).
+    pub fn serves_group(&self, group: &str) -> bool {
+        self.read().iter().any(|t| t.group == group)
+    }
+
     /// Group versions in serving order: `(group, [versions])`, core first.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();

@@ -122,7 +122,48 @@ pub fn metadata(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     }
     causes.extend(labels("metadata.labels", meta.get("labels")));
     causes.extend(annotations(meta.get("annotations")));
+    causes.extend(finalizers(meta));
     causes
+}
+
+/// Finalizers kube-apiserver knows without a domain: namespaces' and the garbage collector's.
+const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
+
+/// Finalizer names: qualified names (the generic ObjectMeta check), not both propagation
+/// finalizers, and, for built-in kinds, a domain unless standard (reported per index, last).
+fn finalizers(meta: &Value) -> Vec<Cause> {
+    let field = "metadata.finalizers";
+    let names: Vec<&str> = items(meta, "finalizers")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut causes = Vec::new();
+    for name in &names {
+        causes.extend(format_causes(field, name, names::qualified_name(name)));
+    }
+    if names.contains(&"orphan") && names.contains(&"foregroundDeletion") {
+        causes.push(invalid(
+            field,
+            &go_string_slice(&names),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !name.contains('/') && !STANDARD_FINALIZERS.contains(name) {
+            causes.push(invalid(
+                &format!("{field}[{i}]"),
+                &quoted(name),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+    causes
+}
+
+/// Go's `%#v` of a `[]string`.
+pub(crate) fn go_string_slice(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quoted(s)).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 fn name_rule(rt: &ResourceType, name: &str) -> Vec<String> {

@@ -194,6 +194,20 @@ impl ApiServer {
         }))
     }
 
+    /// The Scale a GET of `/scale` answers: a custom resource without its spec replicas field has
+    /// none (kube-apiserver's 500; writes through `/scale` read that field as 0 instead).
+    pub fn read_scale(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
+        if let Some(paths) = rt.scale.as_ref().filter(|_| rt.is_custom())
+            && meta::get_path(obj, &paths.spec_replicas).is_none()
+        {
+            return Err(ApiError::internal_error(format!(
+                "the spec replicas field {:?} does not exist",
+                paths.spec_replicas
+            )));
+        }
+        Self::scale_of(rt, obj)
+    }
+
     /// The autoscaling/v1 Scale view of an object with a scale subresource.
     pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
         let paths = rt.scale.as_ref().ok_or_else(ApiError::path_not_found)?;

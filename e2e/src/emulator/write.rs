@@ -143,12 +143,19 @@ fn check_type(rt: &ResourceType, sub: Sub, body: &Value) -> ApiResult<()> {
     )))
 }
 
-fn strict_error(paths: &[String]) -> ApiError {
+/// The 400 of a create or update body with undeclared fields under `fieldValidation=Strict`, worded
+/// as kube-apiserver's decoder (a strict patch is a 422 there, which the emulator does not copy).
+fn strict_error(rt: &ResourceType, paths: &[String]) -> ApiError {
     let fields: Vec<String> = paths
         .iter()
         .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
         .collect();
-    ApiError::bad_request(format!("strict decoding error: {}", fields.join(", ")))
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+        fields.join(", "),
+        kind = rt.kind,
+        version = rt.version,
+    ))
 }
 
 fn managed_fields(obj: &Value) -> Option<&Vec<Value>> {
@@ -336,10 +343,10 @@ impl ApiServer {
                 ));
             }
             self.check_namespace_open(&txn, req, req.name)?;
-            let mut config = config;
-            self.set_namespace(req, &mut config)?;
-            let merged = ownership::apply(req.rt, None, &config, &writer)?;
-            let mut merged = merged;
+            // The configuration is converted as sent: its typed-conversion error names the body's
+            // namespace (none: `/name`), and comes before a namespace mismatch, as from kube-apiserver.
+            let mut merged = ownership::apply(req.rt, None, &config, &writer)?;
+            self.set_namespace(req, &mut merged)?;
             meta::meta_mut(&mut merged).insert("name".into(), json!(req.name));
             let merged = refuse_stray_nulls(req.rt, merged, None)?;
             return self.finish(&mut txn, req, None, merged, Op::Apply);
@@ -464,7 +471,7 @@ impl ApiServer {
         };
         if !pruned.is_empty() && op == Op::Update {
             match req.validation {
-                FieldValidation::Strict => return Err(strict_error(&pruned)),
+                FieldValidation::Strict => return Err(strict_error(rt, &pruned)),
                 FieldValidation::Warn => warnings.extend(
                     pruned
                         .iter()
@@ -483,7 +490,6 @@ impl ApiServer {
         if rt.kind == "CustomResourceDefinition" && !rt.is_custom() {
             super::crd::set_status(&mut new);
         }
-        check_finalizers(rt, old, &new)?;
         if op == Op::Update {
             let writer = Writer {
                 manager: req.manager,
@@ -562,6 +568,8 @@ impl ApiServer {
         }
     }
 
+    /// Validates a write as kube-apiserver's update path does: the metadata checks common to every
+    /// kind (finalizers added while terminating) first, then the kind's own validation, in one 422.
     fn validate(
         &self,
         rt: &ResourceType,
@@ -569,8 +577,19 @@ impl ApiServer {
         old: Option<&Value>,
         new: &Value,
     ) -> ApiResult<()> {
-        let mut causes = Vec::new();
+        let mut causes: Vec<Cause> = finalizers_added_while_terminating(old, new)
+            .into_iter()
+            .collect();
         let _ = req;
+        // Custom resources report it alone (their schema errors are worded elsewhere).
+        if rt.is_custom() && !causes.is_empty() {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                &rt.group,
+                meta::name(new),
+                causes,
+            ));
+        }
         if rt.is_custom() {
             let errors = custom::validate(rt, new, old);
             if errors.is_empty() {
@@ -790,34 +809,27 @@ fn prepare(rt: &ResourceType, sub: Sub, old: Option<&Value>, new: &mut Value) {
     }
 }
 
-fn check_finalizers(rt: &ResourceType, old: Option<&Value>, new: &Value) -> ApiResult<()> {
-    let Some(old) = old else { return Ok(()) };
-    if !meta::is_terminating(old) {
-        return Ok(());
-    }
+/// The Forbidden cause of finalizers added to an object being deleted (their names sorted, as
+/// kube-apiserver lists the set).
+fn finalizers_added_while_terminating(old: Option<&Value>, new: &Value) -> Option<Cause> {
+    let old = old.filter(|o| meta::is_terminating(o))?;
     let before = meta::finalizers(old);
-    let added: Vec<String> = meta::finalizers(new)
+    let mut added: Vec<String> = meta::finalizers(new)
         .into_iter()
         .filter(|f| !before.contains(f))
         .collect();
     if added.is_empty() {
-        return Ok(());
+        return None;
     }
-    let list = added
-        .iter()
-        .map(|f| format!("{f:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(ApiError::invalid(
-        &rt.kind,
-        &rt.group,
-        meta::name(new),
-        vec![Cause::new(
-            "FieldValueForbidden",
-            "metadata.finalizers",
-            format!(
-                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
-            ),
-        )],
+    added.sort();
+    added.dedup();
+    let added: Vec<&str> = added.iter().map(String::as_str).collect();
+    Some(Cause::new(
+        "FieldValueForbidden",
+        "metadata.finalizers",
+        format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {}",
+            super::rules::go_string_slice(&added)
+        ),
     ))
 }

@@ -156,13 +156,7 @@ fn roll(seed: u64, rule: usize, target: &str, n: u64) -> f64 {
 
 fn error_for(kind: &ErrorKind, req: &RequestInfo) -> ApiError {
     match kind {
-        ErrorKind::Internal => {
-            let mut e = ApiError::internal("Internal error occurred: injected fault");
-            let mut d = Map::new();
-            d.insert("causes".into(), json!([{"message": "injected fault"}]));
-            e.details = Some(Box::new(d));
-            e
-        }
+        ErrorKind::Internal => ApiError::internal_error("injected fault"),
         ErrorKind::TooManyRequests {
             retry_after_seconds,
         } => {

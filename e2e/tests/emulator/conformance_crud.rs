@@ -139,6 +139,54 @@ async fn create_get_update_delete() -> Result<(), TestError> {
         unknown.headers[http::header::CONTENT_TYPE],
         "text/plain; charset=utf-8"
     );
+    for unrouted in ["/apis/nope.example.com", "/nope"] {
+        let r = c.get(unrouted).await?;
+        assert_eq!(
+            (r.status, r.text.as_str()),
+            (404, "404 page not found\n"),
+            "{unrouted}"
+        );
+    }
+    // A served group's handler answers for its unknown versions and resources: a Status.
+    for unknown in ["/apis/apps/v9", "/apis/apps/v1/nope", "/api/v2/pods"] {
+        let r = c.get(unknown).await?;
+        assert_eq!(r.status, 404, "{unknown}");
+        assert_eq!(
+            r.body["message"], "the server could not find the requested resource",
+            "{unknown}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn strict_field_validation_of_builtin_kinds() -> Result<(), TestError> {
+    let (_emu, c) = crate::target::start(Options::default()).await?;
+    let mut bogus = cm("s1", json!({}));
+    bogus["spec"] = json!({"x": 1});
+    let created = c
+        .post(&format!("{CM}?fieldValidation=Strict"), &bogus)
+        .await?;
+    assert_eq!(created.status, 400);
+    assert_eq!(created.body["reason"], "BadRequest");
+    assert_eq!(
+        created.body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"spec\""
+    );
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "s1"},
+        "spec": {"x": 1, "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "a", "image": "b", "bogus": 1}]}}}});
+    let created = c
+        .post(
+            "/apis/apps/v1/namespaces/default/deployments?fieldValidation=Strict",
+            &d,
+        )
+        .await?;
+    assert_eq!(created.status, 400);
+    assert_eq!(
+        created.body["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.x\", unknown field \"spec.template.spec.containers[0].bogus\""
+    );
     Ok(())
 }
 
@@ -243,19 +291,17 @@ async fn selectors_and_pagination() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn watch_from_version_and_expired() -> Result<(), TestError> {
-    let (_emu, c) = crate::target::start(Options {
-        history_limit: 5,
-        ..Options::default()
-    })
-    .await?;
+    let (_emu, c) = crate::target::start(Options::default()).await?;
     let first = c.post(CM, &cm("w0", json!({}))).await?;
     let rv0 = first.body["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
         .to_string();
+    // kube-apiserver sends a watch its bookmarks about once a minute, and 2 s before its timeout:
+    // the timeout brings one within the test's wait.
     let mut w = c
         .watch(&format!(
-            "{CM}?watch=true&resourceVersion={rv0}&allowWatchBookmarks=true"
+            "{CM}?watch=true&resourceVersion={rv0}&allowWatchBookmarks=true&timeoutSeconds=6"
         ))
         .await?;
     c.post(CM, &cm("w1", json!({}))).await?;
@@ -268,7 +314,7 @@ async fn watch_from_version_and_expired() -> Result<(), TestError> {
         .await?;
     assert_eq!(ev["type"], "DELETED");
     let bm = w
-        .until(Duration::from_secs(5), |e| e["type"] == "BOOKMARK")
+        .until(Duration::from_secs(6), |e| e["type"] == "BOOKMARK")
         .await?;
     assert!(
         bm["object"]["metadata"]["resourceVersion"]
@@ -278,8 +324,10 @@ async fn watch_from_version_and_expired() -> Result<(), TestError> {
     for i in 0..10 {
         c.post(CM, &cm(&format!("x{i}"), json!({}))).await?;
     }
+    // Resource version 1 is older than any server's watch history (it starts no earlier than the
+    // server): 410 Expired, inside the stream.
     let mut old = c
-        .watch(&format!("{CM}?watch=true&resourceVersion={rv0}"))
+        .watch(&format!("{CM}?watch=true&resourceVersion=1"))
         .await?;
     let err = old.next(Duration::from_secs(5)).await?.unwrap();
     assert_eq!(err["type"], "ERROR");
@@ -289,21 +337,30 @@ async fn watch_from_version_and_expired() -> Result<(), TestError> {
         err["object"]["message"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("too old resource version: {rv0} ("))
+            .starts_with("too old resource version: 1 (")
     );
     let mut t = c
         .watch(&format!(
             "{CM}?watch=true&timeoutSeconds=1&resourceVersion=0"
         ))
         .await?;
-    let mut added = 0;
+    let mut added = Vec::new();
     while let Some(ev) = t.next(Duration::from_secs(5)).await? {
         assert_eq!(ev["type"], "ADDED");
-        added += 1;
+        added.push(
+            ev["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
+    added.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    expected.extend(["kube-root-ca.crt".to_owned(), "w0".to_owned()]);
+    expected.sort();
     assert_eq!(
-        added, 11,
-        "rv=0 lists current objects, then the stream ends at timeoutSeconds"
+        added, expected,
+        "rv=0 lists current objects (the namespace's kube-root-ca.crt too), then the stream ends at timeoutSeconds"
     );
     Ok(())
 }

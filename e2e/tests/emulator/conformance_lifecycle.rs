@@ -41,6 +41,21 @@ async fn finalizers_hold_deletion() -> Result<(), TestError> {
         return Ok(());
     };
     let mut o = cm("f1");
+    // Finalizer names: qualified names, not both propagation finalizers, a domain unless standard.
+    o["metadata"]["finalizers"] = json!([
+        "x",
+        "a/b",
+        "Bad Name!",
+        "kubernetes",
+        "orphan",
+        "foregroundDeletion"
+    ]);
+    let bad = c.post(CM, &o).await?;
+    assert_eq!(bad.status, 422);
+    assert_eq!(
+        bad.body["message"],
+        "ConfigMap \"f1\" is invalid: [metadata.finalizers: Invalid value: \"Bad Name!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]'), metadata.finalizers: Invalid value: []string{\"x\", \"a/b\", \"Bad Name!\", \"kubernetes\", \"orphan\", \"foregroundDeletion\"}: finalizer orphan and foregroundDeletion cannot be both set, metadata.finalizers[0]: Invalid value: \"x\": name is neither a standard finalizer name nor is it fully qualified, metadata.finalizers[2]: Invalid value: \"Bad Name!\": name is neither a standard finalizer name nor is it fully qualified]"
+    );
     o["metadata"]["finalizers"] = json!(["example.com/keep"]);
     let created = c.post(CM, &o).await?;
     let del = c.delete(&format!("{CM}/f1"), None).await?;
@@ -101,6 +116,27 @@ async fn delete_preconditions() -> Result<(), TestError> {
         format!(
             "Operation cannot be fulfilled on ConfigMap \"p1\": the UID in the precondition (nope) does not match the UID in record ({}). The object might have been deleted and then recreated",
             created.body["metadata"]["uid"].as_str().unwrap()
+        )
+    );
+    // Named by kind, unlike other conflicts.
+    assert_eq!(
+        bad.body["details"],
+        json!({"name": "p1", "kind": "ConfigMap"})
+    );
+    let stale = c
+        .delete(
+            &format!("{CM}/p1"),
+            Some(&json!({"preconditions": {"resourceVersion": "1"}})),
+        )
+        .await?;
+    assert_eq!(stale.status, 409);
+    assert_eq!(
+        stale.body["message"],
+        format!(
+            "Operation cannot be fulfilled on ConfigMap \"p1\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({}). The object might have been modified",
+            created.body["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
         )
     );
     let ok = c

@@ -1,5 +1,6 @@
 //! More black-box conformance: the HPA handover procedure (spec §2.4), watches with selectors,
-//! initial-events bookmarks, request accounting and request hooks.
+//! the refused streaming of initial events, the root CA every namespace holds, request accounting
+//! and request hooks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,15 +108,121 @@ async fn watch_selector_transitions_and_initial_events() -> Result<(), TestError
     let ev = w.next(WAIT).await?.ok_or("stream ended")?;
     assert_eq!(ev["type"], "DELETED", "leaving the selection");
 
-    let mut s = c.watch(&format!("{CM}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan")).await?;
-    let first = s.next(WAIT).await?.ok_or("stream ended")?;
-    assert_eq!(first["type"], "ADDED");
-    let bm = s.next(WAIT).await?.ok_or("stream ended")?;
-    assert_eq!(bm["type"], "BOOKMARK");
+    // kube-apiserver 1.33 has the WatchList feature gate off by default: a watch asking for its
+    // initial events as a stream is refused, whatever else it asks for.
+    let streamed = c
+        .get(&format!(
+            "{CM}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"
+        ))
+        .await?;
+    assert_eq!(streamed.status, 422, "{}", streamed.text);
+    assert_eq!(streamed.body["reason"], "Invalid");
     assert_eq!(
-        bm["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
-        "true"
+        streamed.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is \
+         forbidden for watch unless the WatchList feature gate is enabled"
     );
+    assert_eq!(
+        streamed.body["details"],
+        json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{
+            "reason": "FieldValueForbidden", "field": "sendInitialEvents",
+            "message": "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"}]})
+    );
+    let unmatched = c
+        .get(&format!("{CM}?watch=true&sendInitialEvents=false"))
+        .await?;
+    assert_eq!(
+        unmatched.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: sendInitialEvents \
+         requires setting resourceVersionMatch to NotOlderThan, sendInitialEvents: Forbidden: \
+         sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled]"
+    );
+    let listed = c
+        .get(&format!(
+            "{CM}?sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+        ))
+        .await?;
+    assert_eq!(
+        listed.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: [resourceVersionMatch: Forbidden: \
+         resourceVersionMatch is forbidden unless resourceVersion is provided, sendInitialEvents: \
+         Forbidden: sendInitialEvents is forbidden for list]"
+    );
+    Ok(())
+}
+
+const ROOT_CA: &str = "kube-root-ca.crt";
+
+/// Whether a watch event shows the root CA ConfigMap as published: the certificate its only data.
+fn published_root_ca(event: &Value) -> bool {
+    let config_map = &event["object"];
+    config_map["metadata"]["name"] == ROOT_CA
+        && event["type"] != "DELETED"
+        && config_map["data"]
+            .as_object()
+            .is_some_and(|data| data.len() == 1)
+        && config_map["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|pem| pem.starts_with("-----BEGIN CERTIFICATE-----\n"))
+}
+
+/// Every namespace holds kube-root-ca.crt, published (and restored when deleted or changed) by
+/// kube-controller-manager, and owned by nothing.
+#[tokio::test]
+async fn every_namespace_holds_the_root_ca() -> Result<(), TestError> {
+    let (_emu, c) = setup().await?;
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let path = format!("/api/v1/namespaces/{namespace}/configmaps/{ROOT_CA}");
+        let found = c.get(&path).await?;
+        assert_eq!(found.status, 200, "{namespace}: {}", found.text);
+    }
+    let root_ca = c.get(&format!("{CM}/{ROOT_CA}")).await?.body;
+    assert!(
+        published_root_ca(&json!({"type": "ADDED", "object": root_ca})),
+        "{root_ca}"
+    );
+    assert!(
+        root_ca["metadata"]["annotations"]["kubernetes.io/description"]
+            .as_str()
+            .is_some_and(|d| d
+                .starts_with("Contains a CA bundle that can be used to verify the kube-apiserver"))
+    );
+    assert!(root_ca["metadata"].get("ownerReferences").is_none());
+    assert_eq!(managers(&root_ca), ["kube-controller-manager"]);
+
+    let watch_from = |rv: &Value| {
+        format!(
+            "{CM}?watch=true&fieldSelector=metadata.name%3D{ROOT_CA}&resourceVersion={}",
+            rv.as_str().unwrap_or("")
+        )
+    };
+    let changed = c
+        .patch(
+            &format!("{CM}/{ROOT_CA}"),
+            "merge",
+            &json!({"data": {"ca.crt": "x", "extra": "y"}}),
+        )
+        .await?;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let mut w = c
+        .watch(&watch_from(&changed.body["metadata"]["resourceVersion"]))
+        .await?;
+    w.until(Duration::from_secs(30), published_root_ca).await?;
+    let deleted = c.delete(&format!("{CM}/{ROOT_CA}"), None).await?;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    let mut w = c
+        .watch(&watch_from(&deleted.body["metadata"]["resourceVersion"]))
+        .await?;
+    let restored = w.until(Duration::from_secs(30), published_root_ca).await?;
+    assert_eq!(restored["type"], "ADDED");
+
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "root-ca-probe"}});
+    assert_eq!(c.post("/api/v1/namespaces", &namespace).await?.status, 201);
+    let mut w = c
+        .watch("/api/v1/namespaces/root-ca-probe/configmaps?watch=true")
+        .await?;
+    w.until(Duration::from_secs(30), published_root_ca).await?;
     Ok(())
 }
 

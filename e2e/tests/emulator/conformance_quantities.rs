@@ -19,7 +19,7 @@ fn deployment(limits: Value, requests: Value) -> Value {
 
 #[tokio::test]
 async fn quantities_are_stored_canonically() -> Result<(), TestError> {
-    let (_server, c) = crate::target::start(Options::default()).await?;
+    let (server, c) = crate::target::start(Options::default()).await?;
     let body = deployment(
         json!({"cpu": "1000m", "memory": "1024Mi", "ephemeral-storage": "+2"}),
         json!({"cpu": 0.5, "memory": "1E6", "ephemeral-storage": 1}),
@@ -44,9 +44,29 @@ async fn quantities_are_stored_canonically() -> Result<(), TestError> {
         .apply(&format!("{DEPLOYMENTS}/q"), "quantities", false, &body)
         .await?;
     assert_eq!(again.status, 200, "{}", again.text);
+    // On a real cluster the deployment controller may write the status in between (a new
+    // resourceVersion), so the no-op shows as an unchanged spec and generation.
     assert_eq!(
-        again.body["metadata"]["resourceVersion"], created.body["metadata"]["resourceVersion"],
+        (&again.body["spec"], &again.body["metadata"]["generation"]),
+        (
+            &created.body["spec"],
+            &created.body["metadata"]["generation"]
+        ),
         "the same spelling again is a no-op"
     );
+    let entry = |object: &Value| {
+        object["metadata"]["managedFields"]
+            .as_array()
+            .and_then(|entries| entries.iter().find(|e| e["manager"] == "quantities"))
+            .cloned()
+    };
+    assert_eq!(entry(&again.body), entry(&created.body));
+    if let crate::target::Server::Emulator(_) = server {
+        // Nothing else writes it there: not even the resourceVersion moves.
+        assert_eq!(
+            again.body["metadata"]["resourceVersion"],
+            created.body["metadata"]["resourceVersion"]
+        );
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
@@ -33,7 +34,12 @@ async fn get_list_and_watch_metadata() -> Result<(), TestError> {
         Some("PartialObjectMetadata")
     );
     let list = cms.list_metadata(&ListParams::default()).await?;
-    assert_eq!(list.items.len(), 1);
+    let names: Vec<String> = list.items.iter().map(|m| m.name_any()).collect();
+    assert_eq!(
+        names,
+        ["kube-root-ca.crt", "m1"],
+        "every namespace holds its root CA"
+    );
     let rv = created.metadata.resource_version.unwrap_or_default();
     let mut stream = cms
         .watch_metadata(&WatchParams::default(), &rv)

@@ -37,71 +37,11 @@ pub const KUBECONFIG_VARIABLE: &str = "E2E_CONFORMANCE_KUBECONFIG";
 /// Tests whose expectation is the real server's behaviour (as `e2e/cluster/test` found it against
 /// kube-apiserver 1.33), which the emulator does not show yet: on the emulator they are not run, and
 /// say why. Remove an entry once the emulator behaves like the real server.
-pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
-    (
-        "conformance_crud::create_get_update_delete",
-        "a GET of an unknown API group answers Go's plain-text `404 page not found` (text/plain), \
-         not a Status object",
-    ),
-    (
-        "conformance_crud::selectors_and_pagination",
-        "every real namespace holds the ConfigMap kube-root-ca.crt (published by \
-         kube-controller-manager), which `team notin (a,b)` matches; the emulator has none",
-    ),
-    (
-        "conformance_apply::apply_request_errors",
-        "the 500 for an undeclared field names the object `(/c1; …)` when the body has no \
-         namespace; the emulator says `(default/c1; …)`",
-    ),
-    (
-        "conformance_custom::defaults_on_read_and_scale_without_replicas",
-        "a GET of the /scale of a custom resource without spec.replicas is a 500 InternalError `the \
-         spec replicas field \".spec.replicas\" does not exist`; the emulator answers 200 with spec {}",
-    ),
-    (
-        "conformance_custom::printer_columns_in_tables",
-        "a CRD's printer columns replace the default Age column; the emulator appends Age",
-    ),
-    (
-        "conformance_custom::table_watches_replay_rows_and_send_columns_once",
-        "the same: 3 columns (Name and the CRD's), not 4",
-    ),
-    (
-        "conformance_custom::pruning_and_defaults",
-        "the strict-decoding 400 reads `Widget in version \"v1\" cannot be handled as a Widget: \
-         strict decoding error: …` (the emulator omits the prefix), and the apply 500 names the \
-         object `(/w2; …)`, not `(default/w2; …)`",
-    ),
-    (
-        "conformance_kubectl::kubectl_custom_resources",
-        "the same through kubectl: `kubectl get widgets` shows NAME and REPLICAS, no AGE",
-    ),
-    (
-        "conformance_lifecycle::delete_preconditions",
-        "a failed uid precondition reads `Operation cannot be fulfilled on ConfigMap \"p1\": the \
-         UID in the precondition (nope) does not match the UID in record (…). The object might have \
-         been deleted and then recreated`",
-    ),
-    (
-        "conformance_lifecycle::finalizers_hold_deletion",
-        "the 422 also reports `metadata.finalizers[1]: Invalid value: \"x\": name is neither a \
-         standard finalizer name nor is it fully qualified` (a list of two causes)",
-    ),
-];
+pub const KNOWN_DIVERGENCES: &[(&str, &str)] = &[];
 
 /// Tests that fail on the real server for reasons not yet turned into corrected expectations (what
 /// the real server did is the reason): on the real target they run on an emulator, and say so.
-const NOT_YET_CORRECTED: &[(&str, &str)] = &[
-    (
-        "conformance_crud::watch_from_version_and_expired",
-        "no watch event within the test's wait: its 410 Expired needs the emulator's 5-event \
-         history (Options::history_limit), the real watch cache keeps far more",
-    ),
-    (
-        "conformance_more::watch_selector_transitions_and_initial_events",
-        "sendInitialEvents is refused with 422 (the WatchList feature gate is off by default in 1.33)",
-    ),
-];
+const NOT_YET_CORRECTED: &[(&str, &str)] = &[];
 
 /// Tests of the emulator's own machinery, which a real server has no equivalent of: on the real target
 /// they run on an emulator, and say so.

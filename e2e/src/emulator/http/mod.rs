@@ -2,7 +2,8 @@
 //! server's operations. Every resource request is counted and offered to the request hooks first.
 
 mod discovery;
-mod openapi;
+pub(crate) mod openapi;
+mod options;
 mod partial;
 mod table;
 mod watch;
@@ -165,10 +166,13 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(r) = route(uri.path()) else {
-        return ApiError::path_not_found().into_response();
-    };
     let server = &state.server;
+    if api_group_of(uri.path()).is_some_and(|g| !server.registry.serves_group(g)) {
+        return page_not_found();
+    }
+    let Some(r) = route(uri.path()) else {
+        return unrouted(uri.path());
+    };
     match r {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
         Route::Healthz => (StatusCode::OK, "ok").into_response(),
@@ -176,7 +180,7 @@ async fn handle(
         Route::Apis => json_response(StatusCode::OK, &discovery::api_groups(&server.registry)),
         Route::Group(g) => match discovery::api_group(&server.registry, &g) {
             Some(v) => json_response(StatusCode::OK, &v),
-            None => ApiError::path_not_found().into_response(),
+            None => page_not_found(),
         },
         Route::GroupVersion(g, v) => match discovery::resource_list(&server.registry, &g, &v) {
             Some(v) => json_response(StatusCode::OK, &v),
@@ -185,9 +189,40 @@ async fn handle(
         Route::OpenApiV3Root => json_response(StatusCode::OK, &openapi::root(&server.registry)),
         Route::OpenApiV3(gv) => match openapi::document(&server.registry, &gv) {
             Some(v) => json_response(StatusCode::OK, &v),
-            None => ApiError::path_not_found().into_response(),
+            // kube-apiserver's OpenAPI v3 handler answers an unknown group version with no body.
+            None => StatusCode::NOT_FOUND.into_response(),
         },
         Route::Resource(rp) => resource(&state, rp, method, uri, headers, body).await,
+    }
+}
+
+/// The group of an `/apis/<group>/...` path.
+fn api_group_of(path: &str) -> Option<&str> {
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    (segs.next() == Some("apis")).then(|| segs.next()).flatten()
+}
+
+/// Go's `http.NotFound`: what kube-apiserver answers for a path no handler is registered for (an
+/// unknown API group, an unknown top-level path), plain text rather than a `Status`.
+fn page_not_found() -> Response {
+    let mut resp = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// A path no route matches: under `/api` or a served group the group's handler answers with a
+/// `Status`; elsewhere nothing handles it.
+fn unrouted(path: &str) -> Response {
+    match path.split('/').find(|s| !s.is_empty()) {
+        Some("api" | "apis") => ApiError::path_not_found().into_response(),
+        _ => page_not_found(),
     }
 }
 
@@ -304,6 +339,9 @@ async fn resource(
         headers: &headers,
         manager: &manager,
     };
+    if let ("list" | "watch", Err(e)) = (verb, options::validate(&q, verb == "watch")) {
+        return e.into_response();
+    }
     let result = match verb {
         "get" => ctx.get(),
         "list" => ctx.list(),
@@ -393,7 +431,7 @@ impl Ctx<'_> {
     fn get(&self) -> ApiResult<Response> {
         let obj = self.server().get(self.rt, self.namespace(), self.name())?;
         let obj = if self.sub == Sub::Scale {
-            ApiServer::scale_of(self.rt, &obj)?
+            ApiServer::read_scale(self.rt, &obj)?
         } else {
             obj
         };

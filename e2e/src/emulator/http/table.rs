@@ -1,5 +1,5 @@
-//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io` answers: Name, the CRD's printer columns
-//! (custom resources), Age.
+//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io` answers: Name, then the CRD's printer
+//! columns (custom resources) or else Age.
 
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
@@ -18,24 +18,26 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The printer columns a CRD version declares; none for built-in kinds.
+fn printer_columns(rt: &ResourceType) -> &[Value] {
+    rt.custom.as_ref().map_or(&[], |c| &c.printer_columns)
+}
+
+/// Name, then the CRD's printer columns, which replace the default Age column (kube-apiserver shows
+/// Age for a custom resource only when its CRD declares no columns, or declares Age itself).
 fn columns(rt: &ResourceType) -> Vec<Value> {
     let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name",
         "description": "Name must be unique within a namespace.", "priority": 0})];
-    let mut has_age = false;
-    if let Some(c) = &rt.custom {
-        for pc in &c.printer_columns {
-            let name = pc.get("name").and_then(Value::as_str).unwrap_or_default();
-            has_age |= name == "Age";
-            cols.push(json!({
-                "name": name,
-                "type": pc.get("type").cloned().unwrap_or(json!("string")),
-                "format": pc.get("format").cloned().unwrap_or(json!("")),
-                "description": pc.get("description").cloned().unwrap_or(json!("")),
-                "priority": pc.get("priority").cloned().unwrap_or(json!(0)),
-            }));
-        }
+    for pc in printer_columns(rt) {
+        cols.push(json!({
+            "name": pc.get("name").and_then(Value::as_str).unwrap_or_default(),
+            "type": pc.get("type").cloned().unwrap_or(json!("string")),
+            "format": pc.get("format").cloned().unwrap_or(json!("")),
+            "description": pc.get("description").cloned().unwrap_or(json!("")),
+            "priority": pc.get("priority").cloned().unwrap_or(json!(0)),
+        }));
     }
-    if !has_age {
+    if printer_columns(rt).is_empty() {
         cols.push(json!({"name": "Age", "type": "date", "format": "",
             "description": "CreationTimestamp is a timestamp representing the server time when this object was created.",
             "priority": 0}));
@@ -87,13 +89,12 @@ fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn cell(rt: &ResourceType, obj: &Value, pc: &Value) -> Value {
+fn cell(obj: &Value, pc: &Value) -> Value {
     let path = pc
         .get("jsonPath")
         .and_then(Value::as_str)
         .unwrap_or_default();
     let ty = pc.get("type").and_then(Value::as_str).unwrap_or("string");
-    let _ = rt;
     match (json_path(obj, path), ty) {
         (None, _) => Value::Null,
         (Some(Value::String(s)), "date") => json!(age(Some(s))),
@@ -104,14 +105,8 @@ fn cell(rt: &ResourceType, obj: &Value, pc: &Value) -> Value {
 
 fn row(rt: &ResourceType, obj: &Value, include: &str) -> Value {
     let mut cells = vec![json!(meta::name(obj))];
-    let mut has_age = false;
-    if let Some(c) = &rt.custom {
-        for pc in &c.printer_columns {
-            has_age |= pc.get("name").and_then(Value::as_str) == Some("Age");
-            cells.push(cell(rt, obj, pc));
-        }
-    }
-    if !has_age {
+    cells.extend(printer_columns(rt).iter().map(|pc| cell(obj, pc)));
+    if printer_columns(rt).is_empty() {
         cells.push(json!(age(meta::meta_str(obj, "creationTimestamp"))));
     }
     let mut r = json!({"cells": cells});

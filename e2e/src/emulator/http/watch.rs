@@ -104,11 +104,8 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
-    let mut md = json!({"resourceVersion": rv.to_string()});
-    if initial_end {
-        md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-    }
+fn bookmark(rt: &ResourceType, rv: u64) -> Bytes {
+    let md = json!({"resourceVersion": rv.to_string()});
     line(
         "BOOKMARK",
         &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": md}),
@@ -158,7 +155,6 @@ pub async fn serve(
     let opts = WatchOpts {
         rv,
         bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
-        send_initial: q.get("sendInitialEvents").is_some_and(|b| b == "true"),
         timeout: q
             .get("timeoutSeconds")
             .and_then(|t| t.parse::<u64>().ok())
@@ -191,7 +187,6 @@ pub fn error_stream(err: &ApiError) -> Response {
 struct WatchOpts {
     rv: Option<u64>,
     bookmarks: bool,
-    send_initial: bool,
     timeout: Option<Duration>,
     bookmark_interval: Duration,
 }
@@ -204,7 +199,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
         let rx = txn.subscribe();
         let current = txn.current_rv();
         let initial: Result<Vec<Bytes>, ApiError> = match opts.rv {
-            Some(n) if n > 0 && !opts.send_initial => match filter.history_since(&txn, n) {
+            Some(n) if n > 0 => match filter.history_since(&txn, n) {
                 // Replayed events are shaped like live ones (Table rows, partial metadata), with
                 // the Table's column definitions in the first event only.
                 Ok(evs) => Ok(evs
@@ -246,12 +241,6 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
             return;
         }
     }
-    if opts.send_initial
-        && opts.bookmarks
-        && tx.send(bookmark(&filter.rt, last_rv, true)).await.is_err()
-    {
-        return;
-    }
     let deadline = tokio::time::sleep(
         opts.timeout
             .unwrap_or(Duration::from_secs(60 * 60 * 24 * 365)),
@@ -291,7 +280,7 @@ async fn run(server: Arc<ApiServer>, filter: Filter, opts: WatchOpts, tx: mpsc::
             },
             _ = ticker.tick(), if opts.bookmarks => {
                 // Only as far as this watcher has seen: a client resuming from it must miss nothing.
-                if tx.send(bookmark(&filter.rt, last_rv, false)).await.is_err() {
+                if tx.send(bookmark(&filter.rt, last_rv)).await.is_err() {
                     return;
                 }
             }

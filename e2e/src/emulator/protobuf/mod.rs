@@ -486,6 +486,97 @@ mod tests {
         assert!(MESSAGES.contains_key("api.apps.v1.Deployment"));
     }
 
+    /// The scalar types the table's fields use besides messages.
+    const SCALARS: [&str; 5] = ["bool", "bytes", "int32", "int64", "string"];
+
+    /// The table is generated from a hand-kept list of kinds (`e2e/tools/proto-table.py`): a kind
+    /// the registry serves without its message would be refused as protobuf.
+    #[test]
+    fn the_message_table_covers_every_served_builtin_kind() {
+        let registry = crate::emulator::registry::Registry::default();
+        let missing: Vec<String> = registry
+            .all()
+            .iter()
+            // kubectl never sends a CustomResourceDefinition as protobuf (the emulator answers 415).
+            .filter(|t| !t.is_custom() && t.kind != "CustomResourceDefinition")
+            .map(|t| message_name(&t.api_version(), &t.kind))
+            .filter(|name| !MESSAGES.contains_key(name))
+            .collect();
+        assert_eq!(missing, Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_message_a_field_names_is_in_the_table() {
+        let dangling: Vec<String> = MESSAGES
+            .iter()
+            .flat_map(|(message, fields)| fields.iter().map(move |f| (message, f)))
+            .filter(|(_, (_, _, _, typ))| {
+                !SCALARS.contains(&typ.as_str()) && !MESSAGES.contains_key(typ)
+            })
+            .map(|(message, (_, field, _, typ))| format!("{message}.{field}: {typ}"))
+            .collect();
+        assert_eq!(dangling, Vec::<String>::new());
+    }
+
+    /// The served OpenAPI schemas of the built-in kinds, by name (`io.k8s.api.apps.v1.Deployment`).
+    fn served_schemas() -> Map<String, Value> {
+        let registry = crate::emulator::registry::Registry::default();
+        let mut schemas = Map::new();
+        for (group, versions) in registry.groups() {
+            for version in versions {
+                let path = if group.is_empty() {
+                    format!("api/{version}")
+                } else {
+                    format!("apis/{group}/{version}")
+                };
+                let document = crate::emulator::http::openapi::document(&registry, &path);
+                if let Some(Value::Object(found)) =
+                    document.map(|d| d["components"]["schemas"].clone())
+                {
+                    schemas.extend(found);
+                }
+            }
+        }
+        schemas
+    }
+
+    /// Field names of `message` (those of its inline messages included) its JSON schema lacks.
+    fn names_not_in(message: &str, properties: &Map<String, Value>) -> Vec<String> {
+        let fields = MESSAGES.get(message).map_or(&[][..], Vec::as_slice);
+        fields
+            .iter()
+            .flat_map(|(_, name, label, typ)| match label.as_str() {
+                "inline" => names_not_in(typ, properties),
+                _ if properties.contains_key(name) => Vec::new(),
+                _ => vec![format!("{message}.{name}")],
+            })
+            .collect()
+    }
+
+    /// The table (Kubernetes 1.33 `.proto` files) and the JSON types (k8s-openapi) must name the same
+    /// fields: a message field the kind's schema does not know would decode to a field
+    /// kube-apiserver's JSON never has.
+    #[test]
+    fn message_fields_are_fields_of_the_served_schemas() {
+        let schemas = served_schemas();
+        let mut compared = 0;
+        let mut unknown = Vec::new();
+        for message in MESSAGES.keys() {
+            let schema = schemas.get(&format!("io.k8s.{message}"));
+            let Some(Value::Object(properties)) = schema.map(|s| &s["properties"]) else {
+                continue;
+            };
+            compared += 1;
+            unknown.extend(names_not_in(message, properties));
+        }
+        assert!(
+            compared > 150,
+            "only {compared} messages have a served schema"
+        );
+        unknown.sort();
+        assert_eq!(unknown, Vec::<String>::new());
+    }
+
     #[test]
     fn secret_data_becomes_base64_and_zero_strings_vanish() {
         let mut meta = Vec::new();
