@@ -85,9 +85,13 @@ struct KindState {
     /// The engine's own deletes in flight, with the uid they delete: their delete events are not
     /// someone else's.
     deleting: HashMap<Name, Remembered>,
+    /// Objects the engine deleted to replace them (an immutable field changed), with that field,
+    /// until it creates them again.
+    replacing: HashMap<Name, Remembered>,
 }
 
-/// A uid remembered about a name for a while: an owner's (vanished) or the object's (deleting).
+/// A text remembered about a name for a while: an owner's uid (vanished), the object's uid
+/// (deleting), or the field that made the engine replace it (replacing).
 struct Remembered {
     uid: Arc<str>,
     at: std::time::Instant,
@@ -411,6 +415,20 @@ impl KindCache {
     pub fn take_vanished(&self, namespace: Option<&str>, name: &str, owner_uid: &str) -> bool {
         let name = (namespace.unwrap_or_default().into(), name.into());
         self.state().take_vanished(&name, owner_uid)
+    }
+
+    /// Notes that the engine deleted this object to replace it because `field` changed.
+    pub fn expect_replacement(&self, namespace: Option<&str>, name: &str, field: &str) {
+        let name = (namespace.unwrap_or_default().into(), name.into());
+        remember_uid(&mut self.state().replacing, name, field.into());
+    }
+
+    /// The immutable field for which the engine deleted this object, if it awaits its re-creation
+    /// (forgotten once asked).
+    pub fn take_replacement(&self, namespace: Option<&str>, name: &str) -> Option<String> {
+        let name: Name = (namespace.unwrap_or_default().into(), name.into());
+        let entry = self.state().replacing.remove(&name)?;
+        Some(entry.uid.to_string())
     }
 
     /// How many objects the cache holds.

@@ -573,7 +573,60 @@ impl Engine {
         p: &Prepared,
         live: Option<&Value>,
     ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
+        let mut applied = self.apply_over(p, live).await;
+        if switches_to_recreate(p, &applied) {
+            self.drop_rolling_update(p).await?;
+            applied = self.apply_over(p, live).await;
+        }
+        let refused = matches!(applied, Err(ApplyError::Rejected { code: 422, .. }));
+        if live.is_some() || !refused || p.kind.immutable.is_empty() {
+            return applied;
+        }
+        // Not in the cache, yet refused: an object made by someone else (a stack installed by
+        // hand, about to be adopted) whose immutable fields differ. Read it and apply the kind's
+        // remedy, as for a cached one.
+        match self.read_live(p).await? {
+            Some(current)
+                if immutable::violation(&p.kind.immutable, &p.body, &current).is_some() =>
+            {
+                self.apply_over(p, Some(&current)).await
+            }
+            _ => applied,
+        }
+    }
+
+    /// Removes a Deployment's `spec.strategy.rollingUpdate` while setting `type: Recreate`, by a
+    /// JSON merge patch. The server defaults `rollingUpdate` on every Deployment made with the
+    /// default strategy and refuses it beside `Recreate`; when another manager (or nobody) owns it,
+    /// as on a Deployment made by hand and adopted, no apply of ours can remove it.
+    async fn drop_rolling_update(&self, p: &Prepared) -> Result<(), ApplyError> {
+        let patch = json!({"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}});
+        let params = PatchParams {
+            field_manager: Some(MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
+            .patch(&p.key.name, &params, &Patch::Merge(&patch))
+            .map_err(|e| ApplyError::BadResponse {
+                object: p.key.to_string(),
+                verb: "patch strategy",
+                message: e.to_string(),
+            })?;
+        transport::send(&self.inner.client, request, &self.inner.config.retry)
+            .await
+            .map(|_| ())
+            .map_err(|e| send_error(&p.key, "patch strategy", e))
+    }
+
+    /// Applies `p` over `live` (the object as last seen, if known), first replacing it when the
+    /// body changes one of its kind's immutable fields.
+    async fn apply_over(
+        &self,
+        p: &Prepared,
+        live: Option<&Value>,
+    ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
         let mut live = live;
+        let mut replaced = None;
         if let Some(current) = live
             && let Some(v) = immutable::violation(&p.kind.immutable, &p.body, current)
         {
@@ -597,8 +650,14 @@ impl Engine {
                 .delete(&p.kind.resource, &p.key, uid, propagation)
                 .await?
             {
-                DeleteResult::Gone | DeleteResult::Replaced => live = None,
+                DeleteResult::Gone | DeleteResult::Replaced => {
+                    live = None;
+                    replaced = Some(v.field);
+                }
                 DeleteResult::Terminating => {
+                    if let Some(cache) = self.cache_of(&p.key) {
+                        cache.expect_replacement(p.key.namespace.as_deref(), &p.key.name, &v.field);
+                    }
                     return Err(ApplyError::RecreatePending {
                         object: p.key.to_string(),
                         field: v.field,
@@ -617,7 +676,18 @@ impl Engine {
             .cloned();
         let applied = success.identity();
         let after = applied.resource_version.as_deref();
-        let outcome = changed_outcome(success.code, after, before.as_ref());
+        let outcome = match (
+            changed_outcome(success.code, after, before.as_ref()),
+            replaced,
+        ) {
+            (Outcome::Created, Some(field)) => Outcome::Replaced { field },
+            // Created after the old object finished terminating (an earlier reconcile deleted it).
+            (Outcome::Created, None) => self
+                .cache_of(&p.key)
+                .and_then(|cache| cache.take_replacement(p.key.namespace.as_deref(), &p.key.name))
+                .map_or(Outcome::Created, |field| Outcome::Replaced { field }),
+            (outcome, _) => outcome,
+        };
         let drift = if outcome == Outcome::Unchanged {
             Vec::new()
         } else {
@@ -1104,6 +1174,22 @@ impl Engine {
             }
         })
     }
+}
+
+/// Whether `applied` is the server refusing a Deployment's switch to the `Recreate` strategy
+/// because the live object keeps a `rollingUpdate` the body cannot remove.
+fn switches_to_recreate(
+    p: &Prepared,
+    applied: &Result<(Outcome, Vec<DriftReport>, Identity), ApplyError>,
+) -> bool {
+    let recreate = p.key.kind == "Deployment"
+        && p.body
+            .pointer("/spec/strategy/type")
+            .and_then(Value::as_str)
+            == Some("Recreate");
+    recreate
+        && matches!(applied, Err(ApplyError::Rejected { code: 422, message, .. })
+            if message.contains("spec.strategy.rollingUpdate"))
 }
 
 /// What is known about an owner's status before comparing.

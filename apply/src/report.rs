@@ -9,6 +9,12 @@ pub enum Outcome {
     Created,
     /// The apply created again a child someone else had deleted (the engine saw the delete).
     Recreated,
+    /// The desired body changed an immutable field, so the engine deleted the object (as its
+    /// kind's remedy says) and created it again.
+    Replaced {
+        /// The immutable field that changed.
+        field: String,
+    },
     /// The apply changed the object.
     Updated,
     /// Nothing to do: skipped without a request, or the server reported no change.
@@ -27,6 +33,7 @@ impl Outcome {
         match self {
             Outcome::Created => "created",
             Outcome::Recreated => "recreated",
+            Outcome::Replaced { .. } => "replaced",
             Outcome::Updated => "updated",
             Outcome::Unchanged => "unchanged",
             Outcome::Pruned => "pruned",

@@ -730,7 +730,10 @@ async fn statefulset_claim_template_change_recreates_it_orphaning_its_pods() {
 
     // Until the orphaning delete completes, the reconcile reports the recreate as pending.
     let mut report = engine.reconcile(&owner, vec![redis("5Gi")]).await;
-    while report.outcome_of("StatefulSet", "redis") != Some(&Outcome::Created) {
+    let replaced = Outcome::Replaced {
+        field: "spec.volumeClaimTemplates".to_owned(),
+    };
+    while report.outcome_of("StatefulSet", "redis") != Some(&replaced) {
         let pending = matches!(
             report.outcome_of("StatefulSet", "redis"),
             Some(Outcome::Failed(

@@ -51,7 +51,18 @@ async fn wait_running(cluster: &Cluster, patterns: &str) -> PrismCluster {
                 .and_then(|s| s.patterns_ready.as_deref())
                 == Some(expected.as_str())
     };
-    wait_for(&clusters(cluster), NAME, running, "Running").await
+    let awaited = kube::runtime::wait::await_condition(clusters(cluster), NAME, running);
+    match tokio::time::timeout(patience(), awaited).await {
+        Ok(Ok(Some(running))) => running,
+        other => {
+            let now = clusters(cluster)
+                .get(NAME)
+                .await
+                .ok()
+                .and_then(|c| c.status);
+            panic!("{NAME} not Running with {patterns} runners ({other:?}); status: {now:#?}")
+        }
+    }
 }
 
 fn pattern(name: &str, backends: &[&str]) -> Value {
@@ -351,4 +362,148 @@ async fn owned_children(cluster: &Cluster, owner_uid: &str) -> Vec<(ApiResource,
         }
     }
     children
+}
+
+on_every_target!(prism_adopts_a_stack_installed_by_hand, adoption);
+
+/// A Prism stack installed by hand from manifests (the ADR's names and labels, no owner) is taken
+/// over: what matches is adopted in place (same object, so no downtime), and a StatefulSet whose
+/// claim templates differ is replaced by its kind's remedy (its pods kept) with an Event saying so.
+async fn adoption(cluster: Cluster) {
+    let namespace = cluster.namespace.clone();
+    let hand_made = [
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "prism-admin", "namespace": namespace, "labels": {"app": "prism-admin"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "prism-admin"}},
+                "template": {"metadata": {"labels": {"app": "prism-admin"}},
+                    "spec": {"containers": [{"name": "admin", "image": "prism-admin:hand-made"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "prism-admin", "namespace": namespace},
+            "spec": {"selector": {"app": "prism-admin"}, "ports": [{"name": "grpc", "port": 8981}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "redis", "namespace": namespace, "labels": {"app": "redis"}},
+            "spec": {"replicas": 1, "serviceName": "redis", "selector": {"matchLabels": {"app": "redis"}},
+                "template": {"metadata": {"labels": {"app": "redis"}},
+                    "spec": {"containers": [{"name": "redis", "image": "redis:6"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                    "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "redis", "namespace": namespace},
+            "spec": {"clusterIP": "None", "selector": {"app": "redis"}, "ports": [{"name": "redis", "port": 6379}]}}),
+    ];
+    for object in &hand_made {
+        cluster.apply_yaml(&object.to_string(), &namespace).await;
+    }
+    let mut uids = BTreeMap::new();
+    for (resource, name) in hand_made_objects() {
+        let uid = uid_of(&cluster, &resource, &name).await;
+        uids.insert(format!("{}/{name}", resource.kind), uid);
+    }
+
+    apply_prism(&cluster, spec(&["redis"], vec![pattern("kv", &["redis"])])).await;
+    let prism = wait_running(&cluster, "1").await;
+    let owner_uid = prism.meta().uid.clone().unwrap_or_default();
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), &namespace);
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), &namespace);
+    let admin = deployments.get("prism-admin").await.expect("admin");
+    let admin_service = services.get("prism-admin").await.expect("admin Service");
+    let redis_service = services.get("redis").await.expect("redis Service");
+    for (key, meta) in [
+        ("Deployment/prism-admin", &admin.metadata),
+        ("Service/prism-admin", &admin_service.metadata),
+        ("Service/redis", &redis_service.metadata),
+    ] {
+        assert_eq!(
+            meta.uid.as_ref(),
+            uids.get(key),
+            "{key} was replaced, not adopted"
+        );
+        assert_owned_by_fieldwise(key, meta, &owner_uid);
+    }
+    let image = admin
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone());
+    assert_ne!(
+        image.as_deref(),
+        Some("prism-admin:hand-made"),
+        "the admin runs fieldwise's image"
+    );
+
+    let redis = stateful_sets.get("redis").await.expect("redis");
+    assert_ne!(
+        redis.metadata.uid.as_ref(),
+        uids.get("StatefulSet/redis"),
+        "claim templates differ: replaced"
+    );
+    assert_owned_by_fieldwise("StatefulSet/redis", &redis.metadata, &owner_uid);
+    let notes = events_until(&cluster, Some(&owner_uid), |notes| {
+        notes
+            .iter()
+            .any(|(reason, note)| reason == "ChildReplaced" && note.contains("StatefulSet redis"))
+    })
+    .await;
+    let replaced = notes.iter().find(|(reason, _)| reason == "ChildReplaced");
+    assert!(
+        replaced.is_some_and(|(_, note)| note.contains("volumeClaimTemplates")),
+        "no Event naming the replaced StatefulSet's field: {notes:?}"
+    );
+}
+
+/// `meta` is managed by fieldwise's apply and owned by the PrismCluster `owner_uid`.
+fn assert_owned_by_fieldwise(
+    key: &str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    owner_uid: &str,
+) {
+    let owners: Vec<&str> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| o.uid.as_str())
+        .collect();
+    assert_eq!(owners, [owner_uid], "{key}: owner references");
+    let applied_by_fieldwise = meta.managed_fields.iter().flatten().any(|e| {
+        e.manager.as_deref() == Some("fieldwise") && e.operation.as_deref() == Some("Apply")
+    });
+    assert!(applied_by_fieldwise, "{key}: no apply entry of fieldwise");
+}
+
+/// The hand-made objects of the adoption scenario.
+fn hand_made_objects() -> Vec<(ApiResource, String)> {
+    let resource = |api_version: &str, kind: &str, plural: &str| {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        ApiResource {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+        }
+    };
+    vec![
+        (
+            resource("apps/v1", "Deployment", "deployments"),
+            "prism-admin".to_owned(),
+        ),
+        (
+            resource("v1", "Service", "services"),
+            "prism-admin".to_owned(),
+        ),
+        (
+            resource("apps/v1", "StatefulSet", "statefulsets"),
+            "redis".to_owned(),
+        ),
+        (resource("v1", "Service", "services"), "redis".to_owned()),
+    ]
+}
+
+async fn uid_of(cluster: &Cluster, resource: &ApiResource, name: &str) -> String {
+    let api = cluster.dynamic_api(resource, Some(&cluster.namespace));
+    let object = api.get(name).await.expect("hand-made object");
+    object.metadata.uid.unwrap_or_default()
 }

@@ -26,11 +26,28 @@ pub async fn record_writes(
                     object.object.name
                 ),
             ),
+            Outcome::Replaced { field } => (
+                EventType::Normal,
+                "ChildReplaced",
+                format!(
+                    "{kind} {}: {field} cannot change in place; deleted it and created it again",
+                    object.object.name
+                ),
+            ),
             Outcome::HandedOver => (
                 EventType::Normal,
                 "ReplicasHandedOver",
                 format!(
                     "{kind} {}: spec.replicas handed over to the autoscaler",
+                    object.object.name
+                ),
+            ),
+            // Not a failure: the replacement the kind's remedy asked for, under way.
+            Outcome::Failed(fieldwise_apply::ApplyError::RecreatePending { field, .. }) => (
+                EventType::Normal,
+                "ChildReplacing",
+                format!(
+                    "{kind} {}: {field} cannot change in place; waiting for the old object to go before creating it again",
                     object.object.name
                 ),
             ),
@@ -62,7 +79,9 @@ pub async fn record_writes(
 /// The metric outcome of a write.
 pub fn metric_outcome(outcome: &Outcome) -> WriteOutcome {
     match outcome {
-        Outcome::Created | Outcome::Recreated | Outcome::Updated => WriteOutcome::Applied,
+        Outcome::Created | Outcome::Recreated | Outcome::Replaced { .. } | Outcome::Updated => {
+            WriteOutcome::Applied
+        }
         Outcome::Unchanged => WriteOutcome::Unchanged,
         Outcome::Pruned => WriteOutcome::Pruned,
         Outcome::HandedOver => WriteOutcome::HandedOver,
