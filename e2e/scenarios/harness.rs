@@ -684,3 +684,48 @@ where
         .unwrap_or_else(|_| panic!("{name} not deleted within {:?}", patience()))
         .expect("watch works");
 }
+
+/// The Deployments of the scenario's namespace.
+pub fn deployments(cluster: &Cluster) -> Api<Deployment> {
+    Api::namespaced(cluster.client.clone(), &cluster.namespace)
+}
+
+/// Waits, through a watch, until the Deployment `name` asks for `replicas`.
+pub async fn wait_replicas(cluster: &Cluster, name: &str, replicas: i32) -> Deployment {
+    let has = move |d: Option<&Deployment>| {
+        d.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) == Some(replicas)
+    };
+    wait_for(
+        &deployments(cluster),
+        name,
+        has,
+        &format!("replicas {replicas}"),
+    )
+    .await
+}
+
+/// The HPA KEDA makes for a ScaledObject scaling `target` (a `scaleTargetRef`), with both bounds
+/// at `replicas`: on a real cluster, where no KEDA runs, the test stands in for it.
+pub async fn apply_keda_hpa(cluster: &Cluster, name: &str, target: Value, replicas: i32) {
+    let hpa = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": cluster.namespace},
+        "spec": {
+            "scaleTargetRef": target,
+            "minReplicas": replicas, "maxReplicas": replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        },
+    });
+    Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+        cluster.client.clone(),
+        &cluster.namespace,
+    )
+    .patch(
+        name,
+        &PatchParams::apply("keda-operator").force(),
+        &Patch::Apply(&hpa),
+    )
+    .await
+    .expect("KEDA's HPA applied");
+}

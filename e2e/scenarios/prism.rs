@@ -5,9 +5,12 @@ use std::{collections::BTreeSet, time::Duration};
 
 use fieldwise::settings::Settings;
 use fieldwise_api::prism::{Phase, PrismCluster};
-use kube::{Api, api::ListParams};
+use kube::{
+    Api,
+    api::{ListParams, Patch, PatchParams},
+};
 
-use crate::harness::{Cluster, on_every_target, wait_for};
+use crate::harness::{Cluster, USER, on_every_target, wait_for};
 
 const PRISM_LOCAL: &str = include_str!("../../deploy/samples/prismcluster-local.yaml");
 
@@ -189,4 +192,18 @@ pub(crate) fn phase_is(phase: Phase) -> impl Fn(Option<&PrismCluster>) -> bool {
             .and_then(|s| s.phase)
             == Some(phase)
     }
+}
+
+/// Applies the PrismCluster `name` with `spec`, as a user's `kubectl apply --server-side` would.
+pub(crate) async fn apply_prism(cluster: &Cluster, name: &str, spec: serde_json::Value) {
+    let body = serde_json::json!({"apiVersion": "prism.io/v1alpha1", "kind": "PrismCluster",
+        "metadata": {"name": name, "namespace": cluster.namespace}, "spec": spec});
+    Api::<PrismCluster>::namespaced(cluster.client.clone(), &cluster.namespace)
+        .patch(
+            name,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("PrismCluster applied");
 }

@@ -18,28 +18,14 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, USER, on_every_target, patience, wait_for, wait_gone};
-use crate::prism::phase_is;
+use crate::harness::{Cluster, on_every_target, patience, wait_for, wait_gone};
+use crate::prism::{apply_prism, phase_is};
 use fieldwise_api::prism::{Phase, PrismCluster};
 
 const NAME: &str = "day2";
 
 fn clusters(cluster: &Cluster) -> Api<PrismCluster> {
     Api::namespaced(cluster.client.clone(), &cluster.namespace)
-}
-
-/// Applies the PrismCluster with `spec`, as a user's `kubectl apply --server-side` would.
-async fn apply_prism(cluster: &Cluster, spec: Value) {
-    let body = json!({"apiVersion": "prism.io/v1alpha1", "kind": "PrismCluster",
-        "metadata": {"name": NAME, "namespace": cluster.namespace}, "spec": spec});
-    clusters(cluster)
-        .patch(
-            NAME,
-            &PatchParams::apply(USER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .expect("PrismCluster applied");
 }
 
 /// Waits until the PrismCluster is Running with `patterns` runners ready.
@@ -113,6 +99,7 @@ async fn runners_follow_patterns(cluster: Cluster) {
     let producer = pattern("producer", &["nats"]);
     apply_prism(
         &cluster,
+        NAME,
         spec(
             &["redis", "nats"],
             vec![kv(2, "Deployment"), consumer.clone(), producer.clone()],
@@ -124,6 +111,7 @@ async fn runners_follow_patterns(cluster: Cluster) {
     // Pattern replicas 2 → 3.
     apply_prism(
         &cluster,
+        NAME,
         spec(
             &["redis", "nats"],
             vec![kv(3, "Deployment"), consumer.clone(), producer.clone()],
@@ -145,6 +133,7 @@ async fn runners_follow_patterns(cluster: Cluster) {
     let stream = pattern("stream", &["kafka"]);
     apply_prism(
         &cluster,
+        NAME,
         spec(
             &["redis", "nats", "kafka"],
             vec![
@@ -184,6 +173,7 @@ async fn runners_follow_patterns(cluster: Cluster) {
     // Re-typing `kv` as a StatefulSet replaces its Deployment; its Service becomes headless.
     apply_prism(
         &cluster,
+        NAME,
         spec(
             &["redis", "nats", "kafka"],
             vec![
@@ -213,6 +203,7 @@ async fn runners_follow_patterns(cluster: Cluster) {
     // Removing `producer` removes its runner and Service, nothing else.
     apply_prism(
         &cluster,
+        NAME,
         spec(
             &["redis", "nats", "kafka"],
             vec![kv(3, "StatefulSet"), consumer_with_kafka, stream],
@@ -233,7 +224,12 @@ on_every_target!(
 
 async fn repairs_reported(cluster: Cluster) {
     let namespace = cluster.namespace.clone();
-    apply_prism(&cluster, spec(&["redis"], vec![pattern("kv", &["redis"])])).await;
+    apply_prism(
+        &cluster,
+        NAME,
+        spec(&["redis"], vec![pattern("kv", &["redis"])]),
+    )
+    .await;
     let prism = wait_running(&cluster, "1").await;
     let uid = prism.meta().uid.clone();
     let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &namespace);
@@ -400,7 +396,12 @@ async fn adoption(cluster: Cluster) {
         uids.insert(format!("{}/{name}", resource.kind), uid);
     }
 
-    apply_prism(&cluster, spec(&["redis"], vec![pattern("kv", &["redis"])])).await;
+    apply_prism(
+        &cluster,
+        NAME,
+        spec(&["redis"], vec![pattern("kv", &["redis"])]),
+    )
+    .await;
     let prism = wait_running(&cluster, "1").await;
     let owner_uid = prism.meta().uid.clone().unwrap_or_default();
 

@@ -12,9 +12,10 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Cluster, ReplicasHistory, USER, on_every_target, patience, replicas_owners, wait_for, wait_gone,
+    Cluster, ReplicasHistory, USER, apply_keda_hpa, deployments, on_every_target, patience,
+    replicas_owners, wait_for, wait_gone, wait_replicas,
 };
-use crate::prism::phase_is;
+use crate::prism::{apply_prism, phase_is};
 use fieldwise_api::prism::{Phase, PrismCluster};
 
 const NAME: &str = "scaled";
@@ -22,38 +23,8 @@ const PROXY: &str = "prism-proxy";
 const PROXY_HPA: &str = "prism-proxy-hpa";
 const RUNNER: &str = "consumer-runner";
 
-async fn apply_prism(cluster: &Cluster, spec: Value) {
-    let body = json!({"apiVersion": "prism.io/v1alpha1", "kind": "PrismCluster",
-        "metadata": {"name": NAME, "namespace": cluster.namespace}, "spec": spec});
-    Api::<PrismCluster>::namespaced(cluster.client.clone(), &cluster.namespace)
-        .patch(
-            NAME,
-            &PatchParams::apply(USER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .expect("PrismCluster applied");
-}
-
-fn deployments(cluster: &Cluster) -> Api<Deployment> {
-    Api::namespaced(cluster.client.clone(), &cluster.namespace)
-}
-
 fn hpas(cluster: &Cluster) -> Api<HorizontalPodAutoscaler> {
     Api::namespaced(cluster.client.clone(), &cluster.namespace)
-}
-
-async fn wait_replicas(cluster: &Cluster, name: &str, replicas: i32) -> Deployment {
-    let has = move |d: Option<&Deployment>| {
-        d.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) == Some(replicas)
-    };
-    wait_for(
-        &deployments(cluster),
-        name,
-        has,
-        &format!("replicas {replicas}"),
-    )
-    .await
 }
 
 fn fieldwise_owns_replicas(deployment: &Deployment) -> bool {
@@ -71,7 +42,7 @@ on_every_target!(
 
 async fn proxy_autoscaling(cluster: Cluster) {
     let history = ReplicasHistory::start(&cluster, PROXY);
-    apply_prism(&cluster, proxy_spec(json!({"replicas": 3}))).await;
+    apply_prism(&cluster, NAME, proxy_spec(json!({"replicas": 3}))).await;
     let proxy = wait_replicas(&cluster, PROXY, 3).await;
     assert!(
         fieldwise_owns_replicas(&proxy),
@@ -86,7 +57,7 @@ async fn proxy_autoscaling(cluster: Cluster) {
             "maxReplicas": 10, "targetCPU": 80, "targetMemory": 80}}),
         )
     };
-    apply_prism(&cluster, autoscaled(2)).await;
+    apply_prism(&cluster, NAME, autoscaled(2)).await;
     wait_for(
         &hpas(&cluster),
         PROXY_HPA,
@@ -114,7 +85,7 @@ async fn proxy_autoscaling(cluster: Cluster) {
             .sims()
             .set_metric(&cluster.namespace, PROXY_HPA, 200.0);
     } else {
-        apply_prism(&cluster, autoscaled(8)).await;
+        apply_prism(&cluster, NAME, autoscaled(8)).await;
     }
     let scaled = wait_replicas(&cluster, PROXY, 8).await;
     assert!(
@@ -127,7 +98,7 @@ async fn proxy_autoscaling(cluster: Cluster) {
     if cluster.is_emulated() {
         cluster.sims().clear_metric(&cluster.namespace, PROXY_HPA);
     }
-    apply_prism(&cluster, proxy_spec(json!({"replicas": 3}))).await;
+    apply_prism(&cluster, NAME, proxy_spec(json!({"replicas": 3}))).await;
     let restored = wait_replicas(&cluster, PROXY, 3).await;
     wait_gone(&hpas(&cluster), PROXY_HPA).await;
     assert!(fieldwise_owns_replicas(&restored));
@@ -153,7 +124,7 @@ async fn keda_runner(mut cluster: Cluster) {
         "name": "consumer", "backends": ["nats"], "replicas": 1,
         "autoscaling": {"scaler": "keda", "minReplicas": 1, "maxReplicas": 8,
             "triggers": [{"type": "cpu", "metadata": {"type": "Utilization", "value": "70"}}]}}]});
-    apply_prism(&cluster, spec).await;
+    apply_prism(&cluster, NAME, spec).await;
     let clusters: Api<PrismCluster> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     wait_for(&clusters, NAME, phase_is(Phase::Running), "Running").await;
     let scaled_objects = cluster.dynamic_api(
@@ -169,7 +140,7 @@ async fn keda_runner(mut cluster: Cluster) {
     assert_eq!(scaled_object.data["spec"]["cooldownPeriod"], 300);
     let keda_hpa = format!("{}{RUNNER}", fieldwise_e2e::sim::KEDA_HPA_PREFIX);
     if !cluster.is_emulated() {
-        apply_keda_hpa(&cluster, &keda_hpa, 1).await;
+        apply_keda_hpa(&cluster, &keda_hpa, runner_ref(), 1).await;
     }
     wait_for(
         &hpas(&cluster),
@@ -187,7 +158,7 @@ async fn keda_runner(mut cluster: Cluster) {
                 .sims()
                 .set_metric(&cluster.namespace, &keda_hpa, metric);
         } else {
-            apply_keda_hpa(&cluster, &keda_hpa, replicas).await;
+            apply_keda_hpa(&cluster, &keda_hpa, runner_ref(), replicas).await;
         }
         let runner = wait_replicas(&cluster, RUNNER, replicas).await;
         assert!(
@@ -255,24 +226,7 @@ async fn install_keda(cluster: &mut Cluster) {
     cluster.restart_operator_with(settings).await;
 }
 
-/// The HPA KEDA makes for the runner's ScaledObject, with both bounds at `replicas`.
-async fn apply_keda_hpa(cluster: &Cluster, name: &str, replicas: i32) {
-    let hpa = json!({
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name, "namespace": cluster.namespace},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": RUNNER},
-            "minReplicas": replicas, "maxReplicas": replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": 70}}}],
-        },
-    });
-    hpas(cluster)
-        .patch(
-            name,
-            &PatchParams::apply("keda-operator").force(),
-            &Patch::Apply(&hpa),
-        )
-        .await
-        .expect("KEDA's HPA applied");
+/// The runner as the `scaleTargetRef` of KEDA's HPA.
+fn runner_ref() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": RUNNER})
 }

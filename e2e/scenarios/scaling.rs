@@ -13,7 +13,8 @@ use kube::{
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Cluster, ReplicasHistory, USER, on_every_target, replicas_owners, wait_for, wait_gone,
+    Cluster, ReplicasHistory, USER, apply_keda_hpa, deployments, on_every_target, replicas_owners,
+    wait_for, wait_gone, wait_replicas,
 };
 
 const NAME: &str = "fs";
@@ -65,23 +66,6 @@ async fn apply_feature_store(cluster: &Cluster, extra: Value) {
         .expect("applied");
 }
 
-fn deployments(cluster: &Cluster) -> Api<Deployment> {
-    Api::namespaced(cluster.client.clone(), &cluster.namespace)
-}
-
-async fn wait_replicas(cluster: &Cluster, replicas: i32) -> Deployment {
-    let has = move |d: Option<&Deployment>| {
-        d.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) == Some(replicas)
-    };
-    wait_for(
-        &deployments(cluster),
-        DEPLOYMENT,
-        has,
-        &format!("replicas {replicas}"),
-    )
-    .await
-}
-
 on_every_target!(
     static_replicas_hand_over_to_the_hpa_without_dropping_and_come_back,
     handover
@@ -91,7 +75,7 @@ async fn handover(cluster: Cluster) {
     setup(&cluster).await;
     let history = ReplicasHistory::start(&cluster, DEPLOYMENT);
     apply_feature_store(&cluster, json!({"replicas": 3})).await;
-    let deployment = wait_replicas(&cluster, 3).await;
+    let deployment = wait_replicas(&cluster, DEPLOYMENT, 3).await;
     assert_eq!(replicas_owners(&deployment), ["fieldwise/"]);
 
     // 1. static 3 → autoscaling 2..10 while live is 3.
@@ -131,7 +115,7 @@ async fn handover(cluster: Cluster) {
         apply_feature_store(&cluster, json!({"replicas": null, "services": {"scaling": {"autoscaling": {"minReplicas": 8, "maxReplicas": 10}}}}))
             .await;
     }
-    let scaled = wait_replicas(&cluster, 8).await;
+    let scaled = wait_replicas(&cluster, DEPLOYMENT, 8).await;
     assert!(
         !replicas_owners(&scaled).contains(&"fieldwise/".to_owned()),
         "fieldwise does not own replicas: {:?}",
@@ -152,7 +136,7 @@ async fn handover(cluster: Cluster) {
         json!({"replicas": 3, "services": {"scaling": null}}),
     )
     .await;
-    let restored = wait_replicas(&cluster, 3).await;
+    let restored = wait_replicas(&cluster, DEPLOYMENT, 3).await;
     wait_gone(&hpas, DEPLOYMENT).await;
     assert!(replicas_owners(&restored).contains(&"fieldwise/".to_owned()));
     assert_eq!(history.values_ending(3).await, [Some(3), Some(8), Some(3)]);
@@ -173,7 +157,7 @@ async fn hpa_holds_replicas(cluster: Cluster) {
     )
     .await;
     // The HPA keeps replicas within [5, 10]: it raises the default 1 to 5.
-    let deployment = wait_replicas(&cluster, 5).await;
+    let deployment = wait_replicas(&cluster, DEPLOYMENT, 5).await;
     assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
     cluster.wait_ready(&cluster.namespace, NAME).await;
     // Settled: the status reports all 5 ready replicas (its last legitimate write).
@@ -211,7 +195,7 @@ async fn hpa_holds_replicas(cluster: Cluster) {
         writes_before,
         "no write by fieldwise at all"
     );
-    let deployment = wait_replicas(&cluster, 5).await;
+    let deployment = wait_replicas(&cluster, DEPLOYMENT, 5).await;
     assert!(!replicas_owners(&deployment).contains(&"fieldwise/".to_owned()));
     assert_eq!(
         history.values_ending(5).await[1..],
@@ -268,7 +252,7 @@ async fn keda(cluster: Cluster) {
     }
     let history = ReplicasHistory::start(&cluster, DEPLOYMENT);
     apply_feature_store(&cluster, json!({"replicas": 1})).await;
-    wait_replicas(&cluster, 1).await;
+    wait_replicas(&cluster, DEPLOYMENT, 1).await;
     let keda_hpa = format!("keda-hpa-{NAME}");
     if cluster.is_emulated() {
         let scaled_object = json!({
@@ -284,7 +268,7 @@ async fn keda(cluster: Cluster) {
             .apply_yaml(&scaled_object.to_string(), &cluster.namespace)
             .await;
     } else {
-        apply_keda_hpa(&cluster, &keda_hpa, 1).await;
+        apply_keda_hpa(&cluster, &keda_hpa, feature_store_ref(), 1).await;
     }
     let hpas: Api<HorizontalPodAutoscaler> =
         Api::namespaced(cluster.client.clone(), &cluster.namespace);
@@ -303,9 +287,9 @@ async fn keda(cluster: Cluster) {
                 .sims()
                 .set_metric(&cluster.namespace, &keda_hpa, metric);
         } else {
-            apply_keda_hpa(&cluster, &keda_hpa, replicas).await;
+            apply_keda_hpa(&cluster, &keda_hpa, feature_store_ref(), replicas).await;
         }
-        wait_replicas(&cluster, replicas).await;
+        wait_replicas(&cluster, DEPLOYMENT, replicas).await;
         let status_follows = move |fs: Option<&fieldwise_api::v1::FeatureStore>| {
             fs.and_then(|fs| fs.status.as_ref())
                 .and_then(|s| s.replicas)
@@ -327,28 +311,6 @@ async fn keda(cluster: Cluster) {
             .any(|l| l.contains("outcome=\"conflict\"") && !l.ends_with(" 0")),
         "no conflict errors"
     );
-}
-
-/// The HPA KEDA makes for a ScaledObject targeting the FeatureStore, with both bounds at `replicas`.
-async fn apply_keda_hpa(cluster: &Cluster, name: &str, replicas: i32) {
-    let hpa = json!({
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": name, "namespace": cluster.namespace},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": NAME},
-            "minReplicas": replicas, "maxReplicas": replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": 70}}}],
-        },
-    });
-    Api::<HorizontalPodAutoscaler>::namespaced(cluster.client.clone(), &cluster.namespace)
-        .patch(
-            name,
-            &PatchParams::apply("keda-operator").force(),
-            &Patch::Apply(&hpa),
-        )
-        .await
-        .expect("KEDA's HPA applied");
 }
 
 on_every_target!(scale_writes_obey_the_persistence_rule, persistence_rule);
@@ -378,12 +340,12 @@ async fn persistence_rule(cluster: Cluster) {
             "{message}"
         );
     apply_feature_store(&cluster, json!({})).await;
-    wait_replicas(&cluster, 1).await;
+    wait_replicas(&cluster, DEPLOYMENT, 1).await;
     stores
         .patch_scale(NAME, &PatchParams::default(), &Patch::Merge(&scale))
         .await
         .expect("accepted with DB persistence");
-    wait_replicas(&cluster, 3).await;
+    wait_replicas(&cluster, DEPLOYMENT, 3).await;
 }
 
 on_every_target!(pdb_spread_and_affinity_follow_scaling, pdb_spread_affinity);
@@ -397,7 +359,7 @@ async fn pdb_spread_affinity(cluster: Cluster) {
         json!({"replicas": 1, "services": {"podDisruptionBudgets": {"maxUnavailable": 1}}}),
     )
     .await;
-    let single = wait_replicas(&cluster, 1).await;
+    let single = wait_replicas(&cluster, DEPLOYMENT, 1).await;
     assert!(
         pod_spec(&single).get("affinity").is_none()
             && pod_spec(&single).get("topologySpreadConstraints").is_none()
@@ -417,7 +379,7 @@ async fn pdb_spread_affinity(cluster: Cluster) {
         "created",
     )
     .await;
-    let scaled = wait_replicas(&cluster, 3).await;
+    let scaled = wait_replicas(&cluster, DEPLOYMENT, 3).await;
     assert_eq!(
         pod_spec(&scaled)["topologySpreadConstraints"][0]["topologyKey"],
         "topology.kubernetes.io/zone"
@@ -430,7 +392,7 @@ async fn pdb_spread_affinity(cluster: Cluster) {
 
     apply_feature_store(&cluster, json!({"replicas": 1, "services": pdb})).await;
     wait_gone(&pdbs, DEPLOYMENT).await;
-    let single = wait_replicas(&cluster, 1).await;
+    let single = wait_replicas(&cluster, DEPLOYMENT, 1).await;
     assert!(
         pod_spec(&single).get("affinity").is_none(),
         "anti-affinity removed: {}",
@@ -448,4 +410,9 @@ fn pod_spec(deployment: &Deployment) -> Value {
         .pointer("/spec/template/spec")
         .cloned()
         .unwrap_or(Value::Null)
+}
+
+/// The FeatureStore as the `scaleTargetRef` of KEDA's HPA.
+fn feature_store_ref() -> Value {
+    json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore", "name": NAME})
 }

@@ -6,6 +6,8 @@
 mod backends;
 mod components;
 mod exposure;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
