@@ -696,9 +696,12 @@ async fn changed_job_template_recreates_the_job() {
         )])
         .expect("preload");
     let report = engine.reconcile(&owner(), vec![job("x:2")]).await;
+    let replaced = Outcome::Replaced {
+        field: "spec.template".to_owned(),
+    };
     assert_eq!(
         report.outcome_of("Job", "init"),
-        Some(&Outcome::Created),
+        Some(&replaced),
         "{report:?}"
     );
     let reqs = requests(&log);
