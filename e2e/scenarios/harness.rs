@@ -128,6 +128,8 @@ pub struct Cluster {
     /// The operator's client: every write request it sends is counted.
     operator_client: Client,
     operator_writes: Arc<AtomicU64>,
+    /// The operator's write requests, as `METHOD path`, for messages.
+    operator_requests: Arc<std::sync::Mutex<Vec<String>>>,
     /// The namespace the scenario works in: `default` on the emulator, a fresh one on a real cluster.
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -148,6 +150,7 @@ impl Cluster {
     /// A cluster of `target` with fieldwise's CRDs installed, and the operator running if `operator`.
     pub async fn start_on(target: Target, sims: SimOptions, operator: bool) -> Self {
         let operator_writes = Arc::new(AtomicU64::new(0));
+        let operator_requests = Arc::default();
         let (emulated, config, namespace) = match target {
             Target::Emulator => {
                 let emulator = Emulator::start(Default::default())
@@ -166,12 +169,17 @@ impl Cluster {
             Target::RealCluster => (None, real_cluster_config().await, unique_namespace()),
         };
         let client = Client::try_from(config.clone()).expect("a client");
-        let operator_client = counting_client(config, operator_writes.clone());
+        let operator_client = counting_client(
+            config,
+            operator_writes.clone(),
+            Arc::clone(&operator_requests),
+        );
         let mut cluster = Self {
             emulated,
             client,
             operator_client,
             operator_writes,
+            operator_requests,
             namespace,
             metrics: Arc::new(Metrics::new()),
             settings: Settings::default(),
@@ -216,6 +224,12 @@ impl Cluster {
     /// Write requests the operator has sent (counted on its client, so on any cluster).
     pub fn operator_writes(&self) -> u64 {
         self.operator_writes.load(Ordering::SeqCst)
+    }
+
+    /// The operator's write requests after the first `skip`, as `METHOD path` (for messages).
+    pub fn operator_requests_after(&self, skip: u64) -> Vec<String> {
+        let requests = self.operator_requests.lock().expect("requests lock");
+        requests.iter().skip(skip as usize).cloned().collect()
     }
 
     /// Server-side applies fieldwise's CRDs and waits until they are served.
@@ -508,22 +522,28 @@ fn unique_namespace() -> String {
 }
 
 /// A client as `fieldwise run` builds it (no retry layer), counting every write request it sends.
-fn counting_client(mut config: Config, writes: Arc<AtomicU64>) -> Client {
+fn counting_client(
+    mut config: Config,
+    writes: Arc<AtomicU64>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+) -> Client {
     config.default_retry = false;
     kube::client::ClientBuilder::try_from(config)
         .expect("a client")
         .with_layer(&tower::layer::layer_fn(move |inner| CountWrites {
             inner,
             writes: writes.clone(),
+            requests: requests.clone(),
         }))
         .build()
 }
 
-/// Counts the requests that are not reads (anything but GET, HEAD and OPTIONS).
+/// Counts (and notes) the requests that are not reads (anything but GET, HEAD and OPTIONS).
 #[derive(Clone)]
 struct CountWrites<S> {
     inner: S,
     writes: Arc<AtomicU64>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for CountWrites<S>
@@ -541,6 +561,10 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let read = [http::Method::GET, http::Method::HEAD, http::Method::OPTIONS];
         if !read.contains(request.method()) {
+            let noted = format!("{} {}", request.method(), request.uri().path());
+            if let Ok(mut requests) = self.requests.lock() {
+                requests.push(noted);
+            }
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
         self.inner.call(request)
