@@ -4,6 +4,8 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
+use fieldwise::featurestore::context::ImageDefaults;
+use fieldwise::featurestore::render::{Input, OFFLINE_UID, render};
 use fieldwise::settings::Settings;
 use fieldwise_api::prism::{Phase, PrismCluster};
 use kube::{
@@ -11,7 +13,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
 };
 
-use crate::harness::{Cluster, USER, on_every_target, wait_for, wait_gone};
+use crate::harness::{Cluster, USER, contains, on_every_target, wait_for, wait_gone};
 
 const PRISM_LOCAL: &str = include_str!("../../deploy/samples/prismcluster-local.yaml");
 
@@ -43,7 +45,7 @@ async fn prism_local_runs(mut cluster: Cluster) {
             panic!("prism-local did not become Running ({other:?}); status: {now:#?}")
         }
     };
-    let status = running.status.expect("a status");
+    let status = running.status.clone().expect("a status");
     assert_eq!(status.admin_ready.as_deref(), Some("1/1"));
     assert_eq!(status.patterns_ready.as_deref(), Some("4/4"));
     assert_eq!(status.backends_ready.as_deref(), Some("3/3"));
@@ -114,6 +116,14 @@ async fn prism_local_runs(mut cluster: Cluster) {
             "missing {expected} in {children:?}"
         );
     }
+
+    // The live stack is what `fieldwise render` shows for the sample (generated passwords aside).
+    matches_render(
+        &cluster,
+        &sample,
+        running.metadata.uid.as_deref().unwrap_or_default(),
+    )
+    .await;
 
     // Credentials reach containers by reference only: no pod template carries a literal of them.
     let secret_api: Api<k8s_openapi::api::core::v1::Secret> =
@@ -230,4 +240,33 @@ pub(crate) async fn apply_prism(cluster: &Cluster, name: &str, spec: serde_json:
         )
         .await
         .expect("PrismCluster applied");
+}
+
+/// Every object `fieldwise render` shows for `sample` is live and holds every rendered field, but
+/// for the generated credentials, whose values render cannot know.
+async fn matches_render(cluster: &Cluster, sample: &str, uid: &str) {
+    let input = Input {
+        source_name: "prismcluster-local.yaml".to_owned(),
+        text: sample.to_owned(),
+    };
+    let inputs = crate::samples::in_namespace(vec![input], &cluster.namespace);
+    let rendered = render(&inputs, &ImageDefaults::default()).expect("renders");
+    let rendered: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&rendered).expect("rendered YAML parses");
+    assert!(rendered.len() > 10, "render shows the stack: {rendered:?}");
+    for child in rendered {
+        let mut child: serde_json::Value =
+            serde_json::from_str(&child.to_string().replace(OFFLINE_UID, uid)).expect("JSON");
+        let described = crate::samples::describe(&child);
+        if child["kind"] == "Secret" {
+            child.as_object_mut().map(|secret| secret.remove("data"));
+        }
+        let live = crate::samples::live_object(cluster, &child)
+            .await
+            .unwrap_or_else(|| panic!("{described} rendered but not live"));
+        let live = serde_json::to_value(&live).expect("JSON");
+        if let Err(difference) = contains(&live, &child, "") {
+            panic!("live {described} differs from render: {difference}");
+        }
+    }
 }

@@ -76,7 +76,7 @@ async fn every_sample(cluster: Cluster) {
 
 /// The inputs with `namespace` filled in where a document names none, so `render` expects what the
 /// cluster gets (JSON documents: YAML that renders the same).
-fn in_namespace(inputs: Vec<Input>, namespace: &str) -> Vec<Input> {
+pub(crate) fn in_namespace(inputs: Vec<Input>, namespace: &str) -> Vec<Input> {
     inputs
         .into_iter()
         .map(|input| {
@@ -171,7 +171,7 @@ fn without_uid_salted_hash(mut object: Value) -> Value {
     object
 }
 
-fn describe(object: &Value) -> String {
+pub(crate) fn describe(object: &Value) -> String {
     format!(
         "{} {}/{}",
         object["kind"],
@@ -193,6 +193,7 @@ fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
         plural: match kind {
             "PodDisruptionBudget" => "poddisruptionbudgets".to_owned(),
             "HorizontalPodAutoscaler" => "horizontalpodautoscalers".to_owned(),
+            "Ingress" => "ingresses".to_owned(),
             _ => plural,
         },
     };
@@ -204,7 +205,7 @@ fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
     (cluster.dynamic_api(&resource, namespace), name)
 }
 
-async fn live_object(cluster: &Cluster, object: &Value) -> Option<DynamicObject> {
+pub(crate) async fn live_object(cluster: &Cluster, object: &Value) -> Option<DynamicObject> {
     let (api, name) = api_for(cluster, object);
     api.get_opt(&name).await.expect("readable")
 }
