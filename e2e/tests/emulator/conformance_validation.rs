@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_e2e::Options;
+use fieldwise_e2e::testkit::TestError;
 use serde_json::{Value, json};
 
 use crate::kubectl_cli::{Kubectl, skip_without_kubectl};
@@ -55,8 +55,8 @@ fn create_dry_run(kubectl: &Kubectl, object: &Value) -> Result<(i32, String), Te
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_objects_are_refused_as_kube_apiserver_refuses_them() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let kubectl = Kubectl::new(&emu, "validation")?;
+    let (server, _) = crate::target::start(Options::default()).await?;
+    let kubectl = Kubectl::new(&server, "validation")?;
     let mut differences = Vec::new();
     for case in recorded()? {
         let name = case["name"].as_str().unwrap_or_default().to_owned();
@@ -84,8 +84,7 @@ async fn invalid_objects_are_refused_as_kube_apiserver_refuses_them() -> Result<
 
 #[tokio::test]
 async fn an_invalid_object_gets_a_422_status_with_causes() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let service = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web"},
@@ -123,8 +122,12 @@ async fn an_invalid_object_gets_a_422_status_with_causes() -> Result<(), TestErr
 
 #[tokio::test]
 async fn valid_objects_of_every_validated_kind_are_accepted() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
+    crate::target::remove_cluster_scoped(
+        &c,
+        &["/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/system:fieldwise"],
+    )
+    .await?;
     let pod = json!({"containers": [{"name": "app", "image": "nginx",
         "ports": [{"containerPort": 8080, "name": "http"}],
         "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
