@@ -3,14 +3,13 @@
 //! (LoadBalancers also `allocateLoadBalancerNodePorts`); a CronJob's job template gets the pod
 //! template defaults but not a Job's own (backoffLimit, completions, ...).
 
-use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_e2e::Options;
+use fieldwise_e2e::testkit::TestError;
 use serde_json::json;
 
 #[tokio::test]
 async fn node_port_and_load_balancer_services() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let lb = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
         "spec": {"type": "LoadBalancer", "ports": [{"port": 443, "targetPort": 8443}]}});
     let r = c.post("/api/v1/namespaces/default/services", &lb).await?;
@@ -33,8 +32,7 @@ async fn node_port_and_load_balancer_services() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn a_cron_job_template_is_not_defaulted_as_a_job() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "n"},
         "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
             "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}}}}});
@@ -51,8 +49,7 @@ async fn a_cron_job_template_is_not_defaulted_as_a_job() -> Result<(), TestError
 
 #[tokio::test]
 async fn a_new_job_gets_a_generated_selector_owned_by_nobody() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
         "spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "c", "image": "busybox"}]}}}});

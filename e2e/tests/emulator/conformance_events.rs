@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_e2e::Options;
+use fieldwise_e2e::testkit::TestError;
 use serde_json::{Value, json};
 
 use crate::kubectl_cli::{Kubectl, skip_without_kubectl};
@@ -45,8 +45,7 @@ fn recorder_event(uid: &Value) -> Value {
 
 #[tokio::test]
 async fn an_event_has_one_storage_and_two_views() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let written = c.post(EVENTS_V1, &recorder_event(&json!("u-1"))).await?;
     assert_eq!(written.status, 201, "{}", written.text);
     assert_eq!(written.body["note"], "scaled web to 3 replicas");
@@ -109,8 +108,7 @@ async fn an_event_has_one_storage_and_two_views() -> Result<(), TestError> {
 
 #[tokio::test]
 async fn core_watchers_see_events_k8s_io_writes() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let mut watch = c.watch(&format!("{CORE}?watch=true")).await?;
     c.post(EVENTS_V1, &recorder_event(&json!("u-1"))).await?;
     let seen = watch
@@ -123,22 +121,41 @@ async fn core_watchers_see_events_k8s_io_writes() -> Result<(), TestError> {
     Ok(())
 }
 
+/// The line of kubectl's output showing `reason` (a real cluster's controllers add their own Events).
+fn event_line<'a>(output: &'a str, reason: &str) -> &'a str {
+    output
+        .lines()
+        .find(|line| line.contains(reason))
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_events_written_through_events_k8s_io() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (server, c) = crate::target::start(Options::default()).await?;
     let web = c.post(DEPLOY, &deployment()).await?;
     assert_eq!(web.status, 201, "{}", web.text);
     let uid = web.body["metadata"]["uid"].clone();
     c.post(EVENTS_V1, &recorder_event(&uid)).await?;
-    let k = Kubectl::new(&emu, "events")?;
+    let k = Kubectl::new(&server, "events")?;
 
+    // `get events` prints the server's Event table: the object's kind in lower case, and its name
+    // and source only in the wide columns.
     let listed = k.ok(&["get", "events"]).await?;
-    assert!(listed.contains("web.scaled"), "{listed}");
+    let line = event_line(&listed, "ReplicasChanged");
+    assert!(line.contains("deployment/web"), "{listed}");
+    assert!(line.contains("scaled web to 3 replicas"), "{listed}");
+    assert!(!line.contains("web.scaled"), "{listed}");
+    let wide = k.ok(&["get", "events", "-o", "wide"]).await?;
+    let line = event_line(&wide, "ReplicasChanged");
+    assert!(line.contains("fieldwise, fieldwise-0"), "{wide}");
+    let count_and_name: Vec<&str> = line.split_whitespace().rev().take(2).collect();
+    assert_eq!(count_and_name, ["web.scaled", "1"], "{wide}");
+    // `kubectl events` prints on its own, the kind as written.
     let events = k.ok(&["events"]).await?;
-    assert!(events.contains("scaled web to 3 replicas"), "{events}");
-    assert!(events.contains("Deployment/web"), "{events}");
+    let line = event_line(&events, "ReplicasChanged");
+    assert!(line.contains("Deployment/web"), "{events}");
+    assert!(line.contains("scaled web to 3 replicas"), "{events}");
     let described = k.ok(&["describe", "deployment", "web"]).await?;
     let section = described.split("Events:").nth(1).unwrap_or_default();
     assert!(section.contains("ReplicasChanged"), "{described}");

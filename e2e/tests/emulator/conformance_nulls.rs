@@ -2,8 +2,8 @@
 //! `--dry-run=server` on a real server): a create drops the nulls of non-nullable fields when it
 //! decodes the body; a server-side apply keeps them through the merge, and validation refuses them.
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::TestError;
-use fieldwise_e2e::{Emulator, Options};
 
 use crate::kubectl_cli::{Kubectl, skip_without_kubectl};
 
@@ -16,7 +16,6 @@ const MANIFEST: &str = "apiVersion: feast.dev/v1
 kind: FeatureStore
 metadata:
   name: nullprobe
-  namespace: default
 spec:
   feastProject: probe
   feastProjectDir: null
@@ -28,10 +27,11 @@ const REAL_APPLY_ERROR: &str = "The FeatureStore \"nullprobe\" is invalid: \n* s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_applied_null_is_refused_and_a_created_null_dropped() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let k = Kubectl::new(&emu, "nulls")?;
+    let (server, c) = crate::target::start(Options::default()).await?;
+    let k = Kubectl::new(&server, "nulls")?;
     k.ok(&["apply", "--server-side", "-f", FEATURESTORE_CRD])
         .await?;
+    crate::target::await_established(&c, "featurestores.feast.dev").await?;
     let dir = std::env::temp_dir().join(format!("fieldwise-nulls-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let manifest = dir.join("fs.yaml");

@@ -1,8 +1,8 @@
 //! OpenAPI v3 schemas: `kubectl explain` reads built-in kinds and custom resources (from their CRD's
 //! structural schema), and kubectl's client-side validation checks manifests against them.
 
-use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_e2e::Options;
+use fieldwise_e2e::testkit::TestError;
 
 use crate::kubectl_cli::{Kubectl, skip_without_kubectl};
 
@@ -13,8 +13,7 @@ const FEATURESTORE_CRD: &str = concat!(
 
 #[tokio::test]
 async fn documents_carry_the_schemas_of_their_kinds() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (_server, c) = crate::target::start(Options::default()).await?;
     let apps = c.get("/openapi/v3/apis/apps/v1").await?;
     let deployment = &apps.body["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
     assert_eq!(
@@ -34,10 +33,12 @@ async fn documents_carry_the_schemas_of_their_kinds() -> Result<(), TestError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_reads_custom_and_built_in_kinds() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let k = Kubectl::new(&emu, "explain")?;
+    let (server, c) = crate::target::start(Options::default()).await?;
+    let k = Kubectl::new(&server, "explain")?;
     k.ok(&["apply", "--server-side", "-f", FEATURESTORE_CRD])
         .await?;
+    crate::target::await_established(&c, "featurestores.feast.dev").await?;
+    crate::target::await_openapi_v3(&c, "apis/feast.dev/v1").await?;
     let spec = k.ok(&["explain", "featurestore.spec"]).await?;
     assert!(spec.contains("KIND:       FeatureStore"), "{spec}");
     assert!(spec.contains("feastProject\t<string> -required-"), "{spec}");
@@ -55,8 +56,8 @@ async fn kubectl_explain_reads_custom_and_built_in_kinds() -> Result<(), TestErr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_validates_manifests_against_the_schemas() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let k = Kubectl::new(&emu, "validate")?;
+    let (server, _) = crate::target::start(Options::default()).await?;
+    let k = Kubectl::new(&server, "validate")?;
     let dir = std::env::temp_dir().join(format!("fieldwise-openapi-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let manifest = dir.join("cm.yaml");

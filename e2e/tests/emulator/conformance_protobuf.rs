@@ -3,8 +3,8 @@
 //! what is stored is what the same object sent as JSON would be.
 
 use base64::Engine;
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::TestError;
-use fieldwise_e2e::{Emulator, Options};
 use serde_json::{Value, json};
 
 use crate::kubectl_cli::{Kubectl, skip_without_kubectl};
@@ -161,11 +161,19 @@ const GENERATORS: &[(&[&str], &str)] = &[
     ),
 ];
 
+/// The cluster-scoped objects the generators create (the namespace aside: every test's start on a
+/// real server removes earlier namespaces).
+const CLUSTER_SCOPED: &[&str] = &[
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles/cm-reader",
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/cm-reader",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kubectl_create_generator_works() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let k = Kubectl::new(&emu, "protobuf-create")?;
+    let (server, c) = crate::target::start(Options::default()).await?;
+    crate::target::remove_cluster_scoped(&c, CLUSTER_SCOPED).await?;
+    let k = Kubectl::new(&server, "protobuf-create")?;
     for (args, printed) in GENERATORS {
         let out = k.ok(args).await?;
         assert_eq!(out.trim(), *printed, "kubectl {args:?}");
@@ -176,8 +184,9 @@ async fn every_kubectl_create_generator_works() -> Result<(), TestError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_bodies_store_what_json_would() -> Result<(), TestError> {
     skip_without_kubectl!();
-    let emu = Emulator::start(Options::default()).await?;
-    let k = Kubectl::new(&emu, "protobuf-fields")?;
+    let (server, c) = crate::target::start(Options::default()).await?;
+    crate::target::remove_cluster_scoped(&c, CLUSTER_SCOPED).await?;
+    let k = Kubectl::new(&server, "protobuf-fields")?;
     for (args, _) in GENERATORS {
         k.ok(args).await?;
     }

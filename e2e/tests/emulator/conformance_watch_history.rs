@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use fieldwise_e2e::Options;
 use fieldwise_e2e::testkit::{RawClient, TestError};
-use fieldwise_e2e::{Emulator, Options};
 use serde_json::{Value, json};
+
+use crate::target::Server;
 
 const CM: &str = "/api/v1/namespaces/default/configmaps";
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
@@ -32,24 +34,40 @@ async fn first_event(c: &RawClient, path: &str, rv: u64) -> Result<Value, TestEr
     Ok(watch.next(WAIT).await?.unwrap_or(Value::Null))
 }
 
+/// The version a 410 Expired message names as the oldest kept, less one: `N` in `too old resource
+/// version: RV (N)`.
+fn oldest_named(message: &str, rv: u64) -> Option<u64> {
+    message
+        .strip_prefix(&format!("too old resource version: {rv} ("))?
+        .strip_suffix(')')?
+        .parse()
+        .ok()
+}
+
 #[tokio::test]
 async fn a_watch_from_before_the_server_started_is_expired() -> Result<(), TestError> {
-    let emu = Emulator::start(Options::default()).await?;
-    let c = RawClient::new(&emu)?;
+    let (server, c) = crate::target::start(Options::default()).await?;
     let list = c.get(CM).await?;
-    let started = rv_of(&list.body);
-    assert!(started > 1, "the initial namespaces were created");
+    let listed = rv_of(&list.body);
+    assert!(listed > 1, "the initial namespaces were created");
     let ev = first_event(&c, CM, 1).await?;
     assert_eq!(ev["type"], "ERROR", "{ev}");
     assert_eq!(ev["object"]["code"], 410);
     assert_eq!(ev["object"]["reason"], "Expired");
-    assert_eq!(
-        ev["object"]["message"],
-        format!("too old resource version: 1 ({started})")
+    // The history starts where the server started (a real server's watch cache, when it first listed
+    // ConfigMaps): after version 1, no later than the list. A fresh emulator has written nothing since.
+    let message = ev["object"]["message"].as_str().unwrap_or_default();
+    let started = oldest_named(message, 1);
+    assert!(
+        started.is_some_and(|started| started > 1 && started <= listed),
+        "{message}"
     );
-    // From the start itself: only what came after.
+    if let Server::Emulator(_) = server {
+        assert_eq!(started, Some(listed), "{message}");
+    }
+    // From the list's version: only what came after.
     c.post(CM, &cm("a")).await?;
-    let ev = first_event(&c, CM, started).await?;
+    let ev = first_event(&c, CM, listed).await?;
     assert_eq!(ev["type"], "ADDED");
     assert_eq!(ev["object"]["metadata"]["name"], "a");
     Ok(())
@@ -57,13 +75,12 @@ async fn a_watch_from_before_the_server_started_is_expired() -> Result<(), TestE
 
 #[tokio::test]
 async fn stale_events_beyond_the_minimum_are_dropped_per_resource_type() -> Result<(), TestError> {
-    let emu = Emulator::start(Options {
+    let (_server, c) = crate::target::start(Options {
         history_min: 2,
         history_fresh: Duration::ZERO,
         ..Options::default()
     })
     .await?;
-    let c = RawClient::new(&emu)?;
     let mut rvs = Vec::new();
     for name in ["c0", "c1", "c2", "c3", "c4"] {
         rvs.push(rv_of(&c.post(CM, &cm(name)).await?.body));
@@ -87,12 +104,12 @@ async fn stale_events_beyond_the_minimum_are_dropped_per_resource_type() -> Resu
 
 #[tokio::test]
 async fn fresh_events_are_kept_beyond_the_minimum() -> Result<(), TestError> {
-    let emu = Emulator::start(Options {
+    // A real server keeps far more history; it must still deliver the event after `first`.
+    let (_server, c) = crate::target::start(Options {
         history_min: 2,
         ..Options::default()
     })
     .await?;
-    let c = RawClient::new(&emu)?;
     let first = rv_of(&c.post(CM, &cm("c0")).await?.body);
     for name in ["c1", "c2", "c3", "c4"] {
         c.post(CM, &cm(name)).await?;

@@ -1,12 +1,13 @@
-//! The real `kubectl` against an emulator, for the test files added after `conformance_kubectl`
-//! (which keeps its own copy). Tests skip, with one line, when kubectl is not installed.
+//! The real `kubectl` against a test's server (an emulator, or the real one: see `target`), for the
+//! test files added after `conformance_kubectl` (which keeps its own copy). Tests skip, with one line, when kubectl is not installed.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use fieldwise_e2e::EmulatorHandle;
 use fieldwise_e2e::testkit::TestError;
 use serde_json::Value;
+
+use crate::target::Server;
 
 /// Output of one kubectl run.
 pub struct Run {
@@ -40,14 +41,14 @@ macro_rules! skip_without_kubectl {
 pub(crate) use skip_without_kubectl;
 
 impl Kubectl {
-    pub fn new(emu: &EmulatorHandle, test: &str) -> Result<Self, TestError> {
+    pub fn new(server: &Server, test: &str) -> Result<Self, TestError> {
         let dir = std::env::temp_dir().join(format!(
             "fieldwise-kubectl-cli-{test}-{}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir)?;
         let kubeconfig = dir.join("kubeconfig");
-        emu.write_kubeconfig(&kubeconfig)?;
+        server.write_kubeconfig(&kubeconfig)?;
         Ok(Kubectl { dir, kubeconfig })
     }
 

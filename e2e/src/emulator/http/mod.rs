@@ -2,6 +2,7 @@
 //! server's operations. Every resource request is counted and offered to the request hooks first.
 
 mod discovery;
+mod event_table;
 pub(crate) mod openapi;
 mod options;
 mod partial;
