@@ -475,15 +475,7 @@ pub async fn run_over_http(
                 .await?
             }
             Op::Update { object } => {
-                // A conditional update, as controllers send them (custom resources require it).
-                let url = format!("{}/{}", target.collection, target.name);
-                let (_, live) = send(client, "GET", &url, "application/json", None).await?;
-                let mut body = target.identified(object);
-                if let Some(rv) = live.pointer("/metadata/resourceVersion") {
-                    body["metadata"]["resourceVersion"] = rv.clone();
-                }
-                let url = target.object_url(&step.manager, None);
-                send(client, "PUT", &url, "application/json", Some(&body)).await?
+                conditional_update(client, target, &step.manager, object).await?
             }
         };
         let mut result = StepResult::new();
@@ -499,6 +491,33 @@ pub async fn run_over_http(
         results.push(result);
     }
     Ok(results)
+}
+
+/// A conditional update, as controllers send them (custom resources require it), read again and
+/// retried while the object changes in between (a real cluster's own controllers write too).
+async fn conditional_update(
+    client: &kube::Client,
+    target: &HttpTarget,
+    manager: &str,
+    object: &Value,
+) -> Result<(u16, Value), HttpError> {
+    let url = format!("{}/{}", target.collection, target.name);
+    let mut attempts = 0;
+    loop {
+        let (_, live) = send(client, "GET", &url, "application/json", None).await?;
+        let mut body = target.identified(object);
+        if let Some(rv) = live.pointer("/metadata/resourceVersion") {
+            body["metadata"]["resourceVersion"] = rv.clone();
+        }
+        let put_url = target.object_url(manager, None);
+        let (status, answer) =
+            send(client, "PUT", &put_url, "application/json", Some(&body)).await?;
+        let modified = status == 409 && http_conflicts(&answer).is_empty();
+        attempts += 1;
+        if !modified || attempts == 5 {
+            return Ok((status, answer));
+        }
+    }
 }
 
 /// `(manager, path)` of each `FieldManagerConflict` cause (`conflict with "m"` and, for Update

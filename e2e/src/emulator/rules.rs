@@ -89,7 +89,7 @@ pub fn spec(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("apps", "Deployment") => deployment(spec),
         ("apps", "StatefulSet") => stateful_set(spec),
-        ("apps", "ReplicaSet") => selected_template(spec, &[]),
+        ("apps", "ReplicaSet") => selected_template(spec, &[], "deployment"),
         ("batch", "Job") => job_template(spec, "spec"),
         ("batch", "CronJob") => cron_job(spec),
         ("", "Pod") => pod_spec(spec, "spec"),
@@ -218,6 +218,20 @@ fn go_string_map(map: Option<&Value>) -> String {
     format!("map[string]string{{{}}}", pairs.join(", "))
 }
 
+/// Go's `%#v` of an empty `v1.LabelSelector`, as kube-apiserver prints it in the empty-selector
+/// error (only ever printed for a selector without labels or expressions).
+fn go_label_selector(selector: Option<&Value>) -> String {
+    let labels = match selector.and_then(|s| s.get("matchLabels")) {
+        Some(Value::Object(_)) => "map[string]string{}",
+        _ => "map[string]string(nil)",
+    };
+    let expressions = match selector.and_then(|s| s.get("matchExpressions")) {
+        Some(Value::Array(_)) => "[]v1.LabelSelectorRequirement{}",
+        _ => "[]v1.LabelSelectorRequirement(nil)",
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
+}
+
 /// Whether a LabelSelector object selects these labels.
 fn selects(selector: &Value, labels: &Map<String, Value>) -> bool {
     let label = |k: &str| labels.get(k).and_then(Value::as_str);
@@ -243,7 +257,9 @@ fn selects(selector: &Value, labels: &Map<String, Value>) -> bool {
 /// Deployments, ReplicaSets and StatefulSets: a selector that selects the template's labels.
 /// `claim_volumes` are the StatefulSet's claim template names, which its containers may mount
 /// without a volume of that name in the template (kube-apiserver accepts them).
-fn selected_template(spec: &Value, claim_volumes: &[&str]) -> Vec<Cause> {
+/// `workload` names the kind in the empty-selector message (kube-apiserver says `deployment` for
+/// ReplicaSets too).
+fn selected_template(spec: &Value, claim_volumes: &[&str], workload: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let template_labels = spec.pointer("/template/metadata/labels");
     let empty = Map::new();
@@ -252,7 +268,17 @@ fn selected_template(spec: &Value, claim_volumes: &[&str]) -> Vec<Cause> {
     if selector.is_none() {
         causes.push(required("spec.selector", ""));
     }
-    if selector.is_none_or(|s| !selects(s, labels_map)) {
+    // An empty selector is refused as such; the template is then not matched against it.
+    let selects_nothing = selector.is_some_and(|s| {
+        entries(s.get("matchLabels")).is_empty() && items(s, "matchExpressions").is_empty()
+    });
+    if selects_nothing {
+        causes.push(invalid(
+            "spec.selector",
+            &go_label_selector(selector),
+            &format!("empty selector is invalid for {workload}"),
+        ));
+    } else if selector.is_none_or(|s| !selects(s, labels_map)) {
         causes.push(invalid(
             "spec.template.metadata.labels",
             &go_string_map(template_labels),
@@ -266,7 +292,7 @@ fn selected_template(spec: &Value, claim_volumes: &[&str]) -> Vec<Cause> {
 }
 
 fn deployment(spec: &Value) -> Vec<Cause> {
-    let mut causes = selected_template(spec, &[]);
+    let mut causes = selected_template(spec, &[], "deployment");
     let strategy = spec.get("strategy").unwrap_or(&Value::Null);
     if str_at(strategy, "type") == "Recreate"
         && strategy.get("rollingUpdate").is_some_and(|r| !r.is_null())
@@ -298,7 +324,7 @@ fn stateful_set(spec: &Value) -> Vec<Cause> {
                 .unwrap_or("")
         })
         .collect();
-    causes.extend(selected_template(spec, &claims));
+    causes.extend(selected_template(spec, &claims, "statefulset"));
     causes
 }
 

@@ -217,3 +217,32 @@ async fn valid_objects_of_every_validated_kind_are_accepted() -> Result<(), Test
     }
     Ok(())
 }
+
+/// A workload whose selector selects nothing is refused as such (and its template is not then
+/// matched against it); kube-apiserver names ReplicaSets "deployment" here too.
+#[tokio::test]
+async fn an_empty_workload_selector_is_refused() -> Result<(), TestError> {
+    let (_server, c) = crate::target::start(Options::default()).await?;
+    let pod = json!({"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}});
+    let selector = "v1.LabelSelector{MatchLabels:map[string]string{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}";
+    for (plural, kind, workload) in [
+        ("deployments", "Deployment", "deployment"),
+        ("statefulsets", "StatefulSet", "statefulset"),
+        ("replicasets", "ReplicaSet", "deployment"),
+    ] {
+        let body = json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "empty"},
+            "spec": {"selector": {"matchLabels": {}}, "template": pod}});
+        let r = c
+            .post(&format!("/apis/apps/v1/namespaces/default/{plural}"), &body)
+            .await?;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert_eq!(
+            r.body["message"],
+            format!(
+                "{kind}.apps \"empty\" is invalid: spec.selector: Invalid value: {selector}: empty selector is invalid for {workload}"
+            ),
+            "{kind}"
+        );
+    }
+    Ok(())
+}
