@@ -57,6 +57,10 @@ pub struct CpuTimed<F> {
 impl<F: Future> Future for CpuTimed<F> {
     type Output = (F::Output, Duration);
 
+    // Never inlined, so that a profiler can attribute exactly the timed work to this frame
+    // (`valgrind --tool=callgrind --toggle-collect='*CpuTimed*poll*'`, docs/PERFORMANCE.md): inlined
+    // into the generic runtime's reconcile, the frame vanished and the toggle collected nothing.
+    #[inline(never)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let before = thread_cpu_time();
