@@ -3,7 +3,8 @@
 //! `cargo run --release -p fieldwise-bench -- --feature-stores 100 --json bench.jsonl`
 //!
 //! The bench process holds the emulator, its simulated controllers and the driver (which applies objects
-//! over HTTP and reads FeatureStore phases straight from the emulator's store, so it sends no reads). The
+//! over HTTP and reads FeatureStore and PrismCluster phases straight from the emulator's store, so it
+//! sends no reads; `--prism-clusters` adds PrismClusters, see `owners.rs`). The
 //! operator runs in a child process (this binary re-executed with `--operator-child`), started through
 //! `fieldwise::runtime::run` exactly as `fieldwise run` does, so its peak resident memory
 //! (VmHWM) and CPU time (utime + stime) are its own, read from `/proc/<pid>`; the bench process's own
@@ -12,6 +13,7 @@
 //! stops it gracefully. Every wait has a limit: a phase that does not finish is reported as timed out.
 
 mod cpus;
+mod owners;
 
 use std::{
     collections::BTreeMap,
@@ -24,10 +26,7 @@ use std::{
 
 use clap::Parser;
 use cpus::CpuSplit;
-use fieldwise::featurestore::{
-    context::ImageDefaults,
-    render::{Input, kubernetes_yaml, render},
-};
+use fieldwise::featurestore::render::kubernetes_yaml;
 use fieldwise::runtime::{RunOptions, run};
 use fieldwise_api::v1::FeatureStore;
 use fieldwise_e2e::{
@@ -45,6 +44,7 @@ use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
 };
+use owners::{BenchOwner, Kind, OWNER_RESOURCES, SECRETS, Sample};
 use serde_json::{Value, json};
 
 /// jemalloc, as `fieldwise` uses; the operator child also gets `fieldwise`'s options
@@ -63,36 +63,20 @@ const STOP_GRACE: Duration = Duration::from_secs(60);
 /// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// The FeatureStore samples in the mix, round-robin (every one but basic reads the Secrets below).
-const SAMPLES: &[(&str, &str)] = &[
-    (
-        "basic",
-        include_str!("../../deploy/samples/featurestore-basic.yaml"),
-    ),
-    (
-        "scaling-static",
-        include_str!("../../deploy/samples/featurestore-scaling-static.yaml"),
-    ),
-    (
-        "scaling-hpa",
-        include_str!("../../deploy/samples/featurestore-scaling-hpa.yaml"),
-    ),
-    (
-        "scaling-keda",
-        include_str!("../../deploy/samples/featurestore-scaling-keda.yaml"),
-    ),
-];
-const SECRETS: &str = include_str!("../../deploy/samples/feature-store-secrets.yaml");
-
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark fieldwise against the emulator")]
 struct Args {
     /// How many FeatureStores (a round-robin mix of the deploy/samples).
     #[arg(long, default_value_t = 1)]
     feature_stores: usize,
-    /// How many namespaces they are spread over (Secrets are created once per namespace).
+    /// How many namespaces the FeatureStores are spread over (Secrets are created once per
+    /// namespace).
     #[arg(long, default_value_t = 10)]
     namespaces: usize,
+    /// How many PrismClusters (the sample `prismcluster-local`), each in a namespace of its own
+    /// (`prism-<i>`), beside the FeatureStores.
+    #[arg(long, default_value_t = 0)]
+    prism_clusters: usize,
     /// Secrets per namespace that no FeatureStore reads, each like a `kubectl apply`-ed Secret of
     /// 16 KiB (its last-applied annotation repeats the data): what a real cluster holds beside the
     /// operator's inputs (the operator watches every Secret in its namespaces).
@@ -626,26 +610,22 @@ struct Setup {
     client: Client,
     writes: Arc<WriteLog>,
     kubeconfig: PathBuf,
-    /// (namespace, name, sample index) of every FeatureStore.
-    stores: Vec<(String, String, usize)>,
-    /// Desired objects of each sample's graph.
-    objects_per_sample: Vec<usize>,
+    /// Every FeatureStore, then every PrismCluster.
+    owners: Vec<BenchOwner>,
+    /// FeatureStore namespaces (each PrismCluster has one more of its own).
+    namespaces: usize,
 }
 
 async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
-    let n = args.feature_stores;
     eprintln!(
         "in-memory size of a FeatureStore value (inline part only): {} bytes",
         std::mem::size_of::<FeatureStore>()
     );
-    let objects_per_sample = objects_per_sample()?;
-    let render_micros = render_cpu_micros()?;
-    let setup = setup(&args, objects_per_sample).await?;
-    let minimum_applies: usize = setup
-        .stores
-        .iter()
-        .map(|(_, _, s)| setup.objects_per_sample[*s])
-        .sum();
+    let setup = setup(&args).await?;
+    let n = setup.owners.len();
+    let samples = samples_of(&setup.owners);
+    let render_micros = render_cpu_micros(&samples)?;
+    let minimum_applies = minimum_applies(&setup.owners, &samples)?;
     let limits = Limits {
         quiet: Duration::from_secs_f64(args.quiet_seconds),
         phase: Duration::from_secs(args.phase_timeout_seconds),
@@ -679,10 +659,10 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     let cold_requests = requests_by_verb(&setup.emulator);
     let cold_status = count_writes(&setup.emulator, |k| k.subresource == "status");
     let cold_finalizer = count_writes(&setup.emulator, |k| {
-        k.resource == "featurestores" && k.subresource.is_empty()
+        is_owner_resource(&k.resource) && k.subresource.is_empty()
     });
     let cold_child_writes = count_writes(&setup.emulator, |k| {
-        k.patch_type == "apply" && k.resource != "featurestores" && k.resource != "events"
+        k.patch_type == "apply" && !is_owner_resource(&k.resource) && k.resource != "events"
     });
     let cold_events = count_writes(&setup.emulator, |k| k.resource == "events");
     let cold_all_writes = count_writes(&setup.emulator, |_| true);
@@ -753,9 +733,9 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     setup.emulator.counters().reset();
     let change_start_metrics = operator.metrics()?;
     for k in 0..args.changes {
-        let (namespace, name, sample) = &setup.stores[k * n / args.changes.max(1) % n];
+        let owner = &setup.owners[k * n / args.changes.max(1) % n];
         let changed_at = Instant::now();
-        apply_feature_store(&setup.client, namespace, name, *sample, Some(k)).await?;
+        owners::apply(&setup.client, owner, Some(k)).await?;
         if !setup
             .writes
             .settle(changed_at, limits.quiet, limits.phase)
@@ -769,8 +749,9 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
             .since(changed_at)
             .into_iter()
             .filter(|(_, r)| {
-                !matches!(r.resource.as_str(), "featurestores" | "events")
-                    && r.namespace == *namespace
+                !is_owner_resource(&r.resource)
+                    && r.resource != "events"
+                    && r.namespace == owner.namespace
             })
             .map(|(at, _)| at)
             .max();
@@ -788,9 +769,11 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
 
     let report = Report {
         n,
-        namespaces: args.namespaces.min(n),
+        feature_stores: args.feature_stores,
+        prism_clusters: args.prism_clusters,
+        namespaces: setup.namespaces + args.prism_clusters,
         unrelated_secrets: args.unrelated_secrets,
-        mix: SAMPLES.iter().map(|(s, _)| *s).collect(),
+        mix: samples.iter().map(|s| s.name).collect(),
         cpus,
         resync_seconds: args.resync_seconds,
         minimum_applies,
@@ -997,7 +980,7 @@ fn cached_sizes(emulator: &EmulatorHandle) -> Vec<(String, usize, usize, usize, 
         let resource = key.1.as_str();
         let managed = object.pointer("/metadata/labels/app.kubernetes.io~1managed-by")
             == Some(&json!("fieldwise"));
-        if !(managed || matches!(resource, "featurestores" | "secrets")) {
+        if !(managed || is_owner_resource(resource) || resource == "secrets") {
             continue;
         }
         let entry = sizes.entry(resource.to_owned()).or_default();
@@ -1012,8 +995,9 @@ fn cached_sizes(emulator: &EmulatorHandle) -> Vec<(String, usize, usize, usize, 
         .collect()
 }
 
-/// Emulator, simulators, CRDs, namespaces, Secrets and FeatureStores, before the operator starts.
-async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup> {
+/// Emulator, simulators, CRDs, namespaces, Secrets, FeatureStores and PrismClusters, before the
+/// operator starts.
+async fn setup(args: &Args) -> BenchResult<Setup> {
     let emulator = Emulator::start(Default::default())
         .await
         .map_err(|e| err("starting the emulator")(&e))?;
@@ -1033,50 +1017,31 @@ async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup
             .await
             .map_err(|e| err("applying a CRD")(&e))?;
     }
-    let namespace_count = args.namespaces.clamp(1, args.feature_stores.max(1));
-    let secrets: Vec<Value> = serde_saphyr::from_multiple_with_options(SECRETS, kubernetes_yaml())
-        .map_err(|e| err("secrets YAML")(&e))?;
+    // No FeatureStore namespace (and no Secrets) when the run has only PrismClusters.
+    let namespace_count = match args.feature_stores {
+        0 => 0,
+        stores => args.namespaces.clamp(1, stores),
+    };
+    let owners = owners::owners(args.feature_stores, namespace_count, args.prism_clusters);
     for i in 0..namespace_count {
         let namespace = format!("bench-{i}");
-        let body =
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-        Api::<Namespace>::all(client.clone())
-            .patch(&namespace, &apply, &Patch::Apply(&body))
-            .await
-            .map_err(|e| err("applying a namespace")(&e))?;
-        let unrelated = (0..args.unrelated_secrets).map(unrelated_secret);
-        for secret in secrets
-            .iter()
-            .filter(|s| s.is_object())
-            .cloned()
-            .chain(unrelated)
-        {
-            let name = secret["metadata"]["name"].as_str().unwrap_or_default();
-            Api::<Secret>::namespaced(client.clone(), &namespace)
-                .patch(name, &apply, &Patch::Apply(&secret))
-                .await
-                .map_err(|e| err("applying a Secret")(&e))?;
-        }
+        apply_namespace(&client, &namespace).await?;
+        apply_secrets(&client, &namespace, args.unrelated_secrets).await?;
     }
-    let stores: Vec<(String, String, usize)> = (0..args.feature_stores)
-        .map(|i| {
-            (
-                format!("bench-{}", i % namespace_count),
-                format!("fs-{i}"),
-                i % SAMPLES.len(),
-            )
-        })
-        .collect();
-    futures::stream::iter(stores.iter())
-        .map(|(namespace, name, sample)| {
-            apply_feature_store(&client, namespace, name, *sample, None)
-        })
+    for owner in owners
+        .iter()
+        .filter(|o| o.sample.kind == Kind::PrismCluster)
+    {
+        apply_namespace(&client, &owner.namespace).await?;
+    }
+    futures::stream::iter(owners.iter())
+        .map(|owner| owners::apply(&client, owner, None))
         .buffer_unordered(8)
         .try_collect::<Vec<()>>()
         .await?;
     eprintln!(
-        "applied {} FeatureStores in {namespace_count} namespaces",
-        stores.len()
+        "applied {} FeatureStores in {namespace_count} namespaces and {} PrismClusters",
+        args.feature_stores, args.prism_clusters
     );
     Ok(Setup {
         emulator,
@@ -1084,9 +1049,42 @@ async fn setup(args: &Args, objects_per_sample: Vec<usize>) -> BenchResult<Setup
         client,
         writes,
         kubeconfig,
-        stores,
-        objects_per_sample,
+        owners,
+        namespaces: namespace_count,
     })
+}
+
+async fn apply_namespace(client: &Client, namespace: &str) -> BenchResult<()> {
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            namespace,
+            &PatchParams::apply(USER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| err("applying a namespace")(&e))
+}
+
+/// The Secrets the FeatureStore samples read, and `unrelated` Secrets none reads.
+async fn apply_secrets(client: &Client, namespace: &str, unrelated: usize) -> BenchResult<()> {
+    let secrets: Vec<Value> = serde_saphyr::from_multiple_with_options(SECRETS, kubernetes_yaml())
+        .map_err(|e| err("secrets YAML")(&e))?;
+    let unrelated = (0..unrelated).map(unrelated_secret);
+    let apply = PatchParams::apply(USER).force();
+    for secret in secrets
+        .into_iter()
+        .filter(Value::is_object)
+        .chain(unrelated)
+    {
+        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .patch(name, &apply, &Patch::Apply(&secret))
+            .await
+            .map_err(|e| err("applying a Secret")(&e))?;
+    }
+    Ok(())
 }
 
 /// Secret `unrelated-<i>`: 16 KiB of data, and the last-applied annotation `kubectl apply` adds,
@@ -1106,68 +1104,41 @@ fn unrelated_secret(i: usize) -> Value {
             "kubectl.kubernetes.io/last-applied-configuration": last_applied.to_string()}}})
 }
 
-/// The FeatureStore document of a sample (its first FeatureStore).
-fn sample_feature_store(sample: usize) -> BenchResult<Value> {
-    let (name, text) = SAMPLES[sample];
-    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, kubernetes_yaml())
-        .map_err(|e| err(name)(&e))?;
-    documents
-        .into_iter()
-        .find(|d| d["kind"] == "FeatureStore")
-        .ok_or_else(|| format!("sample {name} has no FeatureStore"))
-}
-
-/// Applies a sample as FeatureStore `namespace/name`; `change` adds an env var to the online server, a
-/// one-field spec change that reaches only the Deployment's pod template.
-async fn apply_feature_store(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    sample: usize,
-    change: Option<usize>,
-) -> BenchResult<()> {
-    let mut document = sample_feature_store(sample)?;
-    document["metadata"] = json!({"name": name, "namespace": namespace});
-    if let Some(change) = change {
-        let server = &mut document["spec"]["services"]["onlineStore"]["server"];
-        let env = json!({"name": "BENCH_CHANGE", "value": change.to_string()});
-        match server["env"].as_array_mut() {
-            Some(list) => list.push(env),
-            None => server["env"] = json!([env]),
-        }
-    }
-    Api::<FeatureStore>::namespaced(client.clone(), namespace)
-        .patch(
-            name,
-            &PatchParams::apply(USER).force(),
-            &Patch::Apply(&document),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("applying FeatureStore {namespace}/{name}: {e}"))
-}
-
-/// Waits until every FeatureStore's `status.phase` is Ready, reading the emulator's store (no requests).
+/// Waits until every resource is up (`status.phase`: FeatureStore Ready, PrismCluster Running),
+/// reading the emulator's store (no requests).
 async fn wait_all_ready(setup: &Setup, started: Instant, timeout: Duration) -> Option<Duration> {
-    let n = setup.stores.len();
+    let n = setup.owners.len();
     loop {
-        let ready = {
-            let store = setup.emulator.server().store.lock();
-            store
-                .list("feast.dev", "featurestores", None)
-                .into_iter()
-                .filter(|fs| fs.pointer("/status/phase").and_then(Value::as_str) == Some("Ready"))
-                .count()
-        };
-        if ready == n {
+        let up = [Kind::FeatureStore, Kind::PrismCluster]
+            .into_iter()
+            .map(|kind| count_up(&setup.emulator, kind))
+            .sum::<usize>();
+        if up == n {
             return Some(started.elapsed());
         }
         if started.elapsed() > timeout {
-            eprintln!("only {ready}/{n} FeatureStores Ready after {timeout:?}");
+            eprintln!(
+                "only {up}/{n} FeatureStores Ready or PrismClusters Running after {timeout:?}"
+            );
             return None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How many resources of `kind` are in their up phase.
+fn count_up(emulator: &EmulatorHandle, kind: Kind) -> usize {
+    let (group, resource) = kind.group_and_resource();
+    let store = emulator.server().store.lock();
+    store
+        .list(group, resource, None)
+        .into_iter()
+        .filter(|o| o.pointer("/status/phase").and_then(Value::as_str) == Some(kind.up_phase()))
+        .count()
+}
+
+fn is_owner_resource(resource: &str) -> bool {
+    OWNER_RESOURCES.contains(&resource)
 }
 
 /// Event reasons in the emulator's store, weighted by their series count.
@@ -1210,44 +1181,39 @@ fn count_writes(
         .count(|k| k.is_write() && k.field_manager != USER && which(k))
 }
 
-/// Objects in each sample's desired graph, as `fieldwise render` counts them.
-fn objects_per_sample() -> BenchResult<Vec<usize>> {
-    SAMPLES
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| {
-            let yaml = render_sample(i)?;
-            let count = yaml.matches("---\n").count();
-            if count == 0 {
-                return Err(format!("sample {name} renders no object"));
-            }
-            Ok(count)
-        })
-        .collect()
+/// The samples of the run's resources, each once, in order.
+fn samples_of(owners: &[BenchOwner]) -> Vec<&'static Sample> {
+    let mut samples: Vec<&'static Sample> = Vec::new();
+    for owner in owners {
+        if !samples.iter().any(|s| std::ptr::eq(*s, owner.sample)) {
+            samples.push(owner.sample);
+        }
+    }
+    samples
 }
 
-fn render_sample(sample: usize) -> BenchResult<String> {
-    let (name, _) = SAMPLES[sample];
-    let fs = serde_saphyr::to_string(&sample_feature_store(sample)?).map_err(|e| err(name)(&e))?;
-    let inputs = [Input {
-        source_name: name.to_owned(),
-        text: format!("{SECRETS}\n---\n{fs}"),
-    }];
-    render(&inputs, &ImageDefaults::default()).map_err(|e| err(name)(&e))
+/// One apply per object of each resource's desired graph, as `fieldwise render` counts them (the
+/// status apply per resource is added by the report).
+fn minimum_applies(owners: &[BenchOwner], samples: &[&'static Sample]) -> BenchResult<usize> {
+    let objects = samples
+        .iter()
+        .map(|s| Ok((s.name, s.objects()?)))
+        .collect::<BenchResult<BTreeMap<&str, usize>>>()?;
+    Ok(owners.iter().map(|o| objects[o.sample.name]).sum())
 }
 
 /// Wall time of rendering each sample 50 times on an idle thread, in microseconds: an upper bound on the
 /// pure part of a reconcile (it adds YAML parsing, schema and CEL validation and YAML output).
-fn render_cpu_micros() -> BenchResult<Vec<f64>> {
-    let mut samples = Vec::new();
+fn render_cpu_micros(samples: &[&'static Sample]) -> BenchResult<Vec<f64>> {
+    let mut micros = Vec::new();
     for _ in 0..50 {
-        for sample in 0..SAMPLES.len() {
+        for sample in samples {
             let start = Instant::now();
-            render_sample(sample)?;
-            samples.push(start.elapsed().as_secs_f64() * 1e6);
+            sample.render()?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    Ok(samples)
+    Ok(micros)
 }
 
 /// Nearest-rank percentile (`p` in 0..=100) of `values`; `None` when empty.
@@ -1265,7 +1231,10 @@ fn percentile(values: &[f64], p: f64) -> Option<f64> {
 // Output.
 
 struct Report {
+    /// FeatureStores and PrismClusters.
     n: usize,
+    feature_stores: usize,
+    prism_clusters: usize,
     namespaces: usize,
     unrelated_secrets: usize,
     mix: Vec<&'static str>,
@@ -1335,15 +1304,18 @@ impl Report {
         let per_change = |count: u64| count as f64 / self.changes.max(1) as f64;
         vec![
             (
-                "FeatureStores / namespaces / unrelated Secrets per namespace",
+                "FeatureStores / PrismClusters / namespaces / unrelated Secrets per namespace",
                 format!(
-                    "{} / {} / {}",
-                    self.n, self.namespaces, self.unrelated_secrets
+                    "{} / {} / {} / {}",
+                    self.feature_stores,
+                    self.prism_clusters,
+                    self.namespaces,
+                    self.unrelated_secrets
                 ),
                 String::new(),
             ),
             (
-                "cold start: all Ready (s)",
+                "cold start: all Ready / Running (s)",
                 opt(self.ready_seconds, 2),
                 "< 60 s at N=1000".into(),
             ),
@@ -1364,7 +1336,7 @@ impl Report {
             (
                 "cold start: finalizer patches",
                 self.cold_finalizer.to_string(),
-                format!("{} (one per FeatureStore)", self.n),
+                format!("{} (one per resource)", self.n),
             ),
             (
                 "cold start: Events / all operator writes",
@@ -1436,7 +1408,7 @@ impl Report {
                 "0 writes".into(),
             ),
             (
-                "steady state: reconciles (errors) / per FeatureStore",
+                "steady state: reconciles (errors) / per resource",
                 format!(
                     "{} ({}) / {:.1}",
                     self.steady.reconciles,
@@ -1503,7 +1475,7 @@ impl Report {
                 String::new(),
             ),
             (
-                "render one FeatureStore p50 / p99 (µs)",
+                "render one resource p50 / p99 (µs)",
                 format!(
                     "{} / {}",
                     opt(percentile(&self.render_micros, 50.0), 0),
@@ -1564,7 +1536,8 @@ impl Report {
             })
             .collect();
         json!({
-            "feature_stores": self.n,
+            "feature_stores": self.feature_stores,
+            "prism_clusters": self.prism_clusters,
             "namespaces": self.namespaces,
             "unrelated_secrets_per_namespace": self.unrelated_secrets,
             "mix": self.mix,
