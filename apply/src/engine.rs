@@ -267,6 +267,21 @@ impl Engine {
         cached.to_dynamic().map(Arc::new)
     }
 
+    /// Whether the cache of a registered kind holds the object. Nothing is restored, unlike
+    /// [`Self::cached`]: for controllers that only ask whether a child exists.
+    pub fn is_cached(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> bool {
+        self.inner
+            .caches
+            .find(api_version, kind)
+            .is_some_and(|cache| cache.get(namespace, name).is_some())
+    }
+
     /// The fields of a cached object that `T` declares, read straight from its cached JSON (no
     /// `DynamicObject`, nothing else built): for controllers that read a few fields of a child on
     /// every reconcile. Its namespace, name, uid and resourceVersion are not part of that JSON.

@@ -63,9 +63,7 @@ pub fn read(
         service_monitors: capabilities.0,
         scaled_objects: capabilities.1,
         namespace_held_by: holder_of_namespace(cluster, &shared.owners),
-        admin_claim_exists: engine
-            .cached("v1", "PersistentVolumeClaim", ns, names::ADMIN_DATA)
-            .is_some(),
+        admin_claim_exists: engine.is_cached("v1", "PersistentVolumeClaim", ns, names::ADMIN_DATA),
         ..PrismInputs::default()
     };
     for backend in PatternBackend::ALL {
@@ -100,7 +98,7 @@ pub fn read(
         let name = pattern.runner_name();
         let exists = ["Deployment", "StatefulSet"]
             .iter()
-            .any(|kind| engine.cached("apps/v1", kind, ns, &name).is_some());
+            .any(|kind| engine.is_cached("apps/v1", kind, ns, &name));
         if exists {
             inputs.existing_runners.insert(name);
         }
