@@ -617,6 +617,9 @@ struct Setup {
 }
 
 async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
+    if args.feature_stores + args.prism_clusters == 0 {
+        return Err("nothing to measure: --feature-stores and --prism-clusters are both 0".into());
+    }
     eprintln!(
         "in-memory size of a FeatureStore value (inline part only): {} bytes",
         std::mem::size_of::<FeatureStore>()
@@ -679,6 +682,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         ..cold_child
     };
     operators.stop(operator, &mut timeouts).await?;
+    let reasons_before_restart = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
     let restart_started = Instant::now();
     operator = Operator::start(&setup.kubeconfig, &steady_child)?;
@@ -687,6 +691,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         timeouts.push("restart: initial pass did not finish".to_owned());
     }
     let restart_writes = setup.emulator.counters().writes();
+    let restart_written = steady_writes_described(&setup, restart_started, &reasons_before_restart);
     let restart_cost = operator.cost();
     eprintln!(
         "restart pass done in {:.1} s, {restart_writes} writes",
@@ -790,6 +795,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         cached,
         restart,
         restart_writes,
+        restart_written,
         restart_cost,
         steady_seconds,
         steady_writes,
@@ -916,8 +922,8 @@ impl SteadyCounts {
     }
 }
 
-/// The steady window's writes, named: by verb and resource, status applies by FeatureStore, Events
-/// by reason.
+/// The writes since `steady_start` (the steady window's, or the restart pass's), named: by verb
+/// and resource, status applies by resource, Events by reason.
 fn steady_writes_described(
     setup: &Setup,
     steady_start: Instant,
@@ -1254,6 +1260,8 @@ struct Report {
     cached: Vec<(String, usize, usize, usize, usize)>,
     restart: RestartPass,
     restart_writes: u64,
+    /// The restart pass's writes, named as the steady window's.
+    restart_written: Vec<String>,
     restart_cost: Cost,
     steady_seconds: f64,
     steady_writes: u64,
@@ -1505,6 +1513,12 @@ impl Report {
         for (measure, value, target) in self.rows() {
             out.push_str(&format!("| {measure} | {value} | {target} |\n"));
         }
+        if !self.restart_written.is_empty() {
+            out.push_str(&format!(
+                "\nrestart-pass writes: {}\n",
+                self.restart_written.join("; ")
+            ));
+        }
         if !self.steady_written.is_empty() {
             out.push_str(&format!(
                 "\nsteady-state writes: {}\n",
@@ -1564,6 +1578,7 @@ impl Report {
                 "seconds": self.restart.seconds,
                 "timed_out": self.restart.timed_out,
                 "writes": self.restart_writes,
+                "written": self.restart_written,
                 "reconciles": self.restart.metrics.reconciles,
                 "operator_rss_kib": self.restart_cost.rss_kib,
                 "operator_peak_rss_kib": self.restart_cost.peak_rss_kib,
