@@ -68,6 +68,11 @@ impl Controller for PrismClusterController {
         cluster: &PrismCluster,
         shared: &Shared<Self>,
     ) -> Result<PrismInputs, ReconcileError> {
+        // The inputs read the engine's caches (which backends are ready, which runners exist).
+        // Read before their initial list, as right after a restart, they look empty: the graph
+        // then leaves the runners out and the engine, which does wait for its caches, prunes
+        // them (the bench saw runners deleted and recreated in its restart pass).
+        shared.engine.wait_until_ready().await?;
         inputs::read(cluster, shared, self.capabilities())
     }
 
