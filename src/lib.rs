@@ -11,6 +11,7 @@ pub mod leader;
 pub mod prismcluster;
 pub mod render;
 pub mod runtime;
+pub mod security;
 pub mod settings;
 
 /// The literal behind [`JEMALLOC_OPTIONS`] (a macro, so that `src/main.rs` can append the C string's

@@ -14,6 +14,7 @@ use super::{
     volumes::{FEAST_DATA_DIR, tls_mount},
 };
 use crate::featurestore::{context::GraphContext, names::ServiceType};
+use crate::security::restricted_container;
 
 /// The variable the Feast images decode their feature_store.yaml from.
 pub const FEATURE_STORE_YAML_ENV: &str = "TMP_FEATURE_STORE_YAML_BASE64";
@@ -181,6 +182,7 @@ pub fn server_container(pod: &PodContext<'_>, server: &Server<'_>) -> Container 
             period_seconds: Some(10),
             ..probe_action(server)
         }),
+        security_context: Some(restricted_container()),
         ..Container::default()
     }
 }
@@ -366,6 +368,7 @@ fn feast_init(pod: &PodContext<'_>) -> Container {
         env: Some(env),
         env_from,
         volume_mounts: Some(pod.shared_mounts.to_vec()),
+        security_context: Some(restricted_container()),
         ..Container::default()
     }
 }
@@ -434,6 +437,7 @@ fn feast_apply(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Container {
         env: Some(env),
         env_from: (!env_from.is_empty()).then_some(env_from),
         volume_mounts: Some(mounts),
+        security_context: Some(restricted_container()),
         ..Container::default()
     }
 }

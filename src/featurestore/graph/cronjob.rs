@@ -4,10 +4,7 @@ use fieldwise_api::v1::{FeastCronJob, FeatureStoreSpec};
 use k8s_openapi::{
     api::{
         batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec},
-        core::v1::{
-            Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
-            SecurityContext,
-        },
+        core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -16,6 +13,7 @@ use crate::featurestore::{
     context::GraphContext,
     names::{ServiceType, base_name, service_labels, service_name},
 };
+use crate::security::{restricted_container, restricted_pod};
 
 /// The commands run when the user gives none: apply the repository, then materialize up to now.
 pub const DEFAULT_COMMANDS: [&str; 2] = [
@@ -98,15 +96,12 @@ pub fn cron_job(
                         spec: Some(PodSpec {
                             service_account_name: Some(service_name(cr_name, ServiceType::CronJob)),
                             restart_policy: Some("Never".to_owned()),
-                            security_context: Some(PodSecurityContext {
-                                run_as_non_root: Some(true),
+                            // Restricted, as the Feast operator runs it: UID 1001 (the
+                            // CronJob's API has no security context of its own).
+                            security_context: Some(restricted_pod(Some(&PodSecurityContext {
                                 run_as_user: Some(1001),
-                                seccomp_profile: Some(SeccompProfile {
-                                    type_: "RuntimeDefault".to_owned(),
-                                    localhost_profile: None,
-                                }),
                                 ..PodSecurityContext::default()
-                            }),
+                            }))),
                             init_containers: (!init.is_empty()).then_some(init),
                             containers: main,
                             node_selector: config
@@ -161,14 +156,7 @@ fn exec_containers(cr_name: &str, config: &FeastCronJob, context: &GraphContext)
             env: container.and_then(|c| c.container.env.clone()),
             env_from: container.and_then(|c| c.container.env_from.clone()),
             resources: container.and_then(|c| c.container.resources.clone()),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_owned()]),
-                    add: None,
-                }),
-                ..SecurityContext::default()
-            }),
+            security_context: Some(restricted_container()),
             ..Container::default()
         })
         .collect()

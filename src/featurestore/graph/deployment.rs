@@ -40,7 +40,10 @@ pub fn deployment(
     let init = init_containers(pod, servers);
     let pod_spec = PodSpec {
         service_account_name: Some(base_name(cr_name)),
-        security_context: services.and_then(|s| s.security_context.clone()),
+        // Restricted by default; the user's `services.securityContext` wins field by field.
+        security_context: Some(crate::security::restricted_pod(
+            services.and_then(|s| s.security_context.as_ref()),
+        )),
         init_containers: (!init.is_empty()).then_some(init),
         containers: servers
             .iter()

@@ -491,3 +491,45 @@ fn node_selectors_overlay_in_registry_offline_online_ui_order() {
         &json!({"disk": "ssd", "pool": "online", "zone": "a"})
     );
 }
+
+#[test]
+fn every_container_of_the_deployment_is_restricted_by_default() {
+    let graph = graph(json!({"feastProject": "p", "services": {"ui": {}}}));
+    let pod = &object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"],
+        json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}}),
+        "the feature-server image runs as its numeric user 1001: no runAsUser"
+    );
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| pod[*list].as_array().expect(list))
+        .collect();
+    assert!(
+        containers.len() >= 4,
+        "init, apply, online, ui: {containers:?}"
+    );
+    for container in containers {
+        assert_eq!(
+            container["securityContext"],
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+            "{}",
+            container["name"]
+        );
+    }
+}
+
+#[test]
+fn the_users_pod_security_context_wins_field_by_field() {
+    let graph = graph(
+        json!({"feastProject": "p", "services": {"securityContext": {
+            "fsGroup": 2000, "seccompProfile": {"type": "Localhost", "localhostProfile": "feast.json"}
+        }}}),
+    );
+    let pod = &object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"],
+        json!({"fsGroup": 2000, "runAsNonRoot": true,
+               "seccompProfile": {"type": "Localhost", "localhostProfile": "feast.json"}})
+    );
+}

@@ -5,8 +5,9 @@
 use fieldwise_api::prism::{BackendSettings, PatternBackend, PrismCluster};
 use serde_json::{Value, json};
 
-use super::{container_resources, headless_service, stateful_set};
+use super::{container_resources, headless_service, restricted, stateful_set};
 use crate::prismcluster::{inputs::references_secret, names};
+use crate::security::PodIdentity;
 
 /// The enabled backends, in dependency order (Redis and NATS first, as in the ADR).
 pub fn backends(cluster: &PrismCluster, namespace: &str) -> Vec<Value> {
@@ -224,6 +225,7 @@ fn backend(
     if let Some(resources) = &settings.resources {
         container["resources"] = container_resources(resources);
     }
+    let image = container["image"].as_str().unwrap_or_default().to_owned();
     let workload = stateful_set(
         name,
         namespace,
@@ -233,9 +235,62 @@ fn backend(
         claim,
         Value::Null,
     );
+    let workload = restricted(workload, identity(backend, &image));
     let service = headless_service(name, namespace, name, ports);
     [workload, service]
 }
+
+/// The numeric user and group a backend's image runs as under `runAsNonRoot: true`.
+///
+/// The official images of Redis, PostgreSQL, NATS and MinIO start as root (Redis and PostgreSQL
+/// then step down to their own user in the entrypoint), and `apache/kafka` names its user
+/// (`USER appuser`), which the kubelet cannot check: each gets the numeric identity the image
+/// supports, and `fsGroup` the same group, so the data volume is writable by it. On OpenShift the
+/// platform assigns UIDs instead (see [`crate::security`]).
+fn identity(backend: PatternBackend, image: &str) -> PodIdentity {
+    // The tag decides between the Alpine and Debian variants of the official images, whose users
+    // differ (`redis:7-alpine`, `postgres:16-alpine` are the defaults).
+    let alpine = image
+        .rsplit_once(':')
+        .is_some_and(|(_, tag)| tag.contains("alpine"));
+    let (user, group) = match backend {
+        // The image's `redis` user: uid 999 in both variants; its group is 1000 on Alpine (which
+        // already has a gid 999) and 999 on Debian. The entrypoint runs `redis-server` directly
+        // when started as that user.
+        PatternBackend::Redis => (999, if alpine { 1000 } else { 999 }),
+        // The image's `postgres` user: 70:70 on Alpine (Alpine's standard postgres uid), 999:999
+        // on Debian. The entrypoint initialises `PGDATA` (a subdirectory of the volume) as the
+        // user it runs as, which must exist in /etc/passwd for initdb: the image's own does.
+        PatternBackend::Postgres if alpine => (70, 70),
+        PatternBackend::Postgres => (999, 999),
+        // `nats-server` is a static binary that runs as any user; JetStream writes only to its
+        // store directory (the volume, or /tmp without storage).
+        PatternBackend::Nats => (1000, 1000),
+        // MinIO documents running as a non-root user (`--user 1000:1000`) with a data directory
+        // that user can write; its operator runs pools as 1000:1000.
+        PatternBackend::Minio => (1000, 1000),
+        // `apache/kafka` creates `appuser` (uid 1000 on its Alpine base) and owns /opt/kafka,
+        // /etc/kafka and /var/lib/kafka/data by it; `USER appuser` is a name, so it is given as
+        // a number here.
+        PatternBackend::Kafka => (1000, 1000),
+        // No workload of its own (pattern runners keep their data in sqlite on their volume).
+        PatternBackend::Sqlite => (PRISM_USER, PRISM_USER),
+    };
+    PodIdentity { user, group }
+}
+
+/// The user of Prism's own components (admin, proxy, pattern runners): their images document no
+/// user, so a fixed non-root one lets the kubelet verify `runAsNonRoot` whatever their `USER` is
+/// (root or a name would be refused). 65532 is the conventional unprivileged uid of distroless
+/// images ("nonroot"); the Go and Rust binaries write only to their volumes, which `fsGroup` makes
+/// writable.
+pub const PRISM_USER: i64 = 65532;
+
+/// The identity of Prism's own components.
+pub const PRISM_IDENTITY: PodIdentity = PodIdentity {
+    user: PRISM_USER,
+    group: PRISM_USER,
+};
 
 pub(super) fn secret_env(name: &str, secret: &str, key: &str) -> Value {
     json!({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})

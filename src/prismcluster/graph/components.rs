@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{
-    backends::{credentials_secret_name, http_probe, secret_env},
-    container_resources, deployment, headless_service, metadata, service, stateful_set,
+    backends::{PRISM_IDENTITY, credentials_secret_name, http_probe, secret_env},
+    container_resources, deployment, headless_service, metadata, restricted, service, stateful_set,
 };
 use crate::prismcluster::{
     inputs::{PrismInputs, WITH_CREDENTIALS},
@@ -126,7 +126,10 @@ pub fn admin(
     let strategy = if sqlite { "Recreate" } else { "RollingUpdate" };
     let mut objects = vec![
         (
-            deployment(names::ADMIN, namespace, spec.replicas, pod, strategy),
+            restricted(
+                deployment(names::ADMIN, namespace, spec.replicas, pod, strategy),
+                PRISM_IDENTITY,
+            ),
             ReplicasPolicy::Owned,
         ),
         (
@@ -168,7 +171,10 @@ pub fn proxy(cluster: &PrismCluster, namespace: &str) -> Vec<(Value, ReplicasPol
     let pod = json!({"containers": [container]});
     let mut objects = vec![
         (
-            deployment(names::PROXY, namespace, spec.replicas, pod, "RollingUpdate"),
+            restricted(
+                deployment(names::PROXY, namespace, spec.replicas, pod, "RollingUpdate"),
+                PRISM_IDENTITY,
+            ),
             replicas,
         ),
         (
@@ -280,7 +286,7 @@ pub fn runner(
             (workload, "Deployment")
         }
     };
-    let mut workload = workload;
+    let mut workload = restricted(workload, PRISM_IDENTITY);
     workload["metadata"]["labels"]["pattern"] = json!(pattern.name);
     let service = match pattern.workload {
         PatternType::StatefulSet => headless_service(&name, namespace, &name, &ports),

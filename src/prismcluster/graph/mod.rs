@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 pub use backends::credentials_secret_name;
 
 use super::{inputs::PrismInputs, names};
+use crate::security::{PodIdentity, restricted_container_json, restricted_pod_json};
 
 /// The part of a PrismCluster a child belongs to (its conditions and component lists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,6 +187,25 @@ fn deployment(name: &str, namespace: &str, replicas: i32, pod: Value, strategy: 
         "spec": {"replicas": replicas, "selector": {"matchLabels": names::selector(name)},
                  "strategy": {"type": strategy},
                  "template": {"metadata": {"labels": names::selector(name)}, "spec": pod}}})
+}
+
+/// The workload with its pod template restricted (see [`crate::security`]): the pod runs as
+/// `identity`, every container without privilege escalation or capabilities.
+fn restricted(mut workload: Value, identity: PodIdentity) -> Value {
+    if let Some(pod) = workload.pointer_mut("/spec/template/spec") {
+        pod["securityContext"] = restricted_pod_json(identity);
+        for list in ["initContainers", "containers"] {
+            for container in pod
+                .get_mut(list)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                container["securityContext"] = restricted_container_json();
+            }
+        }
+    }
+    workload
 }
 
 /// A headless Service (the governing Service of a StatefulSet).

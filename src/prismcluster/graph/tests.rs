@@ -223,3 +223,58 @@ fn the_graph_is_a_pure_function_of_its_inputs() {
         bodies(graph(&cluster, &inputs).0)
     );
 }
+
+#[test]
+fn every_workload_runs_restricted_as_a_numeric_user_its_image_supports() {
+    let cluster = cluster(json!({
+        "backends": {"redis": {}, "nats": {}, "postgres": {}, "minio": {}, "kafka": {"version": "3.7.0"}},
+        "patterns": [{"name": "keyvalue", "backends": ["redis"]},
+                     {"name": "mailbox", "type": "StatefulSet", "backends": ["nats"],
+                      "storage": {"size": "1Gi"}}]
+    }));
+    let (children, _) = graph(&cluster, &ready(&cluster));
+    let expected = [
+        ("StatefulSet", "redis", 999, 1000),
+        ("StatefulSet", "postgres", 70, 70),
+        ("StatefulSet", "nats", 1000, 1000),
+        ("StatefulSet", "minio", 1000, 1000),
+        ("StatefulSet", "kafka", 1000, 1000),
+        ("Deployment", "prism-admin", 65532, 65532),
+        ("Deployment", "prism-proxy", 65532, 65532),
+        ("Deployment", "keyvalue-runner", 65532, 65532),
+        ("StatefulSet", "mailbox-runner", 65532, 65532),
+    ];
+    for (kind, name, user, group) in expected {
+        let workload = object(&children, kind, name).unwrap_or_else(|| panic!("{kind} {name}"));
+        let pod = &workload["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["securityContext"],
+            json!({"runAsNonRoot": true, "runAsUser": user, "runAsGroup": group,
+                   "fsGroup": group, "seccompProfile": {"type": "RuntimeDefault"}}),
+            "{kind} {name}"
+        );
+        for container in pod["containers"].as_array().expect("containers") {
+            assert_eq!(
+                container["securityContext"],
+                json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+                "{kind} {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_debian_variants_of_redis_and_postgres_run_as_their_debian_users() {
+    let cluster =
+        cluster(json!({"backends": {"redis": {"version": "7.2"}, "postgres": {"version": "16"}}}));
+    let (children, _) = graph(&cluster, &ready(&cluster));
+    let user = |name: &str| {
+        let pod = &object(&children, "StatefulSet", name).expect(name)["spec"]["template"]["spec"];
+        (
+            pod["securityContext"]["runAsUser"].clone(),
+            pod["securityContext"]["fsGroup"].clone(),
+        )
+    };
+    assert_eq!(user("redis"), (json!(999), json!(999)));
+    assert_eq!(user("postgres"), (json!(999), json!(999)));
+}
