@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod differential;
 pub mod emulator;
 pub mod faults;
+pub mod pod_security;
 pub mod sim;
 pub mod ssa;
 pub mod testkit;

@@ -5,6 +5,7 @@
 //! [`server`]/[`write`]/[`delete`] (verbs) → [`http`] (routing, discovery, watch, tables).
 //! In-process controllers ([`gc`], [`root_ca`]) subscribe to the store like any simulated controller.
 
+pub mod admission;
 pub mod counters;
 pub mod crd;
 pub mod custom;

@@ -503,6 +503,15 @@ impl ApiServer {
             defaults::job_selector(&mut new);
         }
         self.validate(rt, req, old, &new)?;
+        // Validating admission runs after the object's own validation, on dry runs too.
+        warnings.extend(super::admission::pod_security(
+            txn,
+            rt,
+            req.sub,
+            req.namespace,
+            old,
+            &new,
+        )?);
         if tracks_generation(rt) {
             let gen_old = old
                 .and_then(|o| meta::meta(o)?.get("generation")?.as_i64())

@@ -1,5 +1,6 @@
 //! Jobs: after `job_duration`, an unsuspended Job succeeds with all its completions, as the job
-//! controller reports it (SuccessCriteriaMet, then Complete).
+//! controller reports it (SuccessCriteriaMet, then Complete). A Job whose pods PodSecurity
+//! admission refuses never completes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -81,10 +82,23 @@ impl Jobs {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key);
             common::write_status(&shared.server, &key, CONTROLLER_MANAGER, |obj| {
-                runnable(obj).then(|| completed_status(obj))
+                (runnable(obj) && !pods_refused(&shared, &key, obj)).then(|| completed_status(obj))
             });
         });
     }
+}
+
+/// Whether PodSecurity admission of the Job's namespace refuses its pods: then none runs, and the
+/// Job never completes.
+fn pods_refused(shared: &Shared, key: &ObjKey, obj: &Value) -> bool {
+    let Some(template) = obj.pointer("/spec/template") else {
+        return false;
+    };
+    let pod_meta = template.get("metadata").unwrap_or(&Value::Null);
+    let pod_spec = template.get("spec").unwrap_or(&Value::Null);
+    let pod_name = format!("{}-{}", key.3, &common::template_hash(Some(template))[..5]);
+    let txn = shared.server.store.lock();
+    crate::emulator::admission::pod_refusal(&txn, &key.2, &pod_name, pod_meta, pod_spec).is_some()
 }
 
 impl Controller for Jobs {

@@ -6,6 +6,10 @@
 //! controller does on observing it, before it replaces any pod: the new generation observed,
 //! `updateRevision` the new revision, `currentRevision` still the old one and no replica updated,
 //! while the old pods are still ready. Only the revisions tell that it is not rolled out yet.
+//!
+//! Pods that PodSecurity admission of the namespace refuses are never created: a Deployment then
+//! reports no replicas and the `ReplicaFailure` condition (`FailedCreate`, the API server's
+//! message), a StatefulSet no replicas.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -91,11 +95,47 @@ fn never_ready(shared: &Shared, key: &ObjKey, obj: &Value) -> bool {
 
 fn desired_status(shared: &Shared, key: &ObjKey, obj: &Value) -> Value {
     let ready = !never_ready(shared, key, obj);
+    let refusal = pods_refused(shared, key, obj);
     if key.1 == "deployments" {
-        deployment_status(obj, &key.3, ready)
+        deployment_status(obj, &key.3, ready, refusal.as_deref())
     } else {
-        statefulset_status(obj, &key.3, ready)
+        statefulset_status(obj, &key.3, ready, refusal.is_some())
     }
+}
+
+/// Why the workload's pods cannot be created, if PodSecurity admission of its namespace refuses
+/// them: the message the controller gets for its first pod (`<replicaset>-<suffix>` of a
+/// Deployment, `<name>-0` of a StatefulSet). The simulators keep no pods, so this stands for the
+/// pod creations that fail.
+fn pods_refused(shared: &Shared, key: &ObjKey, obj: &Value) -> Option<String> {
+    if common::spec_replicas(obj) == 0 {
+        return None;
+    }
+    let template = obj.pointer("/spec/template")?;
+    let (pod_meta, pod_spec) = (
+        template.get("metadata").unwrap_or(&Value::Null),
+        template.get("spec").unwrap_or(&Value::Null),
+    );
+    let pod_name = if key.1 == "deployments" {
+        let rs = replica_set_name(obj, &key.3);
+        let suffix: String = common::template_hash(Some(&json!(rs)))
+            .chars()
+            .take(5)
+            .collect();
+        format!("{rs}-{suffix}")
+    } else {
+        format!("{}-0", key.3)
+    };
+    let txn = shared.server.store.lock();
+    crate::emulator::admission::pod_refusal(&txn, &key.2, &pod_name, pod_meta, pod_spec)
+}
+
+/// The name of a Deployment's current ReplicaSet: `<name>-<pod-template-hash>`.
+fn replica_set_name(obj: &Value, name: &str) -> String {
+    format!(
+        "{name}-{}",
+        common::template_hash(obj.pointer("/spec/template"))
+    )
 }
 
 /// Whether the status differs from what the controller would report (ignoring condition times).
@@ -160,15 +200,39 @@ fn counts(status: &mut Map<String, Value>, fields: &[(&str, i64)]) {
     }
 }
 
-fn deployment_status(obj: &Value, name: &str, ready: bool) -> Value {
+fn deployment_status(obj: &Value, name: &str, ready: bool, refusal: Option<&str>) -> Value {
     let n = common::spec_replicas(obj);
     let old = obj.get("status");
-    let rs = format!(
-        "{name}-{}",
-        common::template_hash(obj.pointer("/spec/template"))
-    );
+    let rs = replica_set_name(obj, name);
     let mut status = Map::new();
     status.insert("observedGeneration".into(), json!(common::generation(obj)));
+    if let Some(refusal) = refusal {
+        // No pod could be created: none exists, the ReplicaSet's failure is copied up, and the
+        // rollout has not progressed since the ReplicaSet was created.
+        counts(&mut status, &[("unavailableReplicas", n)]);
+        // In kube-controller-manager's order: Progressing, Available, ReplicaFailure.
+        let conditions = [
+            common::condition(
+                old,
+                "Progressing",
+                true,
+                "NewReplicaSetCreated",
+                &format!("Created new replica set \"{rs}\""),
+                true,
+            ),
+            common::condition(
+                old,
+                "Available",
+                false,
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                true,
+            ),
+            common::condition(old, "ReplicaFailure", true, "FailedCreate", refusal, true),
+        ];
+        status.insert("conditions".into(), json!(conditions));
+        return Value::Object(status);
+    }
     let (available, progressing) = if ready {
         counts(
             &mut status,
@@ -237,8 +301,13 @@ fn deployment_status(obj: &Value, name: &str, ready: bool) -> Value {
     Value::Object(status)
 }
 
-fn statefulset_status(obj: &Value, name: &str, ready: bool) -> Value {
-    let n = common::spec_replicas(obj);
+fn statefulset_status(obj: &Value, name: &str, ready: bool, refused: bool) -> Value {
+    // Refused pods are never created: none exists.
+    let n = if refused {
+        0
+    } else {
+        common::spec_replicas(obj)
+    };
     let revision = revision(obj, name);
     let ready_n = if ready { n } else { 0 };
     let mut status = Map::new();

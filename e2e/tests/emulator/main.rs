@@ -12,6 +12,7 @@ mod conformance_lifecycle;
 mod conformance_more;
 mod conformance_nulls;
 mod conformance_openapi;
+mod conformance_pod_security;
 mod conformance_protobuf;
 mod conformance_quantities;
 mod conformance_scale_noop;

@@ -539,7 +539,9 @@ impl Ctx<'_> {
         };
         let mut resp = self.respond(code, &out.object);
         for w in out.warnings {
-            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
+            // As kube-apiserver quotes the text: `"` and `\` escaped with a backslash.
+            let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
                 resp.headers_mut().append(header::WARNING, v);
             }
         }
