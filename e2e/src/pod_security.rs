@@ -1144,7 +1144,8 @@ mod tests {
             json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
         assert!(pod_of("CronJob", &cron).is_some());
         assert!(pod_of("ConfigMap", &cron).is_none());
-        let (_, spec) = pod_of("Pod", &json!({"spec": {"containers": []}})).expect("a pod");
+        let pod = json!({"spec": {"containers": []}});
+        let (_, spec) = pod_of("Pod", &pod).expect("a pod");
         assert!(spec.get("containers").is_some());
     }
 }
