@@ -10,6 +10,7 @@ mod lifecycle;
 mod prism;
 mod prism_day2;
 mod prism_scaling;
+mod restricted;
 mod samples;
 mod scaling;
 mod secrets;
