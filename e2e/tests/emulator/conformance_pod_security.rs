@@ -259,7 +259,11 @@ async fn workloads_are_admitted_with_a_warning_and_their_pods_refused() -> Resul
             .post(&format!("{group}/namespaces/pss-workloads/{plural}"), body)
             .await?;
         assert_eq!(created.status, 201, "{plural}: {}", created.text);
-        assert_eq!(warnings(&created), [expected.clone()], "{plural}");
+        assert_eq!(
+            warnings(&created),
+            std::slice::from_ref(&expected),
+            "{plural}"
+        );
     }
     // Subresources are not evaluated; a restricted template gets no warning.
     let deployment = "/apis/apps/v1/namespaces/pss-workloads/deployments";
