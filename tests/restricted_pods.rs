@@ -185,3 +185,16 @@ fn a_pod_run_as_root_by_the_user_is_reported() {
         ]
     );
 }
+
+/// fieldwise's own Deployment (kustomize install and OLM bundle) runs restricted too: its namespace
+/// is labelled `enforce: restricted`.
+#[test]
+fn the_operators_own_pod_is_restricted() {
+    use fieldwise::deploy::manager::{WatchScope, deployment};
+    for scope in [WatchScope::AllNamespaces, WatchScope::OlmTargetNamespaces] {
+        let deployment = serde_json::to_value(deployment("0.1.0", scope)).expect("JSON");
+        let (pod_meta, pod_spec) = pod_of("Deployment", &deployment).expect("a template");
+        let violations = evaluate(Level::Restricted, pod_meta, pod_spec);
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}
