@@ -15,6 +15,7 @@ mod conformance_openapi;
 mod conformance_protobuf;
 mod conformance_quantities;
 mod conformance_scale_noop;
+mod conformance_takeover;
 mod conformance_validation;
 mod conformance_watch_history;
 mod controller_events_recorder;
