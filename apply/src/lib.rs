@@ -56,12 +56,13 @@ mod own_status;
 mod quantities;
 mod registry;
 mod report;
+mod takeover;
 mod transport;
 
 pub use cache::{Subscription, keep_own_managed_fields};
 pub use cached::{CachedObject, CompressedJson, ControllerRef};
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
-pub use engine::{Engine, EngineConfig, FinalizerState};
+pub use engine::{Engine, EngineConfig, FinalizerState, owns_a_status};
 pub use error::{ApplyError, ErrorCategory, ObjectKey};
 pub use immutable::{ImmutableField, ImmutableRule, Remedy};
 pub use registry::{KindRegistry, KindSpec, Scope};

@@ -91,6 +91,33 @@ pub(crate) async fn send(
     request: Request<Vec<u8>>,
     cfg: &RetryConfig,
 ) -> Result<Success, SendError> {
+    send_with(client, request, cfg, Conflicts::Retry).await
+}
+
+/// Sends a request that carries its own resourceVersion precondition: a 409 means the object
+/// changed since it was read, and sending the same request again would fail the same way, so it
+/// comes back at once for the caller to read the object again.
+pub(crate) async fn send_guarded(
+    client: &Client,
+    request: Request<Vec<u8>>,
+    cfg: &RetryConfig,
+) -> Result<Success, SendError> {
+    send_with(client, request, cfg, Conflicts::Answer).await
+}
+
+/// Whether a "the object has been modified" 409 is retried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    Retry,
+    Answer,
+}
+
+async fn send_with(
+    client: &Client,
+    request: Request<Vec<u8>>,
+    cfg: &RetryConfig,
+    conflicts: Conflicts,
+) -> Result<Success, SendError> {
     let (parts, body) = request.into_parts();
     let mut attempt = 0;
     loop {
@@ -109,6 +136,9 @@ pub(crate) async fn send(
                 Err(_) => ("request timed out".to_string(), backoff(cfg, attempt)),
                 Ok(Err(transport)) => (transport, backoff(cfg, attempt)),
                 Ok(Ok(Ok(success))) => return Ok(success),
+                Ok(Ok(Err(failure))) if failure.code == 409 && conflicts == Conflicts::Answer => {
+                    return Err(SendError::Final(failure));
+                }
                 Ok(Ok(Err(failure))) => match retry_delay(&failure, attempt, cfg) {
                     Some(delay) => (
                         format!("{} {}: {}", failure.code, failure.reason, failure.message),

@@ -76,14 +76,15 @@ pub enum Target {
 
 /// Runs `scenario` on a fresh cluster of `target`. On a real cluster, whatever the outcome, the scenario's
 /// FeatureStores are deleted (with an operator running, so their finalizer removes cluster-scoped
-/// children) and then its namespace.
-pub fn run_on<F, Fut>(target: Target, scenario: F)
+/// children) and then its namespace. The operator is started with the cluster when `operator`;
+/// otherwise the scenario starts it (`Cluster::start_operator`) once it has set the cluster up.
+pub fn run_with<F, Fut>(target: Target, operator: bool, scenario: F)
 where
     F: FnOnce(Cluster) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     block_on(async move {
-        let cluster = Cluster::start_on(target, SimOptions::default(), true).await;
+        let cluster = Cluster::start_on(target, SimOptions::default(), operator).await;
         let teardown = (target == Target::RealCluster).then(|| cluster.teardown());
         let outcome = tokio::spawn(scenario(cluster)).await;
         if let Some(teardown) = teardown {
@@ -97,18 +98,27 @@ where
 
 /// Declares a scenario twice: `<name>::on_the_emulator`, run by `cargo test`, and `<name>::on_a_real_cluster`,
 /// ignored unless asked for (`cargo test --test scenarios -- --ignored`, with `E2E_KUBECONFIG` set).
+/// With `operator_started_by_scenario`, the scenario starts the operator itself.
 macro_rules! on_every_target {
     ($name:ident, $scenario:ident) => {
+        $crate::harness::on_every_target!($name, $scenario, true);
+    };
+    ($name:ident, $scenario:ident, operator_started_by_scenario) => {
+        $crate::harness::on_every_target!($name, $scenario, false);
+    };
+    ($name:ident, $scenario:ident, $operator:literal) => {
         mod $name {
             #[test]
             fn on_the_emulator() {
-                $crate::harness::run_on($crate::harness::Target::Emulator, super::$scenario);
+                let target = $crate::harness::Target::Emulator;
+                $crate::harness::run_with(target, $operator, super::$scenario);
             }
 
             #[test]
             #[ignore = "needs a real cluster: E2E_KUBECONFIG=path (see e2e/README.md)"]
             fn on_a_real_cluster() {
-                $crate::harness::run_on($crate::harness::Target::RealCluster, super::$scenario);
+                let target = $crate::harness::Target::RealCluster;
+                $crate::harness::run_with(target, $operator, super::$scenario);
             }
         }
     };
@@ -130,6 +140,8 @@ pub struct Cluster {
     operator_writes: Arc<AtomicU64>,
     /// The operator's write requests, as `METHOD path`, for messages.
     operator_requests: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The answers to the operator's write requests, as `(METHOD path, status code)`.
+    operator_answers: Answers,
     /// The namespace the scenario works in: `default` on the emulator, a fresh one on a real cluster.
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -151,6 +163,7 @@ impl Cluster {
     pub async fn start_on(target: Target, sims: SimOptions, operator: bool) -> Self {
         let operator_writes = Arc::new(AtomicU64::new(0));
         let operator_requests = Arc::default();
+        let operator_answers = Answers::default();
         let (emulated, config, namespace) = match target {
             Target::Emulator => {
                 let emulator = Emulator::start(Default::default())
@@ -173,6 +186,7 @@ impl Cluster {
             config,
             operator_writes.clone(),
             Arc::clone(&operator_requests),
+            operator_answers.clone(),
         );
         let mut cluster = Self {
             emulated,
@@ -180,6 +194,7 @@ impl Cluster {
             operator_client,
             operator_writes,
             operator_requests,
+            operator_answers,
             namespace,
             metrics: Arc::new(Metrics::new()),
             settings: Settings::default(),
@@ -230,6 +245,16 @@ impl Cluster {
     pub fn operator_requests_after(&self, skip: u64) -> Vec<String> {
         let requests = self.operator_requests.lock().expect("requests lock");
         requests.iter().skip(skip as usize).cloned().collect()
+    }
+
+    /// The operator's write requests the API server refused (status 400 or above), as
+    /// `METHOD path status`.
+    pub fn operator_refusals(&self) -> Vec<String> {
+        let answers = self.operator_answers.lock().expect("answers lock");
+        let refused = answers.iter().filter(|(_, status)| *status >= 400);
+        refused
+            .map(|(request, status)| format!("{request} {status}"))
+            .collect()
     }
 
     /// Server-side applies fieldwise's CRDs and waits until they are served.
@@ -521,11 +546,15 @@ fn unique_namespace() -> String {
     format!("fieldwise-e2e-{:x}-{nanos:x}", std::process::id())
 }
 
+/// The answers to write requests, as `(METHOD path, status code)`.
+type Answers = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
 /// A client as `fieldwise run` builds it (no retry layer), counting every write request it sends.
 fn counting_client(
     mut config: Config,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Answers,
 ) -> Client {
     config.default_retry = false;
     kube::client::ClientBuilder::try_from(config)
@@ -534,25 +563,30 @@ fn counting_client(
             inner,
             writes: writes.clone(),
             requests: requests.clone(),
+            answers: answers.clone(),
         }))
         .build()
 }
 
-/// Counts (and notes) the requests that are not reads (anything but GET, HEAD and OPTIONS).
+/// Counts and notes the requests that are not reads (anything but GET, HEAD and OPTIONS), and
+/// the status codes they were answered with.
 #[derive(Clone)]
 struct CountWrites<S> {
     inner: S,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Answers,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for CountWrites<S>
+impl<S, B, R> tower::Service<http::Request<B>> for CountWrites<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -560,14 +594,23 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let read = [http::Method::GET, http::Method::HEAD, http::Method::OPTIONS];
-        if !read.contains(request.method()) {
-            let noted = format!("{} {}", request.method(), request.uri().path());
+        let noted = (!read.contains(request.method()))
+            .then(|| format!("{} {}", request.method(), request.uri().path()));
+        if let Some(noted) = &noted {
             if let Ok(mut requests) = self.requests.lock() {
-                requests.push(noted);
+                requests.push(noted.clone());
             }
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.call(request)
+        let answers = self.answers.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            if let (Some(noted), Ok(mut answers)) = (noted, answers.lock()) {
+                answers.push((noted, response.status().as_u16()));
+            }
+            Ok(response)
+        })
     }
 }
 

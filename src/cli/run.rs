@@ -10,7 +10,7 @@ use crate::leader::{LEASE_NAME, LeaderElector};
 use crate::{
     featurestore::context::ImageDefaults,
     runtime::{RunOptions, run as run_controller},
-    settings::{DEFAULT_RESYNC_PERIOD, Settings},
+    settings::{DEFAULT_RESYNC_PERIOD, DEFAULT_TAKE_OVER_FROM, Settings},
 };
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +41,12 @@ pub struct Args {
     /// no write when the cluster still matches).
     #[arg(long, default_value_t = DEFAULT_RESYNC_PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
+    /// Field managers whose ownership of a child fieldwise takes over before applying to it
+    /// (comma-separated; empty for none): what they set that fieldwise does not is removed. The
+    /// default names the Feast operator (`manager`, `feast-operator`) and client-side `kubectl apply`.
+    #[arg(long, env = "FIELDWISE_TAKE_OVER_FROM", value_delimiter = ',',
+          default_values_t = DEFAULT_TAKE_OVER_FROM.map(str::to_owned))]
+    pub take_over_from: Vec<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -99,6 +105,7 @@ async fn serve(args: Args) -> Result<(), String> {
     tokio::spawn(server.run(shutdown_signal()));
     let settings = Settings {
         resync_period: Duration::from_secs(args.resync_seconds),
+        take_over_from: take_over_from(args.take_over_from),
         ..settings(&client).await
     };
     let options = RunOptions {
@@ -197,6 +204,13 @@ pub async fn client() -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
 }
 
+/// The managers to take over from, without the empty names `--take-over-from ''` (or a stray
+/// comma) gives: an empty value means none.
+fn take_over_from(names: Vec<String>) -> Vec<String> {
+    let names = names.into_iter().map(|name| name.trim().to_owned());
+    names.filter(|name| !name.is_empty()).collect()
+}
+
 /// The controller's settings from the operator's environment (`RELATED_IMAGE_*`, `OIDC_ISSUER_URL`) and
 /// what the cluster serves; the default resync period.
 pub async fn settings(client: &kube::Client) -> Settings {
@@ -217,6 +231,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
         )
         .await,
         resync_period: DEFAULT_RESYNC_PERIOD,
+        take_over_from: crate::settings::default_take_over_from(),
     }
 }
 

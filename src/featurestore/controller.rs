@@ -19,7 +19,7 @@ use super::{
     cached::CachedFeatureStore,
     context::{GraphContext, ImageDefaults},
     graph::{DesiredGraph, applied_spec, desired_graph, static_replicas},
-    kinds,
+    kinds, leftovers,
     names::{ServiceType, base_name},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
     status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
@@ -173,6 +173,14 @@ impl Controller for FeatureStoreController {
                 graph.unsupported.join(", ")
             ),
         }]
+    }
+
+    fn has_status(&self, fs: &FeatureStore) -> bool {
+        fs.status.is_some()
+    }
+
+    async fn taken_on(&self, fs: &FeatureStore, shared: &Shared<Self>) -> Vec<Notice> {
+        leftovers::notices(fs, &shared.client).await
     }
 
     fn reports_rejection(&self, fs: &FeatureStore, message: &str) -> bool {

@@ -6,6 +6,7 @@ pub mod context;
 pub mod controller;
 pub mod graph;
 pub mod kinds;
+pub mod leftovers;
 pub mod names;
 pub mod references;
 pub mod render;

@@ -1,5 +1,6 @@
 //! Events about a controller's resources: what a reconcile wrote that a user should know of
-//! (drift corrected, a deleted child recreated, replicas handed over, a child refused), and what the controller notices.
+//! (drift corrected, a deleted child recreated or taken over from another manager, replicas handed
+//! over, a child refused or controlled by another owner), and what the controller notices.
 
 use fieldwise_apply::{ObjectKey, Outcome, ReconcileReport};
 use fieldwise_observability::{Metrics, WriteOutcome};
@@ -34,6 +35,15 @@ pub async fn record_writes(
                     object.object.name
                 ),
             ),
+            Outcome::TakenOver { managers } => (
+                EventType::Normal,
+                "ChildTakenOver",
+                format!(
+                    "{kind} {}: took over the fields of {} and applied fieldwise's object, removing what it does not set",
+                    object.object.name,
+                    managers.join(", ")
+                ),
+            ),
             Outcome::HandedOver => (
                 EventType::Normal,
                 "ReplicasHandedOver",
@@ -50,6 +60,12 @@ pub async fn record_writes(
                     "{kind} {}: {field} cannot change in place; waiting for the old object to go before creating it again",
                     object.object.name
                 ),
+            ),
+            // Left alone: the other controller owns it (the status names it too).
+            Outcome::Failed(error @ fieldwise_apply::ApplyError::ControlledByAnother { .. }) => (
+                EventType::Warning,
+                "ChildControlledByAnother",
+                error.to_string(),
             ),
             // The category says who can act: the spec's author (invalid, immutable), another
             // writer (conflict), the cluster's admin (forbidden), or nobody but time (transient).
@@ -79,9 +95,11 @@ pub async fn record_writes(
 /// The metric outcome of a write.
 pub fn metric_outcome(outcome: &Outcome) -> WriteOutcome {
     match outcome {
-        Outcome::Created | Outcome::Recreated | Outcome::Replaced { .. } | Outcome::Updated => {
-            WriteOutcome::Applied
-        }
+        Outcome::Created
+        | Outcome::Recreated
+        | Outcome::Replaced { .. }
+        | Outcome::Updated
+        | Outcome::TakenOver { .. } => WriteOutcome::Applied,
         Outcome::Unchanged => WriteOutcome::Unchanged,
         Outcome::Pruned => WriteOutcome::Pruned,
         Outcome::HandedOver => WriteOutcome::HandedOver,

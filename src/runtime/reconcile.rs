@@ -182,7 +182,11 @@ async fn reconcile_owner<C: Controller>(
         object: format!("{} {}", C::Cached::kind(&()), cached.name_any()),
         reason,
     })?;
-    let identity = Owner::of(&owner)?.with_app_name(C::APP_NAME);
+    let adopting =
+        context.controller().has_status(&owner) && !fieldwise_apply::owns_a_status(owner.meta());
+    let identity = Owner::of(&owner)?
+        .with_app_name(C::APP_NAME)
+        .adopting(adopting);
     let has_finalizer = owner.finalizers().iter().any(|f| f == C::FINALIZER);
     if owner.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
@@ -199,8 +203,19 @@ async fn reconcile_owner<C: Controller>(
         {
             return Ok(Action::await_change());
         }
+        take_on(&owner, context).await;
     }
     apply(&owner, &identity, context).await
+}
+
+/// The resource is fieldwise's from now on: what its previous operator left is reported, once.
+async fn take_on<C: Controller>(owner: &C::Owner, context: &Context<C>) {
+    let notices = context.controller().taken_on(owner, &context.shared).await;
+    let owner_ref = owner.object_ref(&());
+    for notice in notices {
+        let (type_, reason, note) = (notice.type_, notice.reason, notice.note);
+        publish(&context.recorder, &owner_ref, None, type_, reason, note).await;
+    }
 }
 
 /// The desired graph applied, then the status.

@@ -98,7 +98,10 @@ pub async fn run(
     if let Some(prism) = &prism_clusters {
         registry = registry.merge(prism.kinds());
     }
-    let engine_config = EngineConfig::default();
+    let engine_config = EngineConfig {
+        take_over_from: settings.take_over_from.clone(),
+        ..EngineConfig::default()
+    };
     let list_page_size = engine_config.list_page_size;
     let engine = Engine::with_config(client.clone(), registry, engine_config);
     // Each controller's child triggers, taken before the watches start.
