@@ -283,3 +283,34 @@ async fn a_second_controller_reference_is_refused() -> Result<(), TestError> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_services_addresses_are_nobodys_and_survive_a_takeover() -> Result<(), TestError> {
+    let (_server, c) = setup().await?;
+    let services = "/api/v1/namespaces/default/services";
+    let agent = c.clone().with_user_agent(MANAGER_AGENT);
+    let service = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "online"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 6566}]}});
+    let created = agent.post(services, &service).await?;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let ip = created.body["spec"]["clusterIP"].clone();
+    assert!(ip.is_string(), "{}", created.text);
+    // The create owns what defaulting filled in, not what the Service storage allocated after it.
+    let spec = &entries(&created.body)[0]["fieldsV1"]["f:spec"];
+    for owned in ["f:internalTrafficPolicy", "f:sessionAffinity", "f:type"] {
+        assert!(spec.get(owned).is_some(), "{owned} in {spec}");
+    }
+    for allocated in ["f:clusterIP", "f:clusterIPs", "f:ipFamilies", "f:ipFamilyPolicy"] {
+        assert!(spec.get(allocated).is_none(), "{allocated} in {spec}");
+    }
+    let path = format!("{services}/online");
+    take_over(&c, &path).await?;
+    let ours = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "online"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 6567}]}});
+    let applied = c.apply(&path, "fieldwise", true, &ours).await?;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    assert_eq!(applied.body["spec"]["clusterIP"], ip);
+    assert_eq!(applied.body["spec"]["clusterIPs"], json!([ip]));
+    assert_eq!(applied.body["spec"]["ports"][0]["targetPort"], 6567);
+    Ok(())
+}
