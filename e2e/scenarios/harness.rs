@@ -23,7 +23,7 @@ use fieldwise_e2e::{
 use fieldwise_observability::{Health, Metrics};
 use futures::StreamExt;
 use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Namespace},
+    api::{apps::v1::Deployment, core::v1::Namespace, events::v1::Event},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -795,4 +795,31 @@ pub async fn apply_keda_hpa(cluster: &Cluster, name: &str, target: Value, replic
     )
     .await
     .expect("KEDA's HPA applied");
+}
+
+/// The (reason, note) of Events about the object `uid` (an owner), watched until `enough` holds (or
+/// the patience runs out).
+pub async fn events_until(
+    cluster: &Cluster,
+    uid: Option<&str>,
+    enough: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let mut stream = watcher(events, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut notes = Vec::new();
+    let collect = async {
+        while let Some(Ok(event)) = stream.next().await {
+            let about = event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == uid;
+            if let (true, Some(reason), Some(note)) = (about, event.reason, event.note) {
+                notes.push((reason, note));
+            }
+            if enough(&notes) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(patience(), collect).await;
+    notes
 }

@@ -13,3 +13,4 @@ mod prism_scaling;
 mod samples;
 mod scaling;
 mod secrets;
+mod takeover;

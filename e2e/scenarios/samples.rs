@@ -180,7 +180,7 @@ pub(crate) fn describe(object: &Value) -> String {
     )
 }
 
-fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
+pub(crate) fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
     let kind = object["kind"].as_str().expect("kind");
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -211,7 +211,7 @@ pub(crate) async fn live_object(cluster: &Cluster, object: &Value) -> Option<Dyn
 }
 
 /// Waits for the object to disappear; `None` if it is still there after the patience runs out.
-async fn await_gone(cluster: &Cluster, object: &Value) -> Option<()> {
+pub(crate) async fn await_gone(cluster: &Cluster, object: &Value) -> Option<()> {
     let (api, name) = api_for(cluster, object);
     let Some(live) = api.get_opt(&name).await.expect("readable") else {
         return Some(());
