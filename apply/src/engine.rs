@@ -638,11 +638,8 @@ impl Engine {
             return Err(refusal);
         };
         refuse_foreign_controller(p, &live)?;
-        let predecessors = &self.inner.config.take_over_from;
-        let takes_over =
-            takeover::migrate(&live, predecessors, MANAGER, &p.key.api_version).is_some();
         let immutable = immutable::violation(&p.kind.immutable, &p.body, &live).is_some();
-        if !takes_over && !immutable {
+        if !self.takes_over(p, &live) && !immutable {
             return Err(refusal);
         }
         self.adopt_and_apply(p, Some(live), false).await
@@ -692,11 +689,18 @@ impl Engine {
         p: &Prepared,
         mut live: Value,
     ) -> Result<(Value, Vec<String>), ApplyError> {
-        let predecessors = &self.inner.config.take_over_from;
+        if !self.takes_over(p, &live) {
+            return Ok((live, Vec::new()));
+        }
+        let mut predecessors = self.inner.config.take_over_from.clone();
+        if takeover::is_untracked(&live) {
+            live = self.record_before_first_apply(p).await?;
+            predecessors.push(takeover::BEFORE_FIRST_APPLY.to_owned());
+        }
         let mut attempt = 1;
         loop {
             let api_version = &p.key.api_version;
-            let Some(migration) = takeover::migrate(&live, predecessors, MANAGER, api_version)
+            let Some(migration) = takeover::migrate(&live, &predecessors, MANAGER, api_version)
             else {
                 return Ok((live, Vec::new()));
             };
@@ -725,6 +729,23 @@ impl Engine {
                 Err(e) => return Err(send_error(&p.key, "take over", e)),
             }
         }
+    }
+
+    /// Whether `live` has field ownership to take over: entries of a predecessor, or none at all.
+    fn takes_over(&self, p: &Prepared, live: &Value) -> bool {
+        let predecessors = &self.inner.config.take_over_from;
+        !predecessors.is_empty()
+            && (takeover::is_untracked(live)
+                || takeover::migrate(live, predecessors, MANAGER, &p.key.api_version).is_some())
+    }
+
+    /// An apply of nothing to an untracked object: the API server records every field it holds as
+    /// `before-first-apply` (and none as ours). Returns the object after it.
+    async fn record_before_first_apply(&self, p: &Prepared) -> Result<Value, ApplyError> {
+        let nothing = skeleton(&p.key);
+        let verb = "record fields";
+        let recorded = self.send_apply(&p.kind.resource, &p.key, None, &nothing, verb);
+        Ok(recorded.await?.body())
     }
 
     /// The JSON patch of a takeover, which only ever changes managedFields. Sent under our manager,

@@ -13,10 +13,27 @@
 //! managedFields list replaces the stored one (spec §3), and a resourceVersion that is no longer
 //! current fails the update with 409 Conflict, as `csaupgrade` guards it (a `test` operation would
 //! fail with 422 Invalid instead, which says nothing about a race).
+//!
+//! An object with no managedFields at all has no predecessor to name. An apply of nothing makes
+//! the API server record everything it holds as [`BEFORE_FIRST_APPLY`], which is then taken over
+//! like a predecessor: the object is being taken over, and what it held came before us.
 
 use serde_json::{Map, Value, json};
 
 use crate::fields;
+
+/// The manager the API server gives every field of an object that has no managedFields at all
+/// when the first apply comes (spec §2.2 step 1).
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
+/// Whether the object has no managedFields: created before field tracking, or stripped. Nobody's
+/// fields can be told apart, and nothing can be taken over until an apply has the API server
+/// record them all as [`BEFORE_FIRST_APPLY`].
+pub fn is_untracked(live: &Value) -> bool {
+    fields::at(live, &["metadata", "managedFields"])
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+}
 
 /// The result of [`migrate`]: our new managedFields and whose ownership they took.
 #[derive(Clone, Debug, PartialEq)]

@@ -957,3 +957,33 @@ async fn an_object_controlled_by_another_owner_is_left_alone() {
         "not taken over either"
     );
 }
+
+#[tokio::test]
+async fn an_untracked_object_is_recorded_then_taken_over() {
+    let h = start_taking_over().await;
+    let created = create_as_predecessor(&h).await;
+    let deployments = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let wipe = json!({"metadata": {"managedFields": [{}]}});
+    let wiped = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&wipe))
+        .await
+        .expect("managedFields wiped");
+    assert_eq!(wiped.metadata.managed_fields, None);
+    h.emulator.counters().reset();
+    let owner = h.owner.clone().adopting(true);
+    let desired = DesiredObject::new("online", web_config(false));
+    let report = h.engine.reconcile(&owner, vec![desired]).await;
+    assert_eq!(
+        report.outcome_of("Deployment", "web"),
+        Some(&Outcome::TakenOver {
+            managers: vec!["before-first-apply".into()]
+        }),
+        "{report:?}"
+    );
+    assert_eq!(
+        requests_of_the_engine(&h),
+        ["get/ x1", "patch/apply x2", "patch/json x1"],
+        "read, an apply of nothing to record the fields, take over, apply"
+    );
+    assert_taken_over(&h, &created).await;
+}

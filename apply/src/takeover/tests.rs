@@ -306,3 +306,31 @@ fn union_marks_owned_nodes_that_gain_children() {
         "the root is never a member"
     );
 }
+
+#[test]
+fn untracked_objects_are_told_apart() {
+    assert!(is_untracked(&json!({"metadata": {"name": "x"}})));
+    assert!(is_untracked(&object(vec![])));
+    assert!(!is_untracked(&object(vec![feast_create()])));
+}
+
+#[test]
+fn before_first_apply_is_taken_over_when_named() {
+    let recorded = entry(
+        BEFORE_FIRST_APPLY,
+        "Update",
+        "apps/v1",
+        "2026-11-20T10:00:00Z",
+        json!({"f:spec": {"f:replicas": {}}}),
+    );
+    let live = object(vec![recorded]);
+    assert_eq!(
+        migrate(&live, &predecessors(), "fieldwise", "apps/v1"),
+        None
+    );
+    let mut names = predecessors();
+    names.push(BEFORE_FIRST_APPLY.to_owned());
+    let migration = migrate(&live, &names, "fieldwise", "apps/v1").expect("taken over");
+    assert_eq!(migration.managers, [BEFORE_FIRST_APPLY]);
+    assert_eq!(migration.managed_fields[0]["manager"], "fieldwise");
+}

@@ -300,7 +300,12 @@ async fn a_services_addresses_are_nobodys_and_survive_a_takeover() -> Result<(),
     for owned in ["f:internalTrafficPolicy", "f:sessionAffinity", "f:type"] {
         assert!(spec.get(owned).is_some(), "{owned} in {spec}");
     }
-    for allocated in ["f:clusterIP", "f:clusterIPs", "f:ipFamilies", "f:ipFamilyPolicy"] {
+    for allocated in [
+        "f:clusterIP",
+        "f:clusterIPs",
+        "f:ipFamilies",
+        "f:ipFamilyPolicy",
+    ] {
         assert!(spec.get(allocated).is_none(), "{allocated} in {spec}");
     }
     let path = format!("{services}/online");
@@ -312,5 +317,41 @@ async fn a_services_addresses_are_nobodys_and_survive_a_takeover() -> Result<(),
     assert_eq!(applied.body["spec"]["clusterIP"], ip);
     assert_eq!(applied.body["spec"]["clusterIPs"], json!([ip]));
     assert_eq!(applied.body["spec"]["ports"][0]["targetPort"], 6567);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_apply_of_nothing_gives_an_untracked_objects_fields_to_before_first_apply()
+-> Result<(), TestError> {
+    let (_server, c) = setup().await?;
+    config_map_of_predecessor(&c).await?;
+    let path = format!("{CM}/client");
+    let wiped = c
+        .patch(
+            &path,
+            "merge",
+            &json!({"metadata": {"managedFields": [{}]}}),
+        )
+        .await?;
+    assert!(
+        wiped.body["metadata"].get("managedFields").is_none(),
+        "{}",
+        wiped.text
+    );
+    let nothing = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "client"}});
+    let applied = c.apply(&path, "fieldwise", true, &nothing).await?;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    assert_ne!(
+        applied.body["metadata"]["resourceVersion"], wiped.body["metadata"]["resourceVersion"],
+        "stored: the managedFields changed"
+    );
+    assert_eq!(
+        managers(&applied.body),
+        [pair("before-first-apply", "Update")]
+    );
+    assert_eq!(
+        entries(&applied.body)[0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:feature_store.yaml": {}}})
+    );
     Ok(())
 }
