@@ -488,17 +488,25 @@ impl Engine {
 
     /// One GET, for an object the caches do not hold: absent, or not labelled as ours (yet).
     async fn read_live(&self, p: &Prepared) -> Result<Option<Value>, ApplyError> {
-        let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
-            .get(&p.key.name, &GetParams::default())
+        self.read(&p.kind.resource, &p.key).await
+    }
+
+    async fn read(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+    ) -> Result<Option<Value>, ApplyError> {
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .get(&key.name, &GetParams::default())
             .map_err(|e| ApplyError::BadResponse {
-                object: p.key.to_string(),
+                object: key.to_string(),
                 verb: "get",
                 message: e.to_string(),
             })?;
         match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
             Ok(success) => Ok(Some(success.body())),
             Err(SendError::Final(f)) if f.code == 404 => Ok(None),
-            Err(e) => Err(send_error(&p.key, "get", e)),
+            Err(e) => Err(send_error(key, "get", e)),
         }
     }
 
@@ -682,8 +690,6 @@ impl Engine {
 
     /// Makes the field ownership of the configured predecessor managers ours (`crate::takeover`)
     /// before an apply over `live`; returns the object after it and the managers taken over from.
-    /// The patch is tied to the resourceVersion it was computed from: when the object changed in
-    /// between (409), it is read again and the takeover computed again.
     async fn take_over(
         &self,
         p: &Prepared,
@@ -697,36 +703,71 @@ impl Engine {
             live = self.record_before_first_apply(p).await?;
             predecessors.push(takeover::BEFORE_FIRST_APPLY.to_owned());
         }
+        let target = (&p.kind.resource, &p.key);
+        self.migrate_ownership(target, live, &predecessors, None)
+            .await
+    }
+
+    /// Makes the status field ownership of the configured predecessor managers ours before the
+    /// first status apply to an owner another operator ran, so the apply removes what they
+    /// reported and we do not (a condition, a hostname of a server since removed). The owner is
+    /// read whole: its reflector keeps only our managedFields entries.
+    pub async fn take_over_status(&self, owner: &Owner) -> Result<(), ApplyError> {
+        let predecessors = &self.inner.config.take_over_from;
+        if predecessors.is_empty() {
+            return Ok(());
+        }
+        let (key, resource) = self.owner_target(owner)?;
+        let Some(live) = self.read(&resource, &key).await? else {
+            return Ok(());
+        };
+        let status = Some("status");
+        self.migrate_ownership((&resource, &key), live, predecessors, status)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes [`takeover::migrate`]'s managedFields for `subresource`, tied to the resourceVersion
+    /// they were computed from: when the object changed in between (409), it is read again and the
+    /// takeover computed again. Returns the object after it and the managers taken over from.
+    async fn migrate_ownership(
+        &self,
+        (resource, key): (&ApiResource, &ObjectKey),
+        mut live: Value,
+        predecessors: &[String],
+        subresource: Option<&str>,
+    ) -> Result<(Value, Vec<String>), ApplyError> {
         let mut attempt = 1;
         loop {
-            let api_version = &p.key.api_version;
-            let Some(migration) = takeover::migrate(&live, &predecessors, MANAGER, api_version)
-            else {
+            let api_version = &key.api_version;
+            let migrated =
+                takeover::migrate(&live, predecessors, MANAGER, api_version, subresource);
+            let Some(migration) = migrated else {
                 return Ok((live, Vec::new()));
             };
             let version = fields::at(&live, &["metadata", "resourceVersion"])
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let patch = takeover::patch(&migration, version);
-            match self.send_takeover(p, patch).await {
+            match self.send_takeover(resource, key, patch).await {
                 Ok(success) => {
-                    tracing::info!(managers = ?migration.managers, "took over field ownership");
+                    tracing::info!(managers = ?migration.managers, ?subresource, "took over field ownership");
                     return Ok((success.body(), migration.managers));
                 }
                 Err(SendError::Final(f)) if f.code == 409 && attempt < TAKEOVER_ATTEMPTS => {
                     attempt += 1;
                     live = self
-                        .read_live(p)
+                        .read(resource, key)
                         .await?
                         .ok_or_else(|| ApplyError::Rejected {
-                            object: p.key.to_string(),
+                            object: key.to_string(),
                             verb: "take over",
                             code: 404,
                             reason: "NotFound".into(),
                             message: "deleted while being taken over".into(),
                         })?;
                 }
-                Err(e) => return Err(send_error(&p.key, "take over", e)),
+                Err(e) => return Err(send_error(key, "take over", e)),
             }
         }
     }
@@ -736,7 +777,8 @@ impl Engine {
         let predecessors = &self.inner.config.take_over_from;
         !predecessors.is_empty()
             && (takeover::is_untracked(live)
-                || takeover::migrate(live, predecessors, MANAGER, &p.key.api_version).is_some())
+                || takeover::migrate(live, predecessors, MANAGER, &p.key.api_version, None)
+                    .is_some())
     }
 
     /// An apply of nothing to an untracked object: the API server records every field it holds as
@@ -750,15 +792,20 @@ impl Engine {
 
     /// The JSON patch of a takeover, which only ever changes managedFields. Sent under our manager,
     /// though no field changes, so the API records no Update entry for it.
-    async fn send_takeover(&self, p: &Prepared, patch: Value) -> Result<Success, SendError> {
+    async fn send_takeover(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        patch: Value,
+    ) -> Result<Success, SendError> {
         let patch: json_patch::Patch =
             serde_json::from_value(patch).map_err(|e| SendError::Malformed(e.to_string()))?;
         let params = PatchParams {
             field_manager: Some(MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
-            .patch(&p.key.name, &params, &Patch::<()>::Json(patch))
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .patch(&key.name, &params, &Patch::<()>::Json(patch))
             .map_err(|e| SendError::Malformed(e.to_string()))?;
         transport::send_guarded(&self.inner.client, request, &self.inner.config.retry).await
     }
@@ -1103,22 +1150,7 @@ impl Engine {
         finalizer: &str,
         wanted: bool,
     ) -> Result<FinalizerState, ApplyError> {
-        let key = ObjectKey {
-            api_version: owner.api_version.clone(),
-            kind: owner.kind.clone(),
-            namespace: owner.namespace.clone(),
-            name: owner.name.clone(),
-        };
-        let resource = self
-            .inner
-            .registry
-            .owner_resource(&owner.api_version, &owner.kind)
-            .cloned()
-            .ok_or_else(|| ApplyError::UnregisteredKind {
-                object: key.to_string(),
-                api_version: owner.api_version.clone(),
-                kind: owner.kind.clone(),
-            })?;
+        let (key, resource) = self.owner_target(owner)?;
         let mut body = skeleton(&key);
         body["metadata"]["uid"] = json!(owner.uid);
         if wanted {
@@ -1145,6 +1177,28 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// The owner's key and resource; its kind must be registered with
+    /// [`KindRegistry::with_owner`].
+    fn owner_target(&self, owner: &Owner) -> Result<(ObjectKey, ApiResource), ApplyError> {
+        let key = ObjectKey {
+            api_version: owner.api_version.clone(),
+            kind: owner.kind.clone(),
+            namespace: owner.namespace.clone(),
+            name: owner.name.clone(),
+        };
+        let resource = self
+            .inner
+            .registry
+            .owner_resource(&owner.api_version, &owner.kind)
+            .cloned()
+            .ok_or_else(|| ApplyError::UnregisteredKind {
+                object: key.to_string(),
+                api_version: owner.api_version.clone(),
+                kind: owner.kind.clone(),
+            })?;
+        Ok((key, resource))
     }
 
     /// Removes a finalizer another manager co-owns (see [`Self::apply_finalizer`]).

@@ -44,8 +44,9 @@ pub struct Migration {
     pub managers: Vec<String>,
 }
 
-/// The managedFields of `live` with every main-resource entry of a manager in `predecessors`
-/// (`Update` or `Apply`) folded into `manager`'s `Apply` entry; `None` when there is none.
+/// The managedFields of `live` with every entry of a manager in `predecessors` (`Update` or
+/// `Apply`) for `subresource` (`None`: the main resource) folded into `manager`'s `Apply` entry
+/// for it; `None` when there is none. Entries for other subresources stay as they are.
 ///
 /// Our entry is kept at its apiVersion, or created at `api_version` (the version we apply) when
 /// absent. Field sets of one object at two versions cannot be united without the API's
@@ -58,28 +59,32 @@ pub fn migrate(
     predecessors: &[String],
     manager: &str,
     api_version: &str,
+    subresource: Option<&str>,
 ) -> Option<Migration> {
     let entries = fields::at(live, &["metadata", "managedFields"])?.as_array()?;
-    let taken_over = |e: &Value| is_predecessor(e, predecessors, manager);
+    let ours = Ours {
+        manager,
+        subresource: subresource.unwrap_or_default(),
+    };
+    let taken_over = |e: &Value| ours.takes_over(e, predecessors);
     let taken: Vec<&Value> = entries.iter().filter(|e| taken_over(e)).collect();
     if taken.is_empty() {
         return None;
     }
-    let ours = entries.iter().position(|e| is_our_apply(e, manager));
-    let version = match ours {
+    let our_entry = entries.iter().position(|e| ours.is_apply(e));
+    let version = match our_entry {
         Some(index) => text(&entries[index], "apiVersion").to_owned(),
         None => target_version(&taken, api_version).to_owned(),
     };
-    let mut united = ours.map(|index| entries[index].clone()).unwrap_or_else(|| {
-        json!({"manager": manager, "operation": "Apply", "apiVersion": version,
-               "fieldsType": "FieldsV1", "fieldsV1": {}})
-    });
+    let mut united = our_entry
+        .map(|index| entries[index].clone())
+        .unwrap_or_else(|| ours.new_entry(&version));
     let same_version = taken.iter().filter(|e| text(e, "apiVersion") == version);
     for entry in same_version.clone() {
         let tree = united_fields(&united, entry);
         united["fieldsV1"] = Value::Object(tree);
     }
-    if ours.is_none()
+    if our_entry.is_none()
         && let Some(time) = same_version
             .filter_map(|e| e.get("time"))
             .max_by(|a, b| a.as_str().cmp(&b.as_str()))
@@ -90,14 +95,14 @@ pub fn migrate(
         .iter()
         .filter(|e| !taken_over(e))
         .map(|e| {
-            if is_our_apply(e, manager) {
+            if ours.is_apply(e) {
                 united.clone()
             } else {
                 e.clone()
             }
         })
         .collect();
-    if ours.is_none() {
+    if our_entry.is_none() {
         // Apply entries come first in the API's order (spec §2.5).
         managed_fields.insert(0, united);
     }
@@ -125,21 +130,35 @@ fn text<'a>(entry: &'a Value, key: &str) -> &'a str {
     entry.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// An entry of the main resource (no subresource).
-fn is_main(entry: &Value) -> bool {
-    text(entry, "subresource").is_empty()
+/// Our manager, and the subresource (empty: the main resource) whose entries are taken over.
+struct Ours<'a> {
+    manager: &'a str,
+    subresource: &'a str,
 }
 
-fn is_our_apply(entry: &Value, manager: &str) -> bool {
-    is_main(entry) && text(entry, "manager") == manager && text(entry, "operation") == "Apply"
-}
+impl Ours<'_> {
+    fn is_apply(&self, entry: &Value) -> bool {
+        text(entry, "subresource") == self.subresource
+            && text(entry, "manager") == self.manager
+            && text(entry, "operation") == "Apply"
+    }
 
-fn is_predecessor(entry: &Value, predecessors: &[String], manager: &str) -> bool {
-    let name = text(entry, "manager");
-    is_main(entry)
-        && predecessors.iter().any(|p| p == name)
-        && matches!(text(entry, "operation"), "Update" | "Apply")
-        && !is_our_apply(entry, manager)
+    fn takes_over(&self, entry: &Value, predecessors: &[String]) -> bool {
+        let name = text(entry, "manager");
+        text(entry, "subresource") == self.subresource
+            && predecessors.iter().any(|p| p == name)
+            && matches!(text(entry, "operation"), "Update" | "Apply")
+            && !self.is_apply(entry)
+    }
+
+    fn new_entry(&self, api_version: &str) -> Value {
+        let mut entry = json!({"manager": self.manager, "operation": "Apply",
+            "apiVersion": api_version, "fieldsType": "FieldsV1", "fieldsV1": {}});
+        if !self.subresource.is_empty() {
+            entry["subresource"] = json!(self.subresource);
+        }
+        entry
+    }
 }
 
 /// The version our new entry takes: the one we apply if a predecessor wrote at it, else the newest

@@ -123,6 +123,15 @@ async fn take_over(mut cluster: Cluster, sample: &str) {
             assert_no_predecessor_fields(sample, key, &serde_json::to_value(&live).expect("JSON"));
         }
     }
+    let fs = cluster
+        .feature_stores(&namespace)
+        .get(&name)
+        .await
+        .expect("fs");
+    let fs = serde_json::to_value(&fs).expect("JSON");
+    assert_no_predecessor_fields(sample, "its FeatureStore", &fs);
+    let hostnames = &fs["status"]["serviceHostnames"];
+    assert!(hostnames.get("ui").is_none(), "{sample}: {hostnames}");
     assert_config_from_secret(&cluster, sample, &deployment).await;
     assert_no_duplicates(&cluster, sample, &name, &rendered).await;
     assert_events(&cluster, &name, &uid).await;
@@ -352,6 +361,9 @@ async fn write_feast_status(cluster: &Cluster, fs: &FeatureStore) {
         "feastVersion": "0.66.0",
         "applied": current["spec"].clone(),
         "clientConfigMap": format!("feast-{}-client", fs.name_any()),
+        // What fieldwise does not report (as of a UI since removed): gone once it has taken over.
+        "serviceHostnames": {"ui": format!("feast-{}-ui.{}.svc.cluster.local:80",
+            fs.name_any(), cluster.namespace)},
         "conditions": [ready("FeatureStore", "FeatureStore installation complete"),
             ready("OnlineStore", "Online Store installation complete"),
             ready("Client", "Client installation complete")],
@@ -382,8 +394,10 @@ async fn wait_available(cluster: &Cluster, name: &str, replicas: i32) {
     .await;
 }
 
-/// Ready as fieldwise reports it: fieldwise has applied the status (the Feast operator's said Ready too).
+/// Ready as fieldwise reports it: after its first reconcile has applied the status (the Feast
+/// operator's said Ready too).
 async fn wait_ready_by_fieldwise(cluster: &Cluster, name: &str) -> FeatureStore {
+    cluster.wait_reconciles(1).await;
     let ready = |fs: Option<&FeatureStore>| {
         fs.is_some_and(|fs| {
             fieldwise_apply::owns_a_status(&fs.metadata)

@@ -63,7 +63,7 @@ fn controller_manager_entries() -> Vec<Value> {
 }
 
 fn migrated(live: &Value) -> Migration {
-    migrate(live, &predecessors(), "fieldwise", "apps/v1").expect("something to take over")
+    migrate(live, &predecessors(), "fieldwise", "apps/v1", None).expect("something to take over")
 }
 
 fn find<'a>(entries: &'a [Value], manager: &str, operation: &str) -> Vec<&'a Value> {
@@ -186,7 +186,7 @@ fn without_a_predecessor_at_our_version_the_newest_entry_becomes_ours() {
     );
     let live = object(vec![older, newer]);
     let migration =
-        migrate(&live, &predecessors(), "fieldwise", "autoscaling/v2").expect("taken over");
+        migrate(&live, &predecessors(), "fieldwise", "autoscaling/v2", None).expect("taken over");
     assert_eq!(
         migration.managed_fields.len(),
         1,
@@ -224,7 +224,8 @@ fn a_predecessors_apply_entry_is_taken_over_too() {
         json!({"f:spec": {"f:maxUnavailable": {}, "f:selector": {}}}),
     );
     let live = object(vec![feast_ssa]);
-    let migration = migrate(&live, &predecessors(), "fieldwise", "policy/v1").expect("taken over");
+    let migration =
+        migrate(&live, &predecessors(), "fieldwise", "policy/v1", None).expect("taken over");
     assert_eq!(migration.managed_fields.len(), 1);
     assert_eq!(migration.managed_fields[0]["manager"], "fieldwise");
     assert_eq!(migration.managers, ["feast-operator"]);
@@ -241,21 +242,33 @@ fn nothing_to_take_over() {
         json!({"f:spec": {}}),
     ));
     assert_eq!(
-        migrate(&object(entries), &predecessors(), "fieldwise", "apps/v1"),
+        migrate(
+            &object(entries),
+            &predecessors(),
+            "fieldwise",
+            "apps/v1",
+            None
+        ),
         None
     );
     assert_eq!(
-        migrate(&object(vec![]), &predecessors(), "fieldwise", "apps/v1"),
+        migrate(
+            &object(vec![]),
+            &predecessors(),
+            "fieldwise",
+            "apps/v1",
+            None
+        ),
         None
     );
     let untracked = json!({"metadata": {"name": "x"}});
     assert_eq!(
-        migrate(&untracked, &predecessors(), "fieldwise", "apps/v1"),
+        migrate(&untracked, &predecessors(), "fieldwise", "apps/v1", None),
         None
     );
     // Only the configured names: the same entries with no predecessors configured stay.
     let live = object(vec![feast_create()]);
-    assert_eq!(migrate(&live, &[], "fieldwise", "apps/v1"), None);
+    assert_eq!(migrate(&live, &[], "fieldwise", "apps/v1", None), None);
 }
 
 #[test]
@@ -269,7 +282,7 @@ fn our_own_updates_are_not_taken_over_unless_named() {
     );
     let live = object(vec![our_patch]);
     assert_eq!(
-        migrate(&live, &predecessors(), "fieldwise", "apps/v1"),
+        migrate(&live, &predecessors(), "fieldwise", "apps/v1", None),
         None
     );
 }
@@ -325,12 +338,73 @@ fn before_first_apply_is_taken_over_when_named() {
     );
     let live = object(vec![recorded]);
     assert_eq!(
-        migrate(&live, &predecessors(), "fieldwise", "apps/v1"),
+        migrate(&live, &predecessors(), "fieldwise", "apps/v1", None),
         None
     );
     let mut names = predecessors();
     names.push(BEFORE_FIRST_APPLY.to_owned());
-    let migration = migrate(&live, &names, "fieldwise", "apps/v1").expect("taken over");
+    let migration = migrate(&live, &names, "fieldwise", "apps/v1", None).expect("taken over");
     assert_eq!(migration.managers, [BEFORE_FIRST_APPLY]);
     assert_eq!(migration.managed_fields[0]["manager"], "fieldwise");
+}
+
+#[test]
+fn a_subresources_entries_are_taken_over_into_our_entry_for_it() {
+    let status = |manager: &str, operation: &str, fields: Value| {
+        on_status(entry(
+            manager,
+            operation,
+            "feast.dev/v1",
+            "2026-11-20T10:00:00Z",
+            fields,
+        ))
+    };
+    let theirs = status(
+        "manager",
+        "Update",
+        json!({"f:status": {"f:serviceHostnames": {"f:ui": {}}}}),
+    );
+    let ours = status("fieldwise", "Apply", json!({"f:status": {"f:phase": {}}}));
+    let user = entry(
+        "e2e-user",
+        "Apply",
+        "feast.dev/v1",
+        "2026-11-20T09:00:00Z",
+        json!({"f:spec": {}}),
+    );
+    let live = object(vec![user.clone(), ours, theirs, feast_create()]);
+    let migration = migrate(
+        &live,
+        &predecessors(),
+        "fieldwise",
+        "feast.dev/v1",
+        Some("status"),
+    )
+    .expect("taken over");
+    assert_eq!(migration.managed_fields.len(), 3);
+    assert_eq!(migration.managed_fields[0], user);
+    let united = &migration.managed_fields[1];
+    assert_eq!(united["subresource"], "status");
+    assert_eq!(
+        united["fieldsV1"],
+        json!({"f:status": {"f:phase": {}, "f:serviceHostnames": {"f:ui": {}}}})
+    );
+    assert_eq!(
+        migration.managed_fields[2],
+        feast_create(),
+        "the main resource's stay"
+    );
+    let only_status = object(vec![on_status(feast_create())]);
+    let created = migrate(
+        &only_status,
+        &predecessors(),
+        "fieldwise",
+        "apps/v1",
+        Some("status"),
+    )
+    .expect("taken over");
+    assert_eq!(
+        created.managed_fields[0]["subresource"], "status",
+        "a new entry for it"
+    );
 }
