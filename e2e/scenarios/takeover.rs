@@ -408,10 +408,13 @@ async fn wait_ready_by_fieldwise(cluster: &Cluster, name: &str) -> FeatureStore 
     wait_for(&stores, name, ready, "Ready by fieldwise").await
 }
 
-/// Every `(spec.replicas, status.availableReplicas)` a Deployment showed, consecutive repeats folded,
-/// recorded by a watch of its own, with the resourceVersion it last saw.
+/// A Deployment's `(spec.replicas, status.availableReplicas)`.
+type Replicas = (Option<i32>, Option<i32>);
+
+/// Every [`Replicas`] a Deployment showed, consecutive repeats folded, recorded by a watch of its
+/// own, with the resourceVersion it last saw.
 struct WorkloadHistory {
-    values: tokio::sync::watch::Receiver<(Vec<(Option<i32>, Option<i32>)>, u64)>,
+    values: tokio::sync::watch::Receiver<(Vec<Replicas>, u64)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -444,7 +447,7 @@ impl WorkloadHistory {
     }
 
     /// The history once its watch has seen `deployment` (read after it) or a later version.
-    async fn until_seen(&self, deployment: &Deployment) -> Vec<(Option<i32>, Option<i32>)> {
+    async fn until_seen(&self, deployment: &Deployment) -> Vec<Replicas> {
         let version = resource_version(deployment);
         let mut values = self.values.clone();
         let seen = values.wait_for(|(_, seen)| *seen >= version);
