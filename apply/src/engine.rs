@@ -695,16 +695,23 @@ impl Engine {
         p: &Prepared,
         mut live: Value,
     ) -> Result<(Value, Vec<String>), ApplyError> {
-        if !self.takes_over(p, &live) {
+        let configured = &self.inner.config.take_over_from;
+        if configured.is_empty() {
             return Ok((live, Vec::new()));
         }
-        let mut predecessors = self.inner.config.take_over_from.clone();
+        let with_untracked;
+        let mut predecessors = configured.as_slice();
         if takeover::is_untracked(&live) {
             live = self.record_before_first_apply(p).await?;
-            predecessors.push(takeover::BEFORE_FIRST_APPLY.to_owned());
+            with_untracked = [
+                configured.as_slice(),
+                &[takeover::BEFORE_FIRST_APPLY.to_owned()],
+            ]
+            .concat();
+            predecessors = &with_untracked;
         }
         let target = (&p.kind.resource, &p.key);
-        self.migrate_ownership(target, live, &predecessors, None)
+        self.migrate_ownership(target, live, predecessors, None)
             .await
     }
 
