@@ -5,7 +5,7 @@
 //! request of the operator is refused, the Deployment is never recreated and never asks for fewer
 //! replicas (a scaled one never has fewer available), nothing is duplicated and no field is left to the
 //! Feast operator. Its cluster-scoped leftovers are reported once and outlive the FeatureStore, whose
-//! deletion removes everything fieldwise adopted.
+//! deletion removes everything fieldwise adopted. An object another owner controls is left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +20,7 @@ use fieldwise_api::v1::FeatureStore;
 use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::Deployment,
+    core::v1::ConfigMap,
     rbac::v1::{ClusterRole, ClusterRoleBinding},
 };
 use kube::{
@@ -630,4 +631,74 @@ async fn delete_and_check(
             .delete(SHARED_CLUSTER_ROLE, &DeleteParams::default())
             .await;
     }
+}
+
+on_every_target!(
+    an_object_another_owner_controls_is_left_alone_and_reported,
+    controlled_by_another
+);
+
+/// A child's name taken by an object another owner controls: fieldwise applies nothing to it (a second
+/// controller reference would be refused), reports it in the part's condition and a Warning Event
+/// naming the object and its controller, and leaves it as it was.
+async fn controlled_by_another(cluster: Cluster) {
+    let namespace = cluster.namespace.clone();
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &namespace);
+    let other: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "someone-else"}})).expect("a ConfigMap");
+    let other = config_maps
+        .create(&PostParams::default(), &other)
+        .await
+        .expect("another owner");
+    let theirs: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "feast-taken-client", "ownerReferences": [{"apiVersion": "v1",
+            "kind": "ConfigMap", "name": "someone-else", "uid": other.uid(), "controller": true}]},
+        "data": {"feature_store.yaml": "theirs"}}))
+    .expect("a ConfigMap");
+    let theirs = config_maps
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("their object");
+    let fs = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+        "metadata": {"name": "taken", "namespace": namespace}, "spec": {"feastProject": "p"}});
+    cluster.apply_yaml(&fs.to_string(), &namespace).await;
+    let reported = |fs: Option<&FeatureStore>| {
+        let conditions = fs.and_then(|fs| fs.status.as_ref()?.conditions.clone());
+        conditions.into_iter().flatten().any(|c| {
+            c.type_ == "Client"
+                && c.status == fieldwise_api::v1::ConditionStatus::False
+                && c.message
+                    .contains("is controlled by ConfigMap someone-else")
+        })
+    };
+    let stores = cluster.feature_stores(&namespace);
+    let fs = wait_for(&stores, "taken", reported, "reporting the Client ConfigMap").await;
+    let uid = fs.uid().expect("a uid");
+    let warned = |notes: &[(String, String)]| {
+        notes.iter().any(|(reason, note)| {
+            reason == "ChildControlledByAnother"
+                && note.contains("ConfigMap")
+                && note.contains("feast-taken-client")
+                && note.contains("ConfigMap someone-else")
+        })
+    };
+    let notes = events_until(&cluster, Some(&uid), warned).await;
+    assert!(warned(&notes), "no Warning Event naming both: {notes:?}");
+    let left = config_maps
+        .get("feast-taken-client")
+        .await
+        .expect("still there");
+    assert_eq!(left.uid(), theirs.uid());
+    let data = left.data.unwrap_or_default();
+    assert_eq!(
+        data.get("feature_store.yaml").map(String::as_str),
+        Some("theirs")
+    );
+    let labels = left.metadata.labels.unwrap_or_default();
+    assert!(
+        !labels.contains_key("app.kubernetes.io/managed-by"),
+        "{labels:?}"
+    );
+    let controllers = left.metadata.owner_references.unwrap_or_default();
+    assert_eq!(controllers.len(), 1, "{controllers:?}");
 }
