@@ -273,3 +273,38 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
+    }
+
+    fn managers(flags: &[&str]) -> Vec<String> {
+        let cli = Cli::parse_from(std::iter::once("fieldwise").chain(flags.iter().copied()));
+        take_over_from(cli.run.take_over_from)
+    }
+
+    #[test]
+    fn take_over_from_defaults_to_the_feast_operator_and_client_side_apply() {
+        assert_eq!(
+            managers(&[]),
+            ["manager", "feast-operator", "kubectl-client-side-apply"]
+        );
+    }
+
+    #[test]
+    fn take_over_from_is_a_list_and_empty_means_nobody() {
+        assert_eq!(
+            managers(&["--take-over-from", "manager, helm"]),
+            ["manager", "helm"]
+        );
+        assert!(managers(&["--take-over-from", ""]).is_empty());
+    }
+}
