@@ -863,26 +863,30 @@ fn requests_of_the_engine(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn an_adopting_owner_takes_a_predecessors_object_over_before_applying() {
-    let h = start_taking_over().await;
-    let created = create_as_predecessor(&h).await;
+/// Reconciles `web` (config from a Secret) for an owner `adopting` or not over the predecessor's
+/// Deployment, expecting it taken over from `taken_from` with exactly `requests`.
+async fn take_over_web(h: &Harness, adopting: bool, taken_from: &str, requests: [&str; 3]) {
+    let owner = h.owner.clone().adopting(adopting);
     h.emulator.counters().reset();
-    let owner = h.owner.clone().adopting(true);
     let desired = DesiredObject::new("online", web_config(false));
     let report = h.engine.reconcile(&owner, vec![desired]).await;
     assert_eq!(
         report.outcome_of("Deployment", "web"),
         Some(&Outcome::TakenOver {
-            managers: vec!["manager".into()]
+            managers: vec![taken_from.into()]
         }),
         "{report:?}"
     );
-    assert_eq!(
-        requests_of_the_engine(&h),
-        ["get/ x1", "patch/apply x1", "patch/json x1"],
-        "read, take over, apply: never refused"
-    );
+    assert_eq!(requests_of_the_engine(h), requests);
+}
+
+#[tokio::test]
+async fn an_adopting_owner_takes_a_predecessors_object_over_before_applying() {
+    let h = start_taking_over().await;
+    let created = create_as_predecessor(&h).await;
+    // Read, take over, apply: never refused.
+    let requests = ["get/ x1", "patch/apply x1", "patch/json x1"];
+    take_over_web(&h, true, "manager", requests).await;
     assert_taken_over(&h, &created).await;
 }
 
@@ -890,21 +894,9 @@ async fn an_adopting_owner_takes_a_predecessors_object_over_before_applying() {
 async fn a_blind_apply_refused_over_a_predecessors_object_reads_and_takes_it_over() {
     let h = start_taking_over().await;
     let created = create_as_predecessor(&h).await;
-    h.emulator.counters().reset();
-    let desired = DesiredObject::new("online", web_config(false));
-    let report = h.engine.reconcile(&h.owner, vec![desired]).await;
-    assert_eq!(
-        report.outcome_of("Deployment", "web"),
-        Some(&Outcome::TakenOver {
-            managers: vec!["manager".into()]
-        }),
-        "{report:?}"
-    );
-    assert_eq!(
-        requests_of_the_engine(&h),
-        ["get/ x1", "patch/apply x2", "patch/json x1"],
-        "the refused apply (a value and a valueFrom), a read, the takeover, the apply"
-    );
+    // The refused apply (a value and a valueFrom), a read, the takeover, the apply.
+    let requests = ["get/ x1", "patch/apply x2", "patch/json x1"];
+    take_over_web(&h, false, "manager", requests).await;
     assert_taken_over(&h, &created).await;
 }
 
@@ -969,21 +961,8 @@ async fn an_untracked_object_is_recorded_then_taken_over() {
         .await
         .expect("managedFields wiped");
     assert_eq!(wiped.metadata.managed_fields, None);
-    h.emulator.counters().reset();
-    let owner = h.owner.clone().adopting(true);
-    let desired = DesiredObject::new("online", web_config(false));
-    let report = h.engine.reconcile(&owner, vec![desired]).await;
-    assert_eq!(
-        report.outcome_of("Deployment", "web"),
-        Some(&Outcome::TakenOver {
-            managers: vec!["before-first-apply".into()]
-        }),
-        "{report:?}"
-    );
-    assert_eq!(
-        requests_of_the_engine(&h),
-        ["get/ x1", "patch/apply x2", "patch/json x1"],
-        "read, an apply of nothing to record the fields, take over, apply"
-    );
+    // Read, an apply of nothing to record the fields, take over, apply.
+    let requests = ["get/ x1", "patch/apply x2", "patch/json x1"];
+    take_over_web(&h, true, "before-first-apply", requests).await;
     assert_taken_over(&h, &created).await;
 }

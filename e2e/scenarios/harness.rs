@@ -664,17 +664,20 @@ pub fn contains(actual: &Value, expected: &Value, path: &str) -> Result<(), Stri
     }
 }
 
-/// Every `spec.replicas` value a Deployment took, consecutive repeats folded, recorded by a watch
-/// of its own from the moment it starts.
+/// A Deployment's `(spec.replicas, status.availableReplicas)`.
+pub type Replicas = (Option<i32>, Option<i32>);
+
+/// Every [`Replicas`] a Deployment showed, consecutive repeats folded, recorded by a watch of its own
+/// from the moment it starts, with the resourceVersion it last saw.
 pub struct ReplicasHistory {
-    values: tokio::sync::watch::Receiver<Vec<Option<i32>>>,
+    values: tokio::sync::watch::Receiver<(Vec<Replicas>, u64)>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ReplicasHistory {
     pub fn start(cluster: &Cluster, deployment: &str) -> Self {
         let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        let (record, values) = tokio::sync::watch::channel(Vec::new());
+        let (record, values) = tokio::sync::watch::channel((Vec::new(), 0));
         let config = watcher::Config::default().fields(&format!("metadata.name={deployment}"));
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, config)
@@ -682,28 +685,52 @@ impl ReplicasHistory {
                 .applied_objects()
                 .boxed();
             while let Some(Ok(deployment)) = stream.next().await {
-                let replicas = deployment.spec.and_then(|s| s.replicas);
-                record.send_if_modified(|values| {
-                    let changed = values.last() != Some(&replicas);
-                    if changed {
-                        values.push(replicas);
+                let spec = deployment.spec.as_ref().and_then(|s| s.replicas);
+                let available = deployment
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas);
+                let version = resource_version(&deployment);
+                record.send_modify(|(values, seen)| {
+                    if values.last() != Some(&(spec, available)) {
+                        values.push((spec, available));
                     }
-                    changed
+                    *seen = version;
                 });
             }
         });
         Self { values, task }
     }
 
-    /// The history once its own watch has seen `last` (another watch may have seen it first).
+    /// Every `spec.replicas` value, repeats folded, once its own watch has seen `last` (another watch
+    /// may have seen it first).
     pub async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
         let mut values = self.values.clone();
-        let seen = values.wait_for(|v| v.last() == Some(&Some(last)));
+        let seen = values.wait_for(|(v, _)| v.last().map(|(spec, _)| *spec) == Some(Some(last)));
+        let recorded = match tokio::time::timeout(patience(), seen).await {
+            Ok(Ok(values)) => values.0.clone(),
+            _ => self.values.borrow().0.clone(),
+        };
+        let mut asked: Vec<Option<i32>> = recorded.into_iter().map(|(spec, _)| spec).collect();
+        asked.dedup();
+        asked
+    }
+
+    /// The whole history once its watch has seen `deployment` (read after it) or a later version.
+    pub async fn until_seen(&self, deployment: &Deployment) -> Vec<Replicas> {
+        let version = resource_version(deployment);
+        let mut values = self.values.clone();
+        let seen = values.wait_for(|(_, seen)| *seen >= version);
         match tokio::time::timeout(patience(), seen).await {
-            Ok(Ok(values)) => values.clone(),
-            _ => self.values.borrow().clone(),
+            Ok(Ok(values)) => values.0.clone(),
+            _ => panic!("the Deployment watch did not reach version {version}"),
         }
     }
+}
+
+fn resource_version(deployment: &Deployment) -> u64 {
+    let version = deployment.metadata.resource_version.as_deref();
+    version.and_then(|v| v.parse().ok()).unwrap_or_default()
 }
 
 impl Drop for ReplicasHistory {

@@ -17,7 +17,6 @@ use fieldwise::featurestore::{
     render::{Input, OFFLINE_UID, render},
 };
 use fieldwise_api::v1::FeatureStore;
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::ConfigMap,
@@ -26,11 +25,10 @@ use k8s_openapi::api::{
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, events_until, on_every_target, wait_for};
+use crate::harness::{Cluster, ReplicasHistory, events_until, on_every_target, wait_for};
 use crate::samples::{api_for, await_gone, describe};
 
 /// The Feast operator's field managers: its creates and updates, and its server-side applies.
@@ -82,7 +80,7 @@ async fn take_over(mut cluster: Cluster, sample: &str) {
         .iter()
         .any(|o| o["kind"] == "Deployment" && o["spec"]["strategy"]["type"] == "RollingUpdate");
     wait_available(&cluster, &deployment, replicas).await;
-    let history = WorkloadHistory::start(&cluster, &deployment);
+    let history = ReplicasHistory::start(&cluster, &deployment);
 
     cluster.start_operator();
     wait_ready_by_fieldwise(&cluster, &name).await;
@@ -407,67 +405,6 @@ async fn wait_ready_by_fieldwise(cluster: &Cluster, name: &str) -> FeatureStore 
     };
     let stores = cluster.feature_stores(&cluster.namespace);
     wait_for(&stores, name, ready, "Ready by fieldwise").await
-}
-
-/// A Deployment's `(spec.replicas, status.availableReplicas)`.
-type Replicas = (Option<i32>, Option<i32>);
-
-/// Every [`Replicas`] a Deployment showed, consecutive repeats folded, recorded by a watch of its
-/// own, with the resourceVersion it last saw.
-struct WorkloadHistory {
-    values: tokio::sync::watch::Receiver<(Vec<Replicas>, u64)>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl WorkloadHistory {
-    fn start(cluster: &Cluster, name: &str) -> Self {
-        let api = crate::harness::deployments(cluster);
-        let (record, values) = tokio::sync::watch::channel((Vec::new(), 0));
-        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let task = tokio::spawn(async move {
-            let mut stream = watcher(api, config)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(Ok(deployment)) = stream.next().await {
-                let spec = deployment.spec.as_ref().and_then(|s| s.replicas);
-                let available = deployment
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.available_replicas);
-                let version = resource_version(&deployment);
-                record.send_modify(|(values, seen)| {
-                    if values.last() != Some(&(spec, available)) {
-                        values.push((spec, available));
-                    }
-                    *seen = version;
-                });
-            }
-        });
-        Self { values, task }
-    }
-
-    /// The history once its watch has seen `deployment` (read after it) or a later version.
-    async fn until_seen(&self, deployment: &Deployment) -> Vec<Replicas> {
-        let version = resource_version(deployment);
-        let mut values = self.values.clone();
-        let seen = values.wait_for(|(_, seen)| *seen >= version);
-        match tokio::time::timeout(crate::harness::patience(), seen).await {
-            Ok(Ok(values)) => values.0.clone(),
-            _ => panic!("the Deployment watch did not reach version {version}"),
-        }
-    }
-}
-
-fn resource_version(deployment: &Deployment) -> u64 {
-    let version = deployment.metadata.resource_version.as_deref();
-    version.and_then(|v| v.parse().ok()).unwrap_or_default()
-}
-
-impl Drop for WorkloadHistory {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 fn assert_no_predecessor_fields(sample: &str, key: &str, live: &Value) {
