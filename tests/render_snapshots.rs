@@ -306,3 +306,53 @@ fn feature_stores_and_prism_clusters_render_in_document_order() {
         "{owner_kinds:?}"
     );
 }
+
+/// Every child name in every FeatureStore snapshot that is made from the FeatureStore's name (and
+/// every pod volume so named) is among `names::derived_names`, with its kind: the list the CRD's
+/// name limit and the status's name check are derived from misses no object fieldwise creates.
+#[test]
+fn every_derived_child_name_is_listed_with_its_kind() {
+    use fieldwise::featurestore::names::derived_names;
+    let mut unlisted = Vec::new();
+    let mut checked = 0;
+    for snapshot in yaml_files(Path::new("tests/snapshots"), "v1_featurestore") {
+        let text = fs::read_to_string(&snapshot).expect("readable snapshot");
+        let objects: Vec<Value> = serde_saphyr::from_multiple(&text).expect("snapshot parses");
+        for object in &objects {
+            let labels = &object["metadata"]["labels"];
+            let owner = labels["app.kubernetes.io/instance"]
+                .as_str()
+                .unwrap_or_default();
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .or_else(|| labels["fieldwise.dev/owner-namespace"].as_str())
+                .unwrap_or_default();
+            let listed = derived_names(owner, namespace);
+            let is_listed =
+                |kind: &str, name: &str| listed.iter().any(|d| d.kind == kind && d.name == name);
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let mut names = vec![(kind, name)];
+            let volumes = object
+                .pointer("/spec/template/spec/volumes")
+                .and_then(Value::as_array);
+            for volume in volumes.into_iter().flatten() {
+                names.push(("pod volume", volume["name"].as_str().unwrap_or_default()));
+            }
+            for (kind, name) in names {
+                if !owner.is_empty() && name.contains(owner) {
+                    checked += 1;
+                    if !is_listed(kind, name) {
+                        unlisted.push(format!("{}: {kind} {name}", file_name(&snapshot)));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} names checked");
+    assert!(
+        unlisted.is_empty(),
+        "not in derived_names:\n{}",
+        unlisted.join("\n")
+    );
+}
