@@ -284,47 +284,54 @@ pub struct NameProblem {
 pub const INVALID_NAME_REASON: &str = "InvalidName";
 
 /// The first derived name of `cr_name` in `namespace` that its kind does not allow, with a message
-/// naming the object, the rule and the longest FeatureStore name that would fit. The CRD refuses
-/// such names at creation; this catches FeatureStores admitted without that rule (created before
-/// it, or under the Feast operator's CRD).
+/// naming the object and its kind's rule, and, for a length, the longest FeatureStore name every
+/// derived name fits with. The CRD refuses such names at creation; this catches FeatureStores
+/// admitted without that rule (created before it, or under the Feast operator's CRD).
 pub fn check_derived_names(cr_name: &str, namespace: &str) -> Result<(), NameProblem> {
-    let Some((derived, why)) = derived_names(cr_name, namespace)
-        .into_iter()
-        .find_map(|derived| {
-            derived
-                .rule
-                .problem(&derived.name)
-                .map(|why| (derived, why))
-        })
-    else {
+    let names = derived_names(cr_name, namespace);
+    let Some((derived, why)) = names.iter().find_map(|derived| {
+        derived
+            .rule
+            .problem(&derived.name)
+            .map(|why| (derived, why))
+    }) else {
         return Ok(());
     };
     let mut message = format!(
         "the {} name {:?} derived from the FeatureStore's name {why}",
         derived.kind, derived.name
     );
-    if let Some(max) = derived.rule.max_length()
-        && derived.name.len() > max
+    if derived
+        .rule
+        .max_length()
+        .is_some_and(|max| derived.name.len() > max)
     {
-        let fixed = derived.name.len() - cr_name.len();
-        let room = max.saturating_sub(fixed);
-        if derived.has_namespace {
-            message.push_str(&format!(
-                " (it is {} characters): in namespace {namespace} a FeatureStore name may have at most {room}",
-                derived.name.len()
-            ));
-        } else {
-            message.push_str(&format!(
-                " (it is {} characters): a FeatureStore name may have at most {room}",
-                derived.name.len()
-            ));
-        }
+        let longest = longest_name(&names, cr_name.len()).unwrap_or(0);
+        message.push_str(&format!(
+            " (it has {}): a FeatureStore name may have at most {longest} characters",
+            derived.name.len()
+        ));
     }
-    message.push_str("; recreate the FeatureStore under a shorter name");
+    message.push_str("; recreate the FeatureStore under another name");
     Err(NameProblem {
         part: derived.part,
         message,
     })
+}
+
+/// The longest FeatureStore name with which every name of `names` (derived from a name of
+/// `cr_length` characters) stays within its kind's length limit.
+fn longest_name(names: &[DerivedName], cr_length: usize) -> Option<usize> {
+    names
+        .iter()
+        .filter_map(|derived| {
+            let fixed = derived.name.len().saturating_sub(cr_length);
+            derived
+                .rule
+                .max_length()
+                .map(|max| max.saturating_sub(fixed))
+        })
+        .min()
 }
 
 #[cfg(test)]
@@ -378,8 +385,24 @@ mod tests {
             problem.message,
             format!(
                 "the Service name \"feast-{name}-registry-rest\" derived from the FeatureStore's name \
-                 must be no more than 63 characters (it is 64 characters): a FeatureStore name may have \
-                 at most 43; recreate the FeatureStore under a shorter name"
+                 must be no more than 63 characters (it has 64): a FeatureStore name may have at most \
+                 43 characters; recreate the FeatureStore under another name"
+            )
+        );
+    }
+
+    /// The first name that breaks its limit is named; the maximum is the one every name fits.
+    #[test]
+    fn a_longer_name_names_the_first_child_and_the_overall_maximum() {
+        let name = "a".repeat(50);
+        let problem = check_derived_names(&name, "ns").expect_err("too long");
+        assert_eq!(problem.part, ServiceType::CronJob);
+        assert_eq!(
+            problem.message,
+            format!(
+                "the CronJob name \"feast-{name}\" derived from the FeatureStore's name must be no \
+                 more than 52 characters (it has 56): a FeatureStore name may have at most 43 \
+                 characters; recreate the FeatureStore under another name"
             )
         );
     }
@@ -407,7 +430,7 @@ mod tests {
         assert!(cluster.iter().all(|d| d.rule == NameRule::PathSegment));
         assert_eq!(cluster[0].name, "feast-team-store-token-review");
         assert_eq!(NameRule::PathSegment.problem(&"a".repeat(300)), None);
-        assert_eq!(NameRule::PathSegment.problem("a/b").is_some(), true);
+        assert!(NameRule::PathSegment.problem("a/b").is_some());
     }
 
     #[test]
