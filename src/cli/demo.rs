@@ -182,9 +182,8 @@ fn client_of(emulator: &EmulatorHandle) -> Result<kube::Client, DemoError> {
     };
     let mut config = kube::Config::new(uri);
     config.default_namespace = "default".into();
-    // As in `fieldwise run`: the engine retries by itself.
-    config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
+    // As in `fieldwise run`: no retries (the engine retries by itself), fieldwise's User-Agent.
+    Ok(kube::Client::try_from(super::run::operator_config(config))?)
 }
 
 async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
