@@ -60,7 +60,7 @@ pub enum DemoError {
     Emulator(#[from] std::io::Error),
     #[error("cannot read the sample: {0}")]
     Sample(String),
-    #[error("Kubernetes API request failed: {0}")]
+    #[error("Kubernetes API request failed: {}", crate::runtime::errors::message(.0))]
     Kube(#[from] kube::Error),
     #[error("the operator stopped: {0}")]
     Operator(String),
@@ -266,7 +266,8 @@ async fn wait_ready(
     match tokio::time::timeout(timeout, await_condition(api.clone(), name, ready)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(DemoError::Operator(format!(
-            "watching {kind} {namespace}/{name} failed: {e}"
+            "watching {kind} {namespace}/{name} failed: {}",
+            crate::runtime::errors::message(&e)
         ))),
         Err(_) => {
             let last = match api.get_opt(name).await? {
@@ -448,7 +449,7 @@ async fn run_operator(client: kube::Client, stopped: oneshot::Receiver<()>) -> R
         shutdown,
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| crate::runtime::errors::message(&e))
 }
 
 /// `Kind/name  owner  managers` for every object the FeatureStore owns (transitively) or that
