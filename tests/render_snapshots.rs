@@ -356,3 +356,56 @@ fn every_derived_child_name_is_listed_with_its_kind() {
         unlisted.join("\n")
     );
 }
+
+/// `render --decode` shows the server Secret's feature_store.yaml in clear text (the user's
+/// database settings merged in), every other document as `render` shows it.
+#[test]
+fn decode_shows_the_server_feature_store_yaml_in_clear_text() {
+    use fieldwise::render::{DECODED_COMMENT, RenderOptions, render_with};
+    let inputs = [
+        input(Path::new("deploy/samples/featurestore-scaling-static.yaml")),
+        input(Path::new("deploy/samples/feature-store-secrets.yaml")),
+    ];
+    let plain = render(&inputs, &ImageDefaults::default()).expect("renders");
+    let decoded = render_with(
+        &inputs,
+        &ImageDefaults::default(),
+        RenderOptions {
+            decode_secrets: true,
+        },
+    )
+    .expect("renders");
+    let plain_docs: Vec<Value> = serde_saphyr::from_multiple(&plain).expect("parses");
+    let decoded_docs: Vec<Value> = serde_saphyr::from_multiple(&decoded).expect("parses");
+    assert_eq!(plain_docs.len(), decoded_docs.len());
+    let mut secrets = 0;
+    for (plain, decoded) in plain_docs.iter().zip(&decoded_docs) {
+        if plain["kind"] != "Secret" {
+            assert_eq!(plain, decoded);
+            continue;
+        }
+        secrets += 1;
+        assert!(decoded.get("data").is_none(), "{decoded}");
+        let yaml = decoded["stringData"]["TMP_FEATURE_STORE_YAML_BASE64"]
+            .as_str()
+            .expect("the feature_store.yaml in clear text");
+        let encoded = plain["data"]["TMP_FEATURE_STORE_YAML_BASE64"]
+            .as_str()
+            .expect("base64 in data");
+        let once = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        let twice = base64::engine::general_purpose::STANDARD
+            .decode(once)
+            .expect("base64 of base64");
+        assert_eq!(yaml, String::from_utf8(twice).expect("UTF-8"));
+        assert!(yaml.starts_with("project: "), "{yaml}");
+        assert!(yaml.contains("type: postgres"), "{yaml}");
+    }
+    assert_eq!(secrets, 1);
+    assert_eq!(decoded.matches(DECODED_COMMENT).count(), 1);
+    assert!(
+        decoded.contains("TMP_FEATURE_STORE_YAML_BASE64: |\n    project: "),
+        "{decoded}"
+    );
+}
