@@ -264,3 +264,61 @@ fn a_feature_store_admitted_before_the_name_rules_is_told_why_nothing_is_made() 
         );
     });
 }
+
+on_every_target!(
+    a_finalizer_another_manager_also_applied_is_still_removed_on_deletion,
+    co_owned_finalizer
+);
+
+/// The one write to a FeatureStore that is not a server-side apply: when another manager also
+/// applied fieldwise's finalizer (an operator before it, say), fieldwise's apply without it leaves
+/// it in place, so a JSON patch removes it, and the deletion completes.
+async fn co_owned_finalizer(cluster: Cluster) {
+    let namespace = &cluster.namespace;
+    cluster
+        .apply_yaml(
+            "apiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: shared\nspec:\n  feastProject: shared\n",
+            namespace,
+        )
+        .await;
+    let fs = cluster.wait_ready(namespace, "shared").await;
+    let stores = cluster.feature_stores(namespace);
+    let finalizer = fieldwise::featurestore::controller::FINALIZER;
+    let earlier = json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+        "metadata": {"name": "shared", "uid": fs.uid(), "finalizers": [finalizer]}});
+    let shared = stores
+        .patch(
+            "shared",
+            &PatchParams::apply("earlier-operator").force(),
+            &Patch::Apply(&earlier),
+        )
+        .await
+        .expect("the other manager applies the finalizer");
+    let mut owners: Vec<String> = shared
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
+        })
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    owners.sort();
+    assert_eq!(owners, ["earlier-operator", "fieldwise"]);
+    stores
+        .delete("shared", &DeleteParams::default())
+        .await
+        .expect("deleted");
+    wait_gone(&stores, "shared").await;
+    let metrics = cluster.metrics.encode().expect("metrics");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("fieldwise_reconcile_errors_total{")),
+        "reconcile errors counted:\n{metrics}"
+    );
+}
