@@ -16,7 +16,7 @@ use kube::Resource;
 use serde_json::Value;
 
 use crate::{
-    featurestore::{FeatureStoreController, context::ImageDefaults},
+    featurestore::{FeatureStoreController, context::ImageDefaults, graph::CONFIG_SECRET_KEY},
     prismcluster::PrismClusterController,
     runtime::{Controller, secrets::SecretData},
 };
@@ -73,9 +73,31 @@ pub trait Offline: Controller {
     ) -> Result<Self::Inputs, String>;
 }
 
+/// How `render` shows the objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Show the values of the Secrets fieldwise makes decoded, for review: `stringData` in clear
+    /// text, and the server Secret's feature_store.yaml (base64-encoded twice in `data`: the Feast
+    /// images read it base64-encoded) as YAML. Such output is not meant for `kubectl apply`.
+    pub decode_secrets: bool,
+}
+
+/// The comment before each Secret `render --decode` shows decoded.
+pub const DECODED_COMMENT: &str = "# Decoded by fieldwise render --decode for review: fieldwise applies these values \
+base64-encoded in data (and TMP_FEATURE_STORE_YAML_BASE64 holds the feature_store.yaml base64-encoded).";
+
 /// Renders the desired objects of every FeatureStore and PrismCluster in `inputs` as
 /// multi-document YAML.
 pub fn render(inputs: &[Input], images: &ImageDefaults) -> Result<String, RenderError> {
+    render_with(inputs, images, RenderOptions::default())
+}
+
+/// [`render`] with options.
+pub fn render_with(
+    inputs: &[Input],
+    images: &ImageDefaults,
+    options: RenderOptions,
+) -> Result<String, RenderError> {
     let documents = Documents::parse(inputs)?;
     // The cluster the files describe: a kind is served when its CRD is among the documents.
     let service_monitors = documents.has_crd(SERVICE_MONITOR_CRD);
@@ -93,8 +115,13 @@ pub fn render(inputs: &[Input], images: &ImageDefaults) -> Result<String, Render
         };
         for object in &rendered {
             yaml.push_str("---\n");
+            let mut object = object.clone();
+            if options.decode_secrets && decode_secret(&mut object) {
+                yaml.push_str(DECODED_COMMENT);
+                yaml.push('\n');
+            }
             yaml.push_str(
-                &serde_saphyr::to_string(object)
+                &serde_saphyr::to_string(&object)
                     .map_err(|e| RenderError::Invalid(e.to_string()))?,
             );
         }
@@ -154,6 +181,51 @@ fn show_placeholders(body: &mut Value) {
             *value = Value::from(GENERATED_PLACEHOLDER);
         }
     }
+}
+
+/// Moves a Secret's values that decode to text from `data` to `stringData`, decoding the server
+/// configuration's feature_store.yaml once more; generated placeholders move as they are. Whether
+/// the object was a Secret with a value shown decoded.
+fn decode_secret(body: &mut Value) -> bool {
+    if body.get("kind").and_then(Value::as_str) != Some("Secret") {
+        return false;
+    }
+    let Some(Value::Object(mut data)) = body.as_object_mut().and_then(|b| b.remove("data")) else {
+        return false;
+    };
+    let text = |encoded: &str| {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    let mut decoded = serde_json::Map::new();
+    for (key, value) in &data {
+        let Some(encoded) = value.as_str() else {
+            continue;
+        };
+        let clear = if encoded == GENERATED_PLACEHOLDER {
+            Some(encoded.to_owned())
+        } else if key == CONFIG_SECRET_KEY {
+            text(encoded).and_then(|inner| text(&inner))
+        } else {
+            text(encoded)
+        };
+        if let Some(clear) = clear {
+            decoded.insert(key.clone(), Value::from(clear));
+        }
+    }
+    data.retain(|key, _| !decoded.contains_key(key));
+    let any = !decoded.is_empty();
+    if let Some(object) = body.as_object_mut() {
+        if !data.is_empty() {
+            object.insert("data".into(), Value::Object(data));
+        }
+        if any {
+            object.insert("stringData".into(), Value::Object(decoded));
+        }
+    }
+    any
 }
 
 fn is_kind<K: Resource<DynamicType = ()>>(document: &Value) -> bool {

@@ -99,6 +99,19 @@ fn add_object_metadata_properties(root: &mut Value) {
             .entry(name)
             .or_insert_with(|| serde_json::json!({ "type": schema_type }));
     }
+    // A rule reporting at `.metadata.name` needs the field declared: kube-apiserver checks that a
+    // rule's fieldPath names a field of the schema (and lets the root's metadata declare only
+    // `name` and `generateName`).
+    let reports_at_name = root
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|rule| rule.get("fieldPath").and_then(Value::as_str) == Some(".metadata.name"));
+    if reports_at_name {
+        root["properties"]["metadata"]["properties"] =
+            serde_json::json!({ "name": { "type": "string" } });
+    }
 }
 
 #[cfg(test)]

@@ -68,10 +68,25 @@ impl Outcome {
 pub struct Rejection {
     /// The API server's message, e.g. `FeatureStore.feast.dev "sample" is invalid: spec: Invalid value: …`.
     pub message: String,
+    /// The kind and name of the refused object (what kubectl names in its message).
+    pub kind: String,
+    pub name: String,
     /// Fields strict field validation reports as unknown (the request fails before validation).
     pub unknown_fields: Vec<String>,
     /// The field errors behind a 422 `Invalid`.
     pub errors: Vec<FieldError>,
+}
+
+impl Rejection {
+    /// What kubectl prints when the API server gives this answer: for invalid objects, `The
+    /// FeatureStore "x" is invalid: <field>: <message>`, or that line and one `* <field>:
+    /// <message>` line per error ([`schema::kubectl_invalid_message`]); otherwise the message.
+    pub fn kubectl_message(&self) -> String {
+        if self.errors.is_empty() {
+            return self.message.clone();
+        }
+        schema::kubectl_invalid_message(&self.kind, &self.name, &self.errors)
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -239,6 +254,8 @@ impl<'a> Target<'a> {
         }
         Err(Rejection {
             message: schema::invalid_message(self.kind, self.group, &object_name(object), &errors),
+            kind: self.kind.to_owned(),
+            name: object_name(object),
             unknown_fields: Vec::new(),
             errors,
         })
@@ -249,6 +266,8 @@ impl<'a> Target<'a> {
 fn no_match(kind: &str, api_version: &str) -> Rejection {
     Rejection {
         message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
+        kind: kind.to_owned(),
+        name: String::new(),
         unknown_fields: Vec::new(),
         errors: Vec::new(),
     }
@@ -272,6 +291,8 @@ fn object_name(object: &Value) -> String {
 fn strict_decoding_error(kind: &str, version: &str, unknown: Vec<String>) -> Rejection {
     Rejection {
         message: strict_decoding_message(kind, version, &unknown),
+        kind: kind.to_owned(),
+        name: String::new(),
         unknown_fields: unknown,
         errors: Vec::new(),
     }

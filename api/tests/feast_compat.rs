@@ -17,6 +17,20 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
          reconciled, so fieldwise rejects it at admission instead of failing later.",
     ),
     (
+        "",
+        "x-kubernetes-validations",
+        "fieldwise refuses, at creation, FeatureStore names its children's names cannot be made \
+         from: longer than 43 characters (the Service feast-<name>-registry-rest must be a DNS-1035 \
+         label of at most 63) or with a '.'. The Feast operator accepts them and then fails to \
+         create the Services.",
+    ),
+    (
+        ".metadata.name",
+        "property",
+        "Declared so that the name rules report at metadata.name (kube-apiserver requires a rule's \
+         fieldPath to name a declared field).",
+    ),
+    (
         ".spec.services.volumes[].ephemeral.volumeClaimTemplate.metadata.*",
         "property",
         "The Feast CRD declares this ObjectMeta as a bare `type: object`, so the API server prunes the \

@@ -17,6 +17,8 @@ use crate::runtime::conditions::condition;
 
 /// Condition types, as the Feast operator names them.
 pub const READY_TYPE: &str = "FeatureStore";
+/// The FeatureStore condition's reason when something failed (the Feast operator's).
+pub const FAILED_REASON: &str = "FeatureStoreFailed";
 const UNSUPPORTED_TYPE: &str = "Unsupported";
 
 /// What was observed of the feature-server Deployment.
@@ -44,6 +46,8 @@ pub enum Outcome<'a> {
         applied: &'a FeatureStoreSpec,
         part: ServiceType,
         message: String,
+        /// The FeatureStore condition's reason: [`FAILED_REASON`] unless the problem has its own.
+        reason: &'a str,
     },
 }
 
@@ -135,13 +139,17 @@ fn overall(
     deployment: Option<&DeploymentObservation>,
 ) -> (ConditionStatus, String, String) {
     let failure = match outcome {
-        Outcome::Invalid { message, .. } => Some(message.clone()),
-        Outcome::Applied { failed, .. } => failed.first().map(|(_, message)| message.clone()),
+        Outcome::Invalid {
+            message, reason, ..
+        } => Some((*reason, message.clone())),
+        Outcome::Applied { failed, .. } => failed
+            .first()
+            .map(|(_, message)| (FAILED_REASON, message.clone())),
     };
-    if let Some(message) = failure {
+    if let Some((reason, message)) = failure {
         return (
             ConditionStatus::False,
-            "FeatureStoreFailed".into(),
+            reason.into(),
             format!("Error: {message}"),
         );
     }
@@ -396,6 +404,7 @@ mod tests {
             applied: &applied,
             part: ServiceType::Offline,
             message: "secrets \"x\" not found".into(),
+            reason: FAILED_REASON,
         };
         let status = derive_status(&fs, &outcome, None, &at(100));
         assert_eq!(status.phase.as_deref(), Some("Failed"));

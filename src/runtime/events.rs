@@ -116,6 +116,6 @@ pub async fn publish(
         secondary,
     };
     if let Err(error) = recorder.publish(&event, owner).await {
-        warn!(%error, reason, "could not publish event");
+        warn!(error = %super::errors::message(&error), reason, "could not publish event");
     }
 }
