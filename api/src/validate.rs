@@ -220,7 +220,7 @@ impl<'a> Target<'a> {
             .versions
             .iter()
             .find(|v| v.served && Some(v.name.as_str()) == wanted)
-            .ok_or_else(|| no_match(kind, api_version))?;
+            .ok_or_else(|| retired_or_no_match(crd, kind, api_version, wanted))?;
         let schema = version
             .schema
             .as_ref()
@@ -263,6 +263,32 @@ impl<'a> Target<'a> {
 }
 
 /// What kubectl reports when no served version matches.
+/// A version the CRD lists without serving it says what to use instead; any other, what the API
+/// server says.
+fn retired_or_no_match(
+    crd: &CustomResourceDefinition,
+    kind: &str,
+    api_version: &str,
+    wanted: Option<&str>,
+) -> Rejection {
+    let retired = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| !v.served && Some(v.name.as_str()) == wanted)
+        .and_then(|v| v.deprecation_warning.clone());
+    match retired {
+        Some(message) => Rejection {
+            message,
+            kind: kind.to_owned(),
+            name: String::new(),
+            unknown_fields: Vec::new(),
+            errors: Vec::new(),
+        },
+        None => no_match(kind, api_version),
+    }
+}
+
 fn no_match(kind: &str, api_version: &str) -> Rejection {
     Rejection {
         message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),

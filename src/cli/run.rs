@@ -232,6 +232,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
             .ok()
             .filter(|url| !url.is_empty()),
         service_monitor_available: service_monitors_served(client).await,
+        openshift: group_served(client, OPENSHIFT_ROUTE_GROUP).await,
         keda_available: served(
             client,
             &crate::prismcluster::kinds::scaled_object_resource(),
@@ -253,6 +254,18 @@ pub async fn service_monitors_served(client: &kube::Client) -> bool {
         &crate::featurestore::kinds::service_monitor_resource(),
     )
     .await
+}
+
+/// The API group whose presence tells an OpenShift cluster apart, as the Feast operator decides it.
+const OPENSHIFT_ROUTE_GROUP: &str = "route.openshift.io";
+
+/// Whether the API server serves an API group at all (decided once at start-up).
+async fn group_served(client: &kube::Client, group: &str) -> bool {
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .filter(&[group])
+        .run()
+        .await;
+    discovery.is_ok_and(|discovery| discovery.has_group(group))
 }
 
 /// Whether the API server serves a kind (decided once at start-up: a CRD installed later takes a

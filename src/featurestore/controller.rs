@@ -42,6 +42,7 @@ pub struct FeatureStoreController {
     images: ImageDefaults,
     oidc_issuer_url: Option<String>,
     service_monitor_available: bool,
+    openshift: bool,
 }
 
 impl FeatureStoreController {
@@ -55,15 +56,21 @@ impl FeatureStoreController {
             images: settings.images.clone(),
             oidc_issuer_url: settings.oidc_issuer_url.clone(),
             service_monitor_available: settings.service_monitor_available,
+            openshift: settings.openshift,
         }
     }
 
     /// The controller `fieldwise render` uses: images from the environment, no OIDC issuer.
-    pub fn offline(images: ImageDefaults, service_monitor_available: bool) -> Self {
+    pub fn offline(
+        images: ImageDefaults,
+        service_monitor_available: bool,
+        openshift: bool,
+    ) -> Self {
         Self {
             images,
             oidc_issuer_url: None,
             service_monitor_available,
+            openshift,
         }
     }
 
@@ -73,6 +80,7 @@ impl FeatureStoreController {
             images: self.images.clone(),
             oidc_issuer_url: self.oidc_issuer_url.clone(),
             service_monitor_available: self.service_monitor_available,
+            openshift: self.openshift,
             ..GraphContext::default()
         }
     }
