@@ -13,6 +13,9 @@ pub struct Settings {
     pub oidc_issuer_url: Option<String>,
     /// Whether the Prometheus Operator's ServiceMonitor CRD is installed.
     pub service_monitor_available: bool,
+    /// Whether the cluster is OpenShift, detected as the Feast operator does: the `route.openshift.io`
+    /// API group is served.
+    pub openshift: bool,
     /// Whether KEDA's ScaledObject CRD is installed.
     pub keda_available: bool,
     /// Whether the PrismCluster CRD is installed: the PrismCluster controller runs only then (an
@@ -52,6 +55,7 @@ impl Default for Settings {
             images: ImageDefaults::default(),
             oidc_issuer_url: None,
             service_monitor_available: false,
+            openshift: false,
             keda_available: false,
             prism_clusters_served: true,
             resync_period: DEFAULT_RESYNC_PERIOD,

@@ -540,6 +540,8 @@ impl Engine {
     }
 
     async fn apply_object(&self, p: &Prepared, adopting: bool) -> (Outcome, Vec<DriftReport>) {
+        let yielded = self.yield_to_growth(p);
+        let p = yielded.as_ref().unwrap_or(p);
         let body = fingerprint(&p.body);
         let (in_sync, live) = self.in_sync(p, body);
         if in_sync {
@@ -561,6 +563,19 @@ impl Engine {
         };
         record(&span, &outcome);
         (outcome, drift)
+    }
+
+    /// `p` without the size of a claim someone else has grown (see
+    /// [`immutable::without_outgrown_storage`]); `None` for every other object.
+    fn yield_to_growth(&self, p: &Prepared) -> Option<Prepared> {
+        if !immutable::has_claim_rule(&p.kind.immutable) {
+            return None;
+        }
+        let (_, cached) = self.cached_of(&p.key)?;
+        let live = cached.to_value()?;
+        let ours = fields::apply_entry(&live, MANAGER, None);
+        let body = immutable::without_outgrown_storage(&p.kind.immutable, &p.body, &live, ours)?;
+        Some(Prepared { body, ..p.clone() })
     }
 
     /// `Recreated` for a create that brought back a child of this owner someone else deleted.

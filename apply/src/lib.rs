@@ -58,6 +58,7 @@ mod fingerprint;
 mod identity;
 pub mod immutable;
 pub mod labels;
+pub mod messages;
 mod own_status;
 mod quantities;
 mod registry;

@@ -232,8 +232,15 @@ fn retry_delay(failure: &Failure, attempt: u32, cfg: &RetryConfig) -> Option<Dur
                 .map_or(exponential, |d| d.min(cfg.max_retry_after)),
         ),
         // A field manager conflict or a failed precondition is an answer, not a transient state;
-        // other conflicts ("the object has been modified") are storage races worth retrying.
-        409 if failure.field_conflict || failure.message.contains("Precondition failed") => None,
+        // so is an apply naming a uid no live object has (the object is gone: kube-apiserver's
+        // "uid mismatch: … no existing object was found"). Other conflicts ("the object has been
+        // modified") are storage races worth retrying.
+        409 if failure.field_conflict
+            || failure.message.contains("Precondition failed")
+            || failure.message.contains("uid mismatch") =>
+        {
+            None
+        }
         409 => Some(exponential),
         // The apply body does not fit the schema (spec §2.1): permanent, though reported as 500.
         500 if failure
@@ -292,6 +299,10 @@ mod tests {
             ),
             None
         );
+        // What kube-apiserver answers an apply with the uid of an object that is gone.
+        let gone = "Operation cannot be fulfilled on featurestores.feast.dev \"x\": uid mismatch: \
+                    the provided object specified uid 1, and no existing object was found";
+        assert_eq!(retry_delay(&failure(409, gone), 1, &cfg), None);
         let mut conflict = failure(409, "Apply failed with 1 conflict");
         conflict.field_conflict = true;
         assert_eq!(retry_delay(&conflict, 1, &cfg), None);

@@ -966,3 +966,69 @@ async fn an_untracked_object_is_recorded_then_taken_over() {
     take_over_web(&h, true, "before-first-apply", requests).await;
     assert_taken_over(&h, &created).await;
 }
+
+/// Removing the finalizer of an owner that is already gone (a reconcile that read it from a cache
+/// a moment old) is no error and no retry: the uid in the apply names no live object, which
+/// kube-apiserver answers with a 409 "uid mismatch".
+#[tokio::test]
+async fn removing_the_finalizer_of_a_deleted_owner_is_no_error() {
+    let emulator = Emulator::start(Options::default()).await.expect("emulator");
+    let mut config = kube::Config::new(emulator.url().parse().expect("url"));
+    config.default_namespace = "default".into();
+    config.default_retry = false;
+    let client = Client::try_from(config).expect("client");
+    let registry = KindRegistry::new()
+        .with(KindSpec::namespaced::<ConfigMap>())
+        .with_owner::<ConfigMap>();
+    let engine = Engine::new(client.clone(), registry);
+    let owners = Api::<ConfigMap>::namespaced(client.clone(), "default");
+    let owner_cm: ConfigMap =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "finalized", "namespace": "default"}}))
+        .expect("owner");
+    let owner_cm = owners
+        .create(&PostParams::default(), &owner_cm)
+        .await
+        .expect("created");
+    let owner = Owner::of(&owner_cm).expect("owner");
+    let finalizer = "example.com/cleanup";
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, true)
+            .await
+            .expect("added"),
+        fieldwise_apply::FinalizerState::Applied
+    );
+    owners
+        .delete("finalized", &Default::default())
+        .await
+        .expect("deletion requested");
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, false)
+            .await
+            .expect("removed"),
+        fieldwise_apply::FinalizerState::Applied
+    );
+    assert!(
+        owners
+            .get_opt("finalized")
+            .await
+            .expect("readable")
+            .is_none()
+    );
+    // Again, as a reconcile holding the stale copy would.
+    let before = emulator.counters().writes();
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, false)
+            .await
+            .expect("no error for an owner that is gone"),
+        fieldwise_apply::FinalizerState::OwnerGone
+    );
+    assert_eq!(
+        emulator.counters().writes() - before,
+        1,
+        "one request, no retries"
+    );
+}

@@ -551,12 +551,13 @@ type Answers = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
 
 /// A client as `fieldwise run` builds it (no retry layer), counting every write request it sends.
 fn counting_client(
-    mut config: Config,
+    config: Config,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
     answers: Answers,
 ) -> Client {
-    config.default_retry = false;
+    // As `fieldwise run` configures its client (no retries, fieldwise's User-Agent).
+    let config = fieldwise::cli::run::operator_config(config);
     kube::client::ClientBuilder::try_from(config)
         .expect("a client")
         .with_layer(&tower::layer::layer_fn(move |inner| CountWrites {

@@ -2,14 +2,14 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use fieldwise_observability::{Health, LogFormat, Metrics, TelemetryConfig};
+use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
 use tracing::{error, info};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
 
 use crate::{
     featurestore::context::ImageDefaults,
-    runtime::{RunOptions, run as run_controller},
+    runtime::{RunOptions, errors, run as run_controller},
     settings::{DEFAULT_RESYNC_PERIOD, DEFAULT_TAKE_OVER_FROM, Settings},
 };
 
@@ -30,6 +30,10 @@ pub struct Args {
     /// Log format: json or text.
     #[arg(long, default_value = "text")]
     pub log_format: LogFormat,
+    /// What to log: a level (error, warn, info, debug, trace) or `RUST_LOG`-style directives
+    /// (`info,fieldwise=debug`). Defaults to `RUST_LOG`, else `info`.
+    #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER, value_name = "LEVEL")]
+    pub log_level: String,
     /// Run the controller only while holding the Lease `fieldwise-leader` in POD_NAMESPACE; exit with an
     /// error when it is lost, so the pod restarts as a standby.
     #[arg(long)]
@@ -60,6 +64,7 @@ pub fn run(args: Args) -> ExitCode {
     runtime.block_on(async move {
         let telemetry = TelemetryConfig {
             log_format: args.log_format,
+            log_filter: Some(args.log_level.clone()),
             ..TelemetryConfig::default()
         };
         let guard = match fieldwise_observability::init(&telemetry) {
@@ -101,7 +106,10 @@ async fn serve(args: Args) -> Result<(), String> {
         health.clone(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| errors::message(&e))?;
+    if let Ok(address) = server.local_addr() {
+        info!(%address, "serving /metrics, /healthz and /readyz");
+    }
     tokio::spawn(server.run(shutdown_signal()));
     let settings = Settings {
         resync_period: Duration::from_secs(args.resync_seconds),
@@ -122,7 +130,7 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| errors::message(&e))
 }
 
 /// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
@@ -140,7 +148,7 @@ async fn run_as_leader(
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
     let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| errors::message(&e))?;
     // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
     // pod that cannot lead until the old one has gone.
     health.set_ready();
@@ -157,7 +165,7 @@ async fn run_as_leader(
     };
     let result = tokio::select! {
         result = run_controller(client, options, metrics, health, stopped(stopping.clone())) => {
-            result.map_err(|e| e.to_string())
+            result.map_err(|e| errors::message(&e))
         }
         () = lost => Err("lost the leader Lease; stopping so that the pod restarts".to_owned()),
         () = stop_deadline(stopping) => {
@@ -194,14 +202,32 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
 
-/// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so
-/// kube's own retry layer is switched off (stacked retries could hang a reconcile).
+/// A client for KUBECONFIG or the in-cluster service account, configured by [`operator_config`].
 pub async fn client() -> Result<kube::Client, String> {
-    let mut config = kube::Config::infer()
+    let config = kube::Config::infer()
         .await
-        .map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))?;
+    kube::Client::try_from(operator_config(config))
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))
+}
+
+/// The `User-Agent` of the operator's requests.
+pub const USER_AGENT: &str = concat!("fieldwise/", env!("CARGO_PKG_VERSION"));
+
+/// The operator's client settings. The engine retries requests itself, so kube's own retry layer
+/// is switched off (stacked retries could hang a reconcile). Requests carry the `User-Agent`
+/// [`USER_AGENT`]: the API server names the field manager of a write that names none after it (up
+/// to the `/`), so the Events kube's recorder writes are managed by `fieldwise`, not `unknown`.
+pub fn operator_config(mut config: kube::Config) -> kube::Config {
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    config
 }
 
 /// The managers to take over from, without the empty names `--take-over-from ''` (or a stray
@@ -220,6 +246,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
             .ok()
             .filter(|url| !url.is_empty()),
         service_monitor_available: service_monitors_served(client).await,
+        openshift: group_served(client, OPENSHIFT_ROUTE_GROUP).await,
         keda_available: served(
             client,
             &crate::prismcluster::kinds::scaled_object_resource(),
@@ -242,6 +269,18 @@ pub async fn service_monitors_served(client: &kube::Client) -> bool {
         &crate::featurestore::kinds::service_monitor_resource(),
     )
     .await
+}
+
+/// The API group whose presence tells an OpenShift cluster apart, as the Feast operator decides it.
+const OPENSHIFT_ROUTE_GROUP: &str = "route.openshift.io";
+
+/// Whether the API server serves an API group at all (decided once at start-up).
+async fn group_served(client: &kube::Client, group: &str) -> bool {
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .filter(&[group])
+        .run()
+        .await;
+    discovery.is_ok_and(|discovery| discovery.has_group(group))
 }
 
 /// Whether the API server serves a kind (decided once at start-up: a CRD installed later takes a

@@ -61,6 +61,8 @@ pub struct GraphContext {
     pub feature_stores: BTreeMap<(String, String), FeatureStore>,
     /// Whether the `monitoring.coreos.com/v1` ServiceMonitor kind is served by the cluster.
     pub service_monitor_available: bool,
+    /// Whether the cluster is OpenShift (the `route.openshift.io` API group is served).
+    pub openshift: bool,
     /// Image fallbacks from the operator's environment.
     pub images: ImageDefaults,
     /// The operator's `OIDC_ISSUER_URL`, the last fallback for the OIDC discovery URL.

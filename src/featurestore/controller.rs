@@ -20,9 +20,9 @@ use super::{
     context::{GraphContext, ImageDefaults},
     graph::{DesiredGraph, applied_spec, desired_graph, static_replicas},
     kinds, leftovers,
-    names::{ServiceType, base_name},
+    names::{INVALID_NAME_REASON, ServiceType, base_name, check_derived_names},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
-    status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
+    status::{DeploymentObservation, FAILED_REASON, Outcome, READY_TYPE, derive_status},
 };
 use crate::{
     runtime::{Applied, Controller, Graph, GraphResult, Notice, Rejection, Shared, Workloads},
@@ -42,6 +42,7 @@ pub struct FeatureStoreController {
     images: ImageDefaults,
     oidc_issuer_url: Option<String>,
     service_monitor_available: bool,
+    openshift: bool,
 }
 
 impl FeatureStoreController {
@@ -55,15 +56,21 @@ impl FeatureStoreController {
             images: settings.images.clone(),
             oidc_issuer_url: settings.oidc_issuer_url.clone(),
             service_monitor_available: settings.service_monitor_available,
+            openshift: settings.openshift,
         }
     }
 
     /// The controller `fieldwise render` uses: images from the environment, no OIDC issuer.
-    pub fn offline(images: ImageDefaults, service_monitor_available: bool) -> Self {
+    pub fn offline(
+        images: ImageDefaults,
+        service_monitor_available: bool,
+        openshift: bool,
+    ) -> Self {
         Self {
             images,
             oidc_issuer_url: None,
             service_monitor_available,
+            openshift,
         }
     }
 
@@ -73,6 +80,7 @@ impl FeatureStoreController {
             images: self.images.clone(),
             oidc_issuer_url: self.oidc_issuer_url.clone(),
             service_monitor_available: self.service_monitor_available,
+            openshift: self.openshift,
             ..GraphContext::default()
         }
     }
@@ -107,6 +115,16 @@ impl Controller for FeatureStoreController {
     }
 
     fn graph(&self, fs: &FeatureStore, inputs: &GraphContext) -> GraphResult<Self> {
+        // The CRD refuses such names at creation; a FeatureStore admitted without that rule
+        // (before it, or under the Feast operator's CRD) gets no children the API server would
+        // refuse one by one, but a status saying which name is too long.
+        let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
+        if let Err(problem) = check_derived_names(&fs.name_any(), &namespace) {
+            return Err(Rejection {
+                part: problem.part,
+                message: problem.message,
+            });
+        }
         match desired_graph(fs, inputs) {
             Ok(mut graph) => {
                 let objects = std::mem::take(&mut graph.objects);
@@ -147,10 +165,20 @@ impl Controller for FeatureStoreController {
             },
             Applied::Rejected(rejection) => {
                 rejected_spec = applied_spec(fs, inputs);
+                let names_invalid = check_derived_names(
+                    &fs.name_any(),
+                    &fs.namespace().unwrap_or_else(|| "default".to_owned()),
+                )
+                .is_err();
                 Outcome::Invalid {
                     applied: &rejected_spec,
                     part: rejection.part,
                     message: rejection.message.clone(),
+                    reason: if names_invalid {
+                        INVALID_NAME_REASON
+                    } else {
+                        FAILED_REASON
+                    },
                 }
             }
         };

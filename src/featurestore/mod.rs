@@ -11,5 +11,6 @@ pub mod names;
 pub mod references;
 pub mod render;
 pub mod status;
+pub mod trim;
 
 pub use controller::FeatureStoreController;

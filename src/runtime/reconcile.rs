@@ -90,7 +90,7 @@ impl<C: Controller> Context<C> {
 pub enum Error {
     #[error("{0}")]
     Apply(#[from] ApplyError),
-    #[error("{0}")]
+    #[error("{}", super::errors::message(.0))]
     Kube(#[from] kube::Error),
     #[error("{count} object(s) failed to apply")]
     PartialApply {

@@ -10,6 +10,7 @@ mod conformance_events;
 mod conformance_kubectl;
 mod conformance_lifecycle;
 mod conformance_more;
+mod conformance_names;
 mod conformance_nulls;
 mod conformance_openapi;
 mod conformance_protobuf;

@@ -63,12 +63,13 @@ pub fn cron_job(
             } else {
                 Some(true)
             },
-            concurrency_policy: Some(
-                config
-                    .concurrency_policy
-                    .clone()
-                    .unwrap_or_else(|| "Replace".to_owned()),
-            ),
+            // Replace is the default of the unscheduled job only (a run triggered by hand
+            // supersedes one still running); a scheduled job gets the user's policy or the
+            // API server's (Allow), as in Feast.
+            concurrency_policy: config
+                .concurrency_policy
+                .clone()
+                .or_else(|| (!scheduled).then(|| "Replace".to_owned())),
             starting_deadline_seconds: config
                 .starting_deadline_seconds
                 .or((!scheduled).then_some(5)),
@@ -100,7 +101,9 @@ pub fn cron_job(
                             restart_policy: Some("Never".to_owned()),
                             security_context: Some(PodSecurityContext {
                                 run_as_non_root: Some(true),
-                                run_as_user: Some(1001),
+                                // OpenShift assigns each namespace its own UID range and
+                                // refuses pods that pick one outside it.
+                                run_as_user: (!context.openshift).then_some(1001),
                                 seccomp_profile: Some(SeccompProfile {
                                     type_: "RuntimeDefault".to_owned(),
                                     localhost_profile: None,

@@ -86,7 +86,7 @@ pub fn service_monitor(
     let online = servers
         .iter()
         .find(|server| server.service == ServiceType::Online)?;
-    if !context.service_monitor_available || online.config.metrics != Some(true) {
+    if !context.service_monitor_available || !online.metrics {
         return None;
     }
     let labels = service_labels(cr_name, ServiceType::Online);

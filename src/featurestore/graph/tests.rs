@@ -418,6 +418,106 @@ fn the_cron_job_is_suspended_and_yearly_without_a_schedule() {
 }
 
 #[test]
+fn a_scheduled_cron_job_keeps_the_api_servers_concurrency_default() {
+    let unscheduled = graph(json!({"feastProject": "p"}));
+    let cron = object(&unscheduled, "CronJob", "feast-fs");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Replace");
+    let scheduled = graph(json!({"feastProject": "p", "cronJob": {"schedule": "*/5 * * * *"}}));
+    let cron = object(&scheduled, "CronJob", "feast-fs");
+    assert_eq!(
+        cron["spec"]["concurrencyPolicy"],
+        Value::Null,
+        "unset: Allow"
+    );
+    let chosen = graph(json!({"feastProject": "p", "cronJob": {
+        "schedule": "*/5 * * * *", "concurrencyPolicy": "Forbid"}}));
+    let cron = object(&chosen, "CronJob", "feast-fs");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+}
+
+#[test]
+fn the_cron_job_runs_as_1001_except_on_openshift() {
+    let pod_security = |context: &GraphContext| {
+        let graph = desired_graph(&feature_store(json!({"feastProject": "p"})), context)
+            .expect("the graph builds");
+        object(&graph, "CronJob", "feast-fs")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["securityContext"]
+            .clone()
+    };
+    let plain = pod_security(&GraphContext::default());
+    assert_eq!(plain["runAsUser"], 1001);
+    assert_eq!(plain["runAsNonRoot"], true);
+    let openshift = pod_security(&GraphContext {
+        openshift: true,
+        ..GraphContext::default()
+    });
+    assert_eq!(
+        openshift["runAsUser"],
+        Value::Null,
+        "OpenShift picks the UID"
+    );
+    assert_eq!(openshift["runAsNonRoot"], true);
+}
+
+#[test]
+fn serving_metrics_turn_the_metrics_port_and_service_monitor_on() {
+    let spec = json!({"feastProject": "p", "services": {"onlineStore": {
+        "server": {}, "serving": {"metrics": {"enabled": true}}
+    }}});
+    let context = GraphContext {
+        service_monitor_available: true,
+        ..GraphContext::default()
+    };
+    let graph = desired_graph(&feature_store(spec), &context).expect("the graph builds");
+    let container =
+        &object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["ports"][1],
+        json!({"name": "metrics", "containerPort": 8000})
+    );
+    let command = container["command"].as_array().expect("a command");
+    assert!(
+        !command.contains(&json!("--metrics")),
+        "the flag belongs to server.metrics; the server reads serving.metrics itself"
+    );
+    assert_eq!(
+        object(&graph, "Service", "feast-fs-online")["spec"]["ports"][1],
+        json!({"name": "metrics", "port": 8000, "targetPort": 8000})
+    );
+    object(&graph, "ServiceMonitor", "feast-fs-online");
+    let off = json!({"feastProject": "p", "services": {"onlineStore": {
+        "server": {}, "serving": {"metrics": {"enabled": false}}
+    }}});
+    let graph = desired_graph(&feature_store(off), &context).expect("the graph builds");
+    assert!(find(&graph, "ServiceMonitor", "feast-fs-online").is_none());
+}
+
+#[test]
+fn a_rest_only_registry_is_probed_on_its_rest_port_at_the_root() {
+    let graph = graph(
+        json!({"feastProject": "p", "services": {"registry": {"local": {
+            "server": {"grpc": false, "restAPI": true}
+        }}}}),
+    );
+    let containers =
+        object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+    let registry = containers
+        .iter()
+        .find(|c| c["name"] == "registry")
+        .expect("a registry container");
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            registry[probe]["httpGet"],
+            json!({"path": "/", "port": 6572, "scheme": "HTTP"}),
+            "{probe}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_secret_stops_the_graph_with_the_api_server_message() {
     let fs = feature_store(scaling_spec(json!({})));
     let error = desired_graph(&fs, &GraphContext::default()).expect_err("the Secret is missing");
