@@ -17,8 +17,11 @@ use tracing::warn;
 
 use super::{
     cached::CachedFeatureStore,
-    context::{GraphContext, ImageDefaults},
-    graph::{DesiredGraph, applied_spec, desired_graph, static_replicas},
+    context::{ConfigHashKey, GraphContext, ImageDefaults},
+    graph::{
+        DesiredGraph, HASH_KEY_SECRET_KEY, applied_spec, config_secret_name, desired_graph,
+        static_replicas,
+    },
     kinds, leftovers,
     names::{INVALID_NAME_REASON, ServiceType, base_name, check_derived_names},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
@@ -281,6 +284,7 @@ async fn graph_context(
                 .insert(name, config_map.data.unwrap_or_default());
         }
     }
+    graph.config_hash_key = Some(config_hash_key(fs, &namespace, shared)?);
     if let Some((ref_namespace, ref_name)) = referenced_feature_store(fs) {
         let cached = shared
             .owners
@@ -296,6 +300,39 @@ async fn graph_context(
         }
     }
     Ok(graph)
+}
+
+/// The config-hash key kept in the FeatureStore's config Secret, or a new one when that Secret
+/// (or the key in it) does not exist yet.
+fn config_hash_key(
+    fs: &FeatureStore,
+    namespace: &str,
+    shared: &Shared<FeatureStoreController>,
+) -> Result<ConfigHashKey, crate::runtime::ReconcileError> {
+    let secret = config_secret_name(&fs.name_any());
+    let kept = shared
+        .engine
+        .cached("v1", "Secret", Some(namespace), &secret)
+        .and_then(|object| stored_hash_key(&object.data));
+    match kept {
+        Some(key) => Ok(key),
+        None => ConfigHashKey::generate().map_err(|error| {
+            crate::runtime::ReconcileError::Apply(fieldwise_apply::ApplyError::InvalidObject {
+                object: format!("Secret {secret}"),
+                reason: format!("no random source for its config-hash key: {error}"),
+            })
+        }),
+    }
+}
+
+/// The config-hash key in a config Secret (the object as JSON), if it holds one.
+pub fn stored_hash_key(secret: &serde_json::Value) -> Option<ConfigHashKey> {
+    use base64::Engine as _;
+    let encoded = secret.get("data")?.get(HASH_KEY_SECRET_KEY)?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok().map(ConfigHashKey::new)
 }
 
 /// The live feature-server Deployment, from the engine's cache.

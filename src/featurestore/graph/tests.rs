@@ -578,6 +578,50 @@ fn a_config_change_changes_the_pod_template_hash() {
 }
 
 #[test]
+fn the_config_hash_is_keyed_by_the_key_kept_in_the_config_secret() {
+    use crate::featurestore::context::ConfigHashKey;
+    let with_key = |key: &str| {
+        let context = GraphContext {
+            config_hash_key: Some(ConfigHashKey::new(key.to_owned())),
+            ..context_with_db_secret()
+        };
+        desired_graph(&feature_store(json!({"feastProject": "p"})), &context)
+            .expect("the graph builds")
+    };
+    let hash = |graph: &DesiredGraph| {
+        object(graph, "Deployment", "feast-fs")["spec"]["template"]["metadata"]["annotations"]
+            ["fieldwise.dev/config-hash"]
+            .clone()
+    };
+    let (a, again, b) = (with_key("key-a"), with_key("key-a"), with_key("key-b"));
+    assert_eq!(hash(&a), hash(&again));
+    // Someone who can read pods but not the Secret cannot test a guess of the configuration:
+    // the same configuration under another key gives an unrelated digest.
+    assert_ne!(hash(&a), hash(&b));
+    let secret = object(&a, "Secret", "feast-fs-server-config");
+    assert_eq!(
+        secret["data"]["config-hash-key"],
+        json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "key-a"
+        ))
+    );
+    let deployment = serde_json::to_string(object(&a, "Deployment", "feast-fs")).expect("json");
+    assert!(
+        !deployment.contains("config-hash-key"),
+        "the key never reaches a pod"
+    );
+    let context = GraphContext {
+        config_hash_key: Some(ConfigHashKey::new("key-a".to_owned())),
+        ..GraphContext::default()
+    };
+    assert!(
+        !format!("{context:?}").contains("key-a"),
+        "Debug hides the key"
+    );
+}
+
+#[test]
 fn node_selectors_overlay_in_registry_offline_online_ui_order() {
     let graph = graph(json!({"feastProject": "p", "services": {
         "nodeSelector": {"pool": "default", "zone": "a"},
