@@ -284,7 +284,7 @@ async fn graph_context(
                 .insert(name, config_map.data.unwrap_or_default());
         }
     }
-    graph.config_hash_key = Some(config_hash_key(fs, &namespace, shared)?);
+    graph.config_hash_key = Some(config_hash_key(fs, &namespace, shared).await?);
     if let Some((ref_namespace, ref_name)) = referenced_feature_store(fs) {
         let cached = shared
             .owners
@@ -304,12 +304,15 @@ async fn graph_context(
 
 /// The config-hash key kept in the FeatureStore's config Secret, or a new one when that Secret
 /// (or the key in it) does not exist yet.
-fn config_hash_key(
+async fn config_hash_key(
     fs: &FeatureStore,
     namespace: &str,
     shared: &Shared<FeatureStoreController>,
 ) -> Result<ConfigHashKey, crate::runtime::ReconcileError> {
     let secret = config_secret_name(&fs.name_any());
+    // Before the Secret cache's initial list (right after a restart) a kept key would look
+    // missing, and a new one would roll every FeatureStore's pods.
+    shared.engine.wait_until_ready().await?;
     let kept = shared
         .engine
         .cached("v1", "Secret", Some(namespace), &secret)
