@@ -179,7 +179,7 @@ fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyErro
         .flatten()
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
     let Some(controller) = controller else {
-        return Ok(());
+        return refuse_foreign_owner_label(p, ours, live);
     };
     let text = |key: &str| {
         controller
@@ -195,6 +195,37 @@ fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyErro
         controller: format!("{} {}", text("kind"), text("name")),
         controller_uid: text("uid").to_owned(),
     })
+}
+
+/// Refuses an object without a controller reference (cluster-scoped children cannot have one)
+/// whose owner-uid label names another owner: two FeatureStores whose cluster-scoped names
+/// collide must not take the object from each other, apply after apply.
+fn refuse_foreign_owner_label(
+    p: &Prepared,
+    ours: Option<&str>,
+    live: &Value,
+) -> Result<(), ApplyError> {
+    let live_labels = fields::at(live, &["metadata", "labels"]);
+    let label = |key: &str| {
+        live_labels
+            .and_then(|labels| labels.get(key))
+            .and_then(Value::as_str)
+    };
+    match label(labels::OWNER_UID) {
+        Some(theirs) if Some(theirs) != ours => Err(ApplyError::ControlledByAnother {
+            object: p.key.to_string(),
+            controller: format!(
+                "{} {}{}",
+                label(labels::OWNER_KIND).unwrap_or("owner"),
+                label(labels::OWNER_NAMESPACE)
+                    .map(|ns| format!("{ns}/"))
+                    .unwrap_or_default(),
+                label(labels::INSTANCE).unwrap_or_default(),
+            ),
+            controller_uid: theirs.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 enum DeleteResult {

@@ -1032,3 +1032,37 @@ async fn removing_the_finalizer_of_a_deleted_owner_is_no_error() {
         "one request, no retries"
     );
 }
+
+/// An object without a controller reference (as every cluster-scoped child is) whose owner-uid
+/// label names another owner is left to that owner: two owners whose names collide must not take
+/// it from each other apply after apply.
+#[tokio::test]
+async fn an_object_labelled_for_another_owner_is_left_alone() {
+    let mut h = start().await;
+    let configmaps = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    let theirs: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg", "labels": {
+        "app.kubernetes.io/managed-by": "fieldwise", "app.kubernetes.io/instance": "first",
+        "fieldwise.dev/owner-uid": "uid-of-the-first", "fieldwise.dev/owner-namespace": "team",
+        "fieldwise.dev/owner-kind": "FeatureStore.feast.dev"}}, "data": {"v": "theirs"}}))
+    .expect("cm");
+    let created = configmaps
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("created");
+    // The engine's cache has it, as it would have another owner's child.
+    until_current(&mut h, &key("v1", "ConfigMap", "cfg")).await;
+    let report = h.engine.reconcile(&h.owner, vec![cm("cfg", "ours")]).await;
+    let Some(Outcome::Failed(error)) = report.outcome_of("ConfigMap", "cfg") else {
+        panic!("{report:?}")
+    };
+    assert!(
+        matches!(error, ApplyError::ControlledByAnother { controller, controller_uid, .. }
+            if controller == "FeatureStore.feast.dev team/first" && controller_uid == "uid-of-the-first"),
+        "{error}"
+    );
+    let live = configmaps.get("cfg").await.expect("cfg");
+    assert_eq!(
+        live.metadata.resource_version, created.metadata.resource_version,
+        "untouched"
+    );
+}

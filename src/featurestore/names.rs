@@ -428,9 +428,22 @@ mod tests {
         let cluster: Vec<_> = names.iter().filter(|d| d.has_namespace).collect();
         assert_eq!(cluster.len(), 4);
         assert!(cluster.iter().all(|d| d.rule == NameRule::PathSegment));
-        assert_eq!(cluster[0].name, "feast-team-store-token-review");
+        assert_eq!(cluster[0].name, "feast.team.store.token-review");
         assert_eq!(NameRule::PathSegment.problem(&"a".repeat(300)), None);
         assert!(NameRule::PathSegment.problem("a/b").is_some());
+    }
+
+    #[test]
+    fn cluster_scoped_names_of_different_owners_never_collide() {
+        // With dashes, namespace `a-b` / FeatureStore `c` and namespace `a` / `b-c` met.
+        assert_ne!(
+            cluster_object_name("c", "a-b", "token-review"),
+            cluster_object_name("b-c", "a", "token-review")
+        );
+        assert_ne!(
+            cluster_object_name("x", "ns", "oidc-token-review"),
+            cluster_object_name("x-oidc", "ns", "token-review")
+        );
     }
 
     #[test]

@@ -93,8 +93,8 @@ fn the_base_feature_store_gets_the_feast_operator_objects() {
         ("ServiceAccount", "feast-fs"),
         ("Role", "feast-fs"),
         ("RoleBinding", "feast-fs"),
-        ("ClusterRole", "feast-ns-fs-token-review"),
-        ("ClusterRoleBinding", "feast-ns-fs-token-review"),
+        ("ClusterRole", "feast.ns.fs.token-review"),
+        ("ClusterRoleBinding", "feast.ns.fs.token-review"),
         ("Service", "feast-fs-online"),
         ("Deployment", "feast-fs"),
         ("ServiceAccount", "feast-fs-cronjob"),
@@ -397,7 +397,7 @@ fn no_auth_removes_the_authorization_objects_and_oidc_binds_token_review() {
         "issuerUrl": "https://idp.example.com", "secretRef": {"name": "oidc"}
     }}}));
     let oidc = desired_graph(&fs, &context).expect("the graph builds");
-    object(&oidc, "ClusterRoleBinding", "feast-ns-fs-oidc-token-review");
+    object(&oidc, "ClusterRoleBinding", "feast.ns.fs.oidc-token-review");
     assert!(find(&oidc, "Role", "feast-fs").is_none());
 }
 
