@@ -128,7 +128,7 @@ impl LeaderElector {
             let _ = stop.send(());
         }
         if let Err(error) = (&mut self.task).await {
-            warn!(%error, "the leader election task failed");
+            warn!(error = %crate::runtime::errors::message(&error), "the leader election task failed");
         }
     }
 }
@@ -167,10 +167,12 @@ async fn elect(
                 }
                 Err(error) if *state.borrow() => {
                     // A renewal that fails may let the lease expire unnoticed: stop leading now.
+                    let error = crate::runtime::errors::message(&error);
                     warn!(%identity, %error, "cannot renew the lease; giving up leadership");
                     break;
                 }
                 Err(error) => {
+                    let error = crate::runtime::errors::message(&error);
                     warn!(%identity, %error, "cannot take part in leader election; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -179,6 +181,7 @@ async fn elect(
     }
     state.send_replace(false);
     if let Err(error) = manager.release().await {
+        let error = crate::runtime::errors::message(&error);
         warn!(%identity, %error, "could not release the lease; it expires by itself");
     }
 }

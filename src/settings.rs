@@ -13,6 +13,9 @@ pub struct Settings {
     pub oidc_issuer_url: Option<String>,
     /// Whether the Prometheus Operator's ServiceMonitor CRD is installed.
     pub service_monitor_available: bool,
+    /// Whether the cluster is OpenShift, detected as the Feast operator does: the `route.openshift.io`
+    /// API group is served.
+    pub openshift: bool,
     /// Whether KEDA's ScaledObject CRD is installed.
     pub keda_available: bool,
     /// Whether the PrismCluster CRD is installed: the PrismCluster controller runs only then (an
@@ -21,6 +24,26 @@ pub struct Settings {
     /// A resource whose workloads are settled is reconciled again after this long even if nothing
     /// changed, so drift that no watch reported is still corrected. An unchanged one costs no write.
     pub resync_period: Duration,
+    /// Field managers whose ownership of a child fieldwise takes over before applying to it, so
+    /// what they set and fieldwise does not is removed (`fieldwise run --take-over-from`).
+    pub take_over_from: Vec<String>,
+}
+
+/// The field managers fieldwise takes over from by default, each named explicitly: never "every
+/// other manager", whose fields (kube-controller-manager's revision annotation, a user's `kubectl
+/// annotate`) must stay.
+/// - `manager`: the Feast operator's writes. Its controller-runtime client sets no field manager,
+///   so the API server names it after its User-Agent up to the first `/`, the binary's name: the
+///   image runs `/manager`.
+/// - `feast-operator`: the Feast operator's server-side applies (HPA, PodDisruptionBudget,
+///   ServiceMonitor).
+/// - `kubectl-client-side-apply`: a `kubectl apply` without `--server-side`.
+pub const DEFAULT_TAKE_OVER_FROM: [&str; 3] =
+    ["manager", "feast-operator", "kubectl-client-side-apply"];
+
+/// [`DEFAULT_TAKE_OVER_FROM`], owned.
+pub fn default_take_over_from() -> Vec<String> {
+    DEFAULT_TAKE_OVER_FROM.map(str::to_owned).to_vec()
 }
 
 /// The default [`Settings::resync_period`], as controller-runtime operators commonly use.
@@ -32,9 +55,11 @@ impl Default for Settings {
             images: ImageDefaults::default(),
             oidc_issuer_url: None,
             service_monitor_available: false,
+            openshift: false,
             keda_available: false,
             prism_clusters_served: true,
             resync_period: DEFAULT_RESYNC_PERIOD,
+            take_over_from: default_take_over_from(),
         }
     }
 }

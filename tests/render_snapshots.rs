@@ -306,3 +306,106 @@ fn feature_stores_and_prism_clusters_render_in_document_order() {
         "{owner_kinds:?}"
     );
 }
+
+/// Every child name in every FeatureStore snapshot that is made from the FeatureStore's name (and
+/// every pod volume so named) is among `names::derived_names`, with its kind: the list the CRD's
+/// name limit and the status's name check are derived from misses no object fieldwise creates.
+#[test]
+fn every_derived_child_name_is_listed_with_its_kind() {
+    use fieldwise::featurestore::names::derived_names;
+    let mut unlisted = Vec::new();
+    let mut checked = 0;
+    for snapshot in yaml_files(Path::new("tests/snapshots"), "v1_featurestore") {
+        let text = fs::read_to_string(&snapshot).expect("readable snapshot");
+        let objects: Vec<Value> = serde_saphyr::from_multiple(&text).expect("snapshot parses");
+        for object in &objects {
+            let labels = &object["metadata"]["labels"];
+            let owner = labels["app.kubernetes.io/instance"]
+                .as_str()
+                .unwrap_or_default();
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .or_else(|| labels["fieldwise.dev/owner-namespace"].as_str())
+                .unwrap_or_default();
+            let listed = derived_names(owner, namespace);
+            let is_listed =
+                |kind: &str, name: &str| listed.iter().any(|d| d.kind == kind && d.name == name);
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let mut names = vec![(kind, name)];
+            let volumes = object
+                .pointer("/spec/template/spec/volumes")
+                .and_then(Value::as_array);
+            for volume in volumes.into_iter().flatten() {
+                names.push(("pod volume", volume["name"].as_str().unwrap_or_default()));
+            }
+            for (kind, name) in names {
+                if !owner.is_empty() && name.contains(owner) {
+                    checked += 1;
+                    if !is_listed(kind, name) {
+                        unlisted.push(format!("{}: {kind} {name}", file_name(&snapshot)));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} names checked");
+    assert!(
+        unlisted.is_empty(),
+        "not in derived_names:\n{}",
+        unlisted.join("\n")
+    );
+}
+
+/// `render --decode` shows the server Secret's feature_store.yaml in clear text (the user's
+/// database settings merged in), every other document as `render` shows it.
+#[test]
+fn decode_shows_the_server_feature_store_yaml_in_clear_text() {
+    use fieldwise::render::{DECODED_COMMENT, RenderOptions, render_with};
+    let inputs = [
+        input(Path::new("deploy/samples/featurestore-scaling-static.yaml")),
+        input(Path::new("deploy/samples/feature-store-secrets.yaml")),
+    ];
+    let plain = render(&inputs, &ImageDefaults::default()).expect("renders");
+    let decoded = render_with(
+        &inputs,
+        &ImageDefaults::default(),
+        RenderOptions {
+            decode_secrets: true,
+        },
+    )
+    .expect("renders");
+    let plain_docs: Vec<Value> = serde_saphyr::from_multiple(&plain).expect("parses");
+    let decoded_docs: Vec<Value> = serde_saphyr::from_multiple(&decoded).expect("parses");
+    assert_eq!(plain_docs.len(), decoded_docs.len());
+    let mut secrets = 0;
+    for (plain, decoded) in plain_docs.iter().zip(&decoded_docs) {
+        if plain["kind"] != "Secret" {
+            assert_eq!(plain, decoded);
+            continue;
+        }
+        secrets += 1;
+        assert!(decoded.get("data").is_none(), "{decoded}");
+        let yaml = decoded["stringData"]["TMP_FEATURE_STORE_YAML_BASE64"]
+            .as_str()
+            .expect("the feature_store.yaml in clear text");
+        let encoded = plain["data"]["TMP_FEATURE_STORE_YAML_BASE64"]
+            .as_str()
+            .expect("base64 in data");
+        let once = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        let twice = base64::engine::general_purpose::STANDARD
+            .decode(once)
+            .expect("base64 of base64");
+        assert_eq!(yaml, String::from_utf8(twice).expect("UTF-8"));
+        assert!(yaml.starts_with("project: "), "{yaml}");
+        assert!(yaml.contains("type: postgres"), "{yaml}");
+    }
+    assert_eq!(secrets, 1);
+    assert_eq!(decoded.matches(DECODED_COMMENT).count(), 1);
+    assert!(
+        decoded.contains("TMP_FEATURE_STORE_YAML_BASE64: |\n    project: "),
+        "{decoded}"
+    );
+}

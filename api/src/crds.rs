@@ -1,7 +1,8 @@
 //! The CustomResourceDefinitions fieldwise serves, as typed objects and as the YAML in `crds/`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
+    CustomResourceDefinition, CustomResourceDefinitionVersion, CustomResourceValidation,
+    JSONSchemaProps,
 };
 use kube::CustomResourceExt;
 use serde_json::Value;
@@ -11,7 +12,41 @@ use crate::v1::FeatureStore;
 
 /// Every CRD fieldwise serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![finish(FeatureStore::crd()), finish(PrismCluster::crd())]
+    vec![
+        finish(with_retired_v1alpha1(FeatureStore::crd())),
+        finish(PrismCluster::crd()),
+    ]
+}
+
+/// The Feast operator's older FeatureStore version, which fieldwise does not serve.
+pub const RETIRED_FEATURE_STORE_VERSION: &str = "v1alpha1";
+
+/// What a user of `feast.dev/v1alpha1` is told: v1 holds every field v1alpha1 had.
+pub const RETIRED_VERSION_MESSAGE: &str = "feast.dev/v1alpha1 is not served by fieldwise: change apiVersion to feast.dev/v1, which accepts every v1alpha1 field";
+
+/// Lists `v1alpha1` beside `v1`, neither served nor stored. A cluster that ran the Feast operator
+/// still names `v1alpha1` in the CRD's `status.storedVersions`, and the API server refuses a CRD
+/// that leaves out a stored version: without this entry, installing over it fails. Objects stored
+/// at v1alpha1 read as v1 unchanged (the schemas differ only in what v1 adds), so no conversion
+/// is needed.
+fn with_retired_v1alpha1(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let schema: JSONSchemaProps = serde_json::from_value(serde_json::json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    }))
+    .unwrap_or_default();
+    crd.spec.versions.push(CustomResourceDefinitionVersion {
+        name: RETIRED_FEATURE_STORE_VERSION.to_owned(),
+        served: false,
+        storage: false,
+        deprecated: Some(true),
+        deprecation_warning: Some(RETIRED_VERSION_MESSAGE.to_owned()),
+        schema: Some(CustomResourceValidation {
+            open_api_v3_schema: Some(schema),
+        }),
+        ..CustomResourceDefinitionVersion::default()
+    });
+    crd
 }
 
 /// Every CRD as multi-document YAML (each document starts with `---`), byte-for-byte deterministic.
@@ -99,6 +134,19 @@ fn add_object_metadata_properties(root: &mut Value) {
             .entry(name)
             .or_insert_with(|| serde_json::json!({ "type": schema_type }));
     }
+    // A rule reporting at `.metadata.name` needs the field declared: kube-apiserver checks that a
+    // rule's fieldPath names a field of the schema (and lets the root's metadata declare only
+    // `name` and `generateName`).
+    let reports_at_name = root
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|rule| rule.get("fieldPath").and_then(Value::as_str) == Some(".metadata.name"));
+    if reports_at_name {
+        root["properties"]["metadata"]["properties"] =
+            serde_json::json!({ "name": { "type": "string" } });
+    }
 }
 
 #[cfg(test)]
@@ -136,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn the_feature_store_crd_is_served_at_v1_only() {
+    fn the_feature_store_crd_is_served_at_v1_only_and_lists_v1alpha1() {
         let crds = crds();
         let crd = &crds[0];
         assert_eq!(
@@ -149,7 +197,7 @@ mod tests {
             .iter()
             .map(|v| (v.name.as_str(), v.served, v.storage))
             .collect();
-        assert_eq!(versions, [("v1", true, true)]);
+        assert_eq!(versions, [("v1", true, true), ("v1alpha1", false, false)]);
         let scale = crd.spec.versions[0]
             .subresources
             .as_ref()

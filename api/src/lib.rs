@@ -11,4 +11,4 @@ pub mod schema;
 pub mod v1;
 pub mod validate;
 
-pub use crds::{crd_yaml, crds, crds_yaml};
+pub use crds::{RETIRED_VERSION_MESSAGE, crd_yaml, crds, crds_yaml};

@@ -68,10 +68,25 @@ impl Outcome {
 pub struct Rejection {
     /// The API server's message, e.g. `FeatureStore.feast.dev "sample" is invalid: spec: Invalid value: …`.
     pub message: String,
+    /// The kind and name of the refused object (what kubectl names in its message).
+    pub kind: String,
+    pub name: String,
     /// Fields strict field validation reports as unknown (the request fails before validation).
     pub unknown_fields: Vec<String>,
     /// The field errors behind a 422 `Invalid`.
     pub errors: Vec<FieldError>,
+}
+
+impl Rejection {
+    /// What kubectl prints when the API server gives this answer: for invalid objects, `The
+    /// FeatureStore "x" is invalid: <field>: <message>`, or that line and one `* <field>:
+    /// <message>` line per error ([`schema::kubectl_invalid_message`]); otherwise the message.
+    pub fn kubectl_message(&self) -> String {
+        if self.errors.is_empty() {
+            return self.message.clone();
+        }
+        schema::kubectl_invalid_message(&self.kind, &self.name, &self.errors)
+    }
 }
 
 impl fmt::Display for Rejection {
@@ -205,7 +220,7 @@ impl<'a> Target<'a> {
             .versions
             .iter()
             .find(|v| v.served && Some(v.name.as_str()) == wanted)
-            .ok_or_else(|| no_match(kind, api_version))?;
+            .ok_or_else(|| retired_or_no_match(crd, kind, api_version, wanted))?;
         let schema = version
             .schema
             .as_ref()
@@ -239,6 +254,8 @@ impl<'a> Target<'a> {
         }
         Err(Rejection {
             message: schema::invalid_message(self.kind, self.group, &object_name(object), &errors),
+            kind: self.kind.to_owned(),
+            name: object_name(object),
             unknown_fields: Vec::new(),
             errors,
         })
@@ -246,9 +263,37 @@ impl<'a> Target<'a> {
 }
 
 /// What kubectl reports when no served version matches.
+/// A version the CRD lists without serving it says what to use instead; any other, what the API
+/// server says.
+fn retired_or_no_match(
+    crd: &CustomResourceDefinition,
+    kind: &str,
+    api_version: &str,
+    wanted: Option<&str>,
+) -> Rejection {
+    let retired = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| !v.served && Some(v.name.as_str()) == wanted)
+        .and_then(|v| v.deprecation_warning.clone());
+    match retired {
+        Some(message) => Rejection {
+            message,
+            kind: kind.to_owned(),
+            name: String::new(),
+            unknown_fields: Vec::new(),
+            errors: Vec::new(),
+        },
+        None => no_match(kind, api_version),
+    }
+}
+
 fn no_match(kind: &str, api_version: &str) -> Rejection {
     Rejection {
         message: format!("no matches for kind \"{kind}\" in version \"{api_version}\""),
+        kind: kind.to_owned(),
+        name: String::new(),
         unknown_fields: Vec::new(),
         errors: Vec::new(),
     }
@@ -272,6 +317,8 @@ fn object_name(object: &Value) -> String {
 fn strict_decoding_error(kind: &str, version: &str, unknown: Vec<String>) -> Rejection {
     Rejection {
         message: strict_decoding_message(kind, version, &unknown),
+        kind: kind.to_owned(),
+        name: String::new(),
         unknown_fields: unknown,
         errors: Vec::new(),
     }

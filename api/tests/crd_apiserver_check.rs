@@ -173,3 +173,68 @@ fn kube_apiserver_gives_every_invalid_prism_cluster_the_message_fieldwise_valida
     assert!(ok, "{output}");
     assert_eq!(output.trim(), r#"{"message":"","name":"prism-local"}"#);
 }
+
+/// kube-apiserver's custom resource validation refuses FeatureStore names whose children's names
+/// would be invalid, with the message `fieldwise validate` prints, and accepts the longest allowed.
+#[test]
+fn kube_apiserver_refuses_feature_store_names_as_fieldwise_validate_does() {
+    if !go_available() {
+        eprintln!("skipped: no `go` on PATH to build api/tools/crd-check");
+        return;
+    }
+    let crd = fieldwise_api::crds()
+        .into_iter()
+        .find(|crd| crd.spec.names.kind == "FeatureStore")
+        .expect("the FeatureStore CRD");
+    let crd_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("featurestores.feast.dev.yaml");
+    std::fs::write(&crd_file, fieldwise_api::crd_yaml(&crd)).expect("CRD written");
+    let max = fieldwise_api::v1::MAX_NAME_LENGTH;
+    let names = ["a".repeat(max + 1), "a".repeat(max), "my.store".to_owned()];
+    let manifest = |name: &str| {
+        format!(
+            "apiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  feastProject: p\n"
+        )
+    };
+    let input: String = names
+        .iter()
+        .map(|n| format!("---\n{}", manifest(n)))
+        .collect();
+    let mut command = Command::new(checker());
+    command.arg("--objects").arg(&crd_file);
+    let (ok, output) = run(command, &input);
+    assert!(ok, "{output}");
+    let judged: Vec<String> = output
+        .lines()
+        .map(|line| {
+            let verdict: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            verdict["message"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let offline: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let object = serde_saphyr::from_str(&manifest(name)).expect("manifest parses");
+            fieldwise_api::validate::validate_feature_store(&object)
+                .err()
+                .map(|r| r.message)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(judged, offline);
+    assert_eq!(
+        judged[0],
+        format!(
+            "FeatureStore.feast.dev \"{}\" is invalid: metadata.name: Forbidden: may have at most 43 \
+             characters: the Service feast-<name>-registry-rest fieldwise creates must be a DNS-1035 \
+             label of at most 63 characters",
+            names[0]
+        )
+    );
+    assert_eq!(judged[1], "");
+    assert!(
+        judged[2].contains("metadata.name: Forbidden: must not contain '.'"),
+        "{}",
+        judged[2]
+    );
+}

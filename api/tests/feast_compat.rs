@@ -17,6 +17,20 @@ const DELIBERATE: &[(&str, &str, &str)] = &[
          reconciled, so fieldwise rejects it at admission instead of failing later.",
     ),
     (
+        "",
+        "x-kubernetes-validations",
+        "fieldwise refuses, at creation, FeatureStore names its children's names cannot be made \
+         from: longer than 43 characters (the Service feast-<name>-registry-rest must be a DNS-1035 \
+         label of at most 63) or with a '.'. The Feast operator accepts them and then fails to \
+         create the Services.",
+    ),
+    (
+        ".metadata.name",
+        "property",
+        "Declared so that the name rules report at metadata.name (kube-apiserver requires a rule's \
+         fieldPath to name a declared field).",
+    ),
+    (
         ".spec.services.volumes[].ephemeral.volumeClaimTemplate.metadata.*",
         "property",
         "The Feast CRD declares this ObjectMeta as a bare `type: object`, so the API server prunes the \
@@ -326,11 +340,36 @@ fn crd_names_scope_and_subresources_match() {
             "printer column {column:?} missing"
         );
     }
+    let versions = |crd: &Value| -> Vec<(String, bool, bool)> {
+        crd["spec"]["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let flag = |name: &str| v[name].as_bool().unwrap_or(false);
+                (
+                    v["name"].as_str().unwrap_or_default().to_owned(),
+                    flag("served"),
+                    flag("storage"),
+                )
+            })
+            .collect()
+    };
+    let listed = |crd: &Value| -> Vec<String> {
+        let mut names: Vec<String> = versions(crd).into_iter().map(|(name, ..)| name).collect();
+        names.sort();
+        names
+    };
     assert_eq!(
-        ours["spec"]["versions"].as_array().map(Vec::len),
-        Some(1),
-        "only v1 is served"
+        listed(&ours),
+        listed(&reference),
+        "every version Feast's CRD lists (a stored version must stay listed)"
     );
+    let served: Vec<_> = versions(&ours)
+        .into_iter()
+        .filter(|(_, served, _)| *served)
+        .collect();
+    assert_eq!(served, [("v1".to_owned(), true, true)], "only v1 is served");
 }
 
 /// Every leaf of `original` that `reserialized` lacks or changed, by path.

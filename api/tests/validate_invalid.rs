@@ -369,7 +369,13 @@ fn other_versions_of_feature_store_are_not_served() {
     let yaml = "apiVersion: feast.dev/v1alpha1\nkind: FeatureStore\nmetadata: {name: old}\nspec: {feastProject: p}\n";
     assert_eq!(
         rejection(yaml).as_deref(),
-        Ok(r#"no matches for kind "FeatureStore" in version "feast.dev/v1alpha1""#)
+        Ok(fieldwise_api::RETIRED_VERSION_MESSAGE),
+        "the retired version says what to use instead"
+    );
+    let yaml = "apiVersion: feast.dev/v2\nkind: FeatureStore\nmetadata: {name: new}\nspec: {feastProject: p}\n";
+    assert_eq!(
+        rejection(yaml).as_deref(),
+        Ok(r#"no matches for kind "FeatureStore" in version "feast.dev/v2""#)
     );
 }
 

@@ -614,6 +614,7 @@ impl Feed {
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
+                    let error = crate::messages::message(&error);
                     tracing::warn!(kind = %self.kind, %error, "watch error; retrying with backoff");
                     continue;
                 }

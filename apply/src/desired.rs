@@ -25,6 +25,11 @@ pub struct Owner {
     pub uid: String,
     /// Value of `app.kubernetes.io/name` on children; defaults to the kind lowercased.
     pub app_name: Option<String>,
+    /// Another controller ran this owner before: its children may exist without our labels, so
+    /// the engine reads each one its caches lack before applying it, to take it over
+    /// (`EngineConfig::take_over_from`) or leave it to another controller, without the API
+    /// refusing the apply first.
+    pub adopting: bool,
 }
 
 impl Owner {
@@ -41,12 +46,19 @@ impl Owner {
             namespace: obj.namespace(),
             uid,
             app_name: None,
+            adopting: false,
         })
     }
 
     /// Sets the `app.kubernetes.io/name` value children get (e.g. `feast`).
     pub fn with_app_name(mut self, name: impl Into<String>) -> Self {
         self.app_name = Some(name.into());
+        self
+    }
+
+    /// Marks the owner as [`Self::adopting`] its children.
+    pub fn adopting(mut self, adopting: bool) -> Self {
+        self.adopting = adopting;
         self
     }
 
@@ -505,6 +517,7 @@ mod tests {
             namespace: Some("ns".into()),
             uid: "0f0e0d0c-1111-2222-3333-444455556666".into(),
             app_name: None,
+            adopting: false,
         }
     }
 

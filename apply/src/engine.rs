@@ -31,6 +31,7 @@ use crate::{
     own_status::OwnStatusWrites,
     registry::{KindRegistry, Scope},
     report::{DriftReport, Outcome, ReconcileReport},
+    takeover,
     transport::{self, RetryConfig, SendError, Success},
 };
 
@@ -50,6 +51,11 @@ pub struct EngineConfig {
     /// compacts its objects, so smaller pages keep the memory peak of a restart low; kube's
     /// default of 500 left the operator's resident memory high after listing 15000 children.
     pub list_page_size: u32,
+    /// Field managers the engine takes over from: before applying to an object with their
+    /// main-resource managedFields entries, it makes their field ownership its own (see
+    /// `crate::takeover`), so the apply removes what they set and the desired body does not.
+    /// Default: none.
+    pub take_over_from: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +66,7 @@ impl Default for EngineConfig {
             subscriber_buffer: 256,
             cache_ready_timeout: Duration::from_secs(30),
             list_page_size: 100,
+            take_over_from: Vec::new(),
         }
     }
 }
@@ -149,6 +156,76 @@ fn skeleton(key: &ObjectKey) -> Value {
         metadata["namespace"] = json!(ns);
     }
     json!({"apiVersion": key.api_version, "kind": key.kind, "metadata": metadata})
+}
+
+/// What an apply did: its outcome, the drift it corrected, and the version it left.
+type Applied = (Outcome, Vec<DriftReport>, Identity);
+
+/// Attempts at a takeover whose object keeps changing under it (kube-controller-manager writes a
+/// Deployment's status often); after them the reconcile fails and is retried later.
+const TAKEOVER_ATTEMPTS: u32 = 3;
+
+/// Refuses an object whose controller ownerReference names another owner than `p`'s: applying
+/// ours beside it would give it two controllers, which the API rejects.
+fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyError> {
+    let ours = p
+        .body
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(labels::OWNER_UID))
+        .and_then(Value::as_str);
+    let references = fields::at(live, &["metadata", "ownerReferences"]).and_then(Value::as_array);
+    let controller = references
+        .into_iter()
+        .flatten()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
+    let Some(controller) = controller else {
+        return refuse_foreign_owner_label(p, ours, live);
+    };
+    let text = |key: &str| {
+        controller
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    if Some(text("uid")) == ours {
+        return Ok(());
+    }
+    Err(ApplyError::ControlledByAnother {
+        object: p.key.to_string(),
+        controller: format!("{} {}", text("kind"), text("name")),
+        controller_uid: text("uid").to_owned(),
+    })
+}
+
+/// Refuses an object without a controller reference (cluster-scoped children cannot have one)
+/// whose owner-uid label names another owner: two FeatureStores whose cluster-scoped names
+/// collide must not take the object from each other, apply after apply.
+fn refuse_foreign_owner_label(
+    p: &Prepared,
+    ours: Option<&str>,
+    live: &Value,
+) -> Result<(), ApplyError> {
+    let live_labels = fields::at(live, &["metadata", "labels"]);
+    let label = |key: &str| {
+        live_labels
+            .and_then(|labels| labels.get(key))
+            .and_then(Value::as_str)
+    };
+    match label(labels::OWNER_UID) {
+        Some(theirs) if Some(theirs) != ours => Err(ApplyError::ControlledByAnother {
+            object: p.key.to_string(),
+            controller: format!(
+                "{} {}{}",
+                label(labels::OWNER_KIND).unwrap_or("owner"),
+                label(labels::OWNER_NAMESPACE)
+                    .map(|ns| format!("{ns}/"))
+                    .unwrap_or_default(),
+                label(labels::INSTANCE).unwrap_or_default(),
+            ),
+            controller_uid: theirs.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 enum DeleteResult {
@@ -352,35 +429,8 @@ impl Engine {
             report.prune_skipped = true;
             return report;
         }
-        let mut handed_over = HashSet::new();
-        let mut blocked = HashSet::new();
-        for p in ready
-            .iter()
-            .filter(|p| p.replicas == ReplicasPolicy::Released)
-        {
-            match self.handover(p).await {
-                Ok(true) => {
-                    handed_over.insert(p.key.clone());
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    blocked.insert(p.key.clone());
-                    let error = ApplyError::HandoverFailed {
-                        object: p.key.to_string(),
-                        cause: error.to_string(),
-                    };
-                    let outcome = Outcome::Failed(error);
-                    report.push(p.key.clone(), Some(p.index), p.component.clone(), outcome);
-                }
-            }
-        }
-        for p in ready.iter().filter(|p| !blocked.contains(&p.key)) {
-            let (outcome, drift) = self.apply_object(p).await;
-            let outcome = match outcome {
-                Outcome::Failed(_) => outcome,
-                _ if handed_over.contains(&p.key) => Outcome::HandedOver,
-                other => other,
-            };
+        for p in &ready {
+            let (outcome, drift) = self.apply_object(p, owner.adopting).await;
             report.drift.extend(drift);
             report.push(p.key.clone(), Some(p.index), p.component.clone(), outcome);
         }
@@ -415,27 +465,20 @@ impl Engine {
         self.inner.caches.find(&key.api_version, &key.kind)
     }
 
-    /// Hands `spec.replicas` over (spec §2.4) when our entry still owns it. `Ok(true)` when a
-    /// handover apply was sent.
-    async fn handover(&self, p: &Prepared) -> Result<bool, ApplyError> {
-        // Not in the cache does not mean absent (someone may have removed our labels): applying
-        // without replicas over an entry that owns them would reset replicas to 1, so ask.
+    /// Hands `spec.replicas` over (spec §2.4) when our entry in `live` (the object about to be
+    /// applied over) still owns it. `Ok(true)` when a handover apply was sent.
+    async fn handover(&self, p: &Prepared, live: Option<&Value>) -> Result<bool, ApplyError> {
         let cached = self.cached_of(&p.key);
         if let Some((cache, cached)) = &cached
             && cache.remembers(cached, Finding::ReplicasReleased)
         {
             return Ok(false);
         }
-        let live = match &cached {
-            Some((_, cached)) => cached.to_value(),
-            None => self.read_live(p).await?,
-        };
-        let Some(live) = live else {
-            return Ok(false);
-        };
-        let owned = fields::apply_entry(&live, MANAGER, None)
+        let owned = live
+            .and_then(|live| fields::apply_entry(live, MANAGER, None))
             .is_some_and(|f| fields::owns_path(f, &["spec", "replicas"]));
-        let Some(replicas) = live.pointer("/spec/replicas").filter(|_| owned).cloned() else {
+        let replicas = live.and_then(|live| live.pointer("/spec/replicas"));
+        let Some(replicas) = replicas.filter(|_| owned).cloned() else {
             if let Some((cache, cached)) = &cached {
                 cache.remember(cached, Finding::ReplicasReleased);
             }
@@ -474,19 +517,27 @@ impl Engine {
         result
     }
 
-    /// One GET, only for a released workload missing from the cache.
+    /// One GET, for an object the caches do not hold: absent, or not labelled as ours (yet).
     async fn read_live(&self, p: &Prepared) -> Result<Option<Value>, ApplyError> {
-        let request = Request::new(url_path(&p.kind.resource, p.key.namespace.as_deref()))
-            .get(&p.key.name, &GetParams::default())
+        self.read(&p.kind.resource, &p.key).await
+    }
+
+    async fn read(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+    ) -> Result<Option<Value>, ApplyError> {
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .get(&key.name, &GetParams::default())
             .map_err(|e| ApplyError::BadResponse {
-                object: p.key.to_string(),
+                object: key.to_string(),
                 verb: "get",
                 message: e.to_string(),
             })?;
         match transport::send(&self.inner.client, request, &self.inner.config.retry).await {
             Ok(success) => Ok(Some(success.body())),
             Err(SendError::Final(f)) if f.code == 404 => Ok(None),
-            Err(e) => Err(send_error(&p.key, "get", e)),
+            Err(e) => Err(send_error(key, "get", e)),
         }
     }
 
@@ -519,7 +570,9 @@ impl Engine {
         (in_sync, Some(live))
     }
 
-    async fn apply_object(&self, p: &Prepared) -> (Outcome, Vec<DriftReport>) {
+    async fn apply_object(&self, p: &Prepared, adopting: bool) -> (Outcome, Vec<DriftReport>) {
+        let yielded = self.yield_to_growth(p);
+        let p = yielded.as_ref().unwrap_or(p);
         let body = fingerprint(&p.body);
         let (in_sync, live) = self.in_sync(p, body);
         if in_sync {
@@ -529,7 +582,7 @@ impl Engine {
         }
         let span = object_span(Op::Apply, &p.key);
         let result = self
-            .apply_changed(p, live.as_ref())
+            .apply_live(p, live, adopting)
             .instrument(span.clone())
             .await;
         let (outcome, drift) = match result {
@@ -541,6 +594,19 @@ impl Engine {
         };
         record(&span, &outcome);
         (outcome, drift)
+    }
+
+    /// `p` without the size of a claim someone else has grown (see
+    /// [`immutable::without_outgrown_storage`]); `None` for every other object.
+    fn yield_to_growth(&self, p: &Prepared) -> Option<Prepared> {
+        if !immutable::has_claim_rule(&p.kind.immutable) {
+            return None;
+        }
+        let (_, cached) = self.cached_of(&p.key)?;
+        let live = cached.to_value()?;
+        let ours = fields::apply_entry(&live, MANAGER, None);
+        let body = immutable::without_outgrown_storage(&p.kind.immutable, &p.body, &live, ours)?;
+        Some(Prepared { body, ..p.clone() })
     }
 
     /// `Recreated` for a create that brought back a child of this owner someone else deleted.
@@ -583,31 +649,234 @@ impl Engine {
         }
     }
 
+    /// Applies `p` over the live object: the cached copy (`cached`), else, when the owner is
+    /// `adopting` or the body leaves replicas to an autoscaler, the object as the API has it (the
+    /// caches hold only objects labelled as ours: one they lack is absent, or someone else's).
+    /// Otherwise the apply goes out blind, which creates a missing object in one request; an
+    /// object someone else made that the API then refuses is read and applied over after all.
+    async fn apply_live(
+        &self,
+        p: &Prepared,
+        cached: Option<Value>,
+        adopting: bool,
+    ) -> Result<Applied, ApplyError> {
+        // Drift is what someone changed in an object of ours, not what an adopted one held before.
+        let ours = cached.is_some();
+        // Applying without replicas over an entry of ours that owns them (our labels removed)
+        // would reset them to 1: a released workload is always read.
+        let read_first = adopting || p.replicas == ReplicasPolicy::Released;
+        let live = match cached {
+            Some(live) => Some(live),
+            None if read_first => self.read_live(p).await?,
+            None => None,
+        };
+        let unread = !ours && !read_first;
+        match self.adopt_and_apply(p, live, ours).await {
+            Err(refusal @ ApplyError::Rejected { code: 422, .. }) if unread => {
+                self.apply_after_refusal(p, refusal).await
+            }
+            applied => applied,
+        }
+    }
+
+    /// The object a blind apply was refused for (422), read: an object someone else made, whose
+    /// fields beside ours, second controller or changed immutable field the API refused. Applied
+    /// over as an adopted one when taking it over or its kind's remedy can help; else the refusal.
+    async fn apply_after_refusal(
+        &self,
+        p: &Prepared,
+        refusal: ApplyError,
+    ) -> Result<Applied, ApplyError> {
+        // The read only explains the refusal: when it fails, the refusal is the answer.
+        let Ok(Some(live)) = self.read_live(p).await else {
+            return Err(refusal);
+        };
+        refuse_foreign_controller(p, &live)?;
+        let immutable = immutable::violation(&p.kind.immutable, &p.body, &live).is_some();
+        if !self.takes_over(p, &live) && !immutable {
+            return Err(refusal);
+        }
+        self.adopt_and_apply(p, Some(live), false).await
+    }
+
+    /// Applies `p` over `live` (reporting drift when it is an object of ours): an object
+    /// controlled by another owner is refused, the ownership of the predecessor managers is taken
+    /// over, and a released workload's replicas are handed over first.
+    async fn adopt_and_apply(
+        &self,
+        p: &Prepared,
+        live: Option<Value>,
+        report_drift: bool,
+    ) -> Result<Applied, ApplyError> {
+        let (live, taken_over) = match live {
+            Some(live) => {
+                refuse_foreign_controller(p, &live)?;
+                let (live, managers) = self.take_over(p, live).await?;
+                (Some(live), managers)
+            }
+            None => (None, Vec::new()),
+        };
+        let handed_over = p.replicas == ReplicasPolicy::Released
+            && self.handover(p, live.as_ref()).await.map_err(|error| {
+                ApplyError::HandoverFailed {
+                    object: p.key.to_string(),
+                    cause: error.to_string(),
+                }
+            })?;
+        let (outcome, drift, applied) = self.apply_changed(p, live.as_ref(), report_drift).await?;
+        let outcome = match outcome {
+            Outcome::Updated | Outcome::Unchanged if !taken_over.is_empty() => Outcome::TakenOver {
+                managers: taken_over,
+            },
+            Outcome::Updated | Outcome::Unchanged if handed_over => Outcome::HandedOver,
+            outcome => outcome,
+        };
+        Ok((outcome, drift, applied))
+    }
+
+    /// Makes the field ownership of the configured predecessor managers ours (`crate::takeover`)
+    /// before an apply over `live`; returns the object after it and the managers taken over from.
+    async fn take_over(
+        &self,
+        p: &Prepared,
+        mut live: Value,
+    ) -> Result<(Value, Vec<String>), ApplyError> {
+        let configured = &self.inner.config.take_over_from;
+        if configured.is_empty() {
+            return Ok((live, Vec::new()));
+        }
+        let with_untracked;
+        let mut predecessors = configured.as_slice();
+        if takeover::is_untracked(&live) {
+            live = self.record_before_first_apply(p).await?;
+            with_untracked = [
+                configured.as_slice(),
+                &[takeover::BEFORE_FIRST_APPLY.to_owned()],
+            ]
+            .concat();
+            predecessors = &with_untracked;
+        }
+        let target = (&p.kind.resource, &p.key);
+        self.migrate_ownership(target, live, predecessors, None)
+            .await
+    }
+
+    /// Makes the status field ownership of the configured predecessor managers ours before the
+    /// first status apply to an owner another operator ran, so the apply removes what they
+    /// reported and we do not (a condition, a hostname of a server since removed). The owner is
+    /// read whole: its reflector keeps only our managedFields entries.
+    pub async fn take_over_status(&self, owner: &Owner) -> Result<(), ApplyError> {
+        let predecessors = &self.inner.config.take_over_from;
+        if predecessors.is_empty() {
+            return Ok(());
+        }
+        let (key, resource) = self.owner_target(owner)?;
+        let Some(live) = self.read(&resource, &key).await? else {
+            return Ok(());
+        };
+        let status = Some("status");
+        self.migrate_ownership((&resource, &key), live, predecessors, status)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes [`takeover::migrate`]'s managedFields for `subresource`, tied to the resourceVersion
+    /// they were computed from: when the object changed in between (409), it is read again and the
+    /// takeover computed again. Returns the object after it and the managers taken over from.
+    async fn migrate_ownership(
+        &self,
+        (resource, key): (&ApiResource, &ObjectKey),
+        mut live: Value,
+        predecessors: &[String],
+        subresource: Option<&str>,
+    ) -> Result<(Value, Vec<String>), ApplyError> {
+        let mut attempt = 1;
+        loop {
+            let api_version = &key.api_version;
+            let migrated =
+                takeover::migrate(&live, predecessors, MANAGER, api_version, subresource);
+            let Some(migration) = migrated else {
+                return Ok((live, Vec::new()));
+            };
+            let version = fields::at(&live, &["metadata", "resourceVersion"])
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let patch = takeover::patch(&migration, version);
+            match self.send_takeover(resource, key, patch).await {
+                Ok(success) => {
+                    tracing::info!(managers = ?migration.managers, ?subresource, "took over field ownership");
+                    return Ok((success.body(), migration.managers));
+                }
+                Err(SendError::Final(f)) if f.code == 409 && attempt < TAKEOVER_ATTEMPTS => {
+                    attempt += 1;
+                    live = self
+                        .read(resource, key)
+                        .await?
+                        .ok_or_else(|| ApplyError::Rejected {
+                            object: key.to_string(),
+                            verb: "take over",
+                            code: 404,
+                            reason: "NotFound".into(),
+                            message: "deleted while being taken over".into(),
+                        })?;
+                }
+                Err(e) => return Err(send_error(key, "take over", e)),
+            }
+        }
+    }
+
+    /// Whether `live` has field ownership to take over: entries of a predecessor, or none at all.
+    fn takes_over(&self, p: &Prepared, live: &Value) -> bool {
+        let predecessors = &self.inner.config.take_over_from;
+        !predecessors.is_empty()
+            && (takeover::is_untracked(live)
+                || takeover::migrate(live, predecessors, MANAGER, &p.key.api_version, None)
+                    .is_some())
+    }
+
+    /// An apply of nothing to an untracked object: the API server records every field it holds as
+    /// `before-first-apply` (and none as ours). Returns the object after it.
+    async fn record_before_first_apply(&self, p: &Prepared) -> Result<Value, ApplyError> {
+        let nothing = skeleton(&p.key);
+        let verb = "record fields";
+        let recorded = self.send_apply(&p.kind.resource, &p.key, None, &nothing, verb);
+        Ok(recorded.await?.body())
+    }
+
+    /// The JSON patch of a takeover, which only ever changes managedFields. Sent under our manager,
+    /// though no field changes, so the API records no Update entry for it.
+    async fn send_takeover(
+        &self,
+        resource: &ApiResource,
+        key: &ObjectKey,
+        patch: Value,
+    ) -> Result<Success, SendError> {
+        let patch: json_patch::Patch =
+            serde_json::from_value(patch).map_err(|e| SendError::Malformed(e.to_string()))?;
+        let params = PatchParams {
+            field_manager: Some(MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        let request = Request::new(url_path(resource, key.namespace.as_deref()))
+            .patch(&key.name, &params, &Patch::<()>::Json(patch))
+            .map_err(|e| SendError::Malformed(e.to_string()))?;
+        transport::send_guarded(&self.inner.client, request, &self.inner.config.retry).await
+    }
+
+    /// Applies `p` over `live`; a Deployment refused for a `rollingUpdate` beside `Recreate` gets
+    /// it removed first and is applied again.
     async fn apply_changed(
         &self,
         p: &Prepared,
         live: Option<&Value>,
-    ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
-        let mut applied = self.apply_over(p, live).await;
+        report_drift: bool,
+    ) -> Result<Applied, ApplyError> {
+        let mut applied = self.apply_over(p, live, report_drift).await;
         if switches_to_recreate(p, &applied) {
             self.drop_rolling_update(p).await?;
-            applied = self.apply_over(p, live).await;
+            applied = self.apply_over(p, live, report_drift).await;
         }
-        let refused = matches!(applied, Err(ApplyError::Rejected { code: 422, .. }));
-        if live.is_some() || !refused || p.kind.immutable.is_empty() {
-            return applied;
-        }
-        // Not in the cache, yet refused: an object made by someone else (a stack installed by
-        // hand, about to be adopted) whose immutable fields differ. Read it and apply the kind's
-        // remedy, as for a cached one.
-        match self.read_live(p).await? {
-            Some(current)
-                if immutable::violation(&p.kind.immutable, &p.body, &current).is_some() =>
-            {
-                self.apply_over(p, Some(&current)).await
-            }
-            _ => applied,
-        }
+        applied
     }
 
     /// Removes a Deployment's `spec.strategy.rollingUpdate` while setting `type: Recreate`, by a
@@ -639,7 +908,8 @@ impl Engine {
         &self,
         p: &Prepared,
         live: Option<&Value>,
-    ) -> Result<(Outcome, Vec<DriftReport>, Identity), ApplyError> {
+        report_drift: bool,
+    ) -> Result<Applied, ApplyError> {
         let mut live = live;
         let mut replaced = None;
         if let Some(current) = live
@@ -681,6 +951,7 @@ impl Engine {
             }
         }
         let drift = live
+            .filter(|_| report_drift)
             .map(|l| drift_of(&p.key, &p.body, l))
             .unwrap_or_default();
         let success = self
@@ -932,22 +1203,7 @@ impl Engine {
         finalizer: &str,
         wanted: bool,
     ) -> Result<FinalizerState, ApplyError> {
-        let key = ObjectKey {
-            api_version: owner.api_version.clone(),
-            kind: owner.kind.clone(),
-            namespace: owner.namespace.clone(),
-            name: owner.name.clone(),
-        };
-        let resource = self
-            .inner
-            .registry
-            .owner_resource(&owner.api_version, &owner.kind)
-            .cloned()
-            .ok_or_else(|| ApplyError::UnregisteredKind {
-                object: key.to_string(),
-                api_version: owner.api_version.clone(),
-                kind: owner.kind.clone(),
-            })?;
+        let (key, resource) = self.owner_target(owner)?;
         let mut body = skeleton(&key);
         body["metadata"]["uid"] = json!(owner.uid);
         if wanted {
@@ -974,6 +1230,28 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// The owner's key and resource; its kind must be registered with
+    /// [`KindRegistry::with_owner`].
+    fn owner_target(&self, owner: &Owner) -> Result<(ObjectKey, ApiResource), ApplyError> {
+        let key = ObjectKey {
+            api_version: owner.api_version.clone(),
+            kind: owner.kind.clone(),
+            namespace: owner.namespace.clone(),
+            name: owner.name.clone(),
+        };
+        let resource = self
+            .inner
+            .registry
+            .owner_resource(&owner.api_version, &owner.kind)
+            .cloned()
+            .ok_or_else(|| ApplyError::UnregisteredKind {
+                object: key.to_string(),
+                api_version: owner.api_version.clone(),
+                kind: owner.kind.clone(),
+            })?;
+        Ok((key, resource))
     }
 
     /// Removes a finalizer another manager co-owns (see [`Self::apply_finalizer`]).
@@ -1193,10 +1471,7 @@ impl Engine {
 
 /// Whether `applied` is the server refusing a Deployment's switch to the `Recreate` strategy
 /// because the live object keeps a `rollingUpdate` the body cannot remove.
-fn switches_to_recreate(
-    p: &Prepared,
-    applied: &Result<(Outcome, Vec<DriftReport>, Identity), ApplyError>,
-) -> bool {
+fn switches_to_recreate(p: &Prepared, applied: &Result<Applied, ApplyError>) -> bool {
     let recreate = p.key.kind == "Deployment"
         && p.body
             .pointer("/spec/strategy/type")
@@ -1217,7 +1492,6 @@ enum StatusKnown {
     Unknown,
 }
 
-/// Whether the owner's managedFields have an entry of ours for the status subresource.
 /// Where an owner's finalizer stands after [`Engine::apply_finalizer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FinalizerState {
@@ -1234,7 +1508,10 @@ fn owner_gone(error: &ApplyError) -> bool {
         || matches!(error, ApplyError::Rejected { code: 409, message, .. } if message.contains("uid"))
 }
 
-fn owns_a_status(meta: &ObjectMeta) -> bool {
+/// Whether the owner's managedFields have an entry of ours for the status subresource: whether
+/// the engine has applied its status (the owner reflector keeps our entries, see
+/// [`crate::keep_own_managed_fields`]).
+pub fn owns_a_status(meta: &ObjectMeta) -> bool {
     meta.managed_fields.iter().flatten().any(|entry| {
         entry.manager.as_deref() == Some(MANAGER) && entry.subresource.as_deref() == Some("status")
     })
@@ -1361,6 +1638,7 @@ mod tests {
             namespace: Some("ns".into()),
             uid: format!("uid-of-{kind}"),
             app_name: None,
+            adopting: false,
         };
         let registry = KindRegistry::new().with(KindSpec::cluster::<ClusterRole>());
         let stamp = OwnerStamp::new(&owner);

@@ -109,6 +109,19 @@ pub enum ApplyError {
         /// What was wrong.
         message: String,
     },
+    /// The object already has a controller ownerReference to another owner. The API allows one
+    /// controller per object, and the other controller would fight over it: it is left alone.
+    #[error(
+        "{object} is controlled by {controller} (uid {controller_uid}), not by this owner; left alone"
+    )]
+    ControlledByAnother {
+        /// The object.
+        object: String,
+        /// Its controller, as `<Kind> <name>`.
+        controller: String,
+        /// The controller's uid.
+        controller_uid: String,
+    },
     /// The handover apply failed, so the replica-less apply was not sent (it could reset
     /// replicas to the default).
     #[error("{object}: replicas handover failed, apply skipped: {cause}")]
@@ -173,7 +186,9 @@ impl ApplyError {
             ApplyError::RetriesExhausted { .. } | ApplyError::CacheNotReady { .. } => {
                 ErrorCategory::Transient
             }
-            ApplyError::HandoverFailed { .. } => ErrorCategory::Conflict,
+            ApplyError::HandoverFailed { .. } | ApplyError::ControlledByAnother { .. } => {
+                ErrorCategory::Conflict
+            }
             ApplyError::UnregisteredKind { .. } | ApplyError::BadResponse { .. } => {
                 ErrorCategory::Internal
             }

@@ -180,6 +180,49 @@ fn claim_violation(desired: &Value, live: &Value) -> Option<String> {
         .map(|(k, _)| format!("spec.{k}"))
 }
 
+/// Whether the rules are a claim's (only they make [`without_outgrown_storage`] do anything).
+pub(crate) fn has_claim_rule(rules: &[ImmutableRule]) -> bool {
+    rules.iter().any(|r| r.field == ImmutableField::ClaimSpec)
+}
+
+/// A claim grown beyond the body's size by someone else (by hand, the only way to grow a claim
+/// a controller made from an immutable spec): the body without `resources.requests.storage`, so
+/// the apply leaves their size alone instead of trying to shrink it. `None` when the body stands:
+/// no claim rule, no growth, or the size is still ours (then a smaller body is a shrink the
+/// controller's own spec asks for, refused as such).
+pub(crate) fn without_outgrown_storage(
+    rules: &[ImmutableRule],
+    desired: &Value,
+    live: &Value,
+    ours: Option<&serde_json::Map<String, Value>>,
+) -> Option<Value> {
+    if !has_claim_rule(rules) {
+        return None;
+    }
+    const STORAGE: [&str; 4] = ["spec", "resources", "requests", "storage"];
+    let size = |v: &Value| lookup(v, &STORAGE)?.as_str().and_then(quantity_value);
+    let outgrown = size(desired)? < size(live)?;
+    if !outgrown || ours.is_some_and(|fields| crate::fields::owns_path(fields, &STORAGE)) {
+        return None;
+    }
+    let mut body = desired.clone();
+    let requests = body
+        .pointer_mut("/spec/resources/requests")?
+        .as_object_mut()?;
+    requests.remove("storage");
+    // Empty maps left behind would be applied as fields we own; drop them too.
+    if requests.is_empty() {
+        let resources = body.pointer_mut("/spec/resources")?.as_object_mut()?;
+        resources.remove("requests");
+        if resources.is_empty() {
+            body.pointer_mut("/spec")?
+                .as_object_mut()?
+                .remove("resources");
+        }
+    }
+    Some(body)
+}
+
 /// The numeric value of a Kubernetes quantity (`10Gi`, `500M`, `1e3`, `250m`).
 fn quantity_value(q: &str) -> Option<f64> {
     const SUFFIXES: &[(&str, f64)] = &[
@@ -244,6 +287,40 @@ mod tests {
         assert_eq!(
             violation(&default_rules("batch", "Job"), &changed, &live).map(|v| v.remedy),
             Some(Remedy::Recreate)
+        );
+    }
+
+    #[test]
+    fn a_claim_grown_by_someone_else_keeps_its_size() {
+        let rules = default_rules("", "PersistentVolumeClaim");
+        let desired = json!({"spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "5Gi"}}}});
+        let grown = json!({"spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "10Gi"}}}});
+        let theirs = json!({"f:spec": {"f:accessModes": {}}});
+        let body = without_outgrown_storage(&rules, &desired, &grown, theirs.as_object())
+            .expect("the size is left to whoever grew it");
+        assert_eq!(body, json!({"spec": {"accessModes": ["ReadWriteOnce"]}}));
+        assert_eq!(
+            violation(&rules, &body, &grown),
+            None,
+            "no shrink left to refuse"
+        );
+        // Still ours: a smaller body is the spec asking to shrink, refused as before.
+        let ours = json!({"f:spec": {"f:resources": {"f:requests": {"f:storage": {}}}}});
+        assert_eq!(
+            without_outgrown_storage(&rules, &desired, &grown, ours.as_object()),
+            None
+        );
+        // Not grown: the body stands (growing it is ours to ask).
+        assert_eq!(
+            without_outgrown_storage(&rules, &grown, &desired, theirs.as_object()),
+            None
+        );
+        let deployment = default_rules("apps", "Deployment");
+        assert_eq!(
+            without_outgrown_storage(&deployment, &desired, &grown, None),
+            None
         );
     }
 

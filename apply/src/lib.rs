@@ -28,8 +28,14 @@
 //!
 //! Guarantees:
 //! - every write is `PATCH application/apply-patch+yaml?fieldManager=fieldwise&force=true`
-//!   (the replicas handover alone uses `fieldwise-handover` without force); deletes (prune,
-//!   Job recreate, finalizer cleanup) carry a uid precondition and background propagation;
+//!   (the replicas handover alone uses `fieldwise-handover` without force), but for the JSON
+//!   patch that takes an object's field ownership over from `EngineConfig::take_over_from`
+//!   (`metadata.managedFields` only, pinned to the resourceVersion read) and the two repairs
+//!   applies cannot make (a `rollingUpdate` beside `Recreate`, a co-owned finalizer); deletes
+//!   (prune, Job recreate, finalizer cleanup) carry a uid precondition and background propagation;
+//! - an object the caches lack is read first when its owner is adopting (`Owner::adopting`) or
+//!   its replicas are released, else applied blind (a create in one request); an object with a
+//!   controller reference to another owner is never applied (`ApplyError::ControlledByAnother`);
 //! - an object whose live state (from the caches) already equals the desired body, with our
 //!   managedFields entry covering exactly its field set, is skipped without a request, so an
 //!   unchanged graph and an unchanged status make zero writes;
@@ -52,16 +58,18 @@ mod fingerprint;
 mod identity;
 pub mod immutable;
 pub mod labels;
+pub mod messages;
 mod own_status;
 mod quantities;
 mod registry;
 mod report;
+mod takeover;
 mod transport;
 
 pub use cache::{Subscription, keep_own_managed_fields};
 pub use cached::{CachedObject, CompressedJson, ControllerRef};
 pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
-pub use engine::{Engine, EngineConfig, FinalizerState};
+pub use engine::{Engine, EngineConfig, FinalizerState, owns_a_status};
 pub use error::{ApplyError, ErrorCategory, ObjectKey};
 pub use immutable::{ImmutableField, ImmutableRule, Remedy};
 pub use registry::{KindRegistry, KindSpec, Scope};

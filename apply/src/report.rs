@@ -17,6 +17,13 @@ pub enum Outcome {
     },
     /// The apply changed the object.
     Updated,
+    /// The object was written by other field managers the engine takes over from (see
+    /// `EngineConfig::take_over_from`): their field ownership became ours, then the apply removed
+    /// what they had set and we do not.
+    TakenOver {
+        /// The managers taken over from, e.g. `manager` (the Feast operator).
+        managers: Vec<String>,
+    },
     /// Nothing to do: skipped without a request, or the server reported no change.
     Unchanged,
     /// Deleted because it left the desired graph.
@@ -35,6 +42,7 @@ impl Outcome {
             Outcome::Recreated => "recreated",
             Outcome::Replaced { .. } => "replaced",
             Outcome::Updated => "updated",
+            Outcome::TakenOver { .. } => "taken_over",
             Outcome::Unchanged => "unchanged",
             Outcome::Pruned => "pruned",
             Outcome::HandedOver => "handed_over",

@@ -91,6 +91,33 @@ pub(crate) async fn send(
     request: Request<Vec<u8>>,
     cfg: &RetryConfig,
 ) -> Result<Success, SendError> {
+    send_with(client, request, cfg, Conflicts::Retry).await
+}
+
+/// Sends a request that carries its own resourceVersion precondition: a 409 means the object
+/// changed since it was read, and sending the same request again would fail the same way, so it
+/// comes back at once for the caller to read the object again.
+pub(crate) async fn send_guarded(
+    client: &Client,
+    request: Request<Vec<u8>>,
+    cfg: &RetryConfig,
+) -> Result<Success, SendError> {
+    send_with(client, request, cfg, Conflicts::Answer).await
+}
+
+/// Whether a "the object has been modified" 409 is retried.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conflicts {
+    Retry,
+    Answer,
+}
+
+async fn send_with(
+    client: &Client,
+    request: Request<Vec<u8>>,
+    cfg: &RetryConfig,
+    conflicts: Conflicts,
+) -> Result<Success, SendError> {
     let (parts, body) = request.into_parts();
     let mut attempt = 0;
     loop {
@@ -109,6 +136,9 @@ pub(crate) async fn send(
                 Err(_) => ("request timed out".to_string(), backoff(cfg, attempt)),
                 Ok(Err(transport)) => (transport, backoff(cfg, attempt)),
                 Ok(Ok(Ok(success))) => return Ok(success),
+                Ok(Ok(Err(failure))) if failure.code == 409 && conflicts == Conflicts::Answer => {
+                    return Err(SendError::Final(failure));
+                }
                 Ok(Ok(Err(failure))) => match retry_delay(&failure, attempt, cfg) {
                     Some(delay) => (
                         format!("{} {}: {}", failure.code, failure.reason, failure.message),
@@ -202,8 +232,15 @@ fn retry_delay(failure: &Failure, attempt: u32, cfg: &RetryConfig) -> Option<Dur
                 .map_or(exponential, |d| d.min(cfg.max_retry_after)),
         ),
         // A field manager conflict or a failed precondition is an answer, not a transient state;
-        // other conflicts ("the object has been modified") are storage races worth retrying.
-        409 if failure.field_conflict || failure.message.contains("Precondition failed") => None,
+        // so is an apply naming a uid no live object has (the object is gone: kube-apiserver's
+        // "uid mismatch: … no existing object was found"). Other conflicts ("the object has been
+        // modified") are storage races worth retrying.
+        409 if failure.field_conflict
+            || failure.message.contains("Precondition failed")
+            || failure.message.contains("uid mismatch") =>
+        {
+            None
+        }
         409 => Some(exponential),
         // The apply body does not fit the schema (spec §2.1): permanent, though reported as 500.
         500 if failure
@@ -262,6 +299,10 @@ mod tests {
             ),
             None
         );
+        // What kube-apiserver answers an apply with the uid of an object that is gone.
+        let gone = "Operation cannot be fulfilled on featurestores.feast.dev \"x\": uid mismatch: \
+                    the provided object specified uid 1, and no existing object was found";
+        assert_eq!(retry_delay(&failure(409, gone), 1, &cfg), None);
         let mut conflict = failure(409, "Apply failed with 1 conflict");
         conflict.field_conflict = true;
         assert_eq!(retry_delay(&conflict, 1, &cfg), None);

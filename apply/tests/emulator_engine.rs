@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use fieldwise_apply::{
-    DesiredObject, Engine, KindRegistry, KindSpec, ObjectKey, Outcome, Owner, ReplicasPolicy,
-    Subscription,
+    ApplyError, DesiredObject, Engine, EngineConfig, KindRegistry, KindSpec, ObjectKey, Outcome,
+    Owner, ReplicasPolicy, Subscription,
 };
 use fieldwise_e2e::{
     Emulator, EmulatorHandle, Options,
@@ -34,6 +34,10 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(EngineConfig::default()).await
+}
+
+async fn start_with(engine_config: EngineConfig) -> Harness {
     let emulator = Emulator::start(Options::default()).await.expect("emulator");
     let mut config = kube::Config::new(emulator.url().parse().expect("url"));
     config.default_namespace = "default".into();
@@ -42,7 +46,7 @@ async fn start() -> Harness {
     let registry = KindRegistry::new()
         .with(KindSpec::namespaced::<ConfigMap>())
         .with(KindSpec::namespaced::<Deployment>().with_replicas());
-    let engine = Engine::new(client.clone(), registry);
+    let engine = Engine::with_config(client.clone(), registry, engine_config);
     let configmaps = engine
         .subscribe(&kube::discovery::ApiResource::erase::<ConfigMap>(&()))
         .expect("subscribe");
@@ -771,4 +775,294 @@ async fn statefulset_claim_template_change_recreates_it_orphaning_its_pods() {
         .and_then(|r| r.get("storage"))
         .map(|q| q.0.clone());
     assert_eq!(size.as_deref(), Some("5Gi"));
+}
+
+/// An engine that takes over from `manager`, the Feast operator's field manager.
+async fn start_taking_over() -> Harness {
+    start_with(EngineConfig {
+        take_over_from: vec!["manager".into()],
+        ..EngineConfig::default()
+    })
+    .await
+}
+
+/// The ownerReference a controller puts on its children.
+fn controller_reference(owner: &Owner) -> serde_json::Value {
+    json!({"apiVersion": owner.api_version, "kind": owner.kind, "name": owner.name,
+           "uid": owner.uid, "controller": true, "blockOwnerDeletion": true})
+}
+
+/// The Deployment `web` with its config as a literal env value (as the predecessor wrote it) or
+/// from a Secret (as we apply it).
+fn web_config(literal: bool) -> serde_json::Value {
+    let env = if literal {
+        json!({"name": "CONFIG", "value": "cHJvamVjdDogcA=="})
+    } else {
+        json!({"name": "CONFIG", "valueFrom": {"secretKeyRef": {"name": "config", "key": "yaml"}}})
+    };
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx:1", "env": [env]}]}}}})
+}
+
+/// Creates `web` as the predecessor does: a plain create under the field manager `manager`, with
+/// a controller reference to `owner`.
+async fn create_as_predecessor(h: &Harness) -> Deployment {
+    let mut body = web_config(true);
+    body["metadata"]["ownerReferences"] = json!([controller_reference(&h.owner)]);
+    let deployment: Deployment = serde_json::from_value(body).expect("a Deployment");
+    let params = PostParams {
+        field_manager: Some("manager".into()),
+        ..PostParams::default()
+    };
+    Api::<Deployment>::namespaced(h.client.clone(), "default")
+        .create(&params, &deployment)
+        .await
+        .expect("created by the predecessor")
+}
+
+/// The Deployment `web` holds the config from the Secret only, no field of `manager` is left, and
+/// it is the object the predecessor made.
+async fn assert_taken_over(h: &Harness, created: &Deployment) {
+    let live = Api::<Deployment>::namespaced(h.client.clone(), "default")
+        .get("web")
+        .await
+        .expect("web");
+    assert_eq!(live.metadata.uid, created.metadata.uid, "adopted in place");
+    let container = &live
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod spec")
+        .containers[0];
+    let env = &container.env.as_ref().expect("env")[0];
+    assert_eq!(env.value, None, "the literal value is gone");
+    assert!(env.value_from.is_some());
+    let managers: Vec<(String, String)> = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|e| {
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            (text(&e.manager), text(&e.operation))
+        })
+        .collect();
+    assert_eq!(managers, [("fieldwise".to_owned(), "Apply".to_owned())]);
+}
+
+/// Requests of the engine's field manager or reads, as `verb/patch type`.
+fn requests_of_the_engine(h: &Harness) -> Vec<String> {
+    let snapshot = h.emulator.counters().snapshot();
+    let ours = snapshot.into_iter().filter(|(key, _)| {
+        key.resource == "deployments" && matches!(key.field_manager.as_str(), "" | "fieldwise")
+    });
+    ours.filter(|(key, _)| key.verb != "watch" && key.verb != "list")
+        .map(|(key, count)| format!("{}/{} x{count}", key.verb, key.patch_type))
+        .collect()
+}
+
+/// Reconciles `web` (config from a Secret) for an owner `adopting` or not over the predecessor's
+/// Deployment, expecting it taken over from `taken_from` with exactly `requests`.
+async fn take_over_web(h: &Harness, adopting: bool, taken_from: &str, requests: [&str; 3]) {
+    let owner = h.owner.clone().adopting(adopting);
+    h.emulator.counters().reset();
+    let desired = DesiredObject::new("online", web_config(false));
+    let report = h.engine.reconcile(&owner, vec![desired]).await;
+    assert_eq!(
+        report.outcome_of("Deployment", "web"),
+        Some(&Outcome::TakenOver {
+            managers: vec![taken_from.into()]
+        }),
+        "{report:?}"
+    );
+    assert_eq!(requests_of_the_engine(h), requests);
+}
+
+#[tokio::test]
+async fn an_adopting_owner_takes_a_predecessors_object_over_before_applying() {
+    let h = start_taking_over().await;
+    let created = create_as_predecessor(&h).await;
+    // Read, take over, apply: never refused.
+    let requests = ["get/ x1", "patch/apply x1", "patch/json x1"];
+    take_over_web(&h, true, "manager", requests).await;
+    assert_taken_over(&h, &created).await;
+}
+
+#[tokio::test]
+async fn a_blind_apply_refused_over_a_predecessors_object_reads_and_takes_it_over() {
+    let h = start_taking_over().await;
+    let created = create_as_predecessor(&h).await;
+    // The refused apply (a value and a valueFrom), a read, the takeover, the apply.
+    let requests = ["get/ x1", "patch/apply x2", "patch/json x1"];
+    take_over_web(&h, false, "manager", requests).await;
+    assert_taken_over(&h, &created).await;
+}
+
+#[tokio::test]
+async fn an_object_controlled_by_another_owner_is_left_alone() {
+    let h = start_taking_over().await;
+    let configmaps = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    let other: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("cm");
+    let other = configmaps
+        .create(&PostParams::default(), &other)
+        .await
+        .expect("another owner");
+    let other = Owner::of(&other).expect("owner");
+    let theirs: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg",
+        "ownerReferences": [controller_reference(&other)]}, "data": {"v": "theirs"}}))
+    .expect("cm");
+    let params = PostParams {
+        field_manager: Some("manager".into()),
+        ..PostParams::default()
+    };
+    configmaps.create(&params, &theirs).await.expect("created");
+    for owner in [h.owner.clone().adopting(true), h.owner.clone()] {
+        let report = h.engine.reconcile(&owner, vec![cm("cfg", "ours")]).await;
+        let Some(Outcome::Failed(error)) = report.outcome_of("ConfigMap", "cfg") else {
+            panic!("{report:?}")
+        };
+        assert!(
+            matches!(error, ApplyError::ControlledByAnother { controller, controller_uid, .. }
+                if controller == "ConfigMap other" && *controller_uid == other.uid),
+            "{error}"
+        );
+        assert!(report.prune_skipped);
+    }
+    let live = configmaps.get("cfg").await.expect("cfg");
+    assert_eq!(
+        live.data.and_then(|d| d.get("v").cloned()).as_deref(),
+        Some("theirs")
+    );
+    let managers: Vec<Option<String>> = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|e| e.manager.clone())
+        .collect();
+    assert_eq!(
+        managers,
+        [Some("manager".to_owned())],
+        "not taken over either"
+    );
+}
+
+#[tokio::test]
+async fn an_untracked_object_is_recorded_then_taken_over() {
+    let h = start_taking_over().await;
+    let created = create_as_predecessor(&h).await;
+    let deployments = Api::<Deployment>::namespaced(h.client.clone(), "default");
+    let wipe = json!({"metadata": {"managedFields": [{}]}});
+    let wiped = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&wipe))
+        .await
+        .expect("managedFields wiped");
+    assert_eq!(wiped.metadata.managed_fields, None);
+    // Read, an apply of nothing to record the fields, take over, apply.
+    let requests = ["get/ x1", "patch/apply x2", "patch/json x1"];
+    take_over_web(&h, true, "before-first-apply", requests).await;
+    assert_taken_over(&h, &created).await;
+}
+
+/// Removing the finalizer of an owner that is already gone (a reconcile that read it from a cache
+/// a moment old) is no error and no retry: the uid in the apply names no live object, which
+/// kube-apiserver answers with a 409 "uid mismatch".
+#[tokio::test]
+async fn removing_the_finalizer_of_a_deleted_owner_is_no_error() {
+    let emulator = Emulator::start(Options::default()).await.expect("emulator");
+    let mut config = kube::Config::new(emulator.url().parse().expect("url"));
+    config.default_namespace = "default".into();
+    config.default_retry = false;
+    let client = Client::try_from(config).expect("client");
+    let registry = KindRegistry::new()
+        .with(KindSpec::namespaced::<ConfigMap>())
+        .with_owner::<ConfigMap>();
+    let engine = Engine::new(client.clone(), registry);
+    let owners = Api::<ConfigMap>::namespaced(client.clone(), "default");
+    let owner_cm: ConfigMap =
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "finalized", "namespace": "default"}}))
+        .expect("owner");
+    let owner_cm = owners
+        .create(&PostParams::default(), &owner_cm)
+        .await
+        .expect("created");
+    let owner = Owner::of(&owner_cm).expect("owner");
+    let finalizer = "example.com/cleanup";
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, true)
+            .await
+            .expect("added"),
+        fieldwise_apply::FinalizerState::Applied
+    );
+    owners
+        .delete("finalized", &Default::default())
+        .await
+        .expect("deletion requested");
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, false)
+            .await
+            .expect("removed"),
+        fieldwise_apply::FinalizerState::Applied
+    );
+    assert!(
+        owners
+            .get_opt("finalized")
+            .await
+            .expect("readable")
+            .is_none()
+    );
+    // Again, as a reconcile holding the stale copy would.
+    let before = emulator.counters().writes();
+    assert_eq!(
+        engine
+            .apply_finalizer(&owner, finalizer, false)
+            .await
+            .expect("no error for an owner that is gone"),
+        fieldwise_apply::FinalizerState::OwnerGone
+    );
+    assert_eq!(
+        emulator.counters().writes() - before,
+        1,
+        "one request, no retries"
+    );
+}
+
+/// An object without a controller reference (as every cluster-scoped child is) whose owner-uid
+/// label names another owner is left to that owner: two owners whose names collide must not take
+/// it from each other apply after apply.
+#[tokio::test]
+async fn an_object_labelled_for_another_owner_is_left_alone() {
+    let mut h = start().await;
+    let configmaps = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    let theirs: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg", "labels": {
+        "app.kubernetes.io/managed-by": "fieldwise", "app.kubernetes.io/instance": "first",
+        "fieldwise.dev/owner-uid": "uid-of-the-first", "fieldwise.dev/owner-namespace": "team",
+        "fieldwise.dev/owner-kind": "FeatureStore.feast.dev"}}, "data": {"v": "theirs"}}))
+    .expect("cm");
+    let created = configmaps
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("created");
+    // The engine's cache has it, as it would have another owner's child.
+    until_current(&mut h, &key("v1", "ConfigMap", "cfg")).await;
+    let report = h.engine.reconcile(&h.owner, vec![cm("cfg", "ours")]).await;
+    let Some(Outcome::Failed(error)) = report.outcome_of("ConfigMap", "cfg") else {
+        panic!("{report:?}")
+    };
+    assert!(
+        matches!(error, ApplyError::ControlledByAnother { controller, controller_uid, .. }
+            if controller == "FeatureStore.feast.dev team/first" && controller_uid == "uid-of-the-first"),
+        "{error}"
+    );
+    let live = configmaps.get("cfg").await.expect("cfg");
+    assert_eq!(
+        live.metadata.resource_version, created.metadata.resource_version,
+        "untouched"
+    );
 }

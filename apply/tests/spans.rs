@@ -104,6 +104,7 @@ async fn spans_carry_object_attributes_and_no_secret_data() {
         namespace: Some("ns".into()),
         uid: "u-1".into(),
         app_name: None,
+        adopting: false,
     };
     let secret = |name: &str| {
         DesiredObject::new(

@@ -23,7 +23,7 @@ use fieldwise_e2e::{
 use fieldwise_observability::{Health, Metrics};
 use futures::StreamExt;
 use k8s_openapi::{
-    api::{apps::v1::Deployment, core::v1::Namespace},
+    api::{apps::v1::Deployment, core::v1::Namespace, events::v1::Event},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -76,14 +76,15 @@ pub enum Target {
 
 /// Runs `scenario` on a fresh cluster of `target`. On a real cluster, whatever the outcome, the scenario's
 /// FeatureStores are deleted (with an operator running, so their finalizer removes cluster-scoped
-/// children) and then its namespace.
-pub fn run_on<F, Fut>(target: Target, scenario: F)
+/// children) and then its namespace. The operator is started with the cluster when `operator`;
+/// otherwise the scenario starts it (`Cluster::start_operator`) once it has set the cluster up.
+pub fn run_with<F, Fut>(target: Target, operator: bool, scenario: F)
 where
     F: FnOnce(Cluster) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     block_on(async move {
-        let cluster = Cluster::start_on(target, SimOptions::default(), true).await;
+        let cluster = Cluster::start_on(target, SimOptions::default(), operator).await;
         let teardown = (target == Target::RealCluster).then(|| cluster.teardown());
         let outcome = tokio::spawn(scenario(cluster)).await;
         if let Some(teardown) = teardown {
@@ -97,18 +98,27 @@ where
 
 /// Declares a scenario twice: `<name>::on_the_emulator`, run by `cargo test`, and `<name>::on_a_real_cluster`,
 /// ignored unless asked for (`cargo test --test scenarios -- --ignored`, with `E2E_KUBECONFIG` set).
+/// With `operator_started_by_scenario`, the scenario starts the operator itself.
 macro_rules! on_every_target {
     ($name:ident, $scenario:ident) => {
+        $crate::harness::on_every_target!($name, $scenario, true);
+    };
+    ($name:ident, $scenario:ident, operator_started_by_scenario) => {
+        $crate::harness::on_every_target!($name, $scenario, false);
+    };
+    ($name:ident, $scenario:ident, $operator:literal) => {
         mod $name {
             #[test]
             fn on_the_emulator() {
-                $crate::harness::run_on($crate::harness::Target::Emulator, super::$scenario);
+                let target = $crate::harness::Target::Emulator;
+                $crate::harness::run_with(target, $operator, super::$scenario);
             }
 
             #[test]
             #[ignore = "needs a real cluster: E2E_KUBECONFIG=path (see e2e/README.md)"]
             fn on_a_real_cluster() {
-                $crate::harness::run_on($crate::harness::Target::RealCluster, super::$scenario);
+                let target = $crate::harness::Target::RealCluster;
+                $crate::harness::run_with(target, $operator, super::$scenario);
             }
         }
     };
@@ -130,6 +140,8 @@ pub struct Cluster {
     operator_writes: Arc<AtomicU64>,
     /// The operator's write requests, as `METHOD path`, for messages.
     operator_requests: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The answers to the operator's write requests, as `(METHOD path, status code)`.
+    operator_answers: Answers,
     /// The namespace the scenario works in: `default` on the emulator, a fresh one on a real cluster.
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -151,6 +163,7 @@ impl Cluster {
     pub async fn start_on(target: Target, sims: SimOptions, operator: bool) -> Self {
         let operator_writes = Arc::new(AtomicU64::new(0));
         let operator_requests = Arc::default();
+        let operator_answers = Answers::default();
         let (emulated, config, namespace) = match target {
             Target::Emulator => {
                 let emulator = Emulator::start(Default::default())
@@ -173,6 +186,7 @@ impl Cluster {
             config,
             operator_writes.clone(),
             Arc::clone(&operator_requests),
+            operator_answers.clone(),
         );
         let mut cluster = Self {
             emulated,
@@ -180,6 +194,7 @@ impl Cluster {
             operator_client,
             operator_writes,
             operator_requests,
+            operator_answers,
             namespace,
             metrics: Arc::new(Metrics::new()),
             settings: Settings::default(),
@@ -230,6 +245,16 @@ impl Cluster {
     pub fn operator_requests_after(&self, skip: u64) -> Vec<String> {
         let requests = self.operator_requests.lock().expect("requests lock");
         requests.iter().skip(skip as usize).cloned().collect()
+    }
+
+    /// The operator's write requests the API server refused (status 400 or above), as
+    /// `METHOD path status`.
+    pub fn operator_refusals(&self) -> Vec<String> {
+        let answers = self.operator_answers.lock().expect("answers lock");
+        let refused = answers.iter().filter(|(_, status)| *status >= 400);
+        refused
+            .map(|(request, status)| format!("{request} {status}"))
+            .collect()
     }
 
     /// Server-side applies fieldwise's CRDs and waits until they are served.
@@ -521,38 +546,48 @@ fn unique_namespace() -> String {
     format!("fieldwise-e2e-{:x}-{nanos:x}", std::process::id())
 }
 
+/// The answers to write requests, as `(METHOD path, status code)`.
+type Answers = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
 /// A client as `fieldwise run` builds it (no retry layer), counting every write request it sends.
 fn counting_client(
-    mut config: Config,
+    config: Config,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Answers,
 ) -> Client {
-    config.default_retry = false;
+    // As `fieldwise run` configures its client (no retries, fieldwise's User-Agent).
+    let config = fieldwise::cli::run::operator_config(config);
     kube::client::ClientBuilder::try_from(config)
         .expect("a client")
         .with_layer(&tower::layer::layer_fn(move |inner| CountWrites {
             inner,
             writes: writes.clone(),
             requests: requests.clone(),
+            answers: answers.clone(),
         }))
         .build()
 }
 
-/// Counts (and notes) the requests that are not reads (anything but GET, HEAD and OPTIONS).
+/// Counts and notes the requests that are not reads (anything but GET, HEAD and OPTIONS), and
+/// the status codes they were answered with.
 #[derive(Clone)]
 struct CountWrites<S> {
     inner: S,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
+    answers: Answers,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for CountWrites<S>
+impl<S, B, R> tower::Service<http::Request<B>> for CountWrites<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -560,14 +595,23 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let read = [http::Method::GET, http::Method::HEAD, http::Method::OPTIONS];
-        if !read.contains(request.method()) {
-            let noted = format!("{} {}", request.method(), request.uri().path());
+        let noted = (!read.contains(request.method()))
+            .then(|| format!("{} {}", request.method(), request.uri().path()));
+        if let Some(noted) = &noted {
             if let Ok(mut requests) = self.requests.lock() {
-                requests.push(noted);
+                requests.push(noted.clone());
             }
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.call(request)
+        let answers = self.answers.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            if let (Some(noted), Ok(mut answers)) = (noted, answers.lock()) {
+                answers.push((noted, response.status().as_u16()));
+            }
+            Ok(response)
+        })
     }
 }
 
@@ -621,17 +665,20 @@ pub fn contains(actual: &Value, expected: &Value, path: &str) -> Result<(), Stri
     }
 }
 
-/// Every `spec.replicas` value a Deployment took, consecutive repeats folded, recorded by a watch
-/// of its own from the moment it starts.
+/// A Deployment's `(spec.replicas, status.availableReplicas)`.
+pub type Replicas = (Option<i32>, Option<i32>);
+
+/// Every [`Replicas`] a Deployment showed, consecutive repeats folded, recorded by a watch of its own
+/// from the moment it starts, with the resourceVersion it last saw.
 pub struct ReplicasHistory {
-    values: tokio::sync::watch::Receiver<Vec<Option<i32>>>,
+    values: tokio::sync::watch::Receiver<(Vec<Replicas>, u64)>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ReplicasHistory {
     pub fn start(cluster: &Cluster, deployment: &str) -> Self {
         let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        let (record, values) = tokio::sync::watch::channel(Vec::new());
+        let (record, values) = tokio::sync::watch::channel((Vec::new(), 0));
         let config = watcher::Config::default().fields(&format!("metadata.name={deployment}"));
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, config)
@@ -639,28 +686,52 @@ impl ReplicasHistory {
                 .applied_objects()
                 .boxed();
             while let Some(Ok(deployment)) = stream.next().await {
-                let replicas = deployment.spec.and_then(|s| s.replicas);
-                record.send_if_modified(|values| {
-                    let changed = values.last() != Some(&replicas);
-                    if changed {
-                        values.push(replicas);
+                let spec = deployment.spec.as_ref().and_then(|s| s.replicas);
+                let available = deployment
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas);
+                let version = resource_version(&deployment);
+                record.send_modify(|(values, seen)| {
+                    if values.last() != Some(&(spec, available)) {
+                        values.push((spec, available));
                     }
-                    changed
+                    *seen = version;
                 });
             }
         });
         Self { values, task }
     }
 
-    /// The history once its own watch has seen `last` (another watch may have seen it first).
+    /// Every `spec.replicas` value, repeats folded, once its own watch has seen `last` (another watch
+    /// may have seen it first).
     pub async fn values_ending(&self, last: i32) -> Vec<Option<i32>> {
         let mut values = self.values.clone();
-        let seen = values.wait_for(|v| v.last() == Some(&Some(last)));
+        let seen = values.wait_for(|(v, _)| v.last().map(|(spec, _)| *spec) == Some(Some(last)));
+        let recorded = match tokio::time::timeout(patience(), seen).await {
+            Ok(Ok(values)) => values.0.clone(),
+            _ => self.values.borrow().0.clone(),
+        };
+        let mut asked: Vec<Option<i32>> = recorded.into_iter().map(|(spec, _)| spec).collect();
+        asked.dedup();
+        asked
+    }
+
+    /// The whole history once its watch has seen `deployment` (read after it) or a later version.
+    pub async fn until_seen(&self, deployment: &Deployment) -> Vec<Replicas> {
+        let version = resource_version(deployment);
+        let mut values = self.values.clone();
+        let seen = values.wait_for(|(_, seen)| *seen >= version);
         match tokio::time::timeout(patience(), seen).await {
-            Ok(Ok(values)) => values.clone(),
-            _ => self.values.borrow().clone(),
+            Ok(Ok(values)) => values.0.clone(),
+            _ => panic!("the Deployment watch did not reach version {version}"),
         }
     }
+}
+
+fn resource_version(deployment: &Deployment) -> u64 {
+    let version = deployment.metadata.resource_version.as_deref();
+    version.and_then(|v| v.parse().ok()).unwrap_or_default()
 }
 
 impl Drop for ReplicasHistory {
@@ -752,4 +823,31 @@ pub async fn apply_keda_hpa(cluster: &Cluster, name: &str, target: Value, replic
     )
     .await
     .expect("KEDA's HPA applied");
+}
+
+/// The (reason, note) of Events about the object `uid` (an owner), watched until `enough` holds (or
+/// the patience runs out).
+pub async fn events_until(
+    cluster: &Cluster,
+    uid: Option<&str>,
+    enough: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let mut stream = watcher(events, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut notes = Vec::new();
+    let collect = async {
+        while let Some(Ok(event)) = stream.next().await {
+            let about = event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == uid;
+            if let (true, Some(reason), Some(note)) = (about, event.reason, event.note) {
+                notes.push((reason, note));
+            }
+            if enough(&notes) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(patience(), collect).await;
+    notes
 }

@@ -2,6 +2,8 @@
 //! API emulator with its simulated controllers. Those that need no simulator also run against a real
 //! cluster (`<scenario>::on_a_real_cluster`, ignored unless asked for; see e2e/README.md).
 
+mod compat;
+mod day2;
 mod drift;
 mod faults;
 mod harness;
@@ -14,3 +16,4 @@ mod restricted;
 mod samples;
 mod scaling;
 mod secrets;
+mod takeover;

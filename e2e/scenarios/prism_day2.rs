@@ -4,13 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     core::v1::Service,
-    events::v1::Event,
 };
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{
     Api, Resource,
     api::{DeleteParams, ListParams, Patch, PatchParams},
@@ -18,7 +15,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, on_every_target, patience, wait_for, wait_gone};
+use crate::harness::{Cluster, events_until, on_every_target, patience, wait_for, wait_gone};
 use crate::prism::{apply_prism, phase_is};
 use fieldwise_api::prism::{Phase, PrismCluster};
 
@@ -297,33 +294,6 @@ async fn repairs_reported(cluster: Cluster) {
             Api::namespaced_with(cluster.client.clone(), &namespace, &resource);
         wait_gone(&api, &name).await;
     }
-}
-
-/// The (reason, note) of Events about the PrismCluster `uid`, watched until `enough` holds (or
-/// the patience runs out).
-async fn events_until(
-    cluster: &Cluster,
-    uid: Option<&str>,
-    enough: impl Fn(&[(String, String)]) -> bool,
-) -> Vec<(String, String)> {
-    let events: Api<Event> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let mut stream = watcher(events, watcher::Config::default())
-        .applied_objects()
-        .boxed();
-    let mut notes = Vec::new();
-    let collect = async {
-        while let Some(Ok(event)) = stream.next().await {
-            let about = event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == uid;
-            if let (true, Some(reason), Some(note)) = (about, event.reason, event.note) {
-                notes.push((reason, note));
-            }
-            if enough(&notes) {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(patience(), collect).await;
-    notes
 }
 
 /// Every namespaced object labelled as a child of `owner_uid`, with its resource.

@@ -129,7 +129,7 @@ async fn check_sample(cluster: &Cluster, samples_dir: &Path, sample: &str) {
             .iter()
             .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/instance"] == name)
             .map(|o| serde_json::from_str(&o.to_string().replace(OFFLINE_UID, &uid)).expect("JSON"))
-            .map(without_uid_salted_hash)
+            .map(without_generated_values)
             .collect();
         assert!(
             !children.is_empty(),
@@ -160,13 +160,17 @@ async fn check_sample(cluster: &Cluster, samples_dir: &Path, sample: &str) {
     }
 }
 
-/// The pod template's config hash is salted with the FeatureStore's uid, which render cannot know.
-fn without_uid_salted_hash(mut object: Value) -> Value {
+/// The rendered object without what the operator generates when it creates the object: the
+/// config-hash key (render shows a placeholder) and the config hash keyed by it.
+fn without_generated_values(mut object: Value) -> Value {
     let annotations = object
         .pointer_mut("/spec/template/metadata/annotations")
         .and_then(Value::as_object_mut);
     if let Some(annotations) = annotations {
         annotations.remove(fieldwise::featurestore::graph::CONFIG_HASH_ANNOTATION);
+    }
+    if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
+        data.retain(|_, value| value != fieldwise::render::GENERATED_PLACEHOLDER);
     }
     object
 }
@@ -180,7 +184,7 @@ pub(crate) fn describe(object: &Value) -> String {
     )
 }
 
-fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
+pub(crate) fn api_for(cluster: &Cluster, object: &Value) -> (Api<DynamicObject>, String) {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
     let kind = object["kind"].as_str().expect("kind");
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -211,7 +215,7 @@ pub(crate) async fn live_object(cluster: &Cluster, object: &Value) -> Option<Dyn
 }
 
 /// Waits for the object to disappear; `None` if it is still there after the patience runs out.
-async fn await_gone(cluster: &Cluster, object: &Value) -> Option<()> {
+pub(crate) async fn await_gone(cluster: &Cluster, object: &Value) -> Option<()> {
     let (api, name) = api_for(cluster, object);
     let Some(live) = api.get_opt(&name).await.expect("readable") else {
         return Some(());

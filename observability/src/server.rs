@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
@@ -18,10 +19,15 @@ use crate::{Error, Metrics};
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Readiness shared between the controller and `/readyz`. Clones share one flag.
+/// What `/readyz` says before the process is ready and before anything more specific is known.
+pub const STARTING: &str = "waiting for the initial lists of the caches";
+
+/// Readiness shared between the controller and `/readyz`. Clones share one flag and one reason.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    /// Why the process is not ready (`None`: [`STARTING`]).
+    reason: Arc<Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -33,11 +39,44 @@ impl Health {
     /// Marks the process ready (call once the caches have synced); `/readyz` answers 200 after.
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+        *self.lock_reason() = None;
+    }
+
+    /// Says why the process is not ready yet; `/readyz` answers 503 with `not ready: <reason>`.
+    /// Ignored once ready.
+    pub fn set_not_ready_reason(&self, reason: impl Into<String>) {
+        if !self.is_ready() {
+            *self.lock_reason() = Some(reason.into());
+        }
+    }
+
+    /// Forgets a reason given earlier (the problem went away; the process is still starting).
+    pub fn clear_not_ready_reason(&self) {
+        *self.lock_reason() = None;
     }
 
     /// Whether [`Health::set_ready`] was called.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Why the process is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.is_ready() {
+            return None;
+        }
+        Some(
+            self.lock_reason()
+                .clone()
+                .unwrap_or_else(|| STARTING.to_owned()),
+        )
+    }
+
+    fn lock_reason(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A reason is a whole string: a panic elsewhere cannot leave it half-written.
+        self.reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -67,11 +106,14 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.health.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+/// `ready`, or 503 with `not ready: <why>` (one line, for `kubectl describe pod` and curl).
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.health.not_ready_reason() {
+        None => (StatusCode::OK, "ready".to_owned()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
     }
 }
 

@@ -53,6 +53,16 @@ async fn endpoints_answer_and_readyz_flips_once_ready() {
     assert_eq!(get(addr, "/healthz").await.status, 200);
     let not_ready = get(addr, "/readyz").await;
     assert_eq!(not_ready.status, 503);
+    assert_eq!(
+        not_ready.body,
+        "not ready: waiting for the initial lists of the caches\n"
+    );
+    health.set_not_ready_reason("the FeatureStore CRD is not installed");
+    let not_ready = get(addr, "/readyz").await;
+    assert_eq!(
+        (not_ready.status, not_ready.body.as_str()),
+        (503, "not ready: the FeatureStore CRD is not installed\n")
+    );
     health.set_ready();
     assert_eq!(get(addr, "/readyz").await.status, 200);
     assert_eq!(get(addr, "/healthz").await.status, 200);

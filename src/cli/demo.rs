@@ -60,7 +60,7 @@ pub enum DemoError {
     Emulator(#[from] std::io::Error),
     #[error("cannot read the sample: {0}")]
     Sample(String),
-    #[error("Kubernetes API request failed: {0}")]
+    #[error("Kubernetes API request failed: {}", crate::runtime::errors::message(.0))]
     Kube(#[from] kube::Error),
     #[error("the operator stopped: {0}")]
     Operator(String),
@@ -182,9 +182,8 @@ fn client_of(emulator: &EmulatorHandle) -> Result<kube::Client, DemoError> {
     };
     let mut config = kube::Config::new(uri);
     config.default_namespace = "default".into();
-    // As in `fieldwise run`: the engine retries by itself.
-    config.default_retry = false;
-    Ok(kube::Client::try_from(config)?)
+    // As in `fieldwise run`: no retries (the engine retries by itself), fieldwise's User-Agent.
+    Ok(kube::Client::try_from(super::run::operator_config(config))?)
 }
 
 async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
@@ -267,7 +266,8 @@ async fn wait_ready(
     match tokio::time::timeout(timeout, await_condition(api.clone(), name, ready)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(DemoError::Operator(format!(
-            "watching {kind} {namespace}/{name} failed: {e}"
+            "watching {kind} {namespace}/{name} failed: {}",
+            crate::runtime::errors::message(&e)
         ))),
         Err(_) => {
             let last = match api.get_opt(name).await? {
@@ -449,7 +449,7 @@ async fn run_operator(client: kube::Client, stopped: oneshot::Receiver<()>) -> R
         shutdown,
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| crate::runtime::errors::message(&e))
 }
 
 /// `Kind/name  owner  managers` for every object the FeatureStore owns (transitively) or that

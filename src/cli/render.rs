@@ -5,7 +5,7 @@ use std::{io::Read, path::PathBuf, process::ExitCode};
 
 use crate::{
     featurestore::context::ImageDefaults,
-    render::{Input, render},
+    render::{Input, RenderOptions, render_with},
 };
 
 #[derive(Debug, clap::Args)]
@@ -15,6 +15,10 @@ pub struct Args {
     /// cluster state. Generated passwords are shown as a placeholder.
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
+    /// Show the Secrets fieldwise makes decoded, for review: their values in clear text under
+    /// `stringData`, the server configuration's feature_store.yaml as YAML. Not for `kubectl apply`.
+    #[arg(long)]
+    pub decode: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -31,9 +35,13 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
-    match render(
+    let options = RenderOptions {
+        decode_secrets: args.decode,
+    };
+    match render_with(
         &inputs,
         &ImageDefaults::from_env(|name| std::env::var(name).ok()),
+        options,
     ) {
         Ok(yaml) => {
             print!("{yaml}");

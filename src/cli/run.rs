@@ -2,15 +2,15 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use fieldwise_observability::{Health, LogFormat, Metrics, TelemetryConfig};
+use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
 use tracing::{error, info};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
 
 use crate::{
     featurestore::context::ImageDefaults,
-    runtime::{RunOptions, run as run_controller},
-    settings::{DEFAULT_RESYNC_PERIOD, Settings},
+    runtime::{RunOptions, errors, run as run_controller},
+    settings::{DEFAULT_RESYNC_PERIOD, DEFAULT_TAKE_OVER_FROM, Settings},
 };
 
 #[derive(Debug, clap::Args)]
@@ -30,6 +30,10 @@ pub struct Args {
     /// Log format: json or text.
     #[arg(long, default_value = "text")]
     pub log_format: LogFormat,
+    /// What to log: a level (error, warn, info, debug, trace) or `RUST_LOG`-style directives
+    /// (`info,fieldwise=debug`). Defaults to `RUST_LOG`, else `info`.
+    #[arg(long, env = "RUST_LOG", default_value = DEFAULT_LOG_FILTER, value_name = "LEVEL")]
+    pub log_level: String,
     /// Run the controller only while holding the Lease `fieldwise-leader` in POD_NAMESPACE; exit with an
     /// error when it is lost, so the pod restarts as a standby.
     #[arg(long)]
@@ -41,6 +45,12 @@ pub struct Args {
     /// no write when the cluster still matches).
     #[arg(long, default_value_t = DEFAULT_RESYNC_PERIOD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
+    /// Field managers whose ownership of a child fieldwise takes over before applying to it
+    /// (comma-separated; empty for none): what they set that fieldwise does not is removed. The
+    /// default names the Feast operator (`manager`, `feast-operator`) and client-side `kubectl apply`.
+    #[arg(long, env = "FIELDWISE_TAKE_OVER_FROM", value_delimiter = ',',
+          default_values_t = DEFAULT_TAKE_OVER_FROM.map(str::to_owned))]
+    pub take_over_from: Vec<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -54,6 +64,7 @@ pub fn run(args: Args) -> ExitCode {
     runtime.block_on(async move {
         let telemetry = TelemetryConfig {
             log_format: args.log_format,
+            log_filter: Some(args.log_level.clone()),
             ..TelemetryConfig::default()
         };
         let guard = match fieldwise_observability::init(&telemetry) {
@@ -95,10 +106,14 @@ async fn serve(args: Args) -> Result<(), String> {
         health.clone(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| errors::message(&e))?;
+    if let Ok(address) = server.local_addr() {
+        info!(%address, "serving /metrics, /healthz and /readyz");
+    }
     tokio::spawn(server.run(shutdown_signal()));
     let settings = Settings {
         resync_period: Duration::from_secs(args.resync_seconds),
+        take_over_from: take_over_from(args.take_over_from),
         ..settings(&client).await
     };
     let options = RunOptions {
@@ -115,7 +130,7 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| errors::message(&e))
 }
 
 /// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
@@ -133,7 +148,7 @@ async fn run_as_leader(
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
     let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| errors::message(&e))?;
     // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
     // pod that cannot lead until the old one has gone.
     health.set_ready();
@@ -150,7 +165,7 @@ async fn run_as_leader(
     };
     let result = tokio::select! {
         result = run_controller(client, options, metrics, health, stopped(stopping.clone())) => {
-            result.map_err(|e| e.to_string())
+            result.map_err(|e| errors::message(&e))
         }
         () = lost => Err("lost the leader Lease; stopping so that the pod restarts".to_owned()),
         () = stop_deadline(stopping) => {
@@ -187,14 +202,39 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
 }
 
-/// A client for KUBECONFIG or the in-cluster service account. The engine retries requests itself, so
-/// kube's own retry layer is switched off (stacked retries could hang a reconcile).
+/// A client for KUBECONFIG or the in-cluster service account, configured by [`operator_config`].
 pub async fn client() -> Result<kube::Client, String> {
-    let mut config = kube::Config::infer()
+    let config = kube::Config::infer()
         .await
-        .map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))?;
+    kube::Client::try_from(operator_config(config))
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))
+}
+
+/// The `User-Agent` of the operator's requests.
+pub const USER_AGENT: &str = concat!("fieldwise/", env!("CARGO_PKG_VERSION"));
+
+/// The operator's client settings. The engine retries requests itself, so kube's own retry layer
+/// is switched off (stacked retries could hang a reconcile). Requests carry the `User-Agent`
+/// [`USER_AGENT`]: the API server names the field manager of a write that names none after it (up
+/// to the `/`), so the Events kube's recorder writes are managed by `fieldwise`, not `unknown`.
+pub fn operator_config(mut config: kube::Config) -> kube::Config {
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    config
+}
+
+/// The managers to take over from, without the empty names `--take-over-from ''` (or a stray
+/// comma) gives: an empty value means none.
+fn take_over_from(names: Vec<String>) -> Vec<String> {
+    let names = names.into_iter().map(|name| name.trim().to_owned());
+    names.filter(|name| !name.is_empty()).collect()
 }
 
 /// The controller's settings from the operator's environment (`RELATED_IMAGE_*`, `OIDC_ISSUER_URL`) and
@@ -206,6 +246,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
             .ok()
             .filter(|url| !url.is_empty()),
         service_monitor_available: service_monitors_served(client).await,
+        openshift: group_served(client, OPENSHIFT_ROUTE_GROUP).await,
         keda_available: served(
             client,
             &crate::prismcluster::kinds::scaled_object_resource(),
@@ -217,6 +258,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
         )
         .await,
         resync_period: DEFAULT_RESYNC_PERIOD,
+        take_over_from: crate::settings::default_take_over_from(),
     }
 }
 
@@ -227,6 +269,18 @@ pub async fn service_monitors_served(client: &kube::Client) -> bool {
         &crate::featurestore::kinds::service_monitor_resource(),
     )
     .await
+}
+
+/// The API group whose presence tells an OpenShift cluster apart, as the Feast operator decides it.
+const OPENSHIFT_ROUTE_GROUP: &str = "route.openshift.io";
+
+/// Whether the API server serves an API group at all (decided once at start-up).
+async fn group_served(client: &kube::Client, group: &str) -> bool {
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .filter(&[group])
+        .run()
+        .await;
+    discovery.is_ok_and(|discovery| discovery.has_group(group))
 }
 
 /// Whether the API server serves a kind (decided once at start-up: a CRD installed later takes a
@@ -256,5 +310,40 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
+    }
+
+    fn managers(flags: &[&str]) -> Vec<String> {
+        let cli = Cli::parse_from(std::iter::once("fieldwise").chain(flags.iter().copied()));
+        take_over_from(cli.run.take_over_from)
+    }
+
+    #[test]
+    fn take_over_from_defaults_to_the_feast_operator_and_client_side_apply() {
+        assert_eq!(
+            managers(&[]),
+            ["manager", "feast-operator", "kubectl-client-side-apply"]
+        );
+    }
+
+    #[test]
+    fn take_over_from_is_a_list_and_empty_means_nobody() {
+        assert_eq!(
+            managers(&["--take-over-from", "manager, helm"]),
+            ["manager", "helm"]
+        );
+        assert!(managers(&["--take-over-from", ""]).is_empty());
     }
 }

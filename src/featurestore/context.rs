@@ -61,10 +61,54 @@ pub struct GraphContext {
     pub feature_stores: BTreeMap<(String, String), FeatureStore>,
     /// Whether the `monitoring.coreos.com/v1` ServiceMonitor kind is served by the cluster.
     pub service_monitor_available: bool,
+    /// Whether the cluster is OpenShift (the `route.openshift.io` API group is served).
+    pub openshift: bool,
     /// Image fallbacks from the operator's environment.
     pub images: ImageDefaults,
     /// The operator's `OIDC_ISSUER_URL`, the last fallback for the OIDC discovery URL.
     pub oidc_issuer_url: Option<String>,
+    /// The key of the pod template's config hash: kept in the config Secret fieldwise owns, made
+    /// once when that Secret does not exist yet. The controller always sets it; without it (tests,
+    /// `render` before the Secret exists) the public placeholder stands in.
+    pub config_hash_key: Option<ConfigHashKey>,
+}
+
+/// The secret key of a FeatureStore's config hash. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigHashKey(String);
+
+impl ConfigHashKey {
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    /// 32 random bytes, URL-safe base64.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    /// The key as stored; only for the config Secret and the HMAC.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The placeholder `render` shows; only the controller's real keys protect anything.
+impl Default for ConfigHashKey {
+    fn default() -> Self {
+        Self(crate::render::GENERATED_PLACEHOLDER.to_owned())
+    }
+}
+
+impl std::fmt::Debug for ConfigHashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigHashKey(..)")
+    }
 }
 
 impl GraphContext {

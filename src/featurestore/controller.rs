@@ -17,12 +17,15 @@ use tracing::warn;
 
 use super::{
     cached::CachedFeatureStore,
-    context::{GraphContext, ImageDefaults},
-    graph::{DesiredGraph, applied_spec, desired_graph, static_replicas},
-    kinds,
-    names::{ServiceType, base_name},
+    context::{ConfigHashKey, GraphContext, ImageDefaults},
+    graph::{
+        DesiredGraph, HASH_KEY_SECRET_KEY, applied_spec, config_secret_name, desired_graph,
+        static_replicas,
+    },
+    kinds, leftovers,
+    names::{INVALID_NAME_REASON, ServiceType, base_name, check_derived_names},
     references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
-    status::{DeploymentObservation, Outcome, READY_TYPE, derive_status},
+    status::{DeploymentObservation, FAILED_REASON, Outcome, READY_TYPE, derive_status},
 };
 use crate::{
     runtime::{Applied, Controller, Graph, GraphResult, Notice, Rejection, Shared, Workloads},
@@ -42,6 +45,7 @@ pub struct FeatureStoreController {
     images: ImageDefaults,
     oidc_issuer_url: Option<String>,
     service_monitor_available: bool,
+    openshift: bool,
 }
 
 impl FeatureStoreController {
@@ -55,15 +59,21 @@ impl FeatureStoreController {
             images: settings.images.clone(),
             oidc_issuer_url: settings.oidc_issuer_url.clone(),
             service_monitor_available: settings.service_monitor_available,
+            openshift: settings.openshift,
         }
     }
 
     /// The controller `fieldwise render` uses: images from the environment, no OIDC issuer.
-    pub fn offline(images: ImageDefaults, service_monitor_available: bool) -> Self {
+    pub fn offline(
+        images: ImageDefaults,
+        service_monitor_available: bool,
+        openshift: bool,
+    ) -> Self {
         Self {
             images,
             oidc_issuer_url: None,
             service_monitor_available,
+            openshift,
         }
     }
 
@@ -73,6 +83,7 @@ impl FeatureStoreController {
             images: self.images.clone(),
             oidc_issuer_url: self.oidc_issuer_url.clone(),
             service_monitor_available: self.service_monitor_available,
+            openshift: self.openshift,
             ..GraphContext::default()
         }
     }
@@ -107,6 +118,16 @@ impl Controller for FeatureStoreController {
     }
 
     fn graph(&self, fs: &FeatureStore, inputs: &GraphContext) -> GraphResult<Self> {
+        // The CRD refuses such names at creation; a FeatureStore admitted without that rule
+        // (before it, or under the Feast operator's CRD) gets no children the API server would
+        // refuse one by one, but a status saying which name is too long.
+        let namespace = fs.namespace().unwrap_or_else(|| "default".to_owned());
+        if let Err(problem) = check_derived_names(&fs.name_any(), &namespace) {
+            return Err(Rejection {
+                part: problem.part,
+                message: problem.message,
+            });
+        }
         match desired_graph(fs, inputs) {
             Ok(mut graph) => {
                 let objects = std::mem::take(&mut graph.objects);
@@ -147,10 +168,20 @@ impl Controller for FeatureStoreController {
             },
             Applied::Rejected(rejection) => {
                 rejected_spec = applied_spec(fs, inputs);
+                let names_invalid = check_derived_names(
+                    &fs.name_any(),
+                    &fs.namespace().unwrap_or_else(|| "default".to_owned()),
+                )
+                .is_err();
                 Outcome::Invalid {
                     applied: &rejected_spec,
                     part: rejection.part,
                     message: rejection.message.clone(),
+                    reason: if names_invalid {
+                        INVALID_NAME_REASON
+                    } else {
+                        FAILED_REASON
+                    },
                 }
             }
         };
@@ -173,6 +204,14 @@ impl Controller for FeatureStoreController {
                 graph.unsupported.join(", ")
             ),
         }]
+    }
+
+    fn has_status(&self, fs: &FeatureStore) -> bool {
+        fs.status.is_some()
+    }
+
+    async fn taken_on(&self, fs: &FeatureStore, shared: &Shared<Self>) -> Vec<Notice> {
+        leftovers::notices(fs, &shared.client).await
     }
 
     fn reports_rejection(&self, fs: &FeatureStore, message: &str) -> bool {
@@ -245,6 +284,7 @@ async fn graph_context(
                 .insert(name, config_map.data.unwrap_or_default());
         }
     }
+    graph.config_hash_key = Some(config_hash_key(fs, &namespace, shared).await?);
     if let Some((ref_namespace, ref_name)) = referenced_feature_store(fs) {
         let cached = shared
             .owners
@@ -260,6 +300,42 @@ async fn graph_context(
         }
     }
     Ok(graph)
+}
+
+/// The config-hash key kept in the FeatureStore's config Secret, or a new one when that Secret
+/// (or the key in it) does not exist yet.
+async fn config_hash_key(
+    fs: &FeatureStore,
+    namespace: &str,
+    shared: &Shared<FeatureStoreController>,
+) -> Result<ConfigHashKey, crate::runtime::ReconcileError> {
+    let secret = config_secret_name(&fs.name_any());
+    // Before the Secret cache's initial list (right after a restart) a kept key would look
+    // missing, and a new one would roll every FeatureStore's pods.
+    shared.engine.wait_until_ready().await?;
+    let kept = shared
+        .engine
+        .cached("v1", "Secret", Some(namespace), &secret)
+        .and_then(|object| stored_hash_key(&object.data));
+    match kept {
+        Some(key) => Ok(key),
+        None => ConfigHashKey::generate().map_err(|error| {
+            crate::runtime::ReconcileError::Apply(fieldwise_apply::ApplyError::InvalidObject {
+                object: format!("Secret {secret}"),
+                reason: format!("no random source for its config-hash key: {error}"),
+            })
+        }),
+    }
+}
+
+/// The config-hash key in a config Secret (the object as JSON), if it holds one.
+pub fn stored_hash_key(secret: &serde_json::Value) -> Option<ConfigHashKey> {
+    use base64::Engine as _;
+    let encoded = secret.get("data")?.get(HASH_KEY_SECRET_KEY)?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok().map(ConfigHashKey::new)
 }
 
 /// The live feature-server Deployment, from the engine's cache.

@@ -6,7 +6,11 @@
 use fieldwise_api::v1::FeatureStore;
 use kube::ResourceExt;
 
-use super::{FeatureStoreController, context::GraphContext};
+use super::{
+    FeatureStoreController,
+    context::{ConfigHashKey, GraphContext},
+    graph::{HASH_KEY_SECRET_KEY, config_secret_name},
+};
 pub use crate::render::{
     DEFAULT_NAMESPACE, Input, OFFLINE_UID, RenderError, kubernetes_yaml, render,
 };
@@ -23,7 +27,15 @@ impl Offline for FeatureStoreController {
         let namespace = fs
             .namespace()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        // The key the controller would find in the config Secret, when the files hold it; else
+        // the placeholder (rendering stays deterministic and shows no real key).
+        let kept_key = documents
+            .secrets(&namespace)
+            .remove(&config_secret_name(&fs.name_any()))
+            .and_then(|mut data| data.remove(HASH_KEY_SECRET_KEY))
+            .map(ConfigHashKey::new);
         Ok(GraphContext {
+            config_hash_key: kept_key,
             secrets: documents.secrets(&namespace),
             config_maps: documents.config_maps(&namespace),
             feature_stores: documents.resources::<FeatureStore>(),

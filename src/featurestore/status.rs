@@ -12,12 +12,19 @@ use super::{
     context::FEAST_VERSION,
     graph::is_scaling,
     names::{ServiceType, selector_string, service_name},
+    trim::{APPLIED_LIMIT, bounded_applied},
 };
 use crate::runtime::conditions::condition;
 
 /// Condition types, as the Feast operator names them.
 pub const READY_TYPE: &str = "FeatureStore";
+/// The FeatureStore condition's reason when something failed (the Feast operator's).
+pub const FAILED_REASON: &str = "FeatureStoreFailed";
+/// The same as [`READY_TYPE`] under the name tools expect (`kubectl wait --for=condition=Ready`).
+pub const KUBERNETES_READY_TYPE: &str = "Ready";
 const UNSUPPORTED_TYPE: &str = "Unsupported";
+/// Present (True) when `status.applied` leaves out parts of a spec too large to copy.
+pub const TRIMMED_TYPE: &str = "StatusTrimmed";
 
 /// What was observed of the feature-server Deployment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +51,8 @@ pub enum Outcome<'a> {
         applied: &'a FeatureStoreSpec,
         part: ServiceType,
         message: String,
+        /// The FeatureStore condition's reason: [`FAILED_REASON`] unless the problem has its own.
+        reason: &'a str,
     },
 }
 
@@ -69,17 +78,19 @@ pub fn derive_status(
     };
     let mut conditions: Vec<Condition> = part_conditions(applied, outcome)
         .into_iter()
-        .map(|(type_, status, reason, message)| {
-            condition(previous, generation, now, type_, status, reason, message)
+        .filter_map(|part| match part {
+            PartCondition::Now((type_, status, reason, message)) => Some(condition(
+                previous, generation, now, type_, status, reason, message,
+            )),
+            PartCondition::AsBefore(type_) => previous.iter().find(|c| c.type_ == type_).cloned(),
         })
         .collect();
     let (status, reason, message) = overall(outcome, deployment);
-    conditions.insert(
-        0,
-        condition(
-            previous, generation, now, READY_TYPE, status, reason, message,
-        ),
-    );
+    let ready = |type_| {
+        let (reason, message) = (reason.clone(), message.clone());
+        condition(previous, generation, now, type_, status, reason, message)
+    };
+    conditions.splice(0..0, [ready(READY_TYPE), ready(KUBERNETES_READY_TYPE)]);
     if let Outcome::Applied { unsupported, .. } = outcome
         && !unsupported.is_empty()
     {
@@ -99,12 +110,35 @@ pub fn derive_status(
             ));
         }
     }
+    let (applied_copy, left_out) = bounded_applied(applied);
+    if !left_out.is_empty() {
+        let message = format!(
+            "status.applied leaves out what would make it larger than {} KiB: {}",
+            APPLIED_LIMIT / 1024,
+            left_out.join(", ")
+        );
+        let reason = "AppliedSpecTooLarge".to_owned();
+        conditions.push(condition(
+            previous,
+            generation,
+            now,
+            TRIMMED_TYPE,
+            ConditionStatus::True,
+            reason,
+            message,
+        ));
+    }
     let scaling = is_scaling(applied);
     let ready_replicas = deployment.map_or(0, |d| d.ready_replicas);
+    let before = fs.status.as_ref();
     FeatureStoreStatus {
-        applied: Some(applied.clone()),
-        client_config_map: Some(service_name(cr_name, ServiceType::Client)),
-        cron_job: Some(super::names::base_name(cr_name)),
+        applied: applied_copy,
+        client_config_map: made(outcome, ServiceType::Client)
+            .then(|| service_name(cr_name, ServiceType::Client))
+            .or_else(|| before.and_then(|s| s.client_config_map.clone())),
+        cron_job: made(outcome, ServiceType::CronJob)
+            .then(|| super::names::base_name(cr_name))
+            .or_else(|| before.and_then(|s| s.cron_job.clone())),
         phase: Some(phase(status).to_owned()),
         conditions: Some(conditions),
         feast_version: Some(FEAST_VERSION.to_owned()),
@@ -129,19 +163,38 @@ fn phase(status: ConditionStatus) -> &'static str {
 
 type ConditionParts = (&'static str, ConditionStatus, String, String);
 
+/// A part's condition after a reconcile: derived now, or as the last reconcile that reached the
+/// part left it (its objects are still there; a part never made has no condition at all).
+enum PartCondition {
+    Now(ConditionParts),
+    AsBefore(&'static str),
+}
+
+/// Whether this reconcile applied a part's objects.
+fn made(outcome: &Outcome<'_>, part: ServiceType) -> bool {
+    match outcome {
+        Outcome::Applied { failed, .. } => failed.iter().all(|(p, _)| *p != part),
+        Outcome::Invalid { .. } => false,
+    }
+}
+
 /// The FeatureStore condition: failed parts first, then Deployment availability.
 fn overall(
     outcome: &Outcome<'_>,
     deployment: Option<&DeploymentObservation>,
 ) -> (ConditionStatus, String, String) {
     let failure = match outcome {
-        Outcome::Invalid { message, .. } => Some(message.clone()),
-        Outcome::Applied { failed, .. } => failed.first().map(|(_, message)| message.clone()),
+        Outcome::Invalid {
+            message, reason, ..
+        } => Some((*reason, message.clone())),
+        Outcome::Applied { failed, .. } => failed
+            .first()
+            .map(|(_, message)| (FAILED_REASON, message.clone())),
     };
-    if let Some(message) = failure {
+    if let Some((reason, message)) = failure {
         return (
             ConditionStatus::False,
-            "FeatureStoreFailed".into(),
+            reason.into(),
             format!("Error: {message}"),
         );
     }
@@ -159,8 +212,10 @@ fn overall(
     }
 }
 
-/// One condition per configured part: True once its objects applied, False with the error otherwise.
-fn part_conditions(applied: &FeatureStoreSpec, outcome: &Outcome<'_>) -> Vec<ConditionParts> {
+/// One condition per configured part: True once its objects applied, False with the error
+/// otherwise. When the graph could not be built nothing was applied: the other parts keep the
+/// conditions an earlier reconcile gave them, and have none if they were never made.
+fn part_conditions(applied: &FeatureStoreSpec, outcome: &Outcome<'_>) -> Vec<PartCondition> {
     let failure_of = |part: ServiceType| -> Option<String> {
         match outcome {
             Outcome::Invalid {
@@ -179,18 +234,19 @@ fn part_conditions(applied: &FeatureStoreSpec, outcome: &Outcome<'_>) -> Vec<Con
         .into_iter()
         .map(
             |(part, type_, ok_message, failed_reason)| match failure_of(part) {
-                Some(message) => (
+                Some(message) => PartCondition::Now((
                     type_,
                     ConditionStatus::False,
                     failed_reason.to_owned(),
                     format!("Error: {message}"),
-                ),
-                None => (
+                )),
+                None if made(outcome, part) => PartCondition::Now((
                     type_,
                     ConditionStatus::True,
                     "Ready".to_owned(),
                     ok_message.to_owned(),
-                ),
+                )),
+                None => PartCondition::AsBefore(type_),
             },
         )
         .collect()
@@ -202,10 +258,9 @@ fn configured_parts(
 ) -> Vec<(ServiceType, &'static str, &'static str, &'static str)> {
     let services = applied.services.as_ref();
     let mut parts = Vec::new();
-    if services
-        .and_then(|s| s.offline_store.as_ref())
-        .is_some_and(|o| o.server.is_some())
-    {
+    // The offline store and a local registry have their conditions whether or not they run a
+    // server (as in Feast, so `kubectl wait --for=condition=Registry` works for a file registry).
+    if services.and_then(|s| s.offline_store.as_ref()).is_some() {
         parts.push((
             ServiceType::Offline,
             "OfflineStore",
@@ -225,7 +280,7 @@ fn configured_parts(
     let local_registry = services
         .and_then(|s| s.registry.as_ref())
         .and_then(|r| r.local.as_ref());
-    if local_registry.is_some_and(|l| l.server.is_some()) {
+    if local_registry.is_some() {
         parts.push((
             ServiceType::Registry,
             "Registry",
@@ -396,6 +451,7 @@ mod tests {
             applied: &applied,
             part: ServiceType::Offline,
             message: "secrets \"x\" not found".into(),
+            reason: FAILED_REASON,
         };
         let status = derive_status(&fs, &outcome, None, &at(100));
         assert_eq!(status.phase.as_deref(), Some("Failed"));
@@ -406,10 +462,151 @@ mod tests {
         );
         assert_eq!(offline.message, "Error: secrets \"x\" not found");
         assert_eq!(condition(&status, READY_TYPE).reason, "FeatureStoreFailed");
-        assert_eq!(
-            condition(&status, "OnlineStore").status,
-            ConditionStatus::True
+        let conditions = status.conditions.as_ref().expect("conditions");
+        assert!(
+            conditions.iter().all(|c| c.type_ != "OnlineStore"),
+            "nothing was applied, so no part but the failed one is reported"
         );
+    }
+
+    #[test]
+    fn a_ready_condition_mirrors_the_feature_store_condition() {
+        let fs = fs(json!({"feastProject": "p"}));
+        for (deployment, status) in [
+            (Some(available(1)), ConditionStatus::True),
+            (None, ConditionStatus::Unknown),
+        ] {
+            let derived = applied_status(&fs, deployment.as_ref(), &at(100));
+            let (feast, ready) = (
+                condition(&derived, READY_TYPE),
+                condition(&derived, KUBERNETES_READY_TYPE),
+            );
+            assert_eq!(ready.status, status);
+            assert_eq!(
+                (&ready.reason, &ready.message),
+                (&feast.reason, &feast.message)
+            );
+        }
+    }
+
+    #[test]
+    fn stores_without_servers_still_have_their_conditions() {
+        let fs = fs(json!({"feastProject": "p", "services": {
+            "offlineStore": {"persistence": {"file": {"type": "duckdb"}}},
+            "registry": {"local": {"persistence": {"file": {"path": "registry.db"}}}},
+        }}));
+        let status = applied_status(&fs, Some(&available(1)), &at(100));
+        for type_ in ["OfflineStore", "Registry"] {
+            assert_eq!(
+                condition(&status, type_).status,
+                ConditionStatus::True,
+                "{type_}"
+            );
+        }
+        let remote = fs_remote_registry();
+        let status = applied_status(&remote, Some(&available(1)), &at(100));
+        let conditions = status.conditions.as_ref().expect("conditions");
+        assert!(
+            conditions.iter().all(|c| c.type_ != "Registry"),
+            "a remote registry has no Registry condition"
+        );
+    }
+
+    fn fs_remote_registry() -> FeatureStore {
+        fs(json!({"feastProject": "p", "services": {
+            "registry": {"remote": {"hostname": "registry.other:80"}}
+        }}))
+    }
+
+    #[test]
+    fn a_first_reconcile_that_fails_claims_nothing_was_made() {
+        let fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
+        let applied = defaults::applied(&fs.spec);
+        let outcome = Outcome::Invalid {
+            applied: &applied,
+            part: ServiceType::Offline,
+            message: "secrets \"x\" not found".into(),
+            reason: FAILED_REASON,
+        };
+        let status = derive_status(&fs, &outcome, None, &at(100));
+        let types: Vec<&str> = status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(types, [READY_TYPE, KUBERNETES_READY_TYPE, "OfflineStore"]);
+        assert_eq!(status.client_config_map, None);
+        assert_eq!(status.cron_job, None);
+    }
+
+    #[test]
+    fn a_later_failure_keeps_what_earlier_reconciles_made() {
+        let mut fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
+        fs.status = Some(applied_status(&fs, Some(&available(1)), &at(100)));
+        let applied = defaults::applied(&fs.spec);
+        let outcome = Outcome::Invalid {
+            applied: &applied,
+            part: ServiceType::Offline,
+            message: "secrets \"x\" not found".into(),
+            reason: FAILED_REASON,
+        };
+        let status = derive_status(&fs, &outcome, None, &at(200));
+        let client = condition(&status, "Client");
+        assert_eq!(
+            (client.status, client.last_transition_time.clone()),
+            (ConditionStatus::True, at(100))
+        );
+        assert_eq!(status.client_config_map.as_deref(), Some("feast-fs-client"));
+        assert_eq!(
+            condition(&status, "OfflineStore").status,
+            ConditionStatus::False
+        );
+        assert_eq!(
+            condition(&status, KUBERNETES_READY_TYPE).status,
+            ConditionStatus::False
+        );
+    }
+
+    #[test]
+    fn a_client_config_map_that_failed_to_apply_is_not_reported() {
+        let fs = fs(json!({"feastProject": "p"}));
+        let applied = defaults::applied(&fs.spec);
+        let hostnames = ServiceHostnames::default();
+        let outcome = Outcome::Applied {
+            applied: &applied,
+            hostnames: &hostnames,
+            unsupported: &[],
+            failed: vec![(ServiceType::Client, "forbidden".into())],
+        };
+        let status = derive_status(&fs, &outcome, None, &at(100));
+        assert_eq!(status.client_config_map, None);
+        assert_eq!(condition(&status, "Client").status, ConditionStatus::False);
+        assert_eq!(status.cron_job.as_deref(), Some("feast-fs"));
+    }
+
+    #[test]
+    fn a_huge_spec_is_trimmed_in_status_and_says_so() {
+        let env: Vec<serde_json::Value> = (0..2000)
+            .map(|i| json!({"name": format!("VARIABLE_{i}"), "value": "x".repeat(40)}))
+            .collect();
+        let fs =
+            fs(json!({"feastProject": "p", "services": {"onlineStore": {"server": {"env": env}}}}));
+        let status = applied_status(&fs, Some(&available(1)), &at(100));
+        let trimmed = condition(&status, TRIMMED_TYPE);
+        assert_eq!(trimmed.reason, "AppliedSpecTooLarge");
+        assert!(
+            trimmed
+                .message
+                .contains("spec.services.onlineStore.server.env"),
+            "{}",
+            trimmed.message
+        );
+        let applied = serde_json::to_vec(&status.applied).expect("json");
+        assert!(applied.len() <= APPLIED_LIMIT, "{} bytes", applied.len());
+        let small = applied_status(&self::fs(json!({"feastProject": "p"})), None, &at(100));
+        let conditions = small.conditions.as_ref().expect("conditions");
+        assert!(conditions.iter().all(|c| c.type_ != TRIMMED_TYPE));
     }
 
     #[test]

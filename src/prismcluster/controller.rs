@@ -107,6 +107,10 @@ impl Controller for PrismClusterController {
         derive_status(cluster, &outcome, workloads, now)
     }
 
+    fn has_status(&self, cluster: &PrismCluster) -> bool {
+        cluster.status.is_some()
+    }
+
     fn settled(&self, cluster: &PrismCluster, workloads: &Workloads<'_>) -> bool {
         let namespace = cluster.metadata.namespace.as_deref();
         let available = |name| {

@@ -95,6 +95,22 @@ pub trait Controller: Send + Sync + Sized + 'static {
         Vec::new()
     }
 
+    /// Whether the resource has a status. One that has a status fieldwise has not applied was run
+    /// by another operator before: its children may exist without fieldwise's labels, so until
+    /// fieldwise applies the status the engine reads each child it does not hold before applying it.
+    fn has_status(&self, owner: &Self::Owner) -> bool;
+
+    /// Events about what another operator that ran the resource before left behind, published once:
+    /// when the runtime takes the resource on (adds its finalizer). Besides [`Self::inputs`], the
+    /// one place a controller may read the cluster.
+    fn taken_on(
+        &self,
+        _owner: &Self::Owner,
+        _shared: &Shared<Self>,
+    ) -> impl Future<Output = Vec<Notice>> + Send {
+        async { Vec::new() }
+    }
+
     /// Whether the current status already reports this rejection (so its Event is not repeated).
     fn reports_rejection(&self, _owner: &Self::Owner, _message: &str) -> bool {
         false

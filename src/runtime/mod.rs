@@ -19,10 +19,15 @@
 //! The only other writes the operator makes are Events (kube's `Recorder`: `events.k8s.io/v1`
 //! creates and patches of a series), the leader Lease (`crate::leader`, kube-lease-manager), and a
 //! JSON patch that removes a finalizer another manager co-owns (an owner from before fieldwise
-//! applied its finalizer).
+//! applied its finalizer). Writes that name no field manager (the Events, that JSON patch) are
+//! managed by `fieldwise` all the same: the API server names their manager after the operator's
+//! `User-Agent` (`crate::cli::run::operator_config`).
+//!
+//! Errors reach logs, Events and conditions as messages ([`errors::message`]), never as debug dumps.
 
 pub mod conditions;
 mod controller;
+pub mod errors;
 mod events;
 mod queue;
 mod reconcile;

@@ -90,7 +90,7 @@ impl<C: Controller> Context<C> {
 pub enum Error {
     #[error("{0}")]
     Apply(#[from] ApplyError),
-    #[error("{0}")]
+    #[error("{}", super::errors::message(.0))]
     Kube(#[from] kube::Error),
     #[error("{count} object(s) failed to apply")]
     PartialApply {
@@ -182,7 +182,11 @@ async fn reconcile_owner<C: Controller>(
         object: format!("{} {}", C::Cached::kind(&()), cached.name_any()),
         reason,
     })?;
-    let identity = Owner::of(&owner)?.with_app_name(C::APP_NAME);
+    let adopting =
+        context.controller().has_status(&owner) && !fieldwise_apply::owns_a_status(owner.meta());
+    let identity = Owner::of(&owner)?
+        .with_app_name(C::APP_NAME)
+        .adopting(adopting);
     let has_finalizer = owner.finalizers().iter().any(|f| f == C::FINALIZER);
     if owner.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
@@ -199,8 +203,19 @@ async fn reconcile_owner<C: Controller>(
         {
             return Ok(Action::await_change());
         }
+        take_on(&owner, context).await;
     }
     apply(&owner, &identity, context).await
+}
+
+/// The resource is fieldwise's from now on: what its previous operator left is reported, once.
+async fn take_on<C: Controller>(owner: &C::Owner, context: &Context<C>) {
+    let notices = context.controller().taken_on(owner, &context.shared).await;
+    let owner_ref = owner.object_ref(&());
+    for notice in notices {
+        let (type_, reason, note) = (notice.type_, notice.reason, notice.note);
+        publish(&context.recorder, &owner_ref, None, type_, reason, note).await;
+    }
 }
 
 /// The desired graph applied, then the status.
@@ -216,7 +231,7 @@ async fn apply<C: Controller>(
     let inputs = controller.inputs(owner, &context.shared).await?;
     match controller.graph(owner, &inputs) {
         Ok(graph) => apply_graph(owner, identity, &inputs, graph, context).await,
-        Err(rejection) => reject(owner, &inputs, rejection, context).await,
+        Err(rejection) => reject(owner, identity, &inputs, rejection, context).await,
     }
 }
 
@@ -261,7 +276,7 @@ async fn apply_graph<C: Controller>(
         failed: &failed,
     };
     let status = controller.status(owner, inputs, applied, &workloads, &now());
-    write_status(owner, &status, context).await?;
+    write_status(owner, identity, &status, context).await?;
     if let Some(category) = first_category {
         let count = failed.len();
         return Err(Error::PartialApply { count, category });
@@ -277,6 +292,7 @@ async fn apply_graph<C: Controller>(
 /// The graph could not be built: nothing is applied or pruned; the status says why.
 async fn reject<C: Controller>(
     owner: &C::Owner,
+    identity: &Owner,
     inputs: &C::Inputs,
     rejection: Rejection<C::Part>,
     context: &Context<C>,
@@ -298,7 +314,7 @@ async fn reject<C: Controller>(
         )
         .await;
     }
-    write_status(owner, &status, context).await?;
+    write_status(owner, identity, &status, context).await?;
     info!(reason = %rejection.message, "cannot be reconciled until the spec or its references are fixed");
     Ok(Action::requeue(Duration::from_secs(60)))
 }
@@ -324,11 +340,18 @@ async fn cleanup<C: Controller>(
     Ok(Action::await_change())
 }
 
+/// Applies the status; the first one over another operator's takes over its status fields first,
+/// so the apply removes what that operator reported and fieldwise does not. (Right before the
+/// apply: once taken over, the owner looks like one whose status fieldwise applied.)
 async fn write_status<C: Controller>(
     owner: &C::Owner,
+    identity: &Owner,
     status: &C::Status,
     context: &Context<C>,
 ) -> Result<(), Error> {
+    if identity.adopting {
+        context.engine.take_over_status(identity).await?;
+    }
     let value = serde_json::to_value(status).map_err(|e| ApplyError::InvalidObject {
         object: format!("{} {}", C::Owner::kind(&()), owner.name_any()),
         reason: e.to_string(),

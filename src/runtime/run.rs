@@ -8,7 +8,7 @@ use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
 use futures::{FutureExt, Stream, StreamExt, future::Shared as SharedFuture};
 use kube::{
-    Api, Client,
+    Api, Client, Resource,
     runtime::{
         Controller as KubeController, WatchStreamExt,
         controller::Config as ControllerConfig,
@@ -18,10 +18,11 @@ use kube::{
     },
 };
 use tokio::sync::{broadcast, watch};
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{
     controller::{Controller, Shared},
+    errors,
     queue::{AbortOnDrop, SpecSeen, Synced, mark_synced},
     reconcile::{Context, error_policy, reconcile},
     secrets::{SecretMeta, SecretReader, trim_for_cache},
@@ -89,6 +90,13 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let settings = &options.settings;
     let feature_stores = Arc::new(FeatureStoreController::new(settings, &metrics));
+    if !settings.prism_clusters_served {
+        // Decided once at start-up (`crate::cli::run::settings`).
+        info!(
+            "PrismCluster is not served (CRD prismclusters.prism.io): its controller is off until \
+             fieldwise restarts with the CRDs installed"
+        );
+    }
     let prism_clusters = settings.prism_clusters_served.then(|| {
         let (monitors, keda) = (settings.service_monitor_available, settings.keda_available);
         Arc::new(PrismClusterController::new(monitors, keda))
@@ -98,7 +106,10 @@ pub async fn run(
     if let Some(prism) = &prism_clusters {
         registry = registry.merge(prism.kinds());
     }
-    let engine_config = EngineConfig::default();
+    let engine_config = EngineConfig {
+        take_over_from: settings.take_over_from.clone(),
+        ..EngineConfig::default()
+    };
     let list_page_size = engine_config.list_page_size;
     let engine = Engine::with_config(client.clone(), registry, engine_config);
     // Each controller's child triggers, taken before the watches start.
@@ -133,7 +144,7 @@ pub async fn run(
     let secrets = SecretWatch::new(&client, options.namespace.as_deref(), list_page_size);
     let mut reflectors = owner_lists.clone();
     reflectors.push(secrets.synced.clone());
-    spawn_readiness(engine.clone(), reflectors, health);
+    spawn_readiness(engine.clone(), reflectors, health.clone());
     let _secret_watch = secrets.start_after(owner_lists);
     let wiring = Wiring {
         client,
@@ -142,6 +153,7 @@ pub async fn run(
         recorder,
         options,
         list_page_size,
+        health,
     };
     let feature_store_run = wiring.controller(
         feature_stores,
@@ -177,6 +189,8 @@ struct Wiring {
     recorder: Recorder,
     options: RunOptions,
     list_page_size: u32,
+    /// `/readyz` says why the operator is not ready (a resource that is not served, say).
+    health: Health,
 }
 
 impl Wiring {
@@ -230,7 +244,8 @@ impl Wiring {
                 object
             }
         };
-        let own = owner_triggers::<C>(owner_events, store.clone()).map(enqueue.clone());
+        let own = owner_triggers::<C>(owner_events, store.clone(), self.health.clone())
+            .map(enqueue.clone());
         let children = child_triggers.map(enqueue.clone());
         let secret_readers = secret_triggers::<C>(secrets.subscribe(), store.clone()).map(enqueue);
         info!(
@@ -253,7 +268,7 @@ impl Wiring {
             .run(reconcile::<C>, error_policy::<C>, context)
             .for_each(|result| async move {
                 if let Err(error) = result {
-                    warn!(controller = C::NAME, %error, "controller error");
+                    log_controller_error::<C>(&error);
                 }
             });
         // kube's applier holds its runner until the owner store is ready, and the owner watch is
@@ -274,15 +289,54 @@ impl Wiring {
     }
 }
 
+/// Logs an error kube's controller reports outside a reconcile (the wrapper handles those).
+fn log_controller_error<C: Controller>(
+    error: &kube::runtime::controller::Error<super::ReconcileError, watcher::Error>,
+) {
+    use kube::runtime::controller::Error as ControllerError;
+    match error {
+        // A trigger (a child's deletion, say) for a resource that has just been deleted: expected.
+        ControllerError::ObjectNotFound(object) => debug!(
+            controller = C::NAME,
+            %object,
+            "nothing to reconcile: the resource is gone"
+        ),
+        other => warn!(
+            controller = C::NAME,
+            error = %errors::message(other),
+            "controller error"
+        ),
+    }
+}
+
 /// What the owner watch triggers: a resource itself when its generation or finalizers changed
 /// (its own status writes do not re-trigger it), and, on any change or deletion, the resources
 /// that depend on it ([`Controller::dependents`]).
+///
+/// A watch the API server refuses with 404 means the resource's CRD is not installed: that is said
+/// once, as an error naming the command that installs it, and on `/readyz` until it is served.
 fn owner_triggers<C: Controller>(
     events: impl Stream<Item = Result<watcher::Event<C::Cached>, watcher::Error>>,
     store: Store<C::Cached>,
+    health: Health,
 ) -> impl Stream<Item = ObjectRef<C::Cached>> {
     let mut seen = SpecSeen::new();
+    let mut not_served = false;
     events.flat_map(move |event| {
+        // `Init` comes before every list, also before one that fails: served means listed.
+        let listed = matches!(
+            event,
+            Ok(watcher::Event::InitApply(_) | watcher::Event::InitDone)
+        );
+        if not_served && listed {
+            not_served = false;
+            health.clear_not_ready_reason();
+            info!(
+                controller = C::NAME,
+                "{} is served now",
+                C::Cached::kind(&())
+            );
+        }
         let triggers = match event {
             Ok(watcher::Event::Apply(owner) | watcher::Event::InitApply(owner)) => {
                 let mut triggers = C::dependents(&store, &owner);
@@ -300,7 +354,21 @@ fn owner_triggers<C: Controller>(
                 Vec::new()
             }
             Ok(watcher::Event::Init) => Vec::new(),
+            Err(error) if errors::resource_not_served(&error) => {
+                let kind = C::Cached::kind(&());
+                let crd = format!("{}.{}", C::Cached::plural(&()), C::Cached::group(&()));
+                let message = errors::install_the_crds(&kind, &crd);
+                if !not_served {
+                    not_served = true;
+                    health.set_not_ready_reason(message.clone());
+                    error!(controller = C::NAME, "{message}");
+                } else {
+                    debug!(controller = C::NAME, "{message}");
+                }
+                Vec::new()
+            }
             Err(error) => {
+                let error = errors::message(&error);
                 warn!(controller = C::NAME, %error, "watch error; retrying with backoff");
                 Vec::new()
             }
@@ -438,7 +506,13 @@ fn spawn_readiness(engine: Engine, reflectors: Vec<Synced>, health: Health) {
                 health.set_ready();
                 info!("caches synced; ready");
             }
-            (engine, reflectors) => warn!(?engine, ?reflectors, "caches never became ready"),
+            (Err(error), _) => {
+                let error = errors::message(&error);
+                warn!(%error, "caches never became ready");
+            }
+            (Ok(()), Err(_)) => {
+                warn!("caches never became ready: a watch stopped before its initial list")
+            }
         }
     });
 }

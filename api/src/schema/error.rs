@@ -263,6 +263,29 @@ pub fn aggregate(errors: &[FieldError]) -> String {
     }
 }
 
+/// What kubectl (1.32, 1.33) prints for a 422 `Invalid` answer with these errors: `The FeatureStore
+/// "sample" is invalid: <field>: <message>` for one error; for several, that first line ending in
+/// `: ` and then one `* <field>: <message>` line per error (duplicates dropped, as kubectl drops
+/// them). No trailing newline.
+pub fn kubectl_invalid_message(kind: &str, name: &str, errors: &[FieldError]) -> String {
+    let head = format!("The {kind} {} is invalid", gofmt::quote(name));
+    let mut lines: Vec<String> = Vec::new();
+    for error in errors {
+        let line = format!("{}: {}", error.field_display(), error.body());
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    match lines.len() {
+        0 => head,
+        1 => format!("{head}: {}", lines[0]),
+        _ => {
+            let items: Vec<String> = lines.iter().map(|line| format!("* {line}")).collect();
+            format!("{head}: \n{}", items.join("\n"))
+        }
+    }
+}
+
 /// `FeatureStore.feast.dev "sample" is invalid: <errors>` (group empty for core kinds: `Pod "x" is invalid: …`).
 pub fn invalid_message(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> String {
     let qualified = if group.is_empty() {

@@ -24,7 +24,8 @@ use serde_json::Value;
 pub use cel::{escape_property, to_cel};
 pub use default::apply_defaults;
 pub use error::{
-    BadValue, ErrorType, FieldError, aggregate, invalid_message, invalid_status, status_causes,
+    BadValue, ErrorType, FieldError, aggregate, invalid_message, invalid_status,
+    kubectl_invalid_message, status_causes,
 };
 pub use meta::{validate_object_meta, validate_scale};
 pub use prune::{OBJECT_META_FIELDS, prune_unknown};

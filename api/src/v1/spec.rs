@@ -12,6 +12,43 @@ use super::{
     OpenLineageConfig,
 };
 
+/// The longest FeatureStore name fieldwise admits. The children's names are derived from it
+/// (`feast-<name>-…`), and the longest of a kind with a 63-character limit is the registry REST
+/// Service `feast-<name>-registry-rest`: Service names are DNS-1035 labels of at most 63
+/// characters. `src/featurestore/names.rs` lists every derived name with its kind's limit and
+/// checks that this is the tightest.
+pub const MAX_NAME_LENGTH: usize = 43;
+
+/// The CRD rule behind [`MAX_NAME_LENGTH`]. Names are immutable, so it judges creates only
+/// (`optionalOldSelf`): a FeatureStore admitted before the rule (or under the Feast operator's CRD)
+/// can still be updated and deleted, and its status says which child name is too long.
+fn name_length_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!(
+        "oldSelf.hasValue() || !has(self.metadata.name) || size(self.metadata.name) <= {MAX_NAME_LENGTH}"
+    ))
+    .optional_old_self(true)
+    .field_path(".metadata.name")
+    .reason(kube::core::Reason::FieldValueForbidden)
+    .message(kube::core::Message::Message(format!(
+        "may have at most {MAX_NAME_LENGTH} characters: the Service feast-<name>-registry-rest \
+         fieldwise creates must be a DNS-1035 label of at most 63 characters"
+    )))
+}
+
+/// Names with a dot are valid FeatureStore names (DNS-1123 subdomains) but not valid Service names.
+fn name_character_rule() -> kube::core::Rule {
+    kube::core::Rule::new(
+        "oldSelf.hasValue() || !has(self.metadata.name) || !self.metadata.name.contains('.')",
+    )
+    .optional_old_self(true)
+    .field_path(".metadata.name")
+    .reason(kube::core::Reason::FieldValueForbidden)
+    .message(
+        "must not contain '.': the Services feast-<name>-<service> fieldwise creates must be \
+         DNS-1035 labels (lower-case letters, digits and '-')",
+    )
+}
+
 /// The desired state of a Feast feature store (`feast.dev/v1` FeatureStore).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -34,7 +71,9 @@ use super::{
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = name_length_rule(),
+    validation = name_character_rule()
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(

@@ -304,13 +304,34 @@ fn service(obj: &mut Value) {
         default(spec, "allocateLoadBalancerNodePorts", json!(true));
     }
     if !external_name {
-        default(spec, "clusterIP", json!(allocate_cluster_ip()));
-        let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);
-        default(spec, "clusterIPs", json!([ip]));
-        default(spec, "ipFamilies", json!(["IPv4"]));
-        default(spec, "ipFamilyPolicy", json!("SingleStack"));
         default(spec, "internalTrafficPolicy", json!("Cluster"));
     }
+}
+
+/// The addresses of a Service (`clusterIP`, `clusterIPs`, `ipFamilies`, `ipFamilyPolicy`), as
+/// kube-apiserver's Service storage sets them after the request's field management, so no writer
+/// owns them: allocated on create; on update, whatever the update leaves out is kept from `old`
+/// (its `patchAllocatedValues`), so an apply that stops sending a clusterIP keeps it.
+pub fn service_addresses(service: &mut Value, old: Option<&Value>) {
+    let Some(spec) = obj_mut(service, "spec") else {
+        return;
+    };
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return;
+    }
+    const ADDRESSES: [&str; 4] = ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"];
+    if let Some(old_spec) = old.and_then(|o| o.get("spec")) {
+        for field in ADDRESSES {
+            if let Some(value) = old_spec.get(field) {
+                default(spec, field, value.clone());
+            }
+        }
+    }
+    default(spec, "clusterIP", json!(allocate_cluster_ip()));
+    let ip = spec.get("clusterIP").cloned().unwrap_or(Value::Null);
+    default(spec, "clusterIPs", json!([ip]));
+    default(spec, "ipFamilies", json!(["IPv4"]));
+    default(spec, "ipFamilyPolicy", json!("SingleStack"));
 }
 
 fn secret(obj: &mut Value) {

@@ -122,8 +122,30 @@ pub fn metadata(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     }
     causes.extend(labels("metadata.labels", meta.get("labels")));
     causes.extend(annotations(meta.get("annotations")));
+    causes.extend(owner_references(meta));
     causes.extend(finalizers(meta));
     causes
+}
+
+/// At most one owner reference may be the object's controller. kube-apiserver prints the list as
+/// a Go value (with pointers); the emulator prints it as JSON.
+fn owner_references(meta: &Value) -> Option<Cause> {
+    let references = items(meta, "ownerReferences");
+    let controllers: Vec<String> = references
+        .iter()
+        .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|r| format!("{}/{}", str_at(r, "kind"), str_at(r, "name")))
+        .collect();
+    let [first, second, ..] = controllers.as_slice() else {
+        return None;
+    };
+    Some(invalid(
+        "metadata.ownerReferences",
+        &Value::from(references.to_vec()).to_string(),
+        &format!(
+            "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {second}"
+        ),
+    ))
 }
 
 /// Finalizers kube-apiserver knows without a domain: namespaces' and the garbage collector's.

@@ -502,6 +502,9 @@ impl ApiServer {
         if old.is_none() && rt.kind == "Job" && rt.group == "batch" {
             defaults::job_selector(&mut new);
         }
+        if rt.kind == "Service" && rt.group.is_empty() && !rt.is_custom() {
+            defaults::service_addresses(&mut new, old);
+        }
         self.validate(rt, req, old, &new)?;
         // Validating admission runs after the object's own validation, on dry runs too.
         warnings.extend(super::admission::pod_security(

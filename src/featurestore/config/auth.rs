@@ -4,7 +4,7 @@ use fieldwise_api::v1::{FeatureStoreSpec, OidcAuthz};
 use serde_json::{Map, Value, json};
 
 use super::ConfigErrorKind;
-use super::values::{check_type_tags, parse_yaml, secret, secret_map, sort_map};
+use super::values::{SecretKey, check_type_tags, parse_yaml, secret, secret_map, sort_map};
 use crate::featurestore::context::GraphContext;
 
 /// The Secret keys copied into the servers' OIDC settings.
@@ -125,7 +125,12 @@ fn oidc_secret_properties(
     secret_key_name: Option<&str>,
 ) -> Result<Map<String, Value>, ConfigErrorKind> {
     if let Some(key) = secret_key_name.filter(|key| !key.is_empty()) {
-        let params = secret_map(context, secret_name, key)?;
+        let choice = SecretKey {
+            key,
+            field: "spec.authz.oidc.secretKeyName",
+            defaulted: false,
+        };
+        let params = secret_map(context, secret_name, &choice)?;
         // The Feast operator checks type tags against an empty store type here, so any tag is rejected.
         check_type_tags(&params, "", key, secret_name)?;
         return Ok(params);

@@ -36,8 +36,23 @@ pub enum ConfigErrorKind {
     #[error("secrets \"{name}\" not found")]
     SecretNotFound { name: String },
     /// A store's Secret lacks the key holding its parameters (`secretKeyName`, else the store type).
-    #[error("secret key {key} doesn't exist in secret {secret}")]
-    MissingSecretKey { key: String, secret: String },
+    /// The Feast operator's message, then what chose the key, the field that chooses another and the
+    /// keys the Secret has (key names only).
+    #[error(
+        "secret key {key} doesn't exist in secret {secret}: {}; {}",
+        key_choice(key, field, *defaulted),
+        present_keys(keys)
+    )]
+    MissingSecretKey {
+        key: String,
+        secret: String,
+        /// The `secretKeyName` field that chooses the key.
+        field: String,
+        /// Whether the key is the default (the store type) because that field is unset.
+        defaulted: bool,
+        /// The keys the Secret has.
+        keys: Vec<String>,
+    },
     /// A Secret value is not a YAML mapping (or, for single values, not valid YAML).
     #[error("secret {key} contains invalid value")]
     InvalidSecretValue { key: String },
@@ -100,4 +115,24 @@ pub enum ConfigErrorKind {
          RBAC checks"
     )]
     LineageServerNeedsRegistry,
+}
+
+/// How the missing key was chosen, and how to choose another.
+fn key_choice(key: &str, field: &str, defaulted: bool) -> String {
+    if defaulted {
+        format!(
+            "the store's parameters are read from the key named after its type ({key}) unless {field} names another"
+        )
+    } else {
+        format!("{field} names it; set it to the key that holds the parameters")
+    }
+}
+
+/// `the Secret has the keys a, b`, or that it has none.
+fn present_keys(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "the Secret has no keys".to_owned()
+    } else {
+        format!("the Secret has the keys {}", keys.join(", "))
+    }
 }

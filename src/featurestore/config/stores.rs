@@ -8,7 +8,7 @@ use fieldwise_api::v1::{
 use serde_json::{Map, Value, json};
 
 use super::ConfigErrorKind;
-use super::values::{check_type_tags, join_path, put, secret_map};
+use super::values::{SecretKey, check_type_tags, join_path, put, secret_map};
 use crate::featurestore::context::GraphContext;
 
 /// The online store file when none is configured: `online_store.db` under the pod's `feast-data` volume.
@@ -149,17 +149,23 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// Reads a DB store's parameters: key `secretKeyName`, else the store type, of the referenced Secret.
+/// Reads a DB store's parameters: key `secretKeyName` (the field at `field`), else the store type, of
+/// the referenced Secret.
 fn store_parameters(
     context: &GraphContext,
     store_type: &str,
     secret_name: &str,
     secret_key_name: Option<&str>,
+    field: &'static str,
 ) -> Result<Map<String, Value>, ConfigErrorKind> {
-    let key = secret_key_name
-        .filter(|key| !key.is_empty())
-        .unwrap_or(store_type);
-    let params = secret_map(context, secret_name, key)?;
+    let named = secret_key_name.filter(|key| !key.is_empty());
+    let key = named.unwrap_or(store_type);
+    let choice = SecretKey {
+        key,
+        field,
+        defaulted: named.is_none(),
+    };
+    let params = secret_map(context, secret_name, &choice)?;
     check_type_tags(&params, store_type, key, secret_name)?;
     Ok(params)
 }
@@ -190,6 +196,7 @@ pub(super) fn offline_store(
             store_type,
             &store.secret_ref.name,
             store.secret_key_name.as_deref(),
+            "spec.services.offlineStore.persistence.store.secretKeyName",
         )?;
         let typed = vec![
             ("host", None),
@@ -222,6 +229,7 @@ pub(super) fn online_store(
             store_type,
             &store.secret_ref.name,
             store.secret_key_name.as_deref(),
+            "spec.services.onlineStore.persistence.store.secretKeyName",
         )?;
         let typed = vec![("path", None), ("type", Some(json!(store_type)))];
         return Ok(Value::Object(merge_parameters(
@@ -310,7 +318,13 @@ fn db_registry(
     context: &GraphContext,
 ) -> Result<Value, ConfigErrorKind> {
     let store_type = registry_db_type(store_type);
-    let mut params = store_parameters(context, store_type, secret_name, secret_key_name)?;
+    let mut params = store_parameters(
+        context,
+        store_type,
+        secret_name,
+        secret_key_name,
+        "spec.services.registry.local.persistence.store.secretKeyName",
+    )?;
     // The cache settings are typed fields of the registry block: lifted only with the type Feast accepts.
     let cache_ttl_seconds = params
         .remove("cache_ttl_seconds")

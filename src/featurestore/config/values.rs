@@ -66,18 +66,35 @@ pub(super) fn parse_yaml_map(text: &str) -> Option<Map<String, Value>> {
     }
 }
 
+/// Which key of a Secret holds a store's parameters, and the field that chose it.
+pub(super) struct SecretKey<'a> {
+    pub key: &'a str,
+    /// The `secretKeyName` field (its path in the FeatureStore) that chooses the key.
+    pub field: &'static str,
+    /// Whether `key` is the default because that field is unset.
+    pub defaulted: bool,
+}
+
 /// The parameters stored under `key` of Secret `secret_name`, as a YAML mapping, with every key sorted.
 pub(super) fn secret_map(
     context: &GraphContext,
     secret_name: &str,
-    key: &str,
+    key: &SecretKey<'_>,
 ) -> Result<Map<String, Value>, ConfigErrorKind> {
+    let SecretKey {
+        key,
+        field,
+        defaulted,
+    } = *key;
     let data = secret(context, secret_name)?;
     let text = data
         .get(key)
         .ok_or_else(|| ConfigErrorKind::MissingSecretKey {
             key: key.to_owned(),
             secret: secret_name.to_owned(),
+            field: field.to_owned(),
+            defaulted,
+            keys: data.keys().cloned().collect(),
         })?;
     let map = parse_yaml_map(text).ok_or_else(|| ConfigErrorKind::InvalidSecretValue {
         key: key.to_owned(),

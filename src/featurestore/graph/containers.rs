@@ -273,7 +273,7 @@ fn container_ports(server: &Server<'_>) -> Vec<ContainerPort> {
     if server.service == ServiceType::Registry && server.rest_api {
         ports.push(container_port("registry-rest", server.rest_port()));
     }
-    if server.service == ServiceType::Online && server.config.metrics == Some(true) {
+    if server.metrics {
         ports.push(container_port("metrics", 8000));
     }
     ports
@@ -287,17 +287,19 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
     }
 }
 
-/// The probe handler: HTTP `/health` for the online server and a REST-only registry, TCP otherwise.
+/// The probe handler: HTTP `/health` for the online server, HTTP `/` on the REST port of a REST-only
+/// registry (its server has no `/health`; Feast leaves the path empty, which the API server defaults
+/// to `/`), TCP otherwise.
 fn probe_action(server: &Server<'_>) -> Probe {
-    let http_port = match server.service {
-        ServiceType::Online => Some(server.port()),
-        ServiceType::Registry if !server.grpc => Some(server.rest_port()),
+    let http_get = match server.service {
+        ServiceType::Online => Some((server.port(), "/health")),
+        ServiceType::Registry if !server.grpc => Some((server.rest_port(), "/")),
         _ => None,
     };
-    match http_port {
-        Some(port) => Probe {
+    match http_get {
+        Some((port, path)) => Probe {
             http_get: Some(HTTPGetAction {
-                path: Some("/health".to_owned()),
+                path: Some(path.to_owned()),
                 port: IntOrString::Int(port),
                 scheme: Some(server.scheme().to_owned()),
                 ..HTTPGetAction::default()

@@ -61,12 +61,13 @@ pub fn cron_job(
             } else {
                 Some(true)
             },
-            concurrency_policy: Some(
-                config
-                    .concurrency_policy
-                    .clone()
-                    .unwrap_or_else(|| "Replace".to_owned()),
-            ),
+            // Replace is the default of the unscheduled job only (a run triggered by hand
+            // supersedes one still running); a scheduled job gets the user's policy or the
+            // API server's (Allow), as in Feast.
+            concurrency_policy: config
+                .concurrency_policy
+                .clone()
+                .or_else(|| (!scheduled).then(|| "Replace".to_owned())),
             starting_deadline_seconds: config
                 .starting_deadline_seconds
                 .or((!scheduled).then_some(5)),
@@ -97,9 +98,11 @@ pub fn cron_job(
                             service_account_name: Some(service_name(cr_name, ServiceType::CronJob)),
                             restart_policy: Some("Never".to_owned()),
                             // Restricted, as the Feast operator runs it: UID 1001 (the
-                            // CronJob's API has no security context of its own).
+                            // CronJob's API has no security context of its own), except on
+                            // OpenShift, which assigns each namespace its own UID range and
+                            // refuses pods that pick one outside it.
                             security_context: Some(restricted_pod(Some(&PodSecurityContext {
-                                run_as_user: Some(1001),
+                                run_as_user: (!context.openshift).then_some(1001),
                                 ..PodSecurityContext::default()
                             }))),
                             init_containers: (!init.is_empty()).then_some(init),

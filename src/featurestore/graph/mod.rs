@@ -47,6 +47,8 @@ pub fn config_secret_name(cr_name: &str) -> String {
 
 /// The key of the server feature_store.yaml (base64, as the Feast images read it) in that Secret.
 pub const CONFIG_SECRET_KEY: &str = "TMP_FEATURE_STORE_YAML_BASE64";
+/// The key of the config Secret that holds the FeatureStore's config-hash key (never mounted).
+pub const HASH_KEY_SECRET_KEY: &str = "config-hash-key";
 
 /// Everything a reconcile needs from the pure part: the objects to apply and what the status reports.
 #[derive(Clone, Debug)]
@@ -130,18 +132,18 @@ pub fn desired_graph(
         config_secret: (&secret_name, CONFIG_SECRET_KEY),
         shared_mounts: &pod_volumes.shared_mounts,
     };
-    let uid = fs.metadata.uid.as_deref().unwrap_or_default();
+    let hash_key = context.config_hash_key.clone().unwrap_or_default();
     let deployment = deployment::deployment(
         &pod,
         &servers,
         &pod_volumes,
-        &objects::config_hash(uid, &server_yaml),
+        &objects::config_hash(&hash_key, &server_yaml),
     );
 
     let mut children = Children::default();
     children.push(
         (ServiceType::Online, CONFIG),
-        objects::config_secret(cr_name, namespace, &secret_name, &server_yaml),
+        objects::config_secret(cr_name, namespace, &secret_name, &server_yaml, &hash_key),
     );
     children.push(
         ServiceType::Client.into(),

@@ -5,17 +5,18 @@ use std::collections::BTreeMap;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fieldwise_api::v1::FeatureStoreSpec;
+use hmac::{Hmac, Mac};
 use k8s_openapi::{
     ByteString,
     api::core::v1::{ConfigMap, Secret},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{servers::Server, to_value};
 use crate::featurestore::{
-    context::GraphContext,
+    context::{ConfigHashKey, GraphContext},
     names::{ServiceType, base_labels, service_labels, service_name},
 };
 
@@ -26,6 +27,7 @@ pub fn config_secret(
     namespace: &str,
     secret_name: &str,
     server_yaml: &str,
+    hash_key: &ConfigHashKey,
 ) -> Value {
     let encoded = BASE64.encode(server_yaml);
     to_value(&Secret {
@@ -36,10 +38,16 @@ pub fn config_secret(
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([(
-            super::CONFIG_SECRET_KEY.to_owned(),
-            ByteString(encoded.into_bytes()),
-        )])),
+        data: Some(BTreeMap::from([
+            (
+                super::CONFIG_SECRET_KEY.to_owned(),
+                ByteString(encoded.into_bytes()),
+            ),
+            (
+                super::HASH_KEY_SECRET_KEY.to_owned(),
+                ByteString(hash_key.expose().as_bytes().to_vec()),
+            ),
+        ])),
         ..Secret::default()
     })
 }
@@ -61,15 +69,18 @@ pub fn client_config_map(cr_name: &str, namespace: &str, client_yaml: &str) -> V
     })
 }
 
-/// A short digest of the server configuration for the pod template, so pods restart when it changes. Salted
-/// with the FeatureStore's uid so the digest cannot be matched against guesses of common configurations.
-pub fn config_hash(uid: &str, server_yaml: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(uid.as_bytes())
-        .chain_update(b"\0")
-        .chain_update(server_yaml.as_bytes())
-        .finalize();
-    digest
+/// A short digest of the server configuration for the pod template, so pods restart when it
+/// changes. The configuration can hold passwords and anyone who can read pods sees the digest: an
+/// HMAC under a key only the operator and the owned Secret hold means a guess of the
+/// configuration cannot be checked against it (a plain or uid-salted hash could be).
+pub fn config_hash(key: &ConfigHashKey, server_yaml: &str) -> String {
+    // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()) else {
+        return String::new();
+    };
+    mac.update(server_yaml.as_bytes());
+    mac.finalize()
+        .into_bytes()
         .iter()
         .take(8)
         .map(|byte| format!("{byte:02x}"))
@@ -86,7 +97,7 @@ pub fn service_monitor(
     let online = servers
         .iter()
         .find(|server| server.service == ServiceType::Online)?;
-    if !context.service_monitor_available || online.config.metrics != Some(true) {
+    if !context.service_monitor_available || !online.metrics {
         return None;
     }
     let labels = service_labels(cr_name, ServiceType::Online);

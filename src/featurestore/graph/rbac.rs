@@ -165,9 +165,12 @@ fn token_review_rules(namespaced_role: bool) -> Vec<PolicyRule> {
     ]
 }
 
-/// `feast-<namespace>-<cr>-<suffix>`: unique cluster-wide.
+/// `feast.<namespace>.<cr>.<suffix>`: unique cluster-wide. Dashes would not do: namespace `a-b`
+/// with FeatureStore `c` and namespace `a` with `b-c` gave the same name. A dot appears in neither
+/// part (a namespace is a DNS label; the CRD refuses FeatureStore names with one, and one admitted
+/// before that rule gets no children).
 pub fn cluster_object_name(cr_name: &str, namespace: &str, suffix: &str) -> String {
-    format!("feast-{namespace}-{cr_name}-{suffix}")
+    format!("feast.{namespace}.{cr_name}.{suffix}")
 }
 
 fn rule(group: &str, resource: &str, verbs: &[&str]) -> PolicyRule {

@@ -30,6 +30,10 @@ pub struct Server<'a> {
     pub grpc: bool,
     /// Registry only: serve the REST API (on [`Server::rest_port`]).
     pub rest_api: bool,
+    /// Online only: the server exposes Prometheus metrics on port 8000. As in Feast, either
+    /// `server.metrics` (the `--metrics` flag) or `serving.metrics.enabled` (the feature server's
+    /// own configuration) turns them on.
+    pub metrics: bool,
 }
 
 impl Server<'_> {
@@ -77,14 +81,25 @@ pub fn servers(applied: &FeatureStoreSpec) -> Vec<Server<'_>> {
             tls: tls_of(&registry.server),
             grpc: registry.grpc.unwrap_or(true),
             rest_api: registry.rest_api.unwrap_or(false),
+            metrics: false,
         });
     }
     let online = services
         .online_store
         .as_ref()
         .filter(|online| online.disabled != Some(true));
-    if let Some(config) = online.and_then(|online| online.server.as_ref()) {
-        servers.push(plain(ServiceType::Online, config));
+    if let Some(online) = online
+        && let Some(config) = online.server.as_ref()
+    {
+        let serving_metrics = online
+            .serving
+            .as_ref()
+            .and_then(|serving| serving.metrics.as_ref())
+            .is_some_and(|metrics| metrics.enabled);
+        servers.push(Server {
+            metrics: config.metrics == Some(true) || serving_metrics,
+            ..plain(ServiceType::Online, config)
+        });
     }
     if let Some(config) = services
         .offline_store
@@ -106,6 +121,7 @@ fn plain(service: ServiceType, config: &ServerConfigs) -> Server<'_> {
         tls: tls_of(config),
         grpc: false,
         rest_api: false,
+        metrics: false,
     }
 }
 

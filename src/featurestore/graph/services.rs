@@ -71,7 +71,7 @@ pub fn service(cr_name: &str, namespace: &str, spec: &ServiceSpecOf<'_>) -> Serv
             .then(|| "grpc".to_owned()),
         ..ServicePort::default()
     }];
-    if server.service == ServiceType::Online && server.config.metrics == Some(true) {
+    if server.metrics {
         ports.push(ServicePort {
             name: Some("metrics".to_owned()),
             port: 8000,

@@ -93,8 +93,8 @@ fn the_base_feature_store_gets_the_feast_operator_objects() {
         ("ServiceAccount", "feast-fs"),
         ("Role", "feast-fs"),
         ("RoleBinding", "feast-fs"),
-        ("ClusterRole", "feast-ns-fs-token-review"),
-        ("ClusterRoleBinding", "feast-ns-fs-token-review"),
+        ("ClusterRole", "feast.ns.fs.token-review"),
+        ("ClusterRoleBinding", "feast.ns.fs.token-review"),
         ("Service", "feast-fs-online"),
         ("Deployment", "feast-fs"),
         ("ServiceAccount", "feast-fs-cronjob"),
@@ -397,7 +397,7 @@ fn no_auth_removes_the_authorization_objects_and_oidc_binds_token_review() {
         "issuerUrl": "https://idp.example.com", "secretRef": {"name": "oidc"}
     }}}));
     let oidc = desired_graph(&fs, &context).expect("the graph builds");
-    object(&oidc, "ClusterRoleBinding", "feast-ns-fs-oidc-token-review");
+    object(&oidc, "ClusterRoleBinding", "feast.ns.fs.oidc-token-review");
     assert!(find(&oidc, "Role", "feast-fs").is_none());
 }
 
@@ -415,6 +415,106 @@ fn the_cron_job_is_suspended_and_yearly_without_a_schedule() {
         pod["containers"][0]["securityContext"]["capabilities"]["drop"],
         json!(["ALL"])
     );
+}
+
+#[test]
+fn a_scheduled_cron_job_keeps_the_api_servers_concurrency_default() {
+    let unscheduled = graph(json!({"feastProject": "p"}));
+    let cron = object(&unscheduled, "CronJob", "feast-fs");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Replace");
+    let scheduled = graph(json!({"feastProject": "p", "cronJob": {"schedule": "*/5 * * * *"}}));
+    let cron = object(&scheduled, "CronJob", "feast-fs");
+    assert_eq!(
+        cron["spec"]["concurrencyPolicy"],
+        Value::Null,
+        "unset: Allow"
+    );
+    let chosen = graph(json!({"feastProject": "p", "cronJob": {
+        "schedule": "*/5 * * * *", "concurrencyPolicy": "Forbid"}}));
+    let cron = object(&chosen, "CronJob", "feast-fs");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+}
+
+#[test]
+fn the_cron_job_runs_as_1001_except_on_openshift() {
+    let pod_security = |context: &GraphContext| {
+        let graph = desired_graph(&feature_store(json!({"feastProject": "p"})), context)
+            .expect("the graph builds");
+        object(&graph, "CronJob", "feast-fs")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["securityContext"]
+            .clone()
+    };
+    let plain = pod_security(&GraphContext::default());
+    assert_eq!(plain["runAsUser"], 1001);
+    assert_eq!(plain["runAsNonRoot"], true);
+    let openshift = pod_security(&GraphContext {
+        openshift: true,
+        ..GraphContext::default()
+    });
+    assert_eq!(
+        openshift["runAsUser"],
+        Value::Null,
+        "OpenShift picks the UID"
+    );
+    assert_eq!(openshift["runAsNonRoot"], true);
+}
+
+#[test]
+fn serving_metrics_turn_the_metrics_port_and_service_monitor_on() {
+    let spec = json!({"feastProject": "p", "services": {"onlineStore": {
+        "server": {}, "serving": {"metrics": {"enabled": true}}
+    }}});
+    let context = GraphContext {
+        service_monitor_available: true,
+        ..GraphContext::default()
+    };
+    let graph = desired_graph(&feature_store(spec), &context).expect("the graph builds");
+    let container =
+        &object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["ports"][1],
+        json!({"name": "metrics", "containerPort": 8000})
+    );
+    let command = container["command"].as_array().expect("a command");
+    assert!(
+        !command.contains(&json!("--metrics")),
+        "the flag belongs to server.metrics; the server reads serving.metrics itself"
+    );
+    assert_eq!(
+        object(&graph, "Service", "feast-fs-online")["spec"]["ports"][1],
+        json!({"name": "metrics", "port": 8000, "targetPort": 8000})
+    );
+    object(&graph, "ServiceMonitor", "feast-fs-online");
+    let off = json!({"feastProject": "p", "services": {"onlineStore": {
+        "server": {}, "serving": {"metrics": {"enabled": false}}
+    }}});
+    let graph = desired_graph(&feature_store(off), &context).expect("the graph builds");
+    assert!(find(&graph, "ServiceMonitor", "feast-fs-online").is_none());
+}
+
+#[test]
+fn a_rest_only_registry_is_probed_on_its_rest_port_at_the_root() {
+    let graph = graph(
+        json!({"feastProject": "p", "services": {"registry": {"local": {
+            "server": {"grpc": false, "restAPI": true}
+        }}}}),
+    );
+    let containers =
+        object(&graph, "Deployment", "feast-fs")["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+    let registry = containers
+        .iter()
+        .find(|c| c["name"] == "registry")
+        .expect("a registry container");
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            registry[probe]["httpGet"],
+            json!({"path": "/", "port": 6572, "scheme": "HTTP"}),
+            "{probe}"
+        );
+    }
 }
 
 #[test]
@@ -475,6 +575,50 @@ fn a_config_change_changes_the_pod_template_hash() {
     let after = graph(json!({"feastProject": "q"}));
     assert_eq!(hash(&before), hash(&same));
     assert_ne!(hash(&before), hash(&after));
+}
+
+#[test]
+fn the_config_hash_is_keyed_by_the_key_kept_in_the_config_secret() {
+    use crate::featurestore::context::ConfigHashKey;
+    let with_key = |key: &str| {
+        let context = GraphContext {
+            config_hash_key: Some(ConfigHashKey::new(key.to_owned())),
+            ..context_with_db_secret()
+        };
+        desired_graph(&feature_store(json!({"feastProject": "p"})), &context)
+            .expect("the graph builds")
+    };
+    let hash = |graph: &DesiredGraph| {
+        object(graph, "Deployment", "feast-fs")["spec"]["template"]["metadata"]["annotations"]
+            ["fieldwise.dev/config-hash"]
+            .clone()
+    };
+    let (a, again, b) = (with_key("key-a"), with_key("key-a"), with_key("key-b"));
+    assert_eq!(hash(&a), hash(&again));
+    // Someone who can read pods but not the Secret cannot test a guess of the configuration:
+    // the same configuration under another key gives an unrelated digest.
+    assert_ne!(hash(&a), hash(&b));
+    let secret = object(&a, "Secret", "feast-fs-server-config");
+    assert_eq!(
+        secret["data"]["config-hash-key"],
+        json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "key-a"
+        ))
+    );
+    let deployment = serde_json::to_string(object(&a, "Deployment", "feast-fs")).expect("json");
+    assert!(
+        !deployment.contains("config-hash-key"),
+        "the key never reaches a pod"
+    );
+    let context = GraphContext {
+        config_hash_key: Some(ConfigHashKey::new("key-a".to_owned())),
+        ..GraphContext::default()
+    };
+    assert!(
+        !format!("{context:?}").contains("key-a"),
+        "Debug hides the key"
+    );
 }
 
 #[test]

@@ -43,19 +43,38 @@ fn a_missing_secret_is_named_as_the_api_server_does() {
     );
 }
 
+/// The message names the missing key and the Secret (the Feast operator's words), then the field
+/// that chooses another key and the keys the Secret has.
 #[test]
-fn a_missing_key_names_the_key_and_the_secret() {
+fn a_missing_key_names_the_key_the_secret_and_the_field_that_chooses_another() {
     let case = online_store(None).secret("db", &[("other", SENSITIVE)]);
     assert_error(
         &case,
-        "secret key postgres doesn't exist in secret db",
+        "secret key postgres doesn't exist in secret db: the store's parameters are read from the key \
+         named after its type (postgres) unless spec.services.onlineStore.persistence.store.secretKeyName \
+         names another; the Secret has the keys other",
         ServiceType::Online,
     );
-    let case = online_store(Some("custom")).secret("db", &[("postgres", "host: h")]);
+    let case = online_store(Some("custom")).secret("db", &[("postgres", "host: h"), ("x", "")]);
     assert_error(
         &case,
-        "secret key custom doesn't exist in secret db",
+        "secret key custom doesn't exist in secret db: spec.services.onlineStore.persistence.store.secretKeyName \
+         names it; set it to the key that holds the parameters; the Secret has the keys postgres, x",
         ServiceType::Online,
+    );
+    let case = Case::new(
+        "s",
+        "ns",
+        json!({ "feastProject": "p", "services": { "registry": { "local": { "persistence": { "store": {
+            "type": "sql", "secretRef": { "name": "reg" } } } } } } }),
+    )
+    .secret("reg", &[]);
+    assert_error(
+        &case,
+        "secret key sql doesn't exist in secret reg: the store's parameters are read from the key named \
+         after its type (sql) unless spec.services.registry.local.persistence.store.secretKeyName names \
+         another; the Secret has no keys",
+        ServiceType::Registry,
     );
 }
 
@@ -160,7 +179,8 @@ fn oidc_secret_errors_fail_authorization() {
     let case = oidc(Some("cfg")).secret("o", &[("client_secret", SENSITIVE)]);
     assert_error(
         &case,
-        "secret key cfg doesn't exist in secret o",
+        "secret key cfg doesn't exist in secret o: spec.authz.oidc.secretKeyName names it; set it to \
+         the key that holds the parameters; the Secret has the keys client_secret",
         ServiceType::Authorization,
     );
 }
