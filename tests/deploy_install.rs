@@ -765,3 +765,86 @@ fn olm_bundle_rejects_a_bad_version() {
     assert!(olm::bundle_files("1.2.x").is_err());
     assert!(olm::bundle_files("1.2.3").is_ok());
 }
+
+/// What OperatorHub shows and OLM upgrades by: who makes it and where its source is, an icon, when
+/// it was made, the stable channel, and the upgrade edge (`replaces`, `olm.skipRange`).
+#[test]
+fn the_csv_names_its_project_and_how_it_upgrades() {
+    let csv = csv();
+    let annotations = &csv["metadata"]["annotations"];
+    assert_eq!(annotations["repository"], olm::REPOSITORY_URL);
+    assert_eq!(annotations["createdAt"], olm::CREATED_AT);
+    assert!(
+        annotations["support"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(annotations["olm.skipRange"], format!("<{VERSION}"));
+    assert_eq!(csv["spec"]["provider"]["url"], olm::REPOSITORY_URL);
+    let maintainers = csv["spec"]["maintainers"].as_array().expect("maintainers");
+    assert!(
+        maintainers
+            .iter()
+            .all(|m| m["name"].is_string() && m["email"].as_str().is_some_and(|e| e.contains('@'))),
+        "{maintainers:?}"
+    );
+    let icon = &csv["spec"]["icon"][0];
+    assert_eq!(icon["mediatype"], "image/svg+xml");
+    let svg = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        icon["base64data"].as_str().expect("base64data"),
+    )
+    .expect("base64");
+    assert!(String::from_utf8(svg).expect("UTF-8").starts_with("<svg"));
+    assert_eq!(
+        csv["spec"].get("replaces"),
+        None,
+        "the first release replaces nothing"
+    );
+    let metadata = bundle_file("metadata/annotations.yaml");
+    assert!(metadata.contains("operators.operatorframework.io.bundle.channels.v1: stable"));
+    assert!(metadata.contains("operators.operatorframework.io.bundle.channel.default.v1: stable"));
+}
+
+#[test]
+fn a_later_release_replaces_the_previous_one_and_names_its_image_by_digest() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let release = olm::Release {
+        version: "0.2.0".into(),
+        replaces: Some("0.1.0".into()),
+        created_at: "2027-01-01T00:00:00Z".into(),
+        operator_digest: Some(digest.clone()),
+    };
+    let csv = olm::release_cluster_service_version(&release).expect("a CSV");
+    let by_digest = format!("{IMAGE_REPOSITORY}@{digest}");
+    assert_eq!(csv["spec"]["replaces"], "fieldwise.v0.1.0");
+    assert_eq!(csv["metadata"]["annotations"]["olm.skipRange"], "<0.2.0");
+    assert_eq!(
+        csv["metadata"]["annotations"]["createdAt"],
+        "2027-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        csv["metadata"]["annotations"]["containerImage"],
+        by_digest.as_str()
+    );
+    assert_eq!(csv["spec"]["relatedImages"][0]["image"], by_digest.as_str());
+    let container = &csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"]["containers"]
+        [0];
+    assert_eq!(
+        container["image"],
+        by_digest.as_str(),
+        "the Deployment runs what the CSV names"
+    );
+    for (replaces, digest) in [
+        ("0.2.0", None),
+        ("0.3.0", None),
+        ("0.1.0", Some("sha256:short")),
+    ] {
+        let bad = olm::Release {
+            replaces: Some(replaces.into()),
+            operator_digest: digest.map(str::to_owned),
+            ..release.clone()
+        };
+        assert!(olm::release_bundle_files(&bad).is_err(), "{bad:?}");
+    }
+}

@@ -2,7 +2,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use crate::deploy::{files::write_files, olm::bundle_files};
+use crate::deploy::{
+    files::write_files,
+    olm::{CREATED_AT, Release, release_bundle_files},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,10 +15,25 @@ pub struct Args {
     /// The bundle directory (manifests/, metadata/, tests/scorecard/, bundle.Dockerfile).
     #[arg(long, default_value = "deploy/olm/bundle")]
     pub output: PathBuf,
+    /// The release this one upgrades from in the channel (the CSV's `spec.replaces`).
+    #[arg(long, value_name = "VERSION")]
+    pub replaces: Option<String>,
+    /// When the release was made (RFC 3339), the CSV's `createdAt`.
+    #[arg(long, default_value = CREATED_AT)]
+    pub created_at: String,
+    /// The pushed operator image's digest (`sha256:…`): the CSV then names the image by digest.
+    #[arg(long, value_name = "DIGEST")]
+    pub operator_digest: Option<String>,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let written = bundle_files(&args.version)
+    let release = Release {
+        version: args.version.clone(),
+        replaces: args.replaces,
+        created_at: args.created_at,
+        operator_digest: args.operator_digest,
+    };
+    let written = release_bundle_files(&release)
         .map_err(|e| e.to_string())
         .and_then(|files| {
             write_files(&args.output, &files)

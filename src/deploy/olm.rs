@@ -20,8 +20,50 @@ use crate::featurestore::{
     kinds,
 };
 
-/// The OLM channel the bundle is published to.
-pub const CHANNEL: &str = "alpha";
+/// The OLM channel the bundle is published to (and the package's default channel).
+pub const CHANNEL: &str = "stable";
+/// The project's home: the repository the operator image (`ghcr.io/fieldwise/fieldwise`) is built from.
+pub const REPOSITORY_URL: &str = "https://github.com/fieldwise/fieldwise";
+/// Who maintains the operator, as the CSV names them.
+pub const MAINTAINERS: &[(&str, &str)] = &[("fieldwise maintainers", "maintainers@fieldwise.dev")];
+/// When the current release's bundle was made (the CSV's `createdAt`). A constant, so the
+/// committed bundle is reproducible; `fieldwise olm-bundle --created-at` sets it for a release.
+pub const CREATED_AT: &str = "2026-12-05T00:00:00Z";
+/// The icon shown in OperatorHub.
+const ICON_SVG: &str = include_str!("../../deploy/olm/icon.svg");
+
+/// What distinguishes one release's bundle: its version, the release it upgrades from, when it was
+/// made, and the operator image's digest once it is pushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub version: String,
+    /// The version this one replaces in the channel (`spec.replaces`); `None` for the first.
+    pub replaces: Option<String>,
+    pub created_at: String,
+    /// `sha256:…` of the pushed operator image: the CSV then names the image by digest, as
+    /// disconnected and mirrored installs need.
+    pub operator_digest: Option<String>,
+}
+
+impl Release {
+    /// The release `version` with no predecessor, made at [`CREATED_AT`], image by tag.
+    pub fn new(version: &str) -> Self {
+        Self {
+            version: version.to_owned(),
+            replaces: None,
+            created_at: CREATED_AT.to_owned(),
+            operator_digest: None,
+        }
+    }
+
+    /// The operator image: by digest when known, else by tag.
+    pub fn operator_image(&self) -> String {
+        match &self.operator_digest {
+            Some(digest) => format!("{}@{digest}", super::IMAGE_REPOSITORY),
+            None => operator_image(&self.version),
+        }
+    }
+}
 /// The oldest Kubernetes the operator supports: k8s-openapi is built with its `v1_33` feature, the oldest
 /// API surface kube 5 / k8s-openapi 0.29 compile against, so nothing older is ever exercised.
 pub const MIN_KUBE_VERSION: &str = "1.33.0";
@@ -72,6 +114,10 @@ pub const SAMPLES: &[(&str, &str)] = &[
 pub enum BundleError {
     #[error("invalid version {0:?}: expected MAJOR.MINOR.PATCH")]
     Version(String),
+    #[error("invalid image digest {0:?}: expected sha256: and 64 hex digits")]
+    Digest(String),
+    #[error("{replaces} cannot be replaced by {version}: a release replaces an older one")]
+    Replaces { version: String, replaces: String },
     #[error("sample {0}: {1}")]
     Sample(&'static str, String),
     #[error("cannot write YAML: {0}")]
@@ -80,13 +126,19 @@ pub enum BundleError {
     Json(#[from] serde_json::Error),
 }
 
-/// Every file of the bundle for `version`, as `(path in the bundle, content)`.
+/// Every file of the bundle for `version` (no predecessor, image by tag), as `(path in the
+/// bundle, content)`.
 pub fn bundle_files(version: &str) -> Result<Vec<(PathBuf, String)>, BundleError> {
-    check_version(version)?;
+    release_bundle_files(&Release::new(version))
+}
+
+/// Every file of the bundle of `release`.
+pub fn release_bundle_files(release: &Release) -> Result<Vec<(PathBuf, String)>, BundleError> {
+    check_release(release)?;
     let mut files = vec![
         (
             manifest(&format!("{OPERATOR}.clusterserviceversion.yaml")),
-            yaml(&cluster_service_version(version)?)?,
+            yaml(&release_cluster_service_version(release)?)?,
         ),
         (
             manifest("fieldwise-metrics_v1_service.yaml"),
@@ -124,14 +176,38 @@ fn manifest(name: &str) -> PathBuf {
     PathBuf::from("manifests").join(name)
 }
 
-fn check_version(version: &str) -> Result<(), BundleError> {
-    let parts: Vec<&str> = version.split('.').collect();
-    let numeric = |part: &&str| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
-    if parts.len() == 3 && parts.iter().all(numeric) {
-        Ok(())
-    } else {
-        Err(BundleError::Version(version.to_owned()))
+/// `MAJOR.MINOR.PATCH` as numbers, or why not.
+fn parse_version(version: &str) -> Result<[u64; 3], BundleError> {
+    let parts: Vec<u64> = version
+        .split('.')
+        .map(|part| {
+            let digits = !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+            digits.then(|| part.parse().ok()).flatten()
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| BundleError::Version(version.to_owned()))?;
+    parts
+        .try_into()
+        .map_err(|_| BundleError::Version(version.to_owned()))
+}
+
+fn check_release(release: &Release) -> Result<(), BundleError> {
+    let version = parse_version(&release.version)?;
+    if let Some(replaces) = &release.replaces
+        && parse_version(replaces)? >= version
+    {
+        return Err(BundleError::Replaces {
+            version: release.version.clone(),
+            replaces: replaces.clone(),
+        });
     }
+    if let Some(digest) = &release.operator_digest {
+        let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(BundleError::Digest(digest.clone()));
+        }
+    }
+    Ok(())
 }
 
 fn yaml(object: &Value) -> Result<String, BundleError> {
@@ -222,10 +298,17 @@ fn scorecard_config() -> Value {
     })
 }
 
-/// The ClusterServiceVersion of release `version`.
+/// The ClusterServiceVersion of release `version` (no predecessor, image by tag).
 pub fn cluster_service_version(version: &str) -> Result<Value, BundleError> {
-    let image = operator_image(version);
-    Ok(json!({
+    release_cluster_service_version(&Release::new(version))
+}
+
+/// The ClusterServiceVersion of `release`.
+pub fn release_cluster_service_version(release: &Release) -> Result<Value, BundleError> {
+    check_release(release)?;
+    let version = release.version.as_str();
+    let image = release.operator_image();
+    let mut csv = json!({
         "apiVersion": "operators.coreos.com/v1alpha1",
         "kind": "ClusterServiceVersion",
         "metadata": {
@@ -236,8 +319,13 @@ pub fn cluster_service_version(version: &str) -> Result<Value, BundleError> {
                 "capabilities": "Basic Install",
                 "categories": "AI/Machine Learning",
                 "containerImage": image,
-                "description": "Runs Feast feature stores with server-side apply; wire-compatible with the Feast operator.",
+                "createdAt": release.created_at,
+                "repository": REPOSITORY_URL,
+                "support": "fieldwise maintainers",
+                "description": "Runs Feast feature stores and Prism data layers with server-side apply; wire-compatible with the Feast operator.",
                 "operatorframework.io/suggested-namespace": NAMESPACE,
+                // Any older release may upgrade straight to this one.
+                "olm.skipRange": format!("<{version}"),
             },
         },
         "spec": {
@@ -246,25 +334,37 @@ pub fn cluster_service_version(version: &str) -> Result<Value, BundleError> {
             "version": version,
             "maturity": CHANNEL,
             "minKubeVersion": MIN_KUBE_VERSION,
-            "provider": {"name": "fieldwise"},
+            "provider": {"name": "fieldwise", "url": REPOSITORY_URL},
+            "maintainers": MAINTAINERS.iter().map(|(name, email)| json!({"name": name, "email": email})).collect::<Vec<_>>(),
+            "icon": [{"base64data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ICON_SVG), "mediatype": "image/svg+xml"}],
             "keywords": ["feast", "feature store", "machine learning", "prism", "data layer", "server-side apply"],
-            "links": [{"name": "Feast", "url": "https://feast.dev"}],
+            "links": [
+                {"name": "Source code", "url": REPOSITORY_URL},
+                {"name": "Feast", "url": "https://feast.dev"},
+                {"name": "Prism", "url": "https://github.com/jrepp/prism-data-layer"},
+            ],
             "customresourcedefinitions": {"owned": owned_crds()},
             "installModes": install_modes(),
-            "install": {"strategy": "deployment", "spec": install_spec(version)},
+            "install": {"strategy": "deployment", "spec": install_spec(release)},
             "relatedImages": [
                 {"name": OPERATOR, "image": image},
                 {"name": "feature-server", "image": DEFAULT_FEATURE_SERVER_IMAGE},
                 {"name": "cron-job", "image": DEFAULT_CRON_JOB_IMAGE},
             ],
         },
-    }))
+    });
+    if let Some(replaces) = &release.replaces {
+        csv["spec"]["replaces"] = json!(format!("{OPERATOR}.v{replaces}"));
+    }
+    Ok(csv)
 }
 
 const DESCRIPTION: &str = "fieldwise reconciles Feast `FeatureStore` resources (`feast.dev/v1`): every existing \
-FeatureStore manifest works unchanged. Every object, and the status, is written with server-side apply; unchanged \
-resources cause no writes; autoscalers keep ownership of replicas. It also serves the `PrismCluster` API \
-(`prism.io/v1alpha1`, a whole Prism data layer from one resource); its controller is not part of this release.";
+FeatureStore manifest works unchanged, and it takes over from a running Feast operator. Every object, and the status, \
+is written with server-side apply; unchanged resources cause no writes; autoscalers keep ownership of replicas; every \
+pod it creates passes the `restricted` Pod Security Standard. It also reconciles `PrismCluster` \
+(`prism.io/v1alpha1`): a whole Prism data layer (backends, admin, proxy, pattern runners, ingress, observability) \
+from one resource.";
 
 /// The operator watches one namespace or all of them (`--namespace`), never a chosen set.
 fn install_modes() -> Value {
@@ -276,14 +376,25 @@ fn install_modes() -> Value {
     ])
 }
 
-fn install_spec(version: &str) -> Value {
+fn install_spec(release: &Release) -> Value {
+    let mut deployment =
+        manager::deployment_spec(&release.version, WatchScope::OlmTargetNamespaces);
+    // The image the CSV names (by digest once known), the one OLM mirrors and runs.
+    if let Some(container) = deployment
+        .template
+        .spec
+        .as_mut()
+        .and_then(|pod| pod.containers.first_mut())
+    {
+        container.image = Some(release.operator_image());
+    }
     json!({
         "permissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": rbac::leader_election_rules()}],
         "clusterPermissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": rbac::cluster_rules()}],
         "deployments": [{
             "name": DEPLOYMENT,
             "label": manager::selector_labels(),
-            "spec": manager::deployment_spec(version, WatchScope::OlmTargetNamespaces),
+            "spec": deployment,
         }],
     })
 }
