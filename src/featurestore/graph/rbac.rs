@@ -1,7 +1,7 @@
 //! ServiceAccounts, Roles and bindings of a FeatureStore (spec §2 "Role and binding contents").
 //!
 //! Unlike the Feast operator, the cluster-scoped objects are per FeatureStore and named after its namespace
-//! too (`feast-<ns>-<cr>-…`): two FeatureStores of the same name in different namespaces no longer collide,
+//! too (`feast.<ns>.<cr>.…`): no two FeatureStores share a name,
 //! and deleting one FeatureStore removes its own ClusterRole and binding (through the finalizer) without
 //! touching a shared object another FeatureStore still uses.
 
