@@ -443,9 +443,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_failed_part_fails_its_condition_and_the_feature_store() {
-        let fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
+    /// The status after a reconcile whose graph failed on the offline store's missing Secret.
+    fn offline_secret_missing(fs: &FeatureStore, now: &Time) -> FeatureStoreStatus {
         let applied = defaults::applied(&fs.spec);
         let outcome = Outcome::Invalid {
             applied: &applied,
@@ -453,7 +452,13 @@ mod tests {
             message: "secrets \"x\" not found".into(),
             reason: FAILED_REASON,
         };
-        let status = derive_status(&fs, &outcome, None, &at(100));
+        derive_status(fs, &outcome, None, now)
+    }
+
+    #[test]
+    fn a_failed_part_fails_its_condition_and_the_feature_store() {
+        let fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
+        let status = offline_secret_missing(&fs, &at(100));
         assert_eq!(status.phase.as_deref(), Some("Failed"));
         let offline = condition(&status, "OfflineStore");
         assert_eq!(
@@ -521,14 +526,7 @@ mod tests {
     #[test]
     fn a_first_reconcile_that_fails_claims_nothing_was_made() {
         let fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
-        let applied = defaults::applied(&fs.spec);
-        let outcome = Outcome::Invalid {
-            applied: &applied,
-            part: ServiceType::Offline,
-            message: "secrets \"x\" not found".into(),
-            reason: FAILED_REASON,
-        };
-        let status = derive_status(&fs, &outcome, None, &at(100));
+        let status = offline_secret_missing(&fs, &at(100));
         let types: Vec<&str> = status
             .conditions
             .iter()
@@ -544,14 +542,7 @@ mod tests {
     fn a_later_failure_keeps_what_earlier_reconciles_made() {
         let mut fs = fs(json!({"feastProject": "p", "services": {"offlineStore": {"server": {}}}}));
         fs.status = Some(applied_status(&fs, Some(&available(1)), &at(100)));
-        let applied = defaults::applied(&fs.spec);
-        let outcome = Outcome::Invalid {
-            applied: &applied,
-            part: ServiceType::Offline,
-            message: "secrets \"x\" not found".into(),
-            reason: FAILED_REASON,
-        };
-        let status = derive_status(&fs, &outcome, None, &at(200));
+        let status = offline_secret_missing(&fs, &at(200));
         let client = condition(&status, "Client");
         assert_eq!(
             (client.status, client.last_transition_time.clone()),
