@@ -848,3 +848,44 @@ fn a_later_release_replaces_the_previous_one_and_names_its_image_by_digest() {
         assert!(olm::release_bundle_files(&bad).is_err(), "{bad:?}");
     }
 }
+
+/// deploy/README.md's table of every permission and why is the generator's.
+#[test]
+fn the_readme_lists_every_permission_and_why() {
+    const BEGIN: &str = "<!-- permissions:begin -->\n";
+    const END: &str = "<!-- permissions:end -->";
+    let path = repo().join("deploy/README.md");
+    let readme = read(&path);
+    let (Some(start), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("deploy/README.md has no permissions markers");
+    };
+    let start = start + BEGIN.len();
+    let generated = rbac::permission_table();
+    if std::env::var_os("FIELDWISE_BLESS").is_some_and(|v| v == "1") {
+        let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, updated).expect("README written");
+        return;
+    }
+    assert!(
+        readme[start..end] == generated,
+        "deploy/README.md's permission table is stale: FIELDWISE_BLESS=1 cargo test --test deploy_install"
+    );
+    for permission in rbac::permissions(&rbac::cluster_rules()) {
+        let (group, resource, verb) = permission;
+        let group = if group.is_empty() {
+            "core".to_owned()
+        } else {
+            group
+        };
+        let row = generated
+            .lines()
+            .find(|line| line.starts_with(&format!("| {group} | {resource} |")))
+            .unwrap_or_else(|| panic!("no row for {group} {resource}"));
+        assert!(
+            row.split(" | ")
+                .nth(2)
+                .is_some_and(|verbs| verbs.split(' ').any(|v| v == verb)),
+            "{row}"
+        );
+    }
+}

@@ -290,3 +290,78 @@ fn subject() -> Subject {
         api_group: None,
     }
 }
+
+/// Every permission of the operator's ClusterRole and leader-election Role, one row per resource,
+/// with why it is needed: the table `deploy/README.md` shows (between its `permissions` markers).
+pub fn permission_table() -> String {
+    let mut rows: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)> =
+        BTreeMap::new();
+    let mut add = |group: &str, resource: &str, verbs: &[String], why: String| {
+        let row = rows
+            .entry((group.to_owned(), resource.to_owned()))
+            .or_default();
+        row.0.extend(verbs.iter().cloned());
+        row.1.insert(why);
+    };
+    for rule in crate::runtime::all_kinds().policy_rules() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for why in registry_reasons(resource, &rule.verbs) {
+                    add(group, resource, &rule.verbs, why.to_owned());
+                }
+            }
+        }
+    }
+    let calls = CONTROLLER_CALLS.iter().chain(DELEGATED_CALLS);
+    for call in calls.chain(LEADER_ELECTION_CALLS) {
+        let verbs: Vec<String> = call.verbs.iter().map(|v| (*v).to_owned()).collect();
+        let why = if DELEGATED_CALLS.iter().any(|d| std::ptr::eq(d, call)) {
+            format!(
+                "granted in a FeatureStore's {} (the API server lets only a holder grant it)",
+                call.why
+            )
+        } else if LEADER_ELECTION_CALLS.iter().any(|l| std::ptr::eq(l, call)) {
+            format!("{} (Role in the operator's namespace)", call.why)
+        } else {
+            call.why.to_owned()
+        };
+        add(call.group, call.resource, &verbs, why);
+    }
+    let mut table = String::from("| API group | Resource | Verbs | Why |\n|---|---|---|---|\n");
+    for ((group, resource), (verbs, whys)) in rows {
+        let group = if group.is_empty() {
+            "core"
+        } else {
+            group.as_str()
+        };
+        let verbs: Vec<&str> = verbs.iter().map(String::as_str).collect();
+        let whys: Vec<&str> = whys.iter().map(String::as_str).collect();
+        table.push_str(&format!(
+            "| {group} | {resource} | {} | {} |\n",
+            verbs.join(" "),
+            whys.join("; ")
+        ));
+    }
+    table
+}
+
+/// Why the kind registry asks for `verbs` on `resource`: a child kind's apply, cache and prune, or
+/// an owner's reflector, finalizer and status (worded as [`CONTROLLER_CALLS`] words them).
+fn registry_reasons(resource: &str, verbs: &[String]) -> Vec<&'static str> {
+    if resource.ends_with("/status") {
+        return vec!["server-side apply of status"];
+    }
+    if resource.ends_with("/finalizers") {
+        return vec!["blockOwnerDeletion on children's ownerReferences"];
+    }
+    if !verbs.iter().any(|v| v == "create") {
+        return vec!["reflectors", "adding and removing the finalizer"];
+    }
+    if verbs.iter().any(|v| v == "delete") {
+        vec![
+            "children: server-side apply (create, patch), caches (get, list, watch), delete (prune, or recreate where a field is immutable)",
+        ]
+    } else {
+        vec!["children: server-side apply (create, patch), caches (get, list, watch)"]
+    }
+}
