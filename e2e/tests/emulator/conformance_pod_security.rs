@@ -368,22 +368,35 @@ async fn invalid_labels_are_refused_and_tightening_warns_about_existing_pods()
     let mut root = pod("root", restricted_container(), restricted_pod_context());
     root["spec"]["securityContext"]["runAsUser"] = json!(0);
     assert_eq!(c.post(pods, &root).await?.status, 201);
-    let labelled = c
-        .patch(
-            "/api/v1/namespaces/pss-tighten",
-            "merge",
-            &json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
-        )
-        .await?;
-    assert_eq!(labelled.status, 200, "{}", labelled.text);
-    assert_eq!(
-        warnings(&labelled),
-        [
-            "existing pods in namespace \"pss-tighten\" violate the new PodSecurity enforce level \"restricted:latest\"",
-            "legacy-a (and 1 other pod): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile",
-            "root: runAsUser=0",
-        ]
-    );
+    let expected = [
+        "existing pods in namespace \"pss-tighten\" violate the new PodSecurity enforce level \"restricted:latest\"",
+        "legacy-a (and 1 other pod): allowPrivilegeEscalation != false, unrestricted capabilities, runAsNonRoot != true, seccompProfile",
+        "root: runAsUser=0",
+    ];
+    // kube-apiserver judges the existing pods from its own pod cache, which may not hold a pod
+    // created a moment ago; nothing outside it can be watched for that, so the label is set again
+    // (after taking it off) until the answer names every pod, a bounded number of times.
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let labelled = c
+            .patch(
+                "/api/v1/namespaces/pss-tighten",
+                "merge",
+                &json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}),
+            )
+            .await?;
+        assert_eq!(labelled.status, 200, "{}", labelled.text);
+        seen = warnings(&labelled);
+        if seen == expected {
+            break;
+        }
+        let off = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": null}}});
+        let removed = c
+            .patch("/api/v1/namespaces/pss-tighten", "merge", &off)
+            .await?;
+        assert_eq!(removed.status, 200, "{}", removed.text);
+    }
+    assert_eq!(seen, expected);
     // Relabelling with the same level warns about nothing.
     let again = c
         .patch(
