@@ -70,17 +70,7 @@ async fn missing_key_and_managers(cluster: Cluster) {
     };
     let fs = wait_for(&stores, "day2", explained, "explained").await;
     assert_no_unknown_manager("FeatureStore day2", &fs.metadata.managed_fields);
-    let finalizer_owners: Vec<(String, String)> = fs
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
-        })
+    let finalizer_owners: Vec<(String, String)> = finalizer_entries(&fs)
         .map(|entry| {
             (
                 entry.manager.clone().unwrap_or_default(),
@@ -288,17 +278,7 @@ async fn co_owned_finalizer(cluster: Cluster) {
         )
         .await
         .expect("the other manager applies the finalizer");
-    let mut owners: Vec<String> = shared
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
-        })
+    let mut owners: Vec<String> = finalizer_entries(&shared)
         .filter_map(|entry| entry.manager.clone())
         .collect();
     owners.sort();
@@ -320,4 +300,16 @@ fn assert_no_reconcile_errors(cluster: &Cluster) {
             .any(|l| l.starts_with("fieldwise_reconcile_errors_total{")),
         "reconcile errors counted:\n{metrics}"
     );
+}
+
+/// The managedFields entries that own some of `fs`'s finalizers.
+fn finalizer_entries(
+    fs: &FeatureStore,
+) -> impl Iterator<Item = &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry> {
+    fs.metadata.managed_fields.iter().flatten().filter(|entry| {
+        entry
+            .fields_v1
+            .as_ref()
+            .is_some_and(|f| f.0.pointer("/f:metadata/f:finalizers").is_some())
+    })
 }
