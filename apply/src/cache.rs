@@ -236,13 +236,12 @@ impl KindState {
     }
 
     fn unindex(&mut self, obj: &CachedObject) {
-        let Some(owner) = obj.owner_uid() else {
-            return;
-        };
-        if let Some(names) = self.children.get_mut(owner) {
-            names.remove(&(obj.namespace.clone(), obj.name.clone()));
-            if names.is_empty() {
-                self.children.remove(owner);
+        for owner in owner_uids(obj) {
+            if let Some(names) = self.children.get_mut(&owner) {
+                names.remove(&(obj.namespace.clone(), obj.name.clone()));
+                if names.is_empty() {
+                    self.children.remove(&owner);
+                }
             }
         }
     }
@@ -265,12 +264,18 @@ impl KindState {
     }
 }
 
-/// Adds `obj` under its owner-uid label, if it has one.
+/// Adds `obj` under its owner-uid label, if it has one, or under each owner of a shared object.
 fn index_child(children: &mut HashMap<Arc<str>, HashSet<Name>>, obj: &CachedObject) {
-    if let Some(owner) = obj.owner_uid() {
+    for owner in owner_uids(obj) {
         let name = (obj.namespace.clone(), obj.name.clone());
-        children.entry(owner.clone()).or_default().insert(name);
+        children.entry(owner).or_default().insert(name);
     }
+}
+
+/// The uids `obj` is indexed under: its owner-uid label, and the owners of a shared object.
+fn owner_uids(obj: &CachedObject) -> impl Iterator<Item = Arc<str>> + '_ {
+    let sharers = obj.sharers().iter().map(|r| Arc::from(&*r.uid));
+    obj.owner_uid().cloned().into_iter().chain(sharers)
 }
 
 /// The findings awaited for exactly this version of `obj` (empty if none), forgetting any awaited
@@ -330,7 +335,8 @@ impl KindCache {
         lock(&self.state)
     }
 
-    /// The cached objects labelled with this owner uid (not yet checked further).
+    /// The cached objects labelled with this owner uid, and the shared ones it is an owner of (not
+    /// yet checked further).
     pub fn children_of(&self, owner_uid: &str) -> Vec<Arc<CachedObject>> {
         let state = self.state();
         let Some(names) = state.children.get(owner_uid) else {

@@ -39,6 +39,9 @@ pub struct CachedObject {
     deleting: bool,
     lookup: LookupLabels,
     controller: Option<Box<ControllerRef>>,
+    /// The ownerReferences of a shared object (labelled [`labels::SHARED`]); `None` otherwise, so
+    /// the many unshared objects pay nothing for it.
+    sharers: Option<Box<[ControllerRef]>>,
     /// A digest of the compressed text without `status`: two versions with equal digests (and
     /// uid) differ only in status and resourceVersion.
     without_status: u64,
@@ -58,6 +61,8 @@ struct LookupLabels {
     owner_namespace: Option<Box<str>>,
     /// `fieldwise.dev/owner-kind` (cluster-scoped children).
     owner_kind: Option<Box<str>>,
+    /// `fieldwise.dev/shared=true`.
+    shared: bool,
 }
 
 /// The owner reference with `controller: true` (the API allows one).
@@ -98,6 +103,14 @@ impl CachedObject {
             .flatten()
             .find(|r| r.controller == Some(true))
             .map(|r| Box::new(ControllerRef::of(r)));
+        let sharers = lookup.shared.then(|| {
+            metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .map(ControllerRef::of)
+                .collect()
+        });
         let namespace: Arc<str> = metadata.namespace.take().unwrap_or_default().into();
         let name: Arc<str> = metadata.name.take().unwrap_or_default().into();
         let uid = metadata.uid.take().unwrap_or_default().into_boxed_str();
@@ -131,6 +144,7 @@ impl CachedObject {
             deleting,
             lookup,
             controller,
+            sharers,
             without_status,
             rest: CompressedJson::of(&text),
         }
@@ -195,6 +209,16 @@ impl CachedObject {
         self.controller.as_deref()
     }
 
+    /// Whether several owners share it (labelled `fieldwise.dev/shared=true`).
+    pub fn is_shared(&self) -> bool {
+        self.sharers.is_some()
+    }
+
+    /// The owners of a shared object (its ownerReferences); empty for any other object.
+    pub fn sharers(&self) -> &[ControllerRef] {
+        self.sharers.as_deref().unwrap_or_default()
+    }
+
     /// The object as the API served it (minus what the cache drops), for comparisons: the
     /// managedFields' FieldsV1 as trees.
     pub fn to_value(&self) -> Option<Value> {
@@ -250,6 +274,7 @@ impl LookupLabels {
             instance: text(labels::INSTANCE),
             owner_namespace: text(labels::OWNER_NAMESPACE),
             owner_kind: text(labels::OWNER_KIND),
+            shared: labels.get(labels::SHARED).map(String::as_str) == Some(labels::SHARED_VALUE),
         }
     }
 }

@@ -97,6 +97,16 @@ pub enum ReplicasPolicy {
     Released,
 }
 
+/// One of the owners of a shared child (see [`DesiredObject::shared_by`]): an owner of the same
+/// kind and namespace as the one reconciling.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CoOwner {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+}
+
 /// One object of the desired graph.
 #[derive(Clone, Debug)]
 pub struct DesiredObject {
@@ -109,6 +119,9 @@ pub struct DesiredObject {
     pub component: String,
     /// Replicas ownership; only used for kinds registered [`KindSpec::with_replicas`].
     pub replicas: ReplicasPolicy,
+    /// `Some` for an object several owners want with the same content: every owner that wants it
+    /// (the reconciling one included). See [`Self::shared_by`].
+    pub shared_by: Option<Vec<CoOwner>>,
 }
 
 impl DesiredObject {
@@ -118,7 +131,20 @@ impl DesiredObject {
             body,
             component: component.into(),
             replicas: ReplicasPolicy::Owned,
+            shared_by: None,
         }
+    }
+
+    /// Marks a namespaced object as shared by `owners` (all of one kind, in the owner's
+    /// namespace, the reconciling owner among them): it gets one non-controller ownerReference per
+    /// owner and no owner-specific label, so every owner applies the same body and none undoes
+    /// another's write. An owner that stops wanting it takes its own reference out; the last one
+    /// deletes it (and the garbage collector deletes it when its last owner is deleted).
+    pub fn shared_by(mut self, mut owners: Vec<CoOwner>) -> Self {
+        owners.sort();
+        owners.dedup();
+        self.shared_by = Some(owners);
+        self
     }
 
     /// Sets the replicas policy.
@@ -140,6 +166,8 @@ pub(crate) struct Prepared {
     pub component: String,
     /// Its position in the desired graph, for the report.
     pub index: usize,
+    /// Shared by several owners ([`DesiredObject::shared_by`]).
+    pub shared: bool,
 }
 
 /// A desired object the engine refused, with what the report needs to name it.
@@ -255,7 +283,9 @@ pub(crate) fn prepare_owned(
         body: mut out,
         component,
         replicas,
+        shared_by,
     } = desired;
+    let shared = shared_by.is_some();
     if quantities::is_built_in(&kind.resource.api_version) {
         quantities::canonicalize(&mut out);
     }
@@ -264,7 +294,11 @@ pub(crate) fn prepare_owned(
     } else {
         ReplicasPolicy::Owned
     };
-    let decorated = decorate_metadata(&mut out, &key, kind, stamp, &component).and_then(|()| {
+    let decorated = match &shared_by {
+        None => decorate_metadata(&mut out, &key, kind, stamp, &component),
+        Some(owners) => decorate_shared(&mut out, &key, kind, stamp, &component, owners),
+    }
+    .and_then(|()| {
         if kind.has_replicas {
             apply_replicas_policy(&mut out, replicas, &key)?;
         }
@@ -278,6 +312,7 @@ pub(crate) fn prepare_owned(
             replicas,
             component,
             index,
+            shared,
         }),
         Err(error) => Err(Box::new(Refused {
             key,
@@ -460,6 +495,69 @@ fn decorate_metadata(
             "ownerReferences".into(),
             Value::Array(vec![stamp.owner_reference.clone()]),
         );
+    }
+    Ok(())
+}
+
+/// The metadata of a shared object: the standard labels that every owner agrees on (no instance,
+/// no owner uid; the shared marker instead) and one non-controller ownerReference per owner.
+fn decorate_shared(
+    body: &mut Value,
+    key: &ObjectKey,
+    kind: &KindSpec,
+    stamp: &OwnerStamp<'_>,
+    component: &str,
+    owners: &[CoOwner],
+) -> Result<(), ApplyError> {
+    let label = || key.to_string();
+    if kind.scope != Scope::Namespaced {
+        return Err(invalid(
+            label(),
+            "only a namespaced object can be shared (ownerReferences name namespaced owners)",
+        ));
+    }
+    if !owners.iter().any(|o| o.uid == stamp.owner.uid) {
+        return Err(invalid(
+            label(),
+            "a shared object's owners must include the owner reconciling it",
+        ));
+    }
+    let given = fields::at(body, &["metadata", "labels"]);
+    for own in [labels::INSTANCE, labels::OWNER_UID] {
+        if given.and_then(|labels| labels.get(own)).is_some() {
+            return Err(invalid(
+                label(),
+                format!("a shared object must not carry the owner-specific label {own}"),
+            ));
+        }
+    }
+    // The stamp's labels minus the owner-specific ones; the engine's checks are the same.
+    let shared_stamp = OwnerStamp {
+        before_component: stamp
+            .before_component
+            .iter()
+            .filter(|(k, _)| *k != labels::INSTANCE)
+            .cloned()
+            .chain([(labels::SHARED, Value::from(labels::SHARED_VALUE))])
+            .collect(),
+        after_component: Vec::new(),
+        cluster_labels: Vec::new(),
+        owner_reference: Value::Null,
+        owner: stamp.owner,
+        label_error: stamp.label_error.clone(),
+    };
+    decorate_metadata(body, key, kind, &shared_stamp, component)?;
+    let references = owners
+        .iter()
+        .map(|o| {
+            json!({
+                "apiVersion": stamp.owner.api_version, "kind": stamp.owner.kind,
+                "name": o.name, "uid": o.uid,
+            })
+        })
+        .collect();
+    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("ownerReferences".into(), Value::Array(references));
     }
     Ok(())
 }

@@ -168,6 +168,9 @@ const TAKEOVER_ATTEMPTS: u32 = 3;
 /// Refuses an object whose controller ownerReference names another owner than `p`'s: applying
 /// ours beside it would give it two controllers, which the API rejects.
 fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyError> {
+    if p.shared {
+        return refuse_foreign_sharing(p, live);
+    }
     let ours = p
         .body
         .pointer("/metadata/labels")
@@ -195,6 +198,42 @@ fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyErro
         controller: format!("{} {}", text("kind"), text("name")),
         controller_uid: text("uid").to_owned(),
     })
+}
+
+/// Refuses to share an object another owner controls: a controller reference, or an owner-uid
+/// label, naming an owner that is not among the body's owners. (One of them controlling it, as
+/// before it was shared, is fine: the apply makes it shared.)
+fn refuse_foreign_sharing(p: &Prepared, live: &Value) -> Result<(), ApplyError> {
+    let sharers: Vec<&str> = fields::at(&p.body, &["metadata", "ownerReferences"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        .collect();
+    let references = fields::at(live, &["metadata", "ownerReferences"]).and_then(Value::as_array);
+    let controller = references
+        .into_iter()
+        .flatten()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
+    let text = |r: &Value, key: &str| {
+        r.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if let Some(controller) = controller.filter(|c| !sharers.contains(&text(c, "uid").as_str())) {
+        return Err(ApplyError::ControlledByAnother {
+            object: p.key.to_string(),
+            controller: format!("{} {}", text(controller, "kind"), text(controller, "name")),
+            controller_uid: text(controller, "uid"),
+        });
+    }
+    let labelled =
+        fields::at(live, &["metadata", "labels", labels::OWNER_UID]).and_then(Value::as_str);
+    match labelled {
+        Some(uid) if !sharers.contains(&uid) => refuse_foreign_owner_label(p, None, live),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses an object without a controller reference (cluster-scoped children cannot have one)
@@ -288,8 +327,7 @@ impl Engine {
             let scope = cache.spec.scope;
             let handle = self.subscribe(&cache.spec.resource)?;
             handles.push(
-                handle
-                    .filter_map(move |child| futures::future::ready(owner_of::<K>(&child, scope))),
+                handle.flat_map(move |child| futures::stream::iter(owners_of::<K>(&child, scope))),
             );
         }
         Ok(select_all(handles))
@@ -664,7 +702,9 @@ impl Engine {
         let ours = cached.is_some();
         // Applying without replicas over an entry of ours that owns them (our labels removed)
         // would reset them to 1: a released workload is always read.
-        let read_first = adopting || p.replicas == ReplicasPolicy::Released;
+        // A shared body has no controller reference, so the API would merge it into an object
+        // another owner controls instead of refusing it: a shared object is read too.
+        let read_first = adopting || p.replicas == ReplicasPolicy::Released || p.shared;
         let live = match cached {
             Some(live) => Some(live),
             None if read_first => self.read_live(p).await?,
@@ -802,7 +842,7 @@ impl Engine {
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let patch = takeover::patch(&migration, version);
-            match self.send_takeover(resource, key, patch).await {
+            match self.send_json_patch(resource, key, patch).await {
                 Ok(success) => {
                     tracing::info!(managers = ?migration.managers, ?subresource, "took over field ownership");
                     return Ok((success.body(), migration.managers));
@@ -843,9 +883,10 @@ impl Engine {
         Ok(recorded.await?.body())
     }
 
-    /// The JSON patch of a takeover, which only ever changes managedFields. Sent under our manager,
-    /// though no field changes, so the API records no Update entry for it.
-    async fn send_takeover(
+    /// A JSON patch under our manager: a takeover's (which only changes managedFields) or the
+    /// removal of our reference from a shared object. Neither sets a field, so the API records no
+    /// Update entry for it.
+    async fn send_json_patch(
         &self,
         resource: &ApiResource,
         key: &ObjectKey,
@@ -1088,6 +1129,15 @@ impl Engine {
                 continue;
             }
             let span = object_span(Op::Prune, &key);
+            if let Some(outcome) = self
+                .leave_shared(cache, &key, owner)
+                .instrument(span.clone())
+                .await
+            {
+                record(&span, &outcome);
+                report.push(key, None, String::new(), outcome);
+                continue;
+            }
             let outcome = match self
                 .delete(
                     &cache.spec.resource,
@@ -1108,6 +1158,37 @@ impl Engine {
             record(&span, &outcome);
             report.push(key, None, String::new(), outcome);
         }
+    }
+
+    /// For a shared object this owner no longer wants while other owners still share it: takes
+    /// this owner's reference out (a JSON patch that tests the reference first), so the object
+    /// stays for the others and their next apply finds it as they want it. `None` when the object
+    /// is not shared with anyone else: then it is pruned like any other.
+    async fn leave_shared(
+        &self,
+        cache: &KindCache,
+        key: &ObjectKey,
+        owner: &Owner,
+    ) -> Option<Outcome> {
+        let cached = cache.get(key.namespace.as_deref(), &key.name)?;
+        let sharers = cached.sharers();
+        let position = sharers.iter().position(|r| *r.uid == *owner.uid)?;
+        if sharers.len() < 2 {
+            return None;
+        }
+        let path = format!("/metadata/ownerReferences/{position}/uid");
+        let patch = json!([
+            {"op": "test", "path": path, "value": owner.uid},
+            {"op": "remove", "path": format!("/metadata/ownerReferences/{position}")},
+        ]);
+        let result = self.send_json_patch(&cache.spec.resource, key, patch).await;
+        Some(match result {
+            Ok(_) => Outcome::LeftShared,
+            Err(SendError::Final(f)) if f.code == 404 => Outcome::LeftShared,
+            // A failed test (the references moved since the cache saw them) is an error too: the
+            // reconcile is retried, against a cache that has caught up.
+            Err(e) => Outcome::Failed(send_error(key, "leave shared", e)),
+        })
     }
 
     /// Deletes every cluster-scoped child carrying the owner's uid label (for the owner's
@@ -1572,10 +1653,38 @@ fn drift_of(key: &ObjectKey, body: &Value, live: &Value) -> Vec<DriftReport> {
 }
 
 fn is_child_of(obj: &CachedObject, owner: &Owner, scope: Scope) -> bool {
+    if obj.is_shared() {
+        return obj.is_managed_by_us()
+            && scope == Scope::Namespaced
+            && obj.sharers().iter().any(|r| *r.uid == *owner.uid);
+    }
     let labelled = obj.is_managed_by_us() && obj.owner_uid().is_some_and(|uid| **uid == *owner.uid);
     // Namespaced children must also point at the owner, so an object that merely copied our
     // labels is never deleted.
     labelled && (scope == Scope::Cluster || obj.controller().is_some_and(|r| *r.uid == *owner.uid))
+}
+
+/// The owners of `K` a change of `child` concerns: its owner, or every owner of a shared child.
+fn owners_of<K: Resource<DynamicType = ()>>(
+    child: &CachedObject,
+    scope: Scope,
+) -> Vec<ObjectRef<K>> {
+    if !child.is_shared() {
+        return owner_of::<K>(child, scope).into_iter().collect();
+    }
+    let (api_version, kind) = (K::api_version(&()), K::kind(&()));
+    child
+        .sharers()
+        .iter()
+        .filter(|r| *r.api_version == *api_version && *r.kind == *kind)
+        .map(|r| {
+            let owner = ObjectRef::new(&r.name);
+            match child.namespace() {
+                Some(ns) => owner.within(ns),
+                None => owner,
+            }
+        })
+        .collect()
 }
 
 fn owner_of<K: Resource<DynamicType = ()>>(

@@ -21,6 +21,12 @@ pub const OWNER_NAMESPACE: &str = "fieldwise.dev/owner-namespace";
 /// that a change of such a child is mapped back to an owner of the right kind (two controllers may
 /// own cluster-scoped children for owners of the same name and namespace).
 pub const OWNER_KIND: &str = "fieldwise.dev/owner-kind";
+/// Marks a child several owners share deliberately (value [`SHARED_VALUE`]): it names no single
+/// owner (no [`OWNER_UID`], no [`INSTANCE`]); its owners are its ownerReferences, none of them the
+/// controller.
+pub const SHARED: &str = "fieldwise.dev/shared";
+/// Value of [`SHARED`].
+pub const SHARED_VALUE: &str = "true";
 
 /// The value of [`OWNER_KIND`] for an owner of this `apiVersion` and `kind`: `Kind.group`, or the
 /// kind alone for the core group.

@@ -68,7 +68,7 @@ mod transport;
 
 pub use cache::{Subscription, keep_own_managed_fields};
 pub use cached::{CachedObject, CompressedJson, ControllerRef};
-pub use desired::{DesiredObject, Owner, ReplicasPolicy, applied_body};
+pub use desired::{CoOwner, DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig, FinalizerState, owns_a_status};
 pub use error::{ApplyError, ErrorCategory, ObjectKey};
 pub use immutable::{ImmutableField, ImmutableRule, Remedy};

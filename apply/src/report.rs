@@ -28,6 +28,9 @@ pub enum Outcome {
     Unchanged,
     /// Deleted because it left the desired graph.
     Pruned,
+    /// Left the desired graph, but other owners still share it: only this owner's reference was
+    /// taken out.
+    LeftShared,
     /// `spec.replicas` was handed over to the autoscaler, then the object applied without it.
     HandedOver,
     /// Failed; nothing else was attempted for this object.
@@ -45,6 +48,7 @@ impl Outcome {
             Outcome::TakenOver { .. } => "taken_over",
             Outcome::Unchanged => "unchanged",
             Outcome::Pruned => "pruned",
+            Outcome::LeftShared => "left_shared",
             Outcome::HandedOver => "handed_over",
             Outcome::Failed(_) => "failed",
         }

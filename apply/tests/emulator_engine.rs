@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use fieldwise_apply::{
-    ApplyError, DesiredObject, Engine, EngineConfig, KindRegistry, KindSpec, ObjectKey, Outcome,
-    Owner, ReplicasPolicy, Subscription,
+    ApplyError, CoOwner, DesiredObject, Engine, EngineConfig, KindRegistry, KindSpec, ObjectKey,
+    Outcome, Owner, ReplicasPolicy, Subscription,
 };
 use fieldwise_e2e::{
     Emulator, EmulatorHandle, Options,
@@ -1064,5 +1064,217 @@ async fn an_object_labelled_for_another_owner_is_left_alone() {
     assert_eq!(
         live.metadata.resource_version, created.metadata.resource_version,
         "untouched"
+    );
+}
+
+/// A second owner (a ConfigMap, like the harness's) and both as co-owners of a shared child.
+async fn second_owner(h: &Harness, name: &str) -> Owner {
+    let created = Api::<ConfigMap>::namespaced(h.client.clone(), "default")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm"),
+        )
+        .await
+        .expect("second owner");
+    Owner::of(&created).expect("owner").with_app_name("test")
+}
+
+fn co_owner(owner: &Owner) -> CoOwner {
+    CoOwner {
+        name: owner.name.clone(),
+        uid: owner.uid.clone(),
+    }
+}
+
+fn shared_cm(owners: &[&Owner]) -> DesiredObject {
+    cm("roles", "same").shared_by(owners.iter().map(|o| co_owner(o)).collect())
+}
+
+fn reference_uids(live: &ConfigMap) -> Vec<(String, Option<bool>)> {
+    let mut uids: Vec<_> = live
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|r| (r.uid.clone(), r.controller))
+        .collect();
+    uids.sort();
+    uids
+}
+
+#[tokio::test]
+async fn a_shared_child_is_written_once_and_kept_until_its_last_owner_leaves() {
+    let mut h = start().await;
+    let a = h.owner.clone();
+    let b = second_owner(&h, "owner-b").await;
+    let roles = key("v1", "ConfigMap", "roles");
+    let first = h.engine.reconcile(&a, vec![shared_cm(&[&a, &b])]).await;
+    assert_eq!(
+        first.outcome_of("ConfigMap", "roles"),
+        Some(&Outcome::Created),
+        "{first:?}"
+    );
+    until_current(&mut h, &roles).await;
+    h.emulator.counters().reset();
+    // Both owners want the same body: neither writes, however often each reconciles.
+    for owner in [&b, &a, &b, &a] {
+        let again = h.engine.reconcile(owner, vec![shared_cm(&[&a, &b])]).await;
+        assert_eq!(
+            again.outcome_of("ConfigMap", "roles"),
+            Some(&Outcome::Unchanged),
+            "{again:?}"
+        );
+    }
+    assert_eq!(
+        h.emulator.counters().writes(),
+        0,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+    let configmaps = Api::<ConfigMap>::namespaced(h.client.clone(), "default");
+    let live = configmaps.get("roles").await.expect("roles");
+    let mut both = vec![(a.uid.clone(), None), (b.uid.clone(), None)];
+    both.sort();
+    assert_eq!(
+        reference_uids(&live),
+        both,
+        "one reference per owner, none the controller"
+    );
+    let labels = live.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("fieldwise.dev/shared").map(String::as_str),
+        Some("true")
+    );
+    assert!(
+        !labels.contains_key("fieldwise.dev/owner-uid"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.contains_key("app.kubernetes.io/instance"),
+        "{labels:?}"
+    );
+
+    // A no longer wants it, B still does: A takes only its own reference out.
+    let left = h.engine.reconcile(&a, vec![]).await;
+    assert_eq!(
+        left.outcome_of("ConfigMap", "roles"),
+        Some(&Outcome::LeftShared),
+        "{left:?}"
+    );
+    let live = configmaps.get("roles").await.expect("still there");
+    assert_eq!(reference_uids(&live), [(b.uid.clone(), None)]);
+    until_current(&mut h, &roles).await;
+    h.emulator.counters().reset();
+    let kept = h.engine.reconcile(&b, vec![shared_cm(&[&b])]).await;
+    assert_eq!(
+        kept.outcome_of("ConfigMap", "roles"),
+        Some(&Outcome::Unchanged),
+        "{kept:?}"
+    );
+    assert_eq!(
+        h.emulator.counters().writes(),
+        0,
+        "{:?}",
+        h.emulator.counters().snapshot()
+    );
+
+    // The last owner leaving deletes it.
+    let last = h.engine.reconcile(&b, vec![]).await;
+    assert_eq!(
+        last.outcome_of("ConfigMap", "roles"),
+        Some(&Outcome::Pruned),
+        "{last:?}"
+    );
+    assert!(configmaps.get_opt("roles").await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn a_change_of_a_shared_child_triggers_every_owner() {
+    let mut h = start().await;
+    let a = h.owner.clone();
+    let b = second_owner(&h, "owner-b").await;
+    let report = h.engine.reconcile(&a, vec![shared_cm(&[&a, &b])]).await;
+    assert!(!report.has_errors(), "{report:?}");
+    let mut triggered = std::collections::BTreeSet::new();
+    while triggered.len() < 2 {
+        let owner = tokio::time::timeout(WAIT, h.triggers.next())
+            .await
+            .expect("triggered in time")
+            .expect("trigger stream");
+        triggered.insert(owner.name);
+    }
+    assert_eq!(triggered, ["owner".to_owned(), "owner-b".to_owned()].into());
+}
+
+#[tokio::test]
+async fn a_child_of_one_owner_becomes_shared_and_one_controlled_by_another_is_refused() {
+    let mut h = start().await;
+    let a = h.owner.clone();
+    let b = second_owner(&h, "owner-b").await;
+    let alone = h.engine.reconcile(&a, vec![cm("roles", "same")]).await;
+    assert!(!alone.has_errors(), "{alone:?}");
+    until_current(&mut h, &key("v1", "ConfigMap", "roles")).await;
+    let shared = h.engine.reconcile(&a, vec![shared_cm(&[&a, &b])]).await;
+    assert_eq!(
+        shared.outcome_of("ConfigMap", "roles"),
+        Some(&Outcome::Updated),
+        "{shared:?}"
+    );
+    let live = Api::<ConfigMap>::namespaced(h.client.clone(), "default")
+        .get("roles")
+        .await
+        .expect("roles");
+    let mut both = vec![(a.uid.clone(), None), (b.uid.clone(), None)];
+    both.sort();
+    assert_eq!(
+        reference_uids(&live),
+        both,
+        "the controller reference became a shared one"
+    );
+
+    // An object a third owner controls is not shared behind its back.
+    let other = second_owner(&h, "other").await;
+    let theirs: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "theirs",
+        "ownerReferences": [controller_reference(&other)]}, "data": {"v": "theirs"}}))
+    .expect("cm");
+    Api::<ConfigMap>::namespaced(h.client.clone(), "default")
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("created");
+    let wanted = cm("theirs", "ours").shared_by(vec![co_owner(&a), co_owner(&b)]);
+    let refused = h.engine.reconcile(&a, vec![wanted]).await;
+    let Some(Outcome::Failed(error)) = refused.outcome_of("ConfigMap", "theirs") else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        matches!(error, ApplyError::ControlledByAnother { controller_uid, .. } if *controller_uid == other.uid),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_shared_child_must_be_namespaced_and_name_the_reconciling_owner() {
+    let registry = KindRegistry::new().with(KindSpec::namespaced::<ConfigMap>());
+    let owner = Owner {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "owner".into(),
+        namespace: Some("default".into()),
+        uid: "u-a".into(),
+        app_name: None,
+        adopting: false,
+    };
+    let stranger = CoOwner {
+        name: "b".into(),
+        uid: "u-b".into(),
+    };
+    let error =
+        fieldwise_apply::applied_body(&registry, &owner, &cm("x", "1").shared_by(vec![stranger]))
+            .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("must include the owner reconciling it"),
+        "{error}"
     );
 }

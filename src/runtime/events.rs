@@ -102,6 +102,7 @@ pub fn metric_outcome(outcome: &Outcome) -> WriteOutcome {
         | Outcome::TakenOver { .. } => WriteOutcome::Applied,
         Outcome::Unchanged => WriteOutcome::Unchanged,
         Outcome::Pruned => WriteOutcome::Pruned,
+        Outcome::LeftShared => WriteOutcome::Applied,
         Outcome::HandedOver => WriteOutcome::HandedOver,
         Outcome::Failed(error) if error.code() == Some(409) => WriteOutcome::Conflict,
         Outcome::Failed(_) => WriteOutcome::Failed,
