@@ -16,4 +16,5 @@ mod restricted;
 mod samples;
 mod scaling;
 mod secrets;
+mod shared;
 mod takeover;

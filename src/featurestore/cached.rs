@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, core::NamespaceResourceScope};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::Error as _};
 
-use super::references::{referenced_feature_store, referenced_secrets};
+use super::references::{custom_roles, referenced_feature_store, referenced_secrets};
 
 /// One FeatureStore in the controller's cache (see the module documentation).
 #[derive(Clone, Debug)]
@@ -27,6 +27,9 @@ pub struct CachedFeatureStore {
     secrets: Arc<[Box<str>]>,
     /// The FeatureStore whose registry it uses, as (namespace, name).
     registry: Option<Arc<(String, String)>>,
+    /// The custom Roles it wants (shared with the FeatureStores of its namespace that want them
+    /// too); `None` for the many that list none.
+    custom_roles: Option<Arc<[Box<str>]>>,
     /// The FeatureStore itself; shared by the copies the reflector and controller make.
     whole: Arc<CompressedJson>,
 }
@@ -40,6 +43,9 @@ impl CachedFeatureStore {
             .map(String::into_boxed_str)
             .collect();
         let registry = referenced_feature_store(&fs).map(Arc::new);
+        let roles = custom_roles(&fs.spec);
+        let custom_roles =
+            (!roles.is_empty()).then(|| roles.into_iter().map(String::into_boxed_str).collect());
         // Serializing a typed FeatureStore cannot fail (string keys, finite numbers); an empty text
         // would surface as a parse error in `feature_store`, never silently.
         let text = serde_json::to_string(&fs).unwrap_or_default();
@@ -58,6 +64,7 @@ impl CachedFeatureStore {
             metadata,
             secrets,
             registry,
+            custom_roles,
             whole: Arc::new(CompressedJson::of(&text)),
         }
     }
@@ -80,6 +87,13 @@ impl CachedFeatureStore {
     /// The FeatureStore whose registry it uses, as (namespace, name).
     pub fn registry_feature_store(&self) -> Option<&(String, String)> {
         self.registry.as_deref()
+    }
+
+    /// Whether it wants the custom Role with this name.
+    pub fn wants_role(&self, name: &str) -> bool {
+        self.custom_roles
+            .as_deref()
+            .is_some_and(|roles| roles.iter().any(|r| **r == *name))
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use fieldwise_api::v1::FeatureStore;
+pub use fieldwise_apply::CoOwner;
 
 /// The feature-server image fieldwise deploys when neither the FeatureStore nor the operator's environment names one.
 pub const DEFAULT_FEATURE_SERVER_IMAGE: &str = "quay.io/feastdev/feature-server:0.66.0";
@@ -71,6 +72,10 @@ pub struct GraphContext {
     /// once when that Secret does not exist yet. The controller always sets it; without it (tests,
     /// `render` before the Secret exists) the public placeholder stands in.
     pub config_hash_key: Option<ConfigHashKey>,
+    /// For each custom Role it wants (`authz.kubernetes.roles`), the other FeatureStores of its
+    /// namespace that want it too (not being deleted): they share the Role. A name missing here is
+    /// the FeatureStore's alone.
+    pub role_sharers: BTreeMap<String, Vec<CoOwner>>,
 }
 
 /// The secret key of a FeatureStore's config hash. `Debug` never shows it.

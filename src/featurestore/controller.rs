@@ -2,6 +2,8 @@
 //! graph and status (in [`super::graph`] and [`super::status`]), and the Feast operator's info
 //! gauge. Watches, finalizer, apply, Events and metrics are the runtime's (`crate::runtime`).
 
+use std::collections::BTreeMap;
+
 use fieldwise_api::v1::{FeatureStore, FeatureStoreStatus};
 use fieldwise_apply::KindRegistry;
 use fieldwise_observability::{InfoLabels, Metrics};
@@ -17,14 +19,16 @@ use tracing::warn;
 
 use super::{
     cached::CachedFeatureStore,
-    context::{ConfigHashKey, GraphContext, ImageDefaults},
+    context::{CoOwner, ConfigHashKey, GraphContext, ImageDefaults},
     graph::{
         DesiredGraph, HASH_KEY_SECRET_KEY, applied_spec, config_secret_name, desired_graph,
         static_replicas,
     },
     kinds, leftovers,
     names::{INVALID_NAME_REASON, ServiceType, base_name, check_derived_names},
-    references::{referenced_config_maps, referenced_feature_store, referenced_secrets},
+    references::{
+        custom_roles, referenced_config_maps, referenced_feature_store, referenced_secrets,
+    },
     status::{DeploymentObservation, FAILED_REASON, Outcome, READY_TYPE, derive_status},
 };
 use crate::{
@@ -299,7 +303,45 @@ async fn graph_context(
             None => {}
         }
     }
+    graph.role_sharers = role_sharers(fs, &namespace, &shared.owners);
     Ok(graph)
+}
+
+/// For each custom Role `fs` wants, the other FeatureStores of its namespace that want it too and
+/// are not being deleted (a FeatureStore on its way out leaves the Role to the others). Scans the
+/// namespace only for the few FeatureStores that list custom Roles.
+fn role_sharers(
+    fs: &FeatureStore,
+    namespace: &str,
+    owners: &Store<CachedFeatureStore>,
+) -> BTreeMap<String, Vec<CoOwner>> {
+    let roles = custom_roles(&fs.spec);
+    if roles.is_empty() {
+        return BTreeMap::new();
+    }
+    let others: Vec<_> = owners
+        .state()
+        .into_iter()
+        .filter(|other| {
+            other.namespace().as_deref() == Some(namespace)
+                && other.uid() != fs.uid()
+                && other.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    roles
+        .into_iter()
+        .filter_map(|role| {
+            let sharers: Vec<CoOwner> = others
+                .iter()
+                .filter(|other| other.wants_role(&role))
+                .map(|other| CoOwner {
+                    name: other.name_any(),
+                    uid: other.uid().unwrap_or_default(),
+                })
+                .collect();
+            (!sharers.is_empty()).then_some((role, sharers))
+        })
+        .collect()
 }
 
 /// The config-hash key kept in the FeatureStore's config Secret, or a new one when that Secret

@@ -50,6 +50,25 @@ pub fn referenced_secrets(spec: &FeatureStoreSpec) -> BTreeSet<String> {
     names
 }
 
+/// The custom Roles (`authz.kubernetes.roles`) the FeatureStore wants: with Kubernetes authorization
+/// only, each name once. FeatureStores of one namespace that list the same name share that Role.
+pub fn custom_roles(spec: &FeatureStoreSpec) -> BTreeSet<String> {
+    if !matches!(
+        crate::featurestore::config::authz_mode(spec),
+        crate::featurestore::config::AuthzMode::Kubernetes
+    ) {
+        return BTreeSet::new();
+    }
+    let roles = spec.authz.as_ref().and_then(|a| a.kubernetes.as_ref());
+    let mut names: BTreeSet<String> = roles
+        .and_then(|k| k.roles.clone())
+        .into_iter()
+        .flatten()
+        .collect();
+    names.retain(|name| !name.is_empty());
+    names
+}
+
 /// Names of the ConfigMaps (in the FeatureStore's namespace) whose data the graph reads.
 pub fn referenced_config_maps(spec: &FeatureStoreSpec) -> BTreeSet<String> {
     let engine = spec

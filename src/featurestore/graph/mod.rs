@@ -156,6 +156,9 @@ pub fn desired_graph(
     for object in rbac::authorization_objects(cr_name, namespace, &applied) {
         children.push(ServiceType::Authorization.into(), object);
     }
+    for (role, sharers) in rbac::custom_roles(fs, &applied, context) {
+        children.push_shared(ServiceType::Authorization.into(), role, sharers);
+    }
     for claim in storage::persistent_volume_claims(cr_name, namespace, &applied) {
         children.push_typed(part_of_claim(&claim.metadata), &claim);
     }
@@ -252,11 +255,21 @@ impl Children {
         body: Value,
         replicas: ReplicasPolicy,
     ) {
-        self.objects.push(DesiredObject {
-            body,
-            component: component.to_owned(),
-            replicas,
-        });
+        self.objects
+            .push(DesiredObject::new(component, body).with_replicas(replicas));
+        self.parts.push(part);
+    }
+
+    /// A child other FeatureStores of the namespace want with the same content (see
+    /// [`DesiredObject::shared_by`]).
+    fn push_shared(
+        &mut self,
+        (part, component): (ServiceType, &str),
+        body: Value,
+        sharers: Vec<fieldwise_apply::CoOwner>,
+    ) {
+        self.objects
+            .push(DesiredObject::new(component, body).shared_by(sharers));
         self.parts.push(part);
     }
 }

@@ -5,7 +5,9 @@
 //! and deleting one FeatureStore removes its own ClusterRole and binding (through the finalizer) without
 //! touching a shared object another FeatureStore still uses.
 
-use fieldwise_api::v1::FeatureStoreSpec;
+use std::collections::BTreeMap;
+
+use fieldwise_api::v1::{FeatureStore, FeatureStoreSpec};
 use k8s_openapi::{
     api::{
         core::v1::ServiceAccount,
@@ -19,9 +21,11 @@ use serde_json::Value;
 
 use super::to_value;
 use crate::featurestore::config::{AuthzMode, authz_mode};
+use crate::featurestore::context::{CoOwner, GraphContext};
 use crate::featurestore::names::{
-    ServiceType, base_labels, base_name, service_labels, service_name,
+    SERVICE_TYPE_LABEL, ServiceType, base_labels, base_name, service_labels, service_name,
 };
+use crate::featurestore::references;
 
 /// The ServiceAccount of the feature-server pod, `feast-<cr>`.
 pub fn service_account(cr_name: &str, namespace: &str) -> ServiceAccount {
@@ -39,11 +43,6 @@ pub fn authorization_objects(
     applied: &FeatureStoreSpec,
 ) -> Vec<Value> {
     let mut objects = Vec::new();
-    let custom_roles = applied
-        .authz
-        .as_ref()
-        .and_then(|a| a.kubernetes.as_ref())
-        .and_then(|k| k.roles.clone());
     let mode = authz_mode(applied);
     if matches!(mode, AuthzMode::Kubernetes) {
         let name = base_name(cr_name);
@@ -57,13 +56,6 @@ pub fn authorization_objects(
             role_ref: role_ref("Role", &name),
             subjects: Some(vec![service_account_subject(&name, namespace)]),
         }));
-        for role in custom_roles.iter().flatten() {
-            // Feast permissions refer to these Roles by name; users bind them to their own subjects.
-            objects.push(to_value(&Role {
-                metadata: namespaced(role, namespace, labels.clone()),
-                rules: None,
-            }));
-        }
         let cluster_name = cluster_object_name(cr_name, namespace, "token-review");
         objects.push(to_value(&ClusterRole {
             metadata: cluster_scoped(&cluster_name, labels.clone()),
@@ -97,6 +89,38 @@ pub fn authorization_objects(
         }));
     }
     objects
+}
+
+/// The custom Roles of Kubernetes authorization (`authz.kubernetes.roles`), each with the
+/// FeatureStores that share it: Feast permissions refer to these Roles by name and users bind them
+/// to their own subjects, so two FeatureStores of a namespace that list one name want the same empty
+/// Role. Their labels are those every sharer agrees on (no `feast.dev/name`).
+pub fn custom_roles(
+    fs: &FeatureStore,
+    applied: &FeatureStoreSpec,
+    context: &GraphContext,
+) -> Vec<(Value, Vec<CoOwner>)> {
+    let namespace = fs.metadata.namespace.as_deref().unwrap_or("default");
+    let this = CoOwner {
+        name: fs.metadata.name.clone().unwrap_or_default(),
+        uid: fs.metadata.uid.clone().unwrap_or_default(),
+    };
+    let labels = BTreeMap::from([(
+        SERVICE_TYPE_LABEL.to_owned(),
+        ServiceType::Authorization.as_str().to_owned(),
+    )]);
+    references::custom_roles(applied)
+        .into_iter()
+        .map(|role| {
+            let mut sharers = context.role_sharers.get(&role).cloned().unwrap_or_default();
+            sharers.push(this.clone());
+            let body = to_value(&Role {
+                metadata: namespaced(&role, namespace, labels.clone()),
+                rules: None,
+            });
+            (body, sharers)
+        })
+        .collect()
 }
 
 /// The ServiceAccount, Role and RoleBinding the CronJob's `kubectl exec` runs with (`feast-<cr>-cronjob`).

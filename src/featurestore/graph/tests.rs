@@ -677,3 +677,43 @@ fn the_users_pod_security_context_wins_field_by_field() {
                "seccompProfile": {"type": "Localhost", "localhostProfile": "feast.json"}})
     );
 }
+
+#[test]
+fn custom_roles_are_shared_with_the_feature_stores_of_the_namespace_that_list_them() {
+    use fieldwise_apply::CoOwner;
+    let fs = feature_store(json!({"feastProject": "p",
+        "authz": {"kubernetes": {"roles": ["feast-writer", "feast-reader", "feast-writer"]}}}));
+    let other = CoOwner {
+        name: "other".into(),
+        uid: "uid-2".into(),
+    };
+    let mut context = context_with_db_secret();
+    context
+        .role_sharers
+        .insert("feast-writer".into(), vec![other.clone()]);
+    let graph = desired_graph(&fs, &context).expect("the graph builds");
+    let roles: Vec<_> = graph
+        .objects
+        .iter()
+        .filter(|o| o.body["kind"] == "Role" && o.shared_by.is_some())
+        .map(|o| (o.body["metadata"]["name"].clone(), o.shared_by.clone()))
+        .collect();
+    let this = CoOwner {
+        name: "fs".into(),
+        uid: "uid-1".into(),
+    };
+    assert_eq!(
+        roles,
+        [
+            (json!("feast-reader"), Some(vec![this.clone()])),
+            (json!("feast-writer"), Some(vec![this, other])),
+        ],
+        "each listed Role once, with every FeatureStore that wants it"
+    );
+    let writer = object(&graph, "Role", "feast-writer");
+    assert_eq!(
+        writer["metadata"]["labels"],
+        json!({"feast.dev/service-type": "authorization"}),
+        "only labels every sharer agrees on"
+    );
+}
