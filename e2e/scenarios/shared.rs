@@ -88,7 +88,13 @@ async fn share(cluster: &mut Cluster, created: [&str; 2], deleted: [&str; 2]) {
         .patch(gone, &PatchParams::default(), &Patch::Merge(&writer_only))
         .await
         .expect("patch");
-    let reader = wait_for(&roles, ROLES[0], owned_by(&[kept_uid.clone()]), "left").await;
+    let reader = wait_for(
+        &roles,
+        ROLES[0],
+        owned_by(std::slice::from_ref(&kept_uid)),
+        "left",
+    )
+    .await;
     assert_eq!(
         reader.uid(),
         role_uids[0],
@@ -98,7 +104,13 @@ async fn share(cluster: &mut Cluster, created: [&str; 2], deleted: [&str; 2]) {
 
     delete(&stores, gone).await;
     for (role, uid) in ROLES.iter().zip(&role_uids) {
-        let left = wait_for(&roles, role, owned_by(&[kept_uid.clone()]), "left to one").await;
+        let left = wait_for(
+            &roles,
+            role,
+            owned_by(std::slice::from_ref(&kept_uid)),
+            "left to one",
+        )
+        .await;
         assert_eq!(&left.uid(), uid, "{role} was never deleted or recreated");
     }
     cluster.wait_ready(&namespace, kept).await;
