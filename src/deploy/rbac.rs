@@ -1,5 +1,6 @@
 //! Least-privilege RBAC of the operator, generated from the kind registry plus short, explained lists of the
-//! calls the controller makes itself. The kustomize install and the OLM bundle both take their RBAC from here.
+//! calls the controller makes itself, and the ClusterRoles shipped for FeatureStores' bindings to refer to.
+//! The kustomize install and the OLM bundle both take their RBAC from here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,7 +115,8 @@ pub struct NamedCalls {
     pub names: &'static [&'static str],
 }
 
-/// The operator's calls that name their object, so that its ClusterRole grants them for those names only.
+/// What the operator's ClusterRole grants for named objects only: `bind`, which the API server checks when
+/// the operator writes a binding to a shipped ClusterRole, and reading two ClusterRoles by name.
 pub const NAMED_CONTROLLER_CALLS: &[NamedCalls] = &[
     NamedCalls {
         calls: Calls {
