@@ -17,6 +17,7 @@ use fieldwise::{
     },
     featurestore::{
         context::{DEFAULT_CRON_JOB_IMAGE, DEFAULT_FEATURE_SERVER_IMAGE, ImageDefaults},
+        graph::SHIPPED_CLUSTER_ROLES,
         render::{Input, render},
     },
 };
@@ -94,17 +95,25 @@ stringData:
   auth_discovery_url: https://idp.example.com/.well-known/openid-configuration
 "#;
 
-/// Permissions inside the Roles and ClusterRoles the graph renders: the operator must hold them to grant them.
-fn delegated_by_graph() -> BTreeSet<Permission> {
+/// The probes as the graph renders them.
+fn rendered_probes() -> Vec<Value> {
     let input = Input {
         source_name: "probes".to_owned(),
         text: RBAC_PROBES.to_owned(),
     };
-    let rendered = render(&[input], &ImageDefaults::default()).expect("probes render");
+    documents(&render(&[input], &ImageDefaults::default()).expect("probes render"))
+}
+
+/// Permissions inside the Roles the graph renders: the operator must hold them to grant them.
+fn delegated_by_graph() -> BTreeSet<Permission> {
     let mut out = BTreeSet::new();
     let mut roles = 0;
-    for doc in documents(&rendered) {
-        if matches!(doc["kind"].as_str(), Some("Role" | "ClusterRole")) {
+    for doc in rendered_probes() {
+        assert_ne!(
+            doc["kind"], "ClusterRole",
+            "the graph binds the shipped ClusterRoles and makes none"
+        );
+        if doc["kind"] == "Role" {
             roles += 1;
             let rules: Vec<PolicyRule> =
                 serde_json::from_value(doc["rules"].clone()).unwrap_or_default();
@@ -113,9 +122,24 @@ fn delegated_by_graph() -> BTreeSet<Permission> {
     }
     assert!(
         roles >= 4,
-        "the probes should render token-review, OIDC and CronJob roles; got {roles}"
+        "the probes should render token-review, custom and CronJob roles; got {roles}"
     );
     out
+}
+
+/// The ClusterRoles the rendered bindings refer to: the operator must be allowed to `bind` each.
+fn bound_by_graph() -> BTreeSet<String> {
+    rendered_probes()
+        .iter()
+        .filter(|doc| {
+            matches!(
+                doc["kind"].as_str(),
+                Some("RoleBinding" | "ClusterRoleBinding")
+            )
+        })
+        .filter(|doc| doc["roleRef"]["kind"] == "ClusterRole")
+        .filter_map(|doc| doc["roleRef"]["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Like `rbac::permissions`, but counting rules limited to resource names as the whole resource (the
@@ -158,8 +182,45 @@ fn cluster_role_grants_nothing_unused() {
     );
 }
 
+/// The operator's permissions limited to object names, with the names: binding the shipped ClusterRoles,
+/// reading the Feast operator's shared ones (for the leftovers report).
+fn expected_named() -> BTreeSet<rbac::NamedPermission> {
+    let named = |verb: &str, name: &str| {
+        (
+            "rbac.authorization.k8s.io".to_owned(),
+            "clusterroles".to_owned(),
+            verb.to_owned(),
+            name.to_owned(),
+        )
+    };
+    let mut expected: BTreeSet<_> = bound_by_graph()
+        .iter()
+        .map(|name| named("bind", name))
+        .collect();
+    expected.extend(
+        ["feast-token-review-cluster-role", "feast-oidc-token-review"].map(|n| named("get", n)),
+    );
+    expected
+}
+
 #[test]
-fn roles_have_no_wildcards_and_no_names_or_urls() {
+fn named_rules_grant_exactly_binding_the_shipped_roles_and_reading_the_feast_ones() {
+    assert_eq!(
+        bound_by_graph(),
+        SHIPPED_CLUSTER_ROLES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect(),
+        "the probes bind every shipped ClusterRole, and only those"
+    );
+    assert_eq!(
+        rbac::named_permissions(&rbac::cluster_rules()),
+        expected_named()
+    );
+}
+
+#[test]
+fn roles_have_no_wildcards_urls_or_escalation() {
     let rules = rbac::cluster_rules()
         .into_iter()
         .chain(rbac::leader_election_rules());
@@ -169,27 +230,164 @@ fn roles_have_no_wildcards_and_no_names_or_urls() {
             .iter()
             .flatten()
             .chain(rule.resources.iter().flatten())
+            .chain(rule.resource_names.iter().flatten())
             .chain(&rule.verbs);
         for word in words {
             assert!(!word.contains('*'), "wildcard in {rule:?}");
         }
-        assert!(
-            rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
-            "{rule:?}"
-        );
+        assert!(rule.non_resource_urls.is_none(), "{rule:?}");
         assert!(
             !rule
                 .verbs
                 .iter()
-                .any(|v| v == "escalate" || v == "bind" || v == "impersonate"),
+                .any(|v| v == "escalate" || v == "impersonate"),
             "{rule:?}"
+        );
+        if rule.verbs.iter().any(|v| v == "bind") {
+            assert_eq!(rule.verbs, ["bind"], "{rule:?}");
+            assert!(
+                rule.resource_names.as_ref().is_some_and(|n| !n.is_empty()),
+                "bind without resourceNames: {rule:?}"
+            );
+        }
+    }
+}
+
+/// What the operator held only to grant it in a FeatureStore's ClusterRoles and CronJob Role, and
+/// writes on ClusterRoles, are gone: the shipped ClusterRoles carry them and the graph only binds.
+#[test]
+fn the_operator_holds_none_of_the_rights_the_shipped_roles_took_over() {
+    let rules: Vec<PolicyRule> = rbac::cluster_rules()
+        .into_iter()
+        .chain(rbac::leader_election_rules())
+        .collect();
+    let any_name = rbac::permissions(&rules);
+    let named = rbac::named_permissions(&rules);
+    let held = |group: &str, resource: &str| {
+        let verbs = |g: &String, r: &String| g == group && r == resource;
+        let mut out: BTreeSet<String> = any_name
+            .iter()
+            .filter(|(g, r, _)| verbs(g, r))
+            .map(|(_, _, v)| v.clone())
+            .collect();
+        out.extend(
+            named
+                .iter()
+                .filter(|(g, r, _, _)| verbs(g, r))
+                .map(|(_, _, v, _)| v.clone()),
+        );
+        out
+    };
+    for (group, resource) in [
+        ("", "pods"),
+        ("", "pods/exec"),
+        ("", "pods/attach"),
+        ("", "namespaces"),
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+    ] {
+        assert!(
+            held(group, resource).is_empty(),
+            "the operator holds {:?} on {group}/{resource}",
+            held(group, resource)
+        );
+    }
+    assert!(
+        any_name.iter().all(|(_, r, _)| r != "clusterroles"),
+        "ClusterRoles of any name: {any_name:?}"
+    );
+    let on_cluster_roles: BTreeSet<String> = named
+        .iter()
+        .filter(|(_, r, _, _)| r == "clusterroles")
+        .map(|(_, _, v, _)| v.clone())
+        .collect();
+    assert_eq!(
+        on_cluster_roles,
+        BTreeSet::from(["bind".to_owned(), "get".to_owned()]),
+        "no write verb on ClusterRoles"
+    );
+    let bound: BTreeSet<&str> = named
+        .iter()
+        .filter(|(_, r, v, _)| r == "clusterroles" && v == "bind")
+        .map(|(_, _, _, name)| name.as_str())
+        .collect();
+    assert_eq!(bound, BTreeSet::from(SHIPPED_CLUSTER_ROLES));
+    for (_, resource, verb) in &any_name {
+        assert!(
+            !["bind", "escalate", "impersonate"].contains(&verb.as_str()),
+            "{verb} on {resource}"
         );
     }
 }
 
+/// The shipped ClusterRoles grant what the graph's own ClusterRoles and CronJob Role granted before
+/// (the Feast operator's token-review rules plus reading namespaces and cluster RBAC; OIDC token
+/// review; listing pods and exec), nothing more.
+#[test]
+fn shipped_cluster_roles_grant_what_the_feature_servers_and_cron_job_need() {
+    let grants = |name: &str| -> BTreeSet<Permission> {
+        let roles = rbac::shipped_cluster_roles();
+        let role = roles
+            .iter()
+            .find(|role| role.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no shipped ClusterRole {name}"));
+        let rules = role.rules.clone().unwrap_or_default();
+        assert!(rules.iter().all(|r| r.resource_names.is_none()));
+        rbac::permissions(&rules)
+    };
+    let set = |perms: &[(&str, &str, &str)]| -> BTreeSet<Permission> {
+        perms.iter().map(|(g, r, v)| perm(g, r, v)).collect()
+    };
+    let rbac_group = "rbac.authorization.k8s.io";
+    assert_eq!(
+        grants("fieldwise-feast-token-review"),
+        set(&[
+            ("authentication.k8s.io", "tokenreviews", "create"),
+            ("", "namespaces", "get"),
+            ("", "namespaces", "list"),
+            ("", "namespaces", "watch"),
+            (rbac_group, "roles", "get"),
+            (rbac_group, "roles", "list"),
+            (rbac_group, "roles", "watch"),
+            (rbac_group, "rolebindings", "list"),
+            (rbac_group, "clusterroles", "get"),
+            (rbac_group, "clusterroles", "list"),
+            (rbac_group, "clusterrolebindings", "get"),
+            (rbac_group, "clusterrolebindings", "list"),
+        ])
+    );
+    assert_eq!(
+        grants("fieldwise-feast-oidc-token-review"),
+        set(&[("authentication.k8s.io", "tokenreviews", "create")])
+    );
+    assert_eq!(
+        grants("fieldwise-feast-cronjob-exec"),
+        set(&[("", "pods", "list"), ("", "pods/exec", "create")])
+    );
+    assert_eq!(
+        rbac::shipped_cluster_roles().len(),
+        SHIPPED_CLUSTER_ROLES.len()
+    );
+}
+
 #[test]
 fn rules_are_merged_one_per_group_and_verb_set() {
-    let rules = rbac::cluster_rules();
+    let (named, rules): (Vec<PolicyRule>, Vec<PolicyRule>) = rbac::cluster_rules()
+        .into_iter()
+        .partition(|rule| rule.resource_names.is_some());
+    let named_total: usize = named
+        .iter()
+        .map(|r| {
+            r.resources.as_ref().map_or(0, Vec::len)
+                * r.verbs.len()
+                * r.resource_names.as_ref().map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(
+        named_total,
+        rbac::named_permissions(&named).len(),
+        "a named permission is granted twice"
+    );
     let keys: BTreeSet<_> = rules
         .iter()
         .map(|r| (r.api_groups.clone(), r.verbs.clone()))
@@ -212,12 +410,24 @@ fn rules_are_merged_one_per_group_and_verb_set() {
 
 #[test]
 fn leader_election_role_is_exactly_what_kube_lease_manager_calls() {
-    let granted = rbac::permissions(&rbac::leader_election_rules());
-    let expected: BTreeSet<_> = ["create", "get", "patch"]
-        .iter()
-        .map(|verb| perm("coordination.k8s.io", "leases", verb))
-        .collect();
-    assert_eq!(granted, expected);
+    let rules = rbac::leader_election_rules();
+    assert_eq!(
+        rbac::permissions(&rules),
+        BTreeSet::from([perm("coordination.k8s.io", "leases", "create")]),
+        "only a create cannot name its Lease"
+    );
+    let named: BTreeSet<_> = ["get", "patch"]
+        .map(|verb| {
+            let (group, resource, verb) = perm("coordination.k8s.io", "leases", verb);
+            (
+                group,
+                resource,
+                verb,
+                fieldwise::leader::LEASE_NAME.to_owned(),
+            )
+        })
+        .into();
+    assert_eq!(rbac::named_permissions(&rules), named);
 }
 
 #[test]
@@ -341,6 +551,10 @@ fn kustomize_install_has_every_object_with_secure_settings() {
         find(&docs, "RoleBinding", rbac::LEADER_ELECTION_ROLE),
         &value(&rbac::leader_election_role_binding())
     );
+    for role in rbac::shipped_cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        assert_eq!(find(&docs, "ClusterRole", &name), &value(&role));
+    }
     assert_eq!(
         find(&docs, "Service", manager::METRICS_SERVICE)["spec"]["ports"][0]["port"],
         METRICS_PORT
@@ -849,43 +1063,96 @@ fn a_later_release_replaces_the_previous_one_and_names_its_image_by_digest() {
     }
 }
 
-/// deploy/README.md's table of every permission and why is the generator's.
-#[test]
-fn the_readme_lists_every_permission_and_why() {
-    const BEGIN: &str = "<!-- permissions:begin -->\n";
-    const END: &str = "<!-- permissions:end -->";
+/// The generated table between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->` in deploy/README.md
+/// is `generated` (`FIELDWISE_BLESS=1` writes it there).
+fn assert_readme_table(marker: &str, generated: &str) {
+    // Two tests bless the one file: one at a time.
+    static README: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _only_writer = README
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let begin = format!("<!-- {marker}:begin -->\n");
+    let end_marker = format!("<!-- {marker}:end -->");
     let path = repo().join("deploy/README.md");
     let readme = read(&path);
-    let (Some(start), Some(end)) = (readme.find(BEGIN), readme.find(END)) else {
-        panic!("deploy/README.md has no permissions markers");
+    let (Some(start), Some(end)) = (readme.find(&begin), readme.find(&end_marker)) else {
+        panic!("deploy/README.md has no {marker} markers");
     };
-    let start = start + BEGIN.len();
-    let generated = rbac::permission_table();
+    let start = start + begin.len();
     if std::env::var_os("FIELDWISE_BLESS").is_some_and(|v| v == "1") {
         let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
         std::fs::write(&path, updated).expect("README written");
         return;
     }
     assert!(
-        readme[start..end] == generated,
-        "deploy/README.md's permission table is stale: FIELDWISE_BLESS=1 cargo test --test deploy_install"
+        readme[start..end] == *generated,
+        "deploy/README.md's {marker} table is stale: FIELDWISE_BLESS=1 cargo test --test deploy_install readme"
     );
-    for permission in rbac::permissions(&rbac::cluster_rules()) {
-        let (group, resource, verb) = permission;
-        let group = if group.is_empty() {
-            "core".to_owned()
-        } else {
-            group
-        };
-        let row = generated
+}
+
+/// deploy/README.md's table of every permission and why is the generator's.
+#[test]
+fn the_readme_lists_every_permission_and_why() {
+    let generated = rbac::permission_table();
+    assert_readme_table("permissions", &generated);
+    let row_of = |group: &str, resource: &str, names: &str| {
+        let group = if group.is_empty() { "core" } else { group };
+        generated
             .lines()
-            .find(|line| line.starts_with(&format!("| {group} | {resource} |")))
-            .unwrap_or_else(|| panic!("no row for {group} {resource}"));
-        assert!(
-            row.split(" | ")
-                .nth(2)
-                .is_some_and(|verbs| verbs.split(' ').any(|v| v == verb)),
-            "{row}"
-        );
+            .find(|line| {
+                line.starts_with(&format!("| {group} | {resource} |"))
+                    && line.split(" | ").nth(3) == Some(names)
+            })
+            .unwrap_or_else(|| panic!("no row for {group} {resource} ({names})"))
+            .to_owned()
+    };
+    let has_verb = |row: &str, verb: &str| {
+        row.split(" | ")
+            .nth(2)
+            .is_some_and(|verbs| verbs.split(' ').any(|v| v == verb))
+    };
+    let rules: Vec<PolicyRule> = rbac::cluster_rules()
+        .into_iter()
+        .chain(rbac::leader_election_rules())
+        .collect();
+    for (group, resource, verb) in rbac::permissions(&rules) {
+        let row = row_of(&group, &resource, "any");
+        assert!(has_verb(&row, &verb), "{row}");
+    }
+    for (group, resource, verb, name) in rbac::named_permissions(&rules) {
+        let row = generated.lines().find(|line| {
+            let group = if group.is_empty() { "core" } else { &group };
+            line.starts_with(&format!("| {group} | {resource} |"))
+                && line.contains(&format!("`{name}`"))
+                && has_verb(line, &verb)
+        });
+        assert!(row.is_some(), "no row grants {verb} on {resource} {name}");
+    }
+}
+
+/// deploy/README.md's table of the shipped ClusterRoles is the generator's.
+#[test]
+fn the_readme_lists_the_shipped_cluster_roles() {
+    let generated = rbac::shipped_roles_table();
+    for name in SHIPPED_CLUSTER_ROLES {
+        assert!(generated.contains(&format!("| {name} |")), "{generated}");
+    }
+    assert_readme_table("shipped-roles", &generated);
+}
+
+/// The OLM bundle installs the shipped ClusterRoles as extra manifests, as the kustomize install does.
+#[test]
+fn the_olm_bundle_ships_the_cluster_roles_feature_stores_bind() {
+    let files = olm::bundle_files(VERSION).expect("bundle generates");
+    for role in rbac::shipped_cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        let path = PathBuf::from(format!(
+            "manifests/{name}_rbac.authorization.k8s.io_v1_clusterrole.yaml"
+        ));
+        let (_, text) = files
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("no {}", path.display()));
+        assert_eq!(documents(text), [value(&role)]);
     }
 }

@@ -159,10 +159,20 @@ async fn scenario() {
         missing.is_empty(),
         "the operator made requests its ClusterRole does not grant: {missing:?}"
     );
+    // The graph binds the shipped ClusterRoles: the operator never touches a ClusterRole (it may only
+    // bind those and read the Feast operator's, which a new FeatureStore does not look for).
+    let on_cluster_roles: Vec<&Permission> = used
+        .iter()
+        .filter(|(_, r, _)| r == "clusterroles")
+        .collect();
+    assert!(
+        on_cluster_roles.is_empty(),
+        "the operator called {on_cluster_roles:?}"
+    );
     // The scenario reached status writes and the finalizer's cleanup of cluster-scoped children.
     for expected in [
         ("feast.dev", "featurestores/status", "patch"),
-        ("rbac.authorization.k8s.io", "clusterroles", "delete"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", "patch"),
         ("rbac.authorization.k8s.io", "clusterrolebindings", "delete"),
     ] {
         let expected = (

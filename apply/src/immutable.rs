@@ -95,6 +95,12 @@ pub(crate) fn default_rules(group: &str, kind: &str) -> Vec<ImmutableRule> {
         // StatefulSet gets a headless Service): a new Service is what it asks for, and clients
         // reach it again through its DNS name.
         ("", "Service") => vec![rule(&["spec", "clusterIP"], Remedy::Recreate)],
+        // The API server refuses a new roleRef ("cannot change roleRef"). A binding holds no data,
+        // so it is deleted and created again, as `kubectl auth reconcile` does; its subjects lack the
+        // grant only between the two requests.
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            vec![rule(&["roleRef"], Remedy::Recreate)]
+        }
         ("", "PersistentVolumeClaim") => vec![ImmutableRule {
             field: ImmutableField::ClaimSpec,
             remedy: refuse(CLAIM_HINT),
@@ -255,6 +261,19 @@ fn quantity_value(q: &str) -> Option<f64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_bindings_new_role_ref_recreates_it() {
+        let role_ref = |kind: &str, name: &str| json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}});
+        for kind in ["RoleBinding", "ClusterRoleBinding"] {
+            let rules = default_rules("rbac.authorization.k8s.io", kind);
+            let live = role_ref("Role", "feast-fs-cronjob");
+            let v = violation(&rules, &role_ref("ClusterRole", "exec"), &live).expect(kind);
+            assert_eq!(v.field, "roleRef");
+            assert_eq!(v.remedy, Remedy::Recreate);
+            assert_eq!(violation(&rules, &live, &live), None);
+        }
+    }
 
     #[test]
     fn deployment_selector_change_is_refused() {

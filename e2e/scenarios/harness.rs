@@ -142,6 +142,10 @@ pub struct Cluster {
     operator_requests: Arc<std::sync::Mutex<Vec<String>>>,
     /// The answers to the operator's write requests, as `(METHOD path, status code)`.
     operator_answers: Answers,
+    /// Every request of the operator, reads too, the API server answered 403 Forbidden, as `METHOD path`.
+    operator_forbidden: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The configuration the clients were made from (to make the operator's again, impersonating).
+    config: Config,
     /// The namespace the scenario works in: `default` on the emulator, a fresh one on a real cluster.
     pub namespace: String,
     pub metrics: Arc<Metrics>,
@@ -182,11 +186,13 @@ impl Cluster {
             Target::RealCluster => (None, real_cluster_config().await, unique_namespace()),
         };
         let client = Client::try_from(config.clone()).expect("a client");
+        let operator_forbidden = Arc::default();
         let operator_client = counting_client(
-            config,
+            config.clone(),
             operator_writes.clone(),
             Arc::clone(&operator_requests),
             operator_answers.clone(),
+            Arc::clone(&operator_forbidden),
         );
         let mut cluster = Self {
             emulated,
@@ -195,6 +201,8 @@ impl Cluster {
             operator_writes,
             operator_requests,
             operator_answers,
+            operator_forbidden,
+            config,
             namespace,
             metrics: Arc::new(Metrics::new()),
             settings: Settings::default(),
@@ -255,6 +263,39 @@ impl Cluster {
         refused
             .map(|(request, status)| format!("{request} {status}"))
             .collect()
+    }
+
+    /// The operator's requests, reads too, the API server answered 403 Forbidden, as `METHOD path`.
+    pub fn operator_forbidden(&self) -> Vec<String> {
+        self.operator_forbidden
+            .lock()
+            .expect("forbidden lock")
+            .clone()
+    }
+
+    /// The operator's client (requests made with it are counted as the operator's).
+    pub fn operator_client(&self) -> Client {
+        self.operator_client.clone()
+    }
+
+    /// Makes the operator started afterwards send every request as `user`, through
+    /// the API server's impersonation (`Impersonate-User`): it then holds exactly what RBAC grants
+    /// `user`, not the scenario's own credentials. For a ServiceAccount's user name the API server adds
+    /// its groups (`system:serviceaccounts`, `system:serviceaccounts:<namespace>`).
+    pub fn impersonate_operator(&mut self, user: &str) {
+        assert!(
+            self.operator.is_none(),
+            "impersonate before starting the operator"
+        );
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user.to_owned());
+        self.operator_client = counting_client(
+            config,
+            self.operator_writes.clone(),
+            Arc::clone(&self.operator_requests),
+            self.operator_answers.clone(),
+            Arc::clone(&self.operator_forbidden),
+        );
     }
 
     /// Server-side applies fieldwise's CRDs and waits until they are served.
@@ -505,7 +546,7 @@ impl Teardown {
         if tokio::time::timeout(patience(), gone).await.is_err() {
             eprintln!(
                 "teardown: FeatureStores of {} still exist; their cluster-scoped children may be left \
-                 (kubectl get clusterroles,clusterrolebindings -l app.kubernetes.io/managed-by=fieldwise)",
+                 (kubectl get clusterrolebindings -l app.kubernetes.io/managed-by=fieldwise)",
                 self.namespace
             );
         }
@@ -555,6 +596,7 @@ fn counting_client(
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
     answers: Answers,
+    forbidden: Arc<std::sync::Mutex<Vec<String>>>,
 ) -> Client {
     // As `fieldwise run` configures its client (no retries, fieldwise's User-Agent).
     let config = fieldwise::cli::run::operator_config(config);
@@ -565,18 +607,20 @@ fn counting_client(
             writes: writes.clone(),
             requests: requests.clone(),
             answers: answers.clone(),
+            forbidden: forbidden.clone(),
         }))
         .build()
 }
 
 /// Counts and notes the requests that are not reads (anything but GET, HEAD and OPTIONS), and
-/// the status codes they were answered with.
+/// the status codes they were answered with; notes every request answered 403.
 #[derive(Clone)]
 struct CountWrites<S> {
     inner: S,
     writes: Arc<AtomicU64>,
     requests: Arc<std::sync::Mutex<Vec<String>>>,
     answers: Answers,
+    forbidden: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for CountWrites<S>
@@ -604,9 +648,16 @@ where
             self.writes.fetch_add(1, Ordering::SeqCst);
         }
         let answers = self.answers.clone();
+        let forbidden = self.forbidden.clone();
+        let described = format!("{} {}", request.method(), request.uri().path());
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
+            if response.status() == http::StatusCode::FORBIDDEN
+                && let Ok(mut forbidden) = forbidden.lock()
+            {
+                forbidden.push(described);
+            }
             if let (Some(noted), Ok(mut answers)) = (noted, answers.lock()) {
                 answers.push((noted, response.status().as_u16()));
             }

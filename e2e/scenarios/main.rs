@@ -12,6 +12,7 @@ mod lifecycle;
 mod prism;
 mod prism_day2;
 mod prism_scaling;
+mod rbac;
 mod restricted;
 mod samples;
 mod scaling;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fieldwise::featurestore::{
     context::ImageDefaults,
-    graph::{CONFIG_HASH_ANNOTATION, CONFIG_SECRET_KEY},
+    graph::{CONFIG_HASH_ANNOTATION, CONFIG_SECRET_KEY, cron_job_exec_binding_name},
     leftovers,
     render::{Input, OFFLINE_UID, render},
 };
@@ -118,6 +118,9 @@ async fn take_over(mut cluster: Cluster, sample: &str) {
             Some(uid),
             "{sample}: {key} was recreated"
         );
+        if object["kind"] == "Role" {
+            assert_roles_narrowed(sample, key, &live, &rendered);
+        }
         if object["metadata"]["namespace"].is_string() {
             assert_no_predecessor_fields(sample, key, &serde_json::to_value(&live).expect("JSON"));
         }
@@ -215,9 +218,12 @@ enum Write {
 /// server-config Secret and per-namespace cluster RBAC, but its own shared ClusterRole and binding.
 fn feast_operator_objects(rendered: &[Value], name: &str, namespace: &str) -> Vec<(Value, Write)> {
     let server_config = server_config(rendered, name);
+    // fieldwise binds the shipped ClusterRole for the CronJob's exec; the Feast operator has no such binding.
+    let exec_binding = cron_job_exec_binding_name(name);
     let mut objects: Vec<(Value, Write)> = rendered
         .iter()
         .filter(|o| o["metadata"]["namespace"].is_string() && o["kind"] != "Secret")
+        .filter(|o| !(o["kind"] == "RoleBinding" && o["metadata"]["name"] == exec_binding.as_str()))
         .map(|o| {
             let write = match o["kind"].as_str() {
                 Some("PodDisruptionBudget" | "HorizontalPodAutoscaler" | "ServiceMonitor") => {
@@ -225,7 +231,9 @@ fn feast_operator_objects(rendered: &[Value], name: &str, namespace: &str) -> Ve
                 }
                 _ => Write::Create,
             };
-            (as_feast_operator_writes(o, &server_config), write)
+            let mut object = as_feast_operator_writes(o, &server_config);
+            feast_role_rules(&mut object, name);
+            (object, write)
         })
         .collect();
     objects.extend(
@@ -234,6 +242,51 @@ fn feast_operator_objects(rendered: &[Value], name: &str, namespace: &str) -> Ve
             .map(|o| (o, Write::Create)),
     );
     objects
+}
+
+/// The rules the Feast operator gives its Roles (spec §2 "Role and binding contents"): the CronJob's
+/// Role also lists pods and execs into them, the token-review Role also holds cluster-wide rules.
+fn feast_role_rules(object: &mut Value, name: &str) {
+    if object["kind"] != "Role" {
+        return;
+    }
+    let rule = |group: &str, resource: &str, verbs: &[&str]| json!({"apiGroups": [group], "resources": [resource], "verbs": verbs});
+    let rbac = "rbac.authorization.k8s.io";
+    let role = object["metadata"]["name"].as_str().unwrap_or_default();
+    if role == format!("feast-{name}-cronjob") {
+        object["rules"] = json!([
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [format!("feast-{name}")],
+                "verbs": ["get"]},
+            rule("", "pods", &["list"]),
+            rule("", "pods/exec", &["create"]),
+        ]);
+    } else if role == format!("feast-{name}") {
+        object["rules"] = json!([
+            rule(rbac, "roles", &["get", "list", "watch"]),
+            rule(rbac, "rolebindings", &["get", "list", "watch"]),
+            rule("authentication.k8s.io", "tokenreviews", &["create"]),
+            rule("", "namespaces", &["get", "list", "watch"]),
+            rule(rbac, "clusterroles", &["get", "list"]),
+            rule(rbac, "clusterrolebindings", &["get", "list"]),
+        ]);
+    }
+}
+
+/// A Role the Feast operator made holds fieldwise's rules once taken over: only what fieldwise grants
+/// (the rest comes from the shipped ClusterRoles, or cannot be granted by a Role).
+fn assert_roles_narrowed(
+    sample: &str,
+    key: &str,
+    live: &kube::api::DynamicObject,
+    rendered: &[Value],
+) {
+    let name = live.name_any();
+    let wanted = rendered
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == name.as_str())
+        .map(|o| o["rules"].clone())
+        .unwrap_or_default();
+    assert_eq!(live.data["rules"], wanted, "{sample}: {key}");
 }
 
 /// The base64 server feature_store.yaml, as the Feast operator puts it into the pod spec.

@@ -201,6 +201,23 @@ async fn install_crds(client: &kube::Client) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// The ClusterRoles the install ships, which FeatureStores' bindings refer to (as `kubectl apply -k
+/// deploy/default` would install them), so that the demo's bindings grant what they say.
+async fn install_shipped_cluster_roles(client: &kube::Client) -> Result<(), DemoError> {
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    for role in crate::deploy::rbac::shipped_cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        roles
+            .patch(
+                &name,
+                &PatchParams::apply(DEMO_MANAGER).force(),
+                &Patch::Apply(&role),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 async fn apply_sample(client: &kube::Client, manifests: &[Manifest]) -> Result<(), DemoError> {
     create_namespaces(client, manifests).await?;
     let mut ordered: Vec<&Manifest> = manifests.iter().collect();
@@ -320,6 +337,7 @@ impl Demo {
         let simulators = Simulators::start(&emulator, SimOptions::default());
         let client = client_of(&emulator)?;
         install_crds(&client).await?;
+        install_shipped_cluster_roles(&client).await?;
         // KEDA's CRD too, so samples with a ScaledObject work (the KEDA simulator serves them).
         simulators
             .install_keda_crd()

@@ -148,6 +148,16 @@ pub fn release_bundle_files(release: &Release) -> Result<Vec<(PathBuf, String)>,
     for crd in fieldwise_api::crds() {
         files.push((manifest(&crd_file_name(&crd)), crd_yaml(&crd)?));
     }
+    // OLM creates the ClusterRoles of a bundle's manifests directory along with the CSV.
+    for role in rbac::shipped_cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        files.push((
+            manifest(&format!(
+                "{name}_rbac.authorization.k8s.io_v1_clusterrole.yaml"
+            )),
+            yaml(&value(&role))?,
+        ));
+    }
     files.push((
         PathBuf::from("metadata/annotations.yaml"),
         yaml(&json!({ "annotations": annotations_object() }))?,

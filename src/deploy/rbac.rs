@@ -1,5 +1,6 @@
 //! Least-privilege RBAC of the operator, generated from the kind registry plus short, explained lists of the
-//! calls the controller makes itself. The kustomize install and the OLM bundle both take their RBAC from here.
+//! calls the controller makes itself, and the ClusterRoles shipped for FeatureStores' bindings to refer to.
+//! The kustomize install and the OLM bundle both take their RBAC from here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,11 @@ use k8s_openapi::{
 };
 
 use super::{NAMESPACE, labels};
+use crate::featurestore::{
+    graph::{SHIPPED_CLUSTER_ROLES, shipped_cluster_role_rules},
+    leftovers::FEAST_SHARED_CLUSTER_ROLES,
+};
+use crate::leader::LEASE_NAME;
 
 /// The ServiceAccount the operator runs as.
 pub const SERVICE_ACCOUNT: &str = "fieldwise";
@@ -77,90 +83,117 @@ pub const CONTROLLER_CALLS: &[Calls] = &[
     },
 ];
 
-/// Permissions the operator hands out in the Roles and ClusterRoles of a FeatureStore's graph. The API server
-/// only lets it create those (and bind them) when it holds the same permissions cluster-wide; holding them is
-/// narrower than the `escalate` and `bind` verbs, which would let it grant anything.
+/// Permissions the operator hands out in the Roles of a FeatureStore's graph. The API server lets it create
+/// a Role only with permissions it holds itself; it holds these anyway (the Roles, RoleBindings and
+/// Deployments are its children). What the graph grants beyond them is in the shipped ClusterRoles
+/// ([`shipped_cluster_roles`]), which the graph only binds.
 pub const DELEGATED_CALLS: &[Calls] = &[
-    Calls {
-        group: "",
-        resource: "namespaces",
-        verbs: &["get", "list", "watch"],
-        why: "token-review roles",
-    },
-    Calls {
-        group: "",
-        resource: "pods",
-        verbs: &["list"],
-        why: "CronJob role",
-    },
-    Calls {
-        group: "",
-        resource: "pods/exec",
-        verbs: &["create"],
-        why: "CronJob role",
-    },
     Calls {
         group: "apps",
         resource: "deployments",
         verbs: &["get"],
-        why: "CronJob role",
+        why: "CronJob Role",
     },
     Calls {
-        group: "authentication.k8s.io",
-        resource: "tokenreviews",
-        verbs: &["create"],
-        why: "token-review roles",
-    },
-    Calls {
-        group: "rbac.authorization.k8s.io",
+        group: RBAC_GROUP,
         resource: "roles",
         verbs: &["get", "list", "watch"],
-        why: "token review",
+        why: "token-review Role",
     },
     Calls {
-        group: "rbac.authorization.k8s.io",
+        group: RBAC_GROUP,
         resource: "rolebindings",
         verbs: &["get", "list", "watch"],
-        why: "token review",
-    },
-    Calls {
-        group: "rbac.authorization.k8s.io",
-        resource: "clusterroles",
-        verbs: &["get", "list"],
-        why: "token review",
-    },
-    Calls {
-        group: "rbac.authorization.k8s.io",
-        resource: "clusterrolebindings",
-        verbs: &["get", "list"],
-        why: "token review",
+        why: "token-review Role",
     },
 ];
 
-/// What kube-lease-manager calls on the leader Lease: it reads it, creates it when missing, and takes and
-/// renews it with (server-side-apply and strategic-merge) patches. It never updates, lists or watches.
+/// API calls limited to objects of the listed names (a rule with `resourceNames`).
+#[derive(Clone, Copy, Debug)]
+pub struct NamedCalls {
+    pub calls: Calls,
+    pub names: &'static [&'static str],
+}
+
+/// What the operator's ClusterRole grants for named objects only: `bind`, which the API server checks when
+/// the operator writes a binding to a shipped ClusterRole, and reading two ClusterRoles by name.
+pub const NAMED_CONTROLLER_CALLS: &[NamedCalls] = &[
+    NamedCalls {
+        calls: Calls {
+            group: RBAC_GROUP,
+            resource: "clusterroles",
+            verbs: &["bind"],
+            why: "binding the shipped ClusterRoles to a FeatureStore's ServiceAccounts (the API server lets \
+                  a holder of `bind` grant a ClusterRole without holding its permissions)",
+        },
+        names: &SHIPPED_CLUSTER_ROLES,
+    },
+    NamedCalls {
+        calls: Calls {
+            group: RBAC_GROUP,
+            resource: "clusterroles",
+            verbs: &["get"],
+            why: "reporting the Feast operator's shared ClusterRoles it left behind",
+        },
+        names: &FEAST_SHARED_CLUSTER_ROLES,
+    },
+];
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// What kube-lease-manager calls on the leader Lease: it creates it when missing (a create cannot be
+/// limited to a name: the object does not exist yet), reads it, and takes and renews it with
+/// (server-side-apply and strategic-merge) patches. It never updates, lists or watches.
 pub const LEADER_ELECTION_CALLS: &[Calls] = &[Calls {
     group: "coordination.k8s.io",
     resource: "leases",
-    verbs: &["create", "get", "patch"],
+    verbs: &["create"],
     why: "leader election",
+}];
+
+/// The leader-election calls on the Lease `fieldwise-leader` itself.
+pub const NAMED_LEADER_ELECTION_CALLS: &[NamedCalls] = &[NamedCalls {
+    calls: Calls {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "patch"],
+        why: "leader election",
+    },
+    names: &[LEASE_NAME],
 }];
 
 /// Every rule of the operator's ClusterRole: every controller's registry (with ServiceMonitors and KEDA
 /// ScaledObjects, so the role works wherever those CRDs are installed), the controllers' own calls and
-/// the delegated permissions.
+/// the delegated permissions, then the calls limited to named objects.
 pub fn cluster_rules() -> Vec<PolicyRule> {
     let registry = crate::runtime::all_kinds().policy_rules();
     let own = CONTROLLER_CALLS
         .iter()
         .chain(DELEGATED_CALLS)
         .map(Calls::rule);
-    merge(registry.into_iter().chain(own))
+    let mut rules = merge(registry.into_iter().chain(own));
+    rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
+    rules
 }
 
 /// The rules of the leader-election Role.
 pub fn leader_election_rules() -> Vec<PolicyRule> {
-    merge(LEADER_ELECTION_CALLS.iter().map(Calls::rule))
+    let mut rules = merge(LEADER_ELECTION_CALLS.iter().map(Calls::rule));
+    rules.extend(NAMED_LEADER_ELECTION_CALLS.iter().map(NamedCalls::rule));
+    rules
+}
+
+/// The ClusterRoles shipped with the install that FeatureStores' bindings refer to
+/// ([`SHIPPED_CLUSTER_ROLES`], with the rules the graph module gives them).
+pub fn shipped_cluster_roles() -> Vec<ClusterRole> {
+    SHIPPED_CLUSTER_ROLES
+        .iter()
+        .map(|name| ClusterRole {
+            metadata: meta(name, None),
+            rules: shipped_cluster_role_rules(name),
+            aggregation_rule: None,
+        })
+        .collect()
 }
 
 impl Calls {
@@ -175,11 +208,24 @@ impl Calls {
     }
 }
 
+impl NamedCalls {
+    /// These calls as one policy rule limited to [`Self::names`].
+    pub fn rule(&self) -> PolicyRule {
+        PolicyRule {
+            resource_names: Some(self.names.iter().map(|name| (*name).to_owned()).collect()),
+            ..self.calls.rule()
+        }
+    }
+}
+
 /// One permission: API group, resource (with subresource) and verb.
 pub type Permission = (String, String, String);
 
-/// Every permission the rules grant, one by one (rules with resource names or URLs are kept out: the
-/// generated roles have none).
+/// A permission limited to one object name.
+pub type NamedPermission = (String, String, String, String);
+
+/// Every permission the rules grant for objects of any name, one by one (rules limited to resource
+/// names, see [`named_permissions`], and rules for URLs are kept out).
 pub fn permissions(rules: &[PolicyRule]) -> BTreeSet<Permission> {
     let mut out = BTreeSet::new();
     for rule in rules.iter().filter(|rule| rule.resource_names.is_none()) {
@@ -194,7 +240,25 @@ pub fn permissions(rules: &[PolicyRule]) -> BTreeSet<Permission> {
     out
 }
 
+/// Every permission the rules grant only for named objects, one by one with the name.
+pub fn named_permissions(rules: &[PolicyRule]) -> BTreeSet<NamedPermission> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for name in rule.resource_names.iter().flatten() {
+            let unnamed = PolicyRule {
+                resource_names: None,
+                ..rule.clone()
+            };
+            for (group, resource, verb) in permissions(&[unnamed]) {
+                out.insert((group, resource, verb, name.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Deduplicates rules and regroups them: one rule per API group and verb set, resources and verbs sorted.
+/// Rules limited to resource names are dropped: keep them apart.
 pub fn merge(rules: impl IntoIterator<Item = PolicyRule>) -> Vec<PolicyRule> {
     let rules: Vec<PolicyRule> = rules.into_iter().collect();
     let mut verbs_by_resource: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
@@ -291,14 +355,15 @@ fn subject() -> Subject {
     }
 }
 
-/// Every permission of the operator's ClusterRole and leader-election Role, one row per resource,
-/// with why it is needed: the table `deploy/README.md` shows (between its `permissions` markers).
+/// Every permission of the operator's ClusterRole and leader-election Role, one row per resource and
+/// names it is limited to, with why it is needed: the table `deploy/README.md` shows (between its
+/// `permissions` markers).
 pub fn permission_table() -> String {
-    let mut rows: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)> =
-        BTreeMap::new();
-    let mut add = |group: &str, resource: &str, verbs: &[String], why: String| {
+    type Row = (BTreeSet<String>, BTreeSet<String>);
+    let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
+    let mut add = |group: &str, resource: &str, names: String, verbs: &[String], why: String| {
         let row = rows
-            .entry((group.to_owned(), resource.to_owned()))
+            .entry((group.to_owned(), resource.to_owned(), names))
             .or_default();
         row.0.extend(verbs.iter().cloned());
         row.1.insert(why);
@@ -307,42 +372,95 @@ pub fn permission_table() -> String {
         for group in rule.api_groups.iter().flatten() {
             for resource in rule.resources.iter().flatten() {
                 for why in registry_reasons(resource, &rule.verbs) {
-                    add(group, resource, &rule.verbs, why.to_owned());
+                    add(group, resource, String::new(), &rule.verbs, why.to_owned());
                 }
             }
         }
     }
-    let calls = CONTROLLER_CALLS.iter().chain(DELEGATED_CALLS);
-    for call in calls.chain(LEADER_ELECTION_CALLS) {
-        let verbs: Vec<String> = call.verbs.iter().map(|v| (*v).to_owned()).collect();
-        let why = if DELEGATED_CALLS.iter().any(|d| std::ptr::eq(d, call)) {
-            format!(
+    let reasons = CONTROLLER_CALLS
+        .iter()
+        .map(|call| (call, String::new(), call.why.to_owned()))
+        .chain(DELEGATED_CALLS.iter().map(|call| {
+            let why = format!(
                 "granted in a FeatureStore's {} (the API server lets only a holder grant it)",
                 call.why
+            );
+            (call, String::new(), why)
+        }))
+        .chain(NAMED_CONTROLLER_CALLS.iter().map(|named| {
+            (
+                &named.calls,
+                names_cell(named.names),
+                named.calls.why.to_owned(),
             )
-        } else if LEADER_ELECTION_CALLS.iter().any(|l| std::ptr::eq(l, call)) {
-            format!("{} (Role in the operator's namespace)", call.why)
-        } else {
-            call.why.to_owned()
-        };
-        add(call.group, call.resource, &verbs, why);
+        }))
+        .chain(
+            LEADER_ELECTION_CALLS
+                .iter()
+                .map(|call| (call, String::new(), leader_election_reason(call))),
+        )
+        .chain(NAMED_LEADER_ELECTION_CALLS.iter().map(|named| {
+            let why = leader_election_reason(&named.calls);
+            (&named.calls, names_cell(named.names), why)
+        }));
+    for (call, names, why) in reasons {
+        let verbs: Vec<String> = call.verbs.iter().map(|v| (*v).to_owned()).collect();
+        add(call.group, call.resource, names, &verbs, why);
     }
-    let mut table = String::from("| API group | Resource | Verbs | Why |\n|---|---|---|---|\n");
-    for ((group, resource), (verbs, whys)) in rows {
-        let group = if group.is_empty() {
-            "core"
-        } else {
-            group.as_str()
-        };
+    let mut table = String::from(
+        "| API group | Resource | Verbs | Only these names | Why |\n|---|---|---|---|---|\n",
+    );
+    for ((group, resource, names), (verbs, whys)) in rows {
         let verbs: Vec<&str> = verbs.iter().map(String::as_str).collect();
         let whys: Vec<&str> = whys.iter().map(String::as_str).collect();
+        let names = if names.is_empty() { "any" } else { &names };
         table.push_str(&format!(
-            "| {group} | {resource} | {} | {} |\n",
+            "| {} | {resource} | {} | {names} | {} |\n",
+            group_cell(&group),
             verbs.join(" "),
             whys.join("; ")
         ));
     }
     table
+}
+
+/// The rules of every shipped ClusterRole, one row per rule: the table `deploy/README.md` shows
+/// between its `shipped-roles` markers.
+pub fn shipped_roles_table() -> String {
+    let mut table =
+        String::from("| ClusterRole | API group | Resources | Verbs |\n|---|---|---|---|\n");
+    for role in shipped_cluster_roles() {
+        let name = role.metadata.name.unwrap_or_default();
+        for rule in role.rules.iter().flatten() {
+            for group in rule.api_groups.iter().flatten() {
+                table.push_str(&format!(
+                    "| {name} | {} | {} | {} |\n",
+                    group_cell(group),
+                    rule.resources
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    rule.verbs.join(" "),
+                ));
+            }
+        }
+    }
+    table
+}
+
+fn group_cell(group: &str) -> &str {
+    if group.is_empty() { "core" } else { group }
+}
+
+fn names_cell(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    quoted.join(", ")
+}
+
+fn leader_election_reason(call: &Calls) -> String {
+    format!("{} (Role in the operator's namespace)", call.why)
 }
 
 /// Why the kind registry asks for `verbs` on `resource`: a child kind's apply, cache and prune, or

@@ -9,7 +9,7 @@ use k8s_openapi::api::{
     batch::v1::CronJob,
     core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
     policy::v1::PodDisruptionBudget,
-    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    rbac::v1::{ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::discovery::ApiResource;
 
@@ -24,7 +24,8 @@ pub fn service_monitor_resource() -> ApiResource {
     }
 }
 
-/// Every kind a FeatureStore's graph may contain. `with_service_monitors` adds ServiceMonitor, which only
+/// Every kind a FeatureStore's graph may contain. No ClusterRole: the graph binds the ClusterRoles shipped
+/// with the install (`graph::SHIPPED_CLUSTER_ROLES`), so the operator needs no write on ClusterRoles. `with_service_monitors` adds ServiceMonitor, which only
 /// exists where the Prometheus Operator's CRD is installed.
 pub fn registry(with_service_monitors: bool) -> KindRegistry {
     let registry = KindRegistry::new()
@@ -37,7 +38,6 @@ pub fn registry(with_service_monitors: bool) -> KindRegistry {
         .with(KindSpec::namespaced::<PersistentVolumeClaim>())
         .with(KindSpec::namespaced::<Role>())
         .with(KindSpec::namespaced::<RoleBinding>())
-        .with(KindSpec::cluster::<ClusterRole>())
         .with(KindSpec::cluster::<ClusterRoleBinding>())
         .with(KindSpec::namespaced::<CronJob>())
         .with(KindSpec::namespaced::<HorizontalPodAutoscaler>())

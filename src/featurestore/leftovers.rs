@@ -1,8 +1,9 @@
 //! What the Feast operator leaves behind when fieldwise takes a FeatureStore over: its cluster-scoped
-//! RBAC (spec §2), made with no owner, so garbage collection never removes it. fieldwise names its own
-//! per namespace (`feast-<ns>-<cr>-…`), so these are not adopted; it does not delete them either, as
-//! another Feast operator may still use the shared ClusterRoles. It reports them once, in an Event on
-//! the FeatureStore, and the README says how to remove them.
+//! RBAC (spec §2), made with no owner, so garbage collection never removes it. fieldwise binds the
+//! ClusterRoles shipped with its install through bindings named per namespace (`feast.<ns>.<cr>.…`),
+//! so these are not adopted; it does not delete them either, as another Feast operator may still use
+//! the shared ClusterRoles. It reports them once, in an Event on the FeatureStore, and the README says
+//! how to remove them. The operator may read only these two ClusterRoles (`get` with `resourceNames`).
 
 use fieldwise_api::v1::FeatureStore;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -14,6 +15,11 @@ use crate::runtime::Notice;
 
 /// The Event's reason.
 pub const REASON: &str = "FeastOperatorLeftovers";
+
+/// The ClusterRoles the Feast operator shares between the FeatureStores it runs: token review for
+/// Kubernetes authorization, and for OIDC. The only ClusterRoles the operator may read.
+pub const FEAST_SHARED_CLUSTER_ROLES: [&str; 2] =
+    ["feast-token-review-cluster-role", "feast-oidc-token-review"];
 
 /// The bindings the Feast operator made for a FeatureStore `<cr>`: Kubernetes authorization, OIDC.
 fn binding_names(cr_name: &str) -> [String; 2] {
@@ -57,8 +63,10 @@ async fn find(fs: &FeatureStore, client: &Client) -> Result<Vec<String>, kube::E
             continue;
         }
         left.push(format!("ClusterRoleBinding {name}"));
-        let role = &binding.role_ref.name;
-        if binding.role_ref.kind == "ClusterRole" && roles.get_opt(role).await?.is_some() {
+        let role = binding.role_ref.name.as_str();
+        let shared =
+            binding.role_ref.kind == "ClusterRole" && FEAST_SHARED_CLUSTER_ROLES.contains(&role);
+        if shared && roles.get_opt(role).await?.is_some() {
             left.push(format!(
                 "ClusterRole {role} (shared by every FeatureStore it ran)"
             ));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::graph::cluster_object_name;
+use super::graph::{cluster_object_name, cron_job_exec_binding_name};
 
 /// The label every FeatureStore child carries and every selector matches on: `feast.dev/name: <cr>`.
 pub const NAME_LABEL: &str = "feast.dev/name";
@@ -237,6 +237,12 @@ pub fn derived_names(cr_name: &str, namespace: &str) -> Vec<DerivedName> {
             PathSegment,
             ServiceType::CronJob,
         ),
+        namespaced(
+            "RoleBinding",
+            cron_job_exec_binding_name(cr_name),
+            PathSegment,
+            ServiceType::CronJob,
+        ),
         namespaced("Role", base.clone(), PathSegment, Authorization),
         namespaced("RoleBinding", base, PathSegment, Authorization),
     ];
@@ -260,15 +266,13 @@ pub fn derived_names(cr_name: &str, namespace: &str) -> Vec<DerivedName> {
     }
     for suffix in ["token-review", "oidc-token-review"] {
         let name = cluster_object_name(cr_name, namespace, suffix);
-        for kind in ["ClusterRole", "ClusterRoleBinding"] {
-            names.push(DerivedName {
-                kind,
-                name: name.clone(),
-                rule: PathSegment,
-                part: Authorization,
-                has_namespace: true,
-            });
-        }
+        names.push(DerivedName {
+            kind: "ClusterRoleBinding",
+            name,
+            rule: PathSegment,
+            part: Authorization,
+            has_namespace: true,
+        });
     }
     names
 }
@@ -421,12 +425,12 @@ mod tests {
     }
 
     /// Cluster-scoped names carry the namespace, but RBAC names have no length limit: the longest
-    /// namespace (63) with the longest admitted name still gives valid ClusterRole names.
+    /// namespace (63) with the longest admitted name still gives valid ClusterRoleBinding names.
     #[test]
     fn cluster_scoped_names_include_the_namespace_and_have_no_length_limit() {
         let names = derived_names("store", "team");
         let cluster: Vec<_> = names.iter().filter(|d| d.has_namespace).collect();
-        assert_eq!(cluster.len(), 4);
+        assert_eq!(cluster.len(), 2, "the token-review and OIDC bindings");
         assert!(cluster.iter().all(|d| d.rule == NameRule::PathSegment));
         assert_eq!(cluster[0].name, "feast.team.store.token-review");
         assert_eq!(NameRule::PathSegment.problem(&"a".repeat(300)), None);
@@ -459,6 +463,7 @@ mod tests {
             service_name("s", ServiceType::CronJob),
             cluster_object_name("s", "ns", "token-review"),
             cluster_object_name("s", "ns", "oidc-token-review"),
+            cron_job_exec_binding_name("s"),
             "feast-s-server-config".to_owned(),
             "feast-s-registry-rest".to_owned(),
         ] {

@@ -72,12 +72,29 @@ fn immutable(rt: &ResourceType, new: &Value, old: &Value) -> Vec<Cause> {
         ("", "Service") => &[".spec.clusterIP"],
         ("apps", "StatefulSet") => return stateful_set(new, old),
         ("", "PersistentVolumeClaim") => return pvc(new, old),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            return role_ref(new, old);
+        }
         _ => &[],
     };
     fields
         .iter()
         .filter_map(|p| immutable_field(new, old, p))
         .collect()
+}
+
+/// rbac/validation's `ValidateRoleBindingUpdate` (and the ClusterRoleBinding one).
+fn role_ref(new: &Value, old: &Value) -> Vec<Cause> {
+    let (n, o) = (new.get("roleRef"), old.get("roleRef"));
+    if n == o {
+        return Vec::new();
+    }
+    let shown = n.map(Value::to_string).unwrap_or_else(|| "null".into());
+    vec![Cause::new(
+        "FieldValueInvalid",
+        "roleRef",
+        format!("Invalid value: {shown}: cannot change roleRef"),
+    )]
 }
 
 fn spec_without(obj: &Value, keep_out: &[&str]) -> Value {
@@ -126,6 +143,28 @@ mod tests {
 
     fn rt(group: &str, version: &str, plural: &str) -> std::sync::Arc<ResourceType> {
         Registry::default().find(group, version, plural).unwrap()
+    }
+
+    #[test]
+    fn a_bindings_role_ref_is_immutable() {
+        for plural in ["rolebindings", "clusterrolebindings"] {
+            let b = rt("rbac.authorization.k8s.io", "v1", plural);
+            let binding = |kind: &str| {
+                json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": "r"},
+                    "subjects": []})
+            };
+            let errs = immutable(&b, &binding("ClusterRole"), &binding("Role"));
+            assert_eq!(errs.len(), 1, "{plural}");
+            assert_eq!(errs[0].field, "roleRef");
+            assert!(
+                errs[0].message.ends_with(": cannot change roleRef"),
+                "{}",
+                errs[0].message
+            );
+            let relabelled =
+                json!({"metadata": {"labels": {"a": "b"}}, "roleRef": binding("Role")["roleRef"]});
+            assert!(immutable(&b, &relabelled, &binding("Role")).is_empty());
+        }
     }
 
     #[test]

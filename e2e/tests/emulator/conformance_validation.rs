@@ -246,3 +246,53 @@ async fn an_empty_workload_selector_is_refused() -> Result<(), TestError> {
     }
     Ok(())
 }
+
+/// A binding's `roleRef` cannot change (rbac validation's `cannot change roleRef`), whatever the patch:
+/// the apply engine replaces such a binding instead. kube-apiserver prints the new roleRef as a Go
+/// value, the emulator as JSON, so only the field and the reason are compared.
+#[tokio::test]
+async fn a_bindings_role_ref_cannot_change() -> Result<(), TestError> {
+    let (_server, c) = crate::target::start(Options::default()).await?;
+    let path = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings";
+    let role_ref = |kind: &str, name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "conformance-role-ref"},
+        "roleRef": role_ref("Role", "conformance-role"),
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+    let _ = c
+        .delete(&format!("{path}/conformance-role-ref"), None)
+        .await?;
+    let r = c.post(path, &binding).await?;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut changed = binding.clone();
+    changed["roleRef"] = role_ref("ClusterRole", "view");
+    let r = c
+        .apply(
+            &format!("{path}/conformance-role-ref"),
+            "conformance",
+            true,
+            &changed,
+        )
+        .await?;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("RoleBinding.rbac.authorization.k8s.io \"conformance-role-ref\" is invalid: roleRef: Invalid value: ")
+            && message.ends_with(": cannot change roleRef"),
+        "{message}"
+    );
+    let relabelled = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "conformance-role-ref", "labels": {"changed": "yes"}}});
+    let r = c
+        .apply(
+            &format!("{path}/conformance-role-ref"),
+            "conformance",
+            true,
+            &relabelled,
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.delete(&format!("{path}/conformance-role-ref"), None)
+        .await?;
+    Ok(())
+}

@@ -26,7 +26,11 @@ use serde_json::Value;
 pub use self::{
     deployment::{CONFIG_HASH_ANNOTATION, static_replicas},
     hostnames::service_hostnames,
-    rbac::cluster_object_name,
+    rbac::{
+        CRON_JOB_EXEC_CLUSTER_ROLE, OIDC_TOKEN_REVIEW_CLUSTER_ROLE, SHIPPED_CLUSTER_ROLES,
+        TOKEN_REVIEW_CLUSTER_ROLE, cluster_object_name, cron_job_exec_binding_name,
+        shipped_cluster_role_rules,
+    },
     scaling::is_scaling,
 };
 use crate::featurestore::{

@@ -1,9 +1,15 @@
 //! ServiceAccounts, Roles and bindings of a FeatureStore (spec §2 "Role and binding contents").
 //!
-//! Unlike the Feast operator, the cluster-scoped objects are per FeatureStore and named after its namespace
-//! too (`feast.<ns>.<cr>.…`): no two FeatureStores share a name,
-//! and deleting one FeatureStore removes its own ClusterRole and binding (through the finalizer) without
-//! touching a shared object another FeatureStore still uses.
+//! The permissions the Feast operator puts into a ClusterRole it creates (`feast-token-review-cluster-role`,
+//! `feast-oidc-token-review`) or into the CronJob's Role (`pods/exec`) live here in ClusterRoles shipped
+//! with the install ([`SHIPPED_CLUSTER_ROLES`], generated into it by `crate::deploy::rbac`); a
+//! FeatureStore's graph only binds them. The operator therefore never holds those permissions itself:
+//! it may bind exactly these ClusterRoles (`bind` with `resourceNames`), and the API server lets a
+//! holder of `bind` grant a role without holding what it grants.
+//!
+//! The bindings are per FeatureStore and the cluster-scoped ones are named after its namespace too
+//! (`feast.<ns>.<cr>.…`): no two FeatureStores share one, and deleting a FeatureStore removes its own
+//! (through the finalizer) without touching another FeatureStore's.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +17,7 @@ use fieldwise_api::v1::{FeatureStore, FeatureStoreSpec};
 use k8s_openapi::{
     api::{
         core::v1::ServiceAccount,
-        rbac::v1::{
-            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-        },
+        rbac::v1::{ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject},
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
@@ -26,6 +30,36 @@ use crate::featurestore::names::{
     SERVICE_TYPE_LABEL, ServiceType, base_labels, base_name, service_labels, service_name,
 };
 use crate::featurestore::references;
+
+/// What the feature servers need cluster-wide for Kubernetes authorization: reviewing tokens and
+/// reading namespaces, Roles, ClusterRoles and their bindings (the rules of the Feast operator's
+/// `feast-token-review-cluster-role`, plus reading namespaces, ClusterRoles and ClusterRoleBindings).
+pub const TOKEN_REVIEW_CLUSTER_ROLE: &str = "fieldwise-feast-token-review";
+/// What the feature servers need for OIDC authorization: reviewing tokens (the Feast operator's
+/// `feast-oidc-token-review`).
+pub const OIDC_TOKEN_REVIEW_CLUSTER_ROLE: &str = "fieldwise-feast-oidc-token-review";
+/// What the CronJob's `kubectl exec` into the feature server needs, bound by a RoleBinding in the
+/// FeatureStore's namespace only: listing pods and exec into them.
+pub const CRON_JOB_EXEC_CLUSTER_ROLE: &str = "fieldwise-feast-cronjob-exec";
+/// Every ClusterRole the graph binds, all shipped with the install.
+pub const SHIPPED_CLUSTER_ROLES: [&str; 3] = [
+    TOKEN_REVIEW_CLUSTER_ROLE,
+    OIDC_TOKEN_REVIEW_CLUSTER_ROLE,
+    CRON_JOB_EXEC_CLUSTER_ROLE,
+];
+
+/// The rules of a shipped ClusterRole (`None` for a name that is not one).
+pub fn shipped_cluster_role_rules(name: &str) -> Option<Vec<PolicyRule>> {
+    match name {
+        TOKEN_REVIEW_CLUSTER_ROLE => Some(cluster_token_review_rules()),
+        OIDC_TOKEN_REVIEW_CLUSTER_ROLE => Some(vec![tokenreviews_create()]),
+        CRON_JOB_EXEC_CLUSTER_ROLE => Some(vec![
+            rule("", "pods", &["list"]),
+            rule("", "pods/exec", &["create"]),
+        ]),
+        _ => None,
+    }
+}
 
 /// The ServiceAccount of the feature-server pod, `feast-<cr>`.
 pub fn service_account(cr_name: &str, namespace: &str) -> ServiceAccount {
@@ -49,44 +83,26 @@ pub fn authorization_objects(
         let labels = service_labels(cr_name, ServiceType::Authorization);
         objects.push(to_value(&Role {
             metadata: namespaced(&name, namespace, labels.clone()),
-            rules: Some(token_review_rules(true)),
+            rules: Some(namespaced_token_review_rules()),
         }));
         objects.push(to_value(&RoleBinding {
             metadata: namespaced(&name, namespace, labels.clone()),
             role_ref: role_ref("Role", &name),
             subjects: Some(vec![service_account_subject(&name, namespace)]),
         }));
-        let cluster_name = cluster_object_name(cr_name, namespace, "token-review");
-        objects.push(to_value(&ClusterRole {
-            metadata: cluster_scoped(&cluster_name, labels.clone()),
-            rules: Some(token_review_rules(false)),
-            aggregation_rule: None,
-        }));
-        objects.push(to_value(&ClusterRoleBinding {
-            metadata: cluster_scoped(&cluster_name, labels),
-            role_ref: role_ref("ClusterRole", &cluster_name),
-            subjects: Some(vec![service_account_subject(&name, namespace)]),
-        }));
+        objects.push(cluster_role_binding(
+            cr_name,
+            namespace,
+            "token-review",
+            TOKEN_REVIEW_CLUSTER_ROLE,
+        ));
     } else if matches!(mode, AuthzMode::Oidc(_)) {
-        let labels = service_labels(cr_name, ServiceType::Authorization);
-        let cluster_name = cluster_object_name(cr_name, namespace, "oidc-token-review");
-        objects.push(to_value(&ClusterRole {
-            metadata: cluster_scoped(&cluster_name, labels.clone()),
-            rules: Some(vec![rule(
-                "authentication.k8s.io",
-                "tokenreviews",
-                &["create"],
-            )]),
-            aggregation_rule: None,
-        }));
-        objects.push(to_value(&ClusterRoleBinding {
-            metadata: cluster_scoped(&cluster_name, labels),
-            role_ref: role_ref("ClusterRole", &cluster_name),
-            subjects: Some(vec![service_account_subject(
-                &base_name(cr_name),
-                namespace,
-            )]),
-        }));
+        objects.push(cluster_role_binding(
+            cr_name,
+            namespace,
+            "oidc-token-review",
+            OIDC_TOKEN_REVIEW_CLUSTER_ROLE,
+        ));
     }
     objects
 }
@@ -123,7 +139,22 @@ pub fn custom_roles(
         .collect()
 }
 
-/// The ServiceAccount, Role and RoleBinding the CronJob's `kubectl exec` runs with (`feast-<cr>-cronjob`).
+/// `feast.<ns>.<cr>.<suffix>`, binding the FeatureStore's ServiceAccount to the shipped ClusterRole `role`.
+fn cluster_role_binding(cr_name: &str, namespace: &str, suffix: &str, role: &str) -> Value {
+    let labels = service_labels(cr_name, ServiceType::Authorization);
+    to_value(&ClusterRoleBinding {
+        metadata: cluster_scoped(&cluster_object_name(cr_name, namespace, suffix), labels),
+        role_ref: role_ref("ClusterRole", role),
+        subjects: Some(vec![service_account_subject(
+            &base_name(cr_name),
+            namespace,
+        )]),
+    })
+}
+
+/// The ServiceAccount, Role and RoleBinding the CronJob's `kubectl exec` runs with (`feast-<cr>-cronjob`):
+/// the Role reads its own Deployment only; listing pods and exec come from the shipped ClusterRole, bound
+/// in the FeatureStore's namespace only.
 pub fn cron_job_rbac(cr_name: &str, namespace: &str) -> Vec<Value> {
     let name = service_name(cr_name, ServiceType::CronJob);
     let labels = service_labels(cr_name, ServiceType::CronJob);
@@ -141,28 +172,29 @@ pub fn cron_job_rbac(cr_name: &str, namespace: &str) -> Vec<Value> {
         }),
         to_value(&Role {
             metadata: namespaced(&name, namespace, labels.clone()),
-            rules: Some(vec![
-                deployment_get,
-                rule("", "pods", &["list"]),
-                rule("", "pods/exec", &["create"]),
-            ]),
+            rules: Some(vec![deployment_get]),
         }),
         to_value(&RoleBinding {
-            metadata: namespaced(&name, namespace, labels),
+            metadata: namespaced(&name, namespace, labels.clone()),
             role_ref: role_ref("Role", &name),
+            subjects: Some(vec![service_account_subject(&name, namespace)]),
+        }),
+        to_value(&RoleBinding {
+            metadata: namespaced(&cron_job_exec_binding_name(cr_name), namespace, labels),
+            role_ref: role_ref("ClusterRole", CRON_JOB_EXEC_CLUSTER_ROLE),
             subjects: Some(vec![service_account_subject(&name, namespace)]),
         }),
     ]
 }
 
-/// What the feature servers need to check Kubernetes identities and their Roles. The namespaced Role may
-/// `get`/`watch` rolebindings; the cluster-wide one only lists them.
-fn token_review_rules(namespaced_role: bool) -> Vec<PolicyRule> {
-    let role_binding_verbs: &[&str] = if namespaced_role {
-        &["get", "list", "watch"]
-    } else {
-        &["list"]
-    };
+/// `feast-<cr>-cronjob-exec`: the RoleBinding of the CronJob's ServiceAccount to
+/// [`CRON_JOB_EXEC_CLUSTER_ROLE`].
+pub fn cron_job_exec_binding_name(cr_name: &str) -> String {
+    format!("{}-exec", service_name(cr_name, ServiceType::CronJob))
+}
+
+/// What the feature servers read in their own namespace: Roles and RoleBindings.
+fn namespaced_token_review_rules() -> Vec<PolicyRule> {
     vec![
         rule(
             "rbac.authorization.k8s.io",
@@ -172,9 +204,22 @@ fn token_review_rules(namespaced_role: bool) -> Vec<PolicyRule> {
         rule(
             "rbac.authorization.k8s.io",
             "rolebindings",
-            role_binding_verbs,
+            &["get", "list", "watch"],
         ),
-        rule("authentication.k8s.io", "tokenreviews", &["create"]),
+    ]
+}
+
+/// The rules of [`TOKEN_REVIEW_CLUSTER_ROLE`]: token reviews, and reading namespaces and RBAC
+/// everywhere (RoleBindings are only listed).
+fn cluster_token_review_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            "rbac.authorization.k8s.io",
+            "roles",
+            &["get", "list", "watch"],
+        ),
+        rule("rbac.authorization.k8s.io", "rolebindings", &["list"]),
+        tokenreviews_create(),
         rule("", "namespaces", &["get", "list", "watch"]),
         rule(
             "rbac.authorization.k8s.io",
@@ -187,6 +232,10 @@ fn token_review_rules(namespaced_role: bool) -> Vec<PolicyRule> {
             &["get", "list"],
         ),
     ]
+}
+
+fn tokenreviews_create() -> PolicyRule {
+    rule("authentication.k8s.io", "tokenreviews", &["create"])
 }
 
 /// `feast.<namespace>.<cr>.<suffix>`: unique cluster-wide. Dashes would not do: namespace `a-b`

@@ -93,13 +93,13 @@ fn the_base_feature_store_gets_the_feast_operator_objects() {
         ("ServiceAccount", "feast-fs"),
         ("Role", "feast-fs"),
         ("RoleBinding", "feast-fs"),
-        ("ClusterRole", "feast.ns.fs.token-review"),
         ("ClusterRoleBinding", "feast.ns.fs.token-review"),
         ("Service", "feast-fs-online"),
         ("Deployment", "feast-fs"),
         ("ServiceAccount", "feast-fs-cronjob"),
         ("Role", "feast-fs-cronjob"),
         ("RoleBinding", "feast-fs-cronjob"),
+        ("RoleBinding", "feast-fs-cronjob-exec"),
         ("CronJob", "feast-fs"),
     ] {
         object(&graph, kind, name);
@@ -397,8 +397,69 @@ fn no_auth_removes_the_authorization_objects_and_oidc_binds_token_review() {
         "issuerUrl": "https://idp.example.com", "secretRef": {"name": "oidc"}
     }}}));
     let oidc = desired_graph(&fs, &context).expect("the graph builds");
-    object(&oidc, "ClusterRoleBinding", "feast.ns.fs.oidc-token-review");
+    let binding = object(&oidc, "ClusterRoleBinding", "feast.ns.fs.oidc-token-review");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+            "name": "fieldwise-feast-oidc-token-review"})
+    );
     assert!(find(&oidc, "Role", "feast-fs").is_none());
+}
+
+/// The graph binds the shipped ClusterRoles and makes no ClusterRole: the permissions the Feast operator
+/// puts into ClusterRoles and the CronJob's Role are in the ClusterRoles shipped with the install.
+#[test]
+fn the_graph_binds_the_shipped_cluster_roles_and_makes_none() {
+    let graph = graph(json!({"feastProject": "p", "authz": {"kubernetes": {"roles": ["reader"]}}}));
+    assert!(find(&graph, "ClusterRole", "feast.ns.fs.token-review").is_none());
+    assert!(
+        graph
+            .objects
+            .iter()
+            .all(|o| o.body["kind"] != "ClusterRole"),
+        "{:?}",
+        names(&graph)
+    );
+    let role_ref = |kind: &str, name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name});
+    let binding = object(&graph, "ClusterRoleBinding", "feast.ns.fs.token-review");
+    assert_eq!(
+        binding["roleRef"],
+        role_ref("ClusterRole", "fieldwise-feast-token-review")
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "feast-fs", "namespace": "ns"}])
+    );
+    // The namespaced Role keeps what a Role can grant: Roles and RoleBindings of its namespace.
+    let rule = |resource: &str| {
+        json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": [resource],
+            "verbs": ["get", "list", "watch"]})
+    };
+    assert_eq!(
+        object(&graph, "Role", "feast-fs")["rules"],
+        json!([rule("roles"), rule("rolebindings")])
+    );
+    assert_eq!(object(&graph, "Role", "reader")["rules"], Value::Null);
+    // The CronJob's own Role reads its Deployment; exec comes from the shipped ClusterRole, bound in
+    // the namespace only.
+    assert_eq!(
+        object(&graph, "Role", "feast-fs-cronjob")["rules"],
+        json!([{"apiGroups": ["apps"], "resources": ["deployments"],
+            "resourceNames": ["feast-fs"], "verbs": ["get"]}])
+    );
+    assert_eq!(
+        object(&graph, "RoleBinding", "feast-fs-cronjob")["roleRef"],
+        role_ref("Role", "feast-fs-cronjob")
+    );
+    let exec = object(&graph, "RoleBinding", "feast-fs-cronjob-exec");
+    assert_eq!(
+        exec["roleRef"],
+        role_ref("ClusterRole", "fieldwise-feast-cronjob-exec")
+    );
+    assert_eq!(
+        exec["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "feast-fs-cronjob", "namespace": "ns"}])
+    );
 }
 
 #[test]
