@@ -71,6 +71,10 @@ pub struct GraphContext {
     /// once when that Secret does not exist yet. The controller always sets it; without it (tests,
     /// `render` before the Secret exists) the public placeholder stands in.
     pub config_hash_key: Option<ConfigHashKey>,
+    /// Set when the operator may not manage cluster-scoped objects (it watches some namespaces
+    /// only and was not granted them, see `crate::runtime::access`): how to grant them. The
+    /// graph then leaves its ClusterRoles and ClusterRoleBindings out and the status says so.
+    pub cluster_scoped_off: Option<String>,
 }
 
 /// The secret key of a FeatureStore's config hash. `Debug` never shows it.

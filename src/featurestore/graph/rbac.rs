@@ -99,6 +99,30 @@ pub fn authorization_objects(
     objects
 }
 
+/// Every rule a FeatureStore's ClusterRoles grant (Kubernetes and OIDC authorization): the
+/// operator must hold them cluster-wide to create those roles.
+pub fn cluster_role_rules() -> Vec<PolicyRule> {
+    let mut rules = token_review_rules(false);
+    rules.push(rule("authentication.k8s.io", "tokenreviews", &["create"]));
+    rules
+}
+
+/// Whether an authorization object is cluster-scoped (a ClusterRole or ClusterRoleBinding).
+pub fn is_cluster_scoped(object: &Value) -> bool {
+    object.pointer("/metadata/namespace").is_none()
+}
+
+/// `<Kind> <name>` of an authorization object, for the status.
+pub fn kind_and_name(object: &Value) -> String {
+    let text = |pointer| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    format!("{} {}", text("/kind"), text("/metadata/name"))
+}
+
 /// The ServiceAccount, Role and RoleBinding the CronJob's `kubectl exec` runs with (`feast-<cr>-cronjob`).
 pub fn cron_job_rbac(cr_name: &str, namespace: &str) -> Vec<Value> {
     let name = service_name(cr_name, ServiceType::CronJob);
