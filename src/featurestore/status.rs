@@ -608,6 +608,7 @@ mod tests {
             applied: &applied,
             hostnames: &hostnames,
             unsupported: &[],
+            cluster_scoped_off: None,
             failed: vec![(ServiceType::Client, "forbidden".into())],
         };
         let status = derive_status(&fs, &outcome, None, &at(100));
