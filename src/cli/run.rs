@@ -248,7 +248,7 @@ pub fn operator_config(mut config: kube::Config) -> kube::Config {
 /// Whether an operator watching `namespaces` only may manage cluster-scoped children: `None` when
 /// it watches every namespace or holds [`cluster_scoped_rules`] cluster-wide (asked once, here);
 /// otherwise how to grant them, for the status of the resources that need them.
-async fn cluster_scoped_off(client: &kube::Client, namespaces: &[String]) -> Option<String> {
+pub async fn cluster_scoped_off(client: &kube::Client, namespaces: &[String]) -> Option<String> {
     if namespaces.is_empty() {
         return None;
     }

@@ -6,7 +6,9 @@
 //! re-list drop every other namespace's objects. [`watch_namespaces`] keeps each namespace's
 //! objects apart and hands the store one consistent event stream: a single initial list once every
 //! namespace has listed, then changes, and a namespace's later re-list as the changes it amounts
-//! to (`Apply` for what it holds, `Delete` for what it no longer holds).
+//! to (`Apply` for what it holds, `Delete` for what it no longer holds). For that it keeps its own
+//! copy of each object (the owners' compact cached form, the Secrets' trimmed metadata); only in
+//! that mode: watching every namespace is one watch straight into the store, as before.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,11 +64,13 @@ pub fn describe(namespaces: &[String]) -> String {
 type Events<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
 
 /// The watch of `K` in `namespaces` (every namespace when empty: one watch, as kube's reflector
-/// expects), with kube's default backoff, as one stream for one reflector store.
+/// expects), with kube's default backoff, each object passed through `modify` as it arrives (before
+/// anything keeps it), as one stream for one reflector store.
 pub fn watch_namespaces<K>(
     client: &Client,
     namespaces: &[String],
     config: watcher::Config,
+    modify: impl Fn(&mut K) + Clone + Send + 'static,
 ) -> Events<K>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -79,11 +83,14 @@ where
     if namespaces.is_empty() {
         return watcher(Api::<K>::all(client.clone()), config)
             .default_backoff()
+            .modify(modify)
             .boxed();
     }
     let watches = namespaces.iter().map(|namespace| {
         let api = Api::<K>::namespaced(client.clone(), namespace);
-        let events = watcher(api, config.clone()).default_backoff();
+        let events = watcher(api, config.clone())
+            .default_backoff()
+            .modify(modify.clone());
         let namespace = namespace.clone();
         events.map(move |event| (namespace.clone(), event)).boxed()
     });

@@ -215,7 +215,8 @@ impl Wiring {
         // The engine keeps each status write until this watch shows it (see Engine::owner_seen).
         let status_writes_seen = self.engine.clone();
         let owner_events = mark_synced(
-            watch_namespaces::<C::Cached>(&self.client, namespaces, list_config).reflect(writer),
+            watch_namespaces::<C::Cached>(&self.client, namespaces, list_config, |_| {})
+                .reflect(writer),
             synced,
         )
         .inspect(move |event| {
@@ -424,8 +425,7 @@ impl SecretWatch {
         let sender = changes.clone();
         // `SecretMeta` is a `PartialObjectMeta`: the watch asks for metadata only.
         let watch = mark_synced(
-            watch_namespaces::<SecretMeta>(client, namespaces, user_secrets)
-                .modify(trim_for_cache)
+            watch_namespaces::<SecretMeta>(client, namespaces, user_secrets, trim_for_cache)
                 .reflect(writer),
             synced_tx,
         )
