@@ -272,12 +272,11 @@ pub async fn cluster_scoped_off(client: &kube::Client, namespaces: &[String]) ->
 /// How an administrator lets the operator manage cluster-scoped children.
 fn grant_cluster_scoped() -> String {
     let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| NAMESPACE.to_owned());
-    let account = SERVICE_ACCOUNT;
     format!(
         "To have fieldwise manage them, grant its ServiceAccount the ClusterRole \
          {CLUSTER_SCOPED_ROLE} (deploy/overlays/namespaced) and restart it: kubectl create \
          clusterrolebinding {CLUSTER_SCOPED_ROLE} --clusterrole={CLUSTER_SCOPED_ROLE} \
-         --serviceaccount={namespace}:{account}; or create them yourself as `fieldwise render` \
+         --serviceaccount={namespace}:{SERVICE_ACCOUNT}; or create them yourself as `fieldwise render` \
          shows them"
     )
 }
