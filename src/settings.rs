@@ -27,6 +27,10 @@ pub struct Settings {
     /// Field managers whose ownership of a child fieldwise takes over before applying to it, so
     /// what they set and fieldwise does not is removed (`fieldwise run --take-over-from`).
     pub take_over_from: Vec<String>,
+    /// Set when fieldwise watches some namespaces only and may not manage cluster-scoped objects
+    /// (decided once at start, `crate::runtime::access`): how to grant them, for the status of
+    /// each resource whose graph has some. Those children are then neither watched nor applied.
+    pub cluster_scoped_off: Option<String>,
 }
 
 /// The field managers fieldwise takes over from by default, each named explicitly: never "every
@@ -60,6 +64,7 @@ impl Default for Settings {
             prism_clusters_served: true,
             resync_period: DEFAULT_RESYNC_PERIOD,
             take_over_from: default_take_over_from(),
+            cluster_scoped_off: None,
         }
     }
 }

@@ -170,6 +170,115 @@ fn cluster_role_grants_every_permission_the_operator_needs() {
     assert!(missing.is_empty(), "the ClusterRole lacks {missing:?}");
 }
 
+/// Resources that exist only cluster-wide.
+const CLUSTER_SCOPED_RESOURCES: [&str; 3] = ["clusterroles", "clusterrolebindings", "namespaces"];
+
+#[test]
+fn namespaced_and_cluster_scoped_rules_together_are_the_cluster_role() {
+    let mut both = rbac::permissions(&rbac::namespaced_rules());
+    both.extend(rbac::permissions(&rbac::cluster_scoped_rules()));
+    assert_eq!(both, rbac::permissions(&rbac::cluster_rules()));
+}
+
+#[test]
+fn namespaced_rules_write_nothing_cluster_scoped() {
+    // A FeatureStore's Role names cluster-scoped resources (its token-review rules), so the
+    // operator holds those read verbs in the namespace to grant them; in a Role they reach
+    // nothing beyond the namespace itself.
+    let namespaced = rbac::permissions(&rbac::namespaced_rules());
+    let cluster_scoped: Vec<_> = namespaced
+        .iter()
+        .filter(|(_, resource, _)| CLUSTER_SCOPED_RESOURCES.contains(&resource.as_str()))
+        .collect();
+    for (group, resource, verb) in &cluster_scoped {
+        assert!(
+            ["get", "list", "watch"].contains(&verb.as_str()),
+            "the namespaced rules may {verb} {resource}.{group}"
+        );
+    }
+    let cluster = rbac::permissions(&rbac::cluster_scoped_rules());
+    for (_, resource, _) in &cluster {
+        assert!(
+            CLUSTER_SCOPED_RESOURCES.contains(&resource.as_str())
+                || resource == "roles"
+                || resource == "rolebindings"
+                || resource == "tokenreviews",
+            "{resource} is not cluster-scoped by nature"
+        );
+    }
+}
+
+#[test]
+fn namespaced_overlay_grants_roles_in_the_watched_namespaces_only() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!("skipped: the namespaced overlay's patches need `kubectl kustomize`");
+        return;
+    }
+    let docs = rendered_install("deploy/overlays/namespaced");
+    let cluster_roles: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    let mut expected = vec![rbac::CLUSTER_SCOPED_ROLE, rbac::CLUSTER_SCOPED_ROLE];
+    expected.extend(fieldwise::featurestore::graph::SHIPPED_CLUSTER_ROLES);
+    let mut found = cluster_roles.clone();
+    found.sort();
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "only what is cluster-scoped by nature: the operator's cluster-scoped role and binding, and the ClusterRoles FeatureStores bind"
+    );
+    let cluster_role = find(&docs, "ClusterRole", rbac::CLUSTER_SCOPED_ROLE);
+    assert_eq!(
+        cluster_role["rules"],
+        serde_json::to_value(rbac::cluster_scoped_rules()).expect("rules")
+    );
+    let roles: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == rbac::NAMESPACED_ROLE)
+        .collect();
+    let namespaces: Vec<&str> = roles
+        .iter()
+        .filter_map(|d| d["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(
+        namespaces,
+        fieldwise::deploy::files::EXAMPLE_WATCH_NAMESPACES
+    );
+    for role in roles {
+        assert_eq!(
+            role["rules"],
+            serde_json::to_value(rbac::namespaced_rules()).expect("rules")
+        );
+    }
+    let bindings = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" && d["metadata"]["name"] == rbac::NAMESPACED_ROLE);
+    assert_eq!(bindings.count(), 2);
+    let deployment = find(&docs, "Deployment", manager::DEPLOYMENT);
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    let watch = env
+        .iter()
+        .find(|e| e["name"] == "WATCH_NAMESPACE")
+        .expect("WATCH_NAMESPACE");
+    assert_eq!(watch["value"], "team-a,team-b");
+    assert_eq!(
+        fieldwise::runtime::namespaces::parse_watch_namespaces(&[watch["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()]),
+        Ok(vec!["team-a".to_owned(), "team-b".to_owned()])
+    );
+}
+
 #[test]
 fn cluster_role_grants_nothing_unused() {
     let unused: Vec<_> = rbac::permissions(&rbac::cluster_rules())
@@ -788,20 +897,27 @@ fn csv_has_the_required_fields() {
         [
             ("OwnNamespace", true),
             ("SingleNamespace", true),
-            ("MultiNamespace", false),
+            ("MultiNamespace", true),
             ("AllNamespaces", true)
         ]
         .map(|(t, s)| (t.to_owned(), s))
     );
     assert_eq!(spec["install"]["strategy"], "deployment");
     let install = &spec["install"]["spec"];
-    assert_eq!(
-        install["clusterPermissions"][0]["rules"],
-        serde_json::to_value(rbac::cluster_rules()).expect("rules")
+    // OLM grants `permissions` in each target namespace (and the install namespace, the leader
+    // Lease's), or cluster-wide in AllNamespaces mode; `clusterPermissions` always cluster-wide.
+    let namespaced = rbac::merge(
+        rbac::namespaced_rules()
+            .into_iter()
+            .chain(rbac::leader_election_rules()),
     );
     assert_eq!(
         install["permissions"][0]["rules"],
-        serde_json::to_value(rbac::leader_election_rules()).expect("rules")
+        serde_json::to_value(namespaced).expect("rules")
+    );
+    assert_eq!(
+        install["clusterPermissions"][0]["rules"],
+        serde_json::to_value(rbac::cluster_scoped_rules()).expect("rules")
     );
     assert_eq!(
         install["clusterPermissions"][0]["serviceAccountName"],

@@ -7,7 +7,7 @@ use fieldwise::{
     deploy::rbac::{self, Permission},
     runtime::{RunOptions, run},
 };
-use fieldwise_api::v1::FeatureStore;
+use fieldwise_api::v1::{ConditionStatus, FeatureStore};
 use fieldwise_e2e::{Emulator, Options};
 use fieldwise_observability::{Health, Metrics};
 use k8s_openapi::{
@@ -234,4 +234,347 @@ fn used_permissions(emulator: &fieldwise_e2e::EmulatorHandle) -> BTreeSet<Permis
                 .any(|(g, r, v)| g == group && r == resource && v == verb)
         })
         .collect()
+}
+
+/// One request of the operator: `METHOD path` and the status it was answered with.
+type Answered = Arc<std::sync::Mutex<Vec<(String, u16)>>>;
+
+/// The operator watching two namespaces on a real cluster (kube-apiserver's RBAC judges every
+/// request), granted only what the namespaced install grants there: the Role with
+/// `rbac::namespaced_rules` in each watched namespace and the leader-election Role in its own. No
+/// request is refused, none is cluster-wide but discovery and the start-up SelfSubjectAccessReviews,
+/// the cluster-scoped children are off with a condition saying how to grant them, and the
+/// FeatureStore in a third namespace is never touched.
+#[test]
+#[ignore = "needs a real cluster: E2E_KUBECONFIG=path (see e2e/README.md)"]
+fn a_namespaced_operator_makes_only_granted_namespaced_requests() {
+    fieldwise_e2e::testkit::block_on(namespaced_audit());
+}
+
+async fn namespaced_audit() {
+    let config = real_cluster_config().await;
+    let admin = kube::Client::try_from(config.clone()).expect("admin client");
+    install_crds(&admin).await;
+    let suffix = format!("{:x}", std::process::id());
+    let home = format!("fw-audit-{suffix}-operator");
+    let (a, b, c) = (
+        format!("fw-audit-{suffix}-a"),
+        format!("fw-audit-{suffix}-b"),
+        format!("fw-audit-{suffix}-c"),
+    );
+    for namespace in [&home, &a, &b, &c] {
+        create(
+            &admin,
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace}}),
+        )
+        .await;
+    }
+    let token = operator_account(&admin, &home, &[&a, &b]).await;
+    let answered = Answered::default();
+    let client = recording_client(config, &token, answered.clone());
+    let namespaces = vec![a.clone(), b.clone()];
+
+    // As `fieldwise run --namespace a,b --leader-elect` starts.
+    let cluster_scoped_off = fieldwise::cli::run::cluster_scoped_off(&client, &namespaces).await;
+    assert!(
+        cluster_scoped_off.is_some(),
+        "the operator may not manage cluster-scoped objects"
+    );
+    let settings = fieldwise::settings::Settings {
+        cluster_scoped_off,
+        ..fieldwise::cli::run::settings(&client).await
+    };
+    let elector = fieldwise::leader::LeaderElector::start(client.clone(), &home, "audit")
+        .await
+        .expect("leader election starts");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = RunOptions {
+        namespaces: namespaces.clone(),
+        debounce: Duration::from_millis(50),
+        settings,
+        leadership: Some(elector.leadership()),
+        ..RunOptions::default()
+    };
+    let operator = tokio::spawn(run(
+        client.clone(),
+        options,
+        Arc::new(Metrics::new()),
+        Health::new(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let store = |namespace: &str, authz: serde_json::Value| {
+        json!({"apiVersion": "feast.dev/v1", "kind": "FeatureStore",
+            "metadata": {"name": "store", "namespace": namespace},
+            "spec": {"feastProject": "audit", "authz": authz}})
+    };
+    create(
+        &admin,
+        Some(&a),
+        store(&a, json!({"kubernetes": {"roles": ["reader"]}})),
+    )
+    .await;
+    create(&admin, Some(&b), store(&b, json!({"noAuth": true}))).await;
+    create(&admin, Some(&c), store(&c, json!({"kubernetes": {}}))).await;
+    let in_a: Api<FeatureStore> = Api::namespaced(admin.clone(), &a);
+    let condition = |fs: Option<&FeatureStore>| {
+        let conditions = fs.and_then(|fs| fs.status.as_ref()?.conditions.clone());
+        conditions
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "ClusterScopedRBAC" && c.status == ConditionStatus::False)
+    };
+    let waited = tokio::time::timeout(PATIENCE, await_condition(in_a.clone(), "store", condition));
+    let fs_a = waited
+        .await
+        .expect("condition in time")
+        .expect("watch")
+        .expect("a's store");
+    let message = fs_a
+        .status
+        .and_then(|s| s.conditions)
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "ClusterScopedRBAC")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("ServiceAccount {a}/feast-store"))
+            && message.contains("kubectl create clusterrolebinding fieldwise-cluster-scoped"),
+        "{message}"
+    );
+    let in_b: Api<FeatureStore> = Api::namespaced(admin.clone(), &b);
+    let reconciled = |fs: Option<&FeatureStore>| fs.and_then(|fs| fs.status.as_ref()).is_some();
+    let waited = tokio::time::timeout(PATIENCE, await_condition(in_b.clone(), "store", reconciled));
+    waited.await.expect("b reconciled in time").expect("watch");
+    // The finalizer runs without cluster-scoped children.
+    for stores in [&in_a, &in_b] {
+        let deleted = stores
+            .delete("store", &DeleteParams::default())
+            .await
+            .expect("delete");
+        let uid = deleted
+            .left()
+            .and_then(|fs| fs.metadata.uid)
+            .unwrap_or_default();
+        let gone = await_condition(stores.clone(), "store", conditions::is_deleted(&uid));
+        tokio::time::timeout(PATIENCE, gone)
+            .await
+            .expect("deleted in time")
+            .expect("watch");
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(PATIENCE, operator)
+        .await
+        .expect("operator stops")
+        .expect("joins")
+        .expect("runs");
+    elector.release().await;
+
+    let in_c: Api<FeatureStore> = Api::namespaced(admin.clone(), &c);
+    let fs_c = in_c.get("store").await.expect("c's store");
+    assert!(
+        fs_c.metadata.finalizers.is_none() && fs_c.status.is_none(),
+        "c was touched"
+    );
+    let requests = answered.lock().map(|r| r.clone()).unwrap_or_default();
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    for namespace in [&home, &a, &b, &c] {
+        let _ = namespaces
+            .delete(namespace, &DeleteParams::background())
+            .await;
+    }
+
+    let refused: Vec<_> = requests
+        .iter()
+        .filter(|(_, status)| [401, 403].contains(status))
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let allowed = [home.as_str(), a.as_str(), b.as_str()];
+    let cluster_wide: Vec<_> = requests
+        .iter()
+        .filter(|(request, _)| !is_discovery(request) && !in_namespaces(request, &allowed))
+        .filter(|(request, _)| {
+            request != "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        })
+        .collect();
+    assert!(
+        cluster_wide.is_empty(),
+        "requests outside the watched namespaces: {cluster_wide:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|(r, s)| r.contains("/featurestores/store/status") && *s < 300),
+        "the audit reached status writes: {requests:?}"
+    );
+}
+
+/// API discovery (`/api`, `/apis`, a group, a group version, `/version`, OpenAPI).
+fn is_discovery(request: &str) -> bool {
+    let path = request.split_once(' ').map_or(request, |(_, path)| path);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(
+        segments.as_slice(),
+        ["api"]
+            | ["api", _]
+            | ["apis"]
+            | ["apis", _]
+            | ["apis", _, _]
+            | ["version"]
+            | ["openapi", ..]
+    )
+}
+
+/// Whether a request addresses one of `namespaces` (`…/namespaces/<ns>/…`).
+fn in_namespaces(request: &str, namespaces: &[&str]) -> bool {
+    let path = request.split_once(' ').map_or(request, |(_, path)| path);
+    let segments: Vec<&str> = path.split('/').collect();
+    segments
+        .windows(3)
+        .any(|w| w[0] == "namespaces" && namespaces.contains(&w[1]) && !w[2].is_empty())
+}
+
+/// The operator's ServiceAccount in `home` with the namespaced install's Roles in `watched` and
+/// the leader-election Role in `home`; returns a token of it.
+async fn operator_account(admin: &kube::Client, home: &str, watched: &[&str]) -> String {
+    let subject =
+        json!([{"kind": "ServiceAccount", "name": rbac::SERVICE_ACCOUNT, "namespace": home}]);
+    create(
+        admin,
+        Some(home),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": rbac::SERVICE_ACCOUNT, "namespace": home}}),
+    )
+    .await;
+    let mut grants = vec![(home.to_owned(), rbac::leader_election_rules())];
+    grants.extend(
+        watched
+            .iter()
+            .map(|ns| ((*ns).to_owned(), rbac::namespaced_rules())),
+    );
+    for (namespace, rules) in grants {
+        create(
+            admin,
+            Some(&namespace),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role", "metadata": {"name": "fieldwise", "namespace": namespace},
+            "rules": rules}),
+        )
+        .await;
+        create(admin, Some(&namespace), json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding", "metadata": {"name": "fieldwise", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "fieldwise"},
+            "subjects": subject}))
+        .await;
+    }
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(admin.clone(), home);
+    let request: k8s_openapi::api::authentication::v1::TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .expect("TokenRequest");
+    let answer = accounts
+        .create_token_request(rbac::SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .expect("a token");
+    answer.status.map(|s| s.token).expect("a token")
+}
+
+/// Creates an object as the admin (the dynamic API of its kind, found by discovery).
+async fn create(admin: &kube::Client, namespace: Option<&str>, object: serde_json::Value) {
+    let object: kube::api::DynamicObject = serde_json::from_value(object).expect("object");
+    let types = object.types.clone().expect("apiVersion and kind");
+    let gvk = kube::api::GroupVersionKind::try_from(&types).expect("gvk");
+    let (resource, _) = kube::discovery::pinned_kind(admin, &gvk)
+        .await
+        .expect("served");
+    let api: Api<kube::api::DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(admin.clone(), namespace, &resource),
+        None => Api::all_with(admin.clone(), &resource),
+    };
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("created");
+}
+
+async fn install_crds(admin: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in fieldwise_api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let params = kube::api::PatchParams::apply("e2e").force();
+        crds.patch(&name, &params, &kube::api::Patch::Apply(&crd))
+            .await
+            .expect("CRD applied");
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(PATIENCE, established)
+            .await
+            .expect("established")
+            .expect("watch");
+    }
+}
+
+async fn real_cluster_config() -> kube::Config {
+    let path = std::env::var("E2E_KUBECONFIG").expect("E2E_KUBECONFIG names a real cluster");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("config")
+}
+
+/// A client as `fieldwise run` builds it, authenticated by `token` only, noting every request
+/// and its answer's status.
+fn recording_client(mut config: kube::Config, token: &str, answered: Answered) -> kube::Client {
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.to_owned().into()),
+        ..kube::config::AuthInfo::default()
+    };
+    let config = fieldwise::cli::run::operator_config(config);
+    kube::client::ClientBuilder::try_from(config)
+        .expect("a client")
+        .with_layer(&tower::layer::layer_fn(move |inner| Record {
+            inner,
+            answered: answered.clone(),
+        }))
+        .build()
+}
+
+#[derive(Clone)]
+struct Record<S> {
+    inner: S,
+    answered: Answered,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Record<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let noted = format!("{} {}", request.method(), request.uri().path());
+        let answered = self.answered.clone();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            if let Ok(mut answered) = answered.lock() {
+                answered.push((noted, response.status().as_u16()));
+            }
+            Ok(response)
+        })
+    }
 }

@@ -31,7 +31,7 @@ use crate::{
     error::ApplyError,
     fingerprint::{Finding, Findings},
     own_status::compare_resource_versions,
-    registry::KindSpec,
+    registry::{KindSpec, Scope},
 };
 
 /// A stream of every object of one kind the watch sees change (added, modified, deleted), after
@@ -77,6 +77,10 @@ struct KindState {
     /// The objects of a (re-)list in progress; they replace `objects` when it completes (objects
     /// deleted while the watch was down never produce a delete event).
     listing: Option<Objects>,
+    /// The same for the watches of one namespace each (see [`WatchScope`]): a namespace's list
+    /// replaces that namespace's objects only, so one watch's re-list never drops what the
+    /// others brought.
+    namespace_listings: HashMap<Arc<str>, Objects>,
     /// Findings about versions the watch has not brought yet (see [`KindCache::remember_version`]).
     awaited: HashMap<Name, Awaited>,
     /// Children someone else deleted (the watch saw the delete; the engine had not sent it), with
@@ -130,7 +134,44 @@ impl Awaited {
     }
 }
 
+/// What one watch of a kind covers: every namespace (`None`, also for a cluster-scoped kind), or
+/// one namespace (the engine then runs one watch per watched namespace, all feeding one cache).
+type WatchScope = Option<Arc<str>>;
+
 impl KindState {
+    /// Applies one event of the watch covering `scope`; returns the object to hand to
+    /// subscribers, if any.
+    fn apply_scoped(
+        &mut self,
+        scope: &WatchScope,
+        event: watcher::Event<CachedObject>,
+    ) -> Option<Arc<CachedObject>> {
+        let Some(namespace) = scope else {
+            return self.apply(event);
+        };
+        match event {
+            watcher::Event::Init => {
+                self.namespace_listings
+                    .insert(namespace.clone(), Objects::default());
+                None
+            }
+            watcher::Event::InitApply(obj) => {
+                let findings = self.findings_for(&obj);
+                let listing = self.namespace_listings.entry(namespace.clone());
+                Some(put(listing.or_default(), obj, findings).0)
+            }
+            watcher::Event::InitDone => {
+                let listed = self.namespace_listings.remove(namespace);
+                self.objects.remove(namespace);
+                self.objects.extend(listed.unwrap_or_default());
+                self.rebuild_children();
+                self.drop_passed_awaited();
+                None
+            }
+            event => self.apply(event),
+        }
+    }
+
     /// Applies one watch event; returns the object to hand to subscribers, if any.
     fn apply(&mut self, event: watcher::Event<CachedObject>) -> Option<Arc<CachedObject>> {
         match event {
@@ -545,12 +586,13 @@ impl Caches {
     }
 
     /// The tasks that keep every cache current: run them all (e.g. `join_all`) for the life of
-    /// the process.
+    /// the process. `namespaces` as [`crate::EngineConfig::namespaces`].
     pub fn watch_tasks(
         &self,
         client: &Client,
         selector: Option<&str>,
         page_size: u32,
+        namespaces: &[String],
     ) -> Result<Vec<impl Future<Output = ()> + Send + use<>>, ApplyError> {
         let mut tasks = Vec::new();
         for cache in &self.kinds {
@@ -561,23 +603,90 @@ impl Caches {
                 .take()
                 .ok_or_else(|| already_started(&cache.spec.resource))?;
             let resource = cache.spec.resource.clone();
-            let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-            let mut config = watcher::Config::default()
-                .any_semantic()
-                .page_size(page_size.max(1));
-            if let Some(selector) = selector {
-                config = config.labels(selector);
+            let watches = kind_watches(client, &resource, cache.spec.scope, selector, namespaces);
+            let synced = Arc::new(SyncedWhenAll::new(synced, watches.len()));
+            for (scope, api, selector) in watches {
+                let mut config = watcher::Config::default()
+                    .any_semantic()
+                    .page_size(page_size.max(1));
+                if let Some(selector) = selector {
+                    config = config.labels(&selector);
+                }
+                let stream = watcher(api, config).default_backoff().map_ok(compact);
+                let feed = Feed {
+                    kind: resource.kind.clone(),
+                    scope,
+                    state: cache.state.clone(),
+                    subscribers: subscribers.clone(),
+                    synced: synced.clone(),
+                    listed: false,
+                };
+                tasks.push(feed.run(stream));
             }
-            let stream = watcher(api, config).default_backoff().map_ok(compact);
-            let feed = Feed {
-                kind: resource.kind,
-                state: cache.state.clone(),
-                subscribers,
-                synced,
-            };
-            tasks.push(feed.run(stream));
         }
         Ok(tasks)
+    }
+}
+
+/// The watches of one kind: one of every namespace, or with `namespaces` one per namespace for a
+/// namespaced kind and one limited by the owner-namespace label for a cluster-scoped kind.
+fn kind_watches(
+    client: &Client,
+    resource: &ApiResource,
+    scope: Scope,
+    selector: Option<&str>,
+    namespaces: &[String],
+) -> Vec<(WatchScope, Api<DynamicObject>, Option<String>)> {
+    let all = || Api::<DynamicObject>::all_with(client.clone(), resource);
+    if namespaces.is_empty() {
+        return vec![(None, all(), selector.map(str::to_owned))];
+    }
+    if scope == Scope::Cluster {
+        let owners = format!(
+            "{} in ({})",
+            crate::labels::OWNER_NAMESPACE,
+            namespaces.join(",")
+        );
+        let selector = match selector {
+            Some(selector) => format!("{selector},{owners}"),
+            None => owners,
+        };
+        return vec![(None, all(), Some(selector))];
+    }
+    namespaces
+        .iter()
+        .map(|namespace| {
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+            (
+                Some(Arc::from(namespace.as_str())),
+                api,
+                selector.map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// A kind's readiness when several watches feed its cache: synced once each has listed.
+struct SyncedWhenAll {
+    unlisted: Mutex<usize>,
+    synced: watch::Sender<bool>,
+}
+
+impl SyncedWhenAll {
+    fn new(synced: watch::Sender<bool>, watches: usize) -> Self {
+        Self {
+            unlisted: Mutex::new(watches),
+            synced,
+        }
+    }
+
+    /// One watch completed its first list.
+    fn listed(&self) {
+        let mut unlisted = lock(&self.unlisted);
+        *unlisted = unlisted.saturating_sub(1);
+        if *unlisted == 0 {
+            self.synced.send_replace(true);
+        }
     }
 }
 
@@ -600,12 +709,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What one kind's watch task feeds: its cache, its subscribers and its readiness.
+/// What one watch task feeds: its kind's cache, subscribers and readiness.
 struct Feed {
     kind: String,
+    /// What the watch covers.
+    scope: WatchScope,
     state: Arc<Mutex<KindState>>,
     subscribers: Vec<mpsc::Sender<Arc<CachedObject>>>,
-    synced: watch::Sender<bool>,
+    synced: Arc<SyncedWhenAll>,
+    /// Whether this watch completed its first list.
+    listed: bool,
 }
 
 impl Feed {
@@ -626,9 +739,10 @@ impl Feed {
                 }
             };
             let list_done = matches!(event, watcher::Event::InitDone);
-            let changed = lock(&self.state).apply(event);
-            if list_done {
-                self.synced.send_replace(true);
+            let changed = lock(&self.state).apply_scoped(&self.scope, event);
+            if list_done && !self.listed {
+                self.listed = true;
+                self.synced.listed();
             }
             if let Some(object) = changed {
                 self.notify(object);
@@ -773,6 +887,56 @@ mod tests {
         assert!(state.slot("ns", "a").is_none());
         assert_eq!(names(&state, "o3"), ["c"]);
         assert!(!state.children.contains_key("o2"));
+    }
+
+    /// A ConfigMap `name` in `namespace`, child of `owner`.
+    fn child_in(namespace: &str, name: &str, owner: &str, version: &str) -> CachedObject {
+        let served = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{namespace}-{name}"),
+                         "resourceVersion": version,
+                         "labels": {"fieldwise.dev/owner-uid": owner}},
+        });
+        CachedObject::new(serde_json::from_value(served).expect("object"))
+    }
+
+    #[test]
+    fn a_namespace_watch_relisting_replaces_its_namespace_only() {
+        let mut state = KindState::default();
+        let (a, b): (WatchScope, WatchScope) = (Some("a".into()), Some("b".into()));
+        for (scope, namespace) in [(&a, "a"), (&b, "b")] {
+            state.apply_scoped(scope, watcher::Event::Init);
+            let listed = child_in(namespace, "x", &format!("o-{namespace}"), "1");
+            state.apply_scoped(scope, watcher::Event::InitApply(listed));
+            state.apply_scoped(scope, watcher::Event::InitDone);
+        }
+        state.apply_scoped(&a, watcher::Event::Apply(child_in("a", "y", "o-a", "2")));
+
+        // b's watch re-lists while a's list is also in progress: each replaces its own namespace.
+        state.apply_scoped(&b, watcher::Event::Init);
+        state.apply_scoped(&a, watcher::Event::Init);
+        let relisted = child_in("b", "z", "o-b", "3");
+        state.apply_scoped(&b, watcher::Event::InitApply(relisted));
+        state.apply_scoped(&b, watcher::Event::InitDone);
+        assert!(state.slot("a", "x").is_some() && state.slot("a", "y").is_some());
+        assert!(
+            state.slot("b", "x").is_none(),
+            "gone while b's watch was down"
+        );
+        assert!(state.slot("b", "z").is_some());
+        assert_eq!(names(&state, "o-a"), ["x", "y"]);
+        assert_eq!(names(&state, "o-b"), ["z"]);
+
+        state.apply_scoped(
+            &a,
+            watcher::Event::InitApply(child_in("a", "y", "o-a", "4")),
+        );
+        state.apply_scoped(&a, watcher::Event::InitDone);
+        assert!(state.slot("a", "x").is_none() && state.slot("a", "y").is_some());
+        assert!(
+            state.slot("b", "z").is_some(),
+            "a's re-list keeps b's objects"
+        );
     }
 
     #[test]

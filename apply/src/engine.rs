@@ -56,6 +56,11 @@ pub struct EngineConfig {
     /// `crate::takeover`), so the apply removes what they set and the desired body does not.
     /// Default: none.
     pub take_over_from: Vec<String>,
+    /// The namespaces whose children the engine watches and caches; empty for every namespace
+    /// (one watch per kind). Otherwise a namespaced kind is watched once per namespace, and a
+    /// cluster-scoped kind once, limited by its owner-namespace label to children of owners in
+    /// these namespaces, so a child of an owner elsewhere is never cached nor triggers anything.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +72,7 @@ impl Default for EngineConfig {
             cache_ready_timeout: Duration::from_secs(30),
             list_page_size: 100,
             take_over_from: Vec::new(),
+            namespaces: Vec::new(),
         }
     }
 }
@@ -338,10 +344,12 @@ impl Engine {
     pub fn run_watches(
         &self,
     ) -> Result<impl Future<Output = ()> + Send + 'static + use<>, ApplyError> {
+        let config = &self.inner.config;
         let tasks = self.inner.caches.watch_tasks(
             &self.inner.client,
-            self.inner.config.watch_selector.as_deref(),
-            self.inner.config.list_page_size,
+            config.watch_selector.as_deref(),
+            config.list_page_size,
+            &config.namespaces,
         )?;
         Ok(async move {
             join_all(tasks).await;

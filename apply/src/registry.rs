@@ -162,6 +162,15 @@ impl KindRegistry {
         self
     }
 
+    /// The child kinds of one scope; the owner kinds stay with the namespaced ones.
+    pub fn only(mut self, scope: Scope) -> Self {
+        self.kinds.retain(|kind| kind.scope == scope);
+        if scope == Scope::Cluster {
+            self.owners.clear();
+        }
+        self
+    }
+
     /// Looks a child kind up by `apiVersion` and `kind`.
     pub fn find(&self, api_version: &str, kind: &str) -> Option<&KindSpec> {
         self.kinds.iter().find(|k| k.matches(api_version, kind))

@@ -150,6 +150,9 @@ pub struct Cluster {
     pub namespace: String,
     pub metrics: Arc<Metrics>,
     settings: Settings,
+    /// The namespaces the operator watches: set by [`Self::start_operator_watching`]; else the
+    /// scenario's own on a real cluster and all on the emulator.
+    watched: Option<Vec<String>>,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -206,6 +209,7 @@ impl Cluster {
             namespace,
             metrics: Arc::new(Metrics::new()),
             settings: Settings::default(),
+            watched: None,
             operator: None,
         };
         cluster.install_crds().await;
@@ -337,8 +341,12 @@ impl Cluster {
     /// namespace on a real cluster, so scenarios running side by side do not meet).
     pub fn start_operator(&mut self) {
         let (stop, stopped) = oneshot::channel::<()>();
+        let own = || match self.is_emulated() {
+            true => Vec::new(),
+            false => vec![self.namespace.clone()],
+        };
         let options = RunOptions {
-            namespace: (!self.is_emulated()).then(|| self.namespace.clone()),
+            namespaces: self.watched.clone().unwrap_or_else(own),
             debounce: Duration::from_millis(50),
             settings: self.settings.clone(),
             ..RunOptions::default()
@@ -357,6 +365,12 @@ impl Cluster {
             stop,
             tokio::spawn(async move { task.await.expect("operator task").expect("operator runs") }),
         ));
+    }
+
+    /// Starts the operator watching `namespaces` only (`fieldwise run --namespace a,b`).
+    pub fn start_operator_watching(&mut self, namespaces: &[&str]) {
+        self.watched = Some(namespaces.iter().map(|n| (*n).to_owned()).collect());
+        self.start_operator();
     }
 
     /// Stops the operator and waits until it has.
@@ -513,7 +527,7 @@ impl Teardown {
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let options = RunOptions {
-            namespace: Some(self.namespace.clone()),
+            namespaces: vec![self.namespace.clone()],
             settings: self.settings,
             ..RunOptions::default()
         };

@@ -9,6 +9,7 @@ mod faults;
 mod harness;
 mod leader;
 mod lifecycle;
+mod namespaced;
 mod prism;
 mod prism_day2;
 mod prism_scaling;

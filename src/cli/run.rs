@@ -3,21 +3,34 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
 
 use crate::{
+    deploy::{
+        NAMESPACE,
+        rbac::{CLUSTER_SCOPED_ROLE, SERVICE_ACCOUNT, cluster_scoped_rules},
+    },
     featurestore::context::ImageDefaults,
-    runtime::{RunOptions, errors, run as run_controller},
+    runtime::{
+        RunOptions, access::missing_cluster_wide, errors, namespaces::parse_watch_namespaces,
+        run as run_controller,
+    },
     settings::{DEFAULT_RESYNC_PERIOD, DEFAULT_TAKE_OVER_FROM, Settings},
 };
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Watch FeatureStores in this namespace only (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch FeatureStores and PrismClusters, and their children and Secrets, in these namespaces
+    /// only: repeat the flag or separate names with commas (default, or empty: all namespaces).
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACE",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    pub namespace: Vec<String>,
     /// FeatureStores reconciled at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
@@ -97,6 +110,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
+    // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
+    let namespaces = parse_watch_namespaces(&args.namespace)?;
     let client = client().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
@@ -114,11 +129,11 @@ async fn serve(args: Args) -> Result<(), String> {
     let settings = Settings {
         resync_period: Duration::from_secs(args.resync_seconds),
         take_over_from: take_over_from(args.take_over_from),
+        cluster_scoped_off: cluster_scoped_off(&client, &namespaces).await,
         ..settings(&client).await
     };
     let options = RunOptions {
-        // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
-        namespace: args.namespace.filter(|namespace| !namespace.is_empty()),
+        namespaces,
         concurrency: args.concurrency,
         debounce: Duration::from_millis(args.debounce_ms),
         instance: args.instance,
@@ -230,6 +245,42 @@ pub fn operator_config(mut config: kube::Config) -> kube::Config {
     config
 }
 
+/// Whether an operator watching `namespaces` only may manage cluster-scoped children: `None` when
+/// it watches every namespace or holds [`cluster_scoped_rules`] cluster-wide (asked once, here);
+/// otherwise how to grant them, for the status of the resources that need them.
+pub async fn cluster_scoped_off(client: &kube::Client, namespaces: &[String]) -> Option<String> {
+    if namespaces.is_empty() {
+        return None;
+    }
+    let missing = match missing_cluster_wide(client, &cluster_scoped_rules()).await {
+        Ok(missing) if missing.is_empty() => {
+            info!("cluster-scoped children are managed: the operator holds their permissions");
+            return None;
+        }
+        Ok(missing) => missing.join(", "),
+        Err(error) => format!("could not ask ({})", errors::message(&error)),
+    };
+    let grant = grant_cluster_scoped();
+    warn!(
+        %missing,
+        "cluster-scoped children (token-review ClusterRoles and bindings) are off: resources that \
+         need them get a condition saying so. {grant}"
+    );
+    Some(grant)
+}
+
+/// How an administrator lets the operator manage cluster-scoped children.
+fn grant_cluster_scoped() -> String {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| NAMESPACE.to_owned());
+    format!(
+        "To have fieldwise manage them, grant its ServiceAccount the ClusterRole \
+         {CLUSTER_SCOPED_ROLE} (deploy/overlays/namespaced) and restart it: kubectl create \
+         clusterrolebinding {CLUSTER_SCOPED_ROLE} --clusterrole={CLUSTER_SCOPED_ROLE} \
+         --serviceaccount={namespace}:{SERVICE_ACCOUNT}; or create them yourself as `fieldwise render` \
+         shows them"
+    )
+}
+
 /// The managers to take over from, without the empty names `--take-over-from ''` (or a stray
 /// comma) gives: an empty value means none.
 fn take_over_from(names: Vec<String>) -> Vec<String> {
@@ -259,6 +310,7 @@ pub async fn settings(client: &kube::Client) -> Settings {
         .await,
         resync_period: DEFAULT_RESYNC_PERIOD,
         take_over_from: crate::settings::default_take_over_from(),
+        cluster_scoped_off: None,
     }
 }
 
@@ -328,6 +380,26 @@ mod tests {
     fn managers(flags: &[&str]) -> Vec<String> {
         let cli = Cli::parse_from(std::iter::once("fieldwise").chain(flags.iter().copied()));
         take_over_from(cli.run.take_over_from)
+    }
+
+    fn namespaces(flags: &[&str]) -> Result<Vec<String>, String> {
+        let cli = Cli::try_parse_from(std::iter::once("fieldwise").chain(flags.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        parse_watch_namespaces(&cli.run.namespace)
+    }
+
+    #[test]
+    fn namespace_is_repeatable_and_comma_separated() {
+        assert_eq!(
+            namespaces(&["--namespace", "a, b", "--namespace", "c,a"]).unwrap(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            namespaces(&["--namespace", ""]).unwrap(),
+            Vec::<String>::new()
+        );
+        let error = namespaces(&["--namespace", "a,B"]).unwrap_err();
+        assert!(error.contains("\"B\" is not a namespace name"), "{error}");
     }
 
     #[test]

@@ -24,16 +24,29 @@ pub enum Part {
     Crds,
     /// The optional Prometheus Operator ServiceMonitor.
     ServiceMonitor,
+    /// The namespaced overlay: a Role and RoleBinding in each watched namespace.
+    NamespacedRoles,
+    /// The namespaced overlay: the ClusterRole (and binding) of what is cluster-scoped by nature.
+    NamespacedClusterScoped,
+    /// The namespaced overlay: WATCH_NAMESPACE on the Deployment (a patch).
+    NamespacedWatch,
 }
+
+/// The namespaces the namespaced overlay watches, as an example (its README says how to change
+/// them).
+pub const EXAMPLE_WATCH_NAMESPACES: [&str; 2] = ["team-a", "team-b"];
 
 impl Part {
     /// Every part, in install order.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 8] = [
         Part::Namespace,
         Part::Crds,
         Part::Rbac,
         Part::Manager,
         Part::ServiceMonitor,
+        Part::NamespacedRoles,
+        Part::NamespacedClusterScoped,
+        Part::NamespacedWatch,
     ];
 
     /// Where the part lives under `deploy/`.
@@ -44,6 +57,9 @@ impl Part {
             Part::Manager => "default/manager.yaml",
             Part::Crds => "default/crds.yaml",
             Part::ServiceMonitor => "overlays/servicemonitor/servicemonitor.yaml",
+            Part::NamespacedRoles => "overlays/namespaced/roles.yaml",
+            Part::NamespacedClusterScoped => "overlays/namespaced/cluster-scoped.yaml",
+            Part::NamespacedWatch => "overlays/namespaced/watch-namespace.yaml",
         };
         PathBuf::from(file)
     }
@@ -80,6 +96,22 @@ impl Part {
             }
             Part::Crds => Vec::new(),
             Part::ServiceMonitor => vec![manager::service_monitor()],
+            Part::NamespacedRoles => EXAMPLE_WATCH_NAMESPACES
+                .iter()
+                .flat_map(|namespace| {
+                    [
+                        value(&rbac::namespaced_role(namespace)),
+                        value(&rbac::namespaced_role_binding(namespace)),
+                    ]
+                })
+                .collect(),
+            Part::NamespacedClusterScoped => vec![
+                value(&rbac::cluster_scoped_role()),
+                value(&rbac::cluster_scoped_role_binding()),
+            ],
+            Part::NamespacedWatch => vec![manager::watch_namespace_patch(
+                &EXAMPLE_WATCH_NAMESPACES.join(","),
+            )],
         }
     }
 }

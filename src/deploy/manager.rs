@@ -172,6 +172,20 @@ fn env(scope: WatchScope) -> Vec<EnvVar> {
     env
 }
 
+/// A strategic-merge patch of the Deployment setting WATCH_NAMESPACE to `namespaces`
+/// (comma-separated), for the namespaced overlay.
+pub fn watch_namespace_patch(namespaces: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": CONTAINER,
+            "env": [{"name": "WATCH_NAMESPACE", "value": namespaces}]
+        }]}}}
+    })
+}
+
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),

@@ -376,14 +376,25 @@ pod it creates passes the `restricted` Pod Security Standard. It also reconciles
 (`prism.io/v1alpha1`): a whole Prism data layer (backends, admin, proxy, pattern runners, ingress, observability) \
 from one resource.";
 
-/// The operator watches one namespace or all of them (`--namespace`), never a chosen set.
+/// The operator watches the Operator Group's target namespaces (`olm.targetNamespaces` into
+/// WATCH_NAMESPACE, comma-separated), or all of them.
 fn install_modes() -> Value {
     json!([
         {"type": "OwnNamespace", "supported": true},
         {"type": "SingleNamespace", "supported": true},
-        {"type": "MultiNamespace", "supported": false},
+        {"type": "MultiNamespace", "supported": true},
         {"type": "AllNamespaces", "supported": true},
     ])
+}
+
+/// The CSV's `permissions`: what the operator needs in each watched namespace and the leader
+/// election in its own.
+fn olm_namespaced_rules() -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+    rbac::merge(
+        rbac::namespaced_rules()
+            .into_iter()
+            .chain(rbac::leader_election_rules()),
+    )
 }
 
 fn install_spec(release: &Release) -> Value {
@@ -399,8 +410,11 @@ fn install_spec(release: &Release) -> Value {
         container.image = Some(release.operator_image());
     }
     json!({
-        "permissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": rbac::leader_election_rules()}],
-        "clusterPermissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": rbac::cluster_rules()}],
+        // OLM grants `permissions` by a Role in the install namespace (the leader Lease's) and in
+        // each target namespace, or by a ClusterRole in AllNamespaces mode; `clusterPermissions`
+        // always cluster-wide: only what is cluster-scoped by nature.
+        "permissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": olm_namespaced_rules()}],
+        "clusterPermissions": [{"serviceAccountName": SERVICE_ACCOUNT, "rules": rbac::cluster_scoped_rules()}],
         "deployments": [{
             "name": DEPLOYMENT,
             "label": manager::selector_labels(),

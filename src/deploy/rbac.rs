@@ -16,7 +16,7 @@ use k8s_openapi::{
 
 use super::{NAMESPACE, labels};
 use crate::featurestore::{
-    graph::{SHIPPED_CLUSTER_ROLES, shipped_cluster_role_rules},
+    graph::{CRON_JOB_EXEC_CLUSTER_ROLE, SHIPPED_CLUSTER_ROLES, shipped_cluster_role_rules},
     leftovers::FEAST_SHARED_CLUSTER_ROLES,
 };
 use crate::leader::LEASE_NAME;
@@ -176,6 +176,57 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
     rules
 }
 
+/// The operator's rules in each watched namespace when it watches some namespaces only
+/// (`fieldwise run --namespace`): every namespaced kind of every registry with the owners, the
+/// controllers' own calls and the delegated permissions (a FeatureStore's Roles grant them in its
+/// namespace, so the operator must hold them there; on `namespaces` and the RBAC kinds they reach
+/// nothing beyond the namespace itself). Nothing cluster-scoped: see [`cluster_scoped_rules`].
+pub fn namespaced_rules() -> Vec<PolicyRule> {
+    let registry = crate::runtime::all_kinds()
+        .only(fieldwise_apply::Scope::Namespaced)
+        .policy_rules();
+    let own = CONTROLLER_CALLS
+        .iter()
+        .chain(DELEGATED_CALLS)
+        .map(Calls::rule);
+    let mut rules = merge(registry.into_iter().chain(own));
+    rules.extend(NAMED_NAMESPACED_CALLS.iter().map(NamedCalls::rule));
+    rules
+}
+
+/// `bind` of the shipped ClusterRole the CronJob's RoleBinding refers to. That binding is
+/// namespaced, so the API server checks `bind` in its namespace: a watched namespace's Role grants it.
+pub const NAMED_NAMESPACED_CALLS: &[NamedCalls] = &[NamedCalls {
+    calls: Calls {
+        group: RBAC_GROUP,
+        resource: "clusterroles",
+        verbs: &["bind"],
+        why: "binding the shipped CronJob ClusterRole in the namespace",
+    },
+    names: &[CRON_JOB_EXEC_CLUSTER_ROLE],
+}];
+
+/// What is cluster-scoped by nature: managing the cluster-scoped children (a FeatureStore's
+/// token-review ClusterRoleBindings), binding the shipped ClusterRoles they refer to, and reading
+/// the Feast operator's shared ClusterRoles for the leftovers report. An operator watching some
+/// namespaces only manages those children when it holds these rules (checked at start,
+/// `crate::runtime::access`), and leaves them out otherwise.
+pub fn cluster_scoped_rules() -> Vec<PolicyRule> {
+    let registry = crate::runtime::all_kinds()
+        .only(fieldwise_apply::Scope::Cluster)
+        .policy_rules();
+    let mut rules = merge(registry);
+    rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
+    rules
+}
+
+/// The ClusterRole (and its binding) with [`cluster_scoped_rules`], in the namespaced install.
+pub const CLUSTER_SCOPED_ROLE: &str = "fieldwise-cluster-scoped";
+
+/// The Role (and its binding) with [`namespaced_rules`] in each watched namespace of the
+/// namespaced install.
+pub const NAMESPACED_ROLE: &str = "fieldwise-manager";
+
 /// The rules of the leader-election Role.
 pub fn leader_election_rules() -> Vec<PolicyRule> {
     let mut rules = merge(LEADER_ELECTION_CALLS.iter().map(Calls::rule));
@@ -308,6 +359,41 @@ pub fn cluster_role_binding() -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(CLUSTER_ROLE, None),
         role_ref: role_ref("ClusterRole", CLUSTER_ROLE),
+        subjects: Some(vec![subject()]),
+    }
+}
+
+/// The Role with [`namespaced_rules`] in `namespace`, for an operator watching it.
+pub fn namespaced_role(namespace: &str) -> Role {
+    Role {
+        metadata: meta(NAMESPACED_ROLE, Some(namespace)),
+        rules: Some(namespaced_rules()),
+    }
+}
+
+/// Binds [`namespaced_role`] in `namespace` to the operator's ServiceAccount.
+pub fn namespaced_role_binding(namespace: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(NAMESPACED_ROLE, Some(namespace)),
+        role_ref: role_ref("Role", NAMESPACED_ROLE),
+        subjects: Some(vec![subject()]),
+    }
+}
+
+/// The ClusterRole with [`cluster_scoped_rules`].
+pub fn cluster_scoped_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(CLUSTER_SCOPED_ROLE, None),
+        rules: Some(cluster_scoped_rules()),
+        aggregation_rule: None,
+    }
+}
+
+/// Binds [`cluster_scoped_role`] to the operator's ServiceAccount.
+pub fn cluster_scoped_role_binding() -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(CLUSTER_SCOPED_ROLE, None),
+        role_ref: role_ref("ClusterRole", CLUSTER_SCOPED_ROLE),
         subjects: Some(vec![subject()]),
     }
 }

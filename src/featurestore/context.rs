@@ -76,6 +76,10 @@ pub struct GraphContext {
     /// namespace that want it too (not being deleted): they share the Role. A name missing here is
     /// the FeatureStore's alone.
     pub role_sharers: BTreeMap<String, Vec<CoOwner>>,
+    /// Set when the operator may not manage cluster-scoped objects (it watches some namespaces
+    /// only and was not granted them, see `crate::runtime::access`): how to grant them. The
+    /// graph then leaves its ClusterRoles and ClusterRoleBindings out and the status says so.
+    pub cluster_scoped_off: Option<String>,
 }
 
 /// The secret key of a FeatureStore's config hash. `Debug` never shows it.

@@ -29,7 +29,10 @@ use super::{
     references::{
         custom_roles, referenced_config_maps, referenced_feature_store, referenced_secrets,
     },
-    status::{DeploymentObservation, FAILED_REASON, Outcome, READY_TYPE, derive_status},
+    status::{
+        CLUSTER_SCOPED_OFF_REASON, CLUSTER_SCOPED_TYPE, DeploymentObservation, FAILED_REASON,
+        Outcome, READY_TYPE, cluster_scoped_off_message, derive_status,
+    },
 };
 use crate::{
     runtime::{Applied, Controller, Graph, GraphResult, Notice, Rejection, Shared, Workloads},
@@ -50,6 +53,9 @@ pub struct FeatureStoreController {
     oidc_issuer_url: Option<String>,
     service_monitor_available: bool,
     openshift: bool,
+    /// How to grant what is needed when the operator may not manage cluster-scoped children
+    /// ([`Settings::cluster_scoped_off`]); `None` when it manages them.
+    cluster_scoped_off: Option<String>,
 }
 
 impl FeatureStoreController {
@@ -64,6 +70,7 @@ impl FeatureStoreController {
             oidc_issuer_url: settings.oidc_issuer_url.clone(),
             service_monitor_available: settings.service_monitor_available,
             openshift: settings.openshift,
+            cluster_scoped_off: settings.cluster_scoped_off.clone(),
         }
     }
 
@@ -78,6 +85,7 @@ impl FeatureStoreController {
             oidc_issuer_url: None,
             service_monitor_available,
             openshift,
+            cluster_scoped_off: None,
         }
     }
 
@@ -88,6 +96,7 @@ impl FeatureStoreController {
             oidc_issuer_url: self.oidc_issuer_url.clone(),
             service_monitor_available: self.service_monitor_available,
             openshift: self.openshift,
+            cluster_scoped_off: self.cluster_scoped_off.clone(),
             ..GraphContext::default()
         }
     }
@@ -106,7 +115,12 @@ impl Controller for FeatureStoreController {
     const APP_NAME: &'static str = "featurestore";
 
     fn kinds(&self) -> KindRegistry {
-        kinds::registry(self.service_monitor_available)
+        let registry = kinds::registry(self.service_monitor_available);
+        match self.cluster_scoped_off {
+            // Neither watched nor applied: the operator may not.
+            Some(_) => registry.only(fieldwise_apply::Scope::Namespaced),
+            None => registry,
+        }
     }
 
     fn parse(cached: &CachedFeatureStore) -> Result<FeatureStore, String> {
@@ -163,6 +177,10 @@ impl Controller for FeatureStoreController {
                 applied: &graph.applied,
                 hostnames: &graph.hostnames,
                 unsupported: &graph.unsupported,
+                cluster_scoped_off: inputs
+                    .cluster_scoped_off
+                    .as_deref()
+                    .map(|grant| (graph.cluster_scoped_left_out.as_slice(), grant)),
                 // A child that failed to be pruned is in no part any more; the FeatureStore
                 // condition reports it with the feature servers'.
                 failed: failed
@@ -197,17 +215,29 @@ impl Controller for FeatureStoreController {
     }
 
     fn notices(&self, fs: &FeatureStore, graph: &DesiredGraph) -> Vec<Notice> {
-        if graph.unsupported.is_empty() || had_condition(fs, "Unsupported") {
-            return Vec::new();
+        let mut notices = Vec::new();
+        if let Some(grant) = &self.cluster_scoped_off
+            && !graph.cluster_scoped_left_out.is_empty()
+            && !had_condition(fs, CLUSTER_SCOPED_TYPE)
+        {
+            notices.push(Notice {
+                type_: EventType::Warning,
+                reason: CLUSTER_SCOPED_OFF_REASON,
+                note: cluster_scoped_off_message(fs, &graph.cluster_scoped_left_out, grant),
+            });
         }
-        vec![Notice {
+        if graph.unsupported.is_empty() || had_condition(fs, "Unsupported") {
+            return notices;
+        }
+        notices.push(Notice {
             type_: EventType::Warning,
             reason: "Unsupported",
             note: format!(
                 "fieldwise does not create the objects these fields need: {}",
                 graph.unsupported.join(", ")
             ),
-        }]
+        });
+        notices
     }
 
     fn has_status(&self, fs: &FeatureStore) -> bool {
@@ -215,6 +245,10 @@ impl Controller for FeatureStoreController {
     }
 
     async fn taken_on(&self, fs: &FeatureStore, shared: &Shared<Self>) -> Vec<Notice> {
+        if self.cluster_scoped_off.is_some() {
+            // The leftovers are cluster-scoped: the operator may not read them.
+            return Vec::new();
+        }
         leftovers::notices(fs, &shared.client).await
     }
 

@@ -23,6 +23,11 @@ pub const FAILED_REASON: &str = "FeatureStoreFailed";
 /// The same as [`READY_TYPE`] under the name tools expect (`kubectl wait --for=condition=Ready`).
 pub const KUBERNETES_READY_TYPE: &str = "Ready";
 const UNSUPPORTED_TYPE: &str = "Unsupported";
+/// Present (False) when the graph's ClusterRoles and bindings were left out because the operator
+/// may not manage cluster-scoped objects (see `GraphContext::cluster_scoped_off`).
+pub const CLUSTER_SCOPED_TYPE: &str = "ClusterScopedRBAC";
+/// That condition's reason.
+pub const CLUSTER_SCOPED_OFF_REASON: &str = "NotPermittedToOperator";
 /// Present (True) when `status.applied` leaves out parts of a spec too large to copy.
 pub const TRIMMED_TYPE: &str = "StatusTrimmed";
 
@@ -44,6 +49,9 @@ pub enum Outcome<'a> {
         applied: &'a FeatureStoreSpec,
         hostnames: &'a ServiceHostnames,
         unsupported: &'a [String],
+        /// What the graph left out because the operator may not manage cluster-scoped objects,
+        /// and how to grant them ([`CLUSTER_SCOPED_TYPE`]).
+        cluster_scoped_off: Option<(&'a [String], &'a str)>,
         failed: Vec<(ServiceType, String)>,
     },
     /// The graph could not be built (bad reference, bad Secret): nothing was applied.
@@ -54,6 +62,20 @@ pub enum Outcome<'a> {
         /// The FeatureStore condition's reason: [`FAILED_REASON`] unless the problem has its own.
         reason: &'a str,
     },
+}
+
+/// What the [`CLUSTER_SCOPED_TYPE`] condition says: what is missing, for which ServiceAccount,
+/// and how to grant it.
+pub fn cluster_scoped_off_message(fs: &FeatureStore, left_out: &[String], grant: &str) -> String {
+    let namespace = fs.metadata.namespace.as_deref().unwrap_or("default");
+    let account =
+        crate::featurestore::names::base_name(fs.metadata.name.as_deref().unwrap_or_default());
+    format!(
+        "fieldwise watches only some namespaces and may not manage cluster-scoped objects, so it did \
+         not create {} for the ServiceAccount {namespace}/{account} (the feature servers' token \
+         reviews need it). {grant}",
+        left_out.join(" and ")
+    )
 }
 
 /// Derives the whole status. `previous` conditions keep their `lastTransitionTime` while their status holds.
@@ -109,6 +131,23 @@ pub fn derive_status(
                 message,
             ));
         }
+    }
+    if let Outcome::Applied {
+        cluster_scoped_off: Some((left_out, grant)),
+        ..
+    } = outcome
+        && !left_out.is_empty()
+    {
+        let message = cluster_scoped_off_message(fs, left_out, grant);
+        conditions.push(condition(
+            previous,
+            generation,
+            now,
+            CLUSTER_SCOPED_TYPE,
+            ConditionStatus::False,
+            CLUSTER_SCOPED_OFF_REASON.into(),
+            message,
+        ));
     }
     let (applied_copy, left_out) = bounded_applied(applied);
     if !left_out.is_empty() {
@@ -366,6 +405,7 @@ mod tests {
             applied: &applied,
             hostnames: &hostnames,
             unsupported: &[],
+            cluster_scoped_off: None,
             failed: Vec::new(),
         };
         derive_status(fs, &outcome, deployment, now)
@@ -568,6 +608,7 @@ mod tests {
             applied: &applied,
             hostnames: &hostnames,
             unsupported: &[],
+            cluster_scoped_off: None,
             failed: vec![(ServiceType::Client, "forbidden".into())],
         };
         let status = derive_status(&fs, &outcome, None, &at(100));
@@ -630,6 +671,7 @@ mod tests {
             applied: &applied,
             hostnames: &hostnames,
             unsupported: &unsupported,
+            cluster_scoped_off: None,
             failed: Vec::new(),
         };
         let status = derive_status(&fs, &outcome, Some(&available(1)), &at(100));

@@ -25,10 +25,12 @@
 //!
 //! Errors reach logs, Events and conditions as messages ([`errors::message`]), never as debug dumps.
 
+pub mod access;
 pub mod conditions;
 mod controller;
 pub mod errors;
 mod events;
+pub mod namespaces;
 mod queue;
 mod reconcile;
 mod run;

@@ -8,7 +8,7 @@ use fieldwise_apply::{Engine, EngineConfig};
 use fieldwise_observability::{Health, Metrics};
 use futures::{FutureExt, Stream, StreamExt, future::Shared as SharedFuture};
 use kube::{
-    Api, Client, Resource,
+    Client, Resource,
     runtime::{
         Controller as KubeController, WatchStreamExt,
         controller::Config as ControllerConfig,
@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 use super::{
     controller::{Controller, Shared},
     errors,
+    namespaces::{self, watch_namespaces},
     queue::{AbortOnDrop, SpecSeen, Synced, mark_synced},
     reconcile::{Context, error_policy, reconcile},
     secrets::{SecretMeta, SecretReader, trim_for_cache},
@@ -43,8 +44,9 @@ const SECRET_EVENTS_BUFFER: usize = 1024;
 /// How the operator runs.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Watch only this namespace; `None` watches all.
-    pub namespace: Option<String>,
+    /// Watch (and cache) owners, children and Secrets in these namespaces only; empty watches all
+    /// (one watch per kind). See [`super::namespaces::parse_watch_namespaces`].
+    pub namespaces: Vec<String>,
     /// Resources of each controller reconciled at the same time.
     pub concurrency: u16,
     /// Quiet time after a change before reconciling, so a burst of child events makes one reconcile.
@@ -60,7 +62,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            namespace: None,
+            namespaces: Vec::new(),
             concurrency: 4,
             debounce: Duration::from_millis(500),
             instance: "fieldwise".to_owned(),
@@ -108,6 +110,7 @@ pub async fn run(
     }
     let engine_config = EngineConfig {
         take_over_from: settings.take_over_from.clone(),
+        namespaces: options.namespaces.clone(),
         ..EngineConfig::default()
     };
     let list_page_size = engine_config.list_page_size;
@@ -141,7 +144,7 @@ pub async fn run(
     if prism_clusters.is_some() {
         owner_lists.push(prism_synced);
     }
-    let secrets = SecretWatch::new(&client, options.namespace.as_deref(), list_page_size);
+    let secrets = SecretWatch::new(&client, &options.namespaces, list_page_size);
     let mut reflectors = owner_lists.clone();
     reflectors.push(secrets.synced.clone());
     spawn_readiness(engine.clone(), reflectors, health.clone());
@@ -205,16 +208,14 @@ impl Wiring {
         shutdown: Shutdown,
     ) {
         self.metrics.register_controller(C::NAME);
-        let namespace = self.options.namespace.as_deref();
-        let owners: Api<C::Cached> = scoped_api(&self.client, namespace);
+        let namespaces = &self.options.namespaces;
         let (store, writer) = reflector::store();
         let list_config = watcher::Config::default().page_size(self.list_page_size);
         let owners_listed = synced.subscribe();
         // The engine keeps each status write until this watch shows it (see Engine::owner_seen).
         let status_writes_seen = self.engine.clone();
         let owner_events = mark_synced(
-            watcher(owners, list_config)
-                .default_backoff()
+            watch_namespaces::<C::Cached>(&self.client, namespaces, list_config, |_| {})
                 .reflect(writer),
             synced,
         )
@@ -250,7 +251,7 @@ impl Wiring {
         let secret_readers = secret_triggers::<C>(secrets.subscribe(), store.clone()).map(enqueue);
         info!(
             controller = C::NAME,
-            namespace = namespace.unwrap_or("<all>"),
+            namespaces = %namespaces::describe(namespaces),
             "starting the controller"
         );
         // The owners' own triggers come from `own`; the main stream only names the store.
@@ -408,9 +409,7 @@ struct SecretWatch {
 }
 
 impl SecretWatch {
-    fn new(client: &Client, namespace: Option<&str>, page_size: u32) -> Self {
-        // A `PartialObjectMeta` Api: the watch asks for metadata only.
-        let api: Api<SecretMeta> = scoped_api(client, namespace);
+    fn new(client: &Client, namespaces: &[String], page_size: u32) -> Self {
         let (store, writer) = reflector::store();
         let (synced_tx, synced) = Synced::new();
         let (changes, _) = broadcast::channel(SECRET_EVENTS_BUFFER);
@@ -424,10 +423,9 @@ impl SecretWatch {
                 fieldwise_apply::labels::MANAGED_BY_VALUE
             ));
         let sender = changes.clone();
+        // `SecretMeta` is a `PartialObjectMeta`: the watch asks for metadata only.
         let watch = mark_synced(
-            watcher(api, user_secrets)
-                .default_backoff()
-                .modify(trim_for_cache)
+            watch_namespaces::<SecretMeta>(client, namespaces, user_secrets, trim_for_cache)
                 .reflect(writer),
             synced_tx,
         )
@@ -480,16 +478,6 @@ impl SecretWatch {
                 watch.await;
             }
         }))
-    }
-}
-
-fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
     }
 }
 

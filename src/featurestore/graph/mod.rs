@@ -9,7 +9,7 @@ mod cronjob;
 mod deployment;
 mod hostnames;
 mod objects;
-mod rbac;
+pub mod rbac;
 mod scaling;
 mod servers;
 mod services;
@@ -68,6 +68,9 @@ pub struct DesiredGraph {
     pub hostnames: ServiceHostnames,
     /// Spec fields fieldwise accepts but does not act on (their objects would be OpenShift- or add-on-specific).
     pub unsupported: Vec<String>,
+    /// The cluster-scoped children left out because the operator may not manage them
+    /// ([`GraphContext::cluster_scoped_off`]), as `<Kind> <name>`.
+    pub cluster_scoped_left_out: Vec<String>,
 }
 
 /// Why the graph could not be built; the status names the failing part with the message.
@@ -157,7 +160,12 @@ pub fn desired_graph(
         FEATURE_SERVER_PART,
         &rbac::service_account(cr_name, namespace),
     );
+    let mut cluster_scoped_left_out = Vec::new();
     for object in rbac::authorization_objects(cr_name, namespace, &applied) {
+        if context.cluster_scoped_off.is_some() && rbac::is_cluster_scoped(&object) {
+            cluster_scoped_left_out.push(rbac::kind_and_name(&object));
+            continue;
+        }
         children.push(ServiceType::Authorization.into(), object);
     }
     for (role, sharers) in rbac::custom_roles(fs, &applied, context) {
@@ -201,6 +209,7 @@ pub fn desired_graph(
         applied,
         hostnames,
         unsupported,
+        cluster_scoped_left_out,
     })
 }
 

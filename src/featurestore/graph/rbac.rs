@@ -152,6 +152,22 @@ fn cluster_role_binding(cr_name: &str, namespace: &str, suffix: &str, role: &str
     })
 }
 
+/// Whether an authorization object is cluster-scoped (a ClusterRole or ClusterRoleBinding).
+pub fn is_cluster_scoped(object: &Value) -> bool {
+    object.pointer("/metadata/namespace").is_none()
+}
+
+/// `<Kind> <name>` of an authorization object, for the status.
+pub fn kind_and_name(object: &Value) -> String {
+    let text = |pointer| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    format!("{} {}", text("/kind"), text("/metadata/name"))
+}
+
 /// The ServiceAccount, Role and RoleBinding the CronJob's `kubectl exec` runs with (`feast-<cr>-cronjob`):
 /// the Role reads its own Deployment only; listing pods and exec come from the shipped ClusterRole, bound
 /// in the FeatureStore's namespace only.

@@ -463,6 +463,27 @@ fn the_graph_binds_the_shipped_cluster_roles_and_makes_none() {
 }
 
 #[test]
+fn cluster_scoped_children_are_left_out_when_the_operator_may_not_manage_them() {
+    let fs = feature_store(json!({"feastProject": "p", "authz": {"kubernetes": {}}}));
+    let context = GraphContext {
+        cluster_scoped_off: Some("grant it".to_owned()),
+        ..context_with_db_secret()
+    };
+    let graph = desired_graph(&fs, &context).expect("the graph builds");
+    assert!(find(&graph, "ClusterRole", "feast.ns.fs.token-review").is_none());
+    assert!(find(&graph, "ClusterRoleBinding", "feast.ns.fs.token-review").is_none());
+    object(&graph, "Role", "feast-fs");
+    object(&graph, "RoleBinding", "feast-fs");
+    assert_eq!(
+        graph.cluster_scoped_left_out,
+        ["ClusterRoleBinding feast.ns.fs.token-review"]
+    );
+    let managed = desired_graph(&fs, &context_with_db_secret()).expect("the graph builds");
+    object(&managed, "ClusterRoleBinding", "feast.ns.fs.token-review");
+    assert!(managed.cluster_scoped_left_out.is_empty());
+}
+
+#[test]
 fn the_cron_job_is_suspended_and_yearly_without_a_schedule() {
     let graph = graph(json!({"feastProject": "p"}));
     let cron = object(&graph, "CronJob", "feast-fs");

@@ -168,6 +168,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let server = &state.server;
+    if method == Method::POST && uri.path() == SELF_SUBJECT_ACCESS_REVIEWS {
+        return self_subject_access_review(&body);
+    }
     if api_group_of(uri.path()).is_some_and(|g| !server.registry.serves_group(g)) {
         return page_not_found();
     }
@@ -195,6 +198,23 @@ async fn handle(
         },
         Route::Resource(rp) => resource(&state, rp, method, uri, headers, body).await,
     }
+}
+
+const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+/// The emulator authorizes every request, so it allows whatever a SelfSubjectAccessReview asks
+/// (kube-apiserver answers the review with its status filled in and stores nothing).
+fn self_subject_access_review(body: &Bytes) -> Response {
+    let Ok(mut review) = serde_json::from_slice::<Value>(body) else {
+        return ApiError::new(
+            400,
+            "BadRequest",
+            "the body is not a SelfSubjectAccessReview",
+        )
+        .into_response();
+    };
+    review["status"] = serde_json::json!({"allowed": true});
+    json_response(StatusCode::CREATED, &review)
 }
 
 /// The group of an `/apis/<group>/...` path.
