@@ -57,6 +57,9 @@ fn controller_calls() -> BTreeSet<Permission> {
         ("", "configmaps", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
+        // The metrics endpoint authenticates and authorizes each scrape (src/metrics_access.rs).
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
     ]
     .into_iter()
     .map(|(g, r, v)| perm(g, r, v))
@@ -342,6 +345,10 @@ fn kustomize_install_has_every_object_with_secure_settings() {
         &value(&rbac::leader_election_role_binding())
     );
     assert_eq!(
+        find(&docs, "ClusterRole", rbac::METRICS_READER_ROLE),
+        &value(&rbac::metrics_reader_role())
+    );
+    assert_eq!(
         find(&docs, "Service", manager::METRICS_SERVICE)["spec"]["ports"][0]["port"],
         METRICS_PORT
     );
@@ -403,6 +410,14 @@ fn check_deployment(deployment: &Value) {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["ports"][0]["containerPort"], METRICS_PORT);
+    // The kubelet probes the plain-HTTP probe port; the metrics port needs a token.
+    assert_eq!(container["ports"][1]["containerPort"], manager::PROBE_PORT);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container[probe]["httpGet"]["port"],
+            manager::PROBE_PORT_NAME
+        );
+    }
     let args: Vec<&str> = container["args"]
         .as_array()
         .into_iter()
@@ -414,6 +429,20 @@ fn check_deployment(deployment: &Value) {
     assert!(
         args.contains(&format!("--metrics-bind-address=0.0.0.0:{METRICS_PORT}").as_str()),
         "{args:?}"
+    );
+    assert!(
+        args.contains(
+            &format!(
+                "--health-probe-bind-address=0.0.0.0:{}",
+                manager::PROBE_PORT
+            )
+            .as_str()
+        ),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|arg| arg.starts_with("--metrics-insecure")),
+        "the install serves metrics with authentication: {args:?}"
     );
     let env = |name: &str| {
         container["env"]
@@ -456,10 +485,12 @@ fn servicemonitor_overlay_adds_a_monitor_of_the_metrics_service() {
             "the monitor does not select the metrics Service"
         );
     }
-    assert_eq!(
-        monitor["spec"]["endpoints"][0]["port"],
-        service["spec"]["ports"][0]["name"]
-    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], service["spec"]["ports"][0]["name"]);
+    // The metrics port speaks HTTPS and wants the scraper's ServiceAccount token.
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(endpoint["bearerTokenFile"], manager::SCRAPER_TOKEN_FILE);
+    assert_eq!(endpoint["tlsConfig"]["insecureSkipVerify"], true);
     assert_eq!(docs.len(), rendered_install("deploy/default").len() + 1);
 }
 

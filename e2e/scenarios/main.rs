@@ -9,6 +9,7 @@ mod faults;
 mod harness;
 mod leader;
 mod lifecycle;
+mod metrics_auth;
 mod prism;
 mod prism_day2;
 mod prism_scaling;

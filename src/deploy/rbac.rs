@@ -19,6 +19,8 @@ use super::{NAMESPACE, labels};
 pub const SERVICE_ACCOUNT: &str = "fieldwise";
 /// The ClusterRole (and its binding) with everything the controller needs.
 pub const CLUSTER_ROLE: &str = "fieldwise-manager";
+/// The ClusterRole a scraper (Prometheus' ServiceAccount) is bound to, to read the operator's `/metrics`.
+pub const METRICS_READER_ROLE: &str = "fieldwise-metrics-reader";
 /// The Role (and its binding) in the operator's namespace for leader election.
 pub const LEADER_ELECTION_ROLE: &str = "fieldwise-leader-election";
 
@@ -74,6 +76,18 @@ pub const CONTROLLER_CALLS: &[Calls] = &[
         resource: "events",
         verbs: &["create", "patch"],
         why: "kube's event Recorder",
+    },
+    Calls {
+        group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        why: "authenticating /metrics requests (the bearer token of a scrape)",
+    },
+    Calls {
+        group: "authorization.k8s.io",
+        resource: "subjectaccessreviews",
+        verbs: &["create"],
+        why: "authorizing /metrics requests (may the token's user get /metrics)",
     },
 ];
 
@@ -235,6 +249,20 @@ pub fn cluster_role() -> ClusterRole {
     ClusterRole {
         metadata: meta(CLUSTER_ROLE, None),
         rules: Some(cluster_rules()),
+        aggregation_rule: None,
+    }
+}
+
+/// `get` on the non-resource URL `/metrics`: what the operator's metrics endpoint checks with a
+/// SubjectAccessReview. Shipped unbound; bind it to the scraper's ServiceAccount.
+pub fn metrics_reader_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(METRICS_READER_ROLE, None),
+        rules: Some(vec![PolicyRule {
+            non_resource_urls: Some(vec!["/metrics".to_owned()]),
+            verbs: vec!["get".to_owned()],
+            ..PolicyRule::default()
+        }]),
         aggregation_rule: None,
     }
 }
