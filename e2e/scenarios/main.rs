@@ -10,6 +10,7 @@ mod harness;
 mod leader;
 mod lifecycle;
 mod metrics_auth;
+mod olm_bundle;
 mod prism;
 mod prism_day2;
 mod prism_scaling;
