@@ -130,20 +130,31 @@ async fn reload_on_change(directory: PathBuf, current: Arc<CurrentCertificate>) 
         if Arc::strong_count(&current) == 1 {
             return;
         }
-        let now = modified(&directory);
-        if now == seen {
-            continue;
+        seen = reload_if_changed(&directory, &current, seen);
+    }
+}
+
+type Modified = Option<(std::time::SystemTime, std::time::SystemTime)>;
+
+/// Reads the files again when their modification times differ from `seen`; returns the times of
+/// what is served now (unchanged when the new files do not read, so they are tried again later).
+fn reload_if_changed(directory: &Path, current: &CurrentCertificate, seen: Modified) -> Modified {
+    let now = modified(directory);
+    if now == seen {
+        return seen;
+    }
+    match read_directory(directory) {
+        Ok(key) => {
+            *current
+                .0
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
+            tracing::info!(directory = %directory.display(), "serving the renewed metrics certificate");
+            now
         }
-        match read_directory(&directory) {
-            Ok(key) => {
-                *current
-                    .0
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
-                seen = now;
-                tracing::info!(directory = %directory.display(), "serving the renewed metrics certificate");
-            }
-            Err(message) => tracing::error!("keeping the metrics certificate: {message}"),
+        Err(message) => {
+            tracing::error!("keeping the metrics certificate: {message}");
+            seen
         }
     }
 }
@@ -217,5 +228,70 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a fresh pair dated `at` seconds after the epoch (file times are coarse: two writes in
+    /// a row can share one).
+    fn write_pair(directory: &Path, name: &str, at: u64) -> CertificateDer<'static> {
+        let generated =
+            rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("certificate");
+        std::fs::write(directory.join(CERT_FILE), generated.cert.pem()).expect("tls.crt");
+        std::fs::write(
+            directory.join(KEY_FILE),
+            generated.signing_key.serialize_pem(),
+        )
+        .expect("tls.key");
+        date(directory, at);
+        generated.cert.der().clone()
+    }
+
+    fn date(directory: &Path, at: u64) {
+        let time = std::time::UNIX_EPOCH + Duration::from_secs(at);
+        for file in [CERT_FILE, KEY_FILE] {
+            let opened = std::fs::File::options()
+                .write(true)
+                .open(directory.join(file));
+            opened.and_then(|f| f.set_modified(time)).expect("dated");
+        }
+    }
+
+    fn served(current: &CurrentCertificate) -> CertificateDer<'static> {
+        let key = current.0.read().expect("lock").clone();
+        key.cert[0].clone()
+    }
+
+    #[test]
+    fn a_rotated_certificate_is_served_and_a_broken_one_is_not() {
+        let directory =
+            std::env::temp_dir().join(format!("fieldwise-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("directory");
+        let first = write_pair(&directory, "first.example", 1_000);
+        let current = CurrentCertificate(std::sync::RwLock::new(Arc::new(
+            read_directory(&directory).expect("first pair reads"),
+        )));
+        let seen = modified(&directory);
+        assert_eq!(
+            reload_if_changed(&directory, &current, seen),
+            seen,
+            "nothing changed"
+        );
+        assert_eq!(served(&current), first);
+
+        let second = write_pair(&directory, "second.example", 2_000);
+        let seen = reload_if_changed(&directory, &current, seen);
+        assert_eq!(served(&current), second, "the rotated pair is served");
+
+        // A half-written rotation (a key that is not PEM) keeps the pair being served.
+        std::fs::write(directory.join(KEY_FILE), "not a key").expect("tls.key");
+        date(&directory, 3_000);
+        let kept = reload_if_changed(&directory, &current, seen);
+        assert_eq!(kept, seen, "tried again at the next check");
+        assert_eq!(served(&current), second);
+        let _ = std::fs::remove_dir_all(directory);
     }
 }
