@@ -8,6 +8,7 @@ pub mod cli;
 pub mod deploy;
 pub mod featurestore;
 pub mod leader;
+pub mod metrics_access;
 pub mod prismcluster;
 pub mod render;
 pub mod runtime;

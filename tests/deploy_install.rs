@@ -58,6 +58,9 @@ fn controller_calls() -> BTreeSet<Permission> {
         ("", "configmaps", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
+        // The metrics endpoint authenticates and authorizes each scrape (src/metrics_access.rs).
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
     ]
     .into_iter()
     .map(|(g, r, v)| perm(g, r, v))
@@ -171,7 +174,13 @@ fn cluster_role_grants_every_permission_the_operator_needs() {
 }
 
 /// Resources that exist only cluster-wide.
-const CLUSTER_SCOPED_RESOURCES: [&str; 3] = ["clusterroles", "clusterrolebindings", "namespaces"];
+const CLUSTER_SCOPED_RESOURCES: [&str; 5] = [
+    "clusterroles",
+    "clusterrolebindings",
+    "namespaces",
+    "tokenreviews",
+    "subjectaccessreviews",
+];
 
 #[test]
 fn namespaced_and_cluster_scoped_rules_together_are_the_cluster_role() {
@@ -225,7 +234,11 @@ fn namespaced_overlay_grants_roles_in_the_watched_namespaces_only() {
         .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
         .filter_map(|d| d["metadata"]["name"].as_str())
         .collect();
-    let mut expected = vec![rbac::CLUSTER_SCOPED_ROLE, rbac::CLUSTER_SCOPED_ROLE];
+    let mut expected = vec![
+        rbac::CLUSTER_SCOPED_ROLE,
+        rbac::CLUSTER_SCOPED_ROLE,
+        rbac::METRICS_READER_ROLE,
+    ];
     expected.extend(fieldwise::featurestore::graph::SHIPPED_CLUSTER_ROLES);
     let mut found = cluster_roles.clone();
     found.sort();
@@ -392,13 +405,28 @@ fn the_operator_holds_none_of_the_rights_the_shipped_roles_took_over() {
         ("", "pods/exec"),
         ("", "pods/attach"),
         ("", "namespaces"),
-        ("authentication.k8s.io", "tokenreviews"),
-        ("authorization.k8s.io", "subjectaccessreviews"),
     ] {
         assert!(
             held(group, resource).is_empty(),
             "the operator holds {:?} on {group}/{resource}",
             held(group, resource)
+        );
+    }
+    // Token and access reviews authenticate /metrics requests only: create, nothing else.
+    for (group, resource) in [
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+    ] {
+        assert_eq!(
+            held(group, resource),
+            BTreeSet::from(["create".to_owned()]),
+            "{group}/{resource}"
+        );
+        assert!(
+            rbac::METRICS_AUTH_CALLS
+                .iter()
+                .any(|c| c.resource == resource && c.why.contains("/metrics")),
+            "{resource} is held for the metrics endpoint only"
         );
     }
     assert!(
@@ -665,6 +693,10 @@ fn kustomize_install_has_every_object_with_secure_settings() {
         assert_eq!(find(&docs, "ClusterRole", &name), &value(&role));
     }
     assert_eq!(
+        find(&docs, "ClusterRole", rbac::METRICS_READER_ROLE),
+        &value(&rbac::metrics_reader_role())
+    );
+    assert_eq!(
         find(&docs, "Service", manager::METRICS_SERVICE)["spec"]["ports"][0]["port"],
         METRICS_PORT
     );
@@ -726,6 +758,14 @@ fn check_deployment(deployment: &Value) {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["ports"][0]["containerPort"], METRICS_PORT);
+    // The kubelet probes the plain-HTTP probe port; the metrics port needs a token.
+    assert_eq!(container["ports"][1]["containerPort"], manager::PROBE_PORT);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            container[probe]["httpGet"]["port"],
+            manager::PROBE_PORT_NAME
+        );
+    }
     let args: Vec<&str> = container["args"]
         .as_array()
         .into_iter()
@@ -737,6 +777,20 @@ fn check_deployment(deployment: &Value) {
     assert!(
         args.contains(&format!("--metrics-bind-address=0.0.0.0:{METRICS_PORT}").as_str()),
         "{args:?}"
+    );
+    assert!(
+        args.contains(
+            &format!(
+                "--health-probe-bind-address=0.0.0.0:{}",
+                manager::PROBE_PORT
+            )
+            .as_str()
+        ),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|arg| arg.starts_with("--metrics-insecure")),
+        "the install serves metrics with authentication: {args:?}"
     );
     let env = |name: &str| {
         container["env"]
@@ -779,10 +833,12 @@ fn servicemonitor_overlay_adds_a_monitor_of_the_metrics_service() {
             "the monitor does not select the metrics Service"
         );
     }
-    assert_eq!(
-        monitor["spec"]["endpoints"][0]["port"],
-        service["spec"]["ports"][0]["name"]
-    );
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], service["spec"]["ports"][0]["name"]);
+    // The metrics port speaks HTTPS and wants the scraper's ServiceAccount token.
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(endpoint["bearerTokenFile"], manager::SCRAPER_TOKEN_FILE);
+    assert_eq!(endpoint["tlsConfig"]["insecureSkipVerify"], true);
     assert_eq!(docs.len(), rendered_install("deploy/default").len() + 1);
 }
 

@@ -214,6 +214,8 @@ impl Operator {
                 "--leader-elect",
                 "--metrics-bind-address",
                 "127.0.0.1:0",
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
             ])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", pod)

@@ -175,6 +175,7 @@ impl Operator {
         command
             .arg("run")
             .args(["--metrics-bind-address", "127.0.0.1:0"])
+            .args(["--health-probe-bind-address", "127.0.0.1:0"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env_remove("RUST_LOG")
@@ -224,9 +225,9 @@ impl Operator {
         }
     }
 
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where `/healthz` and `/readyz` are served.
     fn health_address(&mut self) -> String {
-        let line = self.line_with("serving /metrics, /healthz and /readyz");
+        let line = self.line_with("serving /healthz and /readyz");
         let address = line
             .split("address=")
             .nth(1)
@@ -280,6 +281,8 @@ fn run_without_the_crds_says_how_to_install_them_and_honours_the_log_level() {
         // RUST_LOG=debug: debug lines, the install hint once as an error, /readyz says why.
         let mut operator = Operator::start(&kubeconfig, &[], Some("debug"));
         let address = operator.health_address();
+        // Metrics are on their own port, over HTTPS with authentication unless --metrics-insecure.
+        operator.line_with("serving /metrics over HTTPS to bearer tokens allowed to get /metrics");
         let hint = operator.line_with(INSTALL);
         assert!(hint.contains(" ERROR "), "{hint}");
         assert!(

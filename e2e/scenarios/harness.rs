@@ -136,7 +136,7 @@ pub struct Cluster {
     /// The scenario's own client (the user's).
     pub client: Client,
     /// The operator's client: every write request it sends is counted.
-    operator_client: Client,
+    pub operator_client: Client,
     operator_writes: Arc<AtomicU64>,
     /// The operator's write requests, as `METHOD path`, for messages.
     operator_requests: Arc<std::sync::Mutex<Vec<String>>>,

@@ -87,6 +87,7 @@ impl Replica {
         let process = Command::new(env!("CARGO_BIN_EXE_fieldwise"))
             .args(["run", "--leader-elect", "--debounce-ms", "50"])
             .args(["--metrics-bind-address", "127.0.0.1:0"])
+            .args(["--health-probe-bind-address", "127.0.0.1:0"])
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAMESPACE", NAMESPACE)
             .env("POD_NAME", identity)

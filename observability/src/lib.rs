@@ -1,5 +1,5 @@
 //! Observability for fieldwise: logs, one OTLP trace per reconcile, Prometheus metrics and the
-//! `/metrics`, `/healthz`, `/readyz` endpoints.
+//! `/metrics` (HTTPS, bearer tokens reviewed by a [`TokenReviewer`]), `/healthz`, `/readyz` endpoints.
 //!
 //! The crate knows nothing about the controllers; it offers conventions and plumbing.
 //!
@@ -21,8 +21,11 @@
 //! let metrics = Arc::new(obs::Metrics::new());
 //! metrics.register_controller("featurestore");
 //! let health = obs::Health::new();
-//! let server = obs::HttpServer::bind(([0, 0, 0, 0], 8080).into(), metrics.clone(), health.clone()).await?;
-//! let http = tokio::spawn(server.run(async { let _ = tokio::signal::ctrl_c().await; }));
+//! let probes = obs::HttpServer::probes(([0, 0, 0, 0], 8081).into(), health.clone()).await?;
+//! let http = tokio::spawn(probes.run(async { let _ = tokio::signal::ctrl_c().await; }));
+//! // Development only: /metrics over plain HTTP without authentication.
+//! let scrape = obs::HttpServer::metrics(([127, 0, 0, 1], 8443).into(), metrics.clone(), obs::MetricsAccess::Insecure).await?;
+//! # drop(scrape);
 //! // ... once the reflector stores are synced:
 //! health.set_ready();
 //! // ... on exit:
@@ -100,6 +103,7 @@
 //! [`dispatch_with_writer`] and `tracing::dispatcher::set_default` to check the trace of a real
 //! reconcile without installing anything globally.
 
+mod access;
 mod config;
 mod cpu;
 mod metrics;
@@ -108,7 +112,9 @@ pub mod spans;
 mod telemetry;
 #[cfg(feature = "test-collector")]
 pub mod testing;
+mod tls;
 
+pub use access::{Access, CachePolicy, CachedReviewer, ReviewFuture, TokenReviewer};
 pub use config::{
     DEFAULT_SERVICE_NAME, DisabledReason, OtlpExport, OtlpProtocol, SamplerConfig, TraceExport,
     trace_export_from_env,
@@ -116,7 +122,7 @@ pub use config::{
 pub use cpu::{CpuTimed, cpu_timed, thread_cpu_time};
 pub use metrics::{InfoLabels, Metrics, ReconcileResult, WriteOutcome};
 pub use server::{
-    Health, HttpServer, OPENMETRICS_CONTENT_TYPE, router, serve, serve_with_shutdown,
+    Health, HttpServer, MetricsAccess, OPENMETRICS_CONTENT_TYPE, metrics_router, probe_router,
 };
 pub use spans::{
     ObjectOperation, current_trace_id, object_span, reconcile_span, record_error, record_result,
@@ -126,6 +132,7 @@ pub use telemetry::{
     DEFAULT_LOG_FILTER, DEFAULT_TRACE_FILTER, LogFormat, TelemetryConfig, TelemetryGuard,
     dispatch_with_writer, init, init_with_env,
 };
+pub use tls::{CERT_FILE, Certificate, KEY_FILE, RELOAD_CHECK};
 
 /// Metric names, for dashboards and tests.
 pub mod metric_names {
@@ -177,6 +184,9 @@ pub enum Error {
     /// The HTTP server failed while serving.
     #[error("metrics/health server failed: {0}")]
     Serve(std::io::Error),
+    /// The metrics certificate could not be loaded or made.
+    #[error("metrics TLS: {0}")]
+    Tls(String),
     /// Encoding the metrics failed.
     #[error("cannot encode metrics")]
     EncodeMetrics,

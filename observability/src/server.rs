@@ -1,4 +1,5 @@
-//! `/metrics`, `/healthz` and `/readyz` over HTTP (axum).
+//! `/healthz` and `/readyz` over plain HTTP for the kubelet, and `/metrics` on its own port over HTTPS
+//! with authentication and authorization (or plain HTTP for development), with axum.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use rustls::pki_types::CertificateDer;
+
+use crate::access::{self, CachedReviewer};
+use crate::tls::{self, Certificate, TlsListener};
 use crate::{Error, Metrics};
 
 /// Content type of `/metrics` (OpenMetrics text 1.0.0).
@@ -80,23 +85,30 @@ impl Health {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    metrics: Arc<Metrics>,
-    health: Health,
-}
-
-/// The routes, for embedding in another axum server.
-pub fn router(metrics: Arc<Metrics>, health: Health) -> Router {
+/// The probe routes, `/healthz` and `/readyz` (plain HTTP, for the kubelet).
+pub fn probe_router(health: Health) -> Router {
     Router::new()
-        .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { metrics, health })
+        .with_state(health)
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> Response {
-    match state.metrics.encode() {
+/// The `/metrics` route; with `reviewer`, every request must carry a bearer token it allows.
+pub fn metrics_router(metrics: Arc<Metrics>, reviewer: Option<Arc<CachedReviewer>>) -> Router {
+    let router = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(metrics);
+    match reviewer {
+        Some(reviewer) => router.layer(axum::middleware::from_fn_with_state(
+            reviewer,
+            access::require_access,
+        )),
+        None => router,
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
         Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
         Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
     }
@@ -107,8 +119,8 @@ async fn healthz() -> &'static str {
 }
 
 /// `ready`, or 503 with `not ready: <why>` (one line, for `kubectl describe pod` and curl).
-async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.health.not_ready_reason() {
+async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
+    match health.not_ready_reason() {
         None => (StatusCode::OK, "ready".to_owned()),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -117,32 +129,98 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
+/// How `/metrics` is served.
+#[derive(Clone)]
+pub enum MetricsAccess {
+    /// HTTPS with `certificate`; every request needs a bearer token `reviewer` allows (the default).
+    Secure {
+        /// The serving certificate.
+        certificate: Certificate,
+        /// Decides who may read; cache it with [`CachedReviewer`].
+        reviewer: Arc<CachedReviewer>,
+    },
+    /// Plain HTTP without authentication (development only).
+    Insecure,
+}
+
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
 /// A bound listener, so the caller learns the port (e.g. after binding port 0) before serving.
-#[derive(Debug)]
 pub struct HttpServer {
-    listener: TcpListener,
+    listener: Bound,
     router: Router,
+    local_addr: SocketAddr,
+    certificate_chain: Vec<CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("local_addr", &self.local_addr)
+            .field("https", &matches!(self.listener, Bound::Tls(_)))
+            .finish()
+    }
 }
 
 impl HttpServer {
-    /// Binds `addr`; a port in use comes back as [`Error::Bind`].
-    pub async fn bind(
+    /// `/healthz` and `/readyz` over plain HTTP on `addr`; a port in use comes back as [`Error::Bind`].
+    pub async fn probes(addr: SocketAddr, health: Health) -> Result<Self, Error> {
+        Self::plain(addr, probe_router(health)).await
+    }
+
+    /// `/metrics` on `addr`, over HTTPS with authentication and authorization unless `access` is
+    /// [`MetricsAccess::Insecure`]. Call inside a Tokio runtime.
+    pub async fn metrics(
         addr: SocketAddr,
         metrics: Arc<Metrics>,
-        health: Health,
+        access: MetricsAccess,
     ) -> Result<Self, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
+        match access {
+            MetricsAccess::Insecure => Self::plain(addr, metrics_router(metrics, None)).await,
+            MetricsAccess::Secure {
+                certificate,
+                reviewer,
+            } => {
+                let (config, certificate_chain) = tls::server_config(&certificate)?;
+                let listener = bind(addr).await?;
+                let local_addr = listener.local_addr().map_err(Error::Serve)?;
+                Ok(HttpServer {
+                    listener: Bound::Tls(TlsListener::new(listener, config).map_err(Error::Serve)?),
+                    router: metrics_router(metrics, Some(reviewer)),
+                    local_addr,
+                    certificate_chain,
+                })
+            }
+        }
+    }
+
+    async fn plain(addr: SocketAddr, router: Router) -> Result<Self, Error> {
+        let listener = bind(addr).await?;
+        let local_addr = listener.local_addr().map_err(Error::Serve)?;
         Ok(HttpServer {
-            listener,
-            router: router(metrics, health),
+            listener: Bound::Plain(listener),
+            router,
+            local_addr,
+            certificate_chain: Vec::new(),
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.listener.local_addr().map_err(Error::Serve)
+        Ok(self.local_addr)
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn is_https(&self) -> bool {
+        matches!(self.listener, Bound::Tls(_))
+    }
+
+    /// The certificate chain served over HTTPS (leaf first); empty for plain HTTP.
+    pub fn certificate_chain(&self) -> &[CertificateDer<'static>] {
+        &self.certificate_chain
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and returns.
@@ -150,27 +228,21 @@ impl HttpServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Serve)
+        match self.listener {
+            Bound::Plain(listener) => axum::serve(listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Serve),
+            Bound::Tls(listener) => axum::serve(listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Serve),
+        }
     }
 }
 
-/// Binds `addr` and serves `/metrics`, `/healthz` and `/readyz` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Health) -> Result<(), Error> {
-    serve_with_shutdown(addr, metrics, health, std::future::pending()).await
-}
-
-/// [`serve`] with graceful shutdown when `shutdown` completes.
-pub async fn serve_with_shutdown(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    health: Health,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    HttpServer::bind(addr, metrics, health)
-        .await?
-        .run(shutdown)
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
         .await
+        .map_err(|source| Error::Bind { addr, source })
 }

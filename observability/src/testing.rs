@@ -1,4 +1,5 @@
-//! Test helpers (feature `test-collector`): an in-process OTLP collector and a log capture.
+//! Test helpers (feature `test-collector`): an in-process OTLP collector, a log capture, and HTTP(S)
+//! GETs for the probe and metrics servers.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -416,4 +417,85 @@ impl<'a> MakeWriter<'a> for LogCapture {
     fn make_writer(&'a self) -> Self::Writer {
         LogCaptureWriter(self.0.clone())
     }
+}
+
+/// An HTTP answer: status code, lower-cased head and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, lower-cased.
+    pub headers: String,
+    /// The body.
+    pub body: String,
+}
+
+/// `GET path` over HTTPS to `addr`, trusting only `trusted` (e.g. a server's self-signed
+/// certificate, [`crate::HttpServer::certificate_chain`]) for the name `server_name`, with
+/// `Authorization: Bearer <token>` when a token is given. An error is a failed connection or handshake.
+pub async fn https_get(
+    addr: SocketAddr,
+    server_name: &str,
+    trusted: &[rustls::pki_types::CertificateDer<'static>],
+    path: &str,
+    token: Option<&str>,
+) -> io::Result<Reply> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in trusted {
+        roots.add(certificate.clone()).map_err(io::Error::other)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(io::Error::other)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+        .map_err(io::Error::other)?;
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await?;
+    http_exchange(tls, path, token).await
+}
+
+/// `GET path` over plain HTTP to `addr`, with `Authorization: Bearer <token>` when a token is given.
+pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> io::Result<Reply> {
+    http_exchange(tokio::net::TcpStream::connect(addr).await?, path, token).await
+}
+
+/// A minimal HTTP/1.1 GET with `Connection: close`, enough to check status, headers and body.
+async fn http_exchange(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    path: &str,
+    token: Option<&str>,
+) -> io::Result<Reply> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\n{authorization}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify after `Connection: close`; what arrived counts.
+    match stream.read_to_end(&mut raw).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(error) => return Err(error),
+    }
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| io::Error::other(format!("no HTTP head in {raw:?}")))?;
+    let status = head
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no status in {head:?}")))?;
+    Ok(Reply {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_owned(),
+    })
 }

@@ -2,7 +2,9 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
+use fieldwise_observability::{
+    DEFAULT_LOG_FILTER, Health, HttpServer, LogFormat, Metrics, MetricsAccess, TelemetryConfig,
+};
 use tracing::{error, info, warn};
 
 use crate::leader::{LEASE_NAME, LeaderElector};
@@ -10,7 +12,7 @@ use crate::leader::{LEASE_NAME, LeaderElector};
 use crate::{
     deploy::{
         NAMESPACE,
-        rbac::{CLUSTER_SCOPED_ROLE, SERVICE_ACCOUNT, cluster_scoped_rules},
+        rbac::{CLUSTER_SCOPED_ROLE, SERVICE_ACCOUNT, cluster_scoped_child_rules},
     },
     featurestore::context::ImageDefaults,
     runtime::{
@@ -37,9 +39,21 @@ pub struct Args {
     /// Quiet time in milliseconds after a change before reconciling.
     #[arg(long, default_value_t = 500)]
     pub debounce_ms: u64,
-    /// Address serving /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    /// Address serving /metrics: over HTTPS, each request needing a bearer token whose user may `get`
+    /// the non-resource URL /metrics (checked with a TokenReview and a SubjectAccessReview).
+    #[arg(long, default_value = "0.0.0.0:8443")]
     pub metrics_bind_address: SocketAddr,
+    /// Directory with the metrics certificate, `tls.crt` and `tls.key` (a mounted `kubernetes.io/tls`
+    /// Secret or OpenShift service-serving certificate; reread when they change). Without it the
+    /// operator makes a self-signed certificate at start.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_cert_dir: Option<std::path::PathBuf>,
+    /// Serve /metrics over plain HTTP without authentication (development only).
+    #[arg(long, conflicts_with = "metrics_cert_dir")]
+    pub metrics_insecure: bool,
+    /// Address serving /healthz and /readyz (plain HTTP, for the kubelet's probes).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_probe_bind_address: SocketAddr,
     /// Log format: json or text.
     #[arg(long, default_value = "text")]
     pub log_format: LogFormat,
@@ -115,17 +129,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let client = client().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
-    let server = fieldwise_observability::HttpServer::bind(
-        args.metrics_bind_address,
-        metrics.clone(),
-        health.clone(),
-    )
-    .await
-    .map_err(|e| errors::message(&e))?;
-    if let Ok(address) = server.local_addr() {
-        info!(%address, "serving /metrics, /healthz and /readyz");
-    }
-    tokio::spawn(server.run(shutdown_signal()));
+    serve_http(&args, &client, &metrics, &health).await?;
     let settings = Settings {
         resync_period: Duration::from_secs(args.resync_seconds),
         take_over_from: take_over_from(args.take_over_from),
@@ -146,6 +150,39 @@ async fn serve(args: Args) -> Result<(), String> {
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
         .map_err(|e| errors::message(&e))
+}
+
+/// Starts the probe server and the metrics server (each until SIGTERM) and logs where they listen.
+async fn serve_http(
+    args: &Args,
+    client: &kube::Client,
+    metrics: &Arc<Metrics>,
+    health: &Health,
+) -> Result<(), String> {
+    let probes = HttpServer::probes(args.health_probe_bind_address, health.clone())
+        .await
+        .map_err(|e| errors::message(&e))?;
+    if let Ok(address) = probes.local_addr() {
+        info!(%address, "serving /healthz and /readyz");
+    }
+    let access = if args.metrics_insecure {
+        MetricsAccess::Insecure
+    } else {
+        crate::metrics_access::secure(client.clone(), args.metrics_cert_dir.clone())
+    };
+    let scrape = HttpServer::metrics(args.metrics_bind_address, metrics.clone(), access)
+        .await
+        .map_err(|e| errors::message(&e))?;
+    if let Ok(address) = scrape.local_addr() {
+        if scrape.is_https() {
+            info!(%address, "serving /metrics over HTTPS to bearer tokens allowed to get /metrics");
+        } else {
+            warn!(%address, "serving /metrics over plain HTTP without authentication (--metrics-insecure)");
+        }
+    }
+    tokio::spawn(probes.run(shutdown_signal()));
+    tokio::spawn(scrape.run(shutdown_signal()));
+    Ok(())
 }
 
 /// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
@@ -246,13 +283,13 @@ pub fn operator_config(mut config: kube::Config) -> kube::Config {
 }
 
 /// Whether an operator watching `namespaces` only may manage cluster-scoped children: `None` when
-/// it watches every namespace or holds [`cluster_scoped_rules`] cluster-wide (asked once, here);
+/// it watches every namespace or holds [`cluster_scoped_child_rules`] cluster-wide (asked once, here);
 /// otherwise how to grant them, for the status of the resources that need them.
 pub async fn cluster_scoped_off(client: &kube::Client, namespaces: &[String]) -> Option<String> {
     if namespaces.is_empty() {
         return None;
     }
-    let missing = match missing_cluster_wide(client, &cluster_scoped_rules()).await {
+    let missing = match missing_cluster_wide(client, &cluster_scoped_child_rules()).await {
         Ok(missing) if missing.is_empty() => {
             info!("cluster-scoped children are managed: the operator holds their permissions");
             return None;

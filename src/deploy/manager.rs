@@ -27,10 +27,14 @@ use crate::featurestore::context::{DEFAULT_CRON_JOB_IMAGE, DEFAULT_FEATURE_SERVE
 pub const DEPLOYMENT: &str = "fieldwise";
 /// The metrics Service's name.
 pub const METRICS_SERVICE: &str = "fieldwise-metrics";
-/// The port serving /metrics, /healthz and /readyz.
-pub const METRICS_PORT: i32 = 8080;
+/// The port serving /metrics over HTTPS, each request authenticated and authorized.
+pub const METRICS_PORT: i32 = 8443;
 /// The name of that port on the container and the Service.
 pub const METRICS_PORT_NAME: &str = "metrics";
+/// The port serving /healthz and /readyz over plain HTTP, for the kubelet.
+pub const PROBE_PORT: i32 = 8081;
+/// The name of that port on the container.
+pub const PROBE_PORT_NAME: &str = "probes";
 /// The operator container's name.
 pub const CONTAINER: &str = "manager";
 
@@ -136,22 +140,30 @@ fn container(version: &str, scope: WatchScope) -> Container {
                 "--leader-elect",
                 "--log-format=json",
                 &format!("--metrics-bind-address=0.0.0.0:{METRICS_PORT}"),
+                &format!("--health-probe-bind-address=0.0.0.0:{PROBE_PORT}"),
             ]
             .map(str::to_owned)
             .to_vec(),
         ),
         env: Some(env(scope)),
-        ports: Some(vec![ContainerPort {
-            name: Some(METRICS_PORT_NAME.to_owned()),
-            container_port: METRICS_PORT,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            container_port(METRICS_PORT_NAME, METRICS_PORT),
+            container_port(PROBE_PORT_NAME, PROBE_PORT),
+        ]),
         liveness_probe: Some(probe("/healthz", 15, 20)),
         readiness_probe: Some(probe("/readyz", 5, 10)),
         resources: Some(resources()),
         security_context: Some(container_security()),
         ..Container::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
     }
 }
 
@@ -212,7 +224,7 @@ fn probe(path: &str, initial_delay_seconds: i32, period_seconds: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
-            port: IntOrString::String(METRICS_PORT_NAME.to_owned()),
+            port: IntOrString::String(PROBE_PORT_NAME.to_owned()),
             ..HTTPGetAction::default()
         }),
         initial_delay_seconds: Some(initial_delay_seconds),
@@ -248,7 +260,7 @@ fn container_security() -> SecurityContext {
     }
 }
 
-/// The Service in front of the metrics port.
+/// The Service in front of the metrics port (HTTPS).
 pub fn metrics_service() -> Service {
     Service {
         metadata: ObjectMeta {
@@ -272,7 +284,13 @@ pub fn metrics_service() -> Service {
     }
 }
 
-/// A Prometheus Operator ServiceMonitor scraping the metrics Service (the optional overlay).
+/// Where Prometheus finds its own ServiceAccount token, which the operator reviews.
+pub const SCRAPER_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// A Prometheus Operator ServiceMonitor scraping the metrics Service over HTTPS with Prometheus' own
+/// ServiceAccount token (the optional overlay; bind that ServiceAccount to `fieldwise-metrics-reader`).
+/// The operator's certificate is self-signed unless `--metrics-cert-dir` gives one, so the scrape does
+/// not verify it; with a certificate from a CA, set `tlsConfig.ca` and `serverName` instead.
 pub fn service_monitor() -> Value {
     json!({
         "apiVersion": "monitoring.coreos.com/v1",
@@ -280,7 +298,14 @@ pub fn service_monitor() -> Value {
         "metadata": {"name": OPERATOR, "namespace": NAMESPACE, "labels": labels()},
         "spec": {
             "selector": {"matchLabels": labels()},
-            "endpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "interval": "30s"}],
+            "endpoints": [{
+                "port": METRICS_PORT_NAME,
+                "path": "/metrics",
+                "interval": "30s",
+                "scheme": "https",
+                "bearerTokenFile": SCRAPER_TOKEN_FILE,
+                "tlsConfig": {"insecureSkipVerify": true},
+            }],
         },
     })
 }

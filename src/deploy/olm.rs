@@ -144,6 +144,13 @@ pub fn release_bundle_files(release: &Release) -> Result<Vec<(PathBuf, String)>,
             manifest("fieldwise-metrics_v1_service.yaml"),
             yaml(&metrics_service())?,
         ),
+        (
+            manifest(&format!(
+                "{}_rbac.authorization.k8s.io_v1_clusterrole.yaml",
+                rbac::METRICS_READER_ROLE
+            )),
+            yaml(&value(&rbac::metrics_reader_role()))?,
+        ),
     ];
     for crd in fieldwise_api::crds() {
         files.push((manifest(&crd_file_name(&crd)), crd_yaml(&crd)?));

@@ -25,6 +25,8 @@ use crate::leader::LEASE_NAME;
 pub const SERVICE_ACCOUNT: &str = "fieldwise";
 /// The ClusterRole (and its binding) with everything the controller needs.
 pub const CLUSTER_ROLE: &str = "fieldwise-manager";
+/// The ClusterRole a scraper (Prometheus' ServiceAccount) is bound to, to read the operator's `/metrics`.
+pub const METRICS_READER_ROLE: &str = "fieldwise-metrics-reader";
 /// The Role (and its binding) in the operator's namespace for leader election.
 pub const LEADER_ELECTION_ROLE: &str = "fieldwise-leader-election";
 
@@ -80,6 +82,24 @@ pub const CONTROLLER_CALLS: &[Calls] = &[
         resource: "events",
         verbs: &["create", "patch"],
         why: "kube's event Recorder",
+    },
+];
+
+/// The reviews that authenticate and authorize `/metrics` requests (as controller-runtime's metrics
+/// filter does). Both resources are cluster-scoped: an operator watching some namespaces needs them
+/// cluster-wide too, in [`cluster_scoped_rules`].
+pub const METRICS_AUTH_CALLS: &[Calls] = &[
+    Calls {
+        group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        why: "authenticating /metrics requests (the bearer token of a scrape)",
+    },
+    Calls {
+        group: "authorization.k8s.io",
+        resource: "subjectaccessreviews",
+        verbs: &["create"],
+        why: "authorizing /metrics requests (may the token's user get /metrics)",
     },
 ];
 
@@ -169,6 +189,7 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
     let registry = crate::runtime::all_kinds().policy_rules();
     let own = CONTROLLER_CALLS
         .iter()
+        .chain(METRICS_AUTH_CALLS)
         .chain(DELEGATED_CALLS)
         .map(Calls::rule);
     let mut rules = merge(registry.into_iter().chain(own));
@@ -211,11 +232,24 @@ pub const NAMED_NAMESPACED_CALLS: &[NamedCalls] = &[NamedCalls {
 /// the Feast operator's shared ClusterRoles for the leftovers report. An operator watching some
 /// namespaces only manages those children when it holds these rules (checked at start,
 /// `crate::runtime::access`), and leaves them out otherwise.
-pub fn cluster_scoped_rules() -> Vec<PolicyRule> {
+pub fn cluster_scoped_child_rules() -> Vec<PolicyRule> {
     let registry = crate::runtime::all_kinds()
         .only(fieldwise_apply::Scope::Cluster)
         .policy_rules();
     let mut rules = merge(registry);
+    rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
+    rules
+}
+
+/// Everything cluster-scoped by nature the installs grant: [`cluster_scoped_child_rules`] and the
+/// reviews of `/metrics` requests ([`METRICS_AUTH_CALLS`]).
+pub fn cluster_scoped_rules() -> Vec<PolicyRule> {
+    let mut rules = merge(
+        cluster_scoped_child_rules()
+            .into_iter()
+            .filter(|rule| rule.resource_names.is_none())
+            .chain(METRICS_AUTH_CALLS.iter().map(Calls::rule)),
+    );
     rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
     rules
 }
@@ -354,6 +388,20 @@ pub fn cluster_role() -> ClusterRole {
     }
 }
 
+/// `get` on the non-resource URL `/metrics`: what the operator's metrics endpoint checks with a
+/// SubjectAccessReview. Shipped unbound; bind it to the scraper's ServiceAccount.
+pub fn metrics_reader_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(METRICS_READER_ROLE, None),
+        rules: Some(vec![PolicyRule {
+            non_resource_urls: Some(vec!["/metrics".to_owned()]),
+            verbs: vec!["get".to_owned()],
+            ..PolicyRule::default()
+        }]),
+        aggregation_rule: None,
+    }
+}
+
 /// Binds [`cluster_role`] to the operator's ServiceAccount.
 pub fn cluster_role_binding() -> ClusterRoleBinding {
     ClusterRoleBinding {
@@ -465,6 +513,7 @@ pub fn permission_table() -> String {
     }
     let reasons = CONTROLLER_CALLS
         .iter()
+        .chain(METRICS_AUTH_CALLS)
         .map(|call| (call, String::new(), call.why.to_owned()))
         .chain(DELEGATED_CALLS.iter().map(|call| {
             let why = format!(

@@ -22,6 +22,7 @@ pub mod ownership;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod reviews;
 pub mod root_ca;
 pub mod rules;
 pub mod selectors;

@@ -62,6 +62,8 @@ pub struct ApiServer {
     pub registry: Registry,
     pub store: Store,
     pub counters: Counters,
+    /// ServiceAccount tokens issued by TokenRequests ([`super::reviews`]).
+    pub tokens: super::reviews::Tokens,
     hooks: RwLock<Vec<Arc<dyn RequestHook>>>,
     watch_interrupts: tokio::sync::broadcast::Sender<WatchInterrupt>,
 }
@@ -80,6 +82,7 @@ impl ApiServer {
             registry: Registry::default(),
             store: Store::new(history),
             counters: Counters::default(),
+            tokens: super::reviews::Tokens::default(),
             hooks: RwLock::new(Vec::new()),
             watch_interrupts: tokio::sync::broadcast::channel(16).0,
         }

@@ -16,6 +16,7 @@ mod conformance_openapi;
 mod conformance_pod_security;
 mod conformance_protobuf;
 mod conformance_quantities;
+mod conformance_reviews;
 mod conformance_scale_noop;
 mod conformance_takeover;
 mod conformance_validation;

@@ -27,6 +27,7 @@ use super::errors::{ApiError, ApiResult, Cause};
 use super::ownership::Sub;
 use super::protobuf;
 use super::registry::ResourceType;
+use super::reviews;
 use super::server::{ApiServer, ListQuery, RequestInfo};
 use super::write::{PatchType, WriteOutcome, WriteRequest};
 
@@ -171,7 +172,9 @@ async fn handle(
     if method == Method::POST && uri.path() == SELF_SUBJECT_ACCESS_REVIEWS {
         return self_subject_access_review(&body);
     }
-    if api_group_of(uri.path()).is_some_and(|g| !server.registry.serves_group(g)) {
+    if api_group_of(uri.path())
+        .is_some_and(|g| !server.registry.serves_group(g) && !reviews::serves_group(g))
+    {
         return page_not_found();
     }
     let Some(r) = route(uri.path()) else {
@@ -341,6 +344,9 @@ async fn resource(
         }
         return err.into_response();
     }
+    if let Some(answer) = review(server, &rp, verb, &body, &manager) {
+        return answer;
+    }
     let (rt, sub) = match resolve(server, &rp) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
@@ -375,6 +381,43 @@ async fn resource(
         _ => Err(ApiError::method_not_allowed()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// TokenRequests, TokenReviews and SubjectAccessReviews ([`reviews`]): `None` for other requests.
+fn review(
+    server: &ApiServer,
+    rp: &ResourcePath,
+    verb: &str,
+    body: &[u8],
+    manager: &str,
+) -> Option<Response> {
+    let token_request =
+        rp.group.is_empty() && rp.plural == "serviceaccounts" && rp.sub.as_deref() == Some("token");
+    if !token_request && !reviews::serves_group(&rp.group) {
+        return None;
+    }
+    let request = if verb == "create" {
+        match decode_any(body) {
+            Ok(request) => request,
+            Err(error) => return Some(error.into_response()),
+        }
+    } else {
+        Value::Null
+    };
+    let target = reviews::Request {
+        group: &rp.group,
+        plural: &rp.plural,
+        namespace: rp.namespace.as_deref(),
+        name: rp.name.as_deref(),
+        sub: rp.sub.as_deref(),
+        verb,
+        manager,
+    };
+    let answer = reviews::serve(server, &target, &request)?;
+    Some(match answer {
+        Ok(object) => json_response(StatusCode::CREATED, &object),
+        Err(error) => error.into_response(),
+    })
 }
 
 struct Ctx<'a> {
