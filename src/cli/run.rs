@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
+use fieldwise_apply::FenceLayer;
 use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
 use tracing::{error, info};
 
@@ -97,7 +98,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    let client = client().await?;
+    let config = instance_config(operator_config(config().await?), &args.instance);
+    let client = build_client(config.clone())?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     let server = fieldwise_observability::HttpServer::bind(
@@ -126,7 +128,7 @@ async fn serve(args: Args) -> Result<(), String> {
         leadership: None,
     };
     if args.leader_elect {
-        return run_as_leader(client, options, metrics, health).await;
+        return run_as_leader(config, options, metrics, health).await;
     }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
@@ -135,8 +137,10 @@ async fn serve(args: Args) -> Result<(), String> {
 
 /// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
 /// fail (so the pod restarts) as soon as it is lost. SIGTERM stops the controller and releases the Lease.
+/// The controller's client is fenced: it sends writes only while the Lease's renewals come through
+/// in time ([`crate::leader`]).
 async fn run_as_leader(
-    client: kube::Client,
+    config: kube::Config,
     options: RunOptions,
     metrics: Arc<Metrics>,
     health: Health,
@@ -146,9 +150,13 @@ async fn run_as_leader(
     let stopping = stop_requested();
     let namespace = std::env::var("POD_NAMESPACE")
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
-    let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
+    let elector = LeaderElector::start(config.clone(), &namespace, &options.instance)
         .await
         .map_err(|e| errors::message(&e))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))?
+        .with_layer(&FenceLayer::new(elector.fence()))
+        .build();
     // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
     // pod that cannot lead until the old one has gone.
     health.set_ready();
@@ -204,15 +212,38 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 
 /// A client for KUBECONFIG or the in-cluster service account, configured by [`operator_config`].
 pub async fn client() -> Result<kube::Client, String> {
-    let config = kube::Config::infer()
+    build_client(operator_config(config().await?))
+}
+
+/// The configuration of KUBECONFIG or the in-cluster service account.
+async fn config() -> Result<kube::Config, String> {
+    kube::Config::infer()
         .await
-        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))?;
-    kube::Client::try_from(operator_config(config))
+        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))
+}
+
+fn build_client(config: kube::Config) -> Result<kube::Client, String> {
+    kube::Client::try_from(config)
         .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))
 }
 
 /// The `User-Agent` of the operator's requests.
 pub const USER_AGENT: &str = concat!("fieldwise/", env!("CARGO_PKG_VERSION"));
+
+/// [`operator_config`] with the instance (the pod name) in the `User-Agent`,
+/// `fieldwise/<version> (<instance>)`, so an audit log tells the replicas' requests apart; the field
+/// manager the API server takes from it is still `fieldwise`. An instance name that cannot be a
+/// header value leaves the `User-Agent` as it was.
+pub fn instance_config(mut config: kube::Config, instance: &str) -> kube::Config {
+    let Ok(agent) = http::HeaderValue::from_str(&format!("{USER_AGENT} ({instance})")) else {
+        return config;
+    };
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((http::header::USER_AGENT, agent));
+    config
+}
 
 /// The operator's client settings. The engine retries requests itself, so kube's own retry layer
 /// is switched off (stacked retries could hang a reconcile). Requests carry the `User-Agent`
