@@ -37,28 +37,30 @@ use tracing::{error, info, warn};
 /// The Lease's name.
 pub const LEASE_NAME: &str = "fieldwise-leader";
 
-/// How long a lease is valid after its last renewal, how long before expiry the leader renews it,
-/// and how long before expiry it stops writing when a renewal did not come through.
+/// The election's timing, in the terms of client-go's leader election (and kube-controller-manager's
+/// `--leader-elect-*` flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseTiming {
-    pub duration_seconds: u64,
-    pub renew_before_expiry_seconds: u64,
-    /// The leader writes only until this long before the lease would expire, counted from when its
-    /// last confirmed renewal was sent: room for clock skew between nodes (a standby judges expiry
-    /// by its own clock) and for a write already on its way. Less than the renewal's lead, so a
-    /// renewal is due before writes stop.
-    pub write_margin_seconds: u64,
+    /// How long the lease is valid after its last renewal: a standby takes it over after that.
+    pub lease_duration_seconds: u64,
+    /// How long after its last confirmed renewal was sent the leader may write; past it, it stops
+    /// writing and leading. Shorter than the lease: the rest is room for clock skew between nodes
+    /// (a standby judges expiry by its own clock) and for a write already on its way.
+    pub renew_deadline_seconds: u64,
+    /// How often the leader renews. Shorter than the renew deadline, so a renewal is due before
+    /// writes stop.
+    pub retry_period_seconds: u64,
 }
 
 impl Default for LeaseTiming {
-    /// 15 s leases renewed every 5 s (10 s before expiry); writes stop 10 s after the last renewal
-    /// was sent. A crashed leader is replaced within 15 s, a slow renewal has 5 s before writes
-    /// stop, and 5 s of clock skew between nodes is tolerated.
+    /// 15 s leases renewed every 5 s; writes stop 10 s after the last renewal was sent. A crashed
+    /// leader is replaced within 15 s, a slow renewal has 5 s before writes stop, and 5 s of clock
+    /// skew between nodes is tolerated.
     fn default() -> Self {
         Self {
-            duration_seconds: 15,
-            renew_before_expiry_seconds: 10,
-            write_margin_seconds: 5,
+            lease_duration_seconds: 15,
+            renew_deadline_seconds: 10,
+            retry_period_seconds: 5,
         }
     }
 }
@@ -66,10 +68,7 @@ impl Default for LeaseTiming {
 impl LeaseTiming {
     /// How long after a renewal was sent the leader may write.
     pub fn writes_valid_for(&self) -> Duration {
-        Duration::from_secs(
-            self.duration_seconds
-                .saturating_sub(self.write_margin_seconds),
-        )
+        Duration::from_secs(self.renew_deadline_seconds)
     }
 }
 
@@ -77,13 +76,13 @@ impl LeaseTiming {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error(
-        "invalid lease timing: the write margin ({margin}s) must be shorter than the renewal's lead \
-         ({renew}s before expiry), which must be shorter than the lease ({duration}s), all positive"
+        "invalid lease timing: the retry period ({retry}s) must be shorter than the renew deadline \
+         ({deadline}s), which must be shorter than the lease duration ({duration}s), all positive"
     )]
     Timing {
         duration: u64,
-        renew: u64,
-        margin: u64,
+        deadline: u64,
+        retry: u64,
     },
     #[error("cannot use the Lease {LEASE_NAME}: {0}")]
     Lease(#[from] LeaseManagerError),
@@ -198,19 +197,20 @@ impl LeaderElector {
 
 fn lease_params(identity: &str, timing: LeaseTiming) -> Result<LeaseParams, LeaderError> {
     let LeaseTiming {
-        duration_seconds: duration,
-        renew_before_expiry_seconds: renew,
-        write_margin_seconds: margin,
+        lease_duration_seconds: duration,
+        renew_deadline_seconds: deadline,
+        retry_period_seconds: retry,
     } = timing;
-    // LeaseParams::new panics on the first two, so they are checked first.
-    if margin == 0 || margin >= renew || renew >= duration {
+    if retry == 0 || retry >= deadline || deadline >= duration {
         return Err(LeaderError::Timing {
             duration,
-            renew,
-            margin,
+            deadline,
+            retry,
         });
     }
-    Ok(LeaseParams::new(identity, duration, renew))
+    // kube-lease-manager renews `grace` seconds before expiry, that is every `retry` seconds (it
+    // panics on a grace of 0 or not below the duration, both excluded above).
+    Ok(LeaseParams::new(identity, duration, duration - retry))
 }
 
 /// The election task's state.
@@ -406,19 +406,19 @@ mod tests {
     #[test]
     fn default_timing_renews_before_writes_stop_and_stops_them_before_expiry() {
         let timing = LeaseTiming::default();
-        assert!(lease_params("pod", timing).is_ok());
-        let renew_every = timing.duration_seconds - timing.renew_before_expiry_seconds;
-        assert_eq!(renew_every, 5);
+        let params = lease_params("pod", timing).expect("valid");
+        // 15 s leases renewed 10 s before they expire: every 5 s.
+        assert_eq!(params, LeaseParams::new("pod", 15, 10));
         assert_eq!(timing.writes_valid_for(), Duration::from_secs(10));
     }
 
     #[test]
-    fn timing_needs_a_margin_shorter_than_the_renewals_lead() {
-        for (duration, renew, margin) in [(15, 10, 0), (15, 10, 10), (15, 15, 5), (15, 0, 0)] {
+    fn timing_needs_retries_within_the_deadline_within_the_lease() {
+        for (duration, deadline, retry) in [(15, 10, 0), (15, 10, 10), (15, 15, 5), (0, 0, 0)] {
             let timing = LeaseTiming {
-                duration_seconds: duration,
-                renew_before_expiry_seconds: renew,
-                write_margin_seconds: margin,
+                lease_duration_seconds: duration,
+                renew_deadline_seconds: deadline,
+                retry_period_seconds: retry,
             };
             let refused = lease_params("pod", timing);
             assert!(

@@ -25,9 +25,9 @@ const NAMESPACE: &str = "default";
 /// Short leases keep the hand-over test fast: 4 s leases renewed every 2 s; the leader writes for 3 s
 /// after each renewal.
 const TIMING: LeaseTiming = LeaseTiming {
-    duration_seconds: 4,
-    renew_before_expiry_seconds: 2,
-    write_margin_seconds: 1,
+    lease_duration_seconds: 4,
+    renew_deadline_seconds: 3,
+    retry_period_seconds: 2,
 };
 /// Generous bound for anything the test awaits (a hang fails instead of blocking CI).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -167,9 +167,9 @@ async fn invalid_timing_is_an_error_not_a_panic() {
         .expect("emulator starts");
     let config = emulator.config().expect("config");
     let bad = LeaseTiming {
-        duration_seconds: 5,
-        renew_before_expiry_seconds: 5,
-        write_margin_seconds: 1,
+        lease_duration_seconds: 5,
+        renew_deadline_seconds: 5,
+        retry_period_seconds: 1,
     };
     assert!(
         LeaderElector::start_with(config, NAMESPACE, "pod-a", bad)

@@ -6,7 +6,7 @@ use fieldwise_apply::FenceLayer;
 use fieldwise_observability::{DEFAULT_LOG_FILTER, Health, LogFormat, Metrics, TelemetryConfig};
 use tracing::{error, info};
 
-use crate::leader::{LEASE_NAME, LeaderElector};
+use crate::leader::{LEASE_NAME, LeaderElector, LeaseTiming};
 
 use crate::{
     featurestore::context::ImageDefaults,
@@ -39,6 +39,18 @@ pub struct Args {
     /// error when it is lost, so the pod restarts as a standby.
     #[arg(long)]
     pub leader_elect: bool,
+    /// With --leader-elect: seconds a standby waits after the leader's last renewal before it takes
+    /// the Lease over.
+    #[arg(long, default_value_t = LeaseTiming::default().lease_duration_seconds)]
+    pub leader_elect_lease_duration: u64,
+    /// With --leader-elect: seconds after its last renewal was sent that the leader may still
+    /// write; past them it stops writing and leading (less than the lease duration: the rest
+    /// allows for clock skew between nodes).
+    #[arg(long, default_value_t = LeaseTiming::default().renew_deadline_seconds)]
+    pub leader_elect_renew_deadline: u64,
+    /// With --leader-elect: seconds between the leader's renewals (less than the renew deadline).
+    #[arg(long, default_value_t = LeaseTiming::default().retry_period_seconds)]
+    pub leader_elect_retry_period: u64,
     /// The instance name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "fieldwise")]
     pub instance: String,
@@ -128,7 +140,12 @@ async fn serve(args: Args) -> Result<(), String> {
         leadership: None,
     };
     if args.leader_elect {
-        return run_as_leader(config, options, metrics, health).await;
+        let timing = LeaseTiming {
+            lease_duration_seconds: args.leader_elect_lease_duration,
+            renew_deadline_seconds: args.leader_elect_renew_deadline,
+            retry_period_seconds: args.leader_elect_retry_period,
+        };
+        return run_as_leader(config, timing, options, metrics, health).await;
     }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
@@ -141,6 +158,7 @@ async fn serve(args: Args) -> Result<(), String> {
 /// in time ([`crate::leader`]).
 async fn run_as_leader(
     config: kube::Config,
+    timing: LeaseTiming,
     options: RunOptions,
     metrics: Arc<Metrics>,
     health: Health,
@@ -150,7 +168,7 @@ async fn run_as_leader(
     let stopping = stop_requested();
     let namespace = std::env::var("POD_NAMESPACE")
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
-    let elector = LeaderElector::start(config.clone(), &namespace, &options.instance)
+    let elector = LeaderElector::start_with(config.clone(), &namespace, &options.instance, timing)
         .await
         .map_err(|e| errors::message(&e))?;
     let client = kube::client::ClientBuilder::try_from(config)
@@ -366,6 +384,40 @@ mod tests {
         assert_eq!(
             managers(&[]),
             ["manager", "feast-operator", "kubectl-client-side-apply"]
+        );
+    }
+
+    #[test]
+    fn the_user_agent_names_the_instance_and_keeps_the_field_manager() {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("a URL"));
+        let config = instance_config(operator_config(config), "fieldwise-7d9f-abc");
+        let agents: Vec<_> = config
+            .headers
+            .iter()
+            .filter(|(name, _)| name == http::header::USER_AGENT)
+            .map(|(_, value)| value.to_str().expect("text"))
+            .collect();
+        let expected = format!("{USER_AGENT} (fieldwise-7d9f-abc)");
+        assert_eq!(agents, [expected.as_str()]);
+        // kube-apiserver names the manager of a write without one after the agent up to its '/'.
+        assert_eq!(agents[0].split('/').next(), Some("fieldwise"));
+    }
+
+    #[test]
+    fn leader_election_timing_flags_default_to_the_lease_timing() {
+        let cli = Cli::parse_from(["fieldwise"]);
+        let default = LeaseTiming::default();
+        assert_eq!(
+            cli.run.leader_elect_lease_duration,
+            default.lease_duration_seconds
+        );
+        assert_eq!(
+            cli.run.leader_elect_renew_deadline,
+            default.renew_deadline_seconds
+        );
+        assert_eq!(
+            cli.run.leader_elect_retry_period,
+            default.retry_period_seconds
         );
     }
 
