@@ -32,7 +32,7 @@ use tokio::{
     time::Instant,
 };
 use tower::{BoxError, Layer, Service};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// The Lease's name.
 pub const LEASE_NAME: &str = "fieldwise-leader";
@@ -227,6 +227,8 @@ impl Election {
     /// through before the fence closed; publishes the state on `state`.
     async fn run(self, mut stopped: oneshot::Receiver<()>) {
         let identity = &self.identity;
+        // The lease manager says this instance holds the lease.
+        let mut holds = false;
         loop {
             tokio::select! {
                 biased;
@@ -236,16 +238,14 @@ impl Election {
                     warn!(%identity, lease = LEASE_NAME, "the lease was not renewed within {seconds}s; writes stop and leadership is given up");
                     break;
                 }
+                // Leading starts with a renewal the fence has seen: a lease still held from before a
+                // restart (same identity) is led only once it was renewed.
+                () = self.fence.opened(), if holds && !*self.state.borrow() => {
+                    info!(%identity, lease = LEASE_NAME, "became leader");
+                    self.state.send_replace(true);
+                }
                 changed = self.manager.changed() => match changed {
-                    Ok(true) if self.fence.check().is_err() => {
-                        // The renewal layer saw no confirmed acquisition: writes would all be refused.
-                        error!(%identity, lease = LEASE_NAME, "holding the lease, but no renewal was seen; giving up leadership");
-                        break;
-                    }
-                    Ok(true) => {
-                        info!(%identity, lease = LEASE_NAME, "became leader");
-                        self.state.send_replace(true);
-                    }
+                    Ok(true) => holds = true,
                     Ok(false) => {
                         warn!(%identity, lease = LEASE_NAME, "lost leadership");
                         break;

@@ -178,6 +178,44 @@ async fn invalid_timing_is_an_error_not_a_panic() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_held_from_before_a_restart_is_led_once_renewed() {
+    let emulator = Emulator::start(Options::default())
+        .await
+        .expect("emulator starts");
+    let client = emulator.client().expect("client");
+    let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
+    // What a crashed pod-a left: its lease, renewed a moment ago.
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": LEASE_NAME, "namespace": NAMESPACE},
+        "spec": {"holderIdentity": "pod-a", "acquireTime": now, "renewTime": now,
+                 "leaseDurationSeconds": TIMING.lease_duration_seconds, "leaseTransitions": 1}}))
+    .expect("a Lease");
+    leases
+        .create(&Default::default(), &lease)
+        .await
+        .expect("created");
+
+    // The restarted pod-a holds it at once, but leads (and may write) only once it renewed it.
+    let config = emulator.config().expect("config");
+    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
+        .await
+        .expect("starts");
+    tokio::time::timeout(PATIENCE, elector.acquired())
+        .await
+        .expect("leads")
+        .expect("elects");
+    assert_eq!(elector.fence().check(), Ok(()));
+    let renewed = leases.get(LEASE_NAME).await.expect("lease");
+    let renewed = renewed.spec.and_then(|spec| spec.renew_time);
+    assert!(
+        renewed.is_some_and(|renewed| renewed != now),
+        "renewed first"
+    );
+    elector.release().await;
+}
+
 /// Holds every Lease write back while `hang` is set, as an API server too slow to answer would.
 #[derive(Default)]
 struct HangLeaseWrites {

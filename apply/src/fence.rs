@@ -121,6 +121,18 @@ impl WriteFence {
         }
     }
 
+    /// Resolves once a write would pass: a renewal was confirmed within `valid_for` and the fence
+    /// was not revoked. Pending while that is not so (a revoked fence never opens).
+    pub async fn opened(&self) {
+        let mut changes = self.state.subscribe();
+        while self.check().is_err() {
+            // The sender lives in `self`: `changed` fails only once it is gone.
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Resolves once writes are refused for good or by time: revoked, or a renewal was confirmed
     /// and `valid_for` passed without a newer one. Pending while no renewal was confirmed yet.
     pub async fn closed(&self) {
@@ -287,6 +299,24 @@ mod tests {
         assert_eq!(fence.check(), Err(FencedWrite::Revoked));
         assert_eq!(fence.deadline(), None);
         fence.closed().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opened_resolves_with_the_first_renewal_and_never_after_revoke() {
+        let fence = Arc::new(WriteFence::new(VALID_FOR));
+        let opened = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.opened().await }
+        });
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!opened.is_finished(), "no renewal yet");
+        fence.renewed(Instant::now());
+        opened.await.expect("opened by the renewal");
+        fence.opened().await;
+
+        fence.revoke();
+        let never = tokio::time::timeout(Duration::from_secs(60), fence.opened()).await;
+        assert!(never.is_err(), "a revoked fence does not open");
     }
 
     #[tokio::test(start_paused = true)]
