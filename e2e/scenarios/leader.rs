@@ -319,7 +319,7 @@ async fn paused_leader(cluster: Cluster) {
     let mut leader = replicas.remove(position.expect("the leader is ours"));
     let mut successor = replicas.pop().expect("a standby");
 
-    // The leader is stopped at its first write for the new FeatureStores, mid-reconcile.
+    // The leader is stopped mid-reconcile, at its write of the first FeatureStore's config Secret.
     let stopped = writes.stop_at_first_write(&cluster, &leader);
     for name in PAUSED_STORES {
         apply_feature_store(&cluster, name, false).await;
