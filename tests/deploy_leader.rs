@@ -1,21 +1,33 @@
 //! Leader election against the in-process API emulator: one leader at a time, hand-over on release, and
 //! only the Lease calls the leader-election Role grants.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use fieldwise::{
     deploy::rbac,
     leader::{LEASE_NAME, LeaderElector, LeaseTiming},
 };
-use fieldwise_e2e::{Emulator, Options};
+use fieldwise_apply::FencedWrite;
+use fieldwise_e2e::{
+    Emulator, Options,
+    emulator::{ApiError, RequestHook, RequestInfo},
+};
 use k8s_openapi::{api::coordination::v1::Lease, apimachinery::pkg::apis::meta::v1::MicroTime};
 use kube::Api;
 
 const NAMESPACE: &str = "default";
-/// Short leases keep the hand-over test fast; the leader renews 1 s before expiry.
+/// Short leases keep the hand-over test fast: 4 s leases renewed every 2 s; the leader writes for 3 s
+/// after each renewal.
 const TIMING: LeaseTiming = LeaseTiming {
-    duration_seconds: 3,
-    renew_before_expiry_seconds: 1,
+    lease_duration_seconds: 4,
+    renew_deadline_seconds: 3,
+    retry_period_seconds: 2,
 };
 /// Generous bound for anything the test awaits (a hang fails instead of blocking CI).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -31,12 +43,13 @@ async fn one_leader_at_a_time_and_hand_over_on_release() {
         .await
         .expect("emulator starts");
     let client = emulator.client().expect("client");
+    let config = emulator.config().expect("config");
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
 
-    let first = LeaderElector::start_with(client.clone(), NAMESPACE, "pod-a", TIMING)
+    let first = LeaderElector::start_with(config.clone(), NAMESPACE, "pod-a", TIMING)
         .await
         .expect("a starts");
-    let second = LeaderElector::start_with(client.clone(), NAMESPACE, "pod-b", TIMING)
+    let second = LeaderElector::start_with(config, NAMESPACE, "pod-b", TIMING)
         .await
         .expect("b starts");
     let (leader, standby) = tokio::time::timeout(PATIENCE, async {
@@ -50,6 +63,12 @@ async fn one_leader_at_a_time_and_hand_over_on_release() {
     let leader_id = holder(&leases).await.expect("the Lease has a holder");
     assert!(leader.is_leader());
     assert!(!standby.is_leader(), "two leaders at once");
+    assert_eq!(leader.fence().check(), Ok(()), "the leader may write");
+    assert_eq!(
+        standby.fence().check(),
+        Err(FencedWrite::NeverRenewed),
+        "a standby may not write"
+    );
 
     // The standby keeps competing through at least one renewal of the leader without taking over.
     let renewed_before = leases
@@ -78,11 +97,13 @@ async fn one_leader_at_a_time_and_hand_over_on_release() {
     assert!(leader.is_leader());
 
     let mut lost = leader.leadership();
+    let fence = leader.fence();
     leader.release().await;
     assert!(
         !*lost.borrow_and_update(),
         "a released elector does not lead"
     );
+    assert_eq!(fence.check(), Err(FencedWrite::Revoked));
     tokio::time::timeout(PATIENCE, standby.acquired())
         .await
         .expect("the standby takes over")
@@ -105,7 +126,8 @@ async fn lost_resolves_when_another_holder_takes_the_lease() {
         .await
         .expect("emulator starts");
     let client = emulator.client().expect("client");
-    let elector = LeaderElector::start_with(client.clone(), NAMESPACE, "pod-a", TIMING)
+    let config = emulator.config().expect("config");
+    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
         .await
         .expect("starts");
     tokio::time::timeout(PATIENCE, elector.acquired())
@@ -129,6 +151,7 @@ async fn lost_resolves_when_another_holder_takes_the_lease() {
         .await
         .expect("leadership loss is noticed");
     assert!(!elector.is_leader());
+    assert_eq!(elector.fence().check(), Err(FencedWrite::Revoked));
     elector.release().await;
     assert_eq!(
         holder(&leases).await.as_deref(),
@@ -142,16 +165,105 @@ async fn invalid_timing_is_an_error_not_a_panic() {
     let emulator = Emulator::start(Options::default())
         .await
         .expect("emulator starts");
-    let client = emulator.client().expect("client");
+    let config = emulator.config().expect("config");
     let bad = LeaseTiming {
-        duration_seconds: 5,
-        renew_before_expiry_seconds: 5,
+        lease_duration_seconds: 5,
+        renew_deadline_seconds: 5,
+        retry_period_seconds: 1,
     };
     assert!(
-        LeaderElector::start_with(client, NAMESPACE, "pod-a", bad)
+        LeaderElector::start_with(config, NAMESPACE, "pod-a", bad)
             .await
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_held_from_before_a_restart_is_led_once_renewed() {
+    let emulator = Emulator::start(Options::default())
+        .await
+        .expect("emulator starts");
+    let client = emulator.client().expect("client");
+    let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
+    // What a crashed pod-a left: its lease, renewed a moment ago.
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let lease: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": LEASE_NAME, "namespace": NAMESPACE},
+        "spec": {"holderIdentity": "pod-a", "acquireTime": now, "renewTime": now,
+                 "leaseDurationSeconds": TIMING.lease_duration_seconds, "leaseTransitions": 1}}))
+    .expect("a Lease");
+    leases
+        .create(&Default::default(), &lease)
+        .await
+        .expect("created");
+
+    // The restarted pod-a holds it at once, but leads (and may write) only once it renewed it.
+    let config = emulator.config().expect("config");
+    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
+        .await
+        .expect("starts");
+    tokio::time::timeout(PATIENCE, elector.acquired())
+        .await
+        .expect("leads")
+        .expect("elects");
+    assert_eq!(elector.fence().check(), Ok(()));
+    let renewed = leases.get(LEASE_NAME).await.expect("lease");
+    let renewed = renewed.spec.and_then(|spec| spec.renew_time);
+    assert!(
+        renewed.is_some_and(|renewed| renewed != now),
+        "renewed first"
+    );
+    elector.release().await;
+}
+
+/// Holds every Lease write back while `hang` is set, as an API server too slow to answer would.
+#[derive(Default)]
+struct HangLeaseWrites {
+    hang: AtomicBool,
+}
+
+impl RequestHook for HangLeaseWrites {
+    fn before(&self, _request: &RequestInfo) -> Option<ApiError> {
+        None
+    }
+
+    fn delay(&self, request: &RequestInfo) -> Option<Duration> {
+        let lease_write = request.resource == "leases" && request.verb == "patch";
+        (lease_write && self.hang.load(Ordering::SeqCst)).then_some(PATIENCE)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_hang_stops_writing_then_leading() {
+    let emulator = Emulator::start(Options::default())
+        .await
+        .expect("emulator starts");
+    let hook = Arc::new(HangLeaseWrites::default());
+    emulator.add_hook(hook.clone());
+    let config = emulator.config().expect("config");
+    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
+        .await
+        .expect("starts");
+    tokio::time::timeout(PATIENCE, elector.acquired())
+        .await
+        .expect("leads")
+        .expect("elects");
+    let fence = elector.fence();
+    let deadline = fence.deadline().expect("a confirmed renewal");
+    hook.hang.store(true, Ordering::SeqCst);
+
+    // The next renewal hangs: writes stop at the deadline of the last one that came through, and the
+    // elector gives leadership up then, without waiting for the hung request.
+    tokio::time::timeout(PATIENCE, elector.lost())
+        .await
+        .expect("leadership is given up");
+    let gave_up = tokio::time::Instant::now();
+    assert!(
+        gave_up >= deadline,
+        "gave up {:?} before the deadline",
+        deadline - gave_up
+    );
+    assert_eq!(fence.check(), Err(FencedWrite::Revoked));
 }
 
 /// Every request the electors made is granted by the leader-election Role. The emulator counts requests

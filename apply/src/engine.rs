@@ -148,6 +148,11 @@ fn send_error(object: &ObjectKey, verb: &'static str, error: SendError) -> Apply
             verb,
             message,
         },
+        SendError::Fenced(message) => ApplyError::Fenced {
+            object: object.to_string(),
+            verb,
+            message,
+        },
     }
 }
 

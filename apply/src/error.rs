@@ -122,6 +122,17 @@ pub enum ApplyError {
         /// The controller's uid.
         controller_uid: String,
     },
+    /// The write was not sent: this instance's leader lease was not confirmed recently enough, so
+    /// another replica may lead (`crate::fence`).
+    #[error("{object}: {verb} not sent: {message}")]
+    Fenced {
+        /// The object.
+        object: String,
+        /// The request.
+        verb: &'static str,
+        /// Why the fence refused it.
+        message: String,
+    },
     /// The handover apply failed, so the replica-less apply was not sent (it could reset
     /// replicas to the default).
     #[error("{object}: replicas handover failed, apply skipped: {cause}")]
@@ -183,9 +194,9 @@ impl ApplyError {
             }
             ApplyError::Rejected { .. } => ErrorCategory::Invalid,
             ApplyError::ImmutableField { .. } => ErrorCategory::Immutable,
-            ApplyError::RetriesExhausted { .. } | ApplyError::CacheNotReady { .. } => {
-                ErrorCategory::Transient
-            }
+            ApplyError::RetriesExhausted { .. }
+            | ApplyError::CacheNotReady { .. }
+            | ApplyError::Fenced { .. } => ErrorCategory::Transient,
             ApplyError::HandoverFailed { .. } | ApplyError::ControlledByAnother { .. } => {
                 ErrorCategory::Conflict
             }

@@ -8,7 +8,10 @@ use http::{Request, header::RETRY_AFTER};
 use kube::{Client, client::Body};
 use serde_json::Value;
 
-use crate::identity::{Identity, identity_of};
+use crate::{
+    fence::fenced,
+    identity::{Identity, identity_of},
+};
 
 /// Retry and timeout bounds for each request the engine sends.
 #[derive(Clone, Debug)]
@@ -83,6 +86,8 @@ pub(crate) enum SendError {
     Exhausted { attempts: u32, last: String },
     /// The answer was not JSON or the request could not be built.
     Malformed(String),
+    /// The client's write fence refused to send it: this instance may no longer lead. Not retried.
+    Fenced(String),
 }
 
 /// Sends `request`, retrying as configured.
@@ -134,7 +139,8 @@ async fn send_with(
         let (last, delay) =
             match tokio::time::timeout(cfg.request_timeout, exchange(client, request)).await {
                 Err(_) => ("request timed out".to_string(), backoff(cfg, attempt)),
-                Ok(Err(transport)) => (transport, backoff(cfg, attempt)),
+                Ok(Err(Unsent::Fenced(message))) => return Err(SendError::Fenced(message)),
+                Ok(Err(Unsent::Failed(transport))) => (transport, backoff(cfg, attempt)),
                 Ok(Ok(Ok(success))) => return Ok(success),
                 Ok(Ok(Err(failure))) if failure.code == 409 && conflicts == Conflicts::Answer => {
                     return Err(SendError::Final(failure));
@@ -158,15 +164,23 @@ async fn send_with(
     }
 }
 
-/// One round trip. Outer error: transport failure (retryable); inner: the server's answer.
+/// Why a request got no answer.
+enum Unsent {
+    /// A transport failure (retryable).
+    Failed(String),
+    /// The write fence refused it ([`crate::fence`]).
+    Fenced(String),
+}
+
+/// One round trip. Outer error: no answer; inner: the server's answer.
 async fn exchange(
     client: &Client,
     request: Request<Body>,
-) -> Result<Result<Success, Failure>, String> {
-    let response = client
-        .send(request)
-        .await
-        .map_err(|e| format!("transport error: {e}"))?;
+) -> Result<Result<Success, Failure>, Unsent> {
+    let response = client.send(request).await.map_err(|e| match fenced(&e) {
+        Some(fenced) => Unsent::Fenced(fenced.to_string()),
+        None => Unsent::Failed(format!("transport error: {e}")),
+    })?;
     let code = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -178,7 +192,7 @@ async fn exchange(
         .into_body()
         .collect_bytes()
         .await
-        .map_err(|e| format!("reading response: {e}"))?;
+        .map_err(|e| Unsent::Failed(format!("reading response: {e}")))?;
     if (200..300).contains(&code) {
         return Ok(Ok(Success { code, text: bytes }));
     }

@@ -2,12 +2,13 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
+use fieldwise_apply::FenceLayer;
 use fieldwise_observability::{
     DEFAULT_LOG_FILTER, Health, HttpServer, LogFormat, Metrics, MetricsAccess, TelemetryConfig,
 };
 use tracing::{error, info, warn};
 
-use crate::leader::{LEASE_NAME, LeaderElector};
+use crate::leader::{LEASE_NAME, LeaderElector, LeaseTiming};
 
 use crate::{
     deploy::{
@@ -65,6 +66,18 @@ pub struct Args {
     /// error when it is lost, so the pod restarts as a standby.
     #[arg(long)]
     pub leader_elect: bool,
+    /// With --leader-elect: seconds a standby waits after the leader's last renewal before it takes
+    /// the Lease over.
+    #[arg(long, default_value_t = LeaseTiming::default().lease_duration_seconds)]
+    pub leader_elect_lease_duration: u64,
+    /// With --leader-elect: seconds after its last renewal was sent that the leader may still
+    /// write; past them it stops writing and leading (less than the lease duration: the rest
+    /// allows for clock skew between nodes).
+    #[arg(long, default_value_t = LeaseTiming::default().renew_deadline_seconds)]
+    pub leader_elect_renew_deadline: u64,
+    /// With --leader-elect: seconds between the leader's renewals (less than the renew deadline).
+    #[arg(long, default_value_t = LeaseTiming::default().retry_period_seconds)]
+    pub leader_elect_retry_period: u64,
     /// The instance name in Events (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "fieldwise")]
     pub instance: String,
@@ -126,7 +139,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 async fn serve(args: Args) -> Result<(), String> {
     // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
     let namespaces = parse_watch_namespaces(&args.namespace)?;
-    let client = client().await?;
+    let config = instance_config(operator_config(config().await?), &args.instance);
+    let client = build_client(config.clone())?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     serve_http(&args, &client, &metrics, &health).await?;
@@ -145,7 +159,12 @@ async fn serve(args: Args) -> Result<(), String> {
         leadership: None,
     };
     if args.leader_elect {
-        return run_as_leader(client, options, metrics, health).await;
+        let timing = LeaseTiming {
+            lease_duration_seconds: args.leader_elect_lease_duration,
+            renew_deadline_seconds: args.leader_elect_renew_deadline,
+            retry_period_seconds: args.leader_elect_retry_period,
+        };
+        return run_as_leader(config, timing, options, metrics, health).await;
     }
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
@@ -187,8 +206,11 @@ async fn serve_http(
 
 /// `--leader-elect`: stand by until this replica holds the Lease, run the controller while it does, and
 /// fail (so the pod restarts) as soon as it is lost. SIGTERM stops the controller and releases the Lease.
+/// The controller's client is fenced: it sends writes only while the Lease's renewals come through
+/// in time ([`crate::leader`]).
 async fn run_as_leader(
-    client: kube::Client,
+    config: kube::Config,
+    timing: LeaseTiming,
     options: RunOptions,
     metrics: Arc<Metrics>,
     health: Health,
@@ -198,9 +220,13 @@ async fn run_as_leader(
     let stopping = stop_requested();
     let namespace = std::env::var("POD_NAMESPACE")
         .map_err(|_| "--leader-elect needs POD_NAMESPACE, the namespace of the Lease".to_owned())?;
-    let elector = LeaderElector::start(client.clone(), &namespace, &options.instance)
+    let elector = LeaderElector::start_with(config.clone(), &namespace, &options.instance, timing)
         .await
         .map_err(|e| errors::message(&e))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))?
+        .with_layer(&FenceLayer::new(elector.fence()))
+        .build();
     // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
     // pod that cannot lead until the old one has gone.
     health.set_ready();
@@ -256,15 +282,38 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 
 /// A client for KUBECONFIG or the in-cluster service account, configured by [`operator_config`].
 pub async fn client() -> Result<kube::Client, String> {
-    let config = kube::Config::infer()
+    build_client(operator_config(config().await?))
+}
+
+/// The configuration of KUBECONFIG or the in-cluster service account.
+async fn config() -> Result<kube::Config, String> {
+    kube::Config::infer()
         .await
-        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))?;
-    kube::Client::try_from(operator_config(config))
+        .map_err(|e| format!("no Kubernetes configuration: {}", errors::message(&e)))
+}
+
+fn build_client(config: kube::Config) -> Result<kube::Client, String> {
+    kube::Client::try_from(config)
         .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))
 }
 
 /// The `User-Agent` of the operator's requests.
 pub const USER_AGENT: &str = concat!("fieldwise/", env!("CARGO_PKG_VERSION"));
+
+/// [`operator_config`] with the instance (the pod name) in the `User-Agent`,
+/// `fieldwise/<version> (<instance>)`, so an audit log tells the replicas' requests apart; the field
+/// manager the API server takes from it is still `fieldwise`. An instance name that cannot be a
+/// header value leaves the `User-Agent` as it was.
+pub fn instance_config(mut config: kube::Config, instance: &str) -> kube::Config {
+    let Ok(agent) = http::HeaderValue::from_str(&format!("{USER_AGENT} ({instance})")) else {
+        return config;
+    };
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((http::header::USER_AGENT, agent));
+    config
+}
 
 /// The operator's client settings. The engine retries requests itself, so kube's own retry layer
 /// is switched off (stacked retries could hang a reconcile). Requests carry the `User-Agent`
@@ -444,6 +493,40 @@ mod tests {
         assert_eq!(
             managers(&[]),
             ["manager", "feast-operator", "kubectl-client-side-apply"]
+        );
+    }
+
+    #[test]
+    fn the_user_agent_names_the_instance_and_keeps_the_field_manager() {
+        let config = kube::Config::new("http://127.0.0.1:1".parse().expect("a URL"));
+        let config = instance_config(operator_config(config), "fieldwise-7d9f-abc");
+        let agents: Vec<_> = config
+            .headers
+            .iter()
+            .filter(|(name, _)| name == http::header::USER_AGENT)
+            .map(|(_, value)| value.to_str().expect("text"))
+            .collect();
+        let expected = format!("{USER_AGENT} (fieldwise-7d9f-abc)");
+        assert_eq!(agents, [expected.as_str()]);
+        // kube-apiserver names the manager of a write without one after the agent up to its '/'.
+        assert_eq!(agents[0].split('/').next(), Some("fieldwise"));
+    }
+
+    #[test]
+    fn leader_election_timing_flags_default_to_the_lease_timing() {
+        let cli = Cli::parse_from(["fieldwise"]);
+        let default = LeaseTiming::default();
+        assert_eq!(
+            cli.run.leader_elect_lease_duration,
+            default.lease_duration_seconds
+        );
+        assert_eq!(
+            cli.run.leader_elect_renew_deadline,
+            default.renew_deadline_seconds
+        );
+        assert_eq!(
+            cli.run.leader_elect_retry_period,
+            default.retry_period_seconds
         );
     }
 
