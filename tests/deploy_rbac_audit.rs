@@ -273,7 +273,7 @@ async fn namespaced_audit() {
     }
     let token = operator_account(&admin, &home, &[&a, &b]).await;
     let answered = Answered::default();
-    let client = recording_client(config, &token, answered.clone());
+    let client = recording_client(config.clone(), &token, answered.clone());
     let namespaces = vec![a.clone(), b.clone()];
 
     // As `fieldwise run --namespace a,b --leader-elect` starts.
@@ -286,7 +286,9 @@ async fn namespaced_audit() {
         cluster_scoped_off,
         ..fieldwise::cli::run::settings(&client).await
     };
-    let elector = fieldwise::leader::LeaderElector::start(client.clone(), &home, "audit")
+    // The elector makes its own client (its Lease requests are checked by `deploy_leader`).
+    let elector_config = operator_config(config, &token);
+    let elector = fieldwise::leader::LeaderElector::start(elector_config, &home, "audit")
         .await
         .expect("leader election starts");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -527,13 +529,17 @@ async fn real_cluster_config() -> kube::Config {
 
 /// A client as `fieldwise run` builds it, authenticated by `token` only, noting every request
 /// and its answer's status.
-fn recording_client(mut config: kube::Config, token: &str, answered: Answered) -> kube::Client {
+/// The operator's client configuration, authenticated by the ServiceAccount `token`.
+fn operator_config(mut config: kube::Config, token: &str) -> kube::Config {
     config.auth_info = kube::config::AuthInfo {
         token: Some(token.to_owned().into()),
         ..kube::config::AuthInfo::default()
     };
-    let config = fieldwise::cli::run::operator_config(config);
-    kube::client::ClientBuilder::try_from(config)
+    fieldwise::cli::run::operator_config(config)
+}
+
+fn recording_client(config: kube::Config, token: &str, answered: Answered) -> kube::Client {
+    kube::client::ClientBuilder::try_from(operator_config(config, token))
         .expect("a client")
         .with_layer(&tower::layer::layer_fn(move |inner| Record {
             inner,
