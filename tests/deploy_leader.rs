@@ -126,14 +126,7 @@ async fn lost_resolves_when_another_holder_takes_the_lease() {
         .await
         .expect("emulator starts");
     let client = emulator.client().expect("client");
-    let config = emulator.config().expect("config");
-    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
-        .await
-        .expect("starts");
-    tokio::time::timeout(PATIENCE, elector.acquired())
-        .await
-        .expect("leads")
-        .expect("elects");
+    let elector = pod_a_leading(&emulator).await;
 
     // Someone else forces the lease over (as an expired-lease takeover would): the elector must notice.
     let leases: Api<Lease> = Api::namespaced(client, NAMESPACE);
@@ -198,14 +191,7 @@ async fn a_lease_held_from_before_a_restart_is_led_once_renewed() {
         .expect("created");
 
     // The restarted pod-a holds it at once, but leads (and may write) only once it renewed it.
-    let config = emulator.config().expect("config");
-    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
-        .await
-        .expect("starts");
-    tokio::time::timeout(PATIENCE, elector.acquired())
-        .await
-        .expect("leads")
-        .expect("elects");
+    let elector = pod_a_leading(&emulator).await;
     assert_eq!(elector.fence().check(), Ok(()));
     let renewed = leases.get(LEASE_NAME).await.expect("lease");
     let renewed = renewed.spec.and_then(|spec| spec.renew_time);
@@ -240,14 +226,7 @@ async fn a_leader_whose_renewals_hang_stops_writing_then_leading() {
         .expect("emulator starts");
     let hook = Arc::new(HangLeaseWrites::default());
     emulator.add_hook(hook.clone());
-    let config = emulator.config().expect("config");
-    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
-        .await
-        .expect("starts");
-    tokio::time::timeout(PATIENCE, elector.acquired())
-        .await
-        .expect("leads")
-        .expect("elects");
+    let elector = pod_a_leading(&emulator).await;
     let fence = elector.fence();
     let deadline = fence.deadline().expect("a confirmed renewal");
     hook.hang.store(true, Ordering::SeqCst);
@@ -403,4 +382,17 @@ async fn fail_over_scenario() {
     println!("the second leader exited with {status}");
     await_holder(&leases, None).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `pod-a`'s elector on the emulator, once it leads.
+async fn pod_a_leading(emulator: &fieldwise_e2e::EmulatorHandle) -> LeaderElector {
+    let config = emulator.config().expect("config");
+    let elector = LeaderElector::start_with(config, NAMESPACE, "pod-a", TIMING)
+        .await
+        .expect("starts");
+    tokio::time::timeout(PATIENCE, elector.acquired())
+        .await
+        .expect("leads")
+        .expect("elects");
+    elector
 }

@@ -132,25 +132,8 @@ async fn scenario() {
         waited.expect("reconciled in time").expect("watch");
     }
     // Deleting runs the finalizer: cluster-scoped children are removed by the operator.
-    let deleted = stores
-        .delete("kube-auth", &DeleteParams::default())
-        .await
-        .expect("delete");
-    let uid = deleted
-        .left()
-        .and_then(|fs| fs.metadata.uid)
-        .unwrap_or_default();
-    let gone = await_condition(stores.clone(), "kube-auth", conditions::is_deleted(&uid));
-    tokio::time::timeout(PATIENCE, gone)
-        .await
-        .expect("finalizer removed in time")
-        .expect("watch");
-    let _ = stop.send(());
-    tokio::time::timeout(PATIENCE, operator)
-        .await
-        .expect("operator stops")
-        .expect("joins")
-        .expect("runs");
+    delete_and_await_gone(&stores, "kube-auth").await;
+    stop_operator(stop, operator).await;
 
     let used = used_permissions(&emulator);
     let granted = rbac::permissions(&rbac::cluster_rules());
@@ -355,26 +338,9 @@ async fn namespaced_audit() {
     waited.await.expect("b reconciled in time").expect("watch");
     // The finalizer runs without cluster-scoped children.
     for stores in [&in_a, &in_b] {
-        let deleted = stores
-            .delete("store", &DeleteParams::default())
-            .await
-            .expect("delete");
-        let uid = deleted
-            .left()
-            .and_then(|fs| fs.metadata.uid)
-            .unwrap_or_default();
-        let gone = await_condition(stores.clone(), "store", conditions::is_deleted(&uid));
-        tokio::time::timeout(PATIENCE, gone)
-            .await
-            .expect("deleted in time")
-            .expect("watch");
+        delete_and_await_gone(stores, "store").await;
     }
-    let _ = stop.send(());
-    tokio::time::timeout(PATIENCE, operator)
-        .await
-        .expect("operator stops")
-        .expect("joins")
-        .expect("runs");
+    stop_operator(stop, operator).await;
     elector.release().await;
 
     let in_c: Api<FeatureStore> = Api::namespaced(admin.clone(), &c);
@@ -583,4 +549,34 @@ where
             Ok(response)
         })
     }
+}
+
+/// Deletes the FeatureStore and waits until it is gone (the operator's finalizer has run).
+async fn delete_and_await_gone(stores: &Api<FeatureStore>, name: &str) {
+    let deleted = stores
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    let uid = deleted
+        .left()
+        .and_then(|fs| fs.metadata.uid)
+        .unwrap_or_default();
+    let gone = await_condition(stores.clone(), name, conditions::is_deleted(&uid));
+    tokio::time::timeout(PATIENCE, gone)
+        .await
+        .expect("finalizer removed in time")
+        .expect("watch");
+}
+
+/// Stops the operator task and waits until it has returned without error.
+async fn stop_operator<E: std::fmt::Debug>(
+    stop: tokio::sync::oneshot::Sender<()>,
+    operator: tokio::task::JoinHandle<Result<(), E>>,
+) {
+    let _ = stop.send(());
+    tokio::time::timeout(PATIENCE, operator)
+        .await
+        .expect("operator stops")
+        .expect("joins")
+        .expect("runs");
 }

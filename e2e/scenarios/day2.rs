@@ -141,7 +141,7 @@ async fn missing_key_and_managers(cluster: Cluster) {
         .await
         .expect("deleted");
     wait_gone(&stores, "day2").await;
-    assert_no_reconcile_errors(&cluster);
+    cluster.assert_no_reconcile_errors();
     let all_events = events.list(&ListParams::default()).await.expect("events");
     for event in all_events
         .items
@@ -288,18 +288,7 @@ async fn co_owned_finalizer(cluster: Cluster) {
         .await
         .expect("deleted");
     wait_gone(&stores, "shared").await;
-    assert_no_reconcile_errors(&cluster);
-}
-
-/// The operator counted no reconcile error (its metrics have no error series at all).
-fn assert_no_reconcile_errors(cluster: &Cluster) {
-    let metrics = cluster.metrics.encode().expect("metrics");
-    assert!(
-        !metrics
-            .lines()
-            .any(|l| l.starts_with("fieldwise_reconcile_errors_total{")),
-        "reconcile errors counted:\n{metrics}"
-    );
+    cluster.assert_no_reconcile_errors();
 }
 
 /// The managedFields entries that own some of `fs`'s finalizers.

@@ -473,6 +473,17 @@ impl Cluster {
         .expect("namespace applied");
     }
 
+    /// Asserts the operator counted no reconcile error (its metrics have no error series at all).
+    pub fn assert_no_reconcile_errors(&self) {
+        let metrics = self.metrics.encode().expect("metrics");
+        assert!(
+            !metrics
+                .lines()
+                .any(|l| l.starts_with("fieldwise_reconcile_errors_total{")),
+            "reconcile errors counted:\n{metrics}"
+        );
+    }
+
     /// Reconciles the operator has finished, from its metrics.
     pub fn reconciles(&self) -> u64 {
         let text = self.metrics.encode().expect("metrics encode");

@@ -316,7 +316,7 @@ async fn operator_with_generated_rbac(mut cluster: Cluster) {
         "refused: {:?}",
         &forbidden[forbidden_before..]
     );
-    assert_no_reconcile_errors(&cluster);
+    cluster.assert_no_reconcile_errors();
     assert_replaced(&cluster, kube_auth, &earlier).await;
 
     let bindings: Api<ClusterRoleBinding> = Api::all(cluster.client.clone());
@@ -350,15 +350,4 @@ async fn operator_with_generated_rbac(mut cluster: Cluster) {
     wait_gone(&bindings, &oidc_binding).await;
     let forbidden = cluster.operator_forbidden();
     assert_eq!(forbidden.len(), forbidden_before, "refused: {forbidden:?}");
-}
-
-/// The operator counted no reconcile error (its metrics have no error series at all).
-fn assert_no_reconcile_errors(cluster: &Cluster) {
-    let metrics = cluster.metrics.encode().expect("metrics");
-    assert!(
-        !metrics
-            .lines()
-            .any(|l| l.starts_with("fieldwise_reconcile_errors_total{")),
-        "reconcile errors counted:\n{metrics}"
-    );
 }
