@@ -187,28 +187,41 @@ fn refuse_foreign_controller(p: &Prepared, live: &Value) -> Result<(), ApplyErro
         .pointer("/metadata/labels")
         .and_then(|labels| labels.get(labels::OWNER_UID))
         .and_then(Value::as_str);
-    let references = fields::at(live, &["metadata", "ownerReferences"]).and_then(Value::as_array);
-    let controller = references
-        .into_iter()
-        .flatten()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
-    let Some(controller) = controller else {
+    let Some(controller) = live_controller(live) else {
         return refuse_foreign_owner_label(p, ours, live);
     };
-    let text = |key: &str| {
-        controller
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    };
-    if Some(text("uid")) == ours {
+    if Some(text_of(controller, "uid")) == ours {
         return Ok(());
     }
-    Err(ApplyError::ControlledByAnother {
+    Err(controlled_by(p, controller))
+}
+
+/// The owner reference of `live` with `controller: true` (the API allows one).
+fn live_controller(live: &Value) -> Option<&Value> {
+    fields::at(live, &["metadata", "ownerReferences"])
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+}
+
+fn text_of<'a>(reference: &'a Value, key: &str) -> &'a str {
+    reference
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The refusal of `p` because `controller` (an owner reference) controls it.
+fn controlled_by(p: &Prepared, controller: &Value) -> ApplyError {
+    ApplyError::ControlledByAnother {
         object: p.key.to_string(),
-        controller: format!("{} {}", text("kind"), text("name")),
-        controller_uid: text("uid").to_owned(),
-    })
+        controller: format!(
+            "{} {}",
+            text_of(controller, "kind"),
+            text_of(controller, "name")
+        ),
+        controller_uid: text_of(controller, "uid").to_owned(),
+    }
 }
 
 /// Refuses to share an object another owner controls: a controller reference, or an owner-uid
@@ -221,23 +234,9 @@ fn refuse_foreign_sharing(p: &Prepared, live: &Value) -> Result<(), ApplyError> 
         .flatten()
         .filter_map(|r| r.get("uid").and_then(Value::as_str))
         .collect();
-    let references = fields::at(live, &["metadata", "ownerReferences"]).and_then(Value::as_array);
-    let controller = references
-        .into_iter()
-        .flatten()
-        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true));
-    let text = |r: &Value, key: &str| {
-        r.get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    if let Some(controller) = controller.filter(|c| !sharers.contains(&text(c, "uid").as_str())) {
-        return Err(ApplyError::ControlledByAnother {
-            object: p.key.to_string(),
-            controller: format!("{} {}", text(controller, "kind"), text(controller, "name")),
-            controller_uid: text(controller, "uid"),
-        });
+    let foreign = live_controller(live).filter(|c| !sharers.contains(&text_of(c, "uid")));
+    if let Some(controller) = foreign {
+        return Err(controlled_by(p, controller));
     }
     let labelled =
         fields::at(live, &["metadata", "labels", labels::OWNER_UID]).and_then(Value::as_str);

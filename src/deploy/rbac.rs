@@ -233,23 +233,21 @@ pub const NAMED_NAMESPACED_CALLS: &[NamedCalls] = &[NamedCalls {
 /// namespaces only manages those children when it holds these rules (checked at start,
 /// `crate::runtime::access`), and leaves them out otherwise.
 pub fn cluster_scoped_child_rules() -> Vec<PolicyRule> {
-    let registry = crate::runtime::all_kinds()
-        .only(fieldwise_apply::Scope::Cluster)
-        .policy_rules();
-    let mut rules = merge(registry);
-    rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
-    rules
+    cluster_scoped_with(&[])
 }
 
 /// Everything cluster-scoped by nature the installs grant: [`cluster_scoped_child_rules`] and the
 /// reviews of `/metrics` requests ([`METRICS_AUTH_CALLS`]).
 pub fn cluster_scoped_rules() -> Vec<PolicyRule> {
-    let mut rules = merge(
-        cluster_scoped_child_rules()
-            .into_iter()
-            .filter(|rule| rule.resource_names.is_none())
-            .chain(METRICS_AUTH_CALLS.iter().map(Calls::rule)),
-    );
+    cluster_scoped_with(METRICS_AUTH_CALLS)
+}
+
+/// The registry's cluster-scoped kinds and `calls`, then the calls limited to named ClusterRoles.
+fn cluster_scoped_with(calls: &[Calls]) -> Vec<PolicyRule> {
+    let registry = crate::runtime::all_kinds()
+        .only(fieldwise_apply::Scope::Cluster)
+        .policy_rules();
+    let mut rules = merge(registry.into_iter().chain(calls.iter().map(Calls::rule)));
     rules.extend(NAMED_CONTROLLER_CALLS.iter().map(NamedCalls::rule));
     rules
 }
