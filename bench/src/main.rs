@@ -213,7 +213,10 @@ fn operator_child(kubeconfig: &Path, resync_seconds: Option<u64>, cpu: Option<us
             tracing::dispatcher::set_global_default(dispatch).ok()?;
             Some(guard)
         });
-        let client = fieldwise::cli::run::client().await?;
+        // The controllers' client as `fieldwise run` builds it: its metrics time every request.
+        let metrics = Arc::new(Metrics::new());
+        let concurrency = RunOptions::default().concurrency;
+        let client = fieldwise::cli::run::controllers_client(&metrics, concurrency).await?;
         let mut settings = fieldwise::cli::run::settings(&client).await;
         if let Some(seconds) = resync_seconds {
             settings.resync_period = Duration::from_secs(seconds);
@@ -222,7 +225,6 @@ fn operator_child(kubeconfig: &Path, resync_seconds: Option<u64>, cpu: Option<us
             settings,
             ..RunOptions::default()
         };
-        let metrics = Arc::new(Metrics::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let answering = metrics.clone();
         std::thread::spawn(move || answer_on_stdin(&answering, stop));

@@ -3,7 +3,8 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use fieldwise_e2e::faults::{ErrorKind, ErrorRule, FaultConfig, Faults};
+use fieldwise::runtime::RunOptions;
+use fieldwise_e2e::faults::{ErrorKind, ErrorRule, FaultConfig, Faults, LatencyRule};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{Api, ResourceExt, api::ListParams};
 
@@ -102,5 +103,50 @@ fn fifty_feature_stores_converge_with_a_fifth_of_writes_failing_and_watches_drop
                 "owned by a live FeatureStore: {owners:?}"
             );
         }
+    });
+}
+
+/// With every write slowed down, reconciles pile up behind the API server; still the operator never
+/// has more writes in flight than its concurrency (what API Priority and Fairness sees from it).
+#[test]
+fn writes_in_flight_never_exceed_the_concurrency_when_the_api_server_is_slow() {
+    block_on(async {
+        let cluster = Cluster::start().await;
+        let faults = Faults::install(
+            cluster.emulator(),
+            FaultConfig {
+                latency: vec![LatencyRule {
+                    verbs: ["create", "update", "patch", "delete"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    resource: None,
+                    delay: Duration::from_millis(50),
+                }],
+                ..FaultConfig::default()
+            },
+        );
+        const STORES: usize = 16;
+        let manifests: String = (0..STORES)
+            .map(|i| format!("---\napiVersion: feast.dev/v1\nkind: FeatureStore\nmetadata:\n  name: slow-{i}\nspec:\n  feastProject: p{i}\n"))
+            .collect();
+        cluster.apply_yaml(&manifests, "default").await;
+        for i in 0..STORES {
+            cluster.wait_ready("default", &format!("slow-{i}")).await;
+        }
+        assert!(faults.stats().delayed > 0, "writes were slowed down");
+        let concurrency = u64::from(RunOptions::default().concurrency);
+        let most = cluster
+            .emulator()
+            .counters()
+            .most_writes_in_flight("fieldwise");
+        assert!(
+            most <= concurrency,
+            "at most {concurrency} writes in flight at once, saw {most}"
+        );
+        assert!(
+            most > 1,
+            "the FeatureStores were reconciled side by side (else this proves nothing): {most}"
+        );
+        cluster.assert_no_reconcile_errors();
     });
 }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use fieldwise::{
-    runtime::{RunOptions, run},
+    runtime::{RunOptions, client::controller_layers, run},
     settings::Settings,
 };
 use fieldwise_api::v1::FeatureStore;
@@ -190,12 +190,14 @@ impl Cluster {
         };
         let client = Client::try_from(config.clone()).expect("a client");
         let operator_forbidden = Arc::default();
+        let metrics = Arc::new(Metrics::new());
         let operator_client = counting_client(
             config.clone(),
             operator_writes.clone(),
             Arc::clone(&operator_requests),
             operator_answers.clone(),
             Arc::clone(&operator_forbidden),
+            &metrics,
         );
         let mut cluster = Self {
             emulated,
@@ -207,7 +209,7 @@ impl Cluster {
             operator_forbidden,
             config,
             namespace,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             settings: Settings::default(),
             watched: None,
             operator: None,
@@ -299,6 +301,7 @@ impl Cluster {
             Arc::clone(&self.operator_requests),
             self.operator_answers.clone(),
             Arc::clone(&self.operator_forbidden),
+            &self.metrics,
         );
     }
 
@@ -622,10 +625,12 @@ fn counting_client(
     requests: Arc<std::sync::Mutex<Vec<String>>>,
     answers: Answers,
     forbidden: Arc<std::sync::Mutex<Vec<String>>>,
+    metrics: &Arc<Metrics>,
 ) -> Client {
-    // As `fieldwise run` configures its client (no retries, fieldwise's User-Agent).
+    // As `fieldwise run` configures its client (no retries, fieldwise's User-Agent, timed, writes
+    // limited to the concurrency), counting what reaches the API server.
     let config = fieldwise::cli::run::operator_config(config);
-    kube::client::ClientBuilder::try_from(config)
+    let counting = kube::client::ClientBuilder::try_from(config)
         .expect("a client")
         .with_layer(&tower::layer::layer_fn(move |inner| CountWrites {
             inner,
@@ -633,8 +638,9 @@ fn counting_client(
             requests: requests.clone(),
             answers: answers.clone(),
             forbidden: forbidden.clone(),
-        }))
-        .build()
+        }));
+    let concurrency = RunOptions::default().concurrency;
+    controller_layers(counting, metrics, concurrency, None).build()
 }
 
 /// Counts and notes the requests that are not reads (anything but GET, HEAD and OPTIONS), and

@@ -120,7 +120,7 @@ pub use config::{
     trace_export_from_env,
 };
 pub use cpu::{CpuTimed, cpu_timed, thread_cpu_time};
-pub use metrics::{InfoLabels, Metrics, ReconcileResult, WriteOutcome};
+pub use metrics::{InFlight, InfoLabels, Metrics, ReconcileResult, WriteOutcome};
 pub use server::{
     Health, HttpServer, MetricsAccess, OPENMETRICS_CONTENT_TYPE, metrics_router, probe_router,
 };
@@ -137,8 +137,9 @@ pub use tls::{CERT_FILE, Certificate, KEY_FILE, RELOAD_CHECK};
 /// Metric names, for dashboards and tests.
 pub mod metric_names {
     pub use crate::metrics::{
-        API_WRITES, DRIFT_CORRECTIONS, OWNED_OBJECTS, RECONCILE_CPU, RECONCILE_DURATION,
-        RECONCILE_ERRORS, RECONCILES, WORK_QUEUE_DEPTH,
+        API_REQUEST_DURATION, API_REQUESTS_IN_FLIGHT, API_WRITE_WAITS, API_WRITES,
+        DRIFT_CORRECTIONS, OWNED_OBJECTS, RECONCILE_CPU, RECONCILE_DURATION, RECONCILE_ERRORS,
+        RECONCILES, WORK_QUEUE_DEPTH,
     };
 }
 

@@ -30,6 +30,13 @@ pub const WORK_QUEUE_DEPTH: &str = "fieldwise_work_queue_depth";
 pub const OWNED_OBJECTS: &str = "fieldwise_owned_objects";
 /// Counter of failed reconciles by controller and error category.
 pub const RECONCILE_ERRORS: &str = "fieldwise_reconcile_errors";
+/// Histogram of the operator's Kubernetes API requests, by verb: seconds until the response headers
+/// (a watch: until its stream starts), as the operator sees them.
+pub const API_REQUEST_DURATION: &str = "fieldwise_api_request_duration_seconds";
+/// Gauge of the operator's API requests sent and not yet answered, by class (`read`, `write`).
+pub const API_REQUESTS_IN_FLIGHT: &str = "fieldwise_api_requests_in_flight";
+/// Counter of writes that waited for one of the `--concurrency` write slots.
+pub const API_WRITE_WAITS: &str = "fieldwise_api_write_waits";
 
 /// Upper bounds (seconds) of the reconcile duration buckets.
 const DURATION_BUCKETS: [f64; 13] = [
@@ -41,6 +48,13 @@ const DURATION_BUCKETS: [f64; 13] = [
 const CPU_BUCKETS: [f64; 17] = [
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.0025, 0.003, 0.004,
     0.005, 0.0075, 0.01, 0.025, 0.1,
+];
+
+/// Upper bounds (seconds) of the API request buckets: from half a millisecond (an in-process
+/// emulator) doubling to about half a minute (a slow apply on a loaded API server).
+const API_BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+    4.096, 8.192, 16.384, 32.768,
 ];
 
 /// How a reconcile ended.
@@ -161,6 +175,20 @@ fn new_cpu_histogram() -> Histogram {
     Histogram::new(CPU_BUCKETS)
 }
 
+fn new_api_histogram() -> Histogram {
+    Histogram::new(API_BUCKETS)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerbLabels {
+    verb: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
 /// All operator metrics. Share it as `Arc<Metrics>`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -174,6 +202,9 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabels, Counter>,
     queue_depth: Family<ControllerLabels, Gauge>,
     owned_objects: Family<KindLabels, Gauge>,
+    api_request_duration: Family<VerbLabels, Histogram, fn() -> Histogram>,
+    api_in_flight: Family<ClassLabels, Gauge>,
+    api_write_waits: Counter,
     /// Info gauges by metric name.
     infos: Mutex<HashMap<&'static str, InfoGauge>>,
 }
@@ -197,6 +228,9 @@ impl Metrics {
             reconcile_errors: Family::default(),
             queue_depth: Family::default(),
             owned_objects: Family::default(),
+            api_request_duration: Family::new_with_constructor(new_api_histogram),
+            api_in_flight: Family::default(),
+            api_write_waits: Counter::default(),
             infos: Mutex::new(HashMap::new()),
         };
         metrics.registered()
@@ -244,6 +278,21 @@ impl Metrics {
             OWNED_OBJECTS,
             "Child objects owned, by kind",
             self.owned_objects.clone(),
+        );
+        r.register(
+            API_REQUEST_DURATION,
+            "Kubernetes API requests by verb: seconds until the response headers",
+            self.api_request_duration.clone(),
+        );
+        r.register(
+            API_REQUESTS_IN_FLIGHT,
+            "Kubernetes API requests sent and not yet answered, by class (read, write)",
+            self.api_in_flight.clone(),
+        );
+        r.register(
+            API_WRITE_WAITS,
+            "Writes that waited for a free write slot (at most --concurrency writes are in flight)",
+            self.api_write_waits.clone(),
         );
         drop(registry);
         self
@@ -384,6 +433,30 @@ impl Metrics {
         }
     }
 
+    /// Observes one API request's time to its response headers; `verb` is one of a fixed set
+    /// (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`).
+    pub fn observe_api_request(&self, verb: &'static str, duration: Duration) {
+        self.api_request_duration
+            .get_or_create(&VerbLabels { verb })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Counts one API request of `class` (`read` or `write`) in flight until the guard is dropped
+    /// (answered, failed or given up).
+    pub fn api_request_in_flight(&self, class: &'static str) -> InFlight {
+        let gauge = self
+            .api_in_flight
+            .get_or_create(&ClassLabels { class })
+            .clone();
+        gauge.inc();
+        InFlight(gauge)
+    }
+
+    /// Counts a write that had to wait for a write slot.
+    pub fn count_api_write_wait(&self) {
+        self.api_write_waits.inc();
+    }
+
     /// Encodes every metric as OpenMetrics text (ending in `# EOF`).
     pub fn encode(&self) -> Result<String, Error> {
         let mut text = String::new();
@@ -391,6 +464,16 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .map_err(|_| Error::EncodeMetrics)?;
         Ok(text)
+    }
+}
+
+/// One API request in flight, from [`Metrics::api_request_in_flight`]; dropping it ends the count.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

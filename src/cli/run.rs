@@ -2,7 +2,6 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use fieldwise_apply::FenceLayer;
 use fieldwise_observability::{
     DEFAULT_LOG_FILTER, Health, HttpServer, LogFormat, Metrics, MetricsAccess, TelemetryConfig,
 };
@@ -17,8 +16,8 @@ use crate::{
     },
     featurestore::context::ImageDefaults,
     runtime::{
-        RunOptions, access::missing_cluster_wide, errors, namespaces::parse_watch_namespaces,
-        run as run_controller,
+        RunOptions, access::missing_cluster_wide, client::controller_client, errors,
+        namespaces::parse_watch_namespaces, run as run_controller,
     },
     settings::{DEFAULT_RESYNC_PERIOD, DEFAULT_TAKE_OVER_FROM, Settings},
 };
@@ -140,6 +139,8 @@ async fn serve(args: Args) -> Result<(), String> {
     // OLM's AllNamespaces install mode sets WATCH_NAMESPACE to "": all namespaces.
     let namespaces = parse_watch_namespaces(&args.namespace)?;
     let config = instance_config(operator_config(config().await?), &args.instance);
+    // The plain client serves start-up checks and the /metrics access reviews; the controllers get
+    // their own stack (timed, writes limited to --concurrency, fenced when leading).
     let client = build_client(config.clone())?;
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
@@ -166,6 +167,8 @@ async fn serve(args: Args) -> Result<(), String> {
         };
         return run_as_leader(config, timing, options, metrics, health).await;
     }
+    let client = controller_client(config, &metrics, options.concurrency, None)
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))?;
     run_controller(client, options, metrics, health, shutdown_signal())
         .await
         .map_err(|e| errors::message(&e))
@@ -223,10 +226,8 @@ async fn run_as_leader(
     let elector = LeaderElector::start_with(config.clone(), &namespace, &options.instance, timing)
         .await
         .map_err(|e| errors::message(&e))?;
-    let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))?
-        .with_layer(&FenceLayer::new(elector.fence()))
-        .build();
+    let client = controller_client(config, &metrics, options.concurrency, Some(elector.fence()))
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))?;
     // A standby replica reports ready: were it unready, a rolling update would wait forever for a new
     // pod that cannot lead until the old one has gone.
     health.set_ready();
@@ -283,6 +284,16 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 /// A client for KUBECONFIG or the in-cluster service account, configured by [`operator_config`].
 pub async fn client() -> Result<kube::Client, String> {
     build_client(operator_config(config().await?))
+}
+
+/// The controllers' client for KUBECONFIG or the in-cluster service account, as `fieldwise run`
+/// builds it without leader election ([`controller_client`]).
+pub async fn controllers_client(
+    metrics: &Arc<Metrics>,
+    concurrency: u16,
+) -> Result<kube::Client, String> {
+    controller_client(operator_config(config().await?), metrics, concurrency, None)
+        .map_err(|e| format!("cannot build a Kubernetes client: {}", errors::message(&e)))
 }
 
 /// The configuration of KUBECONFIG or the in-cluster service account.

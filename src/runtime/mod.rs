@@ -26,6 +26,7 @@
 //! Errors reach logs, Events and conditions as messages ([`errors::message`]), never as debug dumps.
 
 pub mod access;
+pub mod client;
 pub mod conditions;
 mod controller;
 pub mod errors;

@@ -2,7 +2,7 @@
 //! emulator served. Read by tests and benchmarks ("zero writes at steady state").
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What one counted request was.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,9 +35,50 @@ impl RequestKey {
 #[derive(Debug, Default)]
 pub struct Counters {
     counts: Mutex<BTreeMap<RequestKey, u64>>,
+    /// Per field manager: writes being served now, and the most there ever were at once.
+    writes_in_flight: Arc<Mutex<BTreeMap<String, (u64, u64)>>>,
+}
+
+/// One write being served, from [`Counters::write_in_flight`]; dropping it ends it.
+pub struct WriteInFlight {
+    manager: String,
+    in_flight: Arc<Mutex<BTreeMap<String, (u64, u64)>>>,
+}
+
+impl Drop for WriteInFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((now, _)) = in_flight.get_mut(&self.manager) {
+            *now -= 1;
+        }
+    }
 }
 
 impl Counters {
+    /// Counts a write of `manager` as being served until the guard is dropped.
+    pub fn write_in_flight(&self, manager: &str) -> WriteInFlight {
+        let mut in_flight = self
+            .writes_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (now, most) = in_flight.entry(manager.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        WriteInFlight {
+            manager: manager.to_owned(),
+            in_flight: Arc::clone(&self.writes_in_flight),
+        }
+    }
+
+    /// The most writes of `manager` the emulator was serving at the same time.
+    pub fn most_writes_in_flight(&self, manager: &str) -> u64 {
+        let in_flight = self
+            .writes_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        in_flight.get(manager).map_or(0, |(_, most)| *most)
+    }
+
     pub fn record(&self, key: RequestKey) {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry(key).or_insert(0) += 1;

@@ -95,12 +95,11 @@ pub fn set_finalizers(obj: &mut Value, list: &[String]) {
     }
 }
 
-pub fn labels(obj: &Value) -> Map<String, Value> {
+/// The object's labels, borrowed (selectors test them for every object a list or watch reads).
+pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
     meta(obj)
         .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
 }
 
 pub fn is_terminating(obj: &Value) -> bool {

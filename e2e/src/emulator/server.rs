@@ -163,38 +163,34 @@ impl ApiServer {
         let rv = txn.current_rv();
         let ns = if rt.namespaced { namespace } else { None };
         let (group, plural) = rt.storage_key();
-        let matching: Vec<&Value> = txn
-            .list(&group, &plural, ns)
-            .into_iter()
+        let mut matching = txn
+            .list_after(&group, &plural, ns, after.as_ref())
             .filter(|o| {
                 let view = events::view(rt, o);
                 labels.matches(&view) && fields.matches(&view)
-            })
-            .filter(|o| after.as_ref().is_none_or(|a| position(o) > *a))
-            .collect();
+            });
         let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let page: Vec<Value> = matching
-            .iter()
+            .by_ref()
             .take(limit)
             .map(|o| Self::present(rt, o))
             .collect();
+        let remaining = matching.count();
         let mut list_meta = Map::new();
         list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if matching.len() > page.len()
+        if remaining > 0
             && let Some(last) = page.last()
         {
             list_meta.insert("continue".into(), json!(encode_continue(&position(last))));
-            list_meta.insert(
-                "remainingItemCount".into(),
-                json!(matching.len() - page.len()),
-            );
+            list_meta.insert("remainingItemCount".into(), json!(remaining));
         }
-        Ok(json!({
-            "kind": format!("{}List", rt.kind),
-            "apiVersion": rt.api_version(),
-            "metadata": list_meta,
-            "items": page,
-        }))
+        // Built by moving the items in: `json!` would serialise a copy of every one.
+        let mut list = Map::new();
+        list.insert("kind".into(), json!(format!("{}List", rt.kind)));
+        list.insert("apiVersion".into(), json!(rt.api_version()));
+        list.insert("metadata".into(), Value::Object(list_meta));
+        list.insert("items".into(), Value::Array(page));
+        Ok(Value::Object(list))
     }
 
     /// The Scale a GET of `/scale` answers: a custom resource without its spec replicas field has

@@ -4,6 +4,7 @@
 //! collector).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -171,13 +172,43 @@ impl Txn<'_> {
     }
 
     /// Objects of one group/resource, optionally in one namespace, sorted by namespace then name.
+    /// Objects of one group/resource, optionally in one namespace, sorted by namespace then name.
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
+        self.list_after(group, plural, namespace, None).collect()
+    }
+
+    /// Like [`Txn::list`], lazily, starting after the object at `(namespace, name)` (a list's
+    /// continue position). Keys sort by group, resource, namespace, name, so the objects asked for
+    /// are one contiguous range: a page costs what it reads, not a scan of every stored object of
+    /// every kind, nor of the pages before it.
+    pub fn list_after<'s, 'q>(
+        &'s self,
+        group: &'q str,
+        plural: &'q str,
+        namespace: Option<&'q str>,
+        after: Option<&(String, String)>,
+    ) -> impl Iterator<Item = &'s Value> + use<'s, 'q> {
+        let key = |ns: &str, name: &str| -> ObjKey {
+            (
+                group.to_owned(),
+                plural.to_owned(),
+                ns.to_owned(),
+                name.to_owned(),
+            )
+        };
+        let first = key(namespace.unwrap_or_default(), "");
+        // A continue position before the namespace asked for starts at its beginning.
+        let start = match after.map(|(ns, name)| key(ns, name)) {
+            Some(after) if after >= first => Bound::Excluded(after),
+            _ => Bound::Included(first),
+        };
         self.inner
             .objects
-            .iter()
-            .filter(|(k, _)| k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns))
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| {
+                k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns)
+            })
             .map(|(_, v)| v)
-            .collect()
     }
 
     /// Every stored object with its key, borrowed (no copies).
@@ -307,4 +338,69 @@ fn uid_of(obj: &Value) -> &str {
     obj.pointer("/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(group: &str, plural: &str, namespace: &str, name: &str) -> ObjKey {
+        (group.into(), plural.into(), namespace.into(), name.into())
+    }
+
+    fn names<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<String> {
+        objects
+            .map(|o| {
+                let meta = &o["metadata"];
+                format!(
+                    "{}/{}",
+                    meta["namespace"].as_str().unwrap_or(""),
+                    meta["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    /// Neighbours in key order on every side (another group, another resource, namespaces before
+    /// and after) must stay out of a list, and a continue position must resume right after itself.
+    #[test]
+    fn a_list_is_the_range_of_its_kind_and_namespace_and_resumes_after_its_position() {
+        let store = Store::new(HistoryLimits::default());
+        let mut txn = store.lock();
+        let stored = [
+            key("", "configmaps", "b", "x"),
+            key("", "secrets", "a", "s1"),
+            key("", "secrets", "b", "s1"),
+            key("", "secrets", "b", "s2"),
+            key("", "secrets", "c", "s1"),
+            key("", "serviceaccounts", "b", "s3"),
+            key("apps", "secrets", "b", "s9"),
+        ];
+        for k in &stored {
+            let object = json!({"metadata": {"namespace": k.2, "name": k.3}});
+            txn.put(k.clone(), object);
+        }
+        assert_eq!(
+            names(txn.list("", "secrets", None).into_iter()),
+            ["a/s1", "b/s1", "b/s2", "c/s1"]
+        );
+        assert_eq!(
+            names(txn.list("", "secrets", Some("b")).into_iter()),
+            ["b/s1", "b/s2"]
+        );
+        assert!(txn.list("", "secrets", Some("d")).is_empty());
+        let after = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
+        let resumed = txn.list_after("", "secrets", None, Some(&after("b", "s1")));
+        assert_eq!(names(resumed), ["b/s2", "c/s1"]);
+        let resumed = txn.list_after("", "secrets", Some("b"), Some(&after("b", "s1")));
+        assert_eq!(names(resumed), ["b/s2"]);
+        // A position before the namespace asked for starts at its beginning; one after it is past
+        // its end.
+        let resumed = txn.list_after("", "secrets", Some("b"), Some(&after("a", "zz")));
+        assert_eq!(names(resumed), ["b/s1", "b/s2"]);
+        let resumed = txn.list_after("", "secrets", Some("b"), Some(&after("c", "")));
+        assert_eq!(names(resumed), Vec::<String>::new());
+    }
 }

@@ -334,6 +334,8 @@ async fn resource(
         field_manager: manager.clone(),
         user: user_of(&headers),
     };
+    // Held until the answer is made: an injected delay counts as time in flight.
+    let _in_flight = is_write.then(|| server.counters.write_in_flight(&manager));
     if let Some(d) = server.hook_delay(&info) {
         tokio::time::sleep(d).await;
     }

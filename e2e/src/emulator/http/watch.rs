@@ -98,10 +98,17 @@ impl Filter {
     }
 }
 
+/// Written straight from the object: `json!` would first serialise a copy of it into a new `Value`,
+/// for every event and every watcher.
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut s = json!({"type": kind, "object": object}).to_string();
-    s.push('\n');
-    Bytes::from(s)
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"type\":");
+    // Writing JSON of a string or a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, kind);
+    out.extend_from_slice(b",\"object\":");
+    let _ = serde_json::to_writer(&mut out, object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 fn bookmark(rt: &ResourceType, rv: u64) -> Bytes {

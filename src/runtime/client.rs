@@ -1,0 +1,473 @@
+//! The controllers' client stack: every request timed by verb and counted in flight
+//! ([`ApiMetricsLayer`]), and writes limited to the configured concurrency ([`WriteLimitLayer`]),
+//! under the leader's fence when there is one.
+//!
+//! Why a write limit although reconciles already run at most `--concurrency` at a time and each
+//! sends one request at a time: the bound then holds by construction, whatever a reconcile or the
+//! Event recorder does, so an API server under Priority and Fairness never sees more than
+//! `--concurrency` mutating requests from the operator at once (reads, watches among them, are
+//! not limited: a watch stays open for minutes).
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use fieldwise_apply::{FenceLayer, WriteFence, fence::Fenced};
+use fieldwise_observability::Metrics;
+use futures::future::BoxFuture;
+use kube::client::ClientBuilder;
+use tokio::sync::Semaphore;
+use tower::util::{Either, option_layer};
+use tower::{BoxError, Layer, Service};
+
+/// Builds the client the controllers write with ([`controller_layers`] over `config`).
+pub fn controller_client(
+    config: kube::Config,
+    metrics: &Arc<Metrics>,
+    concurrency: u16,
+    fence: Option<Arc<WriteFence>>,
+) -> Result<kube::Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(controller_layers(builder, metrics, concurrency, fence).build())
+}
+
+/// The service [`controller_layers`] makes of `S`.
+pub type ControllerService<S> = WriteLimit<Either<Fenced<ApiMetrics<S>>, ApiMetrics<S>>>;
+
+/// The controllers' layers over `builder`: [`WriteLimitLayer`] outermost (a write waits for its
+/// slot before anything else), then the fence if any (checked as late as possible, after the
+/// wait), then [`ApiMetricsLayer`] (so the latency it records is the API server's, not the
+/// queue's). Tests put their own counting layer under it.
+pub fn controller_layers<S>(
+    builder: ClientBuilder<S>,
+    metrics: &Arc<Metrics>,
+    concurrency: u16,
+    fence: Option<Arc<WriteFence>>,
+) -> ClientBuilder<ControllerService<S>> {
+    builder
+        .with_layer(&ApiMetricsLayer::new(metrics.clone()))
+        .with_layer(&option_layer(fence.map(FenceLayer::new)))
+        .with_layer(&WriteLimitLayer::new(
+            usize::from(concurrency.max(1)),
+            metrics.clone(),
+        ))
+}
+
+/// Whether a request changes anything (everything but GET, HEAD and OPTIONS).
+fn is_write(method: &http::Method) -> bool {
+    ![http::Method::GET, http::Method::HEAD, http::Method::OPTIONS].contains(method)
+}
+
+/// The Kubernetes verb of a request, as the API server's audit log names it.
+pub fn verb<B>(request: &http::Request<B>) -> &'static str {
+    let uri = request.uri();
+    match *request.method() {
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE if names_an_object(uri.path()) => "delete",
+        http::Method::DELETE => "deletecollection",
+        _ if is_watch(uri.query()) => "watch",
+        _ if names_an_object(uri.path()) || !is_resource_path(uri.path()) => "get",
+        _ => "list",
+    }
+}
+
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1")
+    })
+}
+
+fn is_resource_path(path: &str) -> bool {
+    resource_segments(path).is_some_and(|rest| !rest.is_empty())
+}
+
+/// The segments after `/api/<version>` or `/apis/<group>/<version>`; `None` for other paths
+/// (discovery of groups, `/version`, `/openapi/...`).
+fn resource_segments(path: &str) -> Option<Vec<&str>> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["api", _version, rest @ ..] => Some(rest.to_vec()),
+        ["apis", _group, _version, rest @ ..] => Some(rest.to_vec()),
+        _ => None,
+    }
+}
+
+/// Whether the path names one object (or its subresource) rather than a collection:
+/// `namespaces/<ns>` and `<resource>/<name>` do; `namespaces/<ns>/<resource>` and `<resource>`
+/// do not.
+fn names_an_object(path: &str) -> bool {
+    let Some(rest) = resource_segments(path) else {
+        return false;
+    };
+    match rest.as_slice() {
+        ["namespaces", _namespace, _resource, ..] => rest.len() >= 4,
+        _ => rest.len() >= 2,
+    }
+}
+
+/// A tower layer that records [`Metrics::observe_api_request`] and the in-flight gauges for
+/// every request.
+#[derive(Clone, Debug)]
+pub struct ApiMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl ApiMetricsLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for ApiMetricsLayer {
+    type Service = ApiMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiMetrics {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`ApiMetricsLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> Service<http::Request<B>> for ApiMetrics<S>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let verb = verb(&request);
+        let class = if is_write(request.method()) {
+            "write"
+        } else {
+            "read"
+        };
+        let metrics = self.metrics.clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let in_flight = metrics.api_request_in_flight(class);
+            let started = Instant::now();
+            let result = response.await;
+            metrics.observe_api_request(verb, started.elapsed());
+            drop(in_flight);
+            result.map_err(Into::into)
+        })
+    }
+}
+
+/// A tower layer that lets at most `limit` writes be in flight at once; more wait, in order, for
+/// a slot (counted by [`Metrics::count_api_write_wait`]). Reads pass straight through.
+#[derive(Clone, Debug)]
+pub struct WriteLimitLayer {
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl WriteLimitLayer {
+    pub fn new(limit: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limit)),
+            metrics,
+        }
+    }
+}
+
+impl<S> Layer<S> for WriteLimitLayer {
+    type Service = WriteLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WriteLimit {
+            inner,
+            slots: self.slots.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`WriteLimitLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct WriteLimit<S> {
+    inner: S,
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> Service<http::Request<B>> for WriteLimit<S>
+where
+    S: Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if !is_write(request.method()) {
+            let response = self.inner.call(request);
+            return Box::pin(async move { response.await.map_err(Into::into) });
+        }
+        // kube's stack sends nothing until the future it returns is polled (the fence relies on
+        // the same), so holding that future back until a slot is free is holding the write back.
+        let response = self.inner.call(request);
+        let slots = self.slots.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let slot = match slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    metrics.count_api_write_wait();
+                    slots.acquire_owned().await?
+                }
+            };
+            let response = response.await;
+            drop(slot);
+            response.map_err(Into::into)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn request(method: http::Method, uri: &str) -> http::Request<()> {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(())
+            .expect("a valid test request")
+    }
+
+    #[test]
+    fn verbs_are_named_as_the_audit_log_names_them() {
+        use http::Method;
+        let cases = [
+            (Method::GET, "/api/v1/namespaces/a/secrets/s", "get"),
+            (Method::GET, "/api/v1/namespaces/a/secrets", "list"),
+            (Method::GET, "/api/v1/secrets?limit=500", "list"),
+            (Method::GET, "/api/v1/namespaces/a", "get"),
+            (Method::GET, "/api/v1/namespaces", "list"),
+            (
+                Method::GET,
+                "/apis/apps/v1/namespaces/a/deployments?watch=true&resourceVersion=5",
+                "watch",
+            ),
+            (
+                Method::GET,
+                "/apis/feast.dev/v1/namespaces/a/featurestores/f/status",
+                "get",
+            ),
+            (Method::GET, "/apis/apps/v1", "get"),
+            (Method::GET, "/version", "get"),
+            (
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/a/events",
+                "create",
+            ),
+            (
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/a/leases/l",
+                "update",
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/a/deployments/d?fieldManager=fieldwise",
+                "patch",
+            ),
+            (
+                Method::DELETE,
+                "/apis/apps/v1/namespaces/a/deployments/d",
+                "delete",
+            ),
+            (
+                Method::DELETE,
+                "/apis/apps/v1/namespaces/a/deployments",
+                "deletecollection",
+            ),
+            (
+                Method::DELETE,
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/b",
+                "delete",
+            ),
+        ];
+        for (method, uri, expected) in cases {
+            assert_eq!(
+                verb(&request(method.clone(), uri)),
+                expected,
+                "{method} {uri}"
+            );
+        }
+    }
+
+    /// An inner service that records how many calls are in it at once and answers each when the
+    /// test lets it.
+    #[derive(Clone)]
+    struct Gate {
+        inside: Arc<AtomicUsize>,
+        most_inside: Arc<AtomicUsize>,
+        open: Arc<Notify>,
+        served: Arc<Mutex<Vec<http::Method>>>,
+    }
+
+    impl Gate {
+        fn new() -> Self {
+            Self {
+                inside: Arc::default(),
+                most_inside: Arc::default(),
+                open: Arc::new(Notify::new()),
+                served: Arc::default(),
+            }
+        }
+    }
+
+    impl Service<http::Request<()>> for Gate {
+        type Response = ();
+        type Error = BoxError;
+        type Future = BoxFuture<'static, Result<(), BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<()>) -> Self::Future {
+            let gate = self.clone();
+            Box::pin(async move {
+                let now = gate.inside.fetch_add(1, Ordering::SeqCst) + 1;
+                gate.most_inside.fetch_max(now, Ordering::SeqCst);
+                gate.open.notified().await;
+                gate.inside.fetch_sub(1, Ordering::SeqCst);
+                gate.served
+                    .lock()
+                    .expect("unpoisoned")
+                    .push(request.method().clone());
+                Ok(())
+            })
+        }
+    }
+
+    /// Polls every pending call once more, until nothing changes: the calls that can enter the
+    /// gate have entered it.
+    async fn settle() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_the_limit_of_writes_is_in_flight_and_reads_never_wait() {
+        let gate = Gate::new();
+        let metrics = Arc::new(Metrics::new());
+        let service = WriteLimitLayer::new(2, metrics.clone()).layer(gate.clone());
+        let mut calls = Vec::new();
+        for _ in 0..6 {
+            let mut service = service.clone();
+            calls.push(tokio::spawn(async move {
+                service
+                    .ready()
+                    .await?
+                    .call(request(
+                        http::Method::PATCH,
+                        "/api/v1/namespaces/a/configmaps/c",
+                    ))
+                    .await
+            }));
+        }
+        settle().await;
+        assert_eq!(
+            gate.inside.load(Ordering::SeqCst),
+            2,
+            "two writes sent, four waiting"
+        );
+        let mut read = service.clone();
+        let reading = tokio::spawn(async move {
+            read.ready()
+                .await?
+                .call(request(
+                    http::Method::GET,
+                    "/api/v1/namespaces/a/configmaps/c",
+                ))
+                .await
+        });
+        settle().await;
+        assert_eq!(
+            gate.inside.load(Ordering::SeqCst),
+            3,
+            "the read went past the waiting writes"
+        );
+        // Let everything through, one answer at a time.
+        for _ in 0..7 {
+            gate.open.notify_one();
+            settle().await;
+        }
+        for call in calls {
+            call.await.expect("joined").expect("answered");
+        }
+        reading.await.expect("joined").expect("answered");
+        assert_eq!(gate.served.lock().expect("unpoisoned").len(), 7);
+        assert_eq!(
+            gate.most_inside.load(Ordering::SeqCst),
+            3,
+            "never more than two writes (plus the read) at once"
+        );
+        let text = metrics.encode().expect("encoded");
+        assert!(text.contains("fieldwise_api_write_waits_total 4"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_timed_by_verb_and_counted_in_flight() {
+        let gate = Gate::new();
+        let metrics = Arc::new(Metrics::new());
+        let mut service = ApiMetricsLayer::new(metrics.clone()).layer(gate.clone());
+        let call = service.ready().await.expect("ready").call(request(
+            http::Method::PATCH,
+            "/api/v1/namespaces/a/configmaps/c",
+        ));
+        let answer = tokio::spawn(call);
+        settle().await;
+        let text = metrics.encode().expect("encoded");
+        assert!(
+            text.contains("fieldwise_api_requests_in_flight{class=\"write\"} 1"),
+            "{text}"
+        );
+        gate.open.notify_one();
+        answer.await.expect("joined").expect("answered");
+        let text = metrics.encode().expect("encoded");
+        assert!(
+            text.contains("fieldwise_api_requests_in_flight{class=\"write\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fieldwise_api_request_duration_seconds_count{verb=\"patch\"} 1"),
+            "{text}"
+        );
+    }
+}
