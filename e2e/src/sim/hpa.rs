@@ -57,13 +57,9 @@ impl Controller for Hpa {
     }
 }
 
-fn target_ref(hpa: &Value) -> (String, String, String) {
-    let s = |p: &str| {
-        hpa.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+/// `(apiVersion, kind, name)` of an HPA's scale target, borrowed.
+fn target_ref(hpa: &Value) -> (&str, &str, &str) {
+    let s = |p: &str| hpa.pointer(p).and_then(Value::as_str).unwrap_or_default();
     (
         s("/spec/scaleTargetRef/apiVersion"),
         s("/spec/scaleTargetRef/kind"),
@@ -71,24 +67,35 @@ fn target_ref(hpa: &Value) -> (String, String, String) {
     )
 }
 
+/// The HPAs of the target's namespace that target it. Runs for every stored change, so it reads
+/// the HPAs in place and copies only what the ones naming the target need; the registry is asked
+/// after the store's lock is released (the two locks are never held together).
 fn hpas_targeting(server: &ApiServer, target: &ObjKey) -> Vec<ObjKey> {
-    let hpas: Vec<Value> = {
+    let naming_it: Vec<(String, String, String)> = {
         let txn = server.store.lock();
         txn.list(GROUP, PLURAL, Some(&target.2))
             .into_iter()
-            .cloned()
+            .filter_map(|hpa| {
+                let (api_version, kind, name) = target_ref(hpa);
+                (name == target.3).then(|| {
+                    (
+                        api_version.to_owned(),
+                        kind.to_owned(),
+                        meta::name(hpa).to_owned(),
+                    )
+                })
+            })
             .collect()
     };
-    hpas.iter()
-        .filter(|hpa| {
-            let (av, kind, name) = target_ref(hpa);
-            name == target.3
-                && server
-                    .registry
-                    .find_kind(&av, &kind)
-                    .is_some_and(|rt| rt.group == target.0 && rt.plural == target.1)
+    naming_it
+        .into_iter()
+        .filter(|(api_version, kind, _)| {
+            server
+                .registry
+                .find_kind(api_version, kind)
+                .is_some_and(|rt| rt.group == target.0 && rt.plural == target.1)
         })
-        .map(|hpa| common::key(GROUP, PLURAL, &target.2, meta::name(hpa)))
+        .map(|(_, _, hpa)| common::key(GROUP, PLURAL, &target.2, &hpa))
         .collect()
 }
 
@@ -255,8 +262,8 @@ fn evaluate(shared: &Shared, key: &ObjKey, consumed: &mut Consumed) {
         return;
     }
     let (av, kind, name) = target_ref(&hpa);
-    let target = server.registry.find_kind(&av, &kind).and_then(|rt| {
-        let tkey = ApiServer::key(&rt, &key.2, &name);
+    let target = server.registry.find_kind(av, kind).and_then(|rt| {
+        let tkey = ApiServer::key(&rt, &key.2, name);
         let obj = common::get(server, &tkey)?;
         let scale = ApiServer::scale_of(&rt, &obj).ok()?;
         Some((tkey, scale))
