@@ -50,7 +50,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use owners::{BenchOwner, Kind, OWNER_RESOURCES, SECRETS, Sample};
-use phases::{CpuReading, PhaseTime, TIMELINE_COLUMNS, Timeline};
+use phases::{CpuReading, PhaseTime, ProcessTimes, TIMELINE_COLUMNS, Timeline};
 use serde_json::{Value, json};
 
 /// jemalloc, as `fieldwise` uses; the operator child also gets `fieldwise`'s options
@@ -283,6 +283,8 @@ struct Operator {
 #[derive(Debug, Clone, Copy, Default)]
 struct Cost {
     cpu_seconds: f64,
+    /// Seconds its threads were runnable but waiting for a CPU.
+    runqueue_wait_seconds: f64,
     peak_rss_kib: u64,
     rss_kib: u64,
 }
@@ -621,9 +623,35 @@ fn process_cost(proc_dir: &str) -> Cost {
     };
     Cost {
         cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
+        runqueue_wait_seconds: runqueue_wait_seconds(proc_dir),
         peak_rss_kib: kib("VmHWM:"),
         rss_kib: kib("VmRSS:"),
     }
+}
+
+impl Cost {
+    fn times(&self) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds,
+        }
+    }
+}
+
+/// How long the live threads of the process at `proc_dir` were runnable but not running: CPU the
+/// process wanted and did not get (the second field of each thread's `schedstat`, nanoseconds).
+/// Summed over threads, so it exceeds the wall time when several wait at once. Threads that have
+/// exited are not counted; the runtimes' workers live as long as the process.
+fn runqueue_wait_seconds(proc_dir: &str) -> f64 {
+    let Ok(threads) = std::fs::read_dir(format!("{proc_dir}/task")) else {
+        return 0.0;
+    };
+    let waited_nanos: u64 = threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("schedstat")).ok())
+        .filter_map(|schedstat| schedstat.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    waited_nanos as f64 / 1e9
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -723,7 +751,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         cpu: cpus.operator_cpu(),
     };
     setup.emulator.counters().reset();
-    let cold_start_cpu = CpuReading::now(operators.cpu_seconds);
+    let cold_start_cpu = CpuReading::now(operators.times());
     let started = cold_start_cpu.at;
     let mut operator = Operator::start(&setup.kubeconfig, &cold_child)?;
     let ready_count = AtomicUsize::new(0);
@@ -744,7 +772,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
             (ready_after, settled)
         })
         .await?;
-    let cold_timeline = sampler.into_timeline();
+    let cold_timeline = sampler.finish()?;
     let ready_seconds = ready_after.map(|d| d.as_secs_f64());
     if ready_after.is_none() {
         timeouts.push("cold start: not all Ready".to_owned());
@@ -783,12 +811,12 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     operators.stop(operator, &mut timeouts).await?;
     let reasons_before_restart = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
-    let restart_start_cpu = CpuReading::now(operators.cpu_seconds);
+    let restart_start_cpu = CpuReading::now(operators.times());
     let restart_started = restart_start_cpu.at;
     operator = Operator::start(&setup.kubeconfig, &steady_child)?;
     let mut sampler = Sampler::new(&mut operator, &operators, None, restart_start_cpu);
     let restart = restart_pass(&setup, &mut sampler, n as u64, restart_started, limits).await?;
-    let restart_timeline = sampler.into_timeline();
+    let restart_timeline = sampler.finish()?;
     if restart.timed_out {
         timeouts.push("restart: initial pass did not finish".to_owned());
     }
@@ -962,6 +990,7 @@ struct Limits {
 #[derive(Debug, Default)]
 struct OperatorCosts {
     cpu_seconds: f64,
+    runqueue_wait_seconds: f64,
     peak_rss_kib: u64,
     processes: usize,
     not_stopped: usize,
@@ -972,6 +1001,7 @@ impl OperatorCosts {
     async fn stop(&mut self, operator: Operator, timeouts: &mut Vec<String>) -> BenchResult<()> {
         let (cost, graceful) = operator.stop(STOP_GRACE).await?;
         self.cpu_seconds += cost.cpu_seconds;
+        self.runqueue_wait_seconds += cost.runqueue_wait_seconds;
         self.peak_rss_kib = self.peak_rss_kib.max(cost.peak_rss_kib);
         self.processes += 1;
         if !graceful {
@@ -982,6 +1012,14 @@ impl OperatorCosts {
             ));
         }
         Ok(())
+    }
+
+    /// The stopped processes' times, added up.
+    fn times(&self) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds,
+        }
     }
 }
 
@@ -1032,10 +1070,14 @@ async fn restart_pass(
     })
 }
 
-/// CPU seconds so far of every operator process of the run (`running` and those stopped) and of
-/// the bench process.
+/// Times so far of every operator process of the run (`running` and those stopped) and of the
+/// bench process.
 fn cpu_reading(operators: &OperatorCosts, running: &Operator) -> CpuReading {
-    CpuReading::now(operators.cpu_seconds + running.cost().cpu_seconds)
+    CpuReading::now(operator_times(operators, running))
+}
+
+fn operator_times(operators: &OperatorCosts, running: &Operator) -> ProcessTimes {
+    operators.times().plus(running.cost().times())
 }
 
 /// Samples a phase for its timeline every `SAMPLE_PERIOD` while the phase's work runs (an interval
@@ -1074,9 +1116,9 @@ impl<'a> Sampler<'a> {
 
     fn record(&mut self) -> BenchResult<()> {
         let metrics = self.metrics()?;
-        let operator_seconds = cpu_reading(self.operators, self.operator).operator_seconds;
+        let operator = operator_times(self.operators, self.operator);
         let ready = self.ready.map(|count| count.load(Ordering::Relaxed));
-        self.timeline.record(&metrics, operator_seconds, ready);
+        self.timeline.record(&metrics, operator, ready);
         Ok(())
     }
 
@@ -1091,8 +1133,13 @@ impl<'a> Sampler<'a> {
         }
     }
 
-    fn into_timeline(self) -> Timeline {
-        self.timeline
+    /// The timeline, ending with a sample of the phase's end (unless the timer just took one).
+    fn finish(mut self) -> BenchResult<Timeline> {
+        let last_age = self.timeline.seconds_since_last_point();
+        if last_age.is_none_or(|age| age >= SAMPLE_PERIOD.as_secs_f64() / 2.0) {
+            self.record()?;
+        }
+        Ok(self.timeline)
     }
 }
 
@@ -1786,9 +1833,11 @@ impl Report {
         }
         out.push_str(
             "\nWhere time went (busy: CPU seconds over wall seconds times the CPUs the side may \
-             use; a side at 80% or more bounds the phase, else it waited on timers and \
-             latency):\n\n| phase | wall s | operator CPU s | emulator+sims+driver CPU s | \
-             bound |\n|---|---|---|---|---|\n",
+             use; run-queue wait: seconds its threads were runnable but not running. A side at \
+             80% or more busy bounds the phase; one that would be with its run-queue wait was \
+             starved by other load; else the phase waited on timers and latency):\n\n\
+             | phase | wall s | operator CPU s (busy) / run-queue wait s | emulator+sims+driver \
+             CPU s (busy) / run-queue wait s | bound |\n|---|---|---|---|---|\n",
         );
         for phase in &self.phase_times {
             out.push_str(&phase.markdown_row());

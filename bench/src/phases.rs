@@ -1,6 +1,7 @@
 //! Where a phase's time went (issue 23): how busy the operator and the bench process (emulator,
-//! simulators, driver) kept the CPUs each may use, so that a slow phase names its cause, and a
-//! timeline of the operator's queue and both sides' CPU sampled while a phase runs.
+//! simulators, driver) kept the CPUs each may use, and how long their threads were runnable but
+//! not running, so that a slow phase names its cause; and a timeline of the operator's queue and
+//! both sides' CPU sampled while a phase runs.
 
 use std::time::Instant;
 
@@ -9,24 +10,50 @@ use serde_json::{Value, json};
 use crate::{ChildMetrics, cpus::CpuSplit};
 
 /// A side that kept this share of its CPUs busy over a phase is what the phase waited for. Below it
-/// on both sides the phase waited on time itself: the debounce, the quiet period, request latency.
+/// on both sides the phase waited on time itself: the debounce, the quiet period, request latency;
+/// unless a side would have reached it with the time its threads spent runnable on a run queue,
+/// which is other load on the machine taking the CPUs.
 const BUSY_SHARE: f64 = 0.8;
 
-/// CPU seconds used so far by the operator processes of the run and by the bench process.
+/// CPU seconds a process (or several, added up) used, and seconds its threads were runnable but
+/// waiting for a CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessTimes {
+    pub cpu_seconds: f64,
+    pub runqueue_wait_seconds: f64,
+}
+
+impl ProcessTimes {
+    pub fn plus(self, other: ProcessTimes) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds + other.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds + other.runqueue_wait_seconds,
+        }
+    }
+
+    fn minus(self, earlier: ProcessTimes) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds - earlier.runqueue_wait_seconds,
+        }
+    }
+}
+
+/// The times so far of the operator processes of the run and of the bench process.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuReading {
     pub at: Instant,
-    pub operator_seconds: f64,
-    pub bench_seconds: f64,
+    pub operator: ProcessTimes,
+    pub bench: ProcessTimes,
 }
 
 impl CpuReading {
-    /// Now, given the operator processes' CPU seconds so far (the bench's own are read here).
-    pub fn now(operator_seconds: f64) -> Self {
+    /// Now, given the operator processes' times so far (the bench's own are read here).
+    pub fn now(operator: ProcessTimes) -> Self {
         CpuReading {
             at: Instant::now(),
-            operator_seconds,
-            bench_seconds: crate::process_cost("/proc/self").cpu_seconds,
+            operator,
+            bench: crate::process_cost("/proc/self").times(),
         }
     }
 }
@@ -36,6 +63,8 @@ impl CpuReading {
 pub enum Bound {
     Operator,
     Emulator,
+    /// Neither side busy, but one would have been had it got the CPU it was waiting for.
+    Starved,
     Waiting,
 }
 
@@ -44,6 +73,7 @@ impl Bound {
         match self {
             Bound::Operator => "operator-bound",
             Bound::Emulator => "emulator-bound",
+            Bound::Starved => "cpu-starved (other load on the machine)",
             Bound::Waiting => "waiting",
         }
     }
@@ -54,8 +84,8 @@ impl Bound {
 pub struct PhaseTime {
     pub phase: &'static str,
     pub wall_seconds: f64,
-    pub operator_cpu_seconds: f64,
-    pub bench_cpu_seconds: f64,
+    pub operator: ProcessTimes,
+    pub bench: ProcessTimes,
     /// CPUs each side may use: with a split the operator has one and the bench the rest; shared,
     /// both may use all of them, and contend for them.
     pub operator_cpus: usize,
@@ -77,8 +107,8 @@ impl PhaseTime {
         PhaseTime {
             phase,
             wall_seconds: (end.at - start.at).as_secs_f64(),
-            operator_cpu_seconds: end.operator_seconds - start.operator_seconds,
-            bench_cpu_seconds: end.bench_seconds - start.bench_seconds,
+            operator: end.operator.minus(start.operator),
+            bench: end.bench.minus(start.bench),
             operator_cpus,
             bench_cpus,
             shared,
@@ -87,46 +117,59 @@ impl PhaseTime {
 
     /// Share of its CPUs the operator kept busy (1.0: all of them all the time).
     pub fn operator_busy(&self) -> f64 {
-        busy_share(
-            self.operator_cpu_seconds,
+        share(
+            self.operator.cpu_seconds,
             self.wall_seconds,
             self.operator_cpus,
         )
     }
 
     pub fn bench_busy(&self) -> f64 {
-        busy_share(self.bench_cpu_seconds, self.wall_seconds, self.bench_cpus)
+        share(self.bench.cpu_seconds, self.wall_seconds, self.bench_cpus)
     }
 
     /// The busier side when it kept its CPUs (shared: the CPUs both use, together) at least
-    /// `BUSY_SHARE` busy; otherwise the phase was waiting.
+    /// `BUSY_SHARE` busy; else starved when running and waiting to run together reach it; else the
+    /// phase was waiting.
     pub fn bound(&self) -> Bound {
         let (operator, bench) = (self.operator_busy(), self.bench_busy());
-        let busiest = if self.shared {
-            operator + bench
-        } else {
-            operator.max(bench)
+        let wanted = |times: &ProcessTimes, cpus| {
+            let seconds = times.cpu_seconds + times.runqueue_wait_seconds;
+            share(seconds, self.wall_seconds, cpus)
         };
-        if busiest < BUSY_SHARE {
-            Bound::Waiting
-        } else if operator >= bench {
-            Bound::Operator
+        let operator_wanted = wanted(&self.operator, self.operator_cpus);
+        let bench_wanted = wanted(&self.bench, self.bench_cpus);
+        let (busiest, most_wanted) = if self.shared {
+            (operator + bench, operator_wanted + bench_wanted)
         } else {
+            (operator.max(bench), operator_wanted.max(bench_wanted))
+        };
+        if busiest >= BUSY_SHARE && operator >= bench {
+            Bound::Operator
+        } else if busiest >= BUSY_SHARE {
             Bound::Emulator
+        } else if most_wanted >= BUSY_SHARE {
+            Bound::Starved
+        } else {
+            Bound::Waiting
         }
     }
 
     pub fn markdown_row(&self) -> String {
+        let side = |times: &ProcessTimes, busy: f64, cpus: usize| {
+            format!(
+                "{:.2} ({:.0}% of {cpus} CPU) / {:.2}",
+                times.cpu_seconds,
+                100.0 * busy,
+                times.runqueue_wait_seconds
+            )
+        };
         format!(
-            "| {} | {:.1} | {:.2} ({:.0}% of {} CPU) | {:.2} ({:.0}% of {} CPU) | {} |",
+            "| {} | {:.1} | {} | {} | {} |",
             self.phase,
             self.wall_seconds,
-            self.operator_cpu_seconds,
-            100.0 * self.operator_busy(),
-            self.operator_cpus,
-            self.bench_cpu_seconds,
-            100.0 * self.bench_busy(),
-            self.bench_cpus,
+            side(&self.operator, self.operator_busy(), self.operator_cpus),
+            side(&self.bench, self.bench_busy(), self.bench_cpus),
             self.bound().as_str()
         )
     }
@@ -135,10 +178,12 @@ impl PhaseTime {
         json!({
             "phase": self.phase,
             "wall_seconds": self.wall_seconds,
-            "operator_cpu_seconds": self.operator_cpu_seconds,
+            "operator_cpu_seconds": self.operator.cpu_seconds,
+            "operator_runqueue_wait_seconds": self.operator.runqueue_wait_seconds,
             "operator_cpus": self.operator_cpus,
             "operator_busy": self.operator_busy(),
-            "emulator_cpu_seconds": self.bench_cpu_seconds,
+            "emulator_cpu_seconds": self.bench.cpu_seconds,
+            "emulator_runqueue_wait_seconds": self.bench.runqueue_wait_seconds,
             "emulator_cpus": self.bench_cpus,
             "emulator_busy": self.bench_busy(),
             "shared_cpus": self.shared,
@@ -147,11 +192,12 @@ impl PhaseTime {
     }
 }
 
-fn busy_share(cpu_seconds: f64, wall_seconds: f64, cpus: usize) -> f64 {
+/// `seconds` of CPU time as a share of `cpus` CPUs over `wall_seconds`.
+fn share(seconds: f64, wall_seconds: f64, cpus: usize) -> f64 {
     if wall_seconds <= 0.0 {
         return 0.0;
     }
-    cpu_seconds / (wall_seconds * cpus as f64)
+    seconds / (wall_seconds * cpus as f64)
 }
 
 /// The columns of a timeline point in the JSON line, in order.
@@ -196,19 +242,25 @@ impl Timeline {
         }
     }
 
-    /// Adds a sample: the operator's metrics and CPU so far (`operator_seconds` as in `CpuReading`).
-    pub fn record(&mut self, metrics: &ChildMetrics, operator_seconds: f64, ready: Option<usize>) {
-        let now = CpuReading::now(operator_seconds);
+    /// Adds a sample: the operator's metrics and times so far (as in `CpuReading`).
+    pub fn record(&mut self, metrics: &ChildMetrics, operator: ProcessTimes, ready: Option<usize>) {
+        let now = CpuReading::now(operator);
         self.points.push(TimelinePoint {
             seconds: (now.at - self.start.at).as_secs_f64(),
             queue_depth: metrics.queue_depth,
             reconciles: metrics.reconciles,
-            operator_cpu_seconds: now.operator_seconds - self.start.operator_seconds,
-            bench_cpu_seconds: now.bench_seconds - self.start.bench_seconds,
+            operator_cpu_seconds: now.operator.cpu_seconds - self.start.operator.cpu_seconds,
+            bench_cpu_seconds: now.bench.cpu_seconds - self.start.bench.cpu_seconds,
             ready,
             writes_in_flight: metrics.api_in_flight.get("write").copied(),
             reads_in_flight: metrics.api_in_flight.get("read").copied(),
         });
+    }
+
+    /// Seconds from the last point to now; `None` before the first.
+    pub fn seconds_since_last_point(&self) -> Option<f64> {
+        let last = self.points.last()?;
+        Some(self.start.at.elapsed().as_secs_f64() - last.seconds)
     }
 
     /// The deepest queue seen and when (the first time it was that deep).
@@ -267,18 +319,35 @@ mod tests {
 
     use super::*;
 
-    fn phase(wall: f64, operator: f64, bench: f64, cpus: &CpuSplit) -> PhaseTime {
+    fn cpu(cpu_seconds: f64) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds,
+            runqueue_wait_seconds: 0.0,
+        }
+    }
+
+    /// A phase of `wall` seconds in which each side used (and waited for) the given times.
+    fn phase_with(
+        wall: f64,
+        operator: ProcessTimes,
+        bench: ProcessTimes,
+        cpus: &CpuSplit,
+    ) -> PhaseTime {
         let start = CpuReading {
             at: Instant::now(),
-            operator_seconds: 1.0,
-            bench_seconds: 2.0,
+            operator: cpu(1.0),
+            bench: cpu(2.0),
         };
         let end = CpuReading {
             at: start.at + Duration::from_secs_f64(wall),
-            operator_seconds: 1.0 + operator,
-            bench_seconds: 2.0 + bench,
+            operator: start.operator.plus(operator),
+            bench: start.bench.plus(bench),
         };
         PhaseTime::between("cold start", &start, &end, cpus)
+    }
+
+    fn phase(wall: f64, operator: f64, bench: f64, cpus: &CpuSplit) -> PhaseTime {
+        phase_with(wall, cpu(operator), cpu(bench), cpus)
     }
 
     #[test]
@@ -305,8 +374,33 @@ mod tests {
         assert_eq!(both.json()["bound"], "emulator-bound");
     }
 
+    #[test]
+    fn a_side_kept_off_its_cpu_by_other_load_is_starved_not_waiting() {
+        let split = CpuSplit::of(&[0, 1], false);
+        let kept_off = ProcessTimes {
+            cpu_seconds: 3.0,
+            runqueue_wait_seconds: 6.0,
+        };
+        let starved = phase_with(10.0, cpu(1.0), kept_off, &split);
+        assert_eq!(starved.bound(), Bound::Starved);
+        assert_eq!(
+            starved.markdown_row(),
+            "| cold start | 10.0 | 1.00 (10% of 1 CPU) / 0.00 | 3.00 (30% of 1 CPU) / 6.00 | \
+             cpu-starved (other load on the machine) |"
+        );
+        assert_eq!(starved.json()["emulator_runqueue_wait_seconds"], 6.0);
+        let briefly_kept_off = ProcessTimes {
+            runqueue_wait_seconds: 1.0,
+            ..kept_off
+        };
+        assert_eq!(
+            phase_with(10.0, cpu(1.0), briefly_kept_off, &split).bound(),
+            Bound::Waiting
+        );
+    }
+
     fn timeline(depths: &[u64]) -> Timeline {
-        let start = CpuReading::now(0.0);
+        let start = CpuReading::now(ProcessTimes::default());
         let mut timeline = Timeline::new(start);
         for (i, depth) in depths.iter().enumerate() {
             timeline.points.push(TimelinePoint {
@@ -339,14 +433,14 @@ mod tests {
 
     #[test]
     fn a_recorded_point_holds_the_metrics_and_cpu_since_the_start() {
-        let mut timeline = Timeline::new(CpuReading::now(2.0));
+        let mut timeline = Timeline::new(CpuReading::now(cpu(2.0)));
         let metrics = ChildMetrics {
             reconciles: 7,
             queue_depth: 3,
             api_in_flight: [("write".to_owned(), 4.0)].into(),
             ..ChildMetrics::default()
         };
-        timeline.record(&metrics, 2.5, Some(6));
+        timeline.record(&metrics, cpu(2.5), Some(6));
         let point = &timeline.points[0];
         assert_eq!((point.queue_depth, point.reconciles), (3, 7));
         assert_eq!(point.operator_cpu_seconds, 0.5);
