@@ -282,6 +282,12 @@ impl Timeline {
         let Some((depth, at)) = self.peak_depth() else {
             return "no samples".to_owned();
         };
+        if depth == 0 {
+            return format!(
+                "queue empty at every sample ({} samples)",
+                self.points.len()
+            );
+        }
         let empty = self.queue_empty_from().map_or_else(
             || "never empty".to_owned(),
             |s| format!("empty from +{s:.0} s"),
@@ -428,6 +434,10 @@ mod tests {
         );
         assert_eq!(timeline(&[5, 7]).queue_empty_from(), None);
         assert_eq!(timeline(&[0, 0]).queue_empty_from(), Some(0.0));
+        assert_eq!(
+            timeline(&[0, 0]).summary(),
+            "queue empty at every sample (2 samples)"
+        );
         assert_eq!(timeline(&[]).summary(), "no samples");
     }
 
