@@ -1560,15 +1560,16 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// "verb p50 / p99 ms over count" for each verb the operator's client timed; "n/a" when the
-/// operator does not expose its request durations.
+/// "verb p50 / p99 ms over count" for each verb the operator's client timed in the phase; "n/a"
+/// when the operator does not expose its request durations.
 fn api_latency_summary(metrics: &ChildMetrics) -> String {
     if metrics.api_latency.is_empty() {
         return "n/a".to_owned();
     }
-    metrics
+    let timed: Vec<String> = metrics
         .api_latency
         .iter()
+        .filter(|(_, latency)| latency.count > 0.0)
         .map(|(verb, latency)| {
             format!(
                 "{verb} {} / {} over {}",
@@ -1577,8 +1578,11 @@ fn api_latency_summary(metrics: &ChildMetrics) -> String {
                 latency.count
             )
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    if timed.is_empty() {
+        return "no requests".to_owned();
+    }
+    timed.join("; ")
 }
 
 fn api_latency_json(metrics: &ChildMetrics) -> Value {
@@ -2053,6 +2057,12 @@ mod tests {
         assert_eq!(patch.quantile_bound(0.5), Some(0.001));
         assert_eq!(patch.quantile_bound(0.51), Some(0.01));
         assert_eq!(phase.api_latency["list"].count, 0.0);
+        // A verb the phase did not use is left out of the report's row.
+        assert_eq!(
+            api_latency_summary(&phase),
+            "patch ≤ 1.00 / ≤ 10.00 over 100"
+        );
+        assert_eq!(api_latency_summary(&start.since(&start)), "no requests");
         assert_eq!(phase.api_write_waits, Some(5.0));
     }
 
