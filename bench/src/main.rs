@@ -14,13 +14,17 @@
 
 mod cpus;
 mod owners;
+mod phases;
 
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -46,6 +50,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use owners::{BenchOwner, Kind, OWNER_RESOURCES, SECRETS, Sample};
+use phases::{CpuReading, PhaseTime, ProcessTimes, TIMELINE_COLUMNS, Timeline};
 use serde_json::{Value, json};
 
 /// jemalloc, as `fieldwise` uses; the operator child also gets `fieldwise`'s options
@@ -63,6 +68,10 @@ const END_OF_METRICS: &str = "# bench: end of metrics";
 const STOP_GRACE: Duration = Duration::from_secs(60);
 /// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
 const TICKS_PER_SECOND: f64 = 100.0;
+/// How often the cold start and the restart pass are sampled for their timelines.
+const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+/// How often the restart pass asks the new operator whether it has reconciled everything.
+const RESTART_CHECK_PERIOD: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Parser)]
 #[command(name = "bench", about = "Benchmark fieldwise against the emulator")]
@@ -274,6 +283,8 @@ struct Operator {
 #[derive(Debug, Clone, Copy, Default)]
 struct Cost {
     cpu_seconds: f64,
+    /// Seconds its threads were runnable but waiting for a CPU.
+    runqueue_wait_seconds: f64,
     peak_rss_kib: u64,
     rss_kib: u64,
 }
@@ -390,12 +401,20 @@ struct ChildMetrics {
     /// `fieldwise_work_queue_depth`: FeatureStores triggered and not yet reconciled.
     queue_depth: u64,
     /// `fieldwise_reconcile_cpu_seconds`.
-    cpu: CpuHistogram,
+    cpu: Histogram,
+    /// `fieldwise_api_request_duration_seconds` by `verb`: the operator's client, from sending a
+    /// request to its response headers. Empty when the operator does not expose it.
+    api_latency: BTreeMap<String, Histogram>,
+    /// `fieldwise_api_write_waits_total`: writes that waited for a free write slot
+    /// (`--concurrency`); `None` when the operator does not expose it.
+    api_write_waits: Option<f64>,
+    /// `fieldwise_api_requests_in_flight` by `class` (`read`, `write`), now.
+    api_in_flight: BTreeMap<String, f64>,
 }
 
 /// A cumulative Prometheus histogram: (upper bound, count at or below it), then sum and count.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct CpuHistogram {
+struct Histogram {
     buckets: Vec<(f64, f64)>,
     sum: f64,
     count: f64,
@@ -421,28 +440,73 @@ impl ChildMetrics {
                 }
             } else if line.starts_with("fieldwise_work_queue_depth{") {
                 parsed.queue_depth += value as u64;
-            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_bucket") {
-                let le = line
-                    .split("le=\"")
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-                    .map(|le| le.parse::<f64>().unwrap_or(f64::INFINITY));
-                if let Some(le) = le {
-                    parsed.cpu.buckets.push((le, value));
-                }
-            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_sum") {
-                parsed.cpu.sum += value;
-            } else if line.starts_with("fieldwise_reconcile_cpu_seconds_count") {
-                parsed.cpu.count += value;
+            } else if let Some(part) = line.strip_prefix("fieldwise_reconcile_cpu_seconds_") {
+                parsed.cpu.read_sample(part, line, value);
+            } else if let Some(part) = line.strip_prefix("fieldwise_api_request_duration_seconds_")
+            {
+                let verb = label(line, "verb").unwrap_or_default().to_owned();
+                let histogram = parsed.api_latency.entry(verb).or_default();
+                histogram.read_sample(part, line, value);
+            } else if line.starts_with("fieldwise_api_write_waits_total") {
+                *parsed.api_write_waits.get_or_insert(0.0) += value;
+            } else if line.starts_with("fieldwise_api_requests_in_flight") {
+                let class = label(line, "class").unwrap_or_default().to_owned();
+                *parsed.api_in_flight.entry(class).or_default() += value;
             }
         }
         parsed
     }
+
+    /// What happened after `earlier`, a snapshot of the same process; gauges as they are now.
+    fn since(&self, earlier: &ChildMetrics) -> ChildMetrics {
+        let api_latency = self
+            .api_latency
+            .iter()
+            .map(|(verb, now)| {
+                let before = earlier.api_latency.get(verb).cloned().unwrap_or_default();
+                (verb.clone(), now.since(&before))
+            })
+            .collect();
+        ChildMetrics {
+            reconciles: self.reconciles - earlier.reconciles.min(self.reconciles),
+            errors: self.errors - earlier.errors.min(self.errors),
+            queue_depth: self.queue_depth,
+            cpu: self.cpu.since(&earlier.cpu),
+            api_latency,
+            api_write_waits: self
+                .api_write_waits
+                .map(|now| now - earlier.api_write_waits.unwrap_or(0.0)),
+            api_in_flight: self.api_in_flight.clone(),
+        }
+    }
 }
 
-impl CpuHistogram {
+/// The value of label `name` in a sample line (`metric{a="x",name="y"} 1`).
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let labels = line.split_once('{')?.1.split_once('}')?.0;
+    labels.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == name).then(|| value.trim().trim_matches('"'))
+    })
+}
+
+impl Histogram {
+    /// Takes in one sample line of this histogram; `part` is the line after `<name>_`.
+    fn read_sample(&mut self, part: &str, line: &str, value: f64) {
+        if part.starts_with("bucket") {
+            if let Some(le) = label(line, "le") {
+                let bound = le.parse::<f64>().unwrap_or(f64::INFINITY);
+                self.buckets.push((bound, value));
+            }
+        } else if part.starts_with("sum") {
+            self.sum += value;
+        } else if part.starts_with("count") {
+            self.count += value;
+        }
+    }
+
     /// The observations made after `earlier` (a snapshot of the same process).
-    fn since(&self, earlier: &CpuHistogram) -> CpuHistogram {
+    fn since(&self, earlier: &Histogram) -> Histogram {
         let before = |le: f64| {
             earlier
                 .buckets
@@ -450,7 +514,7 @@ impl CpuHistogram {
                 .find(|(b, _)| *b == le)
                 .map_or(0.0, |(_, count)| *count)
         };
-        CpuHistogram {
+        Histogram {
             buckets: self
                 .buckets
                 .iter()
@@ -462,7 +526,7 @@ impl CpuHistogram {
     }
 
     /// Adds another process's observations (same buckets).
-    fn add(&mut self, other: &CpuHistogram) {
+    fn add(&mut self, other: &Histogram) {
         if self.buckets.is_empty() {
             self.buckets = other.buckets.clone();
         } else {
@@ -490,18 +554,32 @@ impl CpuHistogram {
         (self.count > 0.0).then(|| self.sum / self.count)
     }
 
+    /// "≤ bound" of the bucket holding the `q` quantile, in milliseconds; past the last finite
+    /// bound, "> " that bound.
+    fn quantile_ms(&self, q: f64) -> String {
+        match self.quantile_bound(q) {
+            Some(bound) if bound.is_finite() => format!("≤ {:.2}", bound * 1000.0),
+            Some(_) => {
+                let last_finite = self
+                    .buckets
+                    .iter()
+                    .map(|(le, _)| *le)
+                    .filter(|le| le.is_finite());
+                format!("> {:.2}", last_finite.fold(0.0, f64::max) * 1000.0)
+            }
+            None => "n/a".to_owned(),
+        }
+    }
+
     /// "p50 / p99 / mean" in milliseconds, quantiles as bucket upper bounds.
     fn summary_ms(&self) -> String {
-        let ms = |v: Option<f64>| match v {
-            Some(v) if v.is_infinite() => "> 100".to_owned(),
-            Some(v) => format!("{:.2}", v * 1000.0),
-            None => "n/a".to_owned(),
-        };
+        let mean = self
+            .mean()
+            .map_or_else(|| "n/a".to_owned(), |mean| format!("{:.2}", mean * 1000.0));
         format!(
-            "≤ {} / ≤ {} / {} over {}",
-            ms(self.quantile_bound(0.5)),
-            ms(self.quantile_bound(0.99)),
-            ms(self.mean()),
+            "{} / {} / {mean} over {}",
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
             self.count
         )
     }
@@ -545,9 +623,35 @@ fn process_cost(proc_dir: &str) -> Cost {
     };
     Cost {
         cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
+        runqueue_wait_seconds: runqueue_wait_seconds(proc_dir),
         peak_rss_kib: kib("VmHWM:"),
         rss_kib: kib("VmRSS:"),
     }
+}
+
+impl Cost {
+    fn times(&self) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds,
+        }
+    }
+}
+
+/// How long the live threads of the process at `proc_dir` were runnable but not running: CPU the
+/// process wanted and did not get (the second field of each thread's `schedstat`, nanoseconds).
+/// Summed over threads, so it exceeds the wall time when several wait at once. Threads that have
+/// exited are not counted; the runtimes' workers live as long as the process.
+fn runqueue_wait_seconds(proc_dir: &str) -> f64 {
+    let Ok(threads) = std::fs::read_dir(format!("{proc_dir}/task")) else {
+        return 0.0;
+    };
+    let waited_nanos: u64 = threads
+        .flatten()
+        .filter_map(|thread| std::fs::read_to_string(thread.path().join("schedstat")).ok())
+        .filter_map(|schedstat| schedstat.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    waited_nanos as f64 / 1e9
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -647,19 +751,33 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         cpu: cpus.operator_cpu(),
     };
     setup.emulator.counters().reset();
-    let started = Instant::now();
+    let cold_start_cpu = CpuReading::now(operators.times());
+    let started = cold_start_cpu.at;
     let mut operator = Operator::start(&setup.kubeconfig, &cold_child)?;
-    let ready_after =
-        wait_all_ready(&setup, started, Duration::from_secs(args.timeout_seconds)).await;
+    let ready_count = AtomicUsize::new(0);
+    let mut sampler = Sampler::new(
+        &mut operator,
+        &operators,
+        Some(&ready_count),
+        cold_start_cpu,
+    );
+    let ready_timeout = Duration::from_secs(args.timeout_seconds);
+    let (ready_after, settled) = sampler
+        .run(async {
+            let ready_after = wait_all_ready(&setup, started, ready_timeout, &ready_count).await;
+            let settled = setup
+                .writes
+                .settle(started, limits.quiet, limits.phase)
+                .await;
+            (ready_after, settled)
+        })
+        .await?;
+    let cold_timeline = sampler.finish()?;
     let ready_seconds = ready_after.map(|d| d.as_secs_f64());
     if ready_after.is_none() {
         timeouts.push("cold start: not all Ready".to_owned());
     }
-    if !setup
-        .writes
-        .settle(started, limits.quiet, limits.phase)
-        .await
-    {
+    if !settled {
         timeouts.push("cold start: never settled".to_owned());
     }
     let cold_requests = requests_by_verb(&setup.emulator);
@@ -675,6 +793,12 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     let cold_metrics = operator.metrics()?;
     let cold_cost = operator.cost();
     let emulator_cold = process_cost("/proc/self");
+    let mut phase_times = vec![PhaseTime::between(
+        "cold start",
+        &cold_start_cpu,
+        &cpu_reading(&operators, &operator),
+        &cpus,
+    )];
     let cached = cached_sizes(&setup.emulator);
     eprintln!("cold start done: ready in {ready_seconds:?} s");
 
@@ -687,15 +811,24 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     operators.stop(operator, &mut timeouts).await?;
     let reasons_before_restart = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
-    let restart_started = Instant::now();
+    let restart_start_cpu = CpuReading::now(operators.times());
+    let restart_started = restart_start_cpu.at;
     operator = Operator::start(&setup.kubeconfig, &steady_child)?;
-    let restart = restart_pass(&setup, &mut operator, n as u64, restart_started, limits).await?;
+    let mut sampler = Sampler::new(&mut operator, &operators, None, restart_start_cpu);
+    let restart = restart_pass(&setup, &mut sampler, n as u64, restart_started, limits).await?;
+    let restart_timeline = sampler.finish()?;
     if restart.timed_out {
         timeouts.push("restart: initial pass did not finish".to_owned());
     }
     let restart_writes = setup.emulator.counters().writes();
     let restart_written = steady_writes_described(&setup, restart_started, &reasons_before_restart);
     let restart_cost = operator.cost();
+    phase_times.push(PhaseTime::between(
+        "restart pass",
+        &restart_start_cpu,
+        &cpu_reading(&operators, &operator),
+        &cpus,
+    ));
     eprintln!(
         "restart pass done in {:.1} s, {restart_writes} writes",
         restart.seconds
@@ -704,7 +837,8 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     // Steady state: periodic resyncs (and restarts, if asked for) with nothing changing.
     let reasons_before = event_reasons(&setup.emulator);
     setup.emulator.counters().reset();
-    let steady_start = Instant::now();
+    let steady_start_cpu = cpu_reading(&operators, &operator);
+    let steady_start = steady_start_cpu.at;
     let window = Duration::from_secs(args.steady_seconds);
     let mut steady = SteadyCounts::default();
     let mut window_start_metrics = operator.metrics()?;
@@ -726,6 +860,12 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let window_end_metrics = operator.metrics()?;
+    phase_times.push(PhaseTime::between(
+        "steady state",
+        &steady_start_cpu,
+        &cpu_reading(&operators, &operator),
+        &cpus,
+    ));
     steady.add(&window_end_metrics, &window_start_metrics);
     let steady_seconds = steady_start.elapsed().as_secs_f64();
     let steady_writes = setup.emulator.counters().writes();
@@ -740,6 +880,7 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     let mut missing = 0;
     setup.emulator.counters().reset();
     let change_start_metrics = operator.metrics()?;
+    let change_start_cpu = cpu_reading(&operators, &operator);
     for k in 0..args.changes {
         let owner = &setup.owners[k * n / args.changes.max(1) % n];
         let changed_at = Instant::now();
@@ -771,6 +912,12 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
     let change_requests = requests_by_verb(&setup.emulator);
     let change_writes = count_writes(&setup.emulator, |_| true);
     let change_end_metrics = operator.metrics()?;
+    phase_times.push(PhaseTime::between(
+        "changes",
+        &change_start_cpu,
+        &cpu_reading(&operators, &operator),
+        &cpus,
+    ));
     let steady_rss_kib = operator.cost().rss_kib;
     operators.stop(operator, &mut timeouts).await?;
     let emulator_end = process_cost("/proc/self");
@@ -810,12 +957,10 @@ async fn bench(args: Args, cpus: CpuSplit) -> BenchResult<()> {
         missing,
         change_requests,
         change_writes,
-        change_metrics: ChildMetrics {
-            reconciles: change_end_metrics.reconciles - change_start_metrics.reconciles,
-            errors: change_end_metrics.errors - change_start_metrics.errors,
-            queue_depth: change_end_metrics.queue_depth,
-            cpu: change_end_metrics.cpu.since(&change_start_metrics.cpu),
-        },
+        change_metrics: change_end_metrics.since(&change_start_metrics),
+        phase_times,
+        cold_timeline,
+        restart_timeline,
         operators,
         emulator_cpu: emulator_end.cpu_seconds,
         emulator_peak_rss: emulator_end.peak_rss_kib,
@@ -845,6 +990,7 @@ struct Limits {
 #[derive(Debug, Default)]
 struct OperatorCosts {
     cpu_seconds: f64,
+    runqueue_wait_seconds: f64,
     peak_rss_kib: u64,
     processes: usize,
     not_stopped: usize,
@@ -855,6 +1001,7 @@ impl OperatorCosts {
     async fn stop(&mut self, operator: Operator, timeouts: &mut Vec<String>) -> BenchResult<()> {
         let (cost, graceful) = operator.stop(STOP_GRACE).await?;
         self.cpu_seconds += cost.cpu_seconds;
+        self.runqueue_wait_seconds += cost.runqueue_wait_seconds;
         self.peak_rss_kib = self.peak_rss_kib.max(cost.peak_rss_kib);
         self.processes += 1;
         if !graceful {
@@ -865,6 +1012,14 @@ impl OperatorCosts {
             ));
         }
         Ok(())
+    }
+
+    /// The stopped processes' times, added up.
+    fn times(&self) -> ProcessTimes {
+        ProcessTimes {
+            cpu_seconds: self.cpu_seconds,
+            runqueue_wait_seconds: self.runqueue_wait_seconds,
+        }
     }
 }
 
@@ -879,32 +1034,112 @@ struct RestartPass {
 
 async fn restart_pass(
     setup: &Setup,
-    operator: &mut Operator,
+    sampler: &mut Sampler<'_>,
     n: u64,
     started: Instant,
     limits: Limits,
 ) -> BenchResult<RestartPass> {
-    loop {
-        let metrics = tokio::task::block_in_place(|| operator.metrics())?;
-        if metrics.reconciles >= n && metrics.queue_depth == 0 {
-            let settled = setup
-                .writes
-                .settle(started, limits.quiet, limits.phase)
-                .await;
-            return Ok(RestartPass {
-                seconds: started.elapsed().as_secs_f64(),
-                metrics,
-                timed_out: !settled,
-            });
+    let all_reconciled =
+        |metrics: &ChildMetrics| metrics.reconciles >= n && metrics.queue_depth == 0;
+    let mut check = tokio::time::interval(RESTART_CHECK_PERIOD);
+    let metrics = loop {
+        tokio::select! {
+            _ = check.tick() => {
+                let metrics = sampler.metrics()?;
+                if all_reconciled(&metrics) || started.elapsed() >= limits.phase {
+                    break metrics;
+                }
+            }
+            _ = sampler.timer.tick() => sampler.record()?,
         }
-        if started.elapsed() >= limits.phase {
-            return Ok(RestartPass {
-                seconds: started.elapsed().as_secs_f64(),
-                metrics,
-                timed_out: true,
-            });
+    };
+    if !all_reconciled(&metrics) {
+        return Ok(RestartPass {
+            seconds: started.elapsed().as_secs_f64(),
+            metrics,
+            timed_out: true,
+        });
+    }
+    let settled = sampler
+        .run(setup.writes.settle(started, limits.quiet, limits.phase))
+        .await?;
+    Ok(RestartPass {
+        seconds: started.elapsed().as_secs_f64(),
+        metrics,
+        timed_out: !settled,
+    })
+}
+
+/// Times so far of every operator process of the run (`running` and those stopped) and of the
+/// bench process.
+fn cpu_reading(operators: &OperatorCosts, running: &Operator) -> CpuReading {
+    CpuReading::now(operator_times(operators, running))
+}
+
+fn operator_times(operators: &OperatorCosts, running: &Operator) -> ProcessTimes {
+    operators.times().plus(running.cost().times())
+}
+
+/// Samples a phase for its timeline every `SAMPLE_PERIOD` while the phase's work runs (an interval
+/// timer: late samples shift the later ones, they never decide when the work is done).
+struct Sampler<'a> {
+    operator: &'a mut Operator,
+    operators: &'a OperatorCosts,
+    /// Resources up so far, where the phase's work counts them.
+    ready: Option<&'a AtomicUsize>,
+    timer: tokio::time::Interval,
+    timeline: Timeline,
+}
+
+impl<'a> Sampler<'a> {
+    fn new(
+        operator: &'a mut Operator,
+        operators: &'a OperatorCosts,
+        ready: Option<&'a AtomicUsize>,
+        start: CpuReading,
+    ) -> Self {
+        let mut timer = tokio::time::interval(SAMPLE_PERIOD);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Sampler {
+            operator,
+            operators,
+            ready,
+            timer,
+            timeline: Timeline::new(start),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    /// The child's metrics (it answers from a thread of its own, within milliseconds).
+    fn metrics(&mut self) -> BenchResult<ChildMetrics> {
+        tokio::task::block_in_place(|| self.operator.metrics())
+    }
+
+    fn record(&mut self) -> BenchResult<()> {
+        let metrics = self.metrics()?;
+        let operator = operator_times(self.operators, self.operator);
+        let ready = self.ready.map(|count| count.load(Ordering::Relaxed));
+        self.timeline.record(&metrics, operator, ready);
+        Ok(())
+    }
+
+    /// Runs `work` to its end, sampling meanwhile.
+    async fn run<T>(&mut self, work: impl Future<Output = T>) -> BenchResult<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return Ok(output),
+                _ = self.timer.tick() => self.record()?,
+            }
+        }
+    }
+
+    /// The timeline, ending with a sample of the phase's end (unless the timer just took one).
+    fn finish(mut self) -> BenchResult<Timeline> {
+        let last_age = self.timeline.seconds_since_last_point();
+        if last_age.is_none_or(|age| age >= SAMPLE_PERIOD.as_secs_f64() / 2.0) {
+            self.record()?;
+        }
+        Ok(self.timeline)
     }
 }
 
@@ -913,7 +1148,7 @@ async fn restart_pass(
 struct SteadyCounts {
     reconciles: u64,
     errors: u64,
-    cpu: CpuHistogram,
+    cpu: Histogram,
     restarts: usize,
 }
 
@@ -1117,7 +1352,13 @@ fn unrelated_secret(i: usize) -> Value {
 /// reading the emulator's store (no requests). Each poll looks up only the resources not yet up, by
 /// key: listing a kind scans the whole store under its lock, which at N = 3000 (some 50,000 objects)
 /// fifty times a second cost the emulator more CPU than the work it measured (session 12).
-async fn wait_all_ready(setup: &Setup, started: Instant, timeout: Duration) -> Option<Duration> {
+/// `up` counts the resources up so far, for the timeline.
+async fn wait_all_ready(
+    setup: &Setup,
+    started: Instant,
+    timeout: Duration,
+    up: &AtomicUsize,
+) -> Option<Duration> {
     let n = setup.owners.len();
     let mut pending: Vec<(ObjKey, &'static str)> = setup.owners.iter().map(owner_key).collect();
     loop {
@@ -1128,6 +1369,7 @@ async fn wait_all_ready(setup: &Setup, started: Instant, timeout: Duration) -> O
                 phase.and_then(Value::as_str) != Some(*up_phase)
             });
         }
+        up.store(n - pending.len(), Ordering::Relaxed);
         if pending.is_empty() {
             return Some(started.elapsed());
         }
@@ -1286,6 +1528,10 @@ struct Report {
     change_requests: BTreeMap<String, u64>,
     change_writes: u64,
     change_metrics: ChildMetrics,
+    /// Where each phase's time went, in the order they ran.
+    phase_times: Vec<PhaseTime>,
+    cold_timeline: Timeline,
+    restart_timeline: Timeline,
     operators: OperatorCosts,
     emulator_cpu: f64,
     emulator_peak_rss: u64,
@@ -1312,6 +1558,40 @@ fn opt(value: Option<f64>, digits: usize) -> String {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// "verb p50 / p99 ms over count" for each verb the operator's client timed in the phase; "n/a"
+/// when the operator does not expose its request durations.
+fn api_latency_summary(metrics: &ChildMetrics) -> String {
+    if metrics.api_latency.is_empty() {
+        return "n/a".to_owned();
+    }
+    let timed: Vec<String> = metrics
+        .api_latency
+        .iter()
+        .filter(|(_, latency)| latency.count > 0.0)
+        .map(|(verb, latency)| {
+            format!(
+                "{verb} {} / {} over {}",
+                latency.quantile_ms(0.5),
+                latency.quantile_ms(0.99),
+                latency.count
+            )
+        })
+        .collect();
+    if timed.is_empty() {
+        return "no requests".to_owned();
+    }
+    timed.join("; ")
+}
+
+fn api_latency_json(metrics: &ChildMetrics) -> Value {
+    metrics
+        .api_latency
+        .iter()
+        .map(|(verb, latency)| (verb.clone(), latency.json()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 impl Report {
@@ -1387,6 +1667,21 @@ impl Report {
                 "< 2 ms p99".into(),
             ),
             (
+                "cold start: operator API latency p50 / p99 (ms) by verb",
+                api_latency_summary(&self.cold_metrics),
+                "to response headers".into(),
+            ),
+            (
+                "cold start: operator writes that waited for a write slot",
+                opt(self.cold_metrics.api_write_waits, 0),
+                String::new(),
+            ),
+            (
+                "cold start: timeline (1 s samples)",
+                self.cold_timeline.summary(),
+                String::new(),
+            ),
+            (
                 "cold start: emulator CPU s",
                 format!("{:.2}", self.emulator_cold_cpu),
                 String::new(),
@@ -1410,6 +1705,11 @@ impl Report {
                     }
                 ),
                 "0 writes".into(),
+            ),
+            (
+                "restart: timeline (1 s samples)",
+                self.restart_timeline.summary(),
+                String::new(),
             ),
             (
                 "restart: operator RSS after the pass / peak (MiB)",
@@ -1476,6 +1776,16 @@ impl Report {
                 String::new(),
             ),
             (
+                "one change: operator API latency p50 / p99 (ms) by verb",
+                api_latency_summary(&self.change_metrics),
+                "to response headers".into(),
+            ),
+            (
+                "one change: operator writes that waited for a write slot",
+                opt(self.change_metrics.api_write_waits, 0),
+                String::new(),
+            ),
+            (
                 "operator: CPU s (all processes) / peak RSS MiB / RSS at end MiB",
                 format!(
                     "{:.2} / {:.1} / {:.1}",
@@ -1524,6 +1834,18 @@ impl Report {
         );
         for (measure, value, target) in self.rows() {
             out.push_str(&format!("| {measure} | {value} | {target} |\n"));
+        }
+        out.push_str(
+            "\nWhere time went (busy: CPU seconds over wall seconds times the CPUs the side may \
+             use; run-queue wait: seconds its threads were runnable but not running. A side at \
+             80% or more busy bounds the phase; one that would be with its run-queue wait was \
+             starved by other load; else the phase waited on timers and latency):\n\n\
+             | phase | wall s | operator CPU s (busy) / run-queue wait s | emulator+sims+driver \
+             CPU s (busy) / run-queue wait s | bound |\n|---|---|---|---|---|\n",
+        );
+        for phase in &self.phase_times {
+            out.push_str(&phase.markdown_row());
+            out.push('\n');
         }
         if !self.restart_written.is_empty() {
             out.push_str(&format!(
@@ -1585,6 +1907,9 @@ impl Report {
                 "operator_peak_rss_kib": self.cold_cost.peak_rss_kib,
                 "emulator_cpu_seconds": self.emulator_cold_cpu,
                 "cached": cached,
+                "api_latency": api_latency_json(&self.cold_metrics),
+                "api_write_waits": self.cold_metrics.api_write_waits,
+                "timeline": self.cold_timeline.json(),
             },
             "restart": {
                 "seconds": self.restart.seconds,
@@ -1594,6 +1919,7 @@ impl Report {
                 "reconciles": self.restart.metrics.reconciles,
                 "operator_rss_kib": self.restart_cost.rss_kib,
                 "operator_peak_rss_kib": self.restart_cost.peak_rss_kib,
+                "timeline": self.restart_timeline.json(),
             },
             "steady": {
                 "seconds": self.steady_seconds,
@@ -1615,7 +1941,11 @@ impl Report {
                 "reconciles": self.change_metrics.reconciles,
                 "reconcile_errors": self.change_metrics.errors,
                 "reconcile_cpu": self.change_metrics.cpu.json(),
+                "api_latency": api_latency_json(&self.change_metrics),
+                "api_write_waits": self.change_metrics.api_write_waits,
             },
+            "timeline_columns": TIMELINE_COLUMNS,
+            "phases": self.phase_times.iter().map(PhaseTime::json).collect::<Vec<_>>(),
             "operator": {
                 "cpu_seconds": self.operators.cpu_seconds,
                 "peak_rss_kib": self.operators.peak_rss_kib,
@@ -1668,14 +1998,97 @@ mod tests {
         assert_eq!(metrics.cpu.mean(), Some(0.001));
     }
 
+    /// As prometheus-client encodes the operator's client metrics (buckets cut short).
+    fn api_metrics(patches_fast: u64, patches: u64, waits: u64) -> String {
+        format!(
+            "# HELP fieldwise_api_request_duration_seconds Time to response headers.\n\
+             # TYPE fieldwise_api_request_duration_seconds histogram\n\
+             # UNIT fieldwise_api_request_duration_seconds seconds\n\
+             fieldwise_api_request_duration_seconds_sum{{verb=\"patch\"}} 0.5\n\
+             fieldwise_api_request_duration_seconds_count{{verb=\"patch\"}} {patches}\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"0.001\",verb=\"patch\"}} {patches_fast}\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"0.01\",verb=\"patch\"}} {patches}\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"+Inf\",verb=\"patch\"}} {patches}\n\
+             fieldwise_api_request_duration_seconds_sum{{verb=\"list\"}} 2.0\n\
+             fieldwise_api_request_duration_seconds_count{{verb=\"list\"}} 4\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"0.001\",verb=\"list\"}} 0\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"0.01\",verb=\"list\"}} 1\n\
+             fieldwise_api_request_duration_seconds_bucket{{le=\"+Inf\",verb=\"list\"}} 4\n\
+             # HELP fieldwise_api_requests_in_flight Requests sent and not yet answered.\n\
+             fieldwise_api_requests_in_flight{{class=\"write\"}} 3\n\
+             fieldwise_api_requests_in_flight{{class=\"read\"}} 1\n\
+             # HELP fieldwise_api_write_waits Writes that waited for a write slot.\n\
+             fieldwise_api_write_waits_total {waits}\n"
+        )
+    }
+
+    #[test]
+    fn api_latency_is_parsed_per_verb() {
+        let metrics = ChildMetrics::parse(&api_metrics(12, 100, 5));
+        assert_eq!(
+            metrics.api_latency.keys().collect::<Vec<_>>(),
+            ["list", "patch"]
+        );
+        let patch = &metrics.api_latency["patch"];
+        assert_eq!(patch.count, 100.0);
+        assert_eq!(patch.quantile_bound(0.1), Some(0.001));
+        assert_eq!(patch.quantile_bound(0.99), Some(0.01));
+        let list = &metrics.api_latency["list"];
+        assert_eq!(list.quantile_bound(0.5), Some(f64::INFINITY));
+        assert_eq!(list.quantile_ms(0.5), "> 10.00");
+        assert_eq!(metrics.api_write_waits, Some(5.0));
+        assert_eq!(metrics.api_in_flight["write"], 3.0);
+        assert_eq!(metrics.api_in_flight["read"], 1.0);
+        assert_eq!(
+            api_latency_summary(&metrics),
+            "list > 10.00 / > 10.00 over 4; patch ≤ 10.00 / ≤ 10.00 over 100"
+        );
+        assert_eq!(api_latency_json(&metrics)["patch"]["count"], 100.0);
+    }
+
+    #[test]
+    fn a_phase_sees_only_the_requests_made_during_it() {
+        let start = ChildMetrics::parse(&api_metrics(10, 10, 2));
+        let end = ChildMetrics::parse(&api_metrics(60, 110, 7));
+        let phase = end.since(&start);
+        let patch = &phase.api_latency["patch"];
+        // 100 patches in the phase, half of them within 1 ms.
+        assert_eq!(patch.count, 100.0);
+        assert_eq!(patch.quantile_bound(0.5), Some(0.001));
+        assert_eq!(patch.quantile_bound(0.51), Some(0.01));
+        assert_eq!(phase.api_latency["list"].count, 0.0);
+        // A verb the phase did not use is left out of the report's row.
+        assert_eq!(
+            api_latency_summary(&phase),
+            "patch ≤ 1.00 / ≤ 10.00 over 100"
+        );
+        assert_eq!(api_latency_summary(&start.since(&start)), "no requests");
+        assert_eq!(phase.api_write_waits, Some(5.0));
+    }
+
+    #[test]
+    fn without_the_client_metrics_the_latencies_are_not_available() {
+        let metrics = ChildMetrics::parse(
+            "fieldwise_reconciles_total{controller=\"featurestore\",result=\"success\"} 1\n",
+        );
+        assert!(metrics.api_latency.is_empty());
+        assert_eq!(metrics.api_write_waits, None);
+        assert_eq!(
+            metrics.since(&ChildMetrics::default()).api_write_waits,
+            None
+        );
+        assert_eq!(api_latency_summary(&metrics), "n/a");
+        assert_eq!(api_latency_json(&metrics), json!({}));
+    }
+
     #[test]
     fn cpu_histograms_subtract_and_add() {
-        let earlier = CpuHistogram {
+        let earlier = Histogram {
             buckets: vec![(0.001, 2.0), (f64::INFINITY, 3.0)],
             sum: 0.004,
             count: 3.0,
         };
-        let later = CpuHistogram {
+        let later = Histogram {
             buckets: vec![(0.001, 10.0), (f64::INFINITY, 11.0)],
             sum: 0.010,
             count: 11.0,
@@ -1684,7 +2097,7 @@ mod tests {
         assert_eq!(window.buckets, vec![(0.001, 8.0), (f64::INFINITY, 8.0)]);
         assert_eq!(window.count, 8.0);
         assert_eq!(window.quantile_bound(0.99), Some(0.001));
-        let mut total = CpuHistogram::default();
+        let mut total = Histogram::default();
         total.add(&window);
         total.add(&earlier);
         assert_eq!(total.buckets, vec![(0.001, 10.0), (f64::INFINITY, 11.0)]);
