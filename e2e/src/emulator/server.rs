@@ -163,26 +163,32 @@ impl ApiServer {
         let rv = txn.current_rv();
         let ns = if rt.namespaced { namespace } else { None };
         let (group, plural) = rt.storage_key();
-        let mut matching = txn
+        let mut stored = txn
             .list_after(&group, &plural, ns, after.as_ref())
+            .peekable();
+        let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let page: Vec<Value> = stored
+            .by_ref()
             .filter(|o| {
                 let view = events::view(rt, o);
                 labels.matches(&view) && fields.matches(&view)
-            });
-        let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let page: Vec<Value> = matching
-            .by_ref()
+            })
             .take(limit)
             .map(|o| Self::present(rt, o))
             .collect();
-        let remaining = matching.count();
+        // As kube-apiserver's etcd store: a full page continues while stored objects remain after
+        // it (matching or not), and counts them only without selectors (it cannot count matches
+        // without reading them; reading them here made each page cost the rest of the list).
         let mut list_meta = Map::new();
         list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if remaining > 0
+        if page.len() == limit
+            && stored.peek().is_some()
             && let Some(last) = page.last()
         {
             list_meta.insert("continue".into(), json!(encode_continue(&position(last))));
-            list_meta.insert("remainingItemCount".into(), json!(remaining));
+            if labels.is_empty() && fields.is_empty() {
+                list_meta.insert("remainingItemCount".into(), json!(stored.count()));
+            }
         }
         // Built by moving the items in: `json!` would serialise a copy of every one.
         let mut list = Map::new();
