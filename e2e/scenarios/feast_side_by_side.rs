@@ -1,0 +1,888 @@
+//! Side by side with the Feast operator (issue 24): every self-contained reference sample is reconciled
+//! by the Feast operator itself (built from its Go module by `e2e/feast-operator/build`) in one
+//! namespace until Ready, its objects are dumped, the Feast operator stops and its FeatureStores go;
+//! then fieldwise reconciles the same manifests in another namespace, and the two dumps are compared
+//! object by object and field by field. A difference passes only when [`NORMALISATIONS`] names it,
+//! each entry pointing at the README's "Where fieldwise deliberately differs from the Feast
+//! operator"; any other fails with the object, the path and both values.
+//!
+//! Real control plane only, and one of its own: the Feast operator watches every namespace (it has
+//! no flag to watch fewer), so the scenario refuses to start while FeatureStores exist elsewhere.
+//! `e2e/feast-operator/README.md` says how to run it.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Command as StdCommand, Stdio},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use fieldwise_api::v1::FeatureStore;
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    autoscaling::v2::HorizontalPodAutoscaler,
+    batch::v1::CronJob,
+    core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount},
+    policy::v1::PodDisruptionBudget,
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    discovery::ApiResource,
+};
+use serde_json::{Value, json};
+
+use crate::harness::{Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, run_with};
+use crate::samples::{SELF_CONTAINED, in_namespace};
+
+/// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
+const BINARY_VARIABLE: &str = "E2E_FEAST_OPERATOR";
+/// Limits the samples compared (comma-separated file names); else every self-contained one.
+const SAMPLES_VARIABLE: &str = "E2E_FEAST_SAMPLES";
+/// The namespace the Feast operator keeps its cross-namespace registry ConfigMap in (not compared:
+/// fieldwise does not make it, see the README's "Not supported").
+const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
+
+/// One deliberate difference: every difference on an object whose `Kind name` matches `object` at a
+/// path (a JSON pointer) that `path` matches, or below it, is this one. `*` matches any characters.
+/// `path` "" covers an object that only one side has.
+struct Normalisation {
+    object: &'static str,
+    path: &'static str,
+    what: &'static str,
+    /// The README's deliberate difference (section "Where fieldwise deliberately differs from the
+    /// Feast operator") that explains it.
+    why: &'static str,
+}
+
+/// The deliberate differences. Anything the two operators make differently and no entry names fails.
+const NORMALISATIONS: &[Normalisation] = &[
+    Normalisation {
+        object: "*",
+        path: "*/labels/app.kubernetes.io~1managed-by",
+        what: "managed-by is fieldwise, not feast-operator",
+        why: "Labels",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/labels/app.kubernetes.io~1instance",
+        what: "fieldwise's own labels",
+        why: "Labels",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/labels/app.kubernetes.io~1name",
+        what: "fieldwise's own labels",
+        why: "Labels",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/labels/app.kubernetes.io~1component",
+        what: "fieldwise's own labels",
+        why: "Labels",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/labels/fieldwise.dev~1owner-uid",
+        what: "fieldwise's own labels",
+        why: "Labels",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/containers/*/securityContext",
+        what: "restricted container security context",
+        why: "Restricted pods",
+    },
+    Normalisation {
+        object: "*",
+        path: "*/initContainers/*/securityContext",
+        what: "restricted container security context",
+        why: "Restricted pods",
+    },
+    Normalisation {
+        object: "Deployment *",
+        path: "/spec/template/spec/securityContext",
+        what: "restricted pod security context",
+        why: "Restricted pods",
+    },
+    Normalisation {
+        object: "Deployment *",
+        path: "*/env/TMP_FEATURE_STORE_YAML_BASE64",
+        what: "the server config comes from a Secret (valueFrom) instead of a literal value; the \
+               decoded configs are compared as the objects `ServerConfig <container>`",
+        why: "Credentials stay out of pod specs",
+    },
+    Normalisation {
+        object: "Deployment *",
+        path: "/spec/template/metadata/annotations/fieldwise.dev~1config-hash",
+        what: "digest of the server config that rolls the pods",
+        why: "Credentials stay out of pod specs",
+    },
+    Normalisation {
+        object: "Secret feast-*-server-config",
+        path: "",
+        what: "the Secret holding the server config",
+        why: "Credentials stay out of pod specs",
+    },
+    Normalisation {
+        object: "ClusterRole feast-token-review-cluster-role",
+        path: "",
+        what: "the Feast operator's shared ClusterRole; fieldwise's install ships its own",
+        why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "ClusterRoleBinding feast-*-cluster-binding",
+        path: "",
+        what: "the Feast operator's token-review binding, leaked on deletion",
+        why: "No leaked cluster-scoped objects",
+    },
+    Normalisation {
+        object: "ClusterRoleBinding feast.<namespace>.*.token-review",
+        path: "",
+        what: "fieldwise's per-FeatureStore token-review binding",
+        why: "No leaked cluster-scoped objects",
+    },
+    Normalisation {
+        object: "RoleBinding feast-*-cronjob-exec",
+        path: "",
+        what: "the CronJob's pods/exec through the shipped ClusterRole",
+        why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "Role feast-*-cronjob",
+        path: "/rules",
+        what: "the CronJob Role keeps only get on its Deployment",
+        why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "Role feast-*",
+        path: "/rules",
+        what: "the token-review Role keeps only what a Role can grant",
+        why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/Ready",
+        what: "the Ready condition beside FeatureStore",
+        why: "A `Ready` condition",
+    },
+];
+
+/// What differs between any two runs, whoever reconciles, and so is left out before comparing (not
+/// differences between the operators): server-assigned metadata, the namespace and the FeatureStore's
+/// uid (both written as placeholders), the status of every object but the FeatureStore, a Service's
+/// cluster IPs, and the annotations the control plane's own controllers add.
+const RUN_SPECIFIC_METADATA: [&str; 6] = [
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+    "namespace",
+];
+
+#[test]
+#[ignore = "needs a real cluster of its own and the Feast operator: see e2e/feast-operator/README.md"]
+fn the_feast_operator_and_fieldwise_make_the_same_objects() {
+    run_with(Target::RealCluster, false, side_by_side);
+}
+
+/// One difference: `object` (`Kind name`) at `path` (a JSON pointer; "" for a whole object one side
+/// lacks), with the Feast operator's and fieldwise's values.
+struct Difference {
+    sample: String,
+    object: String,
+    path: String,
+    feast: Option<Value>,
+    fieldwise: Option<Value>,
+}
+
+async fn side_by_side(mut cluster: Cluster) {
+    let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
+        return;
+    };
+    let samples = chosen_samples();
+    let feast_namespace = format!("{}-feast", cluster.namespace);
+    create_namespace(&cluster, &feast_namespace).await;
+    cluster.namespace(FEAST_SYSTEM_NAMESPACE).await;
+    refuse_other_feature_stores(&cluster, &[&feast_namespace, &cluster.namespace]).await;
+
+    // The Feast operator alone.
+    let feast = FeastOperator::start();
+    let mut feast_dumps = BTreeMap::new();
+    for sample in &samples {
+        let text = sample_text(&corpus, sample, &feast_namespace);
+        for fs in apply_sample(&cluster, &text, &feast_namespace).await {
+            let dump = dump_when_ready(&cluster, &feast_namespace, &fs).await;
+            feast_dumps.insert((sample.clone(), fs), dump);
+        }
+    }
+    feast.stop().await;
+    remove_feast_run(&cluster, &feast_namespace).await;
+
+    // fieldwise alone, on the same manifests.
+    cluster.start_operator();
+    let mut differences = Vec::new();
+    let namespace = cluster.namespace.clone();
+    for sample in &samples {
+        let text = sample_text(&corpus, sample, &namespace);
+        for fs in apply_sample(&cluster, &text, &namespace).await {
+            let fieldwise = dump_when_ready(&cluster, &namespace, &fs).await;
+            let feast = feast_dumps
+                .remove(&(sample.clone(), fs.clone()))
+                .unwrap_or_default();
+            differences.extend(compare(sample, &feast, &fieldwise));
+        }
+    }
+    judge(&samples, differences);
+}
+
+fn chosen_samples() -> Vec<String> {
+    match std::env::var(SAMPLES_VARIABLE) {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').map(|s| s.trim().to_owned()).collect()
+        }
+        _ => SELF_CONTAINED.map(str::to_owned).to_vec(),
+    }
+}
+
+fn sample_text(corpus: &std::path::Path, sample: &str, namespace: &str) -> String {
+    let path = corpus.join("samples").join(sample);
+    let input = fieldwise::featurestore::render::Input {
+        source_name: path.display().to_string(),
+        text: std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    };
+    in_namespace(vec![input], namespace)
+        .into_iter()
+        .map(|input| input.text)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// Applies a sample as the user; the names of its FeatureStores.
+async fn apply_sample(cluster: &Cluster, text: &str, namespace: &str) -> Vec<String> {
+    let applied = cluster.apply_yaml(text, namespace).await;
+    applied
+        .iter()
+        .filter(|document| document["kind"] == "FeatureStore")
+        .filter_map(|document| document["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn create_namespace(cluster: &Cluster, name: &str) {
+    let body = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}}});
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    api.patch(
+        name,
+        &PatchParams::apply(USER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .expect("namespace applied");
+}
+
+/// The Feast operator reconciles the FeatureStores of every namespace: any outside `ours` would be
+/// fought over (and the scenario's comparison spoilt), so the scenario needs a cluster of its own.
+async fn refuse_other_feature_stores(cluster: &Cluster, ours: &[&str]) {
+    let all: Api<FeatureStore> = Api::all(cluster.client.clone());
+    let list = all.list(&ListParams::default()).await.expect("listable");
+    let others: Vec<String> = list
+        .items
+        .iter()
+        .filter(|fs| !ours.contains(&fs.namespace().unwrap_or_default().as_str()))
+        .map(|fs| format!("{}/{}", fs.namespace().unwrap_or_default(), fs.name_any()))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "the Feast operator would reconcile these FeatureStores too; run this scenario on a control \
+         plane of its own: {others:?}"
+    );
+}
+
+/// The Feast operator's manager, run outside the cluster against `E2E_KUBECONFIG` (controller-runtime
+/// reads `--kubeconfig`), without leader election, metrics or probe listeners, with the default images
+/// (no `RELATED_IMAGE_*`, as fieldwise here). Its log goes to a file named on start.
+struct FeastOperator {
+    child: tokio::process::Child,
+}
+
+impl FeastOperator {
+    fn start() -> Self {
+        let binary = feast_operator_binary();
+        let kubeconfig = std::env::var_os(KUBECONFIG_VARIABLE).expect("E2E_KUBECONFIG");
+        let log_path = std::env::temp_dir().join(format!(
+            "feast-operator-side-by-side-{}.log",
+            std::process::id()
+        ));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        eprintln!(
+            "feast_side_by_side: the Feast operator logs to {}",
+            log_path.display()
+        );
+        let child = tokio::process::Command::new(&binary)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args([
+                "--leader-elect=false",
+                "--metrics-bind-address=0",
+                "--health-probe-bind-address=0",
+                "--zap-devel=false",
+            ])
+            .env_remove("KUBECONFIG")
+            .env_remove("RELATED_IMAGE_FEATURE_SERVER")
+            .env_remove("RELATED_IMAGE_CRON_JOB")
+            .env_remove("OIDC_ISSUER_URL")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        Self { child }
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.expect("the Feast operator stops");
+    }
+}
+
+/// `E2E_FEAST_OPERATOR`, else what `e2e/feast-operator/build` prints (it builds only when the pinned
+/// version is not in its cache).
+fn feast_operator_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os(BINARY_VARIABLE) {
+        return PathBuf::from(path);
+    }
+    let output = StdCommand::new("e2e/feast-operator/build")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("e2e/feast-operator/build runs");
+    assert!(
+        output.status.success(),
+        "e2e/feast-operator/build failed (see above); or set {BINARY_VARIABLE}"
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// Deletes the Feast operator's FeatureStores (it has stopped; it sets no finalizer, so the garbage
+/// collector removes their children) and its namespace, and the ClusterRoleBindings it leaks.
+async fn remove_feast_run(cluster: &Cluster, namespace: &str) {
+    let stores: Api<FeatureStore> = Api::namespaced(cluster.client.clone(), namespace);
+    stores
+        .delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await
+        .expect("FeatureStores deleted");
+    let bindings: Api<ClusterRoleBinding> = Api::all(cluster.client.clone());
+    let leaked = bindings
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=feast-operator"))
+        .await
+        .expect("listable");
+    for binding in leaked.items {
+        let in_namespace = binding
+            .subjects
+            .iter()
+            .flatten()
+            .any(|subject| subject.namespace.as_deref() == Some(namespace));
+        if in_namespace {
+            let _ = bindings
+                .delete(&binding.name_any(), &DeleteParams::background())
+                .await;
+        }
+    }
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    let _ = namespaces
+        .delete(namespace, &DeleteParams::background())
+        .await;
+}
+
+/// Waits until the FeatureStore is Ready, then dumps every object made for it, normalised.
+async fn dump_when_ready(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> BTreeMap<String, Value> {
+    let fs = cluster.wait_ready(namespace, name).await;
+    let uid = fs.uid().expect("a uid");
+    let mut raw = BTreeMap::new();
+    for resource in namespaced_kinds() {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+        for object in api
+            .list(&ListParams::default())
+            .await
+            .expect("listable")
+            .items
+        {
+            let object = with_type(serde_json::to_value(&object).expect("JSON"), &resource);
+            if made_for(&object, name, &uid) {
+                raw.insert(key(&object), object);
+            }
+        }
+    }
+    let bindings = cluster_bindings(cluster, namespace, name).await;
+    for binding in bindings {
+        let role = binding.role_ref.name.clone();
+        let binding = with_type(
+            serde_json::to_value(&binding).expect("JSON"),
+            &ApiResource::erase::<ClusterRoleBinding>(&()),
+        );
+        raw.insert(key(&binding), binding);
+        let roles: Api<ClusterRole> = Api::all(cluster.client.clone());
+        if let Some(role) = roles.get_opt(&role).await.expect("readable") {
+            let role = with_type(
+                serde_json::to_value(&role).expect("JSON"),
+                &ApiResource::erase::<ClusterRole>(&()),
+            );
+            raw.insert(key(&role), role);
+        }
+    }
+    let mut dump: BTreeMap<String, Value> = raw
+        .values()
+        .map(|object| normalised(object, namespace, &uid))
+        .map(|object| (key(&object), object))
+        .collect();
+    for (container, config) in server_configs(&raw, name) {
+        let config = replace_run_values(config, namespace, &uid);
+        dump.insert(format!("ServerConfig {container}"), config);
+    }
+    // Read untyped: fieldwise's FeatureStore type would drop a status field it does not know.
+    let stores: Api<DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        namespace,
+        &ApiResource::erase::<FeatureStore>(&()),
+    );
+    let live = stores.get(name).await.expect("readable");
+    let status = live.data.get("status").cloned().unwrap_or_default();
+    let status = replace_run_values(json!({"status": status}), namespace, &uid);
+    dump.insert(
+        format!("FeatureStore {name}"),
+        without_condition_times(status),
+    );
+    dump
+}
+
+fn namespaced_kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<CronJob>(&()),
+        ApiResource::erase::<Role>(&()),
+        ApiResource::erase::<RoleBinding>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+    ]
+}
+
+/// A list's items lack apiVersion and kind; the key and the comparison want them.
+fn with_type(mut object: Value, resource: &ApiResource) -> Value {
+    object["apiVersion"] = Value::from(resource.api_version.clone());
+    object["kind"] = Value::from(resource.kind.clone());
+    object
+}
+
+fn key(object: &Value) -> String {
+    format!(
+        "{} {}",
+        object["kind"].as_str().unwrap_or("?"),
+        object["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+/// Owned by the FeatureStore, or labelled with its name (objects made without an owner).
+fn made_for(object: &Value, name: &str, uid: &str) -> bool {
+    let owned = object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|owners| owners.iter().any(|owner| owner["uid"] == uid));
+    owned || object["metadata"]["labels"]["feast.dev/name"] == name
+}
+
+/// The ClusterRoleBindings that bind the FeatureStore's ServiceAccount `feast-<name>`.
+async fn cluster_bindings(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Vec<ClusterRoleBinding> {
+    let service_account = format!("feast-{name}");
+    let api: Api<ClusterRoleBinding> = Api::all(cluster.client.clone());
+    let list = api.list(&ListParams::default()).await.expect("listable");
+    list.items
+        .into_iter()
+        .filter(|binding| {
+            binding.subjects.iter().flatten().any(|subject| {
+                subject.kind == "ServiceAccount"
+                    && subject.name == service_account
+                    && subject.namespace.as_deref() == Some(namespace)
+            })
+        })
+        .collect()
+}
+
+/// The object without what differs between any two runs ([`RUN_SPECIFIC_METADATA`]), with the
+/// namespace and the FeatureStore's uid as placeholders, and each ConfigMap's feature_store.yaml parsed
+/// (compared as data, not as text: the Feast operator writes it with Go's yaml.v3).
+fn normalised(object: &Value, namespace: &str, uid: &str) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        for field in RUN_SPECIFIC_METADATA {
+            metadata.remove(field);
+        }
+        if let Some(annotations) = metadata
+            .get_mut("annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.retain(|key, _| !added_by_control_plane(key));
+            if annotations.is_empty() {
+                metadata.remove("annotations");
+            }
+        }
+    }
+    if let Some(object) = object.as_object_mut() {
+        object.remove("status");
+    }
+    let service = object_kind(&object) == "Service";
+    if let Some(spec) = object["spec"].as_object_mut()
+        && service
+    {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    if let Some(data) = object
+        .get_mut("data")
+        .and_then(|data| data.get_mut("feature_store.yaml"))
+        && let Some(parsed) = data.as_str().and_then(parse_yaml)
+    {
+        *data = parsed;
+    }
+    replace_run_values(object, namespace, uid)
+}
+
+fn object_kind(object: &Value) -> &str {
+    object["kind"].as_str().unwrap_or_default()
+}
+
+/// Annotations the Deployment and PVC controllers write, whoever made the object.
+fn added_by_control_plane(key: &str) -> bool {
+    key == "deployment.kubernetes.io/revision"
+        || key.starts_with("pv.kubernetes.io/")
+        || key.starts_with("volume.kubernetes.io/")
+        || key.starts_with("volume.beta.kubernetes.io/")
+}
+
+fn replace_run_values(value: Value, namespace: &str, uid: &str) -> Value {
+    let text = value
+        .to_string()
+        .replace(namespace, "<namespace>")
+        .replace(uid, "<uid>");
+    serde_json::from_str(&text).expect("still JSON")
+}
+
+fn parse_yaml(text: &str) -> Option<Value> {
+    serde_saphyr::from_str::<Value>(text).ok()
+}
+
+/// The status without condition timestamps (they differ between any two runs).
+fn without_condition_times(mut value: Value) -> Value {
+    if let Some(conditions) = value["status"]["conditions"].as_array_mut() {
+        for condition in conditions {
+            if let Some(condition) = condition.as_object_mut() {
+                condition.remove("lastTransitionTime");
+            }
+        }
+    }
+    value
+}
+
+/// The server feature_store.yaml each main container of `feast-<name>` gets, decoded and parsed: from
+/// the literal `TMP_FEATURE_STORE_YAML_BASE64` (the Feast operator) or from the Secret it refers to
+/// (fieldwise).
+fn server_configs(raw: &BTreeMap<String, Value>, name: &str) -> Vec<(String, Value)> {
+    let Some(deployment) = raw.get(&format!("Deployment feast-{name}")) else {
+        return Vec::new();
+    };
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    containers
+        .iter()
+        .filter_map(|container| {
+            let env = container["env"].as_array()?;
+            let variable = env
+                .iter()
+                .find(|variable| variable["name"] == "TMP_FEATURE_STORE_YAML_BASE64")?;
+            let encoded = match variable["value"].as_str() {
+                Some(value) => value.to_owned(),
+                None => secret_value(raw, &variable["valueFrom"]["secretKeyRef"])?,
+            };
+            let decoded = BASE64.decode(encoded.trim()).ok()?;
+            let config = parse_yaml(&String::from_utf8_lossy(&decoded))?;
+            Some((container["name"].as_str()?.to_owned(), config))
+        })
+        .collect()
+}
+
+fn secret_value(raw: &BTreeMap<String, Value>, reference: &Value) -> Option<String> {
+    let secret = raw.get(&format!("Secret {}", reference["name"].as_str()?))?;
+    let data = secret["data"][reference["key"].as_str()?].as_str()?;
+    String::from_utf8(BASE64.decode(data).ok()?).ok()
+}
+
+fn compare(
+    sample: &str,
+    feast: &BTreeMap<String, Value>,
+    fieldwise: &BTreeMap<String, Value>,
+) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    let objects: std::collections::BTreeSet<&String> =
+        feast.keys().chain(fieldwise.keys()).collect();
+    for object in objects {
+        let mut at = |path: String, feast: Option<&Value>, fieldwise: Option<&Value>| {
+            differences.push(Difference {
+                sample: sample.to_owned(),
+                object: object.clone(),
+                path,
+                feast: feast.cloned(),
+                fieldwise: fieldwise.cloned(),
+            });
+        };
+        match (feast.get(object), fieldwise.get(object)) {
+            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, String::new(), &mut at),
+            (feast, fieldwise) => at(String::new(), feast, fieldwise),
+        }
+    }
+    differences
+}
+
+/// Every path where the two values differ. Lists whose items all have a distinct `name` (containers,
+/// env, ports, volumes) or `type` (conditions) are compared item by item under that key, and their
+/// order separately (path `<list>/(order)`); other lists index by index.
+fn diff(
+    feast: &Value,
+    fieldwise: &Value,
+    path: String,
+    at: &mut impl FnMut(String, Option<&Value>, Option<&Value>),
+) {
+    match (feast, fieldwise) {
+        (Value::Object(feast), Value::Object(fieldwise)) => {
+            let keys: std::collections::BTreeSet<&String> =
+                feast.keys().chain(fieldwise.keys()).collect();
+            for key in keys {
+                let path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match (feast.get(key), fieldwise.get(key)) {
+                    (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
+                    (feast, fieldwise) => at(path, feast, fieldwise),
+                }
+            }
+        }
+        (Value::Array(feast_items), Value::Array(fieldwise_items)) => {
+            match (keyed(feast_items), keyed(fieldwise_items)) {
+                (Some(feast_keyed), Some(fieldwise_keyed)) => {
+                    let order = |items: &[(String, &Value)]| {
+                        Value::from(items.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+                    };
+                    let (feast_order, fieldwise_order) =
+                        (order(&feast_keyed), order(&fieldwise_keyed));
+                    let feast_map: BTreeMap<_, _> = feast_keyed.into_iter().collect();
+                    let fieldwise_map: BTreeMap<_, _> = fieldwise_keyed.into_iter().collect();
+                    let both_have = |name: &Value| {
+                        let name = name.as_str().unwrap_or_default();
+                        feast_map.contains_key(name) && fieldwise_map.contains_key(name)
+                    };
+                    let common = |order: &Value| -> Vec<Value> {
+                        order
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|n| both_have(n))
+                            .cloned()
+                            .collect()
+                    };
+                    if common(&feast_order) != common(&fieldwise_order) {
+                        at(
+                            format!("{path}/(order)"),
+                            Some(&feast_order),
+                            Some(&fieldwise_order),
+                        );
+                    }
+                    let keys: std::collections::BTreeSet<&String> =
+                        feast_map.keys().chain(fieldwise_map.keys()).collect();
+                    for key in keys {
+                        let path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+                        match (feast_map.get(key), fieldwise_map.get(key)) {
+                            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
+                            (feast, fieldwise) => at(path, feast.copied(), fieldwise.copied()),
+                        }
+                    }
+                }
+                _ => {
+                    for index in 0..feast_items.len().max(fieldwise_items.len()) {
+                        let path = format!("{path}/{index}");
+                        match (feast_items.get(index), fieldwise_items.get(index)) {
+                            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
+                            (feast, fieldwise) => at(path, feast, fieldwise),
+                        }
+                    }
+                }
+            }
+        }
+        (feast, fieldwise) if feast != fieldwise => at(path, Some(feast), Some(fieldwise)),
+        _ => {}
+    }
+}
+
+/// The items under their `name` (or, for conditions, `type`), when every item has a distinct one.
+fn keyed(items: &[Value]) -> Option<Vec<(String, &Value)>> {
+    let field = ["name", "type"]
+        .into_iter()
+        .find(|field| items.iter().all(|item| item[*field].is_string()))?;
+    let keyed: Vec<(String, &Value)> = items
+        .iter()
+        .map(|item| (item[field].as_str().unwrap_or_default().to_owned(), item))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = keyed.iter().map(|(k, _)| k).collect();
+    (!items.is_empty() && distinct.len() == keyed.len()).then_some(keyed)
+}
+
+/// `*` in `pattern` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((prefix, rest)) => {
+            let Some(text) = text.strip_prefix(prefix) else {
+                return false;
+            };
+            (0..=text.len())
+                .filter(|at| text.is_char_boundary(*at))
+                .any(|at| glob(rest, &text[at..]))
+        }
+    }
+}
+
+fn normalisation_for(difference: &Difference) -> Option<&'static Normalisation> {
+    NORMALISATIONS.iter().find(|entry| {
+        glob(entry.object, &difference.object)
+            && (glob(entry.path, &difference.path)
+                || glob(&format!("{}/*", entry.path), &difference.path))
+    })
+}
+
+fn shown(value: &Option<Value>) -> String {
+    let text = match value {
+        None => "(absent)".to_owned(),
+        Some(value) => value.to_string(),
+    };
+    if text.len() > 400 {
+        let end = (0..=400)
+            .rev()
+            .find(|at| text.is_char_boundary(*at))
+            .unwrap_or(0);
+        format!("{}… ({} characters)", &text[..end], text.len())
+    } else {
+        text
+    }
+}
+
+/// Prints the normalised differences (for the record) and fails on any other, per sample.
+fn judge(samples: &[String], differences: Vec<Difference>) {
+    let mut unexplained: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for difference in &differences {
+        let line = format!(
+            "{} {}: Feast operator {} / fieldwise {}",
+            difference.object,
+            if difference.path.is_empty() {
+                "(whole object)"
+            } else {
+                &difference.path
+            },
+            shown(&difference.feast),
+            shown(&difference.fieldwise)
+        );
+        match normalisation_for(difference) {
+            Some(entry) => eprintln!(
+                "feast_side_by_side: {}: normalised ({}: {}): {line}",
+                difference.sample, entry.why, entry.what
+            ),
+            None => unexplained
+                .entry(&difference.sample)
+                .or_default()
+                .push(line),
+        }
+    }
+    let passed: Vec<&String> = samples
+        .iter()
+        .filter(|sample| !unexplained.contains_key(sample.as_str()))
+        .collect();
+    eprintln!("feast_side_by_side: samples without unexplained differences: {passed:?}");
+    let report: Vec<String> = unexplained
+        .iter()
+        .map(|(sample, lines)| format!("{sample}:\n  {}", lines.join("\n  ")))
+        .collect();
+    assert!(
+        report.is_empty(),
+        "differences the normalisation table does not name:\n{}",
+        report.join("\n")
+    );
+}
+
+#[test]
+fn a_star_matches_any_run_of_characters() {
+    assert!(glob("feast-*-cronjob", "feast-sample-cronjob"));
+    assert!(glob("*/labels/a~1b", "/spec/template/metadata/labels/a~1b"));
+    assert!(!glob("feast-*-cronjob", "feast-sample-cronjob-exec"));
+    assert!(glob("", ""));
+    assert!(!glob("", "/spec"));
+}
+
+#[test]
+fn named_lists_are_compared_by_name_and_order_apart() {
+    let feast = json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]});
+    let fieldwise =
+        json!({"env": [{"name": "B", "value": "2"}, {"name": "A", "value": "3"}], "x": 1});
+    let mut found = Vec::new();
+    diff(
+        &feast,
+        &fieldwise,
+        String::new(),
+        &mut |path, feast, fieldwise| {
+            found.push((path, feast.cloned(), fieldwise.cloned()));
+        },
+    );
+    let paths: Vec<&str> = found.iter().map(|(path, _, _)| path.as_str()).collect();
+    assert_eq!(paths, ["/env/(order)", "/env/A/value", "/x"]);
+    assert_eq!(found[1].1, Some(json!("1")));
+    assert_eq!(found[1].2, Some(json!("3")));
+    assert_eq!(found[2].1, None);
+}
+
+#[test]
+fn only_the_table_explains_a_difference() {
+    let difference = |object: &str, path: &str| Difference {
+        sample: "s".to_owned(),
+        object: object.to_owned(),
+        path: path.to_owned(),
+        feast: None,
+        fieldwise: None,
+    };
+    let labelled = difference(
+        "Service feast-s-online",
+        "/metadata/labels/app.kubernetes.io~1managed-by",
+    );
+    assert_eq!(normalisation_for(&labelled).map(|n| n.why), Some("Labels"));
+    let below = difference(
+        "Deployment feast-s",
+        "/spec/template/spec/containers/online/securityContext/runAsNonRoot",
+    );
+    assert_eq!(
+        normalisation_for(&below).map(|n| n.why),
+        Some("Restricted pods")
+    );
+    let image = difference(
+        "Deployment feast-s",
+        "/spec/template/spec/containers/online/image",
+    );
+    assert!(normalisation_for(&image).is_none());
+}
