@@ -30,11 +30,13 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
     discovery::ApiResource,
+    runtime::wait::await_condition,
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, run_with};
-use crate::samples::{SELF_CONTAINED, in_namespace};
+use crate::harness::{
+    Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, patience, run_with, wait_for,
+};
 
 /// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
 const BINARY_VARIABLE: &str = "E2E_FEAST_OPERATOR";
@@ -202,62 +204,91 @@ async fn side_by_side(mut cluster: Cluster) {
     let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
         return;
     };
-    let samples = chosen_samples();
-    let feast_namespace = format!("{}-feast", cluster.namespace);
-    create_namespace(&cluster, &feast_namespace).await;
+    let samples = chosen_samples(&corpus);
+    refuse_other_feature_stores(&cluster).await;
     cluster.namespace(FEAST_SYSTEM_NAMESPACE).await;
-    refuse_other_feature_stores(&cluster, &[&feast_namespace, &cluster.namespace]).await;
+    // A namespace per sample and side: two samples share a FeatureStore name (sample-db-ssl) and
+    // several share Secret names.
+    let namespace_of = |side: char, index: usize| format!("{}-{side}{index}", cluster.namespace);
 
     // The Feast operator alone.
     let feast = FeastOperator::start();
     let mut feast_dumps = BTreeMap::new();
-    for sample in &samples {
-        let text = sample_text(&corpus, sample, &feast_namespace);
-        for fs in apply_sample(&cluster, &text, &feast_namespace).await {
-            let dump = dump_when_ready(&cluster, &feast_namespace, &fs).await;
+    let mut feast_namespaces = Vec::new();
+    for (index, sample) in samples.iter().enumerate() {
+        let namespace = namespace_of('f', index);
+        create_namespace(&cluster, &namespace).await;
+        feast_namespaces.push(namespace.clone());
+        let text = sample_text(&corpus, sample, &namespace);
+        for fs in apply_sample(&cluster, &text, &namespace).await {
+            let dump = dump_when_settled(&cluster, &namespace, &fs).await;
             feast_dumps.insert((sample.clone(), fs), dump);
         }
     }
     feast.stop().await;
-    remove_feast_run(&cluster, &feast_namespace).await;
+    remove_feast_run(&cluster, &feast_namespaces).await;
 
     // fieldwise alone, on the same manifests.
-    cluster.start_operator();
+    let fieldwise_namespaces: Vec<String> = (0..samples.len())
+        .map(|index| namespace_of('w', index))
+        .collect();
+    let watched: Vec<&str> = fieldwise_namespaces.iter().map(String::as_str).collect();
+    cluster.start_operator_watching(&watched);
     let mut differences = Vec::new();
-    let namespace = cluster.namespace.clone();
-    for sample in &samples {
-        let text = sample_text(&corpus, sample, &namespace);
-        for fs in apply_sample(&cluster, &text, &namespace).await {
-            let fieldwise = dump_when_ready(&cluster, &namespace, &fs).await;
+    for (sample, namespace) in samples.iter().zip(&fieldwise_namespaces) {
+        create_namespace(&cluster, namespace).await;
+        let text = sample_text(&corpus, sample, namespace);
+        for fs in apply_sample(&cluster, &text, namespace).await {
+            let fieldwise = dump_when_settled(&cluster, namespace, &fs).await;
             let feast = feast_dumps
                 .remove(&(sample.clone(), fs.clone()))
                 .unwrap_or_default();
             differences.extend(compare(sample, &feast, &fieldwise));
         }
     }
+    remove_fieldwise_run(&cluster, &fieldwise_namespaces).await;
     judge(&samples, differences);
 }
 
-fn chosen_samples() -> Vec<String> {
-    match std::env::var(SAMPLES_VARIABLE) {
-        Ok(list) if !list.trim().is_empty() => {
-            list.split(',').map(|s| s.trim().to_owned()).collect()
-        }
-        _ => SELF_CONTAINED.map(str::to_owned).to_vec(),
+/// `E2E_FEAST_SAMPLES`, else every sample of the corpus.
+fn chosen_samples(corpus: &std::path::Path) -> Vec<String> {
+    if let Ok(list) = std::env::var(SAMPLES_VARIABLE)
+        && !list.trim().is_empty()
+    {
+        return list.split(',').map(|s| s.trim().to_owned()).collect();
     }
+    let directory = corpus.join("samples");
+    let mut all: Vec<String> = std::fs::read_dir(&directory)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", directory.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    all.sort();
+    all
 }
 
+/// The sample's documents (and the Secret the lineage samples name but do not ship), all put into
+/// `namespace`, whatever namespace they name (some name `test` or `feast`).
 fn sample_text(corpus: &std::path::Path, sample: &str, namespace: &str) -> String {
-    let path = corpus.join("samples").join(sample);
-    let input = fieldwise::featurestore::render::Input {
-        source_name: path.display().to_string(),
-        text: std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    };
-    in_namespace(vec![input], namespace)
-        .into_iter()
-        .map(|input| input.text)
-        .collect::<Vec<_>>()
-        .join("\n---\n")
+    let mut paths = vec![corpus.join("samples").join(sample)];
+    if sample.contains("lineage_server") || sample.contains("openlineage_consumer") {
+        paths.push(PathBuf::from("tests/fixtures/registry-db-secret.yaml"));
+    }
+    let mut documents = Vec::new();
+    for path in paths {
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let parsed: Vec<Value> = serde_saphyr::from_multiple_with_options(
+            &text,
+            fieldwise::featurestore::render::kubernetes_yaml(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for mut document in parsed.into_iter().filter(Value::is_object) {
+            document["metadata"]["namespace"] = Value::from(namespace);
+            documents.push(document.to_string());
+        }
+    }
+    documents.join("\n---\n")
 }
 
 /// Applies a sample as the user; the names of its FeatureStores.
@@ -283,15 +314,14 @@ async fn create_namespace(cluster: &Cluster, name: &str) {
     .expect("namespace applied");
 }
 
-/// The Feast operator reconciles the FeatureStores of every namespace: any outside `ours` would be
-/// fought over (and the scenario's comparison spoilt), so the scenario needs a cluster of its own.
-async fn refuse_other_feature_stores(cluster: &Cluster, ours: &[&str]) {
+/// The Feast operator reconciles the FeatureStores of every namespace: any other would be fought over
+/// (and the comparison spoilt), so the scenario needs a cluster without FeatureStores.
+async fn refuse_other_feature_stores(cluster: &Cluster) {
     let all: Api<FeatureStore> = Api::all(cluster.client.clone());
     let list = all.list(&ListParams::default()).await.expect("listable");
     let others: Vec<String> = list
         .items
         .iter()
-        .filter(|fs| !ours.contains(&fs.namespace().unwrap_or_default().as_str()))
         .map(|fs| format!("{}/{}", fs.namespace().unwrap_or_default(), fs.name_any()))
         .collect();
     assert!(
@@ -365,43 +395,92 @@ fn feast_operator_binary() -> PathBuf {
 }
 
 /// Deletes the Feast operator's FeatureStores (it has stopped; it sets no finalizer, so the garbage
-/// collector removes their children) and its namespace, and the ClusterRoleBindings it leaks.
-async fn remove_feast_run(cluster: &Cluster, namespace: &str) {
-    let stores: Api<FeatureStore> = Api::namespaced(cluster.client.clone(), namespace);
-    stores
-        .delete_collection(&DeleteParams::background(), &ListParams::default())
-        .await
-        .expect("FeatureStores deleted");
+/// collector removes their children), the ClusterRoleBindings it leaks, and the namespaces.
+async fn remove_feast_run(cluster: &Cluster, namespaces: &[String]) {
+    for namespace in namespaces {
+        let stores: Api<FeatureStore> = Api::namespaced(cluster.client.clone(), namespace);
+        stores
+            .delete_collection(&DeleteParams::background(), &ListParams::default())
+            .await
+            .expect("FeatureStores deleted");
+    }
     let bindings: Api<ClusterRoleBinding> = Api::all(cluster.client.clone());
     let leaked = bindings
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=feast-operator"))
         .await
         .expect("listable");
     for binding in leaked.items {
-        let in_namespace = binding
-            .subjects
-            .iter()
-            .flatten()
-            .any(|subject| subject.namespace.as_deref() == Some(namespace));
-        if in_namespace {
+        let ours = binding.subjects.iter().flatten().any(|subject| {
+            subject
+                .namespace
+                .as_ref()
+                .is_some_and(|namespace| namespaces.contains(namespace))
+        });
+        if ours {
             let _ = bindings
                 .delete(&binding.name_any(), &DeleteParams::background())
                 .await;
         }
     }
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
-    let _ = namespaces
-        .delete(namespace, &DeleteParams::background())
-        .await;
+    delete_namespaces(cluster, namespaces).await;
 }
 
-/// Waits until the FeatureStore is Ready, then dumps every object made for it, normalised.
-async fn dump_when_ready(
+/// Deletes fieldwise's FeatureStores while it runs (its finalizer removes their ClusterRoleBindings),
+/// waits until they are gone, then deletes the namespaces.
+async fn remove_fieldwise_run(cluster: &Cluster, namespaces: &[String]) {
+    for namespace in namespaces {
+        let stores: Api<FeatureStore> = Api::namespaced(cluster.client.clone(), namespace);
+        let _ = stores
+            .delete_collection(&DeleteParams::background(), &ListParams::default())
+            .await;
+        let gone = async {
+            while !stores
+                .list(&ListParams::default())
+                .await
+                .is_ok_and(|list| list.items.is_empty())
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        if tokio::time::timeout(patience(), gone).await.is_err() {
+            eprintln!("feast_side_by_side: FeatureStores of {namespace} still exist");
+        }
+    }
+    delete_namespaces(cluster, namespaces).await;
+}
+
+async fn delete_namespaces(cluster: &Cluster, namespaces: &[String]) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    for namespace in namespaces {
+        let _ = api.delete(namespace, &DeleteParams::background()).await;
+    }
+}
+
+/// How long a Failed FeatureStore may still take to become Ready before Failed is taken as where it
+/// settles (a first reconcile can fail on what a later one finds, a referenced registry say).
+const FAILED_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn phase(fs: Option<&FeatureStore>) -> Option<&str> {
+    fs?.status.as_ref()?.phase.as_deref()
+}
+
+/// Waits until the FeatureStore is Ready (or Failed, and still Failed after [`FAILED_GRACE`]),
+/// then dumps every object made for it, normalised.
+async fn dump_when_settled(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
 ) -> BTreeMap<String, Value> {
-    let fs = cluster.wait_ready(namespace, name).await;
+    let api = cluster.feature_stores(namespace);
+    let settled = |fs: Option<&FeatureStore>| matches!(phase(fs), Some("Ready" | "Failed"));
+    let mut fs = wait_for(&api, name, settled, "Ready or Failed").await;
+    if phase(Some(&fs)) == Some("Failed") {
+        let ready = |fs: Option<&FeatureStore>| phase(fs) == Some("Ready");
+        let waited = tokio::time::timeout(FAILED_GRACE, await_condition(api.clone(), name, ready));
+        if let Ok(Ok(Some(ready))) = waited.await {
+            fs = ready;
+        }
+    }
     let uid = fs.uid().expect("a uid");
     let mut raw = BTreeMap::new();
     for resource in namespaced_kinds() {

@@ -33,7 +33,7 @@ fn sample_inputs(samples_dir: &Path, file_name: &str) -> Vec<Input> {
 
 /// The samples that need nothing outside the cluster (no Secrets, databases, object stores, identity
 /// providers or Git servers) and name no namespace: those a real cluster can run in a scenario's namespace.
-pub(crate) const SELF_CONTAINED: [&str; 9] = [
+const SELF_CONTAINED: [&str; 9] = [
     "v1_featurestore.yaml",
     "v1_featurestore_init.yaml",
     "v1_featurestore_kubernetes_auth.yaml",
