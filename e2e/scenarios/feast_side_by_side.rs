@@ -11,13 +11,15 @@
 //! `e2e/feast-operator/README.md` says how to run it.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::PathBuf,
     process::{Command as StdCommand, Stdio},
+    time::Duration,
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use fieldwise_api::v1::FeatureStore;
+use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     autoscaling::v2::HorizontalPodAutoscaler,
@@ -30,12 +32,12 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
     discovery::ApiResource,
-    runtime::wait::await_condition,
+    runtime::{WatchStreamExt, wait::await_condition, watcher},
 };
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, patience, run_with, wait_for,
+    Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, patience, run_with,
 };
 
 /// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
@@ -46,13 +48,17 @@ const SAMPLES_VARIABLE: &str = "E2E_FEAST_SAMPLES";
 /// fieldwise does not make it, see the README's "Not supported").
 const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
 
-/// One deliberate difference: every difference on an object whose `Kind name` matches `object` at a
-/// path (a JSON pointer) that `path` matches, or below it, is this one. `*` matches any characters.
+/// One deliberate difference: every difference on an object whose `Kind name` matches `object` (`|`
+/// separates alternatives) at a path (a JSON pointer) that `path` matches, or below it, is this one.
+/// `*` matches any characters.
 /// `path` "" covers an object that only one side has.
 struct Normalisation {
     object: &'static str,
     path: &'static str,
     what: &'static str,
+    /// Only where both sides have the value at the matched path (the same thing made differently),
+    /// not where one side lacks it.
+    both_sides: bool,
     /// The README's deliberate difference (section "Where fieldwise deliberately differs from the
     /// Feast operator") that explains it.
     why: &'static str,
@@ -64,109 +70,214 @@ const NORMALISATIONS: &[Normalisation] = &[
         object: "*",
         path: "*/labels/app.kubernetes.io~1managed-by",
         what: "managed-by is fieldwise, not feast-operator",
+        both_sides: false,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1instance",
         what: "fieldwise's own labels",
+        both_sides: false,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1name",
         what: "fieldwise's own labels",
+        both_sides: false,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1component",
         what: "fieldwise's own labels",
+        both_sides: false,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/fieldwise.dev~1owner-uid",
         what: "fieldwise's own labels",
+        both_sides: false,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/containers/*/securityContext",
         what: "restricted container security context",
+        both_sides: false,
         why: "Restricted pods",
     },
     Normalisation {
         object: "*",
         path: "*/initContainers/*/securityContext",
         what: "restricted container security context",
+        both_sides: false,
         why: "Restricted pods",
     },
     Normalisation {
         object: "Deployment *",
         path: "/spec/template/spec/securityContext",
         what: "restricted pod security context",
+        both_sides: false,
         why: "Restricted pods",
     },
     Normalisation {
         object: "Deployment *",
-        path: "*/env/TMP_FEATURE_STORE_YAML_BASE64",
-        what: "the server config comes from a Secret (valueFrom) instead of a literal value; the \
-               decoded configs are compared as the objects `ServerConfig <container>`",
+        path: "*ontainers/*/env/TMP_FEATURE_STORE_YAML_BASE64",
+        what: "the server config comes from a Secret (valueFrom) instead of a literal value, in the \
+               containers and init containers that both give it; the decoded configs are compared \
+               as the objects `ServerConfig <container>`",
+        both_sides: true,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "Deployment *",
         path: "/spec/template/metadata/annotations/fieldwise.dev~1config-hash",
         what: "digest of the server config that rolls the pods",
+        both_sides: false,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "Secret feast-*-server-config",
         path: "",
         what: "the Secret holding the server config",
+        both_sides: false,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "ClusterRole feast-token-review-cluster-role",
         path: "",
         what: "the Feast operator's shared ClusterRole; fieldwise's install ships its own",
+        both_sides: false,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "ClusterRoleBinding feast-*-cluster-binding",
         path: "",
         what: "the Feast operator's token-review binding, leaked on deletion",
+        both_sides: false,
         why: "No leaked cluster-scoped objects",
+    },
+    Normalisation {
+        object: "ClusterRole feast-oidc-token-review",
+        path: "",
+        what: "the Feast operator's OIDC token-review ClusterRole; fieldwise's install ships its own",
+        both_sides: false,
+        why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "ClusterRoleBinding feast-*-oidc-token-review",
+        path: "",
+        what: "the Feast operator's OIDC token-review binding, leaked on deletion",
+        both_sides: false,
+        why: "No leaked cluster-scoped objects",
+    },
+    Normalisation {
+        object: "ClusterRoleBinding feast.<namespace>.*.oidc-token-review",
+        path: "",
+        what: "fieldwise's per-FeatureStore OIDC token-review binding",
+        both_sides: false,
+        why: "No leaked cluster-scoped objects",
+    },
+    Normalisation {
+        object: "Role *",
+        path: "/metadata/labels/fieldwise.dev~1shared",
+        what: "a custom Role (authz.kubernetes.roles) is shared by the FeatureStores that list it",
+        both_sides: false,
+        why: "Custom Roles are shared, not fought over",
+    },
+    // The custom Roles of the kubernetes_auth sample: one non-controller owner reference each, and no
+    // feast.dev/name label.
+    Normalisation {
+        object: "Role feast-writer|Role feast-reader",
+        path: "/metadata/ownerReferences",
+        what: "a custom Role's owner reference is not the controller",
+        both_sides: false,
+        why: "Custom Roles are shared, not fought over",
+    },
+    Normalisation {
+        object: "Role feast-writer|Role feast-reader",
+        path: "/metadata/labels/feast.dev~1name",
+        what: "a custom Role carries no feast.dev/name",
+        both_sides: false,
+        why: "Custom Roles are shared, not fought over",
+    },
+    Normalisation {
+        object: "* feast-*-lineage",
+        path: "",
+        what: "the OpenLineage lineage server's Deployment and Service",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/Lineage",
+        what: "the lineage server's condition",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/serviceHostnames/lineage",
+        what: "the lineage server's hostname",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/Unsupported",
+        what: "fieldwise names the fields whose objects it does not make",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created)",
+    },
+    Normalisation {
+        object: "ServerConfig *",
+        path: "/openlineage/transport_*",
+        what: "the lineage server forces the http transport to itself",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
+    },
+    Normalisation {
+        object: "ServerConfig *",
+        path: "/openlineage/consumer/standalone_server",
+        what: "the lineage server forces standalone_server",
+        both_sides: false,
+        why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "ClusterRoleBinding feast.<namespace>.*.token-review",
         path: "",
         what: "fieldwise's per-FeatureStore token-review binding",
+        both_sides: false,
         why: "No leaked cluster-scoped objects",
     },
     Normalisation {
         object: "RoleBinding feast-*-cronjob-exec",
         path: "",
         what: "the CronJob's pods/exec through the shipped ClusterRole",
+        both_sides: false,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "Role feast-*-cronjob",
         path: "/rules",
         what: "the CronJob Role keeps only get on its Deployment",
+        both_sides: false,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "Role feast-*",
         path: "/rules",
         what: "the token-review Role keeps only what a Role can grant",
+        both_sides: false,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "FeatureStore *",
         path: "/status/conditions/Ready",
         what: "the Ready condition beside FeatureStore",
+        both_sides: false,
         why: "A `Ready` condition",
     },
 ];
@@ -198,6 +309,8 @@ struct Difference {
     path: String,
     feast: Option<Value>,
     fieldwise: Option<Value>,
+    /// The table entry that explains it, if any.
+    normalisation: Option<&'static Normalisation>,
 }
 
 async fn side_by_side(mut cluster: Cluster) {
@@ -439,7 +552,7 @@ async fn remove_fieldwise_run(cluster: &Cluster, namespaces: &[String]) {
                 .await
                 .is_ok_and(|list| list.items.is_empty())
             {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         };
         if tokio::time::timeout(patience(), gone).await.is_err() {
@@ -458,14 +571,30 @@ async fn delete_namespaces(cluster: &Cluster, namespaces: &[String]) {
 
 /// How long a Failed FeatureStore may still take to become Ready before Failed is taken as where it
 /// settles (a first reconcile can fail on what a later one finds, a referenced registry say).
-const FAILED_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+const FAILED_GRACE: Duration = Duration::from_secs(20);
+
+/// How long a settled FeatureStore must go unchanged before its objects are dumped: an operator can
+/// still be writing after the phase turned (the ready replicas in the status, say).
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Waits, through a watch, until the FeatureStore has not changed for [`QUIET`] (at most the
+/// scenario's patience).
+async fn until_quiet(api: &Api<FeatureStore>, name: &str) {
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let changes = watcher(api.clone(), config).applied_objects();
+    let quiet = async {
+        let mut changes = std::pin::pin!(changes);
+        while let Ok(Some(_)) = tokio::time::timeout(QUIET, changes.next()).await {}
+    };
+    let _ = tokio::time::timeout(patience(), quiet).await;
+}
 
 fn phase(fs: Option<&FeatureStore>) -> Option<&str> {
     fs?.status.as_ref()?.phase.as_deref()
 }
 
-/// Waits until the FeatureStore is Ready (or Failed, and still Failed after [`FAILED_GRACE`]),
-/// then dumps every object made for it, normalised.
+/// Waits until the FeatureStore is Ready (or Failed, and still Failed after [`FAILED_GRACE`]; or
+/// whatever it is after the scenario's patience), then dumps every object made for it, normalised.
 async fn dump_when_settled(
     cluster: &Cluster,
     namespace: &str,
@@ -473,7 +602,20 @@ async fn dump_when_settled(
 ) -> BTreeMap<String, Value> {
     let api = cluster.feature_stores(namespace);
     let settled = |fs: Option<&FeatureStore>| matches!(phase(fs), Some("Ready" | "Failed"));
-    let mut fs = wait_for(&api, name, settled, "Ready or Failed").await;
+    let waited =
+        tokio::time::timeout(patience(), await_condition(api.clone(), name, settled)).await;
+    let mut fs = match waited {
+        Ok(Ok(Some(fs))) => fs,
+        // Still Pending: compared as it is (the status says why).
+        Err(_) => {
+            eprintln!(
+                "feast_side_by_side: {namespace}/{name} neither Ready nor Failed after {:?}",
+                patience()
+            );
+            api.get(name).await.expect("readable")
+        }
+        Ok(other) => panic!("{namespace}/{name}: {other:?}"),
+    };
     if phase(Some(&fs)) == Some("Failed") {
         let ready = |fs: Option<&FeatureStore>| phase(fs) == Some("Ready");
         let waited = tokio::time::timeout(FAILED_GRACE, await_condition(api.clone(), name, ready));
@@ -481,6 +623,7 @@ async fn dump_when_settled(
             fs = ready;
         }
     }
+    until_quiet(&api, name).await;
     let uid = fs.uid().expect("a uid");
     let mut raw = BTreeMap::new();
     for resource in namespaced_kinds() {
@@ -715,102 +858,181 @@ fn compare(
     feast: &BTreeMap<String, Value>,
     fieldwise: &BTreeMap<String, Value>,
 ) -> Vec<Difference> {
+    let objects: BTreeSet<&String> = feast.keys().chain(fieldwise.keys()).collect();
     let mut differences = Vec::new();
-    let objects: std::collections::BTreeSet<&String> =
-        feast.keys().chain(fieldwise.keys()).collect();
     for object in objects {
-        let mut at = |path: String, feast: Option<&Value>, fieldwise: Option<&Value>| {
+        let (feast, fieldwise) = (feast.get(object), fieldwise.get(object));
+        let mut found = Vec::new();
+        match (feast, fieldwise) {
+            (Some(_), Some(_)) => diff(feast, fieldwise, "", &mut found),
+            _ => found.push((String::new(), feast.cloned(), fieldwise.cloned())),
+        }
+        for (path, feast_value, fieldwise_value) in found {
+            let normalisation = NORMALISATIONS
+                .iter()
+                .find(|entry| entry.covers(object, &path, feast, fieldwise));
             differences.push(Difference {
                 sample: sample.to_owned(),
                 object: object.clone(),
                 path,
-                feast: feast.cloned(),
-                fieldwise: fieldwise.cloned(),
+                feast: feast_value,
+                fieldwise: fieldwise_value,
+                normalisation,
             });
-        };
-        match (feast.get(object), fieldwise.get(object)) {
-            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, String::new(), &mut at),
-            (feast, fieldwise) => at(String::new(), feast, fieldwise),
         }
     }
     differences
 }
 
-/// Every path where the two values differ. Lists whose items all have a distinct `name` (containers,
-/// env, ports, volumes) or `type` (conditions) are compared item by item under that key, and their
-/// order separately (path `<list>/(order)`); other lists index by index.
-fn diff(
-    feast: &Value,
-    fieldwise: &Value,
-    path: String,
-    at: &mut impl FnMut(String, Option<&Value>, Option<&Value>),
-) {
-    match (feast, fieldwise) {
-        (Value::Object(feast), Value::Object(fieldwise)) => {
-            let keys: std::collections::BTreeSet<&String> =
-                feast.keys().chain(fieldwise.keys()).collect();
-            for key in keys {
-                let path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
-                match (feast.get(key), fieldwise.get(key)) {
-                    (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
-                    (feast, fieldwise) => at(path, feast, fieldwise),
-                }
-            }
-        }
-        (Value::Array(feast_items), Value::Array(fieldwise_items)) => {
-            match (keyed(feast_items), keyed(fieldwise_items)) {
-                (Some(feast_keyed), Some(fieldwise_keyed)) => {
-                    let order = |items: &[(String, &Value)]| {
-                        Value::from(items.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
-                    };
-                    let (feast_order, fieldwise_order) =
-                        (order(&feast_keyed), order(&fieldwise_keyed));
-                    let feast_map: BTreeMap<_, _> = feast_keyed.into_iter().collect();
-                    let fieldwise_map: BTreeMap<_, _> = fieldwise_keyed.into_iter().collect();
-                    let both_have = |name: &Value| {
-                        let name = name.as_str().unwrap_or_default();
-                        feast_map.contains_key(name) && fieldwise_map.contains_key(name)
-                    };
-                    let common = |order: &Value| -> Vec<Value> {
-                        order
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter(|n| both_have(n))
-                            .cloned()
-                            .collect()
-                    };
-                    if common(&feast_order) != common(&fieldwise_order) {
-                        at(
-                            format!("{path}/(order)"),
-                            Some(&feast_order),
-                            Some(&fieldwise_order),
-                        );
-                    }
-                    let keys: std::collections::BTreeSet<&String> =
-                        feast_map.keys().chain(fieldwise_map.keys()).collect();
-                    for key in keys {
-                        let path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
-                        match (feast_map.get(key), fieldwise_map.get(key)) {
-                            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
-                            (feast, fieldwise) => at(path, feast.copied(), fieldwise.copied()),
-                        }
-                    }
-                }
-                _ => {
-                    for index in 0..feast_items.len().max(fieldwise_items.len()) {
-                        let path = format!("{path}/{index}");
-                        match (feast_items.get(index), fieldwise_items.get(index)) {
-                            (Some(feast), Some(fieldwise)) => diff(feast, fieldwise, path, at),
-                            (feast, fieldwise) => at(path, feast, fieldwise),
-                        }
-                    }
-                }
-            }
-        }
-        (feast, fieldwise) if feast != fieldwise => at(path, Some(feast), Some(fieldwise)),
-        _ => {}
+/// A difference found: the path and the two values (`None`: absent on that side).
+type Found = (String, Option<Value>, Option<Value>);
+
+/// Every path where the two values differ, down to the leaves, also where one side lacks a whole map
+/// or list (each of the other side's leaves is then a difference). Lists whose items all have a
+/// distinct `name` (containers, env, ports, volumes) or `type` (conditions) are compared item by item
+/// under that key; the order of the items both sides have is compared too for `name` lists (path
+/// `<list>/(order)`: init containers run and env variables resolve in order), not for conditions, a
+/// map by type. Other lists are compared index by index.
+fn diff(feast: Option<&Value>, fieldwise: Option<&Value>, path: &str, out: &mut Vec<Found>) {
+    if feast == fieldwise {
+        return;
     }
+    let same_shape = match (feast, fieldwise) {
+        (Some(Value::Object(_)), Some(Value::Object(_))) => true,
+        (Some(Value::Array(_)), Some(Value::Array(_))) => true,
+        (Some(_), Some(_)) => false,
+        _ => true,
+    };
+    let (feast_children, fieldwise_children) = (feast.map(children), fieldwise.map(children));
+    let non_empty = |children: &Option<Option<Vec<(String, &Value)>>>| {
+        children
+            .as_ref()
+            .is_some_and(|c| c.as_ref().is_some_and(|c| !c.is_empty()))
+    };
+    let descend = match (&feast_children, &fieldwise_children) {
+        (Some(Some(_)), Some(Some(_))) => same_shape,
+        (Some(Some(_)), None) | (None, Some(Some(_))) => true,
+        _ => false,
+    } && (non_empty(&feast_children) || non_empty(&fieldwise_children));
+    if descend {
+        let feast_children = feast_children.flatten().unwrap_or_default();
+        let fieldwise_children = fieldwise_children.flatten().unwrap_or_default();
+        compare_order(&feast_children, &fieldwise_children, feast, path, out);
+        let feast_map: BTreeMap<&str, &Value> = feast_children
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        let fieldwise_map: BTreeMap<&str, &Value> = fieldwise_children
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        let keys: BTreeSet<&str> = feast_map
+            .keys()
+            .chain(fieldwise_map.keys())
+            .copied()
+            .collect();
+        for key in keys {
+            let child = format!("{path}/{key}");
+            diff(
+                feast_map.get(key).copied(),
+                fieldwise_map.get(key).copied(),
+                &child,
+                out,
+            );
+        }
+    } else if let (Some(Value::Array(feast_items)), Some(Value::Array(fieldwise_items))) =
+        (feast, fieldwise)
+    {
+        for index in 0..feast_items.len().max(fieldwise_items.len()) {
+            let child = format!("{path}/{index}");
+            diff(
+                feast_items.get(index),
+                fieldwise_items.get(index),
+                &child,
+                out,
+            );
+        }
+    } else {
+        out.push((path.to_owned(), feast.cloned(), fieldwise.cloned()));
+    }
+}
+
+/// For lists keyed by `name`: the order of the items both sides have.
+fn compare_order(
+    feast: &[(String, &Value)],
+    fieldwise: &[(String, &Value)],
+    feast_value: Option<&Value>,
+    path: &str,
+    out: &mut Vec<Found>,
+) {
+    let by_name = feast_value
+        .and_then(Value::as_array)
+        .and_then(|items| items.first())
+        .is_some_and(|item| item["name"].is_string());
+    if !by_name || fieldwise.is_empty() {
+        return;
+    }
+    let names = |items: &[(String, &Value)], other: &[(String, &Value)]| -> Vec<String> {
+        let other: BTreeSet<&String> = other.iter().map(|(k, _)| k).collect();
+        items
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| other.contains(k))
+            .cloned()
+            .collect()
+    };
+    let (feast_order, fieldwise_order) = (names(feast, fieldwise), names(fieldwise, feast));
+    if feast_order != fieldwise_order {
+        out.push((
+            format!("{path}/(order)"),
+            Some(Value::from(feast_order)),
+            Some(Value::from(fieldwise_order)),
+        ));
+    }
+}
+
+/// The children to compare one by one: a map's entries, or a keyed list's items (see [`keyed`]; an
+/// empty list counts as keyed), under their JSON-pointer-escaped keys.
+fn children(value: &Value) -> Option<Vec<(String, &Value)>> {
+    match value {
+        Value::Array(items) if items.is_empty() => Some(Vec::new()),
+        Value::Object(map) => Some(
+            map.iter()
+                .map(|(key, value)| (escaped(key), value))
+                .collect(),
+        ),
+        Value::Array(items) => keyed(items).map(|keyed| {
+            keyed
+                .into_iter()
+                .map(|(key, item)| (escaped(&key), item))
+                .collect()
+        }),
+        _ => None,
+    }
+}
+
+fn escaped(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The value at `path` (as [`diff`] writes paths: keyed list items under their key).
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = value;
+    for segment in path.split('/').skip(1) {
+        if segment == "(order)" {
+            continue;
+        }
+        let key = segment.replace("~1", "/").replace("~0", "~");
+        at = match at {
+            Value::Object(map) => map.get(&key)?,
+            Value::Array(items) => match keyed(items) {
+                Some(keyed) => keyed.into_iter().find(|(k, _)| *k == key)?.1,
+                None => items.get(key.parse::<usize>().ok()?)?,
+            },
+            _ => return None,
+        };
+    }
+    Some(at)
 }
 
 /// The items under their `name` (or, for conditions, `type`), when every item has a distinct one.
@@ -841,12 +1063,29 @@ fn glob(pattern: &str, text: &str) -> bool {
     }
 }
 
-fn normalisation_for(difference: &Difference) -> Option<&'static Normalisation> {
-    NORMALISATIONS.iter().find(|entry| {
-        glob(entry.object, &difference.object)
-            && (glob(entry.path, &difference.path)
-                || glob(&format!("{}/*", entry.path), &difference.path))
-    })
+impl Normalisation {
+    /// Whether this entry explains the difference at `path` of `object` (`Kind name`): the object
+    /// matches, and the path or one of its ancestors matches (with `both_sides`, one that both sides
+    /// have).
+    fn covers(
+        &self,
+        object: &str,
+        path: &str,
+        feast: Option<&Value>,
+        fieldwise: Option<&Value>,
+    ) -> bool {
+        if !self.object.split('|').any(|pattern| glob(pattern, object)) {
+            return false;
+        }
+        let mut prefixes: Vec<&str> = path.match_indices('/').map(|(at, _)| &path[..at]).collect();
+        prefixes.push(path);
+        prefixes.into_iter().any(|prefix| {
+            glob(self.path, prefix)
+                && (!self.both_sides
+                    || (feast.and_then(|f| lookup(f, prefix)).is_some()
+                        && fieldwise.and_then(|w| lookup(w, prefix)).is_some()))
+        })
+    }
 }
 
 fn shown(value: &Option<Value>) -> String {
@@ -880,7 +1119,7 @@ fn judge(samples: &[String], differences: Vec<Difference>) {
             shown(&difference.feast),
             shown(&difference.fieldwise)
         );
-        match normalisation_for(difference) {
+        match difference.normalisation {
             Some(entry) => eprintln!(
                 "feast_side_by_side: {}: normalised ({}: {}): {line}",
                 difference.sample, entry.why, entry.what
@@ -920,18 +1159,11 @@ fn a_star_matches_any_run_of_characters() {
 fn named_lists_are_compared_by_name_and_order_apart() {
     let feast = json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]});
     let fieldwise =
-        json!({"env": [{"name": "B", "value": "2"}, {"name": "A", "value": "3"}], "x": 1});
+        json!({"env": [{"name": "B", "value": "2"}, {"name": "A", "value": "3"}], "x": {"y": 1}});
     let mut found = Vec::new();
-    diff(
-        &feast,
-        &fieldwise,
-        String::new(),
-        &mut |path, feast, fieldwise| {
-            found.push((path, feast.cloned(), fieldwise.cloned()));
-        },
-    );
+    diff(Some(&feast), Some(&fieldwise), "", &mut found);
     let paths: Vec<&str> = found.iter().map(|(path, _, _)| path.as_str()).collect();
-    assert_eq!(paths, ["/env/(order)", "/env/A/value", "/x"]);
+    assert_eq!(paths, ["/env/(order)", "/env/A/value", "/x/y"]);
     assert_eq!(found[1].1, Some(json!("1")));
     assert_eq!(found[1].2, Some(json!("3")));
     assert_eq!(found[2].1, None);
@@ -939,29 +1171,54 @@ fn named_lists_are_compared_by_name_and_order_apart() {
 
 #[test]
 fn only_the_table_explains_a_difference() {
-    let difference = |object: &str, path: &str| Difference {
-        sample: "s".to_owned(),
-        object: object.to_owned(),
-        path: path.to_owned(),
-        feast: None,
-        fieldwise: None,
-    };
-    let labelled = difference(
-        "Service feast-s-online",
-        "/metadata/labels/app.kubernetes.io~1managed-by",
-    );
-    assert_eq!(normalisation_for(&labelled).map(|n| n.why), Some("Labels"));
-    let below = difference(
-        "Deployment feast-s",
-        "/spec/template/spec/containers/online/securityContext/runAsNonRoot",
-    );
-    assert_eq!(
-        normalisation_for(&below).map(|n| n.why),
-        Some("Restricted pods")
-    );
-    let image = difference(
-        "Deployment feast-s",
-        "/spec/template/spec/containers/online/image",
-    );
-    assert!(normalisation_for(&image).is_none());
+    let dump = |deployment: Value| BTreeMap::from([("Deployment feast-s".to_owned(), deployment)]);
+    let pod =
+        |containers: Value| json!({"spec": {"template": {"spec": {"containers": containers}}}});
+    let literal = json!({"name": "TMP_FEATURE_STORE_YAML_BASE64", "value": "eQ=="});
+    let from_secret = json!({"name": "TMP_FEATURE_STORE_YAML_BASE64", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}});
+    let feast = dump(pod(
+        json!([{"name": "online", "image": "a", "env": [literal]},
+        {"name": "ui", "env": []}]),
+    ));
+    let fieldwise = dump(pod(
+        json!([{"name": "online", "image": "b", "env": [from_secret.clone()],
+        "securityContext": {"runAsNonRoot": true}}, {"name": "ui", "env": [from_secret]}]),
+    ));
+    let explained: Vec<(String, Option<&str>)> = compare("s", &feast, &fieldwise)
+        .into_iter()
+        .map(|d| (d.path, d.normalisation.map(|n| n.why)))
+        .collect();
+    let containers = "/spec/template/spec/containers";
+    let variable = "env/TMP_FEATURE_STORE_YAML_BASE64";
+    let expected = [
+        (
+            format!("{containers}/online/{variable}/value"),
+            Some("Credentials stay out of pod specs"),
+        ),
+        (
+            format!("{containers}/online/{variable}/valueFrom/secretKeyRef/key"),
+            Some("Credentials stay out of pod specs"),
+        ),
+        (
+            format!("{containers}/online/{variable}/valueFrom/secretKeyRef/name"),
+            Some("Credentials stay out of pod specs"),
+        ),
+        (format!("{containers}/online/image"), None),
+        (
+            format!("{containers}/online/securityContext/runAsNonRoot"),
+            Some("Restricted pods"),
+        ),
+        // The variable only fieldwise gives a container is a difference of its own.
+        (format!("{containers}/ui/{variable}/name"), None),
+        (
+            format!("{containers}/ui/{variable}/valueFrom/secretKeyRef/key"),
+            None,
+        ),
+        (
+            format!("{containers}/ui/{variable}/valueFrom/secretKeyRef/name"),
+            None,
+        ),
+    ];
+    let expected: Vec<(String, Option<&str>)> = expected.into_iter().collect();
+    assert_eq!(explained, expected);
 }
