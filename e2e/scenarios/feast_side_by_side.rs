@@ -624,6 +624,11 @@ async fn dump_when_settled(
         }
     }
     until_quiet(&api, name).await;
+    let settled = api.get(name).await.expect("readable");
+    eprintln!(
+        "feast_side_by_side: {namespace}/{name} settled {}",
+        phase(Some(&settled)).unwrap_or("without a phase")
+    );
     let uid = fs.uid().expect("a uid");
     let mut raw = BTreeMap::new();
     for resource in namespaced_kinds() {
@@ -1135,6 +1140,22 @@ fn judge(samples: &[String], differences: Vec<Difference>) {
         .filter(|sample| !unexplained.contains_key(sample.as_str()))
         .collect();
     eprintln!("feast_side_by_side: samples without unexplained differences: {passed:?}");
+    let mut by_kind_and_path: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for difference in differences.iter().filter(|d| d.normalisation.is_none()) {
+        let kind = difference.object.split(' ').next().unwrap_or_default();
+        let samples = by_kind_and_path
+            .entry((kind, difference.path.as_str()))
+            .or_default();
+        if samples.last() != Some(&difference.sample.as_str()) {
+            samples.push(&difference.sample);
+        }
+    }
+    for ((kind, path), samples) in &by_kind_and_path {
+        eprintln!(
+            "feast_side_by_side: unexplained in {} sample(s): {kind} {path}",
+            samples.len()
+        );
+    }
     let report: Vec<String> = unexplained
         .iter()
         .map(|(sample, lines)| format!("{sample}:\n  {}", lines.join("\n  ")))
