@@ -70,7 +70,7 @@ const NORMALISATIONS: &[Normalisation] = &[
         object: "*",
         path: "*/labels/app.kubernetes.io~1managed-by",
         what: "managed-by is fieldwise, not feast-operator",
-        both_sides: false,
+        both_sides: true,
         why: "Labels",
     },
     Normalisation {
