@@ -285,7 +285,8 @@ const NORMALISATIONS: &[Normalisation] = &[
 /// What differs between any two runs, whoever reconciles, and so is left out before comparing (not
 /// differences between the operators): server-assigned metadata, the namespace and the FeatureStore's
 /// uid (both written as placeholders), the status of every object but the FeatureStore, a Service's
-/// cluster IPs, and the annotations the control plane's own controllers add.
+/// cluster IPs, the volume a claim was bound to, and the annotations the control plane's own
+/// controllers add.
 const RUN_SPECIFIC_METADATA: [&str; 6] = [
     "uid",
     "resourceVersion",
@@ -770,12 +771,19 @@ fn normalised(object: &Value, namespace: &str, uid: &str) -> Value {
     if let Some(object) = object.as_object_mut() {
         object.remove("status");
     }
-    let service = object_kind(&object) == "Service";
-    if let Some(spec) = object["spec"].as_object_mut()
-        && service
-    {
-        spec.remove("clusterIP");
-        spec.remove("clusterIPs");
+    let kind = object_kind(&object).to_owned();
+    if let Some(spec) = object["spec"].as_object_mut() {
+        match kind.as_str() {
+            "Service" => {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
+            // Which free volume the binder picked.
+            "PersistentVolumeClaim" => {
+                spec.remove("volumeName");
+            }
+            _ => {}
+        }
     }
     if let Some(data) = object
         .get_mut("data")
