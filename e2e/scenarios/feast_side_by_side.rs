@@ -1,13 +1,13 @@
-//! Side by side with the Feast operator (issue 24): every self-contained reference sample is reconciled
-//! by the Feast operator itself (built from its Go module by `e2e/feast-operator/build`) in one
-//! namespace until Ready, its objects are dumped, the Feast operator stops and its FeatureStores go;
-//! then fieldwise reconciles the same manifests in another namespace, and the two dumps are compared
+//! Side by side with the Feast operator (issue 24): every reference sample is reconciled by the Feast
+//! operator itself (built from its Go module by `e2e/feast-operator/build`), each in a namespace of
+//! its own, until it settles, its objects are dumped, the Feast operator stops and its FeatureStores
+//! go; then fieldwise reconciles the same manifests in other namespaces, and the two dumps are compared
 //! object by object and field by field. A difference passes only when [`NORMALISATIONS`] names it,
 //! each entry pointing at the README's "Where fieldwise deliberately differs from the Feast
 //! operator"; any other fails with the object, the path and both values.
 //!
 //! Real control plane only, and one of its own: the Feast operator watches every namespace (it has
-//! no flag to watch fewer), so the scenario refuses to start while FeatureStores exist elsewhere.
+//! no flag to watch fewer), so the scenario refuses to start while any FeatureStore exists.
 //! `e2e/feast-operator/README.md` says how to run it.
 
 use std::{
@@ -42,7 +42,7 @@ use crate::harness::{
 
 /// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
 const BINARY_VARIABLE: &str = "E2E_FEAST_OPERATOR";
-/// Limits the samples compared (comma-separated file names); else every self-contained one.
+/// Limits the samples compared (comma-separated file names); else every sample of the corpus.
 const SAMPLES_VARIABLE: &str = "E2E_FEAST_SAMPLES";
 /// The namespace the Feast operator keeps its cross-namespace registry ConfigMap in (not compared:
 /// fieldwise does not make it, see the README's "Not supported").
