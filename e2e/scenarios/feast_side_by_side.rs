@@ -36,32 +36,47 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+use crate::feast_cases::chosen_cases;
 use crate::harness::{
     Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, patience, run_with,
 };
 
 /// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
 const BINARY_VARIABLE: &str = "E2E_FEAST_OPERATOR";
-/// Limits the samples compared (comma-separated file names); else every sample of the corpus.
-const SAMPLES_VARIABLE: &str = "E2E_FEAST_SAMPLES";
 /// The namespace the Feast operator keeps its cross-namespace registry ConfigMap in (not compared:
 /// fieldwise does not make it, see the README's "Not supported").
-const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
+pub(crate) const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
 
-/// One deliberate difference: every difference on an object whose `Kind name` matches `object` (`|`
-/// separates alternatives) at a path (a JSON pointer) that `path` matches, or below it, is this one.
+/// One deliberate difference: every difference on an object whose `Kind name` matches `object` at a
+/// path (a JSON pointer) that `path` matches, or below it, is this one (`|` separates alternatives in
+/// both).
 /// `*` matches any characters.
 /// `path` "" covers an object that only one side has.
 struct Normalisation {
     object: &'static str,
     path: &'static str,
     what: &'static str,
-    /// Only where both sides have the value at the matched path (the same thing made differently),
-    /// not where one side lacks it.
-    both_sides: bool,
+    /// Which differences at a matched path it covers.
+    when: When,
     /// The README's deliberate difference (section "Where fieldwise deliberately differs from the
     /// Feast operator") that explains it.
     why: &'static str,
+}
+
+/// Which differences at a matched path a [`Normalisation`] covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    /// Any.
+    Always,
+    /// Only where both sides have the value at the matched path (the same thing made differently),
+    /// not where one side lacks it.
+    BothSides,
+    /// Only where both values are strings and fieldwise's goes on from the Feast operator's (the same
+    /// message with more said).
+    FieldwiseSaysMore,
+    /// Only where fieldwise made nothing for the FeatureStore (its dump holds the FeatureStore alone):
+    /// its configuration could not be built.
+    FieldwiseMadeNothing,
 }
 
 /// The deliberate differences. Anything the two operators make differently and no entry names fails.
@@ -70,56 +85,56 @@ const NORMALISATIONS: &[Normalisation] = &[
         object: "*",
         path: "*/labels/app.kubernetes.io~1managed-by",
         what: "managed-by is fieldwise, not feast-operator",
-        both_sides: true,
+        when: When::BothSides,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1instance",
         what: "fieldwise's own labels",
-        both_sides: false,
+        when: When::Always,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1name",
         what: "fieldwise's own labels",
-        both_sides: false,
+        when: When::Always,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/app.kubernetes.io~1component",
         what: "fieldwise's own labels",
-        both_sides: false,
+        when: When::Always,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/labels/fieldwise.dev~1owner-uid",
         what: "fieldwise's own labels",
-        both_sides: false,
+        when: When::Always,
         why: "Labels",
     },
     Normalisation {
         object: "*",
         path: "*/containers/*/securityContext",
         what: "restricted container security context",
-        both_sides: false,
+        when: When::Always,
         why: "Restricted pods",
     },
     Normalisation {
         object: "*",
         path: "*/initContainers/*/securityContext",
         what: "restricted container security context",
-        both_sides: false,
+        when: When::Always,
         why: "Restricted pods",
     },
     Normalisation {
         object: "Deployment *",
         path: "/spec/template/spec/securityContext",
         what: "restricted pod security context",
-        both_sides: false,
+        when: When::Always,
         why: "Restricted pods",
     },
     Normalisation {
@@ -128,63 +143,63 @@ const NORMALISATIONS: &[Normalisation] = &[
         what: "the server config comes from a Secret (valueFrom) instead of a literal value, in the \
                containers and init containers that both give it; the decoded configs are compared \
                as the objects `ServerConfig <container>`",
-        both_sides: true,
+        when: When::BothSides,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "Deployment *",
         path: "/spec/template/metadata/annotations/fieldwise.dev~1config-hash",
         what: "digest of the server config that rolls the pods",
-        both_sides: false,
+        when: When::Always,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "Secret feast-*-server-config",
         path: "",
         what: "the Secret holding the server config",
-        both_sides: false,
+        when: When::Always,
         why: "Credentials stay out of pod specs",
     },
     Normalisation {
         object: "ClusterRole feast-token-review-cluster-role",
         path: "",
         what: "the Feast operator's shared ClusterRole; fieldwise's install ships its own",
-        both_sides: false,
+        when: When::Always,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "ClusterRoleBinding feast-*-cluster-binding",
         path: "",
         what: "the Feast operator's token-review binding, leaked on deletion",
-        both_sides: false,
+        when: When::Always,
         why: "No leaked cluster-scoped objects",
     },
     Normalisation {
         object: "ClusterRole feast-oidc-token-review",
         path: "",
         what: "the Feast operator's OIDC token-review ClusterRole; fieldwise's install ships its own",
-        both_sides: false,
+        when: When::Always,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "ClusterRoleBinding feast-*-oidc-token-review",
         path: "",
         what: "the Feast operator's OIDC token-review binding, leaked on deletion",
-        both_sides: false,
+        when: When::Always,
         why: "No leaked cluster-scoped objects",
     },
     Normalisation {
         object: "ClusterRoleBinding feast.<namespace>.*.oidc-token-review",
         path: "",
         what: "fieldwise's per-FeatureStore OIDC token-review binding",
-        both_sides: false,
+        when: When::Always,
         why: "No leaked cluster-scoped objects",
     },
     Normalisation {
         object: "Role *",
         path: "/metadata/labels/fieldwise.dev~1shared",
         what: "a custom Role (authz.kubernetes.roles) is shared by the FeatureStores that list it",
-        both_sides: false,
+        when: When::Always,
         why: "Custom Roles are shared, not fought over",
     },
     // The custom Roles of the kubernetes_auth sample: one non-controller owner reference each, and no
@@ -193,91 +208,122 @@ const NORMALISATIONS: &[Normalisation] = &[
         object: "Role feast-writer|Role feast-reader",
         path: "/metadata/ownerReferences",
         what: "a custom Role's owner reference is not the controller",
-        both_sides: false,
+        when: When::Always,
         why: "Custom Roles are shared, not fought over",
     },
     Normalisation {
         object: "Role feast-writer|Role feast-reader",
         path: "/metadata/labels/feast.dev~1name",
         what: "a custom Role carries no feast.dev/name",
-        both_sides: false,
+        when: When::Always,
         why: "Custom Roles are shared, not fought over",
     },
     Normalisation {
         object: "* feast-*-lineage",
         path: "",
         what: "the OpenLineage lineage server's Deployment and Service",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "FeatureStore *",
         path: "/status/conditions/Lineage",
         what: "the lineage server's condition",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "FeatureStore *",
         path: "/status/serviceHostnames/lineage",
         what: "the lineage server's hostname",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "FeatureStore *",
         path: "/status/conditions/Unsupported",
         what: "fieldwise names the fields whose objects it does not make",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created)",
     },
     Normalisation {
         object: "ServerConfig *",
         path: "/openlineage/transport_*",
         what: "the lineage server forces the http transport to itself",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "ServerConfig *",
         path: "/openlineage/consumer/standalone_server",
         what: "the lineage server forces standalone_server",
-        both_sides: false,
+        when: When::Always,
         why: "Not supported (accepted, but no objects created): the OpenLineage lineage server",
     },
     Normalisation {
         object: "ClusterRoleBinding feast.<namespace>.*.token-review",
         path: "",
         what: "fieldwise's per-FeatureStore token-review binding",
-        both_sides: false,
+        when: When::Always,
         why: "No leaked cluster-scoped objects",
     },
     Normalisation {
         object: "RoleBinding feast-*-cronjob-exec",
         path: "",
         what: "the CronJob's pods/exec through the shipped ClusterRole",
-        both_sides: false,
+        when: When::Always,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "Role feast-*-cronjob",
         path: "/rules",
         what: "the CronJob Role keeps only get on its Deployment",
-        both_sides: false,
+        when: When::Always,
         why: "Shipped ClusterRoles, bound per FeatureStore",
     },
     Normalisation {
         object: "Role feast-*",
         path: "/rules",
         what: "the token-review Role keeps only what a Role can grant",
-        both_sides: false,
+        when: When::Always,
         why: "Shipped ClusterRoles, bound per FeatureStore",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/*/observedGeneration",
+        what: "each condition names the generation it was observed at",
+        when: When::Always,
+        why: "Conditions carry `observedGeneration`",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/*/message",
+        what: "the missing-key message goes on to say what chose the key and which keys there are",
+        when: When::FieldwiseSaysMore,
+        why: "A Secret without the key a store reads",
+    },
+    Normalisation {
+        object: "*",
+        path: "",
+        what: "what the Feast operator made before it met the error",
+        when: When::FieldwiseMadeNothing,
+        why: "A FeatureStore whose configuration cannot be built gets no children",
+    },
+    Normalisation {
+        object: "FeatureStore *",
+        path: "/status/conditions/Authorization|/status/conditions/Client|/status/conditions/CronJob|\
+               /status/conditions/OfflineStore|/status/conditions/OnlineStore|\
+               /status/conditions/Registry|/status/conditions/UI|/status/serviceHostnames",
+        what: "the parts' conditions and hostnames describe what was made: nothing, but the failing \
+               part's condition",
+        when: When::FieldwiseMadeNothing,
+        why: "A FeatureStore whose configuration cannot be built gets no children",
     },
     Normalisation {
         object: "FeatureStore *",
         path: "/status/conditions/Ready",
         what: "the Ready condition beside FeatureStore",
-        both_sides: false,
+        when: When::Always,
         why: "A `Ready` condition",
     },
 ];
@@ -318,95 +364,53 @@ async fn side_by_side(mut cluster: Cluster) {
     let Some(corpus) = fieldwise_api::reference::feast_corpus() else {
         return;
     };
-    let samples = chosen_samples(&corpus);
+    let cases = chosen_cases(&corpus);
     refuse_other_feature_stores(&cluster).await;
     cluster.namespace(FEAST_SYSTEM_NAMESPACE).await;
-    // A namespace per sample and side: two samples share a FeatureStore name (sample-db-ssl) and
+    // A namespace per case and side: two samples share a FeatureStore name (sample-db-ssl) and
     // several share Secret names.
     let namespace_of = |side: char, index: usize| format!("{}-{side}{index}", cluster.namespace);
 
     // The Feast operator alone.
-    let feast = FeastOperator::start();
+    let feast = FeastOperator::start("side-by-side");
     let mut feast_dumps = BTreeMap::new();
     let mut feast_namespaces = Vec::new();
-    for (index, sample) in samples.iter().enumerate() {
+    for (index, case) in cases.iter().enumerate() {
         let namespace = namespace_of('f', index);
         create_namespace(&cluster, &namespace).await;
         feast_namespaces.push(namespace.clone());
-        let text = sample_text(&corpus, sample, &namespace);
-        for fs in apply_sample(&cluster, &text, &namespace).await {
+        for fs in apply_sample(&cluster, &case.text(&namespace), &namespace).await {
             let dump = dump_when_settled(&cluster, &namespace, &fs).await;
-            feast_dumps.insert((sample.clone(), fs), dump);
+            feast_dumps.insert((case.label.clone(), fs), dump);
         }
     }
     feast.stop().await;
     remove_feast_run(&cluster, &feast_namespaces).await;
 
     // fieldwise alone, on the same manifests.
-    let fieldwise_namespaces: Vec<String> = (0..samples.len())
+    let fieldwise_namespaces: Vec<String> = (0..cases.len())
         .map(|index| namespace_of('w', index))
         .collect();
     let watched: Vec<&str> = fieldwise_namespaces.iter().map(String::as_str).collect();
     cluster.start_operator_watching(&watched);
     let mut differences = Vec::new();
-    for (sample, namespace) in samples.iter().zip(&fieldwise_namespaces) {
+    for (case, namespace) in cases.iter().zip(&fieldwise_namespaces) {
         create_namespace(&cluster, namespace).await;
-        let text = sample_text(&corpus, sample, namespace);
-        for fs in apply_sample(&cluster, &text, namespace).await {
+        for fs in apply_sample(&cluster, &case.text(namespace), namespace).await {
             let fieldwise = dump_when_settled(&cluster, namespace, &fs).await;
             let feast = feast_dumps
-                .remove(&(sample.clone(), fs.clone()))
+                .remove(&(case.label.clone(), fs.clone()))
                 .unwrap_or_default();
-            differences.extend(compare(sample, &feast, &fieldwise));
+            differences.extend(compare(&case.label, &feast, &fieldwise));
         }
     }
     remove_fieldwise_run(&cluster, &fieldwise_namespaces).await;
-    judge(&samples, differences);
-}
-
-/// `E2E_FEAST_SAMPLES`, else every sample of the corpus.
-fn chosen_samples(corpus: &std::path::Path) -> Vec<String> {
-    if let Ok(list) = std::env::var(SAMPLES_VARIABLE)
-        && !list.trim().is_empty()
-    {
-        return list.split(',').map(|s| s.trim().to_owned()).collect();
-    }
-    let directory = corpus.join("samples");
-    let mut all: Vec<String> = std::fs::read_dir(&directory)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", directory.display()))
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.ends_with(".yaml"))
-        .collect();
-    all.sort();
-    all
-}
-
-/// The sample's documents (and the Secret the lineage samples name but do not ship), all put into
-/// `namespace`, whatever namespace they name (some name `test` or `feast`).
-fn sample_text(corpus: &std::path::Path, sample: &str, namespace: &str) -> String {
-    let mut paths = vec![corpus.join("samples").join(sample)];
-    if sample.contains("lineage_server") || sample.contains("openlineage_consumer") {
-        paths.push(PathBuf::from("tests/fixtures/registry-db-secret.yaml"));
-    }
-    let mut documents = Vec::new();
-    for path in paths {
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let parsed: Vec<Value> = serde_saphyr::from_multiple_with_options(
-            &text,
-            fieldwise::featurestore::render::kubernetes_yaml(),
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for mut document in parsed.into_iter().filter(Value::is_object) {
-            document["metadata"]["namespace"] = Value::from(namespace);
-            documents.push(document.to_string());
-        }
-    }
-    documents.join("\n---\n")
+    let labels: Vec<String> = cases.into_iter().map(|case| case.label).collect();
+    judge(&labels, differences);
 }
 
 /// Applies a sample as the user; the names of its FeatureStores.
-async fn apply_sample(cluster: &Cluster, text: &str, namespace: &str) -> Vec<String> {
+pub(crate) async fn apply_sample(cluster: &Cluster, text: &str, namespace: &str) -> Vec<String> {
     let applied = cluster.apply_yaml(text, namespace).await;
     applied
         .iter()
@@ -415,7 +419,7 @@ async fn apply_sample(cluster: &Cluster, text: &str, namespace: &str) -> Vec<Str
         .collect()
 }
 
-async fn create_namespace(cluster: &Cluster, name: &str) {
+pub(crate) async fn create_namespace(cluster: &Cluster, name: &str) {
     let body = json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}}});
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
@@ -430,7 +434,7 @@ async fn create_namespace(cluster: &Cluster, name: &str) {
 
 /// The Feast operator reconciles the FeatureStores of every namespace: any other would be fought over
 /// (and the comparison spoilt), so the scenario needs a cluster without FeatureStores.
-async fn refuse_other_feature_stores(cluster: &Cluster) {
+pub(crate) async fn refuse_other_feature_stores(cluster: &Cluster) {
     let all: Api<FeatureStore> = Api::all(cluster.client.clone());
     let list = all.list(&ListParams::default()).await.expect("listable");
     let others: Vec<String> = list
@@ -448,21 +452,22 @@ async fn refuse_other_feature_stores(cluster: &Cluster) {
 /// The Feast operator's manager, run outside the cluster against `E2E_KUBECONFIG` (controller-runtime
 /// reads `--kubeconfig`), without leader election, metrics or probe listeners, with the default images
 /// (no `RELATED_IMAGE_*`, as fieldwise here). Its log goes to a file named on start.
-struct FeastOperator {
+pub(crate) struct FeastOperator {
     child: tokio::process::Child,
 }
 
 impl FeastOperator {
-    fn start() -> Self {
+    /// Starts it; `scenario` names its log file `feast-operator-<scenario>-<pid>.log`.
+    pub(crate) fn start(scenario: &str) -> Self {
         let binary = feast_operator_binary();
         let kubeconfig = std::env::var_os(KUBECONFIG_VARIABLE).expect("E2E_KUBECONFIG");
         let log_path = std::env::temp_dir().join(format!(
-            "feast-operator-side-by-side-{}.log",
+            "feast-operator-{scenario}-{}.log",
             std::process::id()
         ));
         let log = std::fs::File::create(&log_path).expect("log file");
         eprintln!(
-            "feast_side_by_side: the Feast operator logs to {}",
+            "{scenario}: the Feast operator logs to {}",
             log_path.display()
         );
         let child = tokio::process::Command::new(&binary)
@@ -486,7 +491,7 @@ impl FeastOperator {
         Self { child }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.child.kill().await.expect("the Feast operator stops");
     }
 }
@@ -872,6 +877,9 @@ fn compare(
     fieldwise: &BTreeMap<String, Value>,
 ) -> Vec<Difference> {
     let objects: BTreeSet<&String> = feast.keys().chain(fieldwise.keys()).collect();
+    let made_nothing = fieldwise
+        .keys()
+        .all(|object| object.starts_with("FeatureStore "));
     let mut differences = Vec::new();
     for object in objects {
         let (feast, fieldwise) = (feast.get(object), fieldwise.get(object));
@@ -883,7 +891,7 @@ fn compare(
         for (path, feast_value, fieldwise_value) in found {
             let normalisation = NORMALISATIONS
                 .iter()
-                .find(|entry| entry.covers(object, &path, feast, fieldwise));
+                .find(|entry| entry.covers(object, &path, (feast, fieldwise), made_nothing));
             differences.push(Difference {
                 sample: sample.to_owned(),
                 object: object.clone(),
@@ -1048,6 +1056,11 @@ fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     Some(at)
 }
 
+/// [`lookup`] on one side's object, if it has one.
+fn at<'a>(side: Option<&'a Value>, path: &str) -> Option<&'a Value> {
+    side.and_then(|value| lookup(value, path))
+}
+
 /// The items under their `name` (or, for conditions, `type`), when every item has a distinct one.
 fn keyed(items: &[Value]) -> Option<Vec<(String, &Value)>> {
     let field = ["name", "type"]
@@ -1078,25 +1091,43 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 impl Normalisation {
     /// Whether this entry explains the difference at `path` of `object` (`Kind name`): the object
-    /// matches, and the path or one of its ancestors matches (with `both_sides`, one that both sides
-    /// have).
+    /// matches, and the path or one of its ancestors matches (with [`When::BothSides`], one that both
+    /// sides have; with [`When::FieldwiseSaysMore`], the path itself, where fieldwise's string starts
+    /// with the Feast operator's).
     fn covers(
         &self,
         object: &str,
         path: &str,
-        feast: Option<&Value>,
-        fieldwise: Option<&Value>,
+        (feast, fieldwise): (Option<&Value>, Option<&Value>),
+        fieldwise_made_nothing: bool,
     ) -> bool {
-        if !self.object.split('|').any(|pattern| glob(pattern, object)) {
+        let matches = |pattern: &str, text: &str| pattern.split('|').any(|p| glob(p, text));
+        if !matches(self.object, object) {
             return false;
         }
-        let mut prefixes: Vec<&str> = path.match_indices('/').map(|(at, _)| &path[..at]).collect();
+        match self.when {
+            When::FieldwiseMadeNothing if !fieldwise_made_nothing => return false,
+            When::FieldwiseSaysMore => {
+                let (Some(said), Some(more)) = (at(feast, path), at(fieldwise, path)) else {
+                    return false;
+                };
+                let longer = matches!((said.as_str(), more.as_str()),
+                    (Some(said), Some(more)) if more.starts_with(said));
+                return matches(self.path, path) && longer;
+            }
+            _ => {}
+        }
+        // The path and its ancestors; "" (the whole object) only for an object one side lacks.
+        let mut prefixes: Vec<&str> = path
+            .match_indices('/')
+            .filter(|(at, _)| *at > 0)
+            .map(|(at, _)| &path[..at])
+            .collect();
         prefixes.push(path);
         prefixes.into_iter().any(|prefix| {
-            glob(self.path, prefix)
-                && (!self.both_sides
-                    || (feast.and_then(|f| lookup(f, prefix)).is_some()
-                        && fieldwise.and_then(|w| lookup(w, prefix)).is_some()))
+            matches(self.path, prefix)
+                && (self.when != When::BothSides
+                    || (at(feast, prefix).is_some() && at(fieldwise, prefix).is_some()))
         })
     }
 }
@@ -1250,4 +1281,76 @@ fn only_the_table_explains_a_difference() {
     ];
     let expected: Vec<(String, Option<&str>)> = expected.into_iter().collect();
     assert_eq!(explained, expected);
+}
+
+#[test]
+fn a_longer_message_is_explained_only_where_it_goes_on_from_the_feast_operators() {
+    let status = |message: &str| {
+        let conditions = json!([{"type": "OnlineStore", "message": message}]);
+        // With a Deployment: fieldwise made the FeatureStore's objects.
+        BTreeMap::from([
+            (
+                "FeatureStore s".to_owned(),
+                json!({"status": {"conditions": conditions}}),
+            ),
+            ("Deployment feast-s".to_owned(), json!({})),
+        ])
+    };
+    let explained = |feast: &str, fieldwise: &str| -> Vec<Option<&str>> {
+        compare("s", &status(feast), &status(fieldwise))
+            .into_iter()
+            .map(|d| d.normalisation.map(|n| n.why))
+            .collect()
+    };
+    let missing_key = "Error: secret key postgres doesn't exist in secret db";
+    assert_eq!(
+        explained(missing_key, &format!("{missing_key}; it has: sql")),
+        [Some("A Secret without the key a store reads")]
+    );
+    assert_eq!(explained(missing_key, "Error: something else"), [None]);
+}
+
+#[test]
+fn a_failed_feature_store_is_excused_only_where_fieldwise_made_nothing() {
+    let failed =
+        |conditions: Value| json!({"status": {"phase": "Failed", "conditions": conditions}});
+    let feast = BTreeMap::from([
+        (
+            "FeatureStore s".to_owned(),
+            failed(json!([{"type": "FeatureStore", "message": "Error: x"},
+                {"type": "Authorization", "status": "True"}])),
+        ),
+        ("ServiceAccount feast-s".to_owned(), json!({"metadata": {}})),
+    ]);
+    let fieldwise_status = failed(json!([{"type": "FeatureStore", "message": "Error: y"}]));
+    let nothing = BTreeMap::from([("FeatureStore s".to_owned(), fieldwise_status.clone())]);
+    let explained = |fieldwise: &BTreeMap<String, Value>| -> Vec<(String, bool)> {
+        compare("s", &feast, fieldwise)
+            .into_iter()
+            .map(|d| {
+                (
+                    format!("{} {}", d.object, d.path),
+                    d.normalisation.is_some(),
+                )
+            })
+            .collect()
+    };
+    let conditions = "FeatureStore s /status/conditions";
+    assert_eq!(
+        explained(&nothing),
+        [
+            (format!("{conditions}/Authorization/status"), true),
+            (format!("{conditions}/Authorization/type"), true),
+            // The FeatureStore condition is always compared.
+            (format!("{conditions}/FeatureStore/message"), false),
+            ("ServiceAccount feast-s ".to_owned(), true),
+        ]
+    );
+    let mut something = nothing.clone();
+    something.insert("Service feast-s-online".to_owned(), json!({}));
+    let excused: Vec<(String, bool)> = explained(&something)
+        .into_iter()
+        .filter(|(_, explained)| *explained)
+        .collect();
+    assert!(excused.is_empty(), "{excused:?}");
 }

@@ -102,6 +102,7 @@ pub fn applied_spec(fs: &FeatureStore, context: &GraphContext) -> FeatureStoreSp
                 .unwrap_or_else(|| "default".to_owned()),
         ),
         cron_job_image: Some(context.images.cron_job.clone()),
+        feature_server_image: Some(context.images.feature_server.clone()),
     };
     defaults::applied_with(&fs.spec, &defaults)
 }
@@ -137,7 +138,7 @@ pub fn desired_graph(
         applied: &applied,
         context,
         config_secret: (&secret_name, CONFIG_SECRET_KEY),
-        shared_mounts: &pod_volumes.shared_mounts,
+        volumes: &pod_volumes,
     };
     let hash_key = context.config_hash_key.clone().unwrap_or_default();
     let deployment = deployment::deployment(
