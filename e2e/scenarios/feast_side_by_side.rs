@@ -523,6 +523,13 @@ async fn remove_feast_run(cluster: &Cluster, namespaces: &[String]) {
             .await
             .expect("FeatureStores deleted");
     }
+    delete_leaked_bindings(cluster, namespaces).await;
+    delete_namespaces(cluster, namespaces).await;
+}
+
+/// Deletes the ClusterRoleBindings the Feast operator made for FeatureStores of `namespaces` (they
+/// have no owner, so nothing else removes them).
+pub(crate) async fn delete_leaked_bindings(cluster: &Cluster, namespaces: &[String]) {
     let bindings: Api<ClusterRoleBinding> = Api::all(cluster.client.clone());
     let leaked = bindings
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=feast-operator"))
@@ -541,12 +548,11 @@ async fn remove_feast_run(cluster: &Cluster, namespaces: &[String]) {
                 .await;
         }
     }
-    delete_namespaces(cluster, namespaces).await;
 }
 
 /// Deletes fieldwise's FeatureStores while it runs (its finalizer removes their ClusterRoleBindings),
 /// waits until they are gone, then deletes the namespaces.
-async fn remove_fieldwise_run(cluster: &Cluster, namespaces: &[String]) {
+pub(crate) async fn remove_fieldwise_run(cluster: &Cluster, namespaces: &[String]) {
     for namespace in namespaces {
         let stores: Api<FeatureStore> = Api::namespaced(cluster.client.clone(), namespace);
         let _ = stores

@@ -8,6 +8,7 @@ mod drift;
 mod faults;
 mod feast_cases;
 mod feast_side_by_side;
+mod feast_takeover;
 mod harness;
 mod leader;
 mod lifecycle;

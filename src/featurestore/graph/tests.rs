@@ -935,3 +935,20 @@ fn volumes_and_mounts_come_in_the_feast_operators_order() {
         ]
     );
 }
+
+#[test]
+fn the_autoscaler_and_the_disruption_budget_are_applied_before_the_deployment() {
+    let graph = graph(scaling_spec(json!({
+        "scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}},
+        "podDisruptionBudgets": {"minAvailable": 1}
+    })));
+    let position = |kind: &str| {
+        graph
+            .objects
+            .iter()
+            .position(|o| o.body["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {:?}", names(&graph)))
+    };
+    assert!(position("HorizontalPodAutoscaler") < position("Deployment"));
+    assert!(position("PodDisruptionBudget") < position("Deployment"));
+}
