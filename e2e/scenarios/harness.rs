@@ -376,6 +376,11 @@ impl Cluster {
         self.start_operator();
     }
 
+    /// Whether the operator runs (started and not stopped).
+    pub fn operator_running(&self) -> bool {
+        self.operator.is_some()
+    }
+
     /// Stops the operator and waits until it has.
     pub async fn stop_operator(&mut self) {
         if let Some((stop, task)) = self.operator.take() {

@@ -167,8 +167,10 @@ pub fn derive_status(
             message,
         ));
     }
-    let scaling = is_scaling(applied);
-    let ready_replicas = deployment.map_or(0, |d| d.ready_replicas);
+    // The scale subresource's fields describe the Deployment, so they appear once it exists, and a
+    // count of zero is left out: both as the Feast operator reports them (its status omits zeros).
+    let ready_replicas = deployment.map(|d| d.ready_replicas).filter(|r| *r > 0);
+    let scaling = is_scaling(applied) && deployment.is_some();
     let before = fs.status.as_ref();
     FeatureStoreStatus {
         applied: applied_copy,
@@ -182,11 +184,13 @@ pub fn derive_status(
         conditions: Some(conditions),
         feast_version: Some(FEAST_VERSION.to_owned()),
         service_hostnames: hostnames,
-        replicas: Some(ready_replicas),
-        selector: Some(selector_string(cr_name)),
+        replicas: ready_replicas,
+        selector: deployment.map(|_| selector_string(cr_name)),
         scaling_status: scaling.then(|| ScalingStatus {
-            current_replicas: Some(ready_replicas),
-            desired_replicas: deployment.and_then(|d| d.desired_replicas),
+            current_replicas: ready_replicas,
+            desired_replicas: deployment
+                .and_then(|d| d.desired_replicas)
+                .filter(|r| *r > 0),
         }),
     }
 }
@@ -576,6 +580,16 @@ mod tests {
         assert_eq!(types, [READY_TYPE, KUBERNETES_READY_TYPE, "OfflineStore"]);
         assert_eq!(status.client_config_map, None);
         assert_eq!(status.cron_job, None);
+        // No Deployment, so nothing for the scale subresource yet (as the Feast operator).
+        assert_eq!((status.replicas, status.selector), (None, None));
+    }
+
+    #[test]
+    fn no_ready_replica_is_reported_as_none_at_all() {
+        let fs = fs(json!({"feastProject": "p"}));
+        let status = applied_status(&fs, Some(&available(0)), &at(100));
+        assert_eq!(status.replicas, None);
+        assert_eq!(status.selector.as_deref(), Some("feast.dev/name=fs"));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct DefaultsContext {
     /// The CronJob image: `RELATED_IMAGE_CRON_JOB` from the operator's environment, else
     /// [`DEFAULT_CRON_JOB_IMAGE`].
     pub cron_job_image: Option<String>,
+    /// The feature-server image: `RELATED_IMAGE_FEATURE_SERVER` from the operator's environment,
+    /// else [`DEFAULT_FEATURE_SERVER_IMAGE`]. A packaged repository's image comes before it.
+    pub feature_server_image: Option<String>,
 }
 
 impl DefaultsContext {
@@ -60,12 +63,13 @@ impl DefaultsContext {
         Self {
             namespace: Some(namespace.into()),
             cron_job_image: Some(DEFAULT_CRON_JOB_IMAGE.into()),
+            feature_server_image: Some(DEFAULT_FEATURE_SERVER_IMAGE.into()),
         }
     }
 }
 
-/// The spec with every default that depends on the spec alone. The feastRef namespace and the CronJob
-/// image stay unset; [`applied_with`] fills those too and is what `status.applied` should hold.
+/// The spec with every default that depends on the spec alone. The feastRef namespace and the images
+/// stay unset; [`applied_with`] fills those too and is what `status.applied` should hold.
 pub fn applied(spec: &FeatureStoreSpec) -> FeatureStoreSpec {
     applied_with(spec, &DefaultsContext::default())
 }
@@ -83,12 +87,16 @@ pub fn applied_with(spec: &FeatureStoreSpec, context: &DefaultsContext) -> Featu
             init: Some(FeastInitOptions::default()),
             ..Default::default()
         });
+    let server_image = default_server_image(&applied, context);
     apply_service_defaults(
         applied
             .services
             .get_or_insert_with(FeatureStoreServices::default),
         context,
     );
+    if let (Some(services), Some(image)) = (applied.services.as_mut(), server_image) {
+        apply_image_defaults(services, &image);
+    }
     applied.authz.get_or_insert_with(|| AuthzConfig {
         kubernetes: Some(KubernetesAuthz::default()),
         ..Default::default()
@@ -141,6 +149,46 @@ fn apply_service_defaults(services: &mut FeatureStoreServices, context: &Default
         apply_tls_defaults(ui);
     }
     services.run_feast_apply_on_init.get_or_insert(true);
+}
+
+/// The image of a server that names none: the packaged repository's, else the context's (the
+/// operator's default); `None` when neither is known.
+fn default_server_image(spec: &FeatureStoreSpec, context: &DefaultsContext) -> Option<String> {
+    let packaged = spec
+        .feast_project_dir
+        .as_ref()
+        .and_then(|d| d.packaged.as_ref())
+        .and_then(|p| p.image.clone())
+        .filter(|image| !image.is_empty());
+    packaged.or_else(|| context.feature_server_image.clone())
+}
+
+/// Names the image of every server that runs and names none, as the Feast operator's
+/// `status.applied` does: what a client reads there is the image the container runs.
+fn apply_image_defaults(services: &mut FeatureStoreServices, image: &str) {
+    let local_registry = services
+        .registry
+        .as_mut()
+        .filter(|registry| registry.remote.is_none())
+        .and_then(|registry| registry.local.as_mut())
+        .and_then(|local| local.server.as_mut())
+        .map(|server| &mut server.server);
+    let offline = services
+        .offline_store
+        .as_mut()
+        .and_then(|offline| offline.server.as_mut());
+    let online = services
+        .online_store
+        .as_mut()
+        .filter(|online| online.disabled != Some(true))
+        .and_then(|online| online.server.as_mut());
+    let servers = [local_registry, offline, online, services.ui.as_mut()];
+    for server in servers.into_iter().flatten() {
+        server
+            .container
+            .image
+            .get_or_insert_with(|| image.to_owned());
+    }
 }
 
 fn apply_online_defaults(online: &mut OnlineStore) {
@@ -212,17 +260,19 @@ fn apply_pvc_defaults(pvc: &mut PvcConfig, storage_request: &str) {
         .or_insert_with(|| Quantity(storage_request.to_owned()));
 }
 
-/// TLS secret key names default only when TLS is actually on.
+/// TLS secret key names default only when TLS is actually on; with TLS off they are reported empty
+/// (`secretKeyNames: {}`), as the Feast operator's status has them (a struct its JSON never omits).
 fn apply_tls_defaults(server: &mut ServerConfigs) {
     let Some(tls) = server.tls.as_mut() else {
         return;
     };
-    if !is_tls(tls) {
-        return;
-    }
+    let on = is_tls(tls);
     let names = tls
         .secret_key_names
         .get_or_insert_with(SecretKeyNames::default);
+    if !on {
+        return;
+    }
     for (name, default) in [
         (&mut names.tls_crt, DEFAULT_TLS_CRT),
         (&mut names.tls_key, DEFAULT_TLS_KEY),

@@ -22,7 +22,7 @@ fn minimal_spec_gets_every_top_level_default() {
             "feastProjectDir": {"init": {}},
             "services": {
                 "onlineStore": {
-                    "server": {},
+                    "server": {"image": DEFAULT_FEATURE_SERVER_IMAGE},
                     "persistence": {"file": {"path": "/feast-data/online_store.db"}}
                 },
                 "runFeastApplyOnInit": true
@@ -53,7 +53,10 @@ fn local_registry_gets_file_persistence_grpc_and_pvc_defaults() {
         }}}
     }));
     let local = &applied["services"]["registry"]["local"];
-    assert_eq!(local["server"], json!({"restAPI": true, "grpc": true}));
+    assert_eq!(
+        local["server"],
+        json!({"restAPI": true, "grpc": true, "image": DEFAULT_FEATURE_SERVER_IMAGE})
+    );
     assert_eq!(
         local["persistence"]["file"],
         json!({
@@ -221,7 +224,7 @@ fn remote_feast_ref_defaults_to_the_feature_store_namespace() {
 }
 
 #[test]
-fn tls_key_names_default_only_when_tls_is_on() {
+fn tls_key_names_default_only_when_tls_is_on_and_are_empty_otherwise() {
     let applied = applied_json(json!({
         "feastProject": "demo",
         "services": {
@@ -239,7 +242,11 @@ fn tls_key_names_default_only_when_tls_is_on() {
         services["offlineStore"]["server"]["tls"]["secretKeyNames"],
         json!({"tlsCrt": "cert.pem", "tlsKey": "tls.key"})
     );
-    assert_eq!(services["ui"]["tls"], json!({"disable": true}));
+    // The Feast operator's status shows its never-omitted struct as `{}`.
+    assert_eq!(
+        services["ui"]["tls"],
+        json!({"disable": true, "secretKeyNames": {}})
+    );
 }
 
 #[test]
@@ -272,6 +279,7 @@ fn cron_job_image_comes_from_the_context() {
     let context = DefaultsContext {
         namespace: Some("ns1".into()),
         cron_job_image: Some("mirror/cli:1".into()),
+        feature_server_image: None,
     };
     let applied = applied_with(&spec(json!({"feastProject": "demo"})), &context);
     let image = applied
@@ -397,4 +405,38 @@ fn repo_dir_follows_offline_pvc_git_path_and_packaged_repos() {
         "services": {"disableInitContainers": true}
     }));
     assert_eq!(repo_dir(&packaged), "/app/repo");
+}
+
+#[test]
+fn every_running_server_names_its_image_the_packaged_one_first() {
+    let context = DefaultsContext {
+        feature_server_image: Some("mirror/feature-server:1".into()),
+        ..DefaultsContext::new("ns1")
+    };
+    let services = json!({"registry": {"local": {"server": {}}}, "offlineStore": {"server": {}},
+        "ui": {"image": "own/ui:2"}});
+    let applied = |spec_value: Value| {
+        serde_json::to_value(applied_with(&spec(spec_value), &context)).expect("serialises")
+    };
+    let plain = applied(json!({"feastProject": "demo", "services": services}));
+    let image = |applied: &Value, pointer: &str| applied["services"].pointer(pointer).cloned();
+    let relayed = Some(json!("mirror/feature-server:1"));
+    assert_eq!(image(&plain, "/registry/local/server/image"), relayed);
+    assert_eq!(image(&plain, "/offlineStore/server/image"), relayed);
+    assert_eq!(image(&plain, "/onlineStore/server/image"), relayed);
+    assert_eq!(image(&plain, "/ui/image"), Some(json!("own/ui:2")));
+    let packaged = applied(
+        json!({"feastProject": "demo", "services": {"onlineStore": {"disabled": true},
+        "offlineStore": {"server": {}}},
+        "feastProjectDir": {"packaged": {"image": "team/repo:3", "featureRepoPath": "/app/repo"}}}),
+    );
+    assert_eq!(
+        image(&packaged, "/offlineStore/server/image"),
+        Some(json!("team/repo:3"))
+    );
+    assert_eq!(
+        image(&packaged, "/onlineStore/server"),
+        None,
+        "a disabled server runs nothing"
+    );
 }

@@ -11,7 +11,7 @@ use k8s_openapi::{
 
 use super::{
     servers::{Server, ServerTls},
-    volumes::{FEAST_DATA_DIR, tls_mount},
+    volumes::{FEAST_DATA_DIR, PodVolumes},
 };
 use crate::featurestore::{context::GraphContext, names::ServiceType};
 use crate::security::restricted_container;
@@ -28,8 +28,8 @@ pub struct PodContext<'a> {
     pub context: &'a GraphContext,
     /// The Secret and key holding the base64 server feature_store.yaml.
     pub config_secret: (&'a str, &'a str),
-    /// Mounts every container gets (PVCs, feast-data, remote registry CA, OIDC CA).
-    pub shared_mounts: &'a [VolumeMount],
+    /// The pod's volumes and the operator's mounts of each container.
+    pub volumes: &'a PodVolumes,
 }
 
 impl PodContext<'_> {
@@ -152,11 +152,15 @@ pub fn server_container(pod: &PodContext<'_>, server: &Server<'_>) -> Container 
     let mut env = vec![pod.config_env()];
     merge_env(&mut env, config.env.as_deref().unwrap_or_default());
     merge_env(&mut env, &pod.operator_env());
-    let mut mounts = pod.shared_mounts.to_vec();
-    if server.tls.is_some() {
-        mounts.push(tls_mount(server.service));
-    }
-    mounts.extend(server.config.volume_mounts.iter().flatten().cloned());
+    // The server's own mounts first, then the operator's, as the Feast operator orders them.
+    let mut mounts: Vec<VolumeMount> = server
+        .config
+        .volume_mounts
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    mounts.extend(pod.volumes.server_mounts(server.service));
     Container {
         name: server.service.as_str().to_owned(),
         image: Some(pod.server_image(config.image.as_ref())),
@@ -334,23 +338,17 @@ pub fn init_containers(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Vec<Cont
     containers
 }
 
+/// `feast-init`: `bash -c` with the script as its argument, word for word the Feast operator's (its
+/// progress lines included), so the logs read the same and a Deployment it made keeps its init
+/// container when fieldwise takes it over.
 fn feast_init(pod: &PodContext<'_>) -> Container {
-    let repo_dir = pod.repo_dir();
-    let write_config =
-        format!("echo ${FEATURE_STORE_YAML_ENV} | base64 -d > {repo_dir}/feature_store.yaml");
     let dir = pod.applied.feast_project_dir.as_ref();
     let mut env = vec![pod.config_env()];
     let mut env_from = None;
     let script = if let Some(packaged) = dir.and_then(|d| d.packaged.as_ref()) {
-        env.push(plain_env(
-            "FEAST_PACKAGED_FEATURE_REPO_PATH",
-            &packaged.feature_repo_path,
-        ));
-        env.push(plain_env("FEAST_STAGED_FEATURE_REPO_PATH", &repo_dir));
-        format!(
-            "rm -rf -- \"${{FEAST_STAGED_FEATURE_REPO_PATH}}\" && mkdir -p -- \"${{FEAST_STAGED_FEATURE_REPO_PATH}}\" && \
-             cp -a -- \"${{FEAST_PACKAGED_FEATURE_REPO_PATH}}/.\" \"${{FEAST_STAGED_FEATURE_REPO_PATH}}/\" && {write_config}"
-        )
+        env.push(plain_env(PACKAGED_REPO_ENV, &packaged.feature_repo_path));
+        env.push(plain_env(STAGED_REPO_ENV, &pod.repo_dir()));
+        packaged_staging_script()
     } else {
         let create = match dir.and_then(|d| d.git.as_ref()) {
             Some(git) => {
@@ -360,19 +358,52 @@ fn feast_init(pod: &PodContext<'_>) -> Container {
             }
             None => feast_init_command(pod),
         };
-        format!("if [[ ! -d {repo_dir} ]]; then {create}; fi; {write_config}")
+        repository_creation_script(&create, &pod.repo_dir())
     };
     Container {
         name: "feast-init".to_owned(),
         image: Some(pod.init_image()),
-        command: Some(vec!["bash".to_owned(), "-c".to_owned(), script]),
+        command: Some(vec!["bash".to_owned(), "-c".to_owned()]),
+        args: Some(vec![script]),
         working_dir: Some(pod.data_dir()),
         env: Some(env),
         env_from,
-        volume_mounts: Some(pod.shared_mounts.to_vec()),
+        volume_mounts: Some(pod.volumes.init_mounts()),
         security_context: Some(restricted_container()),
         ..Container::default()
     }
+}
+
+/// The packaged repository's path in its image, and where `feast-init` stages a copy of it.
+const PACKAGED_REPO_ENV: &str = "FEAST_PACKAGED_FEATURE_REPO_PATH";
+const STAGED_REPO_ENV: &str = "FEAST_STAGED_FEATURE_REPO_PATH";
+
+/// Creates the repository unless it exists (on a claim, or in the emptyDir after a container
+/// restart), then writes the server feature_store.yaml into it.
+fn repository_creation_script(create: &str, repo_dir: &str) -> String {
+    format!(
+        "echo \"Creating feast repository...\"\necho '{create}'\n\
+         if [[ ! -d {repo_dir} ]]; then {create}; fi;\n\
+         echo ${FEATURE_STORE_YAML_ENV} | base64 -d > {repo_dir}/feature_store.yaml;\n\
+         echo \"Feast repo creation complete\";\n"
+    )
+}
+
+/// Copies the packaged repository to the staged path (failing clearly when the image lacks it) and
+/// writes the server feature_store.yaml into the copy.
+fn packaged_staging_script() -> String {
+    let (packaged, staged) = (PACKAGED_REPO_ENV, STAGED_REPO_ENV);
+    format!(
+        "set -euo pipefail\n\
+         echo \"Staging packaged feast repository...\"\n\
+         if [[ ! -d \"${{{packaged}}}\" ]]; then \
+         echo \"Packaged feature repository not found: ${{{packaged}}}\" >&2; exit 1; fi\n\
+         rm -rf -- \"${{{staged}}}\"\n\
+         mkdir -p -- \"${{{staged}}}\"\n\
+         cp -a -- \"${{{packaged}}}/.\" \"${{{staged}}}/\"\n\
+         printf '%s' \"${{{FEATURE_STORE_YAML_ENV}}}\" | base64 -d > \"${{{staged}}}/feature_store.yaml\"\n\
+         echo \"Packaged feast repository staging complete\"\n"
+    )
 }
 
 fn feast_init_command(pod: &PodContext<'_>) -> String {
@@ -409,11 +440,13 @@ fn git_clone_command(pod: &PodContext<'_>, git: &fieldwise_api::v1::GitCloneOpti
     command
 }
 
-/// `feast apply` in the repository, with the environment and mounts of every server merged.
+/// `feast apply` in the repository, with the environment and mounts of every server merged. It reads
+/// the feature_store.yaml `feast-init` wrote, so it gets no config variable (the Feast operator gives
+/// it none either).
 fn feast_apply(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Container {
-    let mut env = vec![pod.config_env()];
+    let mut env = Vec::new();
     let mut env_from: Vec<EnvFromSource> = Vec::new();
-    let mut mounts = pod.shared_mounts.to_vec();
+    let mut mounts: Vec<VolumeMount> = Vec::new();
     let store_servers = servers.iter().filter(|s| s.service != ServiceType::Ui);
     for server in store_servers {
         merge_env(
@@ -431,12 +464,13 @@ fn feast_apply(pod: &PodContext<'_>, servers: &[Server<'_>]) -> Container {
             }
         }
     }
+    mounts.extend(pod.volumes.init_mounts());
     Container {
         name: "feast-apply".to_owned(),
         image: Some(pod.init_image()),
         command: Some(vec!["feast".to_owned(), "apply".to_owned()]),
         working_dir: Some(pod.repo_dir()),
-        env: Some(env),
+        env: (!env.is_empty()).then_some(env),
         env_from: (!env_from.is_empty()).then_some(env_from),
         volume_mounts: Some(mounts),
         security_context: Some(restricted_container()),

@@ -70,7 +70,7 @@ pub fn deployment(
             strategy: Some(strategy(applied)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(base_labels(cr_name)),
+                    labels: Some(pod_labels(cr_name)),
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
@@ -80,6 +80,18 @@ pub fn deployment(
         }),
         status: None,
     }
+}
+
+/// The pods' labels: the selector's and `managed-by`, as the Feast operator labels its pods (with
+/// its own name), so a tool selecting pods by their manager finds them under either operator and a
+/// takeover changes only the label's value. fieldwise's other child labels stay off the pods.
+fn pod_labels(cr_name: &str) -> BTreeMap<String, String> {
+    let mut labels = base_labels(cr_name);
+    labels.insert(
+        fieldwise_apply::labels::MANAGED_BY.to_owned(),
+        fieldwise_apply::labels::MANAGED_BY_VALUE.to_owned(),
+    );
+    labels
 }
 
 /// `spec.replicas` when fieldwise owns it; `None` while autoscaling (the HPA owns it).

@@ -102,6 +102,7 @@ pub fn applied_spec(fs: &FeatureStore, context: &GraphContext) -> FeatureStoreSp
                 .unwrap_or_else(|| "default".to_owned()),
         ),
         cron_job_image: Some(context.images.cron_job.clone()),
+        feature_server_image: Some(context.images.feature_server.clone()),
     };
     defaults::applied_with(&fs.spec, &defaults)
 }
@@ -137,7 +138,7 @@ pub fn desired_graph(
         applied: &applied,
         context,
         config_secret: (&secret_name, CONFIG_SECRET_KEY),
-        shared_mounts: &pod_volumes.shared_mounts,
+        volumes: &pod_volumes,
     };
     let hash_key = context.config_hash_key.clone().unwrap_or_default();
     let deployment = deployment::deployment(
@@ -180,17 +181,20 @@ pub fn desired_graph(
             &services::service(cr_name, namespace, spec),
         );
     }
-    let replicas = match scaling::autoscaling(&applied) {
-        Some(_) => ReplicasPolicy::Released,
-        None => ReplicasPolicy::Owned,
-    };
-    children.push_workload(FEATURE_SERVER_PART, &deployment, replicas);
+    // The HPA and the PodDisruptionBudget before the Deployment: taking one over from the Feast
+    // operator is a patch pinned to its resourceVersion, and once the Deployment rolls, their
+    // controllers rewrite their status (and so that version) with every pod that comes and goes.
     if let Some(hpa) = scaling::horizontal_pod_autoscaler(cr_name, namespace, &applied) {
         children.push_typed(FEATURE_SERVER_PART, &hpa);
     }
     if let Some(pdb) = scaling::pod_disruption_budget(cr_name, namespace, &applied) {
         children.push_typed(FEATURE_SERVER_PART, &pdb);
     }
+    let replicas = match scaling::autoscaling(&applied) {
+        Some(_) => ReplicasPolicy::Released,
+        None => ReplicasPolicy::Owned,
+    };
+    children.push_workload(FEATURE_SERVER_PART, &deployment, replicas);
     if let Some(monitor) = objects::service_monitor(cr_name, namespace, &servers, context) {
         children.push(ServiceType::Online.into(), monitor);
     }

@@ -799,3 +799,156 @@ fn custom_roles_are_shared_with_the_feature_stores_of_the_namespace_that_list_th
         "only labels every sharer agrees on"
     );
 }
+
+fn pod_spec(graph: &DesiredGraph) -> &Value {
+    &object(graph, "Deployment", "feast-fs")["spec"]["template"]["spec"]
+}
+
+fn names_of(list: &Value, field: &str) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item[field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_pods_carry_the_selector_label_and_managed_by_only() {
+    let graph = graph(json!({"feastProject": "p"}));
+    let template = &object(&graph, "Deployment", "feast-fs")["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["labels"],
+        json!({"feast.dev/name": "fs", "app.kubernetes.io/managed-by": "fieldwise"})
+    );
+}
+
+#[test]
+fn feast_init_runs_the_feast_operators_script_and_feast_apply_reads_its_file() {
+    let graph = graph(json!({"feastProject": "p"}));
+    let init = &pod_spec(&graph)["initContainers"];
+    assert_eq!(init[0]["command"], json!(["bash", "-c"]));
+    assert_eq!(
+        init[0]["args"],
+        json!([
+            "echo \"Creating feast repository...\"\necho 'feast init p'\n\
+             if [[ ! -d /feast-data/p/feature_repo ]]; then feast init p; fi;\n\
+             echo $TMP_FEATURE_STORE_YAML_BASE64 | base64 -d > /feast-data/p/feature_repo/feature_store.yaml;\n\
+             echo \"Feast repo creation complete\";\n"
+        ])
+    );
+    assert_eq!(
+        names_of(&init[0]["env"], "name"),
+        ["TMP_FEATURE_STORE_YAML_BASE64"]
+    );
+    assert_eq!(init[1]["command"], json!(["feast", "apply"]));
+    assert!(init[1].get("env").is_none(), "{}", init[1]);
+}
+
+#[test]
+fn a_packaged_repository_is_staged_by_the_feast_operators_script() {
+    let graph = graph(json!({"feastProject": "p",
+        "feastProjectDir": {"packaged": {"featureRepoPath": "/app/repo"}}}));
+    let init = &pod_spec(&graph)["initContainers"][0];
+    let script = init["args"][0].as_str().expect("a script");
+    assert!(script.starts_with("set -euo pipefail\n"), "{script}");
+    assert!(
+        script.contains(
+            "if [[ ! -d \"${FEAST_PACKAGED_FEATURE_REPO_PATH}\" ]]; then echo \"Packaged feature \
+             repository not found: ${FEAST_PACKAGED_FEATURE_REPO_PATH}\" >&2; exit 1; fi\n"
+        ),
+        "{script}"
+    );
+    assert!(
+        script.contains(
+            "printf '%s' \"${TMP_FEATURE_STORE_YAML_BASE64}\" | base64 -d > \
+             \"${FEAST_STAGED_FEATURE_REPO_PATH}/feature_store.yaml\"\n"
+        ),
+        "{script}"
+    );
+    assert_eq!(
+        names_of(&init["env"], "name"),
+        [
+            "TMP_FEATURE_STORE_YAML_BASE64",
+            "FEAST_PACKAGED_FEATURE_REPO_PATH",
+            "FEAST_STAGED_FEATURE_REPO_PATH"
+        ]
+    );
+}
+
+#[test]
+fn volumes_and_mounts_come_in_the_feast_operators_order() {
+    let graph = graph(json!({"feastProject": "p", "services": {
+        "offlineStore": {"persistence": {"file": {"pvc": {"create": {}, "mountPath": "/data/offline"}}}},
+        "registry": {"local": {
+            "persistence": {"file": {"pvc": {"create": {}, "mountPath": "/data/registry"}}},
+            "server": {"tls": {"secretRef": {"name": "registry-certs"}}}}},
+        "onlineStore": {"server": {"volumeMounts": [{"name": "creds", "mountPath": "/creds"}]}},
+        "volumes": [{"name": "creds", "secret": {"secretName": "creds"}}]
+    }}));
+    let pod = pod_spec(&graph);
+    assert_eq!(
+        names_of(&pod["volumes"], "name"),
+        [
+            "registry-tls",
+            "feast-fs-registry",
+            "feast-fs-offline",
+            "feast-data",
+            "creds"
+        ]
+    );
+    let mounts = |list: &str, index: usize| names_of(&pod[list][index]["volumeMounts"], "name");
+    assert_eq!(
+        mounts("containers", 0),
+        [
+            "registry-tls",
+            "feast-fs-registry",
+            "feast-fs-offline",
+            "feast-data"
+        ]
+    );
+    assert_eq!(
+        mounts("containers", 1),
+        [
+            "creds",
+            "feast-fs-registry",
+            "feast-fs-offline",
+            "feast-data"
+        ]
+    );
+    assert_eq!(
+        mounts("initContainers", 0),
+        [
+            "registry-tls",
+            "feast-fs-registry",
+            "feast-fs-offline",
+            "feast-data"
+        ]
+    );
+    assert_eq!(
+        mounts("initContainers", 1),
+        [
+            "creds",
+            "registry-tls",
+            "feast-fs-registry",
+            "feast-fs-offline",
+            "feast-data"
+        ]
+    );
+}
+
+#[test]
+fn the_autoscaler_and_the_disruption_budget_are_applied_before_the_deployment() {
+    let graph = graph(scaling_spec(json!({
+        "scaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}},
+        "podDisruptionBudgets": {"minAvailable": 1}
+    })));
+    let position = |kind: &str| {
+        graph
+            .objects
+            .iter()
+            .position(|o| o.body["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {:?}", names(&graph)))
+    };
+    assert!(position("HorizontalPodAutoscaler") < position("Deployment"));
+    assert!(position("PodDisruptionBudget") < position("Deployment"));
+}
