@@ -46,7 +46,7 @@ const BINARY_VARIABLE: &str = "E2E_FEAST_OPERATOR";
 const SAMPLES_VARIABLE: &str = "E2E_FEAST_SAMPLES";
 /// The namespace the Feast operator keeps its cross-namespace registry ConfigMap in (not compared:
 /// fieldwise does not make it, see the README's "Not supported").
-const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
+pub(crate) const FEAST_SYSTEM_NAMESPACE: &str = "feast-operator-system";
 
 /// One deliberate difference: every difference on an object whose `Kind name` matches `object` (`|`
 /// separates alternatives) at a path (a JSON pointer) that `path` matches, or below it, is this one.
@@ -430,7 +430,7 @@ async fn create_namespace(cluster: &Cluster, name: &str) {
 
 /// The Feast operator reconciles the FeatureStores of every namespace: any other would be fought over
 /// (and the comparison spoilt), so the scenario needs a cluster without FeatureStores.
-async fn refuse_other_feature_stores(cluster: &Cluster) {
+pub(crate) async fn refuse_other_feature_stores(cluster: &Cluster) {
     let all: Api<FeatureStore> = Api::all(cluster.client.clone());
     let list = all.list(&ListParams::default()).await.expect("listable");
     let others: Vec<String> = list
@@ -493,7 +493,7 @@ impl FeastOperator {
 
 /// `E2E_FEAST_OPERATOR`, else what `e2e/feast-operator/build` prints (it builds only when the pinned
 /// version is not in its cache).
-fn feast_operator_binary() -> PathBuf {
+pub(crate) fn feast_operator_binary() -> PathBuf {
     if let Some(path) = std::env::var_os(BINARY_VARIABLE) {
         return PathBuf::from(path);
     }

@@ -6,6 +6,7 @@ mod compat;
 mod day2;
 mod drift;
 mod faults;
+mod feast_performance;
 mod feast_side_by_side;
 mod harness;
 mod leader;
