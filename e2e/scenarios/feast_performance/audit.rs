@@ -144,6 +144,16 @@ impl AuditLog {
             .unwrap_or(since)
     }
 
+    /// When the client last wrote to anything but a FeatureStore (or its status) since `since`, or
+    /// `since`.
+    pub fn last_child_write(&self, agent: &str, since: Timestamp) -> Timestamp {
+        self.of(agent, since, Timestamp::MAX)
+            .filter(|r| is_write(&r.verb) && !r.resource.starts_with("featurestores"))
+            .map(|r| r.received)
+            .max()
+            .unwrap_or(since)
+    }
+
     /// Waits until the client has sent no write for `quiet` (reading the log as it grows: nothing
     /// announces an audit event, so the file is polled), at most `limit`. Returns when it was seen
     /// quiet, and whether it was before `limit`.
@@ -286,6 +296,11 @@ mod tests {
             "a non-resource request by its path"
         );
         assert_eq!(log.last_write("manager/", Timestamp::MIN), from);
+        assert_eq!(
+            log.last_child_write("manager/", Timestamp::MIN),
+            Timestamp::MIN,
+            "a status write is not a child's"
+        );
         assert_eq!(
             log.last_write("fieldwise/", to),
             to,

@@ -130,6 +130,9 @@ pub struct Measured {
     ready_count: usize,
     /// Time from start to its last write of the cold start, and whether it settled in time.
     last_write: Duration,
+    /// Time from start to its last write of the cold start to anything but a FeatureStore: what
+    /// it made is all there; the rest is the control plane's (pods) and the status.
+    last_child_write: Duration,
     settled: bool,
     cold: Counts,
     cold_cost: Cost,
@@ -308,10 +311,9 @@ async fn measure_one(
         .await;
     let cold_cost = operator.cost();
     let cold = Counts::of(audit.of(kind.agent(), started_at, settled_at));
-    let last_write = audit
-        .last_write(kind.agent(), started_at)
-        .duration_since(started_at)
-        .unsigned_abs();
+    let since_start = |at: Timestamp| at.duration_since(started_at).unsigned_abs();
+    let last_write = since_start(audit.last_write(kind.agent(), started_at));
+    let last_child_write = since_start(audit.last_child_write(kind.agent(), started_at));
     let (steady, steady_seconds) = steady_state(audit, kind, setup.steady).await;
     let mut changes = Vec::new();
     for (number, target) in change_targets(setup, &placed).into_iter().enumerate() {
@@ -327,6 +329,7 @@ async fn measure_one(
         ready,
         ready_count,
         last_write,
+        last_child_write,
         settled,
         cold,
         cold_cost,

@@ -86,6 +86,8 @@ fn rows(feast: &Measured, fieldwise: &Measured) -> Vec<Row> {
     let both = |f: fn(&Measured) -> f64| (f(feast), f(fieldwise));
     let mut rows = vec![ready_row(feast, fieldwise)];
     rows.push(last_write_row(feast, fieldwise));
+    let (a, b) = both(|m| m.last_child_write.as_secs_f64());
+    rows.push(numbers("cold start: last write of a child (s)", a, b, 1));
     let (a, b) = both(|m| m.cold.total() as f64);
     rows.push(numbers("cold start: requests", a, b, 0));
     let (a, b) = both(|m| m.cold.reads() as f64);
