@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 
 use self::{
     audit::{AuditLog, Counts},
-    process::{Cost, Kind, Operator},
+    process::{ControlPlaneCpu, Cost, Kind, Operator},
 };
 use crate::{
     feast_side_by_side::{
@@ -136,6 +136,10 @@ pub struct Measured {
     settled: bool,
     cold: Counts,
     cold_cost: Cost,
+    /// The control plane's CPU during the cold start and during the whole run (until the changes
+    /// were done).
+    control_cold: ControlPlaneCpu,
+    control_run: ControlPlaneCpu,
     steady: Counts,
     steady_seconds: f64,
     changes: Vec<Change>,
@@ -296,6 +300,7 @@ async fn measure_one(
     let load_before = load_average();
     let started_at = Timestamp::now();
     let started = Instant::now();
+    let control_before = ControlPlaneCpu::now(kubeconfig);
     let mut operator = Operator::start(kind, binary, kubeconfig);
     let (ready, ready_count) =
         all_ready(&cluster.client, &prefix, setup.n, started, setup.timeout).await;
@@ -310,6 +315,7 @@ async fn measure_one(
         .until_quiet(kind.agent(), started_at, QUIET, SETTLE_LIMIT)
         .await;
     let cold_cost = operator.cost();
+    let control_cold = ControlPlaneCpu::now(kubeconfig).since(control_before);
     let cold = Counts::of(audit.of(kind.agent(), started_at, settled_at));
     let since_start = |at: Timestamp| at.duration_since(started_at).unsigned_abs();
     let last_write = since_start(audit.last_write(kind.agent(), started_at));
@@ -321,6 +327,7 @@ async fn measure_one(
     }
     operator.assert_running();
     let end_cost = operator.cost();
+    let control_run = ControlPlaneCpu::now(kubeconfig).since(control_before);
     remove_run(cluster, operator, &placed, &prefix).await;
     Measured {
         kind,
@@ -333,6 +340,8 @@ async fn measure_one(
         settled,
         cold,
         cold_cost,
+        control_cold,
+        control_run,
         steady,
         steady_seconds,
         changes,

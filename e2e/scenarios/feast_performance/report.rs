@@ -103,6 +103,17 @@ fn rows(feast: &Measured, fieldwise: &Measured) -> Vec<Row> {
     rows.push(numbers("cold start: answered ≥ 400", a, b, 0));
     let (a, b) = both(|m| m.cold_cost.cpu_seconds);
     rows.push(numbers("cold start: operator CPU s", a, b, 2));
+    let (a, b) = both(|m| m.control_cold.apiserver);
+    rows.push(numbers("cold start: kube-apiserver CPU s", a, b, 2));
+    let (a, b) = both(|m| m.control_cold.etcd);
+    rows.push(numbers("cold start: etcd CPU s", a, b, 2));
+    let (a, b) = both(|m| m.control_cold.others);
+    rows.push(numbers(
+        "cold start: controller-manager, scheduler, kwok CPU s",
+        a,
+        b,
+        2,
+    ));
     rows.extend(steady_rows(feast, fieldwise));
     rows.extend(change_rows(feast, fieldwise));
     let (a, b) = both(|m| mib(m.end_cost.peak_rss_kib));
@@ -111,6 +122,8 @@ fn rows(feast: &Measured, fieldwise: &Measured) -> Vec<Row> {
     rows.push(numbers("RSS at the end (MiB)", a, b, 1));
     let (a, b) = both(|m| m.end_cost.cpu_seconds);
     rows.push(numbers("CPU s, whole run", a, b, 2));
+    let (a, b) = both(|m| m.control_run.apiserver + m.control_run.etcd);
+    rows.push(numbers("kube-apiserver + etcd CPU s, whole run", a, b, 2));
     rows
 }
 
