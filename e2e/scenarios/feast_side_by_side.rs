@@ -498,7 +498,7 @@ impl FeastOperator {
 
 /// `E2E_FEAST_OPERATOR`, else what `e2e/feast-operator/build` prints (it builds only when the pinned
 /// version is not in its cache).
-fn feast_operator_binary() -> PathBuf {
+pub(crate) fn feast_operator_binary() -> PathBuf {
     if let Some(path) = std::env::var_os(BINARY_VARIABLE) {
         return PathBuf::from(path);
     }

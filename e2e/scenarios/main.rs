@@ -7,6 +7,7 @@ mod day2;
 mod drift;
 mod faults;
 mod feast_cases;
+mod feast_performance;
 mod feast_side_by_side;
 mod feast_takeover;
 mod harness;

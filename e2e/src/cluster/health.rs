@@ -129,8 +129,8 @@ async fn client_for(kubeconfig: &Path) -> Result<Client, ClusterError> {
     Client::try_from(config).map_err(|error| setup(&error))
 }
 
-/// Registers the fake nodes kwok manages, one per zone, with room for many pods.
-pub async fn create_nodes(client: &Client, zones: &[Zone]) -> Result<(), ClusterError> {
+/// Registers the fake nodes kwok manages, one per zone, with room for `pods` pods each.
+pub async fn create_nodes(client: &Client, zones: &[Zone], pods: u32) -> Result<(), ClusterError> {
     let nodes: Api<Node> = Api::all(client.clone());
     for Zone { node, zone } in zones {
         let body = serde_json::json!({
@@ -145,8 +145,8 @@ pub async fn create_nodes(client: &Client, zones: &[Zone]) -> Result<(), Cluster
                 },
             },
             "status": {
-                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": pods.to_string()},
+                "capacity": {"cpu": "32", "memory": "256Gi", "pods": pods.to_string()},
             },
         });
         nodes

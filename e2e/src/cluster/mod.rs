@@ -24,6 +24,12 @@ pub use process::stop_all;
 pub const BINARIES_VARIABLE: &str = "FIELDWISE_CLUSTER_BIN";
 /// Names the state directory (default: [`default_state_dir`]).
 pub const STATE_VARIABLE: &str = "FIELDWISE_CLUSTER_STATE";
+/// Set to `1`: the audit log also records reads (get, list, watch), for counting a client's
+/// requests by verb (the `feast_performance` scenario); unset, it records writes only.
+pub const AUDIT_READS_VARIABLE: &str = "FIELDWISE_CLUSTER_AUDIT_READS";
+/// How many pods each fake node takes (default [`DEFAULT_PODS_PER_NODE`], a kubelet's default).
+pub const PODS_PER_NODE_VARIABLE: &str = "FIELDWISE_CLUSTER_PODS_PER_NODE";
+pub const DEFAULT_PODS_PER_NODE: u32 = 110;
 
 /// What went wrong starting or stopping the control plane, with the log to read.
 #[derive(Debug, thiserror::Error)]
@@ -64,16 +70,26 @@ pub struct Options {
     pub zones: Vec<Zone>,
     /// How long the whole start-up may take (a cold 2-core machine needs about a minute).
     pub patience: Duration,
+    /// Whether the audit log records reads as well as writes.
+    pub audit_reads: bool,
+    /// The pods each fake node takes.
+    pub pods_per_node: u32,
 }
 
 impl Options {
-    /// Three fake nodes in three zones, state in [`default_state_dir`].
+    /// Three fake nodes in three zones, state in [`default_state_dir`]; audit and node size as
+    /// [`AUDIT_READS_VARIABLE`] and [`PODS_PER_NODE_VARIABLE`] say.
     pub fn new(binaries: PathBuf) -> Self {
         Self {
             binaries,
             state: default_state_dir(),
             zones: components::default_zones(),
             patience: Duration::from_secs(300),
+            audit_reads: std::env::var(AUDIT_READS_VARIABLE).is_ok_and(|value| value == "1"),
+            pods_per_node: std::env::var(PODS_PER_NODE_VARIABLE)
+                .ok()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(DEFAULT_PODS_PER_NODE),
         }
     }
 }
