@@ -66,8 +66,6 @@ const THREAD_STACK: usize = 16 << 20;
 const END_OF_METRICS: &str = "# bench: end of metrics";
 /// How long a graceful stop of the operator may take before the bench kills it.
 const STOP_GRACE: Duration = Duration::from_secs(60);
-/// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
-const TICKS_PER_SECOND: f64 = 100.0;
 /// How often the cold start and the restart pass are sampled for their timelines.
 const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 /// How often the restart pass asks the new operator whether it has reconciled everything.
@@ -600,32 +598,14 @@ impl Histogram {
     }
 }
 
-/// CPU (utime + stime) and memory (VmHWM, VmRSS) of the process at `proc_dir`.
+/// CPU (utime + stime), run-queue wait and memory (VmHWM, VmRSS) of the process at `proc_dir`.
 fn process_cost(proc_dir: &str) -> Cost {
-    let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th of the line.
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let cost = fieldwise_e2e::procfs::process_cost(proc_dir);
     Cost {
-        cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
+        cpu_seconds: cost.cpu_seconds,
         runqueue_wait_seconds: runqueue_wait_seconds(proc_dir),
-        peak_rss_kib: kib("VmHWM:"),
-        rss_kib: kib("VmRSS:"),
+        peak_rss_kib: cost.peak_rss_kib,
+        rss_kib: cost.rss_kib,
     }
 }
 

@@ -29,8 +29,8 @@ use k8s_openapi::api::{
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams},
     discovery::ApiResource,
     runtime::{WatchStreamExt, wait::await_condition, watcher},
 };
@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 use crate::feast_cases::chosen_cases;
 use crate::harness::{
-    Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, patience, run_with,
+    Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, apply_namespace, patience, run_with,
 };
 
 /// Names the Feast operator's manager binary; else `e2e/feast-operator/build` builds (or finds) it.
@@ -377,7 +377,7 @@ async fn side_by_side(mut cluster: Cluster) {
     let mut feast_namespaces = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         let namespace = namespace_of('f', index);
-        create_namespace(&cluster, &namespace).await;
+        create_namespace(&cluster.client, &namespace).await;
         feast_namespaces.push(namespace.clone());
         for fs in apply_sample(&cluster, &case.text(&namespace), &namespace).await {
             let dump = dump_when_settled(&cluster, &namespace, &fs).await;
@@ -395,7 +395,7 @@ async fn side_by_side(mut cluster: Cluster) {
     cluster.start_operator_watching(&watched);
     let mut differences = Vec::new();
     for (case, namespace) in cases.iter().zip(&fieldwise_namespaces) {
-        create_namespace(&cluster, namespace).await;
+        create_namespace(&cluster.client, namespace).await;
         for fs in apply_sample(&cluster, &case.text(namespace), namespace).await {
             let fieldwise = dump_when_settled(&cluster, namespace, &fs).await;
             let feast = feast_dumps
@@ -419,17 +419,9 @@ pub(crate) async fn apply_sample(cluster: &Cluster, text: &str, namespace: &str)
         .collect()
 }
 
-pub(crate) async fn create_namespace(cluster: &Cluster, name: &str) {
-    let body = json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}}});
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
-    api.patch(
-        name,
-        &PatchParams::apply(USER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .expect("namespace applied");
+/// A namespace of this scenario, labelled so that a later run finds and removes it.
+pub(crate) async fn create_namespace(client: &Client, name: &str) {
+    apply_namespace(client, name, &[(NAMESPACE_LABEL, "true")]).await;
 }
 
 /// The Feast operator reconciles the FeatureStores of every namespace: any other would be fought over

@@ -73,7 +73,7 @@ async fn take_over(cluster: &mut Cluster, cases: &[Case], namespaces: &[String])
     let feast = FeastOperator::start("takeover-at-n");
     let mut stores = Vec::new();
     for (case, namespace) in cases.iter().zip(namespaces) {
-        create_namespace(cluster, namespace).await;
+        create_namespace(&cluster.client, namespace).await;
         for name in apply_sample(cluster, &case.text(namespace), namespace).await {
             stores.push((namespace.clone(), name, case.replicas()));
         }

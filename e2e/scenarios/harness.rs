@@ -470,15 +470,7 @@ impl Cluster {
 
     /// Creates a namespace (server-side apply).
     pub async fn namespace(&self, name: &str) {
-        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
-        api.patch(
-            name,
-            &PatchParams::apply(USER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .expect("namespace applied");
+        apply_namespace(&self.client, name, &[]).await;
     }
 
     /// Asserts the operator counted no reconcile error (its metrics have no error series at all).
@@ -937,4 +929,25 @@ pub async fn events_until(
     };
     let _ = tokio::time::timeout(patience(), collect).await;
     notes
+}
+
+/// Creates (or labels) the namespace `name` by server-side apply, with `labels`.
+pub async fn apply_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
+    let mut metadata = serde_json::json!({"name": name});
+    if !labels.is_empty() {
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Value::from(*value)))
+            .collect();
+        metadata["labels"] = Value::Object(labels);
+    }
+    let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata});
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    api.patch(
+        name,
+        &PatchParams::apply(USER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .expect("namespace applied");
 }

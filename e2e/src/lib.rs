@@ -7,6 +7,7 @@ pub mod differential;
 pub mod emulator;
 pub mod faults;
 pub mod pod_security;
+pub mod procfs;
 pub mod sim;
 pub mod ssa;
 pub mod testkit;

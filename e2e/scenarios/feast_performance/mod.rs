@@ -44,9 +44,10 @@ use self::{
 };
 use crate::{
     feast_side_by_side::{
-        FEAST_SYSTEM_NAMESPACE, feast_operator_binary, refuse_other_feature_stores,
+        FEAST_SYSTEM_NAMESPACE, create_namespace, feast_operator_binary,
+        refuse_other_feature_stores,
     },
-    harness::{Cluster, KUBECONFIG_VARIABLE, NAMESPACE_LABEL, Target, USER, run_with},
+    harness::{Cluster, KUBECONFIG_VARIABLE, Target, USER, run_with},
 };
 
 /// How many FeatureStores (default 100).
@@ -393,19 +394,6 @@ async fn create_feature_stores(client: &Client, setup: &Setup, placed: &[Placed]
         .buffer_unordered(SETUP_CONCURRENCY)
         .collect::<Vec<()>>()
         .await;
-}
-
-async fn create_namespace(client: &Client, name: &str) {
-    let body = json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}}});
-    let api: Api<Namespace> = Api::all(client.clone());
-    api.patch(
-        name,
-        &PatchParams::apply(USER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .expect("namespace applied");
 }
 
 /// The document in `namespace` (whatever it named), renamed to `name` if given.

@@ -7,9 +7,6 @@ use std::{
     time::Duration,
 };
 
-/// `/proc/<pid>/stat` times are in USER_HZ ticks, 100 per second on Linux (fixed by the kernel ABI).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 /// Which operator, and how its requests are told apart in the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -185,29 +182,11 @@ impl ControlPlaneCpu {
 
 /// CPU (utime + stime, every thread) and memory (VmHWM, VmRSS) of process `pid`.
 fn process_cost(pid: u32) -> Cost {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th of the line.
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let cost = fieldwise_e2e::procfs::process_cost(&format!("/proc/{pid}"));
     Cost {
-        cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
-        peak_rss_kib: kib("VmHWM:"),
-        rss_kib: kib("VmRSS:"),
+        cpu_seconds: cost.cpu_seconds,
+        peak_rss_kib: cost.peak_rss_kib,
+        rss_kib: cost.rss_kib,
     }
 }
 
