@@ -61,15 +61,16 @@ fn is_write(method: &http::Method) -> bool {
 /// The Kubernetes verb of a request, as the API server's audit log names it.
 pub fn verb<B>(request: &http::Request<B>) -> &'static str {
     let uri = request.uri();
+    let target = PathTarget::of(uri.path());
     match *request.method() {
         http::Method::POST => "create",
         http::Method::PUT => "update",
         http::Method::PATCH => "patch",
-        http::Method::DELETE if names_an_object(uri.path()) => "delete",
+        http::Method::DELETE if target == PathTarget::Object => "delete",
         http::Method::DELETE => "deletecollection",
         _ if is_watch(uri.query()) => "watch",
-        _ if names_an_object(uri.path()) || !is_resource_path(uri.path()) => "get",
-        _ => "list",
+        _ if target == PathTarget::Collection => "list",
+        _ => "get",
     }
 }
 
@@ -80,31 +81,35 @@ fn is_watch(query: Option<&str>) -> bool {
     })
 }
 
-fn is_resource_path(path: &str) -> bool {
-    resource_segments(path).is_some_and(|rest| !rest.is_empty())
+/// What a request path names.
+#[derive(Debug, PartialEq, Eq)]
+enum PathTarget {
+    /// One object or its subresource: `namespaces/<ns>`, `<resource>/<name>`,
+    /// `namespaces/<ns>/<resource>/<name>[/<subresource>]`.
+    Object,
+    /// `<resource>`, `namespaces/<ns>/<resource>`.
+    Collection,
+    /// Not under `/api/<version>` or `/apis/<group>/<version>` (discovery, `/version`, `/openapi/...`).
+    Other,
 }
 
-/// The segments after `/api/<version>` or `/apis/<group>/<version>`; `None` for other paths
-/// (discovery of groups, `/version`, `/openapi/...`).
-fn resource_segments(path: &str) -> Option<Vec<&str>> {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        ["api", _version, rest @ ..] => Some(rest.to_vec()),
-        ["apis", _group, _version, rest @ ..] => Some(rest.to_vec()),
-        _ => None,
-    }
-}
-
-/// Whether the path names one object (or its subresource) rather than a collection:
-/// `namespaces/<ns>` and `<resource>/<name>` do; `namespaces/<ns>/<resource>` and `<resource>`
-/// do not.
-fn names_an_object(path: &str) -> bool {
-    let Some(rest) = resource_segments(path) else {
-        return false;
-    };
-    match rest.as_slice() {
-        ["namespaces", _namespace, _resource, ..] => rest.len() >= 4,
-        _ => rest.len() >= 2,
+impl PathTarget {
+    fn of(path: &str) -> Self {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let rest = match segments.as_slice() {
+            ["api", _version, rest @ ..] | ["apis", _, _version, rest @ ..] => rest,
+            _ => return PathTarget::Other,
+        };
+        let object = match rest {
+            [] => return PathTarget::Other,
+            ["namespaces", _namespace, _resource, ..] => rest.len() >= 4,
+            _ => rest.len() >= 2,
+        };
+        if object {
+            PathTarget::Object
+        } else {
+            PathTarget::Collection
+        }
     }
 }
 
