@@ -9,11 +9,16 @@
 //! `Client`, right before the request is handed to the connection, so no write path (applies,
 //! status, finalizers, deletes, Events) can bypass it; reads pass.
 //!
-//! What it cannot cover: a request that passed the check and is then held up between the check and
-//! the API server (a pause in that instant, or on the network). Only the API server could refuse
-//! those, and it has no notion of the lease.
+//! A request can still pass the layer's check and be held up before its bytes leave: the process
+//! is paused right after the check, while the request waits for its connection's task. So writes
+//! also travel over connections of their own whose tasks check the fence each time they are polled,
+//! before they touch the socket ([`FencedExecutor`]): a process that wakes past its deadline closes
+//! those connections instead of sending what they hold. What no client can cover: a pause between
+//! that check and the system call that writes the bytes (microseconds), or a request held up on the
+//! network. Only the API server could refuse those, and it has no notion of the lease.
 
 use std::{
+    future::Future,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -224,6 +229,41 @@ where
             }
             response.await.map_err(Into::into)
         })
+    }
+}
+
+/// A hyper executor for the connection tasks of a client that only writes: each task checks the
+/// fence every time it is polled, before it reads its queue of requests or touches its socket, and
+/// ends once the fence is closed, which closes the connection and fails the requests it held (they
+/// reach the API server not at all). [`FenceLayer`] refuses writes with a clear error first; this
+/// is the backstop for a write that passed that check just before the process was paused.
+///
+/// Only for a client of writes: a closed fence stops every connection of the executor's client,
+/// reads included.
+#[derive(Clone, Debug)]
+pub struct FencedExecutor {
+    fence: Arc<WriteFence>,
+}
+
+impl FencedExecutor {
+    pub fn new(fence: Arc<WriteFence>) -> Self {
+        Self { fence }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for FencedExecutor
+where
+    F: Future<Output = ()> + Send + Unpin + 'static,
+{
+    fn execute(&self, task: F) {
+        let fence = self.fence.clone();
+        let mut task = task;
+        tokio::spawn(std::future::poll_fn(move |cx| {
+            if fence.check().is_err() {
+                return Poll::Ready(());
+            }
+            std::pin::Pin::new(&mut task).poll(cx)
+        }));
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fieldwise_apply::{FenceLayer, WriteFence, fence::Fenced};
+use fieldwise_apply::{FenceLayer, FencedExecutor, WriteFence, fence::Fenced};
 use fieldwise_observability::Metrics;
 use futures::future::BoxFuture;
 use kube::client::ClientBuilder;
@@ -20,15 +20,65 @@ use tokio::sync::Semaphore;
 use tower::util::{Either, option_layer};
 use tower::{BoxError, Layer, Service};
 
-/// Builds the client the controllers write with ([`controller_layers`] over `config`).
+/// Builds the client the controllers write with ([`controller_layers`] over `config`). Under a
+/// fence, over [`fenced_transport`].
 pub fn controller_client(
     config: kube::Config,
     metrics: &Arc<Metrics>,
     concurrency: u16,
     fence: Option<Arc<WriteFence>>,
 ) -> Result<kube::Client, kube::Error> {
-    let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(controller_layers(builder, metrics, concurrency, fence).build())
+    let Some(fence) = fence else {
+        let builder = kube::client::ClientBuilder::try_from(config)?;
+        return Ok(controller_layers(builder, metrics, concurrency, None).build());
+    };
+    let builder = fenced_transport(config, &fence)?;
+    Ok(controller_layers(builder, metrics, concurrency, Some(fence)).build())
+}
+
+/// kube's client stack over `config` twice, for a leader-elected operator: reads over one, writes
+/// over connections of their own whose tasks stop sending once `fence` closes
+/// ([`FencedExecutor`]), the backstop for a write held up between [`FenceLayer`]'s check and its
+/// connection.
+pub fn fenced_transport(
+    config: kube::Config,
+    fence: &Arc<WriteFence>,
+) -> Result<ClientBuilder<SplitByVerb>, kube::Error> {
+    let default_namespace = config.default_namespace.clone();
+    let writes = ClientBuilder::try_from((config.clone(), FencedExecutor::new(fence.clone())))?;
+    let reads = kube::Client::try_from(config)?;
+    let split = SplitByVerb {
+        reads,
+        writes: writes.build(),
+    };
+    Ok(ClientBuilder::new(split, default_namespace))
+}
+
+/// Sends reads with one client and writes with the other.
+#[derive(Clone)]
+pub struct SplitByVerb {
+    reads: kube::Client,
+    writes: kube::Client,
+}
+
+impl Service<http::Request<kube::client::Body>> for SplitByVerb {
+    type Response = http::Response<kube::client::Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each client waits for its own readiness in `send`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let client = if is_write(request.method()) {
+            self.writes.clone()
+        } else {
+            self.reads.clone()
+        };
+        Box::pin(async move { client.send(request).await.map_err(BoxError::from) })
+    }
 }
 
 /// The service [`controller_layers`] makes of `S`.
@@ -474,5 +524,127 @@ mod tests {
             text.contains("fieldwise_api_request_duration_seconds_count{verb=\"patch\"} 1"),
             "{text}"
         );
+    }
+
+    /// Holds back the write of the object named `held` until `fence` is closed, then sends it: a
+    /// process paused right after [`FenceLayer`]'s check, which wakes past its deadline.
+    #[derive(Clone)]
+    struct HeldUntilClosed<S> {
+        inner: S,
+        fence: Arc<WriteFence>,
+        held: &'static str,
+    }
+
+    impl<S, B> Service<http::Request<B>> for HeldUntilClosed<S>
+    where
+        S: Service<http::Request<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        B: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = BoxError;
+        type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let path = request.uri().path();
+            let hold = is_write(request.method()) && path.ends_with(&format!("/{}", self.held));
+            let fence = hold.then(|| self.fence.clone());
+            let inner = self.inner.clone();
+            Box::pin(async move {
+                if let Some(fence) = fence {
+                    fence.closed().await;
+                }
+                inner.oneshot(request).await.map_err(Into::into)
+            })
+        }
+    }
+
+    fn hold_until_closed<S>(
+        fence: &Arc<WriteFence>,
+        held: &'static str,
+    ) -> impl Layer<S, Service = HeldUntilClosed<S>> {
+        let fence = fence.clone();
+        tower::layer::layer_fn(move |inner| HeldUntilClosed {
+            inner,
+            fence: fence.clone(),
+            held,
+        })
+    }
+
+    async fn apply_config_map(client: &kube::Client, name: &str) -> Result<(), kube::Error> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{Api, Patch, PatchParams};
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"}});
+        Api::<ConfigMap>::namespaced(client.clone(), "default")
+            .patch(name, &PatchParams::apply("fieldwise"), &Patch::Apply(&body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn config_map_exists(client: &kube::Client, name: &str) -> bool {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let config_maps = kube::api::Api::<ConfigMap>::namespaced(client.clone(), "default");
+        config_maps.get_opt(name).await.expect("read").is_some()
+    }
+
+    #[tokio::test]
+    async fn a_write_held_up_past_the_fence_after_its_check_never_reaches_the_api_server() {
+        use fieldwise_e2e::emulator::{Emulator, Options};
+        let emulator = Emulator::start(Options::default()).await.expect("emulator");
+        let observer = emulator.client().expect("client");
+        let metrics = Arc::new(Metrics::new());
+        let fence = Arc::new(WriteFence::new(std::time::Duration::from_secs(1)));
+        let config = emulator.config().expect("config");
+        let transport = fenced_transport(config.clone(), &fence).expect("transport");
+        let held = transport.with_layer(&hold_until_closed(&fence, "late"));
+        let client = controller_layers(held, &metrics, 4, Some(fence.clone())).build();
+
+        // Within the lease a write goes through, and leaves its connection pooled for the next.
+        fence.renewed(tokio::time::Instant::now());
+        apply_config_map(&client, "in-time")
+            .await
+            .expect("a write within the lease");
+        assert!(config_map_exists(&observer, "in-time").await);
+
+        // This one passes the fence's check, then waits past the deadline before its connection.
+        fence.renewed(tokio::time::Instant::now());
+        let refused = apply_config_map(&client, "late")
+            .await
+            .expect_err("a write sent past the fence");
+        assert!(
+            fieldwise_apply::fence::fenced(&refused).is_none(),
+            "refused by its connection, not by the layer's check: {refused:?}"
+        );
+        assert!(
+            !config_map_exists(&observer, "late").await,
+            "none of the write may reach the API server"
+        );
+        assert!(
+            config_map_exists(&client, "in-time").await,
+            "reads still go through once the fence closed"
+        );
+
+        // The same over one plain transport: the late write goes out. What the fenced
+        // connections prevent.
+        let plain = ClientBuilder::new(
+            SplitByVerb {
+                reads: kube::Client::try_from(config.clone()).expect("client"),
+                writes: kube::Client::try_from(config).expect("client"),
+            },
+            "default",
+        );
+        let held = plain.with_layer(&hold_until_closed(&fence, "late"));
+        let client = controller_layers(held, &metrics, 4, Some(fence.clone())).build();
+        fence.renewed(tokio::time::Instant::now());
+        apply_config_map(&client, "late")
+            .await
+            .expect("sent past the fence");
+        assert!(config_map_exists(&observer, "late").await);
     }
 }
