@@ -20,6 +20,7 @@ mod prism;
 mod prism_day2;
 mod prism_scaling;
 mod rbac;
+mod references;
 mod restricted;
 mod samples;
 mod scaling;

@@ -276,19 +276,11 @@ impl Controller for FeatureStoreController {
         cached.reads_secret(name)
     }
 
-    /// The FeatureStores whose remote registry `changed` is (its status carries the hostname they
-    /// need).
-    fn dependents(
-        owners: &Store<CachedFeatureStore>,
-        changed: &CachedFeatureStore,
-    ) -> Vec<ObjectRef<CachedFeatureStore>> {
-        let key = (changed.namespace().unwrap_or_default(), changed.name_any());
-        owners
-            .state()
-            .iter()
-            .filter(|fs| fs.registry_feature_store() == Some(&key))
-            .map(|fs| ObjectRef::from_obj(&**fs))
-            .collect()
+    /// The FeatureStore whose registry it uses (its status carries the hostname the graph needs).
+    fn references(cached: &CachedFeatureStore) -> Vec<ObjectRef<CachedFeatureStore>> {
+        let referenced = cached.registry_feature_store();
+        let to = referenced.map(|(namespace, name)| ObjectRef::new(name).within(namespace));
+        to.into_iter().collect()
     }
 }
 

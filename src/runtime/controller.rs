@@ -134,12 +134,10 @@ pub trait Controller: Send + Sync + Sized + 'static {
         false
     }
 
-    /// Other resources of this kind to reconcile when `changed` changes or goes away (e.g. those
-    /// whose graph reads its status).
-    fn dependents(
-        _owners: &Store<Self::Cached>,
-        _changed: &Self::Cached,
-    ) -> Vec<ObjectRef<Self::Cached>> {
+    /// The other resources of this kind whose state the resource's graph reads (e.g. their status):
+    /// a change to one of them, or its deletion, reconciles the resource. The runtime keeps these
+    /// in an index as the resources are seen, so a change finds its dependents without a scan.
+    fn references(_cached: &Self::Cached) -> Vec<ObjectRef<Self::Cached>> {
         Vec::new()
     }
 }

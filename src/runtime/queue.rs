@@ -131,11 +131,155 @@ impl<K: Resource<DynamicType = ()> + Clone> SpecSeen<K> {
     }
 }
 
+/// Which resources refer to which ([`Controller::references`](super::Controller::references)),
+/// kept from the owner watch's events, so that a change finds the resources that depend on it
+/// without scanning the cache (a scan per change grows with the number of resources).
+pub struct ReferenceIndex<K: Resource<DynamicType = ()>> {
+    /// What each resource refers to, only for those that refer to any.
+    outgoing: HashMap<ObjectRef<K>, Vec<ObjectRef<K>>>,
+    /// The resources that refer to each referenced one.
+    incoming: HashMap<ObjectRef<K>, HashSet<ObjectRef<K>>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone> ReferenceIndex<K> {
+    pub fn new() -> Self {
+        Self {
+            outgoing: HashMap::new(),
+            incoming: HashMap::new(),
+        }
+    }
+
+    /// `object` was seen referring to `references`, in place of what it referred to before.
+    /// Returns the resources that refer to `object`.
+    pub fn applied(&mut self, object: &K, references: Vec<ObjectRef<K>>) -> Vec<ObjectRef<K>> {
+        let key = ObjectRef::from_obj(object);
+        self.unlink(&key);
+        for referenced in &references {
+            let referrers = self.incoming.entry(referenced.clone()).or_default();
+            referrers.insert(key.clone());
+        }
+        if !references.is_empty() {
+            self.outgoing.insert(key.clone(), references);
+        }
+        self.referrers(&key)
+    }
+
+    /// `object` is gone: forgets what it referred to. Returns the resources that refer to it.
+    pub fn deleted(&mut self, object: &K) -> Vec<ObjectRef<K>> {
+        let key = ObjectRef::from_obj(object);
+        self.unlink(&key);
+        self.referrers(&key)
+    }
+
+    /// After a re-list, forgets the references of resources that are gone (their deletion may not
+    /// have been seen).
+    pub fn keep_only(&mut self, store: &Store<K>) {
+        let gone: Vec<ObjectRef<K>> = self
+            .outgoing
+            .keys()
+            .filter(|key| store.get(key).is_none())
+            .cloned()
+            .collect();
+        for key in gone {
+            self.unlink(&key);
+        }
+    }
+
+    fn referrers(&self, key: &ObjectRef<K>) -> Vec<ObjectRef<K>> {
+        let referrers = self.incoming.get(key).into_iter().flatten();
+        referrers.cloned().collect()
+    }
+
+    /// Removes what `key` refers to from the index.
+    fn unlink(&mut self, key: &ObjectRef<K>) {
+        for referenced in self.outgoing.remove(key).unwrap_or_default() {
+            if let Some(referrers) = self.incoming.get_mut(&referenced) {
+                referrers.remove(key);
+                if referrers.is_empty() {
+                    self.incoming.remove(&referenced);
+                }
+            }
+        }
+    }
+}
+
 /// Aborts a background task when dropped, so every return path stops it.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+
+    fn object(namespace: &str, name: &str) -> ConfigMap {
+        let mut object = ConfigMap::default();
+        object.metadata.namespace = Some(namespace.to_owned());
+        object.metadata.name = Some(name.to_owned());
+        object
+    }
+
+    fn to(namespace: &str, name: &str) -> ObjectRef<ConfigMap> {
+        ObjectRef::new(name).within(namespace)
+    }
+
+    fn sorted(mut refs: Vec<ObjectRef<ConfigMap>>) -> Vec<String> {
+        refs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        refs.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_change_finds_the_resources_that_refer_to_it_now() {
+        let mut index = ReferenceIndex::new();
+        let registry = object("a", "registry");
+        assert!(index.applied(&registry, Vec::new()).is_empty());
+        assert!(
+            index
+                .applied(&object("a", "one"), vec![to("a", "registry")])
+                .is_empty()
+        );
+        index.applied(&object("b", "two"), vec![to("a", "registry")]);
+        index.applied(&object("b", "three"), vec![to("b", "other")]);
+        assert_eq!(
+            sorted(index.applied(&registry, Vec::new())),
+            sorted(vec![to("a", "one"), to("b", "two")])
+        );
+
+        // `two` now refers elsewhere, `one` is deleted: neither depends on the registry any more.
+        index.applied(&object("b", "two"), vec![to("b", "other")]);
+        assert!(index.deleted(&object("a", "one")).is_empty());
+        assert!(index.applied(&registry, Vec::new()).is_empty());
+        assert_eq!(
+            sorted(index.deleted(&object("b", "other"))),
+            sorted(vec![to("b", "three"), to("b", "two")]),
+            "the deletion of a referenced resource reconciles its referrers"
+        );
+        assert!(index.incoming.keys().all(|k| k.name == "other"));
+        assert_eq!(index.outgoing.len(), 2);
+    }
+
+    #[test]
+    fn a_relist_forgets_the_references_of_resources_gone_meanwhile() {
+        let mut index = ReferenceIndex::new();
+        index.applied(&object("a", "kept"), vec![to("a", "registry")]);
+        index.applied(&object("a", "gone"), vec![to("a", "registry")]);
+        let (reader, mut writer) = reflector::store::<ConfigMap>();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(object("a", "kept")));
+        writer.apply_watcher_event(&Event::InitDone);
+        index.keep_only(&reader);
+        assert_eq!(
+            sorted(index.applied(&object("a", "registry"), Vec::new())),
+            vec![to("a", "kept").to_string()]
+        );
+        assert_eq!(index.outgoing.len(), 1);
     }
 }

@@ -24,7 +24,7 @@ use super::{
     controller::{Controller, Shared},
     errors,
     namespaces::{self, watch_namespaces},
-    queue::{AbortOnDrop, SpecSeen, Synced, mark_synced},
+    queue::{AbortOnDrop, ReferenceIndex, SpecSeen, Synced, mark_synced},
     reconcile::{Context, error_policy, reconcile},
     secrets::{SecretMeta, SecretReader, trim_for_cache},
 };
@@ -312,7 +312,7 @@ fn log_controller_error<C: Controller>(
 
 /// What the owner watch triggers: a resource itself when its generation or finalizers changed
 /// (its own status writes do not re-trigger it), and, on any change or deletion, the resources
-/// that depend on it ([`Controller::dependents`]).
+/// that refer to it ([`Controller::references`], kept in a [`ReferenceIndex`]).
 ///
 /// A watch the API server refuses with 404 means the resource's CRD is not installed: that is said
 /// once, as an error naming the command that installs it, and on `/readyz` until it is served.
@@ -322,6 +322,7 @@ fn owner_triggers<C: Controller>(
     health: Health,
 ) -> impl Stream<Item = ObjectRef<C::Cached>> {
     let mut seen = SpecSeen::new();
+    let mut references = ReferenceIndex::new();
     let mut not_served = false;
     events.flat_map(move |event| {
         // `Init` comes before every list, also before one that fails: served means listed.
@@ -340,7 +341,7 @@ fn owner_triggers<C: Controller>(
         }
         let triggers = match event {
             Ok(watcher::Event::Apply(owner) | watcher::Event::InitApply(owner)) => {
-                let mut triggers = C::dependents(&store, &owner);
+                let mut triggers = references.applied(&owner, C::references(&owner));
                 if seen.changed(&owner) {
                     triggers.push(ObjectRef::from_obj(&owner));
                 }
@@ -348,10 +349,11 @@ fn owner_triggers<C: Controller>(
             }
             Ok(watcher::Event::Delete(owner)) => {
                 seen.forget(&owner);
-                C::dependents(&store, &owner)
+                references.deleted(&owner)
             }
             Ok(watcher::Event::InitDone) => {
                 seen.keep_only(&store);
+                references.keep_only(&store);
                 Vec::new()
             }
             Ok(watcher::Event::Init) => Vec::new(),
