@@ -59,6 +59,11 @@ type Name = (Arc<str>, Arc<str>);
 /// Objects by namespace ("" for cluster-scoped ones), then name.
 type Objects = HashMap<Arc<str>, HashMap<Arc<str>, Slot>>;
 
+/// How many objects `objects` holds (a sum over its namespaces).
+fn count(objects: &Objects) -> usize {
+    objects.values().map(HashMap::len).sum()
+}
+
 /// One cached object, with what the engine found about this version of it (a new version from the
 /// watch replaces the slot, and so forgets the findings, unless it differs only in status).
 struct Slot {
@@ -70,6 +75,9 @@ struct Slot {
 #[derive(Default)]
 struct KindState {
     objects: Objects,
+    /// How many objects `objects` holds, kept as it changes (counted on every reconcile for the
+    /// owned-objects gauge, a sum over namespaces would grow with them).
+    len: usize,
     /// The names of the cached objects carrying each owner-uid label, so that finding an owner's
     /// children does not scan every cached object (with 1000 owners that scan dominated a
     /// reconcile's CPU time).
@@ -162,8 +170,11 @@ impl KindState {
             }
             watcher::Event::InitDone => {
                 let listed = self.namespace_listings.remove(namespace);
-                self.objects.remove(namespace);
-                self.objects.extend(listed.unwrap_or_default());
+                let replaced = self.objects.remove(namespace);
+                self.len -= replaced.as_ref().map_or(0, HashMap::len);
+                let listed = listed.unwrap_or_default();
+                self.len += count(&listed);
+                self.objects.extend(listed);
                 self.rebuild_children();
                 self.drop_passed_awaited();
                 None
@@ -186,6 +197,7 @@ impl KindState {
             }
             watcher::Event::InitDone => {
                 self.objects = self.listing.take().unwrap_or_default();
+                self.len = count(&self.objects);
                 self.rebuild_children();
                 self.drop_passed_awaited();
                 None
@@ -193,8 +205,9 @@ impl KindState {
             watcher::Event::Apply(obj) => {
                 let findings = self.findings_for(&obj);
                 let (obj, previous) = put(&mut self.objects, obj, findings);
-                if let Some(previous) = previous {
-                    self.unindex(&previous);
+                match previous {
+                    Some(previous) => self.unindex(&previous),
+                    None => self.len += 1,
                 }
                 self.index(&obj);
                 Some(obj)
@@ -269,6 +282,7 @@ impl KindState {
         if names.is_empty() {
             self.objects.remove(&obj.namespace);
         }
+        self.len -= 1;
         Some(slot.object)
     }
 
@@ -480,7 +494,7 @@ impl KindCache {
 
     /// How many objects the cache holds.
     pub fn len(&self) -> usize {
-        self.state().objects.values().map(HashMap::len).sum()
+        self.state().len
     }
 
     fn synced_tx(&self) -> MutexGuard<'_, Option<watch::Sender<bool>>> {
@@ -867,14 +881,17 @@ mod tests {
         );
         state.apply(watcher::Event::InitDone);
         assert_eq!(names(&state, "o1"), ["a", "b"]);
+        assert_eq!(state.len, 2);
 
         // A new owner label moves the object in the index; a delete removes it.
         state.apply(watcher::Event::Apply(child("a", "o2", "3")));
         assert_eq!(names(&state, "o1"), ["b"]);
         assert_eq!(names(&state, "o2"), ["a"]);
+        state.apply(watcher::Event::Apply(child("d", "o2", "4")));
         state.apply(watcher::Event::Delete(child("b", "o1", "4")));
         assert!(state.slot("ns", "b").is_none());
         assert!(!state.children.contains_key("o1"));
+        assert_eq!(state.len, 2, "a and d");
 
         // A re-list replaces everything: objects deleted while the watch was down are gone.
         state.apply(watcher::Event::Init);
@@ -887,6 +904,7 @@ mod tests {
         assert!(state.slot("ns", "a").is_none());
         assert_eq!(names(&state, "o3"), ["c"]);
         assert!(!state.children.contains_key("o2"));
+        assert_eq!(state.len, 1);
     }
 
     /// A ConfigMap `name` in `namespace`, child of `owner`.
@@ -926,6 +944,7 @@ mod tests {
         assert!(state.slot("b", "z").is_some());
         assert_eq!(names(&state, "o-a"), ["x", "y"]);
         assert_eq!(names(&state, "o-b"), ["z"]);
+        assert_eq!(state.len, 3);
 
         state.apply_scoped(
             &a,
@@ -937,6 +956,8 @@ mod tests {
             state.slot("b", "z").is_some(),
             "a's re-list keeps b's objects"
         );
+        assert_eq!(state.len, count(&state.objects));
+        assert_eq!(state.len, 2);
     }
 
     #[test]

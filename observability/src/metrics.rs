@@ -207,6 +207,10 @@ pub struct Metrics {
     api_write_waits: Counter,
     /// Info gauges by metric name.
     infos: Mutex<HashMap<&'static str, InfoGauge>>,
+    /// The length of the last encoding: the next one starts with that much room (one info series
+    /// per resource makes megabytes at thousands of resources; growing to that by doubling copies
+    /// it all again and again).
+    encoded_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -232,6 +236,7 @@ impl Metrics {
             api_in_flight: Family::default(),
             api_write_waits: Counter::default(),
             infos: Mutex::new(HashMap::new()),
+            encoded_len: std::sync::atomic::AtomicUsize::new(0),
         };
         metrics.registered()
     }
@@ -459,10 +464,13 @@ impl Metrics {
 
     /// Encodes every metric as OpenMetrics text (ending in `# EOF`).
     pub fn encode(&self) -> Result<String, Error> {
-        let mut text = String::new();
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.encoded_len.load(Relaxed);
+        let mut text = String::with_capacity(last + last / 8);
         let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .map_err(|_| Error::EncodeMetrics)?;
+        self.encoded_len.store(text.len(), Relaxed);
         Ok(text)
     }
 }
