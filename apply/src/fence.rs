@@ -25,6 +25,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
+use hyper_util::client::legacy::connect::{Connected, Connection};
 use tokio::{sync::watch, time::Instant};
 use tower::{BoxError, Layer, Service};
 
@@ -267,6 +268,116 @@ where
     }
 }
 
+/// A connector for a client that only writes: its connections refuse to send once the fence is
+/// closed, checked in every write to the socket (under TLS: of the encrypted records), right
+/// before the bytes are handed to the kernel ([`FencedIo`]).
+#[derive(Clone, Debug)]
+pub struct FencedConnector<C> {
+    inner: C,
+    fence: Arc<WriteFence>,
+}
+
+impl<C> FencedConnector<C> {
+    pub fn new(inner: C, fence: Arc<WriteFence>) -> Self {
+        Self { inner, fence }
+    }
+}
+
+impl<C> Service<http::Uri> for FencedConnector<C>
+where
+    C: Service<http::Uri>,
+    C::Future: Send + 'static,
+{
+    type Response = FencedIo<C::Response>;
+    type Error = C::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, C::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let fence = self.fence.clone();
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(FencedIo { io, fence })
+        })
+    }
+}
+
+/// A connection [`FencedConnector`] made: reads pass; a write fails with [`FencedWrite`] (as an
+/// I/O error) once the fence is closed, and nothing of it is sent.
+#[derive(Debug)]
+pub struct FencedIo<T> {
+    io: T,
+    fence: Arc<WriteFence>,
+}
+
+impl<T> FencedIo<T> {
+    fn refused(&self) -> Option<std::io::Error> {
+        self.fence.check().err().map(std::io::Error::other)
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for FencedIo<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for FencedIo<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(refused) = self.refused() {
+            return Poll::Ready(Err(refused));
+        }
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(refused) = self.refused() {
+            return Poll::Ready(Err(refused));
+        }
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<T: Connection> Connection for FencedIo<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
 /// The [`FencedWrite`] a client error carries, if the fence refused the request.
 pub fn fenced(error: &kube::Error) -> Option<&FencedWrite> {
     match error {
@@ -449,5 +560,50 @@ mod tests {
         assert_eq!(fenced(&error), Some(&FencedWrite::Revoked));
         let other = kube::Error::Service("connection refused".into());
         assert_eq!(fenced(&other), None);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_connection_sends_nothing_once_the_fence_is_closed() {
+        use hyper::rt::Write;
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let address = listener.local_addr().expect("address");
+        let received = tokio::spawn(async move {
+            let (mut peer, _) = listener.accept().await.expect("accepted");
+            let mut bytes = Vec::new();
+            peer.read_to_end(&mut bytes).await.expect("read");
+            bytes
+        });
+        let fence = Arc::new(WriteFence::new(VALID_FOR));
+        fence.renewed(Instant::now());
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.enforce_http(false);
+        let mut connector = FencedConnector::new(tcp, fence.clone());
+        let uri: http::Uri = format!("http://{address}").parse().expect("uri");
+        let mut io = connector
+            .ready()
+            .await
+            .expect("ready")
+            .call(uri)
+            .await
+            .expect("connected");
+
+        let sent =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut io).poll_write(cx, b"in time"));
+        assert_eq!(sent.await.expect("sent"), 7);
+        fence.revoke();
+        let late =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut io).poll_write(cx, b"too late"));
+        let refused = late.await.expect_err("refused");
+        assert_eq!(
+            refused.to_string(),
+            FencedWrite::Revoked.to_string(),
+            "the error names the fence"
+        );
+        drop(io);
+        assert_eq!(received.await.expect("joined"), b"in time");
     }
 }

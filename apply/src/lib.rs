@@ -72,7 +72,7 @@ pub use cached::{CachedObject, CompressedJson, ControllerRef};
 pub use desired::{CoOwner, DesiredObject, Owner, ReplicasPolicy, applied_body};
 pub use engine::{Engine, EngineConfig, FinalizerState, owns_a_status};
 pub use error::{ApplyError, ErrorCategory, ObjectKey};
-pub use fence::{FenceLayer, FencedExecutor, FencedWrite, WriteFence};
+pub use fence::{FenceLayer, FencedConnector, FencedExecutor, FencedWrite, WriteFence};
 pub use immutable::{ImmutableField, ImmutableRule, Remedy};
 pub use registry::{KindRegistry, KindSpec, Scope};
 pub use report::{DriftReport, ObjectReport, Outcome, ReconcileReport};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fieldwise_apply::{FenceLayer, FencedExecutor, WriteFence, fence::Fenced};
+use fieldwise_apply::{FenceLayer, FencedConnector, FencedExecutor, WriteFence, fence::Fenced};
 use fieldwise_observability::Metrics;
 use futures::future::BoxFuture;
 use kube::client::ClientBuilder;
@@ -36,22 +36,53 @@ pub fn controller_client(
     Ok(controller_layers(builder, metrics, concurrency, Some(fence)).build())
 }
 
-/// kube's client stack over `config` twice, for a leader-elected operator: reads over one, writes
-/// over connections of their own whose tasks stop sending once `fence` closes
-/// ([`FencedExecutor`]), the backstop for a write held up between [`FenceLayer`]'s check and its
-/// connection.
+/// Two clients over `config`, for a leader-elected operator: kube's own for reads, and for writes
+/// one whose connections refuse to send once `fence` closes ([`write_client`]), the backstop for
+/// a write held up between [`FenceLayer`]'s check and the socket (a process paused in that
+/// instant sends nothing of it on waking).
 pub fn fenced_transport(
     config: kube::Config,
     fence: &Arc<WriteFence>,
 ) -> Result<ClientBuilder<SplitByVerb>, kube::Error> {
     let default_namespace = config.default_namespace.clone();
-    let writes = ClientBuilder::try_from((config.clone(), FencedExecutor::new(fence.clone())))?;
+    let writes = write_client(config.clone(), fence)?;
     let reads = kube::Client::try_from(config)?;
-    let split = SplitByVerb {
-        reads,
-        writes: writes.build(),
-    };
+    let split = SplitByVerb { reads, writes };
     Ok(ClientBuilder::new(split, default_namespace))
+}
+
+/// kube's client stack for writes, over [`FencedConnector`]'s connections (each write to the
+/// socket checks the fence) whose tasks run on [`FencedExecutor`] (a closed fence ends them). With
+/// a proxy in the kubeconfig, kube's own connector is kept and only the executor is fenced (the
+/// fence is then checked each time a connection's task runs, not at each write to its socket).
+fn write_client(
+    config: kube::Config,
+    fence: &Arc<WriteFence>,
+) -> Result<kube::Client, kube::Error> {
+    use kube::client::ConfigExt;
+    let executor = FencedExecutor::new(fence.clone());
+    if config.proxy_url.is_some() {
+        return Ok(ClientBuilder::try_from((config, executor))?.build());
+    }
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    let tls =
+        config.rustls_https_connector_with_connector(FencedConnector::new(tcp, fence.clone()))?;
+    // The timeouts kube's own client sets.
+    let mut connector = hyper_timeout::TimeoutConnector::new(tls);
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Builder::new(executor).build(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(BoxError::from)
+        .service(http);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// Sends reads with one client and writes with the other.
