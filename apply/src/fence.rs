@@ -19,6 +19,7 @@
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -263,7 +264,7 @@ where
             if fence.check().is_err() {
                 return Poll::Ready(());
             }
-            std::pin::Pin::new(&mut task).poll(cx)
+            Pin::new(&mut task).poll(cx)
         }));
     }
 }
@@ -322,53 +323,47 @@ impl<T> FencedIo<T> {
 
 impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for FencedIo<T> {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
 impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for FencedIo<T> {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         if let Some(refused) = self.refused() {
             return Poll::Ready(Err(refused));
         }
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         if let Some(refused) = self.refused() {
             return Poll::Ready(Err(refused));
         }
-        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
 
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -591,12 +586,10 @@ mod tests {
             .await
             .expect("connected");
 
-        let sent =
-            std::future::poll_fn(|cx| std::pin::Pin::new(&mut io).poll_write(cx, b"in time"));
+        let sent = std::future::poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"in time"));
         assert_eq!(sent.await.expect("sent"), 7);
         fence.revoke();
-        let late =
-            std::future::poll_fn(|cx| std::pin::Pin::new(&mut io).poll_write(cx, b"too late"));
+        let late = std::future::poll_fn(|cx| Pin::new(&mut io).poll_write(cx, b"too late"));
         let refused = late.await.expect_err("refused");
         assert_eq!(
             refused.to_string(),

@@ -40,7 +40,7 @@ pub fn controller_client(
 /// one whose connections refuse to send once `fence` closes ([`write_client`]), the backstop for
 /// a write held up between [`FenceLayer`]'s check and the socket (a process paused in that
 /// instant sends nothing of it on waking).
-pub fn fenced_transport(
+fn fenced_transport(
     config: kube::Config,
     fence: &Arc<WriteFence>,
 ) -> Result<ClientBuilder<SplitByVerb>, kube::Error> {
@@ -87,7 +87,7 @@ fn write_client(
 
 /// Sends reads with one client and writes with the other.
 #[derive(Clone)]
-pub struct SplitByVerb {
+struct SplitByVerb {
     reads: kube::Client,
     writes: kube::Client,
 }
